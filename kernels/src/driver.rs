@@ -1,0 +1,92 @@
+//! The one loop every rule runs: load lanes, apply the rule's element kernel, store.
+//!
+//! The body of the slices runs on the target's widest lanes, the remainder on one-lane
+//! scalars, both through the same generic kernel, so tails need no special code and
+//! give the same bits as the body would.
+
+use crate::lanes::{Lanes, LoadStore};
+use crate::real::Real;
+
+/// The per-element update of a rule, with its per-step scalars already computed.
+///
+/// `K` is the number of state slices the rule uses with its current options.
+pub(crate) trait Kernel<T: Real, const K: usize> {
+    /// Updates one group of lanes: `p` (params) in place, given `g` (grads) and the
+    /// rule's state `s`, also in place.
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; K]);
+}
+
+/// Runs `kernel` over every element. The lengths are checked by the caller; this
+/// function still uses the shortest of them so that no call can read or write out of
+/// bounds.
+#[inline(always)]
+pub(crate) fn run<T, const K: usize, F>(kernel: &F, params: &mut [T], grads: &[T], state: [&mut [T]; K])
+where
+    T: Real,
+    F: Kernel<T, K>,
+{
+    let mut n = params.len().min(grads.len());
+    for s in state.iter() {
+        n = n.min(s.len());
+    }
+    let p = params.as_mut_ptr();
+    let g = grads.as_ptr();
+    let s = state.map(|s| s.as_mut_ptr());
+    // SAFETY: `p`, `g` and every `s[k]` are valid for `n` elements (n is the shortest
+    // length), and they do not alias: `params` and each state slice are distinct
+    // `&mut` borrows, `grads` a shared borrow that cannot overlap them.
+    unsafe { run_lanes::<T::Vector, T, T, T, K, F>(kernel, p, g, s, n) }
+}
+
+/// The loop itself, generic over the lane type and over how each buffer is stored.
+///
+/// # Safety
+/// `p`, `g` and every `s[k]` must be valid for `n` elements and must not overlap.
+#[inline(always)]
+unsafe fn run_lanes<V, P, G, S, const K: usize, F>(
+    kernel: &F,
+    p: *mut P,
+    g: *const G,
+    s: [*mut S; K],
+    n: usize,
+) where
+    V: LoadStore<P> + LoadStore<G> + LoadStore<S>,
+    V::Scalar: LoadStore<P> + LoadStore<G> + LoadStore<S>,
+    F: Kernel<V::Scalar, K>,
+{
+    let body = n - n % V::WIDTH;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + WIDTH <= body <= n, so every access is in bounds.
+        unsafe { step_at::<V, P, G, S, K, F>(kernel, p, g, s, i) };
+        i += V::WIDTH;
+    }
+    while i < n {
+        // SAFETY: i < n.
+        unsafe { step_at::<V::Scalar, P, G, S, K, F>(kernel, p, g, s, i) };
+        i += 1;
+    }
+}
+
+/// Loads lanes at offset `i`, applies the kernel, stores them back.
+///
+/// # Safety
+/// `i..i + W::WIDTH` must be in bounds of every buffer.
+#[inline(always)]
+unsafe fn step_at<W, P, G, S, const K: usize, F>(kernel: &F, p: *mut P, g: *const G, s: [*mut S; K], i: usize)
+where
+    W: LoadStore<P> + LoadStore<G> + LoadStore<S>,
+    F: Kernel<W::Scalar, K>,
+{
+    // SAFETY: the caller guarantees i..i+WIDTH is in bounds of each buffer.
+    unsafe {
+        let mut pv = <W as LoadStore<P>>::load(p.add(i));
+        let gv = <W as LoadStore<G>>::load(g.add(i));
+        let mut sv = s.map(|s| <W as LoadStore<S>>::load(s.add(i)));
+        kernel.apply(&mut pv, gv, &mut sv);
+        LoadStore::<P>::store(pv, p.add(i));
+        for (v, s) in sv.into_iter().zip(s) {
+            LoadStore::<S>::store(v, s.add(i));
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The one error type every kernel returns.
+//!
+//! Every check happens before any buffer is written, so an `Err` always means that the
+//! parameters, the state slices and the scalar state are exactly as the caller left them.
+
+use core::fmt;
+
+/// Which caller-provided buffer a [`Error::LengthMismatch`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Buffer {
+    /// The gradient slice.
+    Grads,
+    /// The state slice at this index (see the rule's `slot_names`).
+    State(usize),
+}
+
+/// Why a step, or the construction of a rule, was refused.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A buffer's length differs from the parameter slice's length.
+    LengthMismatch {
+        /// The buffer whose length is wrong.
+        buffer: Buffer,
+        /// The parameter slice's length, which every buffer must equal.
+        expected: usize,
+        /// The buffer's actual length.
+        found: usize,
+    },
+    /// The number of state slices differs from what the rule needs with its options
+    /// (e.g. Adam needs 2, or 3 with `amsgrad`).
+    StateSlots {
+        /// Slices the rule needs.
+        expected: usize,
+        /// Slices given.
+        found: usize,
+    },
+    /// A flat state buffer's length is not `slots × params.len()`.
+    FlatStateLength {
+        /// `slots × params.len()`.
+        expected: usize,
+        /// The flat buffer's length.
+        found: usize,
+    },
+    /// A hyperparameter is outside its valid range (or NaN/infinite).
+    InvalidHyperparameter {
+        /// The field's name, as in the rule's struct (`"lr"`, `"beta1"`, ...).
+        name: &'static str,
+        /// The offending value (for flags such as `nesterov`, 1.0 for `true`).
+        value: f64,
+        /// The condition the value must meet, in words.
+        requirement: &'static str,
+    },
+    /// The step counter would pass `u64::MAX`.
+    StepOverflow,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::LengthMismatch { buffer: Buffer::Grads, expected, found } => {
+                write!(f, "gradient slice has length {found}, parameters have {expected}")
+            }
+            Error::LengthMismatch { buffer: Buffer::State(i), expected, found } => {
+                write!(f, "state slice {i} has length {found}, parameters have {expected}")
+            }
+            Error::StateSlots { expected, found } => {
+                write!(f, "rule needs {expected} state slices, {found} given")
+            }
+            Error::FlatStateLength { expected, found } => {
+                write!(f, "flat state buffer has length {found}, rule needs {expected}")
+            }
+            Error::InvalidHyperparameter { name, value, requirement } => {
+                write!(f, "invalid hyperparameter {name} = {value}: {requirement}")
+            }
+            Error::StepOverflow => f.write_str("step counter overflow"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Checks `ok`, or returns the [`Error::InvalidHyperparameter`] that describes it.
+#[inline]
+pub(crate) fn require(ok: bool, name: &'static str, value: f64, requirement: &'static str) -> Result<(), Error> {
+    if ok { Ok(()) } else { Err(Error::InvalidHyperparameter { name, value, requirement }) }
+}
+
+/// Hyperparameter checks shared by the rules; each returns the typed error on failure.
+pub(crate) mod check {
+    use super::{require, Error};
+
+    /// Finite and `>= 0`: learning rates, weight decays, momenta.
+    pub fn non_negative(name: &'static str, v: f64) -> Result<(), Error> {
+        require(v.is_finite() && v >= 0.0, name, v, "must be finite and >= 0")
+    }
+    /// Finite and `> 0`: epsilons.
+    pub fn positive(name: &'static str, v: f64) -> Result<(), Error> {
+        require(v.is_finite() && v > 0.0, name, v, "must be finite and > 0")
+    }
+    /// In `[0, 1)`: betas.
+    pub fn unit_open(name: &'static str, v: f64) -> Result<(), Error> {
+        require((0.0..1.0).contains(&v), name, v, "must be in [0, 1)")
+    }
+    /// In `[0, 1]`: decay rates that may freeze the average.
+    pub fn unit_closed(name: &'static str, v: f64) -> Result<(), Error> {
+        require((0.0..=1.0).contains(&v), name, v, "must be in [0, 1]")
+    }
+    /// Any finite value.
+    pub fn finite(name: &'static str, v: f64) -> Result<(), Error> {
+        require(v.is_finite(), name, v, "must be finite")
+    }
+}

@@ -1,0 +1,127 @@
+//! The lane layer: the handful of operations the update rules are written against.
+//!
+//! Every rule is written once, generic over [`Lanes`], in the style of memchr's `Vector`
+//! trait: the rules say *what* to compute per element; a lane type says how a group of
+//! elements is loaded, stored, added, multiplied, divided and square-rooted. The same
+//! generic code is instantiated
+//!
+//! - with the target's widest vector ([`F32Vector`], [`F64Vector`], backed by `wide`) for
+//!   the body of a slice, and
+//! - with the scalar types `f32`/`f64` themselves (one lane) for the tail, on targets
+//!   without vector units (Cortex-M, ...), and under the `force-scalar` feature.
+//!
+//! All lane operations are exactly rounded IEEE-754 operations (no fused multiply-add,
+//! no approximate reciprocal or square root), so every lane type gives bit-identical
+//! results and the vector path can be tested for exact equality with the scalar one.
+//!
+//! Adding an instruction set (AVX2, AVX-512, NEON with runtime detection) means
+//! implementing [`Lanes`] and [`LoadStore`] for its register types with
+//! `#[inline(always)]` methods, and instantiating the driver inside a
+//! `#[target_feature]` function; the rules do not change.
+
+mod scalar;
+mod vector;
+
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::real::Real;
+
+/// The lane vector used for `f32` on this target.
+#[cfg(all(gradstep_simd, target_feature = "avx512f"))]
+pub type F32Vector = wide::f32x16;
+/// The lane vector used for `f32` on this target.
+#[cfg(all(gradstep_simd, not(target_feature = "avx512f")))]
+pub type F32Vector = wide::f32x8;
+/// The lane vector used for `f32` on this target (scalar: no vector unit).
+#[cfg(not(gradstep_simd))]
+pub type F32Vector = f32;
+
+/// The lane vector used for `f64` on this target.
+#[cfg(all(gradstep_simd, target_feature = "avx512f"))]
+pub type F64Vector = wide::f64x8;
+/// The lane vector used for `f64` on this target.
+#[cfg(all(gradstep_simd, not(target_feature = "avx512f")))]
+pub type F64Vector = wide::f64x4;
+/// The lane vector used for `f64` on this target (scalar: no vector unit).
+#[cfg(not(gradstep_simd))]
+pub type F64Vector = f64;
+
+/// A group of `WIDTH` elements of `Scalar` that the rules compute on.
+///
+/// Arithmetic is IEEE-754 round-to-nearest per lane. `max`/`min` follow the x86
+/// `maxps` convention (`if a > b { a } else { b }`), which agrees with `torch.maximum`
+/// for all non-NaN inputs.
+pub trait Lanes:
+    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self>
+{
+    /// The element type of each lane.
+    type Scalar: Real;
+    /// The result of a lane-wise comparison, consumed by [`Lanes::select`].
+    type Mask: Copy;
+    /// Number of lanes.
+    const WIDTH: usize;
+    /// All lanes equal to `x`.
+    fn splat(x: Self::Scalar) -> Self;
+    /// Lane-wise square root (correctly rounded).
+    fn sqrt(self) -> Self;
+    /// Lane-wise absolute value.
+    fn abs(self) -> Self;
+    /// Lane-wise `if self > other { self } else { other }`.
+    fn max(self, other: Self) -> Self;
+    /// Lane-wise `if self < other { self } else { other }`.
+    fn min(self, other: Self) -> Self;
+    /// Lane-wise `self > other`.
+    fn gt(self, other: Self) -> Self::Mask;
+    /// Lane-wise `self < other`.
+    fn lt(self, other: Self) -> Self::Mask;
+    /// Lane-wise `self == other`.
+    fn eq(self, other: Self) -> Self::Mask;
+    /// Lane-wise `if mask { if_true } else { if_false }`.
+    fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
+}
+
+/// Lanes that can be read from, and written to, buffers whose elements are `S`.
+///
+/// Today every buffer holds the compute type itself (`f32` or `f64`). This trait is
+/// where reduced-precision storage plugs in: an `impl LoadStore<half::f16> for
+/// wide::f32x8` lets a rule keep params, grads or state in f16 while computing in f32,
+/// without a line of the rule changing.
+pub trait LoadStore<S>: Lanes {
+    /// Reads `Self::WIDTH` consecutive elements starting at `src`.
+    ///
+    /// # Safety
+    /// `src..src + Self::WIDTH` must be valid for reads.
+    unsafe fn load(src: *const S) -> Self;
+    /// Writes `Self::WIDTH` consecutive elements starting at `dst`.
+    ///
+    /// # Safety
+    /// `dst..dst + Self::WIDTH` must be valid for writes.
+    unsafe fn store(self, dst: *mut S);
+}
+
+/// `torch.lerp(a, b, w)` for a per-step weight `w`, with torch's two formulas:
+/// `a + w·(b − a)` when `|w| < 0.5`, else `b − (b − a)·(1 − w)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lerp<T> {
+    w: T,
+    one_minus_w: T,
+    small: bool,
+}
+
+impl<T: Real> Lerp<T> {
+    /// The weight is given in `f64` (a Python float in torch) and rounded to `T` first.
+    pub(crate) fn new(weight: f64) -> Self {
+        let w = T::from_f64(weight);
+        let one_minus_w = T::ONE - w;
+        Lerp { w, one_minus_w, small: weight.abs() < 0.5 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn apply<V: Lanes<Scalar = T>>(&self, a: V, b: V) -> V {
+        if self.small {
+            a + V::splat(self.w) * (b - a)
+        } else {
+            b - (b - a) * V::splat(self.one_minus_w)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! # gradstep
+//!
+//! The update rules of deep-learning optimizers as `no_std`, allocation-free,
+//! SIMD-vectorized kernels over slices the caller owns, numerically equal to
+//! `torch.optim` (checked against trajectories recorded from PyTorch).
+//!
+//! ```
+//! use gradstep::{Adam, Rule, StepCount};
+//!
+//! let adam = Adam { lr: 0.1, ..Adam::default() };
+//! let mut params = [1.0f32, -2.0, 3.0];
+//! let grads = [0.5f32, -0.5, 0.25];
+//! // Adam keeps two state slices (exp_avg, exp_avg_sq), each as long as the params.
+//! let (mut m, mut v) = ([0.0f32; 3], [0.0f32; 3]);
+//! let mut scalars = StepCount::default();
+//! adam.step(&mut scalars, &mut params, &grads, &mut [&mut m, &mut v])?;
+//! assert_eq!(scalars.step, 1);
+//! // The first Adam step moves every parameter by lr against the gradient's sign.
+//! assert!((params[0] - 0.9).abs() < 1e-6 && (params[1] + 1.9).abs() < 1e-6);
+//! # Ok::<(), gradstep::Error>(())
+//! ```
+//!
+//! ## Design
+//! - Every rule implements [`Rule`]: a hyperparameter struct whose `Default` is torch's,
+//!   a step function over `params`, `grads` and the rule's state slices, and a plain
+//!   scalar reference implementation ([`Rule::step_reference`]) kept as the oracle.
+//! - Nothing allocates and nothing panics on bad input: invalid hyperparameters, length
+//!   mismatches and step-counter overflow return an [`Error`] before any buffer is
+//!   written.
+//! - Each rule is written once over the [`lanes::Lanes`] abstraction and runs on the
+//!   target's vector unit (via the `wide` crate) or on scalars (Cortex-M and friends),
+//!   with bit-identical results.
+//! - Step 0 means fresh state: the first step initializes the state slices, as torch
+//!   does lazily. The scalar state ([`StepCount`], [`NAdamScalars`], [`AsgdScalars`]) is
+//!   plain data, so training resumes exactly from a saved copy.
+//!
+//! ## Rules
+//! [`Sgd`] (momentum, dampening, Nesterov), [`Adam`] (AMSGrad, decoupled decay),
+//! [`AdamW`], [`Adamax`], [`NAdam`], [`RAdam`], [`Adagrad`], [`Adadelta`], [`RmsProp`],
+//! [`Rprop`], [`Asgd`].
+//!
+//! ## Numerics
+//! Per-step scalars (bias corrections, step sizes) are computed in `f64`, as Python does
+//! in torch, and rounded to the element type once per step; element operations follow
+//! torch's order. No fused multiply-add is used, so results are identical on every
+//! target. `f64` results agree with torch to 1e-12 relative; `f32` results to the bounds
+//! in the crate's tolerance table (`tests/support/tolerance.rs`), which come from torch's
+//! own use of fused multiply-add in its vectorized CPU kernels.
+
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod driver;
+mod error;
+pub mod lanes;
+mod real;
+pub mod rules;
+
+pub use error::{Buffer, Error};
+pub use real::Real;
+pub use rules::adadelta::Adadelta;
+pub use rules::adagrad::Adagrad;
+pub use rules::adam::{Adam, AdamW};
+pub use rules::adamax::Adamax;
+pub use rules::asgd::{Asgd, AsgdScalars};
+pub use rules::nadam::{NAdam, NAdamScalars};
+pub use rules::radam::RAdam;
+pub use rules::rmsprop::RmsProp;
+pub use rules::rprop::Rprop;
+pub use rules::sgd::Sgd;
+pub use rules::{Rule, StepCount, MAX_STATE_SLOTS};

@@ -1,0 +1,153 @@
+//! The update rules, one per file, and the [`Rule`] trait they share.
+//!
+//! Every rule follows the same contract:
+//!
+//! - its hyperparameter struct's `Default` is torch.optim's default;
+//! - [`Rule::step`] validates the hyperparameters, the slice lengths, the number of
+//!   state slices and the step counter *before* writing anything, and returns an
+//!   [`Error`] with every buffer untouched otherwise;
+//! - the state is fresh when the step counter (in [`Rule::Scalars`]) is 0: the first
+//!   step initializes the state slices itself (to zero, or the rule's initial value such
+//!   as Adagrad's `initial_accumulator_value`), exactly as torch initializes state
+//!   lazily on the first step, so the caller never has to pre-fill them;
+//! - to resume training, restore the scalar state and the state slices as they were:
+//!   the result is bit-identical to never having stopped.
+
+pub mod adadelta;
+pub mod adagrad;
+pub mod adam;
+pub mod adamax;
+pub mod asgd;
+pub mod nadam;
+pub mod radam;
+pub mod rmsprop;
+pub mod rprop;
+pub mod sgd;
+
+mod prelude;
+
+use crate::error::{Buffer, Error};
+use crate::real::Real;
+
+/// The most state slices any rule needs (Adam with `amsgrad`, RMSprop centered with
+/// momentum).
+pub const MAX_STATE_SLOTS: usize = 3;
+
+/// An optimizer update rule over caller-owned slices.
+pub trait Rule: Copy + core::fmt::Debug + PartialEq {
+    /// The rule's scalar state: the step counter, plus NAdam's μ-product or ASGD's η and
+    /// μ. `Default` is the fresh state (step 0). Plain values, to read, save and restore.
+    type Scalars: Copy + Default + PartialEq + core::fmt::Debug;
+
+    /// The rule's name, lower case as in torch (`"adam"`, `"sgd"`, ...).
+    const NAME: &'static str;
+
+    /// Checks every hyperparameter; the error names the first one out of range.
+    fn validate(&self) -> Result<(), Error>;
+
+    /// Names of the state slices [`Rule::step`] expects, in order, as torch names the
+    /// tensors in `optimizer.state[p]`. Their number depends on the options (e.g. Adam
+    /// with `amsgrad` needs `max_exp_avg_sq` too); each slice is as long as the params.
+    fn slot_names(&self) -> &'static [&'static str];
+
+    /// How many state slices [`Rule::step`] expects: `slot_names().len()`.
+    fn state_slots(&self) -> usize {
+        self.slot_names().len()
+    }
+
+    /// One optimizer step: updates `params` in place from `grads`, advancing the state.
+    ///
+    /// `state` holds [`Rule::state_slots`] slices, each as long as `params`. On `Err`
+    /// nothing was written.
+    fn step<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error>;
+
+    /// The scalar reference implementation: the same step as [`Rule::step`], written as
+    /// a plain loop over elements without lanes. It is the oracle the vectorized path is
+    /// tested against (bit-for-bit), and the most direct reading of the equations.
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error>;
+
+    /// [`Rule::step`] with the state in one flat buffer: slot `k` is
+    /// `state[k·n .. (k+1)·n]` for `n = params.len()`, so `state.len()` must be
+    /// `state_slots() · n`. Convenient for C callers and firmware.
+    fn step_flat<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [T],
+    ) -> Result<(), Error> {
+        let n = params.len();
+        let slots = self.state_slots();
+        let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength { expected: usize::MAX, found: state.len() })?;
+        if state.len() != expected {
+            return Err(Error::FlatStateLength { expected, found: state.len() });
+        }
+        let mut parts: [&mut [T]; MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+        let mut rest = state;
+        for part in parts.iter_mut().take(slots) {
+            let (head, tail) = rest.split_at_mut(n);
+            *part = head;
+            rest = tail;
+        }
+        self.step(scalars, params, grads, &mut parts[..slots.min(MAX_STATE_SLOTS)])
+    }
+}
+
+/// The scalar state of rules whose only scalar state is the step counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StepCount {
+    /// Steps taken so far; 0 means the state is fresh and the next step initializes it.
+    pub step: u64,
+}
+
+/// Checks `grads` and each of the `slots` state slices against `params`. Touches nothing.
+pub(crate) fn check_buffers<T>(params: &[T], grads: &[T], state: &[&mut [T]], slots: usize) -> Result<(), Error> {
+    let n = params.len();
+    if grads.len() != n {
+        return Err(Error::LengthMismatch { buffer: Buffer::Grads, expected: n, found: grads.len() });
+    }
+    if state.len() != slots {
+        return Err(Error::StateSlots { expected: slots, found: state.len() });
+    }
+    for (i, s) in state.iter().enumerate() {
+        if s.len() != n {
+            return Err(Error::LengthMismatch { buffer: Buffer::State(i), expected: n, found: s.len() });
+        }
+    }
+    Ok(())
+}
+
+/// [`check_buffers`], returning the state as an array of exactly `K` slices.
+pub(crate) fn buffers<'a, T, const K: usize>(
+    params: &[T],
+    grads: &[T],
+    state: &'a mut [&mut [T]],
+) -> Result<[&'a mut [T]; K], Error> {
+    check_buffers(params, grads, state, K)?;
+    let found = state.len();
+    let slots: &'a mut [&mut [T]; K] = state.try_into().map_err(|_| Error::StateSlots { expected: K, found })?;
+    Ok(slots.each_mut().map(|s| &mut **s))
+}
+
+/// The next step number, or the overflow error.
+pub(crate) fn next_step(step: u64) -> Result<u64, Error> {
+    step.checked_add(1).ok_or(Error::StepOverflow)
+}
+
+/// `base ** exp` as Python computes it for floats (C `pow`).
+#[inline]
+pub(crate) fn powf(base: f64, exp: f64) -> f64 {
+    libm::pow(base, exp)
+}

@@ -1,0 +1,232 @@
+//! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
+
+use super::prelude::Prelude;
+use super::{buffers, check_buffers, next_step, Rule, StepCount};
+use crate::driver::{run, Kernel};
+use crate::error::{check, Error};
+use crate::lanes::{Lanes, Lerp};
+use crate::real::Real;
+
+/// RMSprop (Hinton, 2012; centered form from Graves, 2013) as `torch.optim.RMSprop`.
+///
+/// ```text
+/// g ← −g                          if maximize
+/// g ← g + λθ                      if λ ≠ 0
+/// v ← αv + (1 − α)g²
+/// if centered:  ḡ ← ḡ + (1 − α)(g − ḡ);   a = √max(v − ḡ², 0) + ε
+/// else:         a = √v + ε
+/// if μ > 0:     b ← μb + g/a;   θ ← θ − γb
+/// else:         θ ← θ − γg/a
+/// ```
+///
+/// | symbol | field | default | valid |
+/// |---|---|---|---|
+/// | γ | `lr` | 1e-2 | finite, ≥ 0 |
+/// | α | `alpha` | 0.99 | [0, 1] |
+/// | ε | `eps` | 1e-8 | finite, > 0 |
+/// | λ | `weight_decay` | 0 | finite, ≥ 0 |
+/// | μ | `momentum` | 0 | finite, ≥ 0 |
+/// | | `centered` | false | |
+/// | | `maximize` | false | |
+///
+/// State slices, in order: `square_avg` (v); `momentum_buffer` (b) if μ > 0;
+/// `grad_avg` (ḡ) if centered; all from 0. Scalar state: the step counter.
+///
+/// Elsewhere: Keras and optax put ε inside the square root (`√(v + ε)`), Keras defaults
+/// α (`rho`) to 0.9 and γ to 1e-3. torch accepts α > 1, which can make v negative;
+/// gradstep requires α ≤ 1. In the centered form rounding can make v − ḡ² slightly
+/// negative (e.g. after many equal gradients), where torch returns NaN; gradstep clamps
+/// it to 0, which changes no result that torch computes finitely.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsProp {
+    /// Learning rate γ.
+    pub lr: f64,
+    /// Smoothing constant α of the running averages.
+    pub alpha: f64,
+    /// ε, added to the root.
+    pub eps: f64,
+    /// Weight decay λ (L2, added to the gradient).
+    pub weight_decay: f64,
+    /// Momentum factor μ (0 disables momentum and its state slice).
+    pub momentum: f64,
+    /// Normalize by the estimated variance (v − ḡ²) instead of v.
+    pub centered: bool,
+    /// Ascend the objective instead of descending it.
+    pub maximize: bool,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        RmsProp { lr: 1e-2, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false, maximize: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Coeffs<T> {
+    prelude: Prelude<T>,
+    alpha: T,
+    one_minus_alpha: T,
+    lerp: Lerp<T>,
+    eps: T,
+    momentum: T,
+    neg_lr: T,
+    centered: bool,
+}
+
+impl RmsProp {
+    fn coeffs<T: Real>(&self) -> Coeffs<T> {
+        Coeffs {
+            prelude: Prelude::new(self.maximize, self.weight_decay, false, self.lr),
+            alpha: T::from_f64(self.alpha),
+            one_minus_alpha: T::from_f64(1.0 - self.alpha),
+            lerp: Lerp::new(1.0 - self.alpha),
+            eps: T::from_f64(self.eps),
+            momentum: T::from_f64(self.momentum),
+            neg_lr: T::from_f64(-self.lr),
+            centered: self.centered,
+        }
+    }
+}
+
+impl<T: Real> Coeffs<T> {
+    #[inline(always)]
+    fn update<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, v: &mut V, buf: Option<&mut V>, grad_avg: Option<&mut V>) {
+        let g = self.prelude.apply(p, g);
+        *v = *v * V::splat(self.alpha) + V::splat(self.one_minus_alpha) * g * g;
+        let avg = match grad_avg {
+            Some(ga) => {
+                *ga = self.lerp.apply(*ga, g);
+                (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt()
+            }
+            None => v.sqrt(),
+        } + V::splat(self.eps);
+        match buf {
+            Some(b) => {
+                *b = *b * V::splat(self.momentum) + g / avg;
+                *p = *p + V::splat(self.neg_lr) * *b;
+            }
+            None => *p = *p + V::splat(self.neg_lr) * g / avg,
+        }
+    }
+}
+
+impl<T: Real> Kernel<T, 1> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
+        self.update(p, g, v, None, None);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, second]: &mut [V; 2]) {
+        if self.centered {
+            self.update(p, g, v, None, Some(second));
+        } else {
+            self.update(p, g, v, Some(second), None);
+        }
+    }
+}
+
+impl<T: Real> Kernel<T, 3> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, b, ga]: &mut [V; 3]) {
+        self.update(p, g, v, Some(b), Some(ga));
+    }
+}
+
+impl Rule for RmsProp {
+    type Scalars = StepCount;
+    const NAME: &'static str = "rmsprop";
+
+    fn validate(&self) -> Result<(), Error> {
+        check::non_negative("lr", self.lr)?;
+        check::unit_closed("alpha", self.alpha)?;
+        check::positive("eps", self.eps)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
+        check::non_negative("momentum", self.momentum)
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        match (self.momentum > 0.0, self.centered) {
+            (false, false) => &["square_avg"],
+            (true, false) => &["square_avg", "momentum_buffer"],
+            (false, true) => &["square_avg", "grad_avg"],
+            (true, true) => &["square_avg", "momentum_buffer", "grad_avg"],
+        }
+    }
+
+    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+        self.validate()?;
+        let t = next_step(scalars.step)?;
+        let fresh = scalars.step == 0;
+        let c = self.coeffs::<T>();
+        match self.state_slots() {
+            1 => {
+                let mut s = buffers::<T, 1>(params, grads, state)?;
+                if fresh {
+                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
+                }
+                run(&c, params, grads, s);
+            }
+            2 => {
+                let mut s = buffers::<T, 2>(params, grads, state)?;
+                if fresh {
+                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
+                }
+                run(&c, params, grads, s);
+            }
+            _ => {
+                let mut s = buffers::<T, 3>(params, grads, state)?;
+                if fresh {
+                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
+                }
+                run(&c, params, grads, s);
+            }
+        }
+        scalars.step = t;
+        Ok(())
+    }
+
+    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+        self.validate()?;
+        let t = next_step(scalars.step)?;
+        check_buffers(params, grads, state, self.state_slots())?;
+        let names = self.slot_names();
+        let slot = |name: &str| names.iter().position(|n| *n == name);
+        let (buf, grad_avg) = (slot("momentum_buffer"), slot("grad_avg"));
+        let w = 1.0 - self.alpha;
+        for i in 0..params.len() {
+            if scalars.step == 0 {
+                state.iter_mut().for_each(|s| s[i] = T::ZERO);
+            }
+            let mut g = if self.maximize { -grads[i] } else { grads[i] };
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * params[i];
+            }
+            let v = state[0][i] * T::from_f64(self.alpha) + T::from_f64(1.0 - self.alpha) * g * g;
+            state[0][i] = v;
+            let root = match grad_avg {
+                Some(k) => {
+                    let ga = state[k][i];
+                    let ga = if w.abs() < 0.5 { ga + T::from_f64(w) * (g - ga) } else { g - (g - ga) * (T::ONE - T::from_f64(w)) };
+                    state[k][i] = ga;
+                    let var = v - ga * ga;
+                    Lanes::sqrt(if var > T::ZERO { var } else { T::ZERO })
+                }
+                None => Lanes::sqrt(v),
+            };
+            let avg = root + T::from_f64(self.eps);
+            params[i] = match buf {
+                Some(k) => {
+                    let b = state[k][i] * T::from_f64(self.momentum) + g / avg;
+                    state[k][i] = b;
+                    params[i] + T::from_f64(-self.lr) * b
+                }
+                None => params[i] + T::from_f64(-self.lr) * g / avg,
+            };
+        }
+        scalars.step = t;
+        Ok(())
+    }
+}

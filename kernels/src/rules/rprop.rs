@@ -1,0 +1,176 @@
+//! Rprop, resilient backpropagation (`torch.optim.Rprop`).
+
+use super::{buffers, check_buffers, next_step, Rule, StepCount};
+use crate::driver::{run, Kernel};
+use crate::error::{check, require, Error};
+use crate::lanes::Lanes;
+use crate::real::Real;
+
+/// Rprop (Riedmiller & Braun, 1993) as `torch.optim.Rprop`: a per-element step size
+/// that grows while the gradient keeps its sign and shrinks when it flips.
+///
+/// ```text
+/// g ← −g                                     if maximize
+/// s = sign(g · g_prev)
+/// η = η₊ if s > 0,  η₋ if s < 0,  1 if s = 0
+/// Δ ← clamp(Δ·η, Δ_min, Δ_max)
+/// g ← 0                                      where η = η₋ (skip the step after a sign flip)
+/// θ ← θ − sign(g)·Δ
+/// g_prev ← g
+/// ```
+///
+/// | symbol | field | default | valid |
+/// |---|---|---|---|
+/// | Δ₀ | `lr` (initial step size) | 1e-2 | finite, ≥ 0 |
+/// | η₋ | `etaminus` | 0.5 | 0 < η₋ < 1 |
+/// | η₊ | `etaplus` | 1.2 | η₊ > 1, finite |
+/// | Δ_min | `step_size_min` | 1e-6 | finite, ≥ 0 |
+/// | Δ_max | `step_size_max` | 50 | finite, ≥ Δ_min |
+/// | | `maximize` | false | |
+///
+/// State slices: `prev` (g_prev, from 0) and `step_size` (Δ, from `lr`). Scalar state:
+/// the step counter. The learning rate only seeds Δ on the first step; changing `lr`
+/// later has no effect, as in torch.
+///
+/// This is the "Rprop−"-style variant torch implements (no weight backtracking).
+/// Elsewhere: optax has no Rprop; Keras has none either.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rprop {
+    /// Initial step size Δ₀.
+    pub lr: f64,
+    /// Multiplicative decrease η₋ after a sign flip.
+    pub etaminus: f64,
+    /// Multiplicative increase η₊ while the sign holds.
+    pub etaplus: f64,
+    /// Smallest step size Δ_min.
+    pub step_size_min: f64,
+    /// Largest step size Δ_max.
+    pub step_size_max: f64,
+    /// Ascend the objective instead of descending it.
+    pub maximize: bool,
+}
+
+impl Default for Rprop {
+    fn default() -> Self {
+        Rprop { lr: 1e-2, etaminus: 0.5, etaplus: 1.2, step_size_min: 1e-6, step_size_max: 50.0, maximize: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Coeffs<T> {
+    maximize: bool,
+    etaminus: T,
+    etaplus: T,
+    min: T,
+    max: T,
+}
+
+impl Rprop {
+    fn coeffs<T: Real>(&self) -> Coeffs<T> {
+        Coeffs {
+            maximize: self.maximize,
+            etaminus: T::from_f64(self.etaminus),
+            etaplus: T::from_f64(self.etaplus),
+            min: T::from_f64(self.step_size_min),
+            max: T::from_f64(self.step_size_max),
+        }
+    }
+}
+
+/// `torch.sign`: ±1, and `x` itself for ±0 (and NaN).
+#[inline(always)]
+fn sign<V: Lanes>(x: V) -> V {
+    let zero = V::splat(V::Scalar::ZERO);
+    let one = V::splat(V::Scalar::ONE);
+    V::select(x.gt(zero), one, V::select(x.lt(zero), -one, x))
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [prev, step_size]: &mut [V; 2]) {
+        let g = if self.maximize { -g } else { g };
+        let zero = V::splat(T::ZERO);
+        let etaminus = V::splat(self.etaminus);
+        let product = g * *prev;
+        let factor = V::select(
+            product.gt(zero),
+            V::splat(self.etaplus),
+            V::select(product.lt(zero), etaminus, V::select(product.eq(zero), V::splat(T::ONE), product)),
+        );
+        *step_size = (*step_size * factor).max(V::splat(self.min)).min(V::splat(self.max));
+        let g = V::select(factor.eq(etaminus), zero, g);
+        *p = *p - sign(g) * *step_size;
+        *prev = g;
+    }
+}
+
+impl Rule for Rprop {
+    type Scalars = StepCount;
+    const NAME: &'static str = "rprop";
+
+    fn validate(&self) -> Result<(), Error> {
+        check::non_negative("lr", self.lr)?;
+        require(self.etaminus > 0.0 && self.etaminus < 1.0, "etaminus", self.etaminus, "must be in (0, 1)")?;
+        require(self.etaplus > 1.0 && self.etaplus.is_finite(), "etaplus", self.etaplus, "must be finite and > 1")?;
+        check::non_negative("step_size_min", self.step_size_min)?;
+        check::non_negative("step_size_max", self.step_size_max)?;
+        require(self.step_size_max >= self.step_size_min, "step_size_max", self.step_size_max, "must be >= step_size_min")
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["prev", "step_size"]
+    }
+
+    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+        self.validate()?;
+        let t = next_step(scalars.step)?;
+        let [prev, step_size] = buffers::<T, 2>(params, grads, state)?;
+        if scalars.step == 0 {
+            prev.fill(T::ZERO);
+            step_size.fill(T::from_f64(self.lr));
+        }
+        run(&self.coeffs::<T>(), params, grads, [prev, step_size]);
+        scalars.step = t;
+        Ok(())
+    }
+
+    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+        self.validate()?;
+        let t = next_step(scalars.step)?;
+        check_buffers(params, grads, state, 2)?;
+        let (etaminus, etaplus) = (T::from_f64(self.etaminus), T::from_f64(self.etaplus));
+        for i in 0..params.len() {
+            if scalars.step == 0 {
+                state[0][i] = T::ZERO;
+                state[1][i] = T::from_f64(self.lr);
+            }
+            let g = if self.maximize { -grads[i] } else { grads[i] };
+            let product = g * state[0][i];
+            let factor = if product > T::ZERO {
+                etaplus
+            } else if product < T::ZERO {
+                etaminus
+            } else if product == T::ZERO {
+                T::ONE
+            } else {
+                product
+            };
+            let mut step = state[1][i] * factor;
+            step = if step > T::from_f64(self.step_size_min) { step } else { T::from_f64(self.step_size_min) };
+            step = if step < T::from_f64(self.step_size_max) { step } else { T::from_f64(self.step_size_max) };
+            state[1][i] = step;
+            let g = if factor == etaminus { T::ZERO } else { g };
+            let sign = if g > T::ZERO {
+                T::ONE
+            } else if g < T::ZERO {
+                -T::ONE
+            } else {
+                g
+            };
+            params[i] = params[i] - sign * step;
+            state[0][i] = g;
+        }
+        scalars.step = t;
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! Replays every trajectory recorded from `torch.optim` (tests/fixtures/torch/) through
+//! gradstep's vectorized kernels and checks params at every step, and state and scalar
+//! state after the last, against the tolerance table (tests/support/tolerance.rs).
+//! Also checks that each rule's `Default` equals torch's constructor defaults.
+
+use gradstep::*;
+use gradstep_tests::fixtures::{self, Case, Hyper};
+use gradstep_tests::tolerance::{tolerance, Tolerance};
+
+/// A rule as the fixtures describe it.
+trait Replay: Rule + Default {
+    fn from_hyper(h: &Hyper) -> Self;
+    /// The scalar state under torch's names.
+    fn scalars(s: &Self::Scalars) -> Vec<(&'static str, f64)>;
+}
+
+fn step_only(s: &StepCount) -> Vec<(&'static str, f64)> {
+    vec![("step", s.step as f64)]
+}
+
+impl Replay for Sgd {
+    fn from_hyper(h: &Hyper) -> Self {
+        Sgd {
+            lr: h.f("lr"),
+            momentum: h.f("momentum"),
+            dampening: h.f("dampening"),
+            weight_decay: h.f("weight_decay"),
+            nesterov: h.b("nesterov"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Adam {
+    fn from_hyper(h: &Hyper) -> Self {
+        Adam {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            decoupled_weight_decay: h.b("decoupled_weight_decay"),
+            amsgrad: h.b("amsgrad"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for AdamW {
+    fn from_hyper(h: &Hyper) -> Self {
+        AdamW {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            amsgrad: h.b("amsgrad"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Adamax {
+    fn from_hyper(h: &Hyper) -> Self {
+        Adamax {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for NAdam {
+    fn from_hyper(h: &Hyper) -> Self {
+        NAdam {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            momentum_decay: h.f("momentum_decay"),
+            decoupled_weight_decay: h.b("decoupled_weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &NAdamScalars) -> Vec<(&'static str, f64)> {
+        vec![("step", s.step as f64), ("mu_product", s.mu_product)]
+    }
+}
+
+impl Replay for RAdam {
+    fn from_hyper(h: &Hyper) -> Self {
+        RAdam {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            decoupled_weight_decay: h.b("decoupled_weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Adagrad {
+    fn from_hyper(h: &Hyper) -> Self {
+        Adagrad {
+            lr: h.f("lr"),
+            lr_decay: h.f("lr_decay"),
+            weight_decay: h.f("weight_decay"),
+            initial_accumulator_value: h.f("initial_accumulator_value"),
+            eps: h.f("eps"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Adadelta {
+    fn from_hyper(h: &Hyper) -> Self {
+        Adadelta {
+            lr: h.f("lr"),
+            rho: h.f("rho"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for RmsProp {
+    fn from_hyper(h: &Hyper) -> Self {
+        RmsProp {
+            lr: h.f("lr"),
+            alpha: h.f("alpha"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            momentum: h.f("momentum"),
+            centered: h.b("centered"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Rprop {
+    fn from_hyper(h: &Hyper) -> Self {
+        Rprop {
+            lr: h.f("lr"),
+            etaminus: h.f("etaminus"),
+            etaplus: h.f("etaplus"),
+            step_size_min: h.f("step_size_min"),
+            step_size_max: h.f("step_size_max"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Asgd {
+    fn from_hyper(h: &Hyper) -> Self {
+        Asgd {
+            lr: h.f("lr"),
+            lambd: h.f("lambd"),
+            alpha: h.f("alpha"),
+            t0: h.f("t0"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &AsgdScalars) -> Vec<(&'static str, f64)> {
+        vec![("step", s.step as f64), ("eta", s.eta), ("mu", s.mu)]
+    }
+}
+
+/// The worst use of the tolerance budget in one case, and where.
+struct Worst {
+    usage: f64,
+    at: String,
+}
+
+fn compare(tol: &Tolerance, ours: &[f64], torch: &[f64], what: &str, worst: &mut Worst) {
+    assert_eq!(ours.len(), torch.len(), "{what}: length");
+    for (i, (&a, &b)) in ours.iter().zip(torch).enumerate() {
+        let u = tol.usage(a, b);
+        if !(u <= worst.usage) {
+            *worst = Worst { usage: u, at: format!("{what}[{i}]: ours {a:e}, torch {b:e}") };
+        }
+    }
+}
+
+fn replay_case<R: Replay, T: Real>(rule: R, case: &Case, tol: &Tolerance) -> Worst {
+    let cast = |xs: &[f64]| -> Vec<T> { xs.iter().map(|&x| T::from_f64(x)).collect() };
+    let widen = |xs: &[T]| -> Vec<f64> { xs.iter().map(|x| x.to_f64()).collect() };
+    let n = case.params0.len();
+    let mut params = cast(&case.params0);
+    let mut state: Vec<Vec<T>> = vec![vec![T::ZERO; n]; rule.state_slots()];
+    let mut scalars = R::Scalars::default();
+    let mut worst = Worst { usage: 0.0, at: String::new() };
+    for (k, (g, expected)) in case.grads.iter().zip(&case.params).enumerate() {
+        let grads = cast(g);
+        let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| &mut s[..]).collect();
+        rule.step(&mut scalars, &mut params, &grads, &mut slots).unwrap_or_else(|e| panic!("{}: step {}: {e}", case.name, k + 1));
+        compare(tol, &widen(&params), expected, &format!("step {} params", k + 1), &mut worst);
+    }
+    let names = rule.slot_names();
+    assert_eq!(
+        names.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        case.state.keys().map(|k| k.as_str()).collect(),
+        "{}: state slices",
+        case.name
+    );
+    for (name, slot) in names.iter().zip(&state) {
+        compare(tol, &widen(slot), &case.state[*name], &format!("state {name}"), &mut worst);
+    }
+    let ours = R::scalars(&scalars);
+    for (name, &theirs) in &case.scalars {
+        let (_, mine) = ours.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{}: no scalar {name}", case.name));
+        compare(tol, &[*mine], &[theirs], &format!("scalar {name}"), &mut worst);
+    }
+    worst
+}
+
+fn replay<R: Replay>(file: &str) {
+    let fixture = fixtures::load(file);
+    assert_eq!(fixture.rule, file);
+    assert!(fixture.generator.ends_with("record.py") && fixture.torch_version.starts_with("2."));
+    let defaults = Hyper::new(&fixture.defaults);
+    assert_eq!(R::from_hyper(&defaults), R::default(), "{file}: Default differs from torch's defaults");
+    defaults.finish();
+    assert!(fixture.cases.len() >= 4, "{file}: too few cases");
+    let mut failures = Vec::new();
+    for case in &fixture.cases {
+        assert!(case.grads.len() >= 50 && case.params.len() == case.grads.len(), "{}: needs 50 steps", case.name);
+        let hyper = Hyper::new(&case.hyper);
+        let rule = R::from_hyper(&hyper);
+        hyper.finish();
+        let tol = tolerance(file, &case.dtype);
+        let worst = match case.dtype.as_str() {
+            "f32" => replay_case::<R, f32>(rule, case, &tol),
+            "f64" => replay_case::<R, f64>(rule, case, &tol),
+            other => panic!("unknown dtype {other}"),
+        };
+        println!("{:<40} {} budget used {:>8.4}  worst at {}", case.name, case.dtype, worst.usage, worst.at);
+        if worst.usage > 1.0 {
+            failures.push(format!("{} ({}): {:.3}x the tolerance at {}", case.name, case.dtype, worst.usage, worst.at));
+        }
+    }
+    assert!(failures.is_empty(), "{file}: outside tolerance:\n{}", failures.join("\n"));
+}
+
+macro_rules! replay_tests {
+    ($($name:ident: $r:ty),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            replay::<$r>(stringify!($name));
+        }
+    )*};
+}
+
+replay_tests! {
+    sgd: Sgd, adam: Adam, adamw: AdamW, adamax: Adamax, nadam: NAdam, radam: RAdam,
+    adagrad: Adagrad, adadelta: Adadelta, rmsprop: RmsProp, rprop: Rprop, asgd: Asgd,
+}
