@@ -5,7 +5,7 @@
 
 use gradstep::*;
 use gradstep_tests::fixtures::{self, Case, Hyper};
-use gradstep_tests::tolerance::{tolerance, Tolerance};
+use gradstep_tests::tolerance::{Tolerance, tolerance};
 
 /// A rule as the fixtures describe it.
 trait Replay: Rule + Default {
@@ -210,8 +210,11 @@ fn compare(tol: &Tolerance, ours: &[f64], torch: &[f64], what: &str, worst: &mut
     assert_eq!(ours.len(), torch.len(), "{what}: length");
     for (i, (&a, &b)) in ours.iter().zip(torch).enumerate() {
         let u = tol.usage(a, b);
-        if !(u <= worst.usage) {
-            *worst = Worst { usage: u, at: format!("{what}[{i}]: ours {a:e}, torch {b:e}") };
+        if u > worst.usage || u.is_nan() {
+            *worst = Worst {
+                usage: u,
+                at: format!("{what}[{i}]: ours {a:e}, torch {b:e}"),
+            };
         }
     }
 }
@@ -223,27 +226,55 @@ fn replay_case<R: Replay, T: Real>(rule: R, case: &Case, tol: &Tolerance) -> Wor
     let mut params = cast(&case.params0);
     let mut state: Vec<Vec<T>> = vec![vec![T::ZERO; n]; rule.state_slots()];
     let mut scalars = R::Scalars::default();
-    let mut worst = Worst { usage: 0.0, at: String::new() };
+    let mut worst = Worst {
+        usage: 0.0,
+        at: String::new(),
+    };
     for (k, (g, expected)) in case.grads.iter().zip(&case.params).enumerate() {
         let grads = cast(g);
         let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| &mut s[..]).collect();
-        rule.step(&mut scalars, &mut params, &grads, &mut slots).unwrap_or_else(|e| panic!("{}: step {}: {e}", case.name, k + 1));
-        compare(tol, &widen(&params), expected, &format!("step {} params", k + 1), &mut worst);
+        rule.step(&mut scalars, &mut params, &grads, &mut slots)
+            .unwrap_or_else(|e| panic!("{}: step {}: {e}", case.name, k + 1));
+        compare(
+            tol,
+            &widen(&params),
+            expected,
+            &format!("step {} params", k + 1),
+            &mut worst,
+        );
     }
     let names = rule.slot_names();
     assert_eq!(
-        names.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        names
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
         case.state.keys().map(|k| k.as_str()).collect(),
         "{}: state slices",
         case.name
     );
     for (name, slot) in names.iter().zip(&state) {
-        compare(tol, &widen(slot), &case.state[*name], &format!("state {name}"), &mut worst);
+        compare(
+            tol,
+            &widen(slot),
+            &case.state[*name],
+            &format!("state {name}"),
+            &mut worst,
+        );
     }
     let ours = R::scalars(&scalars);
     for (name, &theirs) in &case.scalars {
-        let (_, mine) = ours.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{}: no scalar {name}", case.name));
-        compare(tol, &[*mine], &[theirs], &format!("scalar {name}"), &mut worst);
+        let (_, mine) = ours
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{}: no scalar {name}", case.name));
+        compare(
+            tol,
+            &[*mine],
+            &[theirs],
+            &format!("scalar {name}"),
+            &mut worst,
+        );
     }
     worst
 }
@@ -253,12 +284,20 @@ fn replay<R: Replay>(file: &str) {
     assert_eq!(fixture.rule, file);
     assert!(fixture.generator.ends_with("record.py") && fixture.torch_version.starts_with("2."));
     let defaults = Hyper::new(&fixture.defaults);
-    assert_eq!(R::from_hyper(&defaults), R::default(), "{file}: Default differs from torch's defaults");
+    assert_eq!(
+        R::from_hyper(&defaults),
+        R::default(),
+        "{file}: Default differs from torch's defaults"
+    );
     defaults.finish();
     assert!(fixture.cases.len() >= 4, "{file}: too few cases");
     let mut failures = Vec::new();
     for case in &fixture.cases {
-        assert!(case.grads.len() >= 50 && case.params.len() == case.grads.len(), "{}: needs 50 steps", case.name);
+        assert!(
+            case.grads.len() >= 50 && case.params.len() == case.grads.len(),
+            "{}: needs 50 steps",
+            case.name
+        );
         let hyper = Hyper::new(&case.hyper);
         let rule = R::from_hyper(&hyper);
         hyper.finish();
@@ -268,12 +307,22 @@ fn replay<R: Replay>(file: &str) {
             "f64" => replay_case::<R, f64>(rule, case, &tol),
             other => panic!("unknown dtype {other}"),
         };
-        println!("{:<40} {} budget used {:>8.4}  worst at {}", case.name, case.dtype, worst.usage, worst.at);
+        println!(
+            "{:<40} {} budget used {:>8.4}  worst at {}",
+            case.name, case.dtype, worst.usage, worst.at
+        );
         if worst.usage > 1.0 {
-            failures.push(format!("{} ({}): {:.3}x the tolerance at {}", case.name, case.dtype, worst.usage, worst.at));
+            failures.push(format!(
+                "{} ({}): {:.3}x the tolerance at {}",
+                case.name, case.dtype, worst.usage, worst.at
+            ));
         }
     }
-    assert!(failures.is_empty(), "{file}: outside tolerance:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{file}: outside tolerance:\n{}",
+        failures.join("\n")
+    );
 }
 
 macro_rules! replay_tests {

@@ -20,8 +20,12 @@ pub(crate) trait Kernel<T: Real, const K: usize> {
 /// function still uses the shortest of them so that no call can read or write out of
 /// bounds.
 #[inline(always)]
-pub(crate) fn run<T, const K: usize, F>(kernel: &F, params: &mut [T], grads: &[T], state: [&mut [T]; K])
-where
+pub(crate) fn run<T, const K: usize, F>(
+    kernel: &F,
+    params: &mut [T],
+    grads: &[T],
+    state: [&mut [T]; K],
+) where
     T: Real,
     F: Kernel<T, K>,
 {
@@ -73,8 +77,13 @@ unsafe fn run_lanes<V, P, G, S, const K: usize, F>(
 /// # Safety
 /// `i..i + W::WIDTH` must be in bounds of every buffer.
 #[inline(always)]
-unsafe fn step_at<W, P, G, S, const K: usize, F>(kernel: &F, p: *mut P, g: *const G, s: [*mut S; K], i: usize)
-where
+unsafe fn step_at<W, P, G, S, const K: usize, F>(
+    kernel: &F,
+    p: *mut P,
+    g: *const G,
+    s: [*mut S; K],
+    i: usize,
+) where
     W: LoadStore<P> + LoadStore<G> + LoadStore<S>,
     F: Kernel<W::Scalar, K>,
 {

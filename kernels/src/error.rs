@@ -58,19 +58,40 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::LengthMismatch { buffer: Buffer::Grads, expected, found } => {
-                write!(f, "gradient slice has length {found}, parameters have {expected}")
+            Error::LengthMismatch {
+                buffer: Buffer::Grads,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "gradient slice has length {found}, parameters have {expected}"
+                )
             }
-            Error::LengthMismatch { buffer: Buffer::State(i), expected, found } => {
-                write!(f, "state slice {i} has length {found}, parameters have {expected}")
+            Error::LengthMismatch {
+                buffer: Buffer::State(i),
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "state slice {i} has length {found}, parameters have {expected}"
+                )
             }
             Error::StateSlots { expected, found } => {
                 write!(f, "rule needs {expected} state slices, {found} given")
             }
             Error::FlatStateLength { expected, found } => {
-                write!(f, "flat state buffer has length {found}, rule needs {expected}")
+                write!(
+                    f,
+                    "flat state buffer has length {found}, rule needs {expected}"
+                )
             }
-            Error::InvalidHyperparameter { name, value, requirement } => {
+            Error::InvalidHyperparameter {
+                name,
+                value,
+                requirement,
+            } => {
                 write!(f, "invalid hyperparameter {name} = {value}: {requirement}")
             }
             Error::StepOverflow => f.write_str("step counter overflow"),
@@ -82,17 +103,35 @@ impl core::error::Error for Error {}
 
 /// Checks `ok`, or returns the [`Error::InvalidHyperparameter`] that describes it.
 #[inline]
-pub(crate) fn require(ok: bool, name: &'static str, value: f64, requirement: &'static str) -> Result<(), Error> {
-    if ok { Ok(()) } else { Err(Error::InvalidHyperparameter { name, value, requirement }) }
+pub(crate) fn require(
+    ok: bool,
+    name: &'static str,
+    value: f64,
+    requirement: &'static str,
+) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement,
+        })
+    }
 }
 
 /// Hyperparameter checks shared by the rules; each returns the typed error on failure.
 pub(crate) mod check {
-    use super::{require, Error};
+    use super::{Error, require};
 
     /// Finite and `>= 0`: learning rates, weight decays, momenta.
     pub fn non_negative(name: &'static str, v: f64) -> Result<(), Error> {
-        require(v.is_finite() && v >= 0.0, name, v, "must be finite and >= 0")
+        require(
+            v.is_finite() && v >= 0.0,
+            name,
+            v,
+            "must be finite and >= 0",
+        )
     }
     /// Finite and `> 0`: epsilons.
     pub fn positive(name: &'static str, v: f64) -> Result<(), Error> {

@@ -70,4 +70,4 @@ pub use rules::radam::RAdam;
 pub use rules::rmsprop::RmsProp;
 pub use rules::rprop::Rprop;
 pub use rules::sgd::Sgd;
-pub use rules::{Rule, StepCount, MAX_STATE_SLOTS};
+pub use rules::{MAX_STATE_SLOTS, Rule, StepCount};

@@ -16,7 +16,15 @@ mod sealed {
 /// Python float. `Vector` is the lane type the kernels run on for this element type on
 /// the compile target (chosen in [`crate::lanes`]).
 pub trait Real:
-    sealed::Sealed + Lanes<Scalar = Self> + LoadStore<Self> + PartialOrd + core::fmt::Debug + Default + Send + Sync + 'static
+    sealed::Sealed
+    + Lanes<Scalar = Self>
+    + LoadStore<Self>
+    + PartialOrd
+    + core::fmt::Debug
+    + Default
+    + Send
+    + Sync
+    + 'static
 {
     /// The widest lane vector of `Self` for the compile target.
     type Vector: Lanes<Scalar = Self> + LoadStore<Self>;

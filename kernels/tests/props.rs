@@ -11,11 +11,14 @@ use gradstep::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+/// A hyperparameter field: its name, a setter, and values that must be refused.
+type Field<R> = (&'static str, fn(&mut R, f64), Vec<f64>);
+
 /// A rule under test: how to draw valid configurations and how to break each field.
 trait Subject: Rule {
     fn arb() -> BoxedStrategy<Self>;
     /// `(field, setter, values that must be refused)`.
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)>;
+    fn fields() -> Vec<Field<Self>>;
 }
 
 fn lr() -> impl Strategy<Value = f64> {
@@ -43,29 +46,64 @@ fn bad(extra: &[f64]) -> Vec<f64> {
 
 macro_rules! setter {
     ($t:ty, $f:ident) => {
-        (stringify!($f), (|r: &mut $t, v: f64| r.$f = v) as fn(&mut $t, f64))
+        (
+            stringify!($f),
+            (|r: &mut $t, v: f64| r.$f = v) as fn(&mut $t, f64),
+        )
     };
 }
 
 impl Subject for Sgd {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), prop_oneof![Just(0.0), 0.0..0.99f64], decay(), decay(), any::<bool>(), any::<bool>())
-            .prop_map(|(lr, momentum, dampening, weight_decay, nesterov, maximize)| {
-                let nesterov = nesterov && momentum > 0.0;
-                let dampening = if nesterov { 0.0 } else { dampening };
-                Sgd { lr, momentum, dampening, weight_decay, nesterov, maximize }
-            })
+        (
+            lr(),
+            prop_oneof![Just(0.0), 0.0..0.99f64],
+            decay(),
+            decay(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, momentum, dampening, weight_decay, nesterov, maximize)| {
+                    let nesterov = nesterov && momentum > 0.0;
+                    let dampening = if nesterov { 0.0 } else { dampening };
+                    Sgd {
+                        lr,
+                        momentum,
+                        dampening,
+                        weight_decay,
+                        nesterov,
+                        maximize,
+                    }
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
-        let (a, b, c, d) = (setter!(Sgd, lr), setter!(Sgd, momentum), setter!(Sgd, dampening), setter!(Sgd, weight_decay));
-        vec![(a.0, a.1, bad(&[-1e-3])), (b.0, b.1, bad(&[-0.5])), (c.0, c.1, bad(&[])), (d.0, d.1, bad(&[-1.0]))]
+    fn fields() -> Vec<Field<Self>> {
+        let (a, b, c, d) = (
+            setter!(Sgd, lr),
+            setter!(Sgd, momentum),
+            setter!(Sgd, dampening),
+            setter!(Sgd, weight_decay),
+        );
+        vec![
+            (a.0, a.1, bad(&[-1e-3])),
+            (b.0, b.1, bad(&[-0.5])),
+            (c.0, c.1, bad(&[])),
+            (d.0, d.1, bad(&[-1.0])),
+        ]
     }
 }
 
 macro_rules! adam_like_fields {
     ($t:ty) => {{
-        let (a, b, c, d, e) = (setter!($t, lr), setter!($t, beta1), setter!($t, beta2), setter!($t, eps), setter!($t, weight_decay));
+        let (a, b, c, d, e) = (
+            setter!($t, lr),
+            setter!($t, beta1),
+            setter!($t, beta2),
+            setter!($t, eps),
+            setter!($t, weight_decay),
+        );
         vec![
             (a.0, a.1, bad(&[-1e-3])),
             (b.0, b.1, bad(&[1.0, -0.1, 1.5])),
@@ -78,39 +116,69 @@ macro_rules! adam_like_fields {
 
 impl Subject for Adam {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), any::<bool>(), any::<bool>(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize)| Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled_weight_decay,
-                amsgrad,
-                maximize,
-            })
+        (
+            lr(),
+            beta(),
+            beta(),
+            eps(),
+            decay(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled_weight_decay,
+                    amsgrad,
+                    maximize,
+                )| Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled_weight_decay,
+                    amsgrad,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         adam_like_fields!(Adam)
     }
 }
 
 impl Subject for AdamW {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), any::<bool>(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)| AdamW {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                amsgrad,
-                maximize,
-            })
+        (
+            lr(),
+            beta(),
+            beta(),
+            eps(),
+            decay(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)| AdamW {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    amsgrad,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         adam_like_fields!(AdamW)
     }
 }
@@ -118,30 +186,57 @@ impl Subject for AdamW {
 impl Subject for Adamax {
     fn arb() -> BoxedStrategy<Self> {
         (lr(), beta(), beta(), eps(), decay(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, maximize)| Adamax { lr, beta1, beta2, eps, weight_decay, maximize })
+            .prop_map(|(lr, beta1, beta2, eps, weight_decay, maximize)| Adamax {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                maximize,
+            })
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         adam_like_fields!(Adamax)
     }
 }
 
 impl Subject for NAdam {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), prop_oneof![Just(4e-3), 0.0..1.0f64], any::<bool>(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)| NAdam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                momentum_decay,
-                decoupled_weight_decay,
-                maximize,
-            })
+        (
+            lr(),
+            beta(),
+            beta(),
+            eps(),
+            decay(),
+            prop_oneof![Just(4e-3), 0.0..1.0f64],
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    momentum_decay,
+                    decoupled_weight_decay,
+                    maximize,
+                )| NAdam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    momentum_decay,
+                    decoupled_weight_decay,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         let mut f = adam_like_fields!(NAdam);
         let m = setter!(NAdam, momentum_decay);
         f.push((m.0, m.1, bad(&[-1e-3])));
@@ -151,37 +246,56 @@ impl Subject for NAdam {
 
 impl Subject for RAdam {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), any::<bool>(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)| RAdam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled_weight_decay,
-                maximize,
-            })
+        (
+            lr(),
+            beta(),
+            beta(),
+            eps(),
+            decay(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)| RAdam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled_weight_decay,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         adam_like_fields!(RAdam)
     }
 }
 
 impl Subject for Adagrad {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), decay(), decay(), prop_oneof![Just(0.0), 0.0..1.0f64], eps(), any::<bool>())
-            .prop_map(|(lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize)| Adagrad {
-                lr,
-                lr_decay,
-                weight_decay,
-                initial_accumulator_value,
-                eps,
-                maximize,
-            })
+        (
+            lr(),
+            decay(),
+            decay(),
+            prop_oneof![Just(0.0), 0.0..1.0f64],
+            eps(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize)| Adagrad {
+                    lr,
+                    lr_decay,
+                    weight_decay,
+                    initial_accumulator_value,
+                    eps,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         let (a, b, c, d, e) = (
             setter!(Adagrad, lr),
             setter!(Adagrad, lr_decay),
@@ -201,31 +315,63 @@ impl Subject for Adagrad {
 
 impl Subject for Adadelta {
     fn arb() -> BoxedStrategy<Self> {
-        (prop_oneof![Just(1.0), lr()], unit(), eps(), decay(), any::<bool>())
-            .prop_map(|(lr, rho, eps, weight_decay, maximize)| Adadelta { lr, rho, eps, weight_decay, maximize })
+        (
+            prop_oneof![Just(1.0), lr()],
+            unit(),
+            eps(),
+            decay(),
+            any::<bool>(),
+        )
+            .prop_map(|(lr, rho, eps, weight_decay, maximize)| Adadelta {
+                lr,
+                rho,
+                eps,
+                weight_decay,
+                maximize,
+            })
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
-        let (a, b, c, d) = (setter!(Adadelta, lr), setter!(Adadelta, rho), setter!(Adadelta, eps), setter!(Adadelta, weight_decay));
-        vec![(a.0, a.1, bad(&[-1.0])), (b.0, b.1, bad(&[1.01, -0.1])), (c.0, c.1, bad(&[0.0])), (d.0, d.1, bad(&[-1.0]))]
+    fn fields() -> Vec<Field<Self>> {
+        let (a, b, c, d) = (
+            setter!(Adadelta, lr),
+            setter!(Adadelta, rho),
+            setter!(Adadelta, eps),
+            setter!(Adadelta, weight_decay),
+        );
+        vec![
+            (a.0, a.1, bad(&[-1.0])),
+            (b.0, b.1, bad(&[1.01, -0.1])),
+            (c.0, c.1, bad(&[0.0])),
+            (d.0, d.1, bad(&[-1.0])),
+        ]
     }
 }
 
 impl Subject for RmsProp {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), unit(), eps(), decay(), prop_oneof![Just(0.0), 0.0..0.99f64], any::<bool>(), any::<bool>())
-            .prop_map(|(lr, alpha, eps, weight_decay, momentum, centered, maximize)| RmsProp {
-                lr,
-                alpha,
-                eps,
-                weight_decay,
-                momentum,
-                centered,
-                maximize,
-            })
+        (
+            lr(),
+            unit(),
+            eps(),
+            decay(),
+            prop_oneof![Just(0.0), 0.0..0.99f64],
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, alpha, eps, weight_decay, momentum, centered, maximize)| RmsProp {
+                    lr,
+                    alpha,
+                    eps,
+                    weight_decay,
+                    momentum,
+                    centered,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         let (a, b, c, d, e) = (
             setter!(RmsProp, lr),
             setter!(RmsProp, alpha),
@@ -245,18 +391,27 @@ impl Subject for RmsProp {
 
 impl Subject for Rprop {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), 0.05..0.95f64, 1.01..3.0f64, 0.0..1e-3f64, 1e-3..100.0f64, any::<bool>())
-            .prop_map(|(lr, etaminus, etaplus, step_size_min, step_size_max, maximize)| Rprop {
-                lr,
-                etaminus,
-                etaplus,
-                step_size_min,
-                step_size_max,
-                maximize,
-            })
+        (
+            lr(),
+            0.05..0.95f64,
+            1.01..3.0f64,
+            0.0..1e-3f64,
+            1e-3..100.0f64,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, etaminus, etaplus, step_size_min, step_size_max, maximize)| Rprop {
+                    lr,
+                    etaminus,
+                    etaplus,
+                    step_size_min,
+                    step_size_max,
+                    maximize,
+                },
+            )
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
+    fn fields() -> Vec<Field<Self>> {
         let (a, b, c, d, e) = (
             setter!(Rprop, lr),
             setter!(Rprop, etaminus),
@@ -276,14 +431,39 @@ impl Subject for Rprop {
 
 impl Subject for Asgd {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), prop_oneof![Just(1e-4), 0.0..0.1f64], 0.0..1.0f64, prop_oneof![Just(1e6), 0.0..5.0f64], decay(), any::<bool>())
-            .prop_map(|(lr, lambd, alpha, t0, weight_decay, maximize)| Asgd { lr, lambd, alpha, t0, weight_decay, maximize })
+        (
+            lr(),
+            prop_oneof![Just(1e-4), 0.0..0.1f64],
+            0.0..1.0f64,
+            prop_oneof![Just(1e6), 0.0..5.0f64],
+            decay(),
+            any::<bool>(),
+        )
+            .prop_map(|(lr, lambd, alpha, t0, weight_decay, maximize)| Asgd {
+                lr,
+                lambd,
+                alpha,
+                t0,
+                weight_decay,
+                maximize,
+            })
             .boxed()
     }
-    fn fields() -> Vec<(&'static str, fn(&mut Self, f64), Vec<f64>)> {
-        let (a, b, c, d, e) =
-            (setter!(Asgd, lr), setter!(Asgd, lambd), setter!(Asgd, alpha), setter!(Asgd, t0), setter!(Asgd, weight_decay));
-        vec![(a.0, a.1, bad(&[-1.0])), (b.0, b.1, bad(&[-1.0])), (c.0, c.1, bad(&[-0.5])), (d.0, d.1, bad(&[])), (e.0, e.1, bad(&[-1.0]))]
+    fn fields() -> Vec<Field<Self>> {
+        let (a, b, c, d, e) = (
+            setter!(Asgd, lr),
+            setter!(Asgd, lambd),
+            setter!(Asgd, alpha),
+            setter!(Asgd, t0),
+            setter!(Asgd, weight_decay),
+        );
+        vec![
+            (a.0, a.1, bad(&[-1.0])),
+            (b.0, b.1, bad(&[-1.0])),
+            (c.0, c.1, bad(&[-0.5])),
+            (d.0, d.1, bad(&[])),
+            (e.0, e.1, bad(&[-1.0])),
+        ]
     }
 }
 
@@ -300,20 +480,37 @@ struct Bufs<T> {
 impl<T: Real> Bufs<T> {
     fn new(n: usize, offset: usize, slots: usize, values: &[f64], steps: usize) -> Self {
         let mut it = values.iter().cycle().map(|&x| T::from_f64(x));
-        let mut take = |len: usize| -> Vec<T> { (0..len).map(|_| it.next().unwrap_or(T::ZERO)).collect() };
+        let mut take =
+            |len: usize| -> Vec<T> { (0..len).map(|_| it.next().unwrap_or(T::ZERO)).collect() };
         let params = take(n + offset);
         let grads = (0..steps).map(|_| take(n + offset)).collect();
         // Garbage initial state: the first step must overwrite it.
         let state = (0..slots).map(|_| take(n + offset)).collect();
-        Bufs { params, grads, state, offset, n }
+        Bufs {
+            params,
+            grads,
+            state,
+            offset,
+            n,
+        }
     }
 
-    fn step<R: Rule>(&mut self, rule: &R, scalars: &mut R::Scalars, k: usize, reference: bool) -> Result<(), Error> {
+    fn step<R: Rule>(
+        &mut self,
+        rule: &R,
+        scalars: &mut R::Scalars,
+        k: usize,
+        reference: bool,
+    ) -> Result<(), Error> {
         let (o, n) = (self.offset, self.n);
         let mut st: Vec<&mut [T]> = self.state.iter_mut().map(|s| &mut s[o..o + n]).collect();
         let p = &mut self.params[o..o + n];
         let g = &self.grads[k][o..o + n];
-        if reference { rule.step_reference(scalars, p, g, &mut st) } else { rule.step(scalars, p, g, &mut st) }
+        if reference {
+            rule.step_reference(scalars, p, g, &mut st)
+        } else {
+            rule.step(scalars, p, g, &mut st)
+        }
     }
 }
 
@@ -336,28 +533,58 @@ fn vector_equals_reference<R: Subject, T: Real>(
     for k in 0..steps {
         prop_assert_eq!(fast.step(&rule, &mut sf, k, false), Ok(()));
         prop_assert_eq!(slow.step(&rule, &mut ss, k, true), Ok(()));
-        prop_assert_eq!(bits(&fast.params), bits(&slow.params), "params differ at step {} for {:?}", k + 1, rule);
+        prop_assert_eq!(
+            bits(&fast.params),
+            bits(&slow.params),
+            "params differ at step {} for {:?}",
+            k + 1,
+            rule
+        );
         for (a, b) in fast.state.iter().zip(&slow.state) {
-            prop_assert_eq!(bits(a), bits(b), "state differs at step {} for {:?}", k + 1, rule);
+            prop_assert_eq!(
+                bits(a),
+                bits(b),
+                "state differs at step {} for {:?}",
+                k + 1,
+                rule
+            );
         }
         prop_assert_eq!(sf, ss);
         let window = &fast.params[offset..offset + n];
-        prop_assert!(window.iter().all(|x| Real::is_finite(*x)), "non-finite params for {:?}: {:?}", rule, window);
+        prop_assert!(
+            window.iter().all(|x| Real::is_finite(*x)),
+            "non-finite params for {:?}: {:?}",
+            rule,
+            window
+        );
         for s in &fast.state {
-            prop_assert!(s[offset..offset + n].iter().all(|x| Real::is_finite(*x)), "non-finite state for {:?}", rule);
+            prop_assert!(
+                s[offset..offset + n].iter().all(|x| Real::is_finite(*x)),
+                "non-finite state for {:?}",
+                rule
+            );
         }
     }
     Ok(())
 }
 
 /// Every way of calling a rule wrongly: the error is the expected one and nothing moved.
-fn refuses_bad_input<R: Subject, T: Real>(rule: R, n: usize, values: &[f64], pick: usize) -> Result<(), TestCaseError> {
+fn refuses_bad_input<R: Subject, T: Real>(
+    rule: R,
+    n: usize,
+    values: &[f64],
+    pick: usize,
+) -> Result<(), TestCaseError> {
     let slots = rule.state_slots();
     let mut b = Bufs::<T>::new(n, 0, slots, values, 1);
     // Take one good step so the state is not fresh (a refused call must not reset it).
     let mut scalars = R::Scalars::default();
     prop_assert_eq!(b.step(&rule, &mut scalars, 0, false), Ok(()));
-    let snapshot = (bits(&b.params), b.state.iter().map(|s| bits(s)).collect::<Vec<_>>(), scalars);
+    let snapshot = (
+        bits(&b.params),
+        b.state.iter().map(|s| bits(s)).collect::<Vec<_>>(),
+        scalars,
+    );
 
     let fields = R::fields();
     let (name, set, bads) = &fields[pick % fields.len()];
@@ -367,7 +594,9 @@ fn refuses_bad_input<R: Subject, T: Real>(rule: R, n: usize, values: &[f64], pic
         let reference = i % 2 == 1;
         let r = b.step(&broken, &mut scalars, 0, reference);
         match r {
-            Err(Error::InvalidHyperparameter { name: got, .. }) => prop_assert_eq!(got, *name, "value {}", v),
+            Err(Error::InvalidHyperparameter { name: got, .. }) => {
+                prop_assert_eq!(got, *name, "value {}", v)
+            }
             other => prop_assert!(false, "{name} = {v} gave {other:?}"),
         }
     }
@@ -377,36 +606,86 @@ fn refuses_bad_input<R: Subject, T: Real>(rule: R, n: usize, values: &[f64], pic
     long_grads.push(T::ZERO);
     let mut st: Vec<&mut [T]> = b.state.iter_mut().map(|s| &mut s[..]).collect();
     let e = rule.step(&mut scalars, &mut b.params, &long_grads, &mut st);
-    prop_assert_eq!(e, Err(Error::LengthMismatch { buffer: Buffer::Grads, expected: n, found: n + 1 }));
+    prop_assert_eq!(
+        e,
+        Err(Error::LengthMismatch {
+            buffer: Buffer::Grads,
+            expected: n,
+            found: n + 1
+        })
+    );
     let e = rule.step_reference(&mut scalars, &mut b.params, &long_grads, &mut st);
-    prop_assert_eq!(e, Err(Error::LengthMismatch { buffer: Buffer::Grads, expected: n, found: n + 1 }));
+    prop_assert_eq!(
+        e,
+        Err(Error::LengthMismatch {
+            buffer: Buffer::Grads,
+            expected: n,
+            found: n + 1
+        })
+    );
     if slots > 0 {
         let k = pick % slots;
-        let mut st: Vec<&mut [T]> =
-            b.state.iter_mut().enumerate().map(|(i, s)| if i == k { &mut s[..n.saturating_sub(1)] } else { &mut s[..] }).collect();
+        let mut st: Vec<&mut [T]> = b
+            .state
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == k {
+                    &mut s[..n.saturating_sub(1)]
+                } else {
+                    &mut s[..]
+                }
+            })
+            .collect();
         if n > 0 {
             let e = rule.step(&mut scalars, &mut b.params, &b.grads[0], &mut st);
-            prop_assert_eq!(e, Err(Error::LengthMismatch { buffer: Buffer::State(k), expected: n, found: n - 1 }));
+            prop_assert_eq!(
+                e,
+                Err(Error::LengthMismatch {
+                    buffer: Buffer::State(k),
+                    expected: n,
+                    found: n - 1
+                })
+            );
         }
     }
     let mut extra = vec![T::ZERO; n];
     let mut st: Vec<&mut [T]> = b.state.iter_mut().map(|s| &mut s[..]).collect();
     st.push(&mut extra);
     let e = rule.step(&mut scalars, &mut b.params, &b.grads[0], &mut st);
-    prop_assert_eq!(e, Err(Error::StateSlots { expected: slots, found: slots + 1 }));
+    prop_assert_eq!(
+        e,
+        Err(Error::StateSlots {
+            expected: slots,
+            found: slots + 1
+        })
+    );
     let mut flat = vec![T::ZERO; slots * n + 1];
     let e = rule.step_flat(&mut scalars, &mut b.params, &b.grads[0], &mut flat);
-    prop_assert_eq!(e, Err(Error::FlatStateLength { expected: slots * n, found: slots * n + 1 }));
+    prop_assert_eq!(
+        e,
+        Err(Error::FlatStateLength {
+            expected: slots * n,
+            found: slots * n + 1
+        })
+    );
     prop_assert!(flat.iter().all(|x| *x == T::ZERO));
 
     prop_assert_eq!(bits(&b.params), snapshot.0);
-    prop_assert_eq!(b.state.iter().map(|s| bits(s)).collect::<Vec<_>>(), snapshot.1);
+    prop_assert_eq!(
+        b.state.iter().map(|s| bits(s)).collect::<Vec<_>>(),
+        snapshot.1
+    );
     prop_assert_eq!(scalars, snapshot.2);
     Ok(())
 }
 
 /// `step_flat` is `step` on the same state laid out end to end.
-fn flat_equals_sliced<R: Subject, T: Real>(rule: R, n: usize, values: &[f64]) -> Result<(), TestCaseError> {
+fn flat_equals_sliced<R: Subject, T: Real>(
+    rule: R,
+    n: usize,
+    values: &[f64],
+) -> Result<(), TestCaseError> {
     let slots = rule.state_slots();
     let mut b = Bufs::<T>::new(n, 0, slots, values, 2);
     let mut flat: Vec<T> = b.state.concat();
@@ -414,10 +693,57 @@ fn flat_equals_sliced<R: Subject, T: Real>(rule: R, n: usize, values: &[f64]) ->
     let (mut s1, mut s2) = (R::Scalars::default(), R::Scalars::default());
     for k in 0..2 {
         prop_assert_eq!(b.step(&rule, &mut s1, k, false), Ok(()));
-        prop_assert_eq!(rule.step_flat(&mut s2, &mut p2, &b.grads[k], &mut flat), Ok(()));
+        prop_assert_eq!(
+            rule.step_flat(&mut s2, &mut p2, &b.grads[k], &mut flat),
+            Ok(())
+        );
     }
     prop_assert_eq!(bits(&b.params), bits(&p2));
     prop_assert_eq!(bits(&b.state.concat()), bits(&flat));
+    Ok(())
+}
+
+/// Step 0 ignores whatever the state slices hold, and a run resumed from a copy of its
+/// scalar state and state slices continues bit-identically.
+fn fresh_and_resume<R: Subject, T: Real>(
+    rule: R,
+    n: usize,
+    values: &[f64],
+    split: usize,
+) -> Result<(), TestCaseError> {
+    let slots = rule.state_slots();
+    let steps = 4;
+    let mut garbage = Bufs::<T>::new(n, 0, slots, values, steps);
+    let mut zeroed = Bufs::<T>::new(n, 0, slots, values, steps);
+    zeroed.state.iter_mut().for_each(|s| s.fill(T::ZERO));
+    let (mut sg, mut sz) = (R::Scalars::default(), R::Scalars::default());
+    prop_assert_eq!(garbage.step(&rule, &mut sg, 0, false), Ok(()));
+    prop_assert_eq!(zeroed.step(&rule, &mut sz, 0, false), Ok(()));
+    prop_assert_eq!(bits(&garbage.params), bits(&zeroed.params));
+    prop_assert_eq!(
+        garbage.state.iter().map(|s| bits(s)).collect::<Vec<_>>(),
+        zeroed.state.iter().map(|s| bits(s)).collect::<Vec<_>>()
+    );
+
+    // Resume: copy everything after `split` steps into fresh buffers and go on.
+    let split = 1 + split % (steps - 1);
+    for k in 1..split {
+        prop_assert_eq!(garbage.step(&rule, &mut sg, k, false), Ok(()));
+    }
+    let mut resumed = Bufs::<T> {
+        params: garbage.params.clone(),
+        grads: garbage.grads.clone(),
+        state: garbage.state.clone(),
+        offset: 0,
+        n,
+    };
+    let mut sr = sg;
+    for k in split..steps {
+        prop_assert_eq!(garbage.step(&rule, &mut sg, k, false), Ok(()));
+        prop_assert_eq!(resumed.step(&rule, &mut sr, k, false), Ok(()));
+    }
+    prop_assert_eq!(bits(&garbage.params), bits(&resumed.params));
+    prop_assert_eq!(sg, sr);
     Ok(())
 }
 
@@ -426,7 +752,10 @@ fn max_len<T: Real>() -> usize {
 }
 
 fn values() -> impl Strategy<Value = Vec<f64>> {
-    prop::collection::vec(prop_oneof![1 => Just(0.0), 8 => -10.0..10.0f64, 1 => -1e3..1e3f64], 1..64)
+    prop::collection::vec(
+        prop_oneof![1 => Just(0.0), 8 => -10.0..10.0f64, 1 => -1e3..1e3f64],
+        1..64,
+    )
 }
 
 macro_rules! rule_props {
@@ -452,6 +781,10 @@ macro_rules! rule_props {
                     refuses_bad_input::<$r, f64>(rule, n, &v, pick)?;
                 }
                 #[test]
+                fn fresh_state_and_resume(rule in <$r>::arb(), n in 0..=max_len::<f64>(), v in values(), split in any::<usize>()) {
+                    fresh_and_resume::<$r, f64>(rule, n, &v, split)?;
+                }
+                #[test]
                 fn flat_state_layout(rule in <$r>::arb(), n in 0..=max_len::<f32>(), v in values()) {
                     flat_equals_sliced::<$r, f32>(rule, n, &v)?;
                 }
@@ -470,12 +803,30 @@ fn nesterov_needs_momentum_and_no_dampening() {
     let mut p = [1.0f32];
     let mut b = [0.0f32];
     let mut s = StepCount::default();
-    let bad = Sgd { nesterov: true, momentum: 0.0, ..Sgd::default() };
-    assert!(matches!(bad.step(&mut s, &mut p, &[1.0], &mut []), Err(Error::InvalidHyperparameter { name: "momentum", .. })));
-    let bad = Sgd { nesterov: true, momentum: 0.9, dampening: 0.1, ..Sgd::default() };
+    let bad = Sgd {
+        nesterov: true,
+        momentum: 0.0,
+        ..Sgd::default()
+    };
+    assert!(matches!(
+        bad.step(&mut s, &mut p, &[1.0], &mut []),
+        Err(Error::InvalidHyperparameter {
+            name: "momentum",
+            ..
+        })
+    ));
+    let bad = Sgd {
+        nesterov: true,
+        momentum: 0.9,
+        dampening: 0.1,
+        ..Sgd::default()
+    };
     assert!(matches!(
         bad.step(&mut s, &mut p, &[1.0], &mut [&mut b]),
-        Err(Error::InvalidHyperparameter { name: "dampening", .. })
+        Err(Error::InvalidHyperparameter {
+            name: "dampening",
+            ..
+        })
     ));
     assert_eq!((p, b, s.step), ([1.0], [0.0], 0));
 }
@@ -492,14 +843,39 @@ fn step_counter_overflow_is_an_error() {
 
 #[test]
 fn errors_display_their_cause() {
-    let e = Adam { beta1: 1.0, ..Adam::default() }.validate().unwrap_err();
-    assert_eq!(e.to_string(), "invalid hyperparameter beta1 = 1: must be in [0, 1)");
-    let e = Error::LengthMismatch { buffer: Buffer::State(1), expected: 4, found: 3 };
-    assert_eq!(e.to_string(), "state slice 1 has length 3, parameters have 4");
+    let e = Adam {
+        beta1: 1.0,
+        ..Adam::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid hyperparameter beta1 = 1: must be in [0, 1)"
+    );
+    let e = Error::LengthMismatch {
+        buffer: Buffer::State(1),
+        expected: 4,
+        found: 3,
+    };
+    assert_eq!(
+        e.to_string(),
+        "state slice 1 has length 3, parameters have 4"
+    );
 }
 
 #[test]
 fn rprop_step_size_bounds_must_be_ordered() {
-    let r = Rprop { step_size_min: 1.0, step_size_max: 0.5, ..Rprop::default() };
-    assert!(matches!(r.validate(), Err(Error::InvalidHyperparameter { name: "step_size_max", .. })));
+    let r = Rprop {
+        step_size_min: 1.0,
+        step_size_max: 0.5,
+        ..Rprop::default()
+    };
+    assert!(matches!(
+        r.validate(),
+        Err(Error::InvalidHyperparameter {
+            name: "step_size_max",
+            ..
+        })
+    ));
 }

@@ -49,7 +49,8 @@ pub fn dir() -> PathBuf {
 /// Loads `tests/fixtures/torch/<rule>.json`.
 pub fn load(rule: &str) -> RuleFixture {
     let path = dir().join(format!("{rule}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -63,28 +64,40 @@ pub struct Hyper<'a> {
 impl<'a> Hyper<'a> {
     /// Wraps a `hyper` or `defaults` map.
     pub fn new(map: &'a BTreeMap<String, serde_json::Value>) -> Self {
-        Hyper { map, used: Default::default() }
+        Hyper {
+            map,
+            used: Default::default(),
+        }
     }
 
     fn get(&self, name: &str) -> &serde_json::Value {
         self.used.borrow_mut().push(name.to_owned());
-        self.map.get(name).unwrap_or_else(|| panic!("fixture has no hyperparameter {name}"))
+        self.map
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no hyperparameter {name}"))
     }
 
     /// A numeric hyperparameter.
     pub fn f(&self, name: &str) -> f64 {
-        self.get(name).as_f64().unwrap_or_else(|| panic!("{name} is not a number"))
+        self.get(name)
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} is not a number"))
     }
 
     /// A boolean hyperparameter.
     pub fn b(&self, name: &str) -> bool {
-        self.get(name).as_bool().unwrap_or_else(|| panic!("{name} is not a boolean"))
+        self.get(name)
+            .as_bool()
+            .unwrap_or_else(|| panic!("{name} is not a boolean"))
     }
 
     /// Panics unless every key of the map was read.
     pub fn finish(self) {
         let used = self.used.into_inner();
         let unused: Vec<_> = self.map.keys().filter(|k| !used.contains(k)).collect();
-        assert!(unused.is_empty(), "fixture hyperparameters not mapped: {unused:?}");
+        assert!(
+            unused.is_empty(),
+            "fixture hyperparameters not mapped: {unused:?}"
+        );
     }
 }

@@ -55,7 +55,10 @@ const EPS32: f64 = f32::EPSILON as f64;
 /// The bound for `rule` (torch's lower-case name) in `dtype` (`"f32"` or `"f64"`).
 pub fn tolerance(rule: &str, dtype: &str) -> Tolerance {
     match dtype {
-        "f64" => Tolerance { rel: 1e-12, abs: 1e-14 },
+        "f64" => Tolerance {
+            rel: 1e-12,
+            abs: 1e-14,
+        },
         "f32" => {
             // `k` in units of f32 epsilon, relative to |torch| + 1 (params are O(1)).
             // Measured worst case over the recorded cases (torch 2.15, 50 steps, grad
@@ -86,7 +89,10 @@ pub fn tolerance(rule: &str, dtype: &str) -> Tolerance {
                 "rmsprop" => 16.0,
                 other => panic!("no f32 tolerance for rule {other}"),
             };
-            Tolerance { rel: k * EPS32, abs: k * EPS32 }
+            Tolerance {
+                rel: k * EPS32,
+                abs: k * EPS32,
+            }
         }
         other => panic!("unknown dtype {other}"),
     }

@@ -26,12 +26,18 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::real::Real;
 
+// The lane vectors match the native register width: wider `wide` types on narrower
+// registers are pairs of registers that LLVM tends to move through the stack.
+
 /// The lane vector used for `f32` on this target.
 #[cfg(all(gradstep_simd, target_feature = "avx512f"))]
 pub type F32Vector = wide::f32x16;
 /// The lane vector used for `f32` on this target.
-#[cfg(all(gradstep_simd, not(target_feature = "avx512f")))]
+#[cfg(all(gradstep_simd, target_feature = "avx", not(target_feature = "avx512f")))]
 pub type F32Vector = wide::f32x8;
+/// The lane vector used for `f32` on this target (128-bit registers: SSE2, NEON, simd128).
+#[cfg(all(gradstep_simd, not(target_feature = "avx")))]
+pub type F32Vector = wide::f32x4;
 /// The lane vector used for `f32` on this target (scalar: no vector unit).
 #[cfg(not(gradstep_simd))]
 pub type F32Vector = f32;
@@ -40,8 +46,11 @@ pub type F32Vector = f32;
 #[cfg(all(gradstep_simd, target_feature = "avx512f"))]
 pub type F64Vector = wide::f64x8;
 /// The lane vector used for `f64` on this target.
-#[cfg(all(gradstep_simd, not(target_feature = "avx512f")))]
+#[cfg(all(gradstep_simd, target_feature = "avx", not(target_feature = "avx512f")))]
 pub type F64Vector = wide::f64x4;
+/// The lane vector used for `f64` on this target (128-bit registers: SSE2, NEON, simd128).
+#[cfg(all(gradstep_simd, not(target_feature = "avx")))]
+pub type F64Vector = wide::f64x2;
 /// The lane vector used for `f64` on this target (scalar: no vector unit).
 #[cfg(not(gradstep_simd))]
 pub type F64Vector = f64;
@@ -52,7 +61,12 @@ pub type F64Vector = f64;
 /// `maxps` convention (`if a > b { a } else { b }`), which agrees with `torch.maximum`
 /// for all non-NaN inputs.
 pub trait Lanes:
-    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self>
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
 {
     /// The element type of each lane.
     type Scalar: Real;
@@ -113,7 +127,11 @@ impl<T: Real> Lerp<T> {
     pub(crate) fn new(weight: f64) -> Self {
         let w = T::from_f64(weight);
         let one_minus_w = T::ONE - w;
-        Lerp { w, one_minus_w, small: weight.abs() < 0.5 }
+        Lerp {
+            w,
+            one_minus_w,
+            small: weight.abs() < 0.5,
+        }
     }
 
     #[inline(always)]

@@ -2,7 +2,7 @@
 //! on x86, NEON on aarch64, simd128 on wasm, chosen by `wide` at compile time).
 
 use super::{Lanes, LoadStore};
-use wide::{f32x8, f32x16, f64x4, f64x8};
+use wide::{f32x4, f32x8, f32x16, f64x2, f64x4, f64x8};
 
 macro_rules! wide_lanes {
     ($v:ty, $t:ty, $n:literal) => {
@@ -65,7 +65,9 @@ macro_rules! wide_lanes {
     };
 }
 
+wide_lanes!(f32x4, f32, 4);
 wide_lanes!(f32x8, f32, 8);
 wide_lanes!(f32x16, f32, 16);
+wide_lanes!(f64x2, f64, 2);
 wide_lanes!(f64x4, f64, 4);
 wide_lanes!(f64x8, f64, 8);

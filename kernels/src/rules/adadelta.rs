@@ -1,9 +1,9 @@
 //! Adadelta (`torch.optim.Adadelta`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -47,7 +47,13 @@ pub struct Adadelta {
 
 impl Default for Adadelta {
     fn default() -> Self {
-        Adadelta { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0, maximize: false }
+        Adadelta {
+            lr: 1.0,
+            rho: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
     }
 }
 
@@ -76,7 +82,11 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, u]: &mut [V; 2]) {
         let g = self.prelude.apply(p, g);
-        let (rho, one_minus_rho, eps) = (V::splat(self.rho), V::splat(self.one_minus_rho), V::splat(self.eps));
+        let (rho, one_minus_rho, eps) = (
+            V::splat(self.rho),
+            V::splat(self.one_minus_rho),
+            V::splat(self.eps),
+        );
         *v = *v * rho + one_minus_rho * g * g;
         let std = (*v + eps).sqrt();
         let delta = (*u + eps).sqrt() / std * g;
@@ -100,7 +110,13 @@ impl Rule for Adadelta {
         &["square_avg", "acc_delta"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let mut s = buffers::<T, 2>(params, grads, state)?;
@@ -112,11 +128,21 @@ impl Rule for Adadelta {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
-        let (rho, one_minus_rho, eps) = (T::from_f64(self.rho), T::from_f64(1.0 - self.rho), T::from_f64(self.eps));
+        let (rho, one_minus_rho, eps) = (
+            T::from_f64(self.rho),
+            T::from_f64(1.0 - self.rho),
+            T::from_f64(self.eps),
+        );
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state[0][i] = T::ZERO;

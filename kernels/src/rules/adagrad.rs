@@ -1,9 +1,9 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -48,7 +48,14 @@ pub struct Adagrad {
 
 impl Default for Adagrad {
     fn default() -> Self {
-        Adagrad { lr: 1e-2, lr_decay: 0.0, weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1e-10, maximize: false }
+        Adagrad {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            maximize: false,
+        }
     }
 }
 
@@ -96,7 +103,13 @@ impl Rule for Adagrad {
         &["sum"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let [s] = buffers::<T, 1>(params, grads, state)?;
@@ -108,7 +121,13 @@ impl Rule for Adagrad {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 1)?;
@@ -123,7 +142,8 @@ impl Rule for Adagrad {
             }
             let s = state[0][i] + g * g;
             state[0][i] = s;
-            params[i] = params[i] + T::from_f64(-clr) * g / (Lanes::sqrt(s) + T::from_f64(self.eps));
+            params[i] =
+                params[i] + T::from_f64(-clr) * g / (Lanes::sqrt(s) + T::from_f64(self.eps));
         }
         scalars.step = t;
         Ok(())

@@ -1,9 +1,9 @@
 //! Adam, AdamW and AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, powf, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step, powf};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
 
@@ -116,7 +116,15 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        AdamW { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, amsgrad: false, maximize: false }
+        AdamW {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            amsgrad: false,
+            maximize: false,
+        }
     }
 }
 
@@ -154,7 +162,12 @@ impl Adam {
         let bc1 = 1.0 - powf(self.beta1, t);
         let bc2 = 1.0 - powf(self.beta2, t);
         Coeffs {
-            prelude: Prelude::new(self.maximize, self.weight_decay, self.decoupled_weight_decay, self.lr),
+            prelude: Prelude::new(
+                self.maximize,
+                self.weight_decay,
+                self.decoupled_weight_decay,
+                self.lr,
+            ),
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
@@ -168,7 +181,14 @@ impl Adam {
 impl<T: Real> Coeffs<T> {
     /// The element update; `vmax` is the AMSGrad maximum when enabled.
     #[inline(always)]
-    fn update<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, m: &mut V, v: &mut V, vmax: Option<&mut V>) {
+    fn update<V: Lanes<Scalar = T>>(
+        &self,
+        p: &mut V,
+        g: V,
+        m: &mut V,
+        v: &mut V,
+        vmax: Option<&mut V>,
+    ) {
         let g = self.prelude.apply(p, g);
         *m = self.lerp.apply(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
@@ -211,7 +231,11 @@ impl Rule for Adam {
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        if self.amsgrad { &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] } else { &["exp_avg", "exp_avg_sq"] }
+        if self.amsgrad {
+            &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+        } else {
+            &["exp_avg", "exp_avg_sq"]
+        }
     }
 
     fn step<T: Real>(
@@ -267,7 +291,11 @@ impl Rule for Adam {
             }
             let w = T::from_f64(1.0 - self.beta1);
             let m = state[0][i];
-            let m = if (1.0 - self.beta1).abs() < 0.5 { m + w * (g - m) } else { g - (g - m) * (T::ONE - w) };
+            let m = if (1.0 - self.beta1).abs() < 0.5 {
+                m + w * (g - m)
+            } else {
+                g - (g - m) * (T::ONE - w)
+            };
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
@@ -295,10 +323,22 @@ impl Rule for AdamW {
     fn slot_names(&self) -> &'static [&'static str] {
         self.as_adam().slot_names()
     }
-    fn step<T: Real>(&self, s: &mut StepCount, p: &mut [T], g: &[T], st: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        s: &mut StepCount,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.as_adam().step(s, p, g, st)
     }
-    fn step_reference<T: Real>(&self, s: &mut StepCount, p: &mut [T], g: &[T], st: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        s: &mut StepCount,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.as_adam().step_reference(s, p, g, st)
     }
 }

@@ -1,9 +1,9 @@
 //! Adamax, Adam's infinity-norm variant (`torch.optim.Adamax`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, powf, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step, powf};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
 
@@ -48,7 +48,14 @@ pub struct Adamax {
 
 impl Default for Adamax {
     fn default() -> Self {
-        Adamax { lr: 2e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, maximize: false }
+        Adamax {
+            lr: 2e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            maximize: false,
+        }
     }
 }
 
@@ -100,7 +107,13 @@ impl Rule for Adamax {
         &["exp_avg", "exp_inf"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let mut s = buffers::<T, 2>(params, grads, state)?;
@@ -112,7 +125,13 @@ impl Rule for Adamax {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
@@ -128,7 +147,11 @@ impl Rule for Adamax {
                 g = g + T::from_f64(self.weight_decay) * params[i];
             }
             let m = state[0][i];
-            let m = if w.abs() < 0.5 { m + T::from_f64(w) * (g - m) } else { g - (g - m) * (T::ONE - T::from_f64(w)) };
+            let m = if w.abs() < 0.5 {
+                m + T::from_f64(w) * (g - m)
+            } else {
+                g - (g - m) * (T::ONE - T::from_f64(w))
+            };
             let decayed = state[1][i] * T::from_f64(self.beta2);
             let fresh = Lanes::abs(g) + T::from_f64(self.eps);
             let u = if decayed > fresh { decayed } else { fresh };

@@ -1,9 +1,9 @@
 //! ASGD, averaged stochastic gradient descent (`torch.optim.ASGD`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, powf, Rule};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, buffers, check_buffers, next_step, powf};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -52,7 +52,14 @@ pub struct Asgd {
 
 impl Default for Asgd {
     fn default() -> Self {
-        Asgd { lr: 1e-2, lambd: 1e-4, alpha: 0.75, t0: 1e6, weight_decay: 0.0, maximize: false }
+        Asgd {
+            lr: 1e-2,
+            lambd: 1e-4,
+            alpha: 0.75,
+            t0: 1e6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
     }
 }
 
@@ -69,7 +76,11 @@ pub struct AsgdScalars {
 
 impl Default for AsgdScalars {
     fn default() -> Self {
-        AsgdScalars { step: 0, eta: 0.0, mu: 1.0 }
+        AsgdScalars {
+            step: 0,
+            eta: 0.0,
+            mu: 1.0,
+        }
     }
 }
 
@@ -85,7 +96,11 @@ struct Coeffs<T> {
 impl Asgd {
     /// η and μ for this step (fresh state starts from η = γ, μ = 1).
     fn current<T: Real>(&self, scalars: &AsgdScalars) -> (f64, f64) {
-        if scalars.step == 0 { (T::from_f64(self.lr).to_f64(), 1.0) } else { (scalars.eta, scalars.mu) }
+        if scalars.step == 0 {
+            (T::from_f64(self.lr).to_f64(), 1.0)
+        } else {
+            (scalars.eta, scalars.mu)
+        }
     }
 
     fn coeffs<T: Real>(&self, eta: f64, mu: f64) -> Coeffs<T> {
@@ -104,7 +119,11 @@ impl Asgd {
         let eta = self.lr / powf(1.0 + self.lambd * self.lr * step, self.alpha);
         let since = step - self.t0;
         let mu = 1.0 / if since > 1.0 { since } else { 1.0 };
-        AsgdScalars { step: t, eta: T::from_f64(eta).to_f64(), mu: T::from_f64(mu).to_f64() }
+        AsgdScalars {
+            step: t,
+            eta: T::from_f64(eta).to_f64(),
+            mu: T::from_f64(mu).to_f64(),
+        }
     }
 }
 
@@ -114,7 +133,11 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
         let g = self.prelude.apply(p, g);
         *p = *p * V::splat(self.decay);
         *p = *p + V::splat(self.neg_eta) * g;
-        *ax = if self.average { *ax + (*p - *ax) * V::splat(self.mu) } else { *p };
+        *ax = if self.average {
+            *ax + (*p - *ax) * V::splat(self.mu)
+        } else {
+            *p
+        };
     }
 }
 
@@ -134,7 +157,13 @@ impl Rule for Asgd {
         &["ax"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut AsgdScalars, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut AsgdScalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let [ax] = buffers::<T, 1>(params, grads, state)?;
@@ -147,7 +176,13 @@ impl Rule for Asgd {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut AsgdScalars, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut AsgdScalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 1)?;
@@ -163,7 +198,11 @@ impl Rule for Asgd {
             let p = params[i] * T::from_f64(1.0 - self.lambd * eta);
             let p = p + T::from_f64(-eta) * g;
             params[i] = p;
-            state[0][i] = if mu != 1.0 { state[0][i] + (p - state[0][i]) * T::from_f64(mu) } else { p };
+            state[0][i] = if mu != 1.0 {
+                state[0][i] + (p - state[0][i]) * T::from_f64(mu)
+            } else {
+                p
+            };
         }
         *scalars = self.next::<T>(t);
         Ok(())

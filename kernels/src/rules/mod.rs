@@ -90,9 +90,15 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     ) -> Result<(), Error> {
         let n = params.len();
         let slots = self.state_slots();
-        let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength { expected: usize::MAX, found: state.len() })?;
+        let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength {
+            expected: usize::MAX,
+            found: state.len(),
+        })?;
         if state.len() != expected {
-            return Err(Error::FlatStateLength { expected, found: state.len() });
+            return Err(Error::FlatStateLength {
+                expected,
+                found: state.len(),
+            });
         }
         let mut parts: [&mut [T]; MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
         let mut rest = state;
@@ -101,7 +107,12 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
             *part = head;
             rest = tail;
         }
-        self.step(scalars, params, grads, &mut parts[..slots.min(MAX_STATE_SLOTS)])
+        self.step(
+            scalars,
+            params,
+            grads,
+            &mut parts[..slots.min(MAX_STATE_SLOTS)],
+        )
     }
 }
 
@@ -113,17 +124,33 @@ pub struct StepCount {
 }
 
 /// Checks `grads` and each of the `slots` state slices against `params`. Touches nothing.
-pub(crate) fn check_buffers<T>(params: &[T], grads: &[T], state: &[&mut [T]], slots: usize) -> Result<(), Error> {
+pub(crate) fn check_buffers<T>(
+    params: &[T],
+    grads: &[T],
+    state: &[&mut [T]],
+    slots: usize,
+) -> Result<(), Error> {
     let n = params.len();
     if grads.len() != n {
-        return Err(Error::LengthMismatch { buffer: Buffer::Grads, expected: n, found: grads.len() });
+        return Err(Error::LengthMismatch {
+            buffer: Buffer::Grads,
+            expected: n,
+            found: grads.len(),
+        });
     }
     if state.len() != slots {
-        return Err(Error::StateSlots { expected: slots, found: state.len() });
+        return Err(Error::StateSlots {
+            expected: slots,
+            found: state.len(),
+        });
     }
     for (i, s) in state.iter().enumerate() {
         if s.len() != n {
-            return Err(Error::LengthMismatch { buffer: Buffer::State(i), expected: n, found: s.len() });
+            return Err(Error::LengthMismatch {
+                buffer: Buffer::State(i),
+                expected: n,
+                found: s.len(),
+            });
         }
     }
     Ok(())
@@ -137,7 +164,9 @@ pub(crate) fn buffers<'a, T, const K: usize>(
 ) -> Result<[&'a mut [T]; K], Error> {
     check_buffers(params, grads, state, K)?;
     let found = state.len();
-    let slots: &'a mut [&mut [T]; K] = state.try_into().map_err(|_| Error::StateSlots { expected: K, found })?;
+    let slots: &'a mut [&mut [T]; K] = state
+        .try_into()
+        .map_err(|_| Error::StateSlots { expected: K, found })?;
     Ok(slots.each_mut().map(|s| &mut **s))
 }
 

@@ -1,9 +1,9 @@
 //! NAdam, Adam with Nesterov momentum and a momentum schedule (`torch.optim.NAdam`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, powf, Rule};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, buffers, check_buffers, next_step, powf};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
 
@@ -86,7 +86,10 @@ pub struct NAdamScalars {
 
 impl Default for NAdamScalars {
     fn default() -> Self {
-        NAdamScalars { step: 0, mu_product: 1.0 }
+        NAdamScalars {
+            step: 0,
+            mu_product: 1.0,
+        }
     }
 }
 
@@ -111,7 +114,12 @@ impl NAdam {
         let mu_product = (T::from_f64(mu_product) * T::from_f64(mu)).to_f64();
         let mu_product_next = mu_product * mu_next;
         let c = Coeffs {
-            prelude: Prelude::new(self.maximize, self.weight_decay, self.decoupled_weight_decay, self.lr),
+            prelude: Prelude::new(
+                self.maximize,
+                self.weight_decay,
+                self.decoupled_weight_decay,
+                self.lr,
+            ),
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
@@ -125,7 +133,11 @@ impl NAdam {
 
     /// The fresh-aware previous Π.
     fn previous_mu_product(scalars: &NAdamScalars) -> f64 {
-        if scalars.step == 0 { 1.0 } else { scalars.mu_product }
+        if scalars.step == 0 {
+            1.0
+        } else {
+            scalars.mu_product
+        }
     }
 }
 
@@ -158,7 +170,13 @@ impl Rule for NAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut NAdamScalars, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut NAdamScalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let mut s = buffers::<T, 2>(params, grads, state)?;
@@ -167,11 +185,20 @@ impl Rule for NAdam {
         }
         let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
         run(&c, params, grads, s);
-        *scalars = NAdamScalars { step: t, mu_product };
+        *scalars = NAdamScalars {
+            step: t,
+            mu_product,
+        };
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut NAdamScalars, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut NAdamScalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
@@ -192,7 +219,11 @@ impl Rule for NAdam {
                 }
             }
             let m = state[0][i];
-            let m = if w.abs() < 0.5 { m + T::from_f64(w) * (g - m) } else { g - (g - m) * (T::ONE - T::from_f64(w)) };
+            let m = if w.abs() < 0.5 {
+                m + T::from_f64(w) * (g - m)
+            } else {
+                g - (g - m) * (T::ONE - T::from_f64(w))
+            };
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
@@ -200,7 +231,10 @@ impl Rule for NAdam {
             p = p + c.grad_coeff * g / denom;
             params[i] = p + c.avg_coeff * m / denom;
         }
-        *scalars = NAdamScalars { step: t, mu_product };
+        *scalars = NAdamScalars {
+            step: t,
+            mu_product,
+        };
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! RAdam, Adam with a rectified adaptive learning rate (`torch.optim.RAdam`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, powf, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step, powf};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
 
@@ -58,7 +58,15 @@ pub struct RAdam {
 
 impl Default for RAdam {
     fn default() -> Self {
-        RAdam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled_weight_decay: false, maximize: false }
+        RAdam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            maximize: false,
+        }
     }
 }
 
@@ -84,13 +92,19 @@ impl RAdam {
         let rho_t = rho_inf - 2.0 * step * powf(self.beta2, step) / bias_correction2;
         let rectified = (rho_t > 5.0).then(|| {
             let rect = powf(
-                (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t),
+                (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t),
                 0.5,
             );
             (T::from_f64(powf(bias_correction2, 0.5)), T::from_f64(rect))
         });
         Coeffs {
-            prelude: Prelude::new(self.maximize, self.weight_decay, self.decoupled_weight_decay, self.lr),
+            prelude: Prelude::new(
+                self.maximize,
+                self.weight_decay,
+                self.decoupled_weight_decay,
+                self.lr,
+            ),
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
@@ -112,7 +126,8 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         let update = match self.rectified {
             // torch computes `float / tensor` as `tensor.reciprocal() * float`.
             Some((bc2_sqrt, rect)) => {
-                let adaptive = V::splat(T::ONE) / (v.sqrt() + V::splat(self.eps)) * V::splat(bc2_sqrt);
+                let adaptive =
+                    V::splat(T::ONE) / (v.sqrt() + V::splat(self.eps)) * V::splat(bc2_sqrt);
                 scaled * adaptive * V::splat(rect)
             }
             None => scaled,
@@ -137,7 +152,13 @@ impl Rule for RAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let mut s = buffers::<T, 2>(params, grads, state)?;
@@ -149,7 +170,13 @@ impl Rule for RAdam {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
@@ -170,13 +197,18 @@ impl Rule for RAdam {
                 }
             }
             let m = state[0][i];
-            let m = if w.abs() < 0.5 { m + T::from_f64(w) * (g - m) } else { g - (g - m) * (T::ONE - T::from_f64(w)) };
+            let m = if w.abs() < 0.5 {
+                m + T::from_f64(w) * (g - m)
+            } else {
+                g - (g - m) * (T::ONE - T::from_f64(w))
+            };
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
             let mut update = m / c.bias_correction1 * T::from_f64(self.lr);
             if let Some((bc2_sqrt, rect)) = c.rectified {
-                update = update * (T::ONE / (Lanes::sqrt(v) + T::from_f64(self.eps)) * bc2_sqrt) * rect;
+                update =
+                    update * (T::ONE / (Lanes::sqrt(v) + T::from_f64(self.eps)) * bc2_sqrt) * rect;
             }
             params[i] = p - update;
         }

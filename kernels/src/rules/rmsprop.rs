@@ -1,9 +1,9 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
 
@@ -57,7 +57,15 @@ pub struct RmsProp {
 
 impl Default for RmsProp {
     fn default() -> Self {
-        RmsProp { lr: 1e-2, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false, maximize: false }
+        RmsProp {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            maximize: false,
+        }
     }
 }
 
@@ -90,7 +98,14 @@ impl RmsProp {
 
 impl<T: Real> Coeffs<T> {
     #[inline(always)]
-    fn update<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, v: &mut V, buf: Option<&mut V>, grad_avg: Option<&mut V>) {
+    fn update<V: Lanes<Scalar = T>>(
+        &self,
+        p: &mut V,
+        g: V,
+        v: &mut V,
+        buf: Option<&mut V>,
+        grad_avg: Option<&mut V>,
+    ) {
         let g = self.prelude.apply(p, g);
         *v = *v * V::splat(self.alpha) + V::splat(self.one_minus_alpha) * g * g;
         let avg = match grad_avg {
@@ -156,7 +171,13 @@ impl Rule for RmsProp {
         }
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let fresh = scalars.step == 0;
@@ -188,7 +209,13 @@ impl Rule for RmsProp {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, self.state_slots())?;
@@ -209,7 +236,11 @@ impl Rule for RmsProp {
             let root = match grad_avg {
                 Some(k) => {
                     let ga = state[k][i];
-                    let ga = if w.abs() < 0.5 { ga + T::from_f64(w) * (g - ga) } else { g - (g - ga) * (T::ONE - T::from_f64(w)) };
+                    let ga = if w.abs() < 0.5 {
+                        ga + T::from_f64(w) * (g - ga)
+                    } else {
+                        g - (g - ga) * (T::ONE - T::from_f64(w))
+                    };
                     state[k][i] = ga;
                     let var = v - ga * ga;
                     Lanes::sqrt(if var > T::ZERO { var } else { T::ZERO })

@@ -1,8 +1,8 @@
 //! Rprop, resilient backpropagation (`torch.optim.Rprop`).
 
-use super::{buffers, check_buffers, next_step, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, require, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -52,7 +52,14 @@ pub struct Rprop {
 
 impl Default for Rprop {
     fn default() -> Self {
-        Rprop { lr: 1e-2, etaminus: 0.5, etaplus: 1.2, step_size_min: 1e-6, step_size_max: 50.0, maximize: false }
+        Rprop {
+            lr: 1e-2,
+            etaminus: 0.5,
+            etaplus: 1.2,
+            step_size_min: 1e-6,
+            step_size_max: 50.0,
+            maximize: false,
+        }
     }
 }
 
@@ -95,9 +102,15 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         let factor = V::select(
             product.gt(zero),
             V::splat(self.etaplus),
-            V::select(product.lt(zero), etaminus, V::select(product.eq(zero), V::splat(T::ONE), product)),
+            V::select(
+                product.lt(zero),
+                etaminus,
+                V::select(product.eq(zero), V::splat(T::ONE), product),
+            ),
         );
-        *step_size = (*step_size * factor).max(V::splat(self.min)).min(V::splat(self.max));
+        *step_size = (*step_size * factor)
+            .max(V::splat(self.min))
+            .min(V::splat(self.max));
         let g = V::select(factor.eq(etaminus), zero, g);
         *p = *p - sign(g) * *step_size;
         *prev = g;
@@ -110,18 +123,39 @@ impl Rule for Rprop {
 
     fn validate(&self) -> Result<(), Error> {
         check::non_negative("lr", self.lr)?;
-        require(self.etaminus > 0.0 && self.etaminus < 1.0, "etaminus", self.etaminus, "must be in (0, 1)")?;
-        require(self.etaplus > 1.0 && self.etaplus.is_finite(), "etaplus", self.etaplus, "must be finite and > 1")?;
+        require(
+            self.etaminus > 0.0 && self.etaminus < 1.0,
+            "etaminus",
+            self.etaminus,
+            "must be in (0, 1)",
+        )?;
+        require(
+            self.etaplus > 1.0 && self.etaplus.is_finite(),
+            "etaplus",
+            self.etaplus,
+            "must be finite and > 1",
+        )?;
         check::non_negative("step_size_min", self.step_size_min)?;
         check::non_negative("step_size_max", self.step_size_max)?;
-        require(self.step_size_max >= self.step_size_min, "step_size_max", self.step_size_max, "must be >= step_size_min")
+        require(
+            self.step_size_max >= self.step_size_min,
+            "step_size_max",
+            self.step_size_max,
+            "must be >= step_size_min",
+        )
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
         &["prev", "step_size"]
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let [prev, step_size] = buffers::<T, 2>(params, grads, state)?;
@@ -134,7 +168,13 @@ impl Rule for Rprop {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
@@ -156,8 +196,16 @@ impl Rule for Rprop {
                 product
             };
             let mut step = state[1][i] * factor;
-            step = if step > T::from_f64(self.step_size_min) { step } else { T::from_f64(self.step_size_min) };
-            step = if step < T::from_f64(self.step_size_max) { step } else { T::from_f64(self.step_size_max) };
+            step = if step > T::from_f64(self.step_size_min) {
+                step
+            } else {
+                T::from_f64(self.step_size_min)
+            };
+            step = if step < T::from_f64(self.step_size_max) {
+                step
+            } else {
+                T::from_f64(self.step_size_max)
+            };
             state[1][i] = step;
             let g = if factor == etaminus { T::ZERO } else { g };
             let sign = if g > T::ZERO {

@@ -1,9 +1,9 @@
 //! Stochastic gradient descent with momentum and Nesterov momentum (`torch.optim.SGD`).
 
 use super::prelude::Prelude;
-use super::{buffers, check_buffers, next_step, Rule, StepCount};
-use crate::driver::{run, Kernel};
-use crate::error::{check, require, Error};
+use super::{Rule, StepCount, buffers, check_buffers, next_step};
+use crate::driver::{Kernel, run};
+use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -55,7 +55,14 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Self {
-        Sgd { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, maximize: false }
+        Sgd {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
     }
 }
 
@@ -94,8 +101,16 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [b]: &mut [V; 1]) {
         let g = self.prelude.apply(p, g);
-        *b = if self.first { g } else { *b * V::splat(self.momentum) + V::splat(self.one_minus_dampening) * g };
-        let g = if self.nesterov { g + V::splat(self.momentum) * *b } else { *b };
+        *b = if self.first {
+            g
+        } else {
+            *b * V::splat(self.momentum) + V::splat(self.one_minus_dampening) * g
+        };
+        let g = if self.nesterov {
+            g + V::splat(self.momentum) * *b
+        } else {
+            *b
+        };
         *p = *p + V::splat(self.neg_lr) * g;
     }
 }
@@ -110,17 +125,37 @@ impl Rule for Sgd {
         check::finite("dampening", self.dampening)?;
         check::non_negative("weight_decay", self.weight_decay)?;
         if self.nesterov {
-            require(self.momentum > 0.0, "momentum", self.momentum, "nesterov needs momentum > 0")?;
-            require(self.dampening == 0.0, "dampening", self.dampening, "nesterov needs dampening = 0")?;
+            require(
+                self.momentum > 0.0,
+                "momentum",
+                self.momentum,
+                "nesterov needs momentum > 0",
+            )?;
+            require(
+                self.dampening == 0.0,
+                "dampening",
+                self.dampening,
+                "nesterov needs dampening = 0",
+            )?;
         }
         Ok(())
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum != 0.0 { &["momentum_buffer"] } else { &[] }
+        if self.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        }
     }
 
-    fn step<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let c = self.coeffs::<T>(scalars.step == 0);
@@ -135,7 +170,13 @@ impl Rule for Sgd {
         Ok(())
     }
 
-    fn step_reference<T: Real>(&self, scalars: &mut StepCount, params: &mut [T], grads: &[T], state: &mut [&mut [T]]) -> Result<(), Error> {
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, self.state_slots())?;
@@ -146,7 +187,11 @@ impl Rule for Sgd {
                 g = g + T::from_f64(self.weight_decay) * params[i];
             }
             if self.momentum != 0.0 {
-                let b = if scalars.step == 0 { g } else { state[0][i] * mu + T::from_f64(1.0 - self.dampening) * g };
+                let b = if scalars.step == 0 {
+                    g
+                } else {
+                    state[0][i] * mu + T::from_f64(1.0 - self.dampening) * g
+                };
                 state[0][i] = b;
                 g = if self.nesterov { g + mu * b } else { b };
             }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every gradstep test. On a fresh machine it first installs what it needs (rustup
+# components and targets; later, Debian packages such as qemu-system-arm).
+# Usage: scripts/test.sh        (from anywhere; CI calls it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: components and bare-metal targets"
+rustup component add rustfmt clippy >/dev/null 2>&1 || rustup component add rustfmt clippy
+installed=$(rustup target list --installed)
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    grep -qx "$target" <<<"$installed" || rustup target add "$target"
+done
+
+step "formatting"
+cargo fmt --all --check
+
+step "tests: whole workspace (release: property tests run many cases)"
+cargo test --workspace --release
+
+step "tests: kernel crate on the scalar lane backend (force-scalar)"
+cargo test -p gradstep --release --features force-scalar
+
+step "no_std builds: Cortex-M4F and Cortex-M0 (no std, no alloc)"
+cargo build -p gradstep --release --target thumbv7em-none-eabihf
+cargo build -p gradstep --release --target thumbv6m-none-eabi
+
+step "lints and docs (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "all tests passed"
