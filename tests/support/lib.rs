@@ -3,3 +3,8 @@
 
 pub mod fixtures;
 pub mod tolerance;
+
+// The README's Rust example runs as a doctest of this crate.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

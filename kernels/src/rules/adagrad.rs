@@ -1,8 +1,8 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, buffers, check_buffers, next_step};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -112,11 +112,14 @@ impl Rule for Adagrad {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let [s] = buffers::<T, 1>(params, grads, state)?;
-        if scalars.step == 0 {
-            s.fill(T::from_f64(self.initial_accumulator_value));
-        }
-        run(&self.coeffs::<T>(t), params, grads, [s]);
+        let init = [T::from_f64(self.initial_accumulator_value)];
+        run_fresh(
+            &self.coeffs::<T>(t),
+            (scalars.step == 0).then_some(init),
+            params,
+            grads,
+            state,
+        )?;
         scalars.step = t;
         Ok(())
     }

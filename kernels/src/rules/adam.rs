@@ -1,8 +1,8 @@
 //! Adam, AdamW and AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, buffers, check_buffers, next_step, powf};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, powf, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -247,18 +247,11 @@ impl Rule for Adam {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
+        let (c, fresh) = (self.coeffs::<T>(t), scalars.step == 0);
         if self.amsgrad {
-            let mut s = buffers::<T, 3>(params, grads, state)?;
-            if scalars.step == 0 {
-                s.iter_mut().for_each(|s| s.fill(T::ZERO));
-            }
-            run(&self.coeffs::<T>(t), params, grads, s);
+            run_fresh::<T, 3, _>(&c, fresh.then_some([T::ZERO; 3]), params, grads, state)?;
         } else {
-            let mut s = buffers::<T, 2>(params, grads, state)?;
-            if scalars.step == 0 {
-                s.iter_mut().for_each(|s| s.fill(T::ZERO));
-            }
-            run(&self.coeffs::<T>(t), params, grads, s);
+            run_fresh::<T, 2, _>(&c, fresh.then_some([T::ZERO; 2]), params, grads, state)?;
         }
         scalars.step = t;
         Ok(())

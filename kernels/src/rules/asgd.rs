@@ -1,8 +1,8 @@
 //! ASGD, averaged stochastic gradient descent (`torch.optim.ASGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, buffers, check_buffers, next_step, powf};
-use crate::driver::{Kernel, run};
+use super::{Rule, check_buffers, next_step, powf, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -166,12 +166,14 @@ impl Rule for Asgd {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let [ax] = buffers::<T, 1>(params, grads, state)?;
-        if scalars.step == 0 {
-            ax.fill(T::ZERO);
-        }
         let (eta, mu) = self.current::<T>(scalars);
-        run(&self.coeffs::<T>(eta, mu), params, grads, [ax]);
+        run_fresh(
+            &self.coeffs::<T>(eta, mu),
+            (scalars.step == 0).then_some([T::ZERO]),
+            params,
+            grads,
+            state,
+        )?;
         *scalars = self.next::<T>(t);
         Ok(())
     }

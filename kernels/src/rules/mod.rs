@@ -26,6 +26,7 @@ pub mod sgd;
 
 mod prelude;
 
+use crate::driver::{Kernel, run};
 use crate::error::{Buffer, Error};
 use crate::real::Real;
 
@@ -168,6 +169,25 @@ pub(crate) fn buffers<'a, T, const K: usize>(
         .try_into()
         .map_err(|_| Error::StateSlots { expected: K, found })?;
     Ok(slots.each_mut().map(|s| &mut **s))
+}
+
+/// Checks the buffers, initializes fresh state (`init[k]` into slot `k` when `init` is
+/// given, i.e. at step 0), and runs `kernel` over every element.
+pub(crate) fn run_fresh<T: Real, const K: usize, F: Kernel<T, K>>(
+    kernel: &F,
+    init: Option<[T; K]>,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [&mut [T]],
+) -> Result<(), Error> {
+    let mut slots = buffers::<T, K>(params, grads, state)?;
+    if let Some(init) = init {
+        for (slot, value) in slots.iter_mut().zip(init) {
+            slot.fill(value);
+        }
+    }
+    run(kernel, params, grads, slots);
+    Ok(())
 }
 
 /// The next step number, or the overflow error.

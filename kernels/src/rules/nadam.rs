@@ -1,8 +1,8 @@
 //! NAdam, Adam with Nesterov momentum and a momentum schedule (`torch.optim.NAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, buffers, check_buffers, next_step, powf};
-use crate::driver::{Kernel, run};
+use super::{Rule, check_buffers, next_step, powf, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -179,12 +179,14 @@ impl Rule for NAdam {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let mut s = buffers::<T, 2>(params, grads, state)?;
-        if scalars.step == 0 {
-            s.iter_mut().for_each(|s| s.fill(T::ZERO));
-        }
         let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
-        run(&c, params, grads, s);
+        run_fresh(
+            &c,
+            (scalars.step == 0).then_some([T::ZERO; 2]),
+            params,
+            grads,
+            state,
+        )?;
         *scalars = NAdamScalars {
             step: t,
             mu_product,

@@ -1,8 +1,8 @@
 //! RAdam, Adam with a rectified adaptive learning rate (`torch.optim.RAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, buffers, check_buffers, next_step, powf};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, powf, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -161,11 +161,13 @@ impl Rule for RAdam {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let mut s = buffers::<T, 2>(params, grads, state)?;
-        if scalars.step == 0 {
-            s.iter_mut().for_each(|s| s.fill(T::ZERO));
-        }
-        run(&self.coeffs::<T>(t), params, grads, s);
+        run_fresh(
+            &self.coeffs::<T>(t),
+            (scalars.step == 0).then_some([T::ZERO; 2]),
+            params,
+            grads,
+            state,
+        )?;
         scalars.step = t;
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, buffers, check_buffers, next_step};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -180,30 +180,11 @@ impl Rule for RmsProp {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let fresh = scalars.step == 0;
-        let c = self.coeffs::<T>();
+        let (c, fresh) = (self.coeffs::<T>(), scalars.step == 0);
         match self.state_slots() {
-            1 => {
-                let mut s = buffers::<T, 1>(params, grads, state)?;
-                if fresh {
-                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
-                }
-                run(&c, params, grads, s);
-            }
-            2 => {
-                let mut s = buffers::<T, 2>(params, grads, state)?;
-                if fresh {
-                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
-                }
-                run(&c, params, grads, s);
-            }
-            _ => {
-                let mut s = buffers::<T, 3>(params, grads, state)?;
-                if fresh {
-                    s.iter_mut().for_each(|s| s.fill(T::ZERO));
-                }
-                run(&c, params, grads, s);
-            }
+            1 => run_fresh::<T, 1, _>(&c, fresh.then_some([T::ZERO; 1]), params, grads, state)?,
+            2 => run_fresh::<T, 2, _>(&c, fresh.then_some([T::ZERO; 2]), params, grads, state)?,
+            _ => run_fresh::<T, 3, _>(&c, fresh.then_some([T::ZERO; 3]), params, grads, state)?,
         }
         scalars.step = t;
         Ok(())

@@ -1,7 +1,7 @@
 //! Rprop, resilient backpropagation (`torch.optim.Rprop`).
 
-use super::{Rule, StepCount, buffers, check_buffers, next_step};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -158,12 +158,14 @@ impl Rule for Rprop {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let [prev, step_size] = buffers::<T, 2>(params, grads, state)?;
-        if scalars.step == 0 {
-            prev.fill(T::ZERO);
-            step_size.fill(T::from_f64(self.lr));
-        }
-        run(&self.coeffs::<T>(), params, grads, [prev, step_size]);
+        let init = [T::ZERO, T::from_f64(self.lr)];
+        run_fresh(
+            &self.coeffs::<T>(),
+            (scalars.step == 0).then_some(init),
+            params,
+            grads,
+            state,
+        )?;
         scalars.step = t;
         Ok(())
     }

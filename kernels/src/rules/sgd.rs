@@ -1,8 +1,8 @@
 //! Stochastic gradient descent with momentum and Nesterov momentum (`torch.optim.SGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, buffers, check_buffers, next_step};
-use crate::driver::{Kernel, run};
+use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
+use crate::driver::Kernel;
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -159,12 +159,11 @@ impl Rule for Sgd {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let c = self.coeffs::<T>(scalars.step == 0);
+        // No initialization: the first step sets the buffer to g.
         if self.momentum != 0.0 {
-            let s = buffers::<T, 1>(params, grads, state)?;
-            run(&c, params, grads, s);
+            run_fresh::<T, 1, _>(&c, None, params, grads, state)?;
         } else {
-            let s = buffers::<T, 0>(params, grads, state)?;
-            run(&c, params, grads, s);
+            run_fresh::<T, 0, _>(&c, None, params, grads, state)?;
         }
         scalars.step = t;
         Ok(())
