@@ -2,7 +2,7 @@
 //! - the vectorized `step` equals the scalar `step_reference` bit for bit, over lengths
 //!   0..=3·lanes+1, unaligned sub-slices, random options and several steps, starting
 //!   from garbage state (step 0 must ignore it);
-//! - finite inputs give finite outputs;
+//! - a step from finite, moderate inputs (|x| ≤ 1e6) gives finite outputs;
 //! - invalid hyperparameters, mismatched lengths and wrong slot counts give the typed
 //!   error and leave params, grads, state and scalars untouched.
 
@@ -531,6 +531,17 @@ fn vector_equals_reference<R: Subject, T: Real>(
     let mut slow = Bufs::<T>::new(n, offset, slots, values, steps);
     let (mut sf, mut ss) = (R::Scalars::default(), R::Scalars::default());
     for k in 0..steps {
+        // Finite outputs are promised for moderate inputs; a diverging configuration
+        // (e.g. centered RMSprop with α = 0 divides by ε every step) may legitimately
+        // overflow after a few steps, as it does in torch.
+        let moderate = |xs: &[T]| {
+            xs[offset..offset + n]
+                .iter()
+                .all(|x| x.to_f64().abs() <= 1e6)
+        };
+        let inputs_moderate = moderate(&fast.params)
+            && moderate(&fast.grads[k])
+            && (k == 0 || fast.state.iter().all(|s| moderate(s)));
         prop_assert_eq!(fast.step(&rule, &mut sf, k, false), Ok(()));
         prop_assert_eq!(slow.step(&rule, &mut ss, k, true), Ok(()));
         prop_assert_eq!(
@@ -550,19 +561,21 @@ fn vector_equals_reference<R: Subject, T: Real>(
             );
         }
         prop_assert_eq!(sf, ss);
-        let window = &fast.params[offset..offset + n];
-        prop_assert!(
-            window.iter().all(|x| Real::is_finite(*x)),
-            "non-finite params for {:?}: {:?}",
-            rule,
-            window
-        );
-        for s in &fast.state {
+        if inputs_moderate {
+            let window = &fast.params[offset..offset + n];
             prop_assert!(
-                s[offset..offset + n].iter().all(|x| Real::is_finite(*x)),
-                "non-finite state for {:?}",
-                rule
+                window.iter().all(|x| Real::is_finite(*x)),
+                "non-finite params for {:?}: {:?}",
+                rule,
+                window
             );
+            for s in &fast.state {
+                prop_assert!(
+                    s[offset..offset + n].iter().all(|x| Real::is_finite(*x)),
+                    "non-finite state for {:?}",
+                    rule
+                );
+            }
         }
     }
     Ok(())
@@ -763,7 +776,7 @@ macro_rules! rule_props {
         mod $m {
             use super::*;
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(256))]
+                #![proptest_config(ProptestConfig::with_cases(1024))]
                 #[test]
                 fn vector_equals_reference_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), offset in 0usize..17, steps in 1usize..5, v in values()) {
                     vector_equals_reference::<$r, f32>(rule, n, offset, steps, &v)?;

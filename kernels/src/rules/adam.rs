@@ -1,7 +1,7 @@
 //! Adam, AdamW and AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, powf, run_fresh};
+use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
@@ -282,13 +282,8 @@ impl Rule for Adam {
                     g = g + T::from_f64(self.weight_decay) * p;
                 }
             }
-            let w = T::from_f64(1.0 - self.beta1);
             let m = state[0][i];
-            let m = if (1.0 - self.beta1).abs() < 0.5 {
-                m + w * (g - m)
-            } else {
-                g - (g - m) * (T::ONE - w)
-            };
+            let m = lerp(m, g, 1.0 - self.beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;

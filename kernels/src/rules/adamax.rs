@@ -1,7 +1,7 @@
 //! Adamax, Adam's infinity-norm variant (`torch.optim.Adamax`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, powf, run_fresh};
+use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
@@ -149,11 +149,7 @@ impl Rule for Adamax {
                 g = g + T::from_f64(self.weight_decay) * params[i];
             }
             let m = state[0][i];
-            let m = if w.abs() < 0.5 {
-                m + T::from_f64(w) * (g - m)
-            } else {
-                g - (g - m) * (T::ONE - T::from_f64(w))
-            };
+            let m = lerp(m, g, w);
             let decayed = state[1][i] * T::from_f64(self.beta2);
             let fresh = Lanes::abs(g) + T::from_f64(self.eps);
             let u = if decayed > fresh { decayed } else { fresh };

@@ -195,6 +195,17 @@ pub(crate) fn next_step(step: u64) -> Result<u64, Error> {
     step.checked_add(1).ok_or(Error::StepOverflow)
 }
 
+/// `torch.lerp(a, b, weight)` on scalars, for the reference implementations:
+/// `a + w·(b − a)` when `|w| < 0.5`, else `b − (b − a)·(1 − w)`, with `w` rounded to `T`.
+pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
+    let w = T::from_f64(weight);
+    if weight.abs() < 0.5 {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (T::ONE - w)
+    }
+}
+
 /// `base ** exp` as Python computes it for floats (C `pow`).
 #[inline]
 pub(crate) fn powf(base: f64, exp: f64) -> f64 {

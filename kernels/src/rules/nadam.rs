@@ -1,7 +1,7 @@
 //! NAdam, Adam with Nesterov momentum and a momentum schedule (`torch.optim.NAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, check_buffers, next_step, powf, run_fresh};
+use super::{Rule, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
@@ -221,11 +221,7 @@ impl Rule for NAdam {
                 }
             }
             let m = state[0][i];
-            let m = if w.abs() < 0.5 {
-                m + T::from_f64(w) * (g - m)
-            } else {
-                g - (g - m) * (T::ONE - T::from_f64(w))
-            };
+            let m = lerp(m, g, w);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;

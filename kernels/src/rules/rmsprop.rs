@@ -1,7 +1,7 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
+use super::{Rule, StepCount, check_buffers, lerp, next_step, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
@@ -217,11 +217,7 @@ impl Rule for RmsProp {
             let root = match grad_avg {
                 Some(k) => {
                     let ga = state[k][i];
-                    let ga = if w.abs() < 0.5 {
-                        ga + T::from_f64(w) * (g - ga)
-                    } else {
-                        g - (g - ga) * (T::ONE - T::from_f64(w))
-                    };
+                    let ga = lerp(ga, g, w);
                     state[k][i] = ga;
                     let var = v - ga * ga;
                     Lanes::sqrt(if var > T::ZERO { var } else { T::ZERO })
