@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every `cargo test` run goes through here so that the totals can be reported at the end.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+run_tests() {
+    cargo test "$@" 2>&1 | tee -a "$results"
+}
+
 step "toolchain: components and bare-metal targets"
 rustup component add rustfmt clippy >/dev/null 2>&1 || rustup component add rustfmt clippy
 installed=$(rustup target list --installed)
@@ -18,10 +25,10 @@ step "formatting"
 cargo fmt --all --check
 
 step "tests: whole workspace (release: property tests run many cases)"
-cargo test --workspace --release
+run_tests --workspace --release
 
 step "tests: kernel crate on the scalar lane backend (force-scalar)"
-cargo test -p gradstep --release --features force-scalar
+run_tests -p gradstep --release --features force-scalar
 
 step "no_std builds: Cortex-M4F and Cortex-M0 (no std, no alloc)"
 cargo build -p gradstep --release --target thumbv7em-none-eabihf
@@ -31,4 +38,5 @@ step "lints and docs (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "all tests passed"
+step "all checks passed"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
