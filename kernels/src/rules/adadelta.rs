@@ -145,15 +145,13 @@ impl Rule for Adadelta {
             T::from_f64(1.0 - self.rho),
             T::from_f64(self.eps),
         );
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let g = prelude.apply(&mut params[i], grads[i]);
             let v = state[0][i] * rho + one_minus_rho * g * g;
             let delta = Lanes::sqrt(state[1][i] + eps) / Lanes::sqrt(v + eps) * g;
             state[0][i] = v;

@@ -135,14 +135,12 @@ impl Rule for Adagrad {
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 1)?;
         let clr = self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay);
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state[0][i] = T::from_f64(self.initial_accumulator_value);
             }
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let g = prelude.apply(&mut params[i], grads[i]);
             let s = state[0][i] + g * g;
             state[0][i] = s;
             params[i] =

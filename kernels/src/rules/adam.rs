@@ -274,16 +274,8 @@ impl Rule for Adam {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
             let mut p = params[i];
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                if self.decoupled_weight_decay {
-                    p = p * T::from_f64(1.0 - self.lr * self.weight_decay);
-                } else {
-                    g = g + T::from_f64(self.weight_decay) * p;
-                }
-            }
-            let m = state[0][i];
-            let m = lerp(m, g, 1.0 - self.beta1);
+            let g = c.prelude.apply(&mut p, grads[i]);
+            let m = lerp(state[0][i], g, 1.0 - self.beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;

@@ -139,15 +139,13 @@ impl Rule for Adamax {
         check_buffers(params, grads, state, 2)?;
         let w = 1.0 - self.beta1;
         let clr = self.lr / (1.0 - powf(self.beta1, t as f64));
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let g = prelude.apply(&mut params[i], grads[i]);
             let m = state[0][i];
             let m = lerp(m, g, w);
             let decayed = state[1][i] * T::from_f64(self.beta2);

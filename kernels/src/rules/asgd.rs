@@ -189,14 +189,12 @@ impl Rule for Asgd {
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 1)?;
         let (eta, mu) = self.current::<T>(scalars);
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state[0][i] = T::ZERO;
             }
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let g = prelude.apply(&mut params[i], grads[i]);
             let p = params[i] * T::from_f64(1.0 - self.lambd * eta);
             let p = p + T::from_f64(-eta) * g;
             params[i] = p;

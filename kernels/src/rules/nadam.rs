@@ -212,14 +212,7 @@ impl Rule for NAdam {
                 state[1][i] = T::ZERO;
             }
             let mut p = params[i];
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                if self.decoupled_weight_decay {
-                    p = p * T::from_f64(1.0 - self.lr * self.weight_decay);
-                } else {
-                    g = g + T::from_f64(self.weight_decay) * p;
-                }
-            }
+            let g = c.prelude.apply(&mut p, grads[i]);
             let m = state[0][i];
             let m = lerp(m, g, w);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;

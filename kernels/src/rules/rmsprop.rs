@@ -204,14 +204,12 @@ impl Rule for RmsProp {
         let slot = |name: &str| names.iter().position(|n| *n == name);
         let (buf, grad_avg) = (slot("momentum_buffer"), slot("grad_avg"));
         let w = 1.0 - self.alpha;
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
             if scalars.step == 0 {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let g = prelude.apply(&mut params[i], grads[i]);
             let v = state[0][i] * T::from_f64(self.alpha) + T::from_f64(1.0 - self.alpha) * g * g;
             state[0][i] = v;
             let root = match grad_avg {

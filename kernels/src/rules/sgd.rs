@@ -180,11 +180,9 @@ impl Rule for Sgd {
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, self.state_slots())?;
         let mu = T::from_f64(self.momentum);
+        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
-            let mut g = if self.maximize { -grads[i] } else { grads[i] };
-            if self.weight_decay != 0.0 {
-                g = g + T::from_f64(self.weight_decay) * params[i];
-            }
+            let mut g = prelude.apply(&mut params[i], grads[i]);
             if self.momentum != 0.0 {
                 let b = if scalars.step == 0 {
                     g
