@@ -44,12 +44,10 @@ fn bad(extra: &[f64]) -> Vec<f64> {
     v
 }
 
-macro_rules! setter {
-    ($t:ty, $f:ident) => {
-        (
-            stringify!($f),
-            (|r: &mut $t, v: f64| r.$f = v) as fn(&mut $t, f64),
-        )
+/// The `fields()` table: `fields!(Rule; field: [refused values beyond NaN and ±inf], ...)`.
+macro_rules! fields {
+    ($t:ty; $($f:ident: [$($v:expr),*]),* $(,)?) => {
+        vec![$((stringify!($f), (|r: &mut $t, v: f64| r.$f = v) as fn(&mut $t, f64), bad(&[$($v),*]))),*]
     };
 }
 
@@ -80,38 +78,8 @@ impl Subject for Sgd {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d) = (
-            setter!(Sgd, lr),
-            setter!(Sgd, momentum),
-            setter!(Sgd, dampening),
-            setter!(Sgd, weight_decay),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1e-3])),
-            (b.0, b.1, bad(&[-0.5])),
-            (c.0, c.1, bad(&[])),
-            (d.0, d.1, bad(&[-1.0])),
-        ]
+        fields!(Sgd; lr: [-1e-3], momentum: [-0.5], dampening: [], weight_decay: [-1.0])
     }
-}
-
-macro_rules! adam_like_fields {
-    ($t:ty) => {{
-        let (a, b, c, d, e) = (
-            setter!($t, lr),
-            setter!($t, beta1),
-            setter!($t, beta2),
-            setter!($t, eps),
-            setter!($t, weight_decay),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1e-3])),
-            (b.0, b.1, bad(&[1.0, -0.1, 1.5])),
-            (c.0, c.1, bad(&[1.0, -0.1])),
-            (d.0, d.1, bad(&[0.0, -1e-8])),
-            (e.0, e.1, bad(&[-0.1])),
-        ]
-    }};
 }
 
 impl Subject for Adam {
@@ -150,7 +118,7 @@ impl Subject for Adam {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        adam_like_fields!(Adam)
+        fields!(Adam; lr: [-1e-3], beta1: [1.0, -0.1, 1.5], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
     }
 }
 
@@ -179,7 +147,7 @@ impl Subject for AdamW {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        adam_like_fields!(AdamW)
+        fields!(AdamW; lr: [-1e-3], beta1: [1.0, -0.1, 1.5], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
     }
 }
 
@@ -197,7 +165,7 @@ impl Subject for Adamax {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        adam_like_fields!(Adamax)
+        fields!(Adamax; lr: [-1e-3], beta1: [1.0, -0.1, 1.5], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
     }
 }
 
@@ -237,10 +205,7 @@ impl Subject for NAdam {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let mut f = adam_like_fields!(NAdam);
-        let m = setter!(NAdam, momentum_decay);
-        f.push((m.0, m.1, bad(&[-1e-3])));
-        f
+        fields!(NAdam; lr: [-1e-3], beta1: [1.0, -0.1, 1.5], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1], momentum_decay: [-1e-3])
     }
 }
 
@@ -269,7 +234,7 @@ impl Subject for RAdam {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        adam_like_fields!(RAdam)
+        fields!(RAdam; lr: [-1e-3], beta1: [1.0, -0.1, 1.5], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
     }
 }
 
@@ -296,20 +261,7 @@ impl Subject for Adagrad {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d, e) = (
-            setter!(Adagrad, lr),
-            setter!(Adagrad, lr_decay),
-            setter!(Adagrad, weight_decay),
-            setter!(Adagrad, initial_accumulator_value),
-            setter!(Adagrad, eps),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1.0])),
-            (b.0, b.1, bad(&[-1.0])),
-            (c.0, c.1, bad(&[-1.0])),
-            (d.0, d.1, bad(&[-0.1])),
-            (e.0, e.1, bad(&[0.0, -1.0])),
-        ]
+        fields!(Adagrad; lr: [-1.0], lr_decay: [-1.0], weight_decay: [-1.0], initial_accumulator_value: [-0.1], eps: [0.0, -1.0])
     }
 }
 
@@ -332,18 +284,7 @@ impl Subject for Adadelta {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d) = (
-            setter!(Adadelta, lr),
-            setter!(Adadelta, rho),
-            setter!(Adadelta, eps),
-            setter!(Adadelta, weight_decay),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1.0])),
-            (b.0, b.1, bad(&[1.01, -0.1])),
-            (c.0, c.1, bad(&[0.0])),
-            (d.0, d.1, bad(&[-1.0])),
-        ]
+        fields!(Adadelta; lr: [-1.0], rho: [1.01, -0.1], eps: [0.0], weight_decay: [-1.0])
     }
 }
 
@@ -372,20 +313,7 @@ impl Subject for RmsProp {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d, e) = (
-            setter!(RmsProp, lr),
-            setter!(RmsProp, alpha),
-            setter!(RmsProp, eps),
-            setter!(RmsProp, weight_decay),
-            setter!(RmsProp, momentum),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1.0])),
-            (b.0, b.1, bad(&[1.5, -0.1])),
-            (c.0, c.1, bad(&[0.0])),
-            (d.0, d.1, bad(&[-1.0])),
-            (e.0, e.1, bad(&[-0.9])),
-        ]
+        fields!(RmsProp; lr: [-1.0], alpha: [1.5, -0.1], eps: [0.0], weight_decay: [-1.0], momentum: [-0.9])
     }
 }
 
@@ -412,20 +340,7 @@ impl Subject for Rprop {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d, e) = (
-            setter!(Rprop, lr),
-            setter!(Rprop, etaminus),
-            setter!(Rprop, etaplus),
-            setter!(Rprop, step_size_min),
-            setter!(Rprop, step_size_max),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1.0])),
-            (b.0, b.1, bad(&[0.0, 1.0, 1.5])),
-            (c.0, c.1, bad(&[1.0, 0.5])),
-            (d.0, d.1, bad(&[-1e-6])),
-            (e.0, e.1, bad(&[-1.0])),
-        ]
+        fields!(Rprop; lr: [-1.0], etaminus: [0.0, 1.0, 1.5], etaplus: [1.0, 0.5], step_size_min: [-1e-6], step_size_max: [-1.0])
     }
 }
 
@@ -450,20 +365,7 @@ impl Subject for Asgd {
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
-        let (a, b, c, d, e) = (
-            setter!(Asgd, lr),
-            setter!(Asgd, lambd),
-            setter!(Asgd, alpha),
-            setter!(Asgd, t0),
-            setter!(Asgd, weight_decay),
-        );
-        vec![
-            (a.0, a.1, bad(&[-1.0])),
-            (b.0, b.1, bad(&[-1.0])),
-            (c.0, c.1, bad(&[-0.5])),
-            (d.0, d.1, bad(&[])),
-            (e.0, e.1, bad(&[-1.0])),
-        ]
+        fields!(Asgd; lr: [-1.0], lambd: [-1.0], alpha: [-0.5], t0: [], weight_decay: [-1.0])
     }
 }
 
