@@ -53,6 +53,17 @@ pub enum Error {
     },
     /// The step counter would pass `u64::MAX`.
     StepOverflow,
+    /// Gradient clipping was asked to refuse a non-finite total norm
+    /// (`error_if_nonfinite`), and the norm is NaN or infinite. No gradient was changed.
+    NonFiniteNorm {
+        /// The total norm that was found.
+        norm: f64,
+    },
+    /// A schedule with a fixed length (OneCycleLR) was stepped past its last step.
+    ScheduleFinished {
+        /// The schedule's total number of steps.
+        total_steps: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -95,6 +106,12 @@ impl fmt::Display for Error {
                 write!(f, "invalid hyperparameter {name} = {value}: {requirement}")
             }
             Error::StepOverflow => f.write_str("step counter overflow"),
+            Error::NonFiniteNorm { norm } => {
+                write!(f, "total gradient norm is {norm}, refusing to clip")
+            }
+            Error::ScheduleFinished { total_steps } => {
+                write!(f, "schedule stepped past its {total_steps} total steps")
+            }
         }
     }
 }

@@ -57,6 +57,7 @@ mod error;
 pub mod lanes;
 mod real;
 pub mod rules;
+pub mod schedules;
 
 pub use error::{Buffer, Error};
 pub use real::Real;

@@ -97,3 +97,18 @@ pub fn tolerance(rule: &str, dtype: &str) -> Tolerance {
         other => panic!("unknown dtype {other}"),
     }
 }
+
+/// The bound for learning-rate schedules (all `f64`, as Python computes them):
+/// 1e-12 relative, no absolute floor (a schedule that should reach exactly 0 must).
+///
+/// gradstep evaluates torch's expressions in torch's order, so the only differences
+/// come from `cos`/`pow` (libm here, the platform's C library in Python, both within
+/// 1 ulp) and from optax's XLA kernels; the recursive ("chainable") forms carry those
+/// ulps from step to step. Measured on the torch 2.15 / optax 0.2.8 fixtures: see the
+/// replay's printed worst case.
+pub fn schedule_tolerance() -> Tolerance {
+    Tolerance {
+        rel: 1e-12,
+        abs: 0.0,
+    }
+}
