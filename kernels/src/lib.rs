@@ -39,6 +39,16 @@
 //! [`AdamW`], [`Adamax`], [`NAdam`], [`RAdam`], [`Adagrad`], [`Adadelta`], [`RmsProp`],
 //! [`Rprop`], [`Asgd`].
 //!
+//! ## Around the rules
+//! - [`schedules`]: every `torch.optim.lr_scheduler` (torch's chainable recursions
+//!   reproduced, closed forms alongside), warmup + decay, noam, piecewise constant.
+//! - [`clip`]: clip by value, by global p-norm (torch's `clip_grad_norm_`) or per slice
+//!   (Keras' `clipnorm`), over many gradient slices at once.
+//! - [`guard`]: skip a step whose gradients are not finite ([`ApplyIfFinite`]).
+//! - [`loss_scale`]: dynamic loss scaling for f16 training ([`GradScaler`], torch's
+//!   `GradScaler` state machine).
+//! - [`accumulate`]: gradient accumulation over micro-batches ([`Accumulator`]).
+//!
 //! ## Numerics
 //! Per-step scalars (bias corrections, step sizes) are computed in `f64`, as Python does
 //! in torch, and rounded to the element type once per step; element operations follow
@@ -52,14 +62,25 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod accumulate;
+pub mod clip;
 mod driver;
 mod error;
+pub mod guard;
 pub mod lanes;
+pub mod loss_scale;
 mod real;
+mod reduce;
 pub mod rules;
 pub mod schedules;
 
+pub use accumulate::{Accumulator, Reduction};
+pub use clip::{ClipNorm, ClipScope, NormType, clip_grad_norm, clip_grad_value, total_norm};
 pub use error::{Buffer, Error};
+pub use guard::{
+    ApplyIfFinite, IfFiniteScalars, NonFiniteCounts, Outcome, all_finite, all_finite_slices,
+};
+pub use loss_scale::{GradScaler, ScalerState};
 pub use real::Real;
 pub use rules::adadelta::Adadelta;
 pub use rules::adagrad::Adagrad;
