@@ -1,15 +1,25 @@
-//! The C ABI over the gradstep kernels (`libgradstep.a`, `libgradstep.so`).
+//! The C ABI over the gradstep kernels (`libgradstep.a`, `libgradstep.so`), described by
+//! the generated header `include/gradstep.h`.
 //!
-//! This crate is the home of the C interface; the generated header
-//! `include/gradstep.h`, the status codes, the allocation-free and handle-based APIs and
-//! checkpoints arrive with the C ABI issue. Today it exports the library version.
+//! Every exported function returns a [`gradstep_status`] (or a value that cannot fail),
+//! checks every pointer (NULL, alignment) before use, and catches panics, so that no
+//! input can crash the host process or unwind into C.
 
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(non_camel_case_types)]
+
+mod boundary;
+pub mod rules;
+pub mod status;
 
 use core::ffi::c_char;
 
+pub use status::gradstep_status;
+
 /// The library version as a NUL-terminated string (`"0.1.0"`), valid for the life of
-/// the process. Never NULL.
+/// the process. Never NULL. Compare with the header's `GRADSTEP_VERSION_STRING` to
+/// detect a header/library mismatch.
 #[unsafe(no_mangle)]
 pub extern "C" fn gradstep_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
@@ -24,5 +34,20 @@ mod tests {
         // SAFETY: gradstep_version returns a static NUL-terminated string.
         let v = unsafe { core::ffi::CStr::from_ptr(gradstep_version()) };
         assert_eq!(v.to_str(), Ok(env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn every_status_has_its_own_text() {
+        let mut seen = std::collections::HashSet::new();
+        for code in 0..=15u32 {
+            // SAFETY: gradstep_status_str returns a static NUL-terminated string.
+            let s = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(code)) };
+            let s = s.to_str().unwrap();
+            assert_ne!(s, "unknown status", "code {code}");
+            assert!(seen.insert(s.to_owned()), "code {code} repeats {s}");
+        }
+        // SAFETY: as above.
+        let unknown = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(9999)) };
+        assert_eq!(unknown.to_str(), Ok("unknown status"));
     }
 }

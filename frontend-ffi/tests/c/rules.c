@@ -1,0 +1,248 @@
+/* The allocation-free C API as a C11 program uses it.
+ *
+ *   rules RULE DTYPE [field=value ...] < input     run a trajectory
+ *   rules --errors                                 exercise every error path
+ *
+ * Trajectory input (whitespace-separated decimal numbers): n, steps, the n initial
+ * params, then steps × n gradients. Output: the n params after each step, one step per
+ * line, printed so that they read back exactly (%.17g / %.9g). The Rust harness
+ * (frontend-ffi/tests/c_programs.rs) feeds recorded PyTorch cases and compares.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <math.h>
+#include <string.h>
+
+#include "gradstep.h"
+
+#define FAIL(...)                                                                  \
+    do {                                                                           \
+        fprintf(stderr, __VA_ARGS__);                                              \
+        fprintf(stderr, "\n");                                                     \
+        exit(1);                                                                   \
+    } while (0)
+
+/* One hyperparameter field, by name, for every rule's struct. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    int is_flag;
+} field;
+
+#define F(T, f) {#f, offsetof(T, f), 0}
+#define G(T, f) {#f, offsetof(T, f), 1}
+
+typedef union {
+    gradstep_sgd sgd;
+    gradstep_adam adam;
+    gradstep_adamw adamw;
+    gradstep_adamax adamax;
+    gradstep_nadam nadam;
+    gradstep_radam radam;
+    gradstep_adagrad adagrad;
+    gradstep_adadelta adadelta;
+    gradstep_rmsprop rmsprop;
+    gradstep_rprop rprop;
+    gradstep_asgd asgd;
+} any_hyper;
+
+static const field sgd_fields[] = {F(gradstep_sgd, lr), F(gradstep_sgd, momentum),
+                                   F(gradstep_sgd, dampening), F(gradstep_sgd, weight_decay),
+                                   G(gradstep_sgd, nesterov), G(gradstep_sgd, maximize),
+                                   {NULL, 0, 0}};
+static const field adam_fields[] = {
+    F(gradstep_adam, lr), F(gradstep_adam, beta1), F(gradstep_adam, beta2),
+    F(gradstep_adam, eps), F(gradstep_adam, weight_decay),
+    G(gradstep_adam, decoupled_weight_decay), G(gradstep_adam, amsgrad),
+    G(gradstep_adam, maximize), {NULL, 0, 0}};
+static const field rmsprop_fields[] = {
+    F(gradstep_rmsprop, lr), F(gradstep_rmsprop, alpha), F(gradstep_rmsprop, eps),
+    F(gradstep_rmsprop, weight_decay), F(gradstep_rmsprop, momentum),
+    G(gradstep_rmsprop, centered), G(gradstep_rmsprop, maximize), {NULL, 0, 0}};
+static const field nadam_fields[] = {
+    F(gradstep_nadam, lr), F(gradstep_nadam, beta1), F(gradstep_nadam, beta2),
+    F(gradstep_nadam, eps), F(gradstep_nadam, weight_decay), F(gradstep_nadam, momentum_decay),
+    G(gradstep_nadam, decoupled_weight_decay), G(gradstep_nadam, maximize), {NULL, 0, 0}};
+static const field asgd_fields[] = {
+    F(gradstep_asgd, lr), F(gradstep_asgd, lambd), F(gradstep_asgd, alpha),
+    F(gradstep_asgd, t0), F(gradstep_asgd, weight_decay), G(gradstep_asgd, maximize),
+    {NULL, 0, 0}};
+
+typedef gradstep_status (*len_fn)(const void *, size_t, size_t *);
+typedef gradstep_status (*f32_fn)(const void *, gradstep_scalars *, float *, const float *,
+                                  size_t, float *, size_t);
+typedef gradstep_status (*f64_fn)(const void *, gradstep_scalars *, double *, const double *,
+                                  size_t, double *, size_t);
+
+typedef struct {
+    const char *name;
+    const field *fields;
+    len_fn state_len;
+    f32_fn step_f32;
+    f64_fn step_f64;
+} rule;
+
+/* The exported functions take typed pointers; calling them through `const void *`
+ * wrappers keeps the table uniform without casting function pointers. */
+#define WRAP(R, H)                                                                       \
+    static gradstep_status R##_len(const void *h, size_t n, size_t *out) {             \
+        return gradstep_##R##_state_len((const H *)h, n, out);                          \
+    }                                                                                    \
+    static gradstep_status R##_f32(const void *h, gradstep_scalars *s, float *p,       \
+                                   const float *g, size_t n, float *st, size_t sl) {    \
+        return gradstep_##R##_step_f32((const H *)h, s, p, g, n, st, sl);               \
+    }                                                                                    \
+    static gradstep_status R##_f64(const void *h, gradstep_scalars *s, double *p,      \
+                                   const double *g, size_t n, double *st, size_t sl) {  \
+        return gradstep_##R##_step_f64((const H *)h, s, p, g, n, st, sl);               \
+    }
+
+WRAP(sgd, gradstep_sgd)
+WRAP(adam, gradstep_adam)
+WRAP(rmsprop, gradstep_rmsprop)
+WRAP(nadam, gradstep_nadam)
+WRAP(asgd, gradstep_asgd)
+
+static const rule rules[] = {
+    {"sgd", sgd_fields, sgd_len, sgd_f32, sgd_f64},
+    {"adam", adam_fields, adam_len, adam_f32, adam_f64},
+    {"rmsprop", rmsprop_fields, rmsprop_len, rmsprop_f32, rmsprop_f64},
+    {"nadam", nadam_fields, nadam_len, nadam_f32, nadam_f64},
+    {"asgd", asgd_fields, asgd_len, asgd_f32, asgd_f64},
+};
+
+static any_hyper defaults(const char *name) {
+    any_hyper h;
+    memset(&h, 0, sizeof h);
+    if (!strcmp(name, "sgd")) h.sgd = gradstep_sgd_default();
+    else if (!strcmp(name, "adam")) h.adam = gradstep_adam_default();
+    else if (!strcmp(name, "rmsprop")) h.rmsprop = gradstep_rmsprop_default();
+    else if (!strcmp(name, "nadam")) h.nadam = gradstep_nadam_default();
+    else if (!strcmp(name, "asgd")) h.asgd = gradstep_asgd_default();
+    return h;
+}
+
+static void set_field(any_hyper *h, const field *fields, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    if (!eq) FAIL("expected field=value, got %s", arg);
+    for (const field *f = fields; f->name; f++) {
+        if (strlen(f->name) == (size_t)(eq - arg) && !strncmp(f->name, arg, (size_t)(eq - arg))) {
+            char *at = (char *)h + f->offset;
+            double v = strtod(eq + 1, NULL);
+            if (f->is_flag) {
+                uint8_t b = (uint8_t)(v != 0.0);
+                memcpy(at, &b, 1);
+            } else {
+                memcpy(at, &v, sizeof v);
+            }
+            return;
+        }
+    }
+    FAIL("unknown field %s", arg);
+}
+
+static double read_number(void) {
+    double v;
+    if (scanf("%lf", &v) != 1) FAIL("input ended early");
+    return v;
+}
+
+static int trajectory(int argc, char **argv) {
+    const rule *r = NULL;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(rules[i].name, argv[1])) r = &rules[i];
+    if (!r) FAIL("unknown rule %s", argv[1]);
+    int is_f32 = !strcmp(argv[2], "f32");
+    any_hyper h = defaults(r->name);
+    for (int i = 3; i < argc; i++) set_field(&h, r->fields, argv[i]);
+
+    size_t n = (size_t)read_number(), steps = (size_t)read_number(), len = 0;
+    gradstep_status s = r->state_len(&h, n, &len);
+    if (s != GRADSTEP_OK) FAIL("state_len: %s", gradstep_status_str(s));
+    double *p = calloc(n + 1, sizeof *p), *g = calloc(n + 1, sizeof *g);
+    double *st = calloc(len + 1, sizeof *st);
+    float *pf = calloc(n + 1, sizeof *pf), *gf = calloc(n + 1, sizeof *gf);
+    float *stf = calloc(len + 1, sizeof *stf);
+    if (!p || !g || !st || !pf || !gf || !stf) FAIL("out of memory");
+    for (size_t i = 0; i < n; i++) pf[i] = (float)(p[i] = read_number());
+    gradstep_scalars sc = {0, 0.0, 0.0, 0.0};
+    for (size_t t = 0; t < steps; t++) {
+        for (size_t i = 0; i < n; i++) gf[i] = (float)(g[i] = read_number());
+        s = is_f32 ? r->step_f32(&h, &sc, pf, gf, n, stf, len)
+                   : r->step_f64(&h, &sc, p, g, n, st, len);
+        if (s != GRADSTEP_OK) FAIL("step %zu: %s", t, gradstep_status_str(s));
+        for (size_t i = 0; i < n; i++) {
+            if (is_f32) printf(i ? " %.9g" : "%.9g", (double)pf[i]);
+            else printf(i ? " %.17g" : "%.17g", p[i]);
+        }
+        printf("\n");
+    }
+    if (sc.step != steps) FAIL("step count %llu", (unsigned long long)sc.step);
+    free(p), free(g), free(st), free(pf), free(gf), free(stf);
+    return 0;
+}
+
+#define EXPECT(call, status)                                                           \
+    do {                                                                               \
+        gradstep_status got_ = (call);                                                 \
+        if (got_ != (status))                                                          \
+            FAIL("%s:%d: %s gave %u (%s), expected %s", __FILE__, __LINE__, #call,     \
+                 (unsigned)got_, gradstep_status_str(got_), #status);                  \
+    } while (0)
+
+static int errors(void) {
+    gradstep_adam adam = gradstep_adam_default();
+    gradstep_scalars sc = {0, 0.0, 0.0, 0.0};
+    float p[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    float st[17] = {0};
+    size_t len = 0;
+    EXPECT(gradstep_adam_state_len(&adam, 8, &len), GRADSTEP_OK);
+    if (len != 16) FAIL("adam state_len %zu", len);
+    EXPECT(gradstep_adam_state_len(NULL, 8, &len), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_adam_state_len(&adam, 8, NULL), GRADSTEP_NULL_POINTER);
+    /* NULL pointers are refused even for zero-length buffers. */
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, NULL, g, 0, st, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, NULL, 0, st, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 0, NULL, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_adam_step_f32(&adam, NULL, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_adam_step_f32(NULL, &sc, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
+    /* Wrong state length, overlapping buffers, misaligned pointers. */
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 8, st, 15), GRADSTEP_STATE_LAYOUT);
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, p, 8, st, 16), GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 4, p + 2, 8),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, (float *)((char *)p + 1), g, 4, st, 8),
+           GRADSTEP_MISALIGNED_POINTER);
+    /* Invalid hyperparameters, including NaN. */
+    gradstep_adam bad = adam;
+    bad.beta1 = 1.5;
+    EXPECT(gradstep_adam_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
+    bad = adam;
+    bad.lr = NAN;
+    EXPECT(gradstep_adam_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_adam_state_len(&bad, 8, &len), GRADSTEP_INVALID_HYPERPARAMETER);
+    /* None of the refused calls wrote anything. */
+    for (int i = 0; i < 8; i++)
+        if (p[i] != (float)(i + 1)) FAIL("params changed by a refused call");
+    if (sc.step != 0) FAIL("scalars changed by a refused call");
+    /* A flag byte other than 0/1 is just "true". */
+    adam.amsgrad = 200;
+    EXPECT(gradstep_adam_state_len(&adam, 8, &len), GRADSTEP_OK);
+    if (len != 24) FAIL("amsgrad state_len %zu", len);
+    /* Zero-length steps with valid pointers are fine. */
+    adam.amsgrad = 0;
+    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 0, st, 0), GRADSTEP_OK);
+    /* Status strings. */
+    if (strcmp(gradstep_status_str(GRADSTEP_OK), "ok")) FAIL("status_str(OK)");
+    if (strcmp(gradstep_status_str(12345), "unknown status")) FAIL("status_str(12345)");
+    if (strcmp(gradstep_version(), GRADSTEP_VERSION_STRING)) FAIL("header/library mismatch");
+    printf("errors: ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
+    if (argc < 3) FAIL("usage: rules RULE f32|f64 [field=value ...] < input | rules --errors");
+    return trajectory(argc, argv);
+}

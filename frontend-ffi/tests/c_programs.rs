@@ -1,0 +1,165 @@
+//! Compiles the C11 and C++17 test programs against `include/gradstep.h` and
+//! `libgradstep.a` with `-Wall -Wextra -Wpedantic -Werror` under AddressSanitizer and
+//! UndefinedBehaviorSanitizer, runs every error path, and checks their trajectories
+//! against the trajectories recorded from PyTorch.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use gradstep_tests::fixtures::{self, Case};
+use gradstep_tests::tolerance::tolerance;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds `libgradstep.a` (release) and returns its directory.
+fn library() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This test binary lives in <target>/<profile>/deps/.
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "gradstep-ffi", "--target-dir"])
+            .arg(&target)
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building libgradstep.a failed");
+        let dir = target.join("release");
+        assert!(
+            dir.join("libgradstep.a").exists(),
+            "no libgradstep.a in {dir:?}"
+        );
+        dir
+    })
+}
+
+/// Compiles one test program with warnings as errors and both sanitizers.
+fn compile(compiler: &str, std: &str, source: &str, name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let output = Command::new(compiler)
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(source))
+        .arg(library().join("libgradstep.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} {source} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+fn c_program() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| compile("cc", "c11", "tests/c/rules.c", "rules_c"))
+}
+
+fn cpp_program() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| compile("c++", "c++17", "tests/cpp/rules.cpp", "rules_cpp"))
+}
+
+/// Runs a program on a recorded case; returns the params after each step.
+fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
+    let mut args = vec![rule.to_owned(), case.dtype.clone()];
+    for (name, value) in &case.hyper {
+        let v = match value {
+            serde_json::Value::Bool(b) => f64::from(u8::from(*b)),
+            v => v.as_f64().unwrap(),
+        };
+        args.push(format!("{name}={v:e}"));
+    }
+    let mut input = format!("{} {}\n", case.params0.len(), case.grads.len());
+    for x in case.params0.iter().chain(case.grads.iter().flatten()) {
+        input.push_str(&format!("{x:e} "));
+    }
+    let mut child = Command::new(exe)
+        .args(&args)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .env("UBSAN_OPTIONS", "print_stacktrace=1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{exe:?} {args:?} ({}): {}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect()
+}
+
+fn check_rule(exe: &Path, rule: &str) -> usize {
+    let fixture = fixtures::load(rule);
+    for case in &fixture.cases {
+        let tol = tolerance(rule, &case.dtype);
+        let got = run(exe, rule, case);
+        assert_eq!(got.len(), case.params.len(), "{}: steps", case.name);
+        for (t, (ours, torch)) in got.iter().zip(&case.params).enumerate() {
+            for (i, (&o, &w)) in ours.iter().zip(torch).enumerate() {
+                assert!(
+                    tol.accepts(o, w),
+                    "{rule} {} step {}: param {i} is {o:e}, torch {w:e}",
+                    case.name,
+                    t + 1
+                );
+            }
+        }
+    }
+    fixture.cases.len()
+}
+
+#[test]
+fn c_program_refuses_every_bad_input() {
+    let out = Command::new(c_program())
+        .arg("--errors")
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "errors: ok\n");
+}
+
+#[test]
+fn c_program_follows_the_torch_trajectories() {
+    let mut cases = 0;
+    for rule in ["sgd", "adam", "rmsprop", "nadam", "asgd"] {
+        cases += check_rule(c_program(), rule);
+    }
+    assert!(cases > 50, "only {cases} cases");
+}
+
+#[test]
+fn cpp_program_follows_the_torch_trajectories() {
+    let cases = check_rule(cpp_program(), "adam") + check_rule(cpp_program(), "sgd");
+    assert!(cases > 20, "only {cases} cases");
+}
