@@ -21,6 +21,14 @@ for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 
+step "system packages: C and C++ compilers for the C ABI tests"
+missing=()
+command -v cc >/dev/null || missing+=(gcc)
+command -v c++ >/dev/null || missing+=(g++)
+if ((${#missing[@]})); then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
+
 step "formatting"
 cargo fmt --all --check
 
