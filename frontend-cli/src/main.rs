@@ -1,13 +1,25 @@
 //! `gradstep`: watch optimizer update rules at work.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use gradstep::{Rule, Sgd, StepCount};
+use clap::{Args, Parser, Subcommand};
+
+mod demo;
+mod output;
+mod plot;
 
 /// Watch optimizer update rules at work.
 #[derive(Parser)]
-#[command(name = "gradstep", version, about)]
+#[command(
+    name = "gradstep",
+    version,
+    about,
+    after_help = "Exit status: 0 on success, 2 for a usage error (a bad flag, rule, \
+                  hyperparameter, schedule or config file content), 1 when a file cannot \
+                  be read or written."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,82 +28,64 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The seed articles' experiment: gradient descent and momentum on
-    /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each.
-    Demo,
+    /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each; prints the final points
+    /// and draws the four trajectories over the contour lines of f into DIR/demo.svg.
+    Demo(DemoArgs),
 }
 
-/// ∇f for f(x1, x2) = 0.1·x1² + 2·x2².
-fn gradient(x: &[f64; 2]) -> [f64; 2] {
-    [0.2 * x[0], 4.0 * x[1]]
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for demo.svg (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
 }
 
-/// Runs `steps` steps of `sgd` from `start`, returning the final point.
-fn descend(sgd: &Sgd, start: [f64; 2], steps: usize) -> Result<[f64; 2], gradstep::Error> {
-    let mut x = start;
-    let mut buffer = [0.0; 2];
-    let mut scalars = StepCount::default();
-    for _ in 0..steps {
-        let g = gradient(&x);
-        let mut state: [&mut [f64]; 1] = [&mut buffer];
-        let slots = sgd.state_slots();
-        sgd.step(&mut scalars, &mut x, &g, &mut state[..slots])?;
+/// Why a command failed; the exit status tells the two kinds apart.
+#[derive(Debug)]
+pub enum Failure {
+    /// What was asked for is invalid (exit status 2, as clap's usage errors).
+    Usage(String),
+    /// A file could not be read or written (exit status 1).
+    Io(String),
+}
+
+impl Failure {
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure::Usage(message.into())
     }
-    Ok(x)
+    /// A file error.
+    pub fn io(message: impl Into<String>) -> Self {
+        Failure::Io(message.into())
+    }
 }
 
-fn demo() -> Result<(), gradstep::Error> {
-    // torch's SGD momentum (b ← μb + g, θ ← θ − ηb, first b = g) is the seed's
-    // v ← γv + η∇f, θ ← θ − v with v = ηb.
-    let runs = [
-        (
-            "gradient descent, eta = 0.4",
-            Sgd {
-                lr: 0.4,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "gradient descent, eta = 0.6",
-            Sgd {
-                lr: 0.6,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "momentum, eta = 0.4, gamma = 0.5",
-            Sgd {
-                lr: 0.4,
-                momentum: 0.5,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "momentum, eta = 0.6, gamma = 0.5",
-            Sgd {
-                lr: 0.6,
-                momentum: 0.5,
-                ..Sgd::default()
-            },
-        ),
-    ];
-    println!("f(x1, x2) = 0.1*x1^2 + 2*x2^2 from (-5, -2), 20 steps");
-    for (name, sgd) in runs {
-        let [x1, x2] = descend(&sgd, [-5.0, -2.0], 20)?;
-        println!("{name:<34} epoch 20, x1 {x1:.6}, x2 {x2:.6}");
+/// Writes `text` to standard output; a closed pipe is not worth a panic.
+pub fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::io(format!("cannot write to standard output: {e}"))),
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo => demo(),
+        Command::Demo(args) => demo::run(&args.out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gradstep: {e}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            let (message, code) = match failure {
+                Failure::Usage(m) => (m, 2),
+                Failure::Io(m) => (m, 1),
+            };
+            // One line: the message itself must not span several.
+            let message = message.replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
 }
