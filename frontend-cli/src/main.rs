@@ -4,11 +4,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod compare;
+mod config;
 mod demo;
+mod functions;
 mod output;
 mod plot;
+mod rules;
+mod schedule;
 
 /// Watch optimizer update rules at work.
 #[derive(Parser)]
@@ -31,6 +37,11 @@ enum Command {
     /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each; prints the final points
     /// and draws the four trajectories over the contour lines of f into DIR/demo.svg.
     Demo(DemoArgs),
+    /// Run several update rules on a 2-D test function: prints a table (final loss,
+    /// steps to reach the tolerance) and draws DIR/trajectories.svg (paths over the
+    /// contour lines of f) and DIR/loss.svg (f − f* against step, log scale).
+    #[command(after_long_help = compare_help())]
+    Compare(CompareArgs),
 }
 
 #[derive(Args)]
@@ -38,6 +49,132 @@ struct DemoArgs {
     /// Directory for demo.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// A rule and its hyperparameters, NAME[:FIELD=VALUE,...], e.g.
+    /// `--rule sgd:lr=0.01,momentum=0.9`; repeat for several. Fields are the kernel
+    /// structs' (torch's names; Adam's betas are beta1, beta2); a bare FIELD means
+    /// FIELD=true; the rest keep torch's defaults (listed below with --help).
+    ///
+    /// [default: sgd:lr=0.001 sgd:lr=0.001,momentum=0.9 adam:lr=0.1]
+    #[arg(long = "rule", value_name = "SPEC")]
+    rules: Vec<String>,
+    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin.
+    #[arg(long, value_name = "NAME", default_value = "rosenbrock")]
+    function: String,
+    /// Steps per rule (at most 1000000).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    steps: u64,
+    /// Tolerance: the table counts the steps until f − f* ≤ TOL (for the saddle, which
+    /// has no minimum: until f ≤ −1).
+    #[arg(
+        long,
+        value_name = "TOL",
+        default_value = "1e-6",
+        allow_negative_numbers = true
+    )]
+    tol: f64,
+    /// A learning-rate schedule applied to every rule, NAME[:FIELD=VALUE,...], e.g.
+    /// `--schedule cosine:t_max=500` or `--schedule step:step_size=100,gamma=0.5`.
+    #[arg(long, value_name = "SPEC")]
+    schedule: Option<String>,
+    /// A TOML file with any of: function, steps, tol, out (relative to the file),
+    /// [[rule]] tables (name = "sgd", lr = 0.01, ...) and a [schedule] table (name = ...,
+    /// fields). Flags given on the command line win over the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for trajectories.svg and loss.svg (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
+}
+
+/// The lists `gradstep compare --help` ends with: every rule with its fields and
+/// defaults, the schedules, the functions.
+fn compare_help() -> String {
+    let mut text = String::from("Rules, with their fields and defaults (torch's):\n");
+    for name in rules::RULES {
+        if let Some(rule) = rules::AnyRule::new(name) {
+            text += &format!("  {name:<9} {}\n", rule.defaults().join(", "));
+        }
+    }
+    text += "\nSchedules (fields and defaults; - = required, STEPS = --steps):\n";
+    for (name, torch, fields) in schedule::SCHEDULES {
+        text += &format!("  {name:<21} {torch}: {fields}\n");
+    }
+    text += "\nFunctions (start point, minimum):\n";
+    for f in &functions::FUNCTIONS {
+        let [sx, sy] = f.start;
+        let minimum = match f.minimum {
+            Some(([x, y], v)) => format!("f({x}, {y}) = {v}"),
+            None => "none".to_string(),
+        };
+        text += &format!(
+            "  {:<10} f = {}, from ({sx}, {sy}), minimum {minimum}\n",
+            f.name, f.formula
+        );
+    }
+    text += "\nExit status: 0 on success, 2 for a usage error (a bad flag, rule, field, \
+             value, schedule or config file content), 1 when a file cannot be read or \
+             written. No output file is left half-written.";
+    text
+}
+
+/// Merges flags, config file and defaults: a flag given on the command line wins, then
+/// the config file, then the flag's default.
+fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::Settings, Failure> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let (config, config_path) = match &args.config {
+        Some(path) => (config::Config::read(path)?, path.clone()),
+        None => (config::Config::default(), PathBuf::new()),
+    };
+    let rules = if !args.rules.is_empty() {
+        args.rules
+            .iter()
+            .map(|r| rules::Spec::parse("rule", r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::usage)?
+    } else if !config.rule.is_empty() {
+        let specs = config.rules(&config_path)?;
+        for (i, spec) in specs.iter().enumerate() {
+            rules::AnyRule::from_spec(spec).map_err(|e| {
+                Failure::usage(format!(
+                    "config {}: rule {}: {e}",
+                    config_path.display(),
+                    i + 1
+                ))
+            })?;
+        }
+        specs
+    } else {
+        compare::DEFAULT_RULES
+            .iter()
+            .map(|r| rules::Spec::parse("rule", r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::usage)?
+    };
+    let schedule = match &args.schedule {
+        Some(s) => Some(rules::Spec::parse("schedule", s).map_err(Failure::usage)?),
+        None => config.schedule(&config_path)?,
+    };
+    Ok(compare::Settings {
+        rules,
+        function: pick(given("function"), args.function, config.function),
+        steps: pick(given("steps"), args.steps, config.steps),
+        tol: pick(given("tol"), args.tol, config.tol),
+        schedule,
+        out: pick(given("out"), args.out, config.out),
+    })
+}
+
+/// A flag given on the command line, else the config file's value, else the flag's
+/// default.
+fn pick<T>(on_command_line: bool, flag: T, file: Option<T>) -> T {
+    match file {
+        Some(value) if !on_command_line => value,
+        _ => flag,
+    }
 }
 
 /// Why a command failed; the exit status tells the two kinds apart.
@@ -71,9 +208,16 @@ pub fn print(text: &str) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args.out),
+        Command::Compare(args) => {
+            let sub = matches
+                .subcommand_matches("compare")
+                .expect("clap matched the compare subcommand");
+            compare_settings(args, sub).and_then(|s| compare::run(&s))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! SVG pictures: trajectories over the contour lines of a 2-D function.
+//! SVG pictures: trajectories over the contour lines of a 2-D function, and loss
+//! against step.
 //!
 //! plotters draws; this module computes what it cannot: contour lines (marching squares
 //! with the segments joined into polylines), clipping of trajectories to the view
@@ -8,12 +9,14 @@
 use std::collections::HashMap;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
 
 use crate::Failure;
 
-/// Series colours: matplotlib's `tab10` without its grey, which the contours use.
-pub const PALETTE: [RGBColor; 9] = [
+/// Series colours: matplotlib's `tab10` without its grey (the contours' colour), then
+/// the dark row of `tab20b`.
+pub const PALETTE: [RGBColor; 14] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -23,6 +26,11 @@ pub const PALETTE: [RGBColor; 9] = [
     RGBColor(0xe3, 0x77, 0xc2),
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x39, 0x3b, 0x79),
+    RGBColor(0x63, 0x79, 0x39),
+    RGBColor(0x8c, 0x6d, 0x31),
+    RGBColor(0x84, 0x3c, 0x39),
+    RGBColor(0x7b, 0x41, 0x73),
 ];
 
 /// The colour of the `i`-th series.
@@ -36,7 +44,7 @@ const SIZE: (u32, u32) = (900, 720);
 /// Grid nodes per axis for the contour computation.
 const GRID: usize = 241;
 /// Series are thinned to points at least this fraction of the view apart.
-const THIN: f64 = 1.0 / 2000.0;
+const THIN: f64 = 1.0 / 1000.0;
 
 /// The rectangle of the (x1, x2) plane a picture shows.
 #[derive(Clone, Copy, Debug)]
@@ -106,8 +114,9 @@ fn draw_trajectories(
     let view = surface.view;
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
+        .caption(title, (FONT, title_size(title)))
         .margin(18)
+        .margin_right(30)
         .x_label_area_size(52)
         .y_label_area_size(64)
         .build_cartesian_2d(view.x.0..view.x.1, view.y.0..view.y.1)?;
@@ -133,6 +142,7 @@ fn draw_trajectories(
         .label(surface.levels_label)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], CONTOUR.stroke_width(1)));
 
+    let mut ends = Vec::with_capacity(series.len());
     for s in series {
         let style = s.colour.stroke_width(2);
         // A run that ends outside the view (or not finite) is drawn until it first
@@ -164,7 +174,15 @@ fn draw_trajectories(
                     + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
                     + Circle::new((12, 0), 3, colour.filled())
             });
-        chart.draw_series(dots.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
+        ends.push((dots, colour));
+    }
+    // Dots on top of every line, so that no run hides where another ended.
+    let radius = if markers { 3 } else { 5 };
+    for (dots, colour) in ends {
+        chart.draw_series(
+            dots.into_iter()
+                .map(|p| Circle::new(p, radius, colour.filled())),
+        )?;
     }
 
     let [sx, sy] = surface.start;
@@ -197,6 +215,248 @@ fn draw_trajectories(
         .border_style(BLACK.mix(0.6))
         .draw()?;
     Ok(())
+}
+
+/// Renders loss against step as an SVG document: the gap `f(x) − f*` on a log scale
+/// when the function has a minimum (`log`), else `f(x)` on a symmetric log scale
+/// (`sign(f)·log10(1 + |f|)`: the saddle's f falls without bound).
+pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String, Failure> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let scale = if log { Scale::Log } else { Scale::SymLog };
+        draw_loss(&root, title, series, scale).map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(svg)
+}
+
+/// The smallest positive value shown on a log axis: anything below is drawn there.
+const LOG_FLOOR: f64 = 1e-300;
+
+/// How loss values map to the vertical axis. Both scales are drawn on a linear axis
+/// holding the transformed value, with ticks at powers of ten.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// log10(v), for v > 0.
+    Log,
+    /// sign(v)·log10(1 + |v|), for any v.
+    SymLog,
+}
+
+impl Scale {
+    fn to_axis(self, v: f64) -> f64 {
+        match self {
+            Scale::Log => v.max(LOG_FLOOR).log10(),
+            Scale::SymLog => v.signum() * v.abs().ln_1p() / std::f64::consts::LN_10,
+        }
+    }
+
+    /// Ticks at ±10^k (and 0 for the symmetric scale) covering `lo..=hi` (axis units),
+    /// at most about a dozen: (axis position, label).
+    fn ticks(self, lo: f64, hi: f64) -> Vec<(f64, String)> {
+        let label = |k: i32| match k {
+            0 => "1".to_string(),
+            1 => "10".to_string(),
+            _ => format!("1e{k}"),
+        };
+        let mut ticks = Vec::new();
+        match self {
+            Scale::Log => {
+                let (a, b) = (lo.ceil() as i32, hi.floor() as i32);
+                let stride = ((b - a) / 10 + 1).max(1);
+                let mut k = b;
+                while k >= a {
+                    ticks.push((f64::from(k), label(k)));
+                    k -= stride;
+                }
+            }
+            Scale::SymLog => {
+                let top = lo.abs().max(hi.abs()).floor() as i32;
+                let stride = (top / 5 + 1).max(1);
+                ticks.push((0.0, "0".to_string()));
+                let mut k = 0;
+                while k <= top {
+                    let at = self.to_axis(10f64.powi(k));
+                    if at <= hi {
+                        ticks.push((at, label(k)));
+                    }
+                    if -at >= lo {
+                        ticks.push((-at, format!("−{}", label(k))));
+                    }
+                    k += stride;
+                }
+                // ±1 and ±10 crowd 0 when the scale spans many decades.
+                let gap = (hi - lo) / 30.0;
+                let mut kept: Vec<(f64, String)> = Vec::with_capacity(ticks.len());
+                for t in ticks {
+                    if kept.iter().all(|k| (k.0 - t.0).abs() >= gap) {
+                        kept.push(t);
+                    }
+                }
+                ticks = kept;
+            }
+        }
+        ticks
+    }
+}
+
+fn draw_loss(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    series: &[Series<'_>],
+    scale: Scale,
+) -> DrawResult {
+    root.fill(&WHITE)?;
+    let steps = series
+        .iter()
+        .map(|s| s.points.len().saturating_sub(1))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut curves: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            thin_steps(finite_prefix(s.points))
+                .into_iter()
+                .map(|(t, v)| (t, scale.to_axis(v)))
+                .collect()
+        })
+        .collect();
+    let mut labels: Vec<String> = series.iter().map(|s| s.label.to_string()).collect();
+    if let Scale::Log = scale {
+        // A diverging run would squeeze every other curve into the bottom of the
+        // picture: the scale stops 4 decades above the highest start, and a curve that
+        // passes that is drawn up to the top edge and said so in the legend.
+        let cap = curves
+            .iter()
+            .filter_map(|c| c.first())
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil()
+            + 4.0;
+        for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
+            let Some(j) = curve.iter().position(|p| p.1 > cap) else {
+                continue;
+            };
+            if j > 0 {
+                let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
+                curve.truncate(j);
+                curve.push((t0 + (cap - y0) / (y1 - y0) * (t1 - t0), cap));
+            } else {
+                curve.clear();
+            }
+            let step = s
+                .points
+                .iter()
+                .position(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
+                .unwrap_or(0);
+            *label += &format!(" (above 1e{cap} from step {step})");
+        }
+    }
+    let all = || curves.iter().flatten().map(|p| p.1);
+    let (lo, hi) = (
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lo, hi) = if lo < hi {
+        let pad = (hi - lo) * 0.04;
+        (lo - pad, hi + pad)
+    } else if lo == hi {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (-1.0, 1.0)
+    };
+    let axis = TickAxis {
+        range: (lo, hi),
+        ticks: scale.ticks(lo, hi),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, title_size(title)))
+        .margin(18)
+        .margin_right(36)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..steps, axis)?;
+    let y_desc = match scale {
+        Scale::Log => "f(x) − f*  (log scale)",
+        Scale::SymLog => "f(x)  (symmetric log scale)",
+    };
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()?;
+    for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
+        let colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.6))
+        .draw()
+}
+
+/// A linear axis with given ticks and labels (plotters' `with_key_points` cannot be
+/// given labels).
+struct TickAxis {
+    range: (f64, f64),
+    ticks: Vec<(f64, String)>,
+}
+
+impl Ranged for TickAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let (lo, hi) = self.range;
+        let t = ((v - lo) / (hi - lo)).clamp(-1.0, 2.0);
+        limit.0 + (f64::from(limit.1 - limit.0) * t + 1e-3).floor() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.max_num_points() == 0 {
+            return Vec::new();
+        }
+        self.ticks.iter().map(|t| t.0).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.0..self.range.1
+    }
+}
+
+impl ValueFormatter<f64> for TickAxis {
+    fn format_ext(&self, v: &f64) -> String {
+        self.ticks
+            .iter()
+            .find(|t| t.0 == *v)
+            .map(|t| t.1.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A title's font size: 22, smaller for a long title so that it fits the width. The
+/// SVG backend writes `font-size = size / 1.24`; a sans-serif title with formulas
+/// measures about 0.52 of that per character (DejaVu Sans), 0.56 leaves a margin.
+fn title_size(title: &str) -> f64 {
+    let chars = title.chars().count() as f64;
+    (0.92 * f64::from(SIZE.0) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
 }
 
 /// A number as a short label: `-1.2`, `1`, `0.5`.
@@ -327,7 +587,11 @@ fn clip(points: &[[f64; 2]], view: View) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// Drops points closer than [`THIN`] of the view to the last kept one; keeps the ends.
+/// Short paths are kept whole: every iterate of the demo's 20 steps gets its dot.
 fn thin(points: &[[f64; 2]], scale: [f64; 2]) -> Vec<[f64; 2]> {
+    if points.len() <= 500 {
+        return points.to_vec();
+    }
     let mut out: Vec<[f64; 2]> = Vec::with_capacity(points.len());
     for (i, &p) in points.iter().enumerate() {
         let keep = match out.last() {
@@ -340,6 +604,22 @@ fn thin(points: &[[f64; 2]], scale: [f64; 2]) -> Vec<[f64; 2]> {
         if keep {
             out.push(p);
         }
+    }
+    out
+}
+
+/// Loss curves: at most about 2000 points per series, always including the last.
+fn thin_steps(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
+    let stride = points.len().div_ceil(2000).max(1);
+    let mut out: Vec<(f64, f64)> = points
+        .iter()
+        .step_by(stride)
+        .map(|p| (p[0], p[1]))
+        .collect();
+    if let Some(last) = points.last()
+        && !(points.len() - 1).is_multiple_of(stride)
+    {
+        out.push((last[0], last[1]));
     }
     out
 }
@@ -486,6 +766,18 @@ fn contour(f: &dyn Fn([f64; 2]) -> f64, view: View, level: f64) -> Vec<Vec<(f64,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thinned_loss_curves_keep_both_ends() {
+        for n in [1, 2, 1999, 2000, 2001, 4001, 4002, 10_000] {
+            let points: Vec<[f64; 2]> = (0..n).map(|t| [t as f64, 1.0]).collect();
+            let thinned = thin_steps(&points);
+            assert!(thinned.len() <= 2001, "{n}");
+            assert_eq!(thinned[0].0, 0.0);
+            assert_eq!(thinned[thinned.len() - 1].0, (n - 1) as f64, "{n}");
+            assert!(thinned.windows(2).all(|w| w[0].0 < w[1].0), "{n}");
+        }
+    }
 
     const VIEW: View = View {
         x: (-1.0, 1.0),
