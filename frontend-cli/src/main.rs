@@ -1,13 +1,31 @@
 //! `gradstep`: watch optimizer update rules at work.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use gradstep::{Rule, Sgd, StepCount};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+mod compare;
+mod config;
+mod demo;
+mod functions;
+mod output;
+mod plot;
+mod rules;
+mod schedule;
 
 /// Watch optimizer update rules at work.
 #[derive(Parser)]
-#[command(name = "gradstep", version, about)]
+#[command(
+    name = "gradstep",
+    version,
+    about,
+    after_help = "Exit status: 0 on success, 2 for a usage error (a bad flag, rule, \
+                  hyperparameter, schedule or config file content), 1 when a file cannot \
+                  be read or written."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,82 +34,202 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The seed articles' experiment: gradient descent and momentum on
-    /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each.
-    Demo,
+    /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each; prints the final points
+    /// and draws the four trajectories over the contour lines of f into DIR/demo.svg.
+    Demo(DemoArgs),
+    /// Run several update rules on a 2-D test function: prints a table (final loss,
+    /// steps to reach the tolerance) and draws DIR/trajectories.svg (paths over the
+    /// contour lines of f) and DIR/loss.svg (f − f* against step, log scale).
+    #[command(after_long_help = compare_help())]
+    Compare(CompareArgs),
 }
 
-/// ∇f for f(x1, x2) = 0.1·x1² + 2·x2².
-fn gradient(x: &[f64; 2]) -> [f64; 2] {
-    [0.2 * x[0], 4.0 * x[1]]
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for demo.svg (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
 }
 
-/// Runs `steps` steps of `sgd` from `start`, returning the final point.
-fn descend(sgd: &Sgd, start: [f64; 2], steps: usize) -> Result<[f64; 2], gradstep::Error> {
-    let mut x = start;
-    let mut buffer = [0.0; 2];
-    let mut scalars = StepCount::default();
-    for _ in 0..steps {
-        let g = gradient(&x);
-        let mut state: [&mut [f64]; 1] = [&mut buffer];
-        let slots = sgd.state_slots();
-        sgd.step(&mut scalars, &mut x, &g, &mut state[..slots])?;
+#[derive(Args)]
+struct CompareArgs {
+    /// A rule and its hyperparameters, NAME[:FIELD=VALUE,...], e.g.
+    /// `--rule sgd:lr=0.01,momentum=0.9`; repeat for several. Fields are the kernel
+    /// structs' (torch's names; Adam's betas are beta1, beta2); a bare FIELD means
+    /// FIELD=true; the rest keep torch's defaults (listed below with --help).
+    ///
+    /// [default: sgd:lr=0.001 sgd:lr=0.001,momentum=0.9 adam:lr=0.1]
+    #[arg(long = "rule", value_name = "SPEC")]
+    rules: Vec<String>,
+    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin.
+    #[arg(long, value_name = "NAME", default_value = "rosenbrock")]
+    function: String,
+    /// Steps per rule (at most 1000000).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    steps: u64,
+    /// Tolerance: the table counts the steps until f − f* ≤ TOL (for the saddle, which
+    /// has no minimum: until f ≤ −1).
+    #[arg(
+        long,
+        value_name = "TOL",
+        default_value = "1e-6",
+        allow_negative_numbers = true
+    )]
+    tol: f64,
+    /// A learning-rate schedule applied to every rule, NAME[:FIELD=VALUE,...], e.g.
+    /// `--schedule cosine:t_max=500` or `--schedule step:step_size=100,gamma=0.5`.
+    #[arg(long, value_name = "SPEC")]
+    schedule: Option<String>,
+    /// A TOML file with any of: function, steps, tol, out (relative to the file),
+    /// [[rule]] tables (name = "sgd", lr = 0.01, ...) and a [schedule] table (name = ...,
+    /// fields). Flags given on the command line win over the file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for trajectories.svg and loss.svg (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
+}
+
+/// The lists `gradstep compare --help` ends with: every rule with its fields and
+/// defaults, the schedules, the functions.
+fn compare_help() -> String {
+    let mut text = String::from("Rules, with their fields and defaults (torch's):\n");
+    for name in rules::RULES {
+        if let Some(rule) = rules::AnyRule::new(name) {
+            text += &format!("  {name:<9} {}\n", rule.defaults().join(", "));
+        }
     }
-    Ok(x)
+    text += "\nSchedules (fields and defaults; - = required, STEPS = --steps):\n";
+    for (name, torch, fields) in schedule::SCHEDULES {
+        text += &format!("  {name:<21} {torch}: {fields}\n");
+    }
+    text += "\nFunctions (start point, minimum):\n";
+    for f in &functions::FUNCTIONS {
+        let [sx, sy] = f.start;
+        let minimum = match f.minimum {
+            Some(([x, y], v)) => format!("f({x}, {y}) = {v}"),
+            None => "none".to_string(),
+        };
+        text += &format!(
+            "  {:<10} f = {}, from ({sx}, {sy}), minimum {minimum}\n",
+            f.name, f.formula
+        );
+    }
+    text += "\nExit status: 0 on success, 2 for a usage error (a bad flag, rule, field, \
+             value, schedule or config file content), 1 when a file cannot be read or \
+             written. No output file is left half-written.";
+    text
 }
 
-fn demo() -> Result<(), gradstep::Error> {
-    // torch's SGD momentum (b ← μb + g, θ ← θ − ηb, first b = g) is the seed's
-    // v ← γv + η∇f, θ ← θ − v with v = ηb.
-    let runs = [
-        (
-            "gradient descent, eta = 0.4",
-            Sgd {
-                lr: 0.4,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "gradient descent, eta = 0.6",
-            Sgd {
-                lr: 0.6,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "momentum, eta = 0.4, gamma = 0.5",
-            Sgd {
-                lr: 0.4,
-                momentum: 0.5,
-                ..Sgd::default()
-            },
-        ),
-        (
-            "momentum, eta = 0.6, gamma = 0.5",
-            Sgd {
-                lr: 0.6,
-                momentum: 0.5,
-                ..Sgd::default()
-            },
-        ),
-    ];
-    println!("f(x1, x2) = 0.1*x1^2 + 2*x2^2 from (-5, -2), 20 steps");
-    for (name, sgd) in runs {
-        let [x1, x2] = descend(&sgd, [-5.0, -2.0], 20)?;
-        println!("{name:<34} epoch 20, x1 {x1:.6}, x2 {x2:.6}");
+/// Merges flags, config file and defaults: a flag given on the command line wins, then
+/// the config file, then the flag's default.
+fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::Settings, Failure> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let (config, config_path) = match &args.config {
+        Some(path) => (config::Config::read(path)?, path.clone()),
+        None => (config::Config::default(), PathBuf::new()),
+    };
+    let rules = if !args.rules.is_empty() {
+        args.rules
+            .iter()
+            .map(|r| rules::Spec::parse("rule", r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::usage)?
+    } else if !config.rule.is_empty() {
+        let specs = config.rules(&config_path)?;
+        for (i, spec) in specs.iter().enumerate() {
+            rules::AnyRule::from_spec(spec).map_err(|e| {
+                Failure::usage(format!(
+                    "config {}: rule {}: {e}",
+                    config_path.display(),
+                    i + 1
+                ))
+            })?;
+        }
+        specs
+    } else {
+        compare::DEFAULT_RULES
+            .iter()
+            .map(|r| rules::Spec::parse("rule", r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::usage)?
+    };
+    let schedule = match &args.schedule {
+        Some(s) => Some(rules::Spec::parse("schedule", s).map_err(Failure::usage)?),
+        None => config.schedule(&config_path)?,
+    };
+    Ok(compare::Settings {
+        rules,
+        function: pick(given("function"), args.function, config.function),
+        steps: pick(given("steps"), args.steps, config.steps),
+        tol: pick(given("tol"), args.tol, config.tol),
+        schedule,
+        out: pick(given("out"), args.out, config.out),
+    })
+}
+
+/// A flag given on the command line, else the config file's value, else the flag's
+/// default.
+fn pick<T>(on_command_line: bool, flag: T, file: Option<T>) -> T {
+    match file {
+        Some(value) if !on_command_line => value,
+        _ => flag,
     }
-    Ok(())
+}
+
+/// Why a command failed; the exit status tells the two kinds apart.
+#[derive(Debug)]
+pub enum Failure {
+    /// What was asked for is invalid (exit status 2, as clap's usage errors).
+    Usage(String),
+    /// A file could not be read or written (exit status 1).
+    Io(String),
+}
+
+impl Failure {
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure::Usage(message.into())
+    }
+    /// A file error.
+    pub fn io(message: impl Into<String>) -> Self {
+        Failure::Io(message.into())
+    }
+}
+
+/// Writes `text` to standard output; a closed pipe is not worth a panic.
+pub fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::io(format!("cannot write to standard output: {e}"))),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Demo => demo(),
+        Command::Demo(args) => demo::run(&args.out),
+        Command::Compare(args) => {
+            let sub = matches
+                .subcommand_matches("compare")
+                .expect("clap matched the compare subcommand");
+            compare_settings(args, sub).and_then(|s| compare::run(&s))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gradstep: {e}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            let (message, code) = match failure {
+                Failure::Usage(m) => (m, 2),
+                Failure::Io(m) => (m, 1),
+            };
+            // One line: the message itself must not span several.
+            let message = message.replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
 }

@@ -1,0 +1,229 @@
+//! `gradstep compare`: several rules on one test function; a table, the trajectories
+//! over the contour lines, and the loss against step.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::Failure;
+use crate::functions::{self, Function, num};
+use crate::output::write_files;
+use crate::plot::{self, Series, Surface};
+use crate::rules::{AnyRule, Spec};
+use crate::schedule;
+
+/// The rules compared when neither the flags nor a config file name any.
+pub const DEFAULT_RULES: [&str; 3] = ["sgd:lr=0.001", "sgd:lr=0.001,momentum=0.9", "adam:lr=0.1"];
+
+/// Most steps a run may take (the paths are kept in memory for the pictures).
+pub const MAX_STEPS: u64 = 1_000_000;
+
+/// Everything `compare` needs, after flags, config file and defaults are merged.
+pub struct Settings {
+    /// Rule specs, in the order given.
+    pub rules: Vec<Spec>,
+    /// Test function name.
+    pub function: String,
+    /// Steps per rule.
+    pub steps: u64,
+    /// Tolerance on f − f*.
+    pub tol: f64,
+    /// Learning-rate schedule spec, applied to every rule.
+    pub schedule: Option<Spec>,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+struct Outcome {
+    label: String,
+    path: Vec<[f64; 2]>,
+    /// f(x_t) − f* (or f(x_t) for the saddle), for each iterate.
+    losses: Vec<[f64; 2]>,
+    reached: Option<usize>,
+    diverged: bool,
+}
+
+/// Runs every rule, writes the two pictures into `settings.out`, then prints the table.
+pub fn run(settings: &Settings) -> Result<(), Failure> {
+    let function = functions::by_name(&settings.function).ok_or_else(|| {
+        Failure::usage(format!(
+            "unknown function '{}' (functions: {})",
+            settings.function,
+            functions::names()
+        ))
+    })?;
+    if !(1..=MAX_STEPS).contains(&settings.steps) {
+        return Err(Failure::usage(format!(
+            "steps = {} must be between 1 and {MAX_STEPS}",
+            settings.steps
+        )));
+    }
+    if !(settings.tol.is_finite() && settings.tol > 0.0) {
+        return Err(Failure::usage(format!(
+            "tol = {} must be a positive number",
+            settings.tol
+        )));
+    }
+    // Everything is checked before anything runs.
+    let rules = settings
+        .rules
+        .iter()
+        .map(AnyRule::from_spec)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Failure::usage)?;
+    let schedule = settings
+        .schedule
+        .as_ref()
+        .map(|s| schedule::from_spec(s, settings.steps))
+        .transpose()
+        .map_err(Failure::usage)?;
+
+    let target = function.target(settings.tol);
+    let offset = function.minimum.map_or(0.0, |(_, value)| value);
+    let mut outcomes = Vec::with_capacity(rules.len());
+    for (spec, rule) in settings.rules.iter().zip(&rules) {
+        let run = rule
+            .run(function, settings.steps as usize, schedule.clone())
+            .map_err(|e| Failure::usage(format!("rule '{}': {e}", spec.name)))?;
+        let losses: Vec<[f64; 2]> = run
+            .path
+            .iter()
+            .enumerate()
+            .map(|(t, x)| [t as f64, (function.f)(*x) - offset])
+            .collect();
+        let reached = losses.iter().position(|l| target.reached(l[1] + offset));
+        let diverged = run.path.len() <= settings.steps as usize
+            || losses.last().is_some_and(|l| !l[1].is_finite());
+        outcomes.push(Outcome {
+            label: spec.label(),
+            path: run.path,
+            losses,
+            reached,
+            diverged,
+        });
+    }
+
+    let title = format!("{}: f(x1, x2) = {}", function.name, function.formula);
+    let series = |data: fn(&Outcome) -> &[[f64; 2]]| -> Vec<Series<'_>> {
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Series {
+                label: &o.label,
+                points: data(o),
+                colour: plot::colour(i),
+            })
+            .collect()
+    };
+    let levels_label = function.levels_label();
+    let surface = Surface {
+        f: &function.f,
+        levels: function.levels,
+        levels_label: &levels_label,
+        view: function.view,
+        start: function.start,
+        minimum: function.minimum.map(|(x, _)| x),
+    };
+    let trajectories = plot::trajectories_svg(
+        &format!("{title}, {} steps", settings.steps),
+        &surface,
+        &series(|o| &o.path),
+        settings.steps <= 60,
+    )?;
+    let log = function.minimum.is_some();
+    let loss_title = if log {
+        format!("{}: f(x) − f* against step", function.name)
+    } else {
+        format!("{}: f(x) against step", function.name)
+    };
+    let loss = plot::loss_svg(&loss_title, &series(|o| &o.losses), log)?;
+    let written = write_files(
+        &settings.out,
+        &[("trajectories.svg", &trajectories), ("loss.svg", &loss)],
+    )?;
+
+    crate::print(&table(function, settings, &outcomes, &written))
+}
+
+fn table(
+    function: &Function,
+    settings: &Settings,
+    outcomes: &[Outcome],
+    written: &[PathBuf],
+) -> String {
+    let target = function.target(settings.tol);
+    let mut text = String::new();
+    let [sx, sy] = function.start;
+    let _ = write!(
+        text,
+        "{}: f(x1, x2) = {}, from ({}, {}), ",
+        function.name,
+        function.formula,
+        num(sx),
+        num(sy)
+    );
+    let _ = match function.minimum {
+        Some(([mx, my], value)) => writeln!(
+            text,
+            "minimum f({}, {}) = {}; {} steps, tol {}",
+            num(mx),
+            num(my),
+            num(value),
+            settings.steps,
+            num(settings.tol)
+        ),
+        None => writeln!(
+            text,
+            "no minimum (loss is f itself); {} steps",
+            settings.steps
+        ),
+    };
+    if let Some(s) = &settings.schedule {
+        let _ = writeln!(text, "schedule: {}", s.label());
+    }
+    let width = outcomes
+        .iter()
+        .map(|o| o.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let loss_heading = if function.minimum.is_some() {
+        "final f − f*"
+    } else {
+        "final f"
+    };
+    let _ = writeln!(
+        text,
+        "{:<width$}  {:<22}  {:<16}  final (x1, x2)",
+        "rule",
+        loss_heading,
+        target.heading()
+    );
+    for o in outcomes {
+        let final_loss = o.losses.last().map_or(f64::NAN, |l| l[1]);
+        let loss = if o.diverged {
+            format!("diverged at step {}", o.path.len() - 1)
+        } else {
+            format!("{final_loss:.6e}")
+        };
+        let reached = o.reached.map_or_else(|| "-".to_string(), |t| t.to_string());
+        let [x1, x2] = o.path[o.path.len() - 1].map(coordinate);
+        let _ = writeln!(
+            text,
+            "{:<width$}  {loss:<22}  {reached:<16}  ({x1}, {x2})",
+            o.label
+        );
+    }
+    for path in written {
+        let _ = writeln!(text, "wrote {}", path.display());
+    }
+    text
+}
+
+/// A coordinate in the table: 6 decimals, or 6 significant digits once it is huge.
+fn coordinate(v: f64) -> String {
+    if v.abs() < 1e6 {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.6e}")
+    }
+}

@@ -1,0 +1,828 @@
+//! SVG pictures: trajectories over the contour lines of a 2-D function, and loss
+//! against step.
+//!
+//! plotters draws; this module computes what it cannot: contour lines (marching squares
+//! with the segments joined into polylines), clipping of trajectories to the view
+//! (a diverging run leaves the picture at its edge instead of producing pixel
+//! coordinates past `i32`), and thinning of long series to what the picture can show.
+
+use std::collections::HashMap;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::prelude::*;
+
+use crate::Failure;
+
+/// Series colours: matplotlib's `tab10` without its grey (the contours' colour), then
+/// the dark row of `tab20b`.
+pub const PALETTE: [RGBColor; 14] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x39, 0x3b, 0x79),
+    RGBColor(0x63, 0x79, 0x39),
+    RGBColor(0x8c, 0x6d, 0x31),
+    RGBColor(0x84, 0x3c, 0x39),
+    RGBColor(0x7b, 0x41, 0x73),
+];
+
+/// The colour of the `i`-th series.
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const CONTOUR: RGBColor = RGBColor(0x9a, 0xa8, 0xb8);
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (900, 720);
+/// Grid nodes per axis for the contour computation.
+const GRID: usize = 241;
+/// Series are thinned to points at least this fraction of the view apart.
+const THIN: f64 = 1.0 / 1000.0;
+
+/// The rectangle of the (x1, x2) plane a picture shows.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    /// x1 from, to.
+    pub x: (f64, f64),
+    /// x2 from, to.
+    pub y: (f64, f64),
+}
+
+/// What a trajectory picture shows besides the trajectories.
+pub struct Surface<'a> {
+    /// The function whose contour lines are drawn.
+    pub f: &'a dyn Fn([f64; 2]) -> f64,
+    /// The values of f at which contour lines are drawn.
+    pub levels: &'a [f64],
+    /// The legend entry for the contour lines.
+    pub levels_label: &'a str,
+    /// The rectangle shown.
+    pub view: View,
+    /// The start point, marked and labelled.
+    pub start: [f64; 2],
+    /// The minimizer, if there is one, marked and labelled.
+    pub minimum: Option<[f64; 2]>,
+}
+
+/// One optimizer's path or loss curve.
+pub struct Series<'a> {
+    /// The legend text.
+    pub label: &'a str,
+    /// The points, in order. A non-finite value ends the series.
+    pub points: &'a [[f64; 2]],
+    /// The colour.
+    pub colour: RGBColor,
+}
+
+fn draw_error<E: std::fmt::Display>(e: E) -> Failure {
+    Failure::io(format!("cannot draw the picture: {e}"))
+}
+
+/// Renders the trajectories over the contour lines of `surface.f` as an SVG document.
+/// With `markers`, every iterate gets a dot (for short runs such as the demo's 20 steps).
+pub fn trajectories_svg(
+    title: &str,
+    surface: &Surface<'_>,
+    series: &[Series<'_>],
+    markers: bool,
+) -> Result<String, Failure> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw_trajectories(&root, title, surface, series, markers).map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(svg)
+}
+
+type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+fn draw_trajectories(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    surface: &Surface<'_>,
+    series: &[Series<'_>],
+    markers: bool,
+) -> DrawResult {
+    let view = surface.view;
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, title_size(title)))
+        .margin(18)
+        .margin_right(30)
+        .x_label_area_size(52)
+        .y_label_area_size(64)
+        .build_cartesian_2d(view.x.0..view.x.1, view.y.0..view.y.1)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("x1")
+        .y_desc("x2")
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .draw()?;
+
+    let mut lines = Vec::new();
+    for &level in surface.levels {
+        lines.extend(contour(surface.f, view, level));
+    }
+    chart
+        .draw_series(
+            lines
+                .into_iter()
+                .map(|l| PathElement::new(l, CONTOUR.stroke_width(1))),
+        )?
+        .label(surface.levels_label)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], CONTOUR.stroke_width(1)));
+
+    let mut ends = Vec::with_capacity(series.len());
+    for s in series {
+        let style = s.colour.stroke_width(2);
+        // A run that ends outside the view (or not finite) is drawn until it first
+        // leaves: the rest would only be lines crossing the whole picture.
+        let finite = finite_prefix(s.points);
+        let ends_inside =
+            finite.len() == s.points.len() && finite.last().is_some_and(|p| inside(*p, view));
+        let (points, label) = match finite.iter().position(|p| !inside(*p, view)) {
+            Some(k) if !ends_inside => (
+                &finite[..=k],
+                format!("{} (leaves the plot at step {k})", s.label),
+            ),
+            _ => (s.points, s.label.to_string()),
+        };
+        let pieces = clip(points, view);
+        let dots: Vec<(f64, f64)> = if markers {
+            visible_points(points, view)
+        } else {
+            // Long runs: only the final point, if it is finite and in view.
+            let prefix = finite_prefix(points);
+            visible_points(&prefix[prefix.len().saturating_sub(1)..], view)
+        };
+        let colour = s.colour;
+        chart
+            .draw_series(pieces.into_iter().map(|p| PathElement::new(p, style)))?
+            .label(label)
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
+                    + Circle::new((12, 0), 3, colour.filled())
+            });
+        ends.push((dots, colour));
+    }
+    // Dots on top of every line, so that no run hides where another ended.
+    let radius = if markers { 3 } else { 5 };
+    for (dots, colour) in ends {
+        chart.draw_series(
+            dots.into_iter()
+                .map(|p| Circle::new(p, radius, colour.filled())),
+        )?;
+    }
+
+    let [sx, sy] = surface.start;
+    chart
+        .draw_series(std::iter::once(Circle::new(
+            (sx, sy),
+            6,
+            BLACK.stroke_width(2),
+        )))?
+        .label(format!("start ({}, {})", num(sx), num(sy)))
+        .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.stroke_width(2)));
+    if let Some([mx, my]) = surface.minimum {
+        chart
+            .draw_series(std::iter::once(Cross::new(
+                (mx, my),
+                7,
+                BLACK.stroke_width(2),
+            )))?
+            .label(format!("minimum ({}, {})", num(mx), num(my)))
+            .legend(|(x, y)| Cross::new((x + 12, y), 7, BLACK.stroke_width(2)));
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.6))
+        .draw()?;
+    Ok(())
+}
+
+/// Renders loss against step as an SVG document: the gap `f(x) − f*` on a log scale
+/// when the function has a minimum (`log`), else `f(x)` on a symmetric log scale
+/// (`sign(f)·log10(1 + |f|)`: the saddle's f falls without bound).
+pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String, Failure> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let scale = if log { Scale::Log } else { Scale::SymLog };
+        draw_loss(&root, title, series, scale).map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(svg)
+}
+
+/// The smallest positive value shown on a log axis: anything below is drawn there.
+const LOG_FLOOR: f64 = 1e-300;
+
+/// How loss values map to the vertical axis. Both scales are drawn on a linear axis
+/// holding the transformed value, with ticks at powers of ten.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// log10(v), for v > 0.
+    Log,
+    /// sign(v)·log10(1 + |v|), for any v.
+    SymLog,
+}
+
+impl Scale {
+    fn to_axis(self, v: f64) -> f64 {
+        match self {
+            Scale::Log => v.max(LOG_FLOOR).log10(),
+            Scale::SymLog => v.signum() * v.abs().ln_1p() / std::f64::consts::LN_10,
+        }
+    }
+
+    /// Ticks at ±10^k (and 0 for the symmetric scale) covering `lo..=hi` (axis units),
+    /// at most about a dozen: (axis position, label).
+    fn ticks(self, lo: f64, hi: f64) -> Vec<(f64, String)> {
+        let label = |k: i32| match k {
+            0 => "1".to_string(),
+            1 => "10".to_string(),
+            _ => format!("1e{k}"),
+        };
+        let mut ticks = Vec::new();
+        match self {
+            Scale::Log => {
+                let (a, b) = (lo.ceil() as i32, hi.floor() as i32);
+                let stride = ((b - a) / 10 + 1).max(1);
+                let mut k = b;
+                while k >= a {
+                    ticks.push((f64::from(k), label(k)));
+                    k -= stride;
+                }
+            }
+            Scale::SymLog => {
+                let top = lo.abs().max(hi.abs()).floor() as i32;
+                let stride = (top / 5 + 1).max(1);
+                ticks.push((0.0, "0".to_string()));
+                let mut k = 0;
+                while k <= top {
+                    let at = self.to_axis(10f64.powi(k));
+                    if at <= hi {
+                        ticks.push((at, label(k)));
+                    }
+                    if -at >= lo {
+                        ticks.push((-at, format!("−{}", label(k))));
+                    }
+                    k += stride;
+                }
+                // ±1 and ±10 crowd 0 when the scale spans many decades.
+                let gap = (hi - lo) / 30.0;
+                let mut kept: Vec<(f64, String)> = Vec::with_capacity(ticks.len());
+                for t in ticks {
+                    if kept.iter().all(|k| (k.0 - t.0).abs() >= gap) {
+                        kept.push(t);
+                    }
+                }
+                ticks = kept;
+            }
+        }
+        ticks
+    }
+}
+
+fn draw_loss(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    series: &[Series<'_>],
+    scale: Scale,
+) -> DrawResult {
+    root.fill(&WHITE)?;
+    let steps = series
+        .iter()
+        .map(|s| s.points.len().saturating_sub(1))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut curves: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            thin_steps(finite_prefix(s.points))
+                .into_iter()
+                .map(|(t, v)| (t, scale.to_axis(v)))
+                .collect()
+        })
+        .collect();
+    let mut labels: Vec<String> = series.iter().map(|s| s.label.to_string()).collect();
+    if let Scale::Log = scale {
+        // A diverging run would squeeze every other curve into the bottom of the
+        // picture: the scale stops 4 decades above the highest start, and a curve that
+        // passes that is drawn up to the top edge and said so in the legend.
+        let cap = curves
+            .iter()
+            .filter_map(|c| c.first())
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil()
+            + 4.0;
+        for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
+            let Some(j) = curve.iter().position(|p| p.1 > cap) else {
+                continue;
+            };
+            if j > 0 {
+                let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
+                curve.truncate(j);
+                curve.push((t0 + (cap - y0) / (y1 - y0) * (t1 - t0), cap));
+            } else {
+                curve.clear();
+            }
+            let step = s
+                .points
+                .iter()
+                .position(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
+                .unwrap_or(0);
+            *label += &format!(" (above 1e{cap} from step {step})");
+        }
+    }
+    let all = || curves.iter().flatten().map(|p| p.1);
+    let (lo, hi) = (
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lo, hi) = if lo < hi {
+        let pad = (hi - lo) * 0.04;
+        (lo - pad, hi + pad)
+    } else if lo == hi {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (-1.0, 1.0)
+    };
+    let axis = TickAxis {
+        range: (lo, hi),
+        ticks: scale.ticks(lo, hi),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, title_size(title)))
+        .margin(18)
+        .margin_right(36)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..steps, axis)?;
+    let y_desc = match scale {
+        Scale::Log => "f(x) − f*  (log scale)",
+        Scale::SymLog => "f(x)  (symmetric log scale)",
+    };
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()?;
+    for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
+        let colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.6))
+        .draw()
+}
+
+/// A linear axis with given ticks and labels (plotters' `with_key_points` cannot be
+/// given labels).
+struct TickAxis {
+    range: (f64, f64),
+    ticks: Vec<(f64, String)>,
+}
+
+impl Ranged for TickAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let (lo, hi) = self.range;
+        let t = ((v - lo) / (hi - lo)).clamp(-1.0, 2.0);
+        limit.0 + (f64::from(limit.1 - limit.0) * t + 1e-3).floor() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.max_num_points() == 0 {
+            return Vec::new();
+        }
+        self.ticks.iter().map(|t| t.0).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.0..self.range.1
+    }
+}
+
+impl ValueFormatter<f64> for TickAxis {
+    fn format_ext(&self, v: &f64) -> String {
+        self.ticks
+            .iter()
+            .find(|t| t.0 == *v)
+            .map(|t| t.1.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A title's font size: 22, smaller for a long title so that it fits the width. The
+/// SVG backend writes `font-size = size / 1.24`; a sans-serif title with formulas
+/// measures about 0.52 of that per character (DejaVu Sans), 0.56 leaves a margin.
+fn title_size(title: &str) -> f64 {
+    let chars = title.chars().count() as f64;
+    (0.92 * f64::from(SIZE.0) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
+}
+
+/// A number as a short label: `-1.2`, `1`, `0.5`.
+fn num(v: f64) -> String {
+    format!("{v}")
+}
+
+/// The points up to (not including) the first one with a non-finite coordinate.
+fn finite_prefix(points: &[[f64; 2]]) -> &[[f64; 2]] {
+    let end = points
+        .iter()
+        .position(|p| !(p[0].is_finite() && p[1].is_finite()))
+        .unwrap_or(points.len());
+    &points[..end]
+}
+
+fn inside(p: [f64; 2], view: View) -> bool {
+    (view.x.0..=view.x.1).contains(&p[0]) && (view.y.0..=view.y.1).contains(&p[1])
+}
+
+fn visible_points(points: &[[f64; 2]], view: View) -> Vec<(f64, f64)> {
+    finite_prefix(points)
+        .iter()
+        .filter(|p| inside(**p, view))
+        .map(|p| (p[0], p[1]))
+        .collect()
+}
+
+/// The part of segment `a`–`b` inside `view` (Liang–Barsky), or `None`.
+///
+/// A diverging run has points near ±1e300: the crossing with an edge of the view is
+/// placed exactly on that edge, and its other coordinate is interpolated from the
+/// endpoint nearer to the edge, so that no huge value cancels against another.
+fn clip_segment(a: [f64; 2], b: [f64; 2], view: View) -> Option<([f64; 2], [f64; 2])> {
+    // Half the difference, and t in [0, 2]: finite for any finite endpoints.
+    let h = [b[0] / 2.0 - a[0] / 2.0, b[1] / 2.0 - a[1] / 2.0];
+    let bounds = [(0, view.x.0), (0, view.x.1), (1, view.y.0), (1, view.y.1)];
+    let (mut t0, mut t1) = ((0.0f64, None), (2.0f64, None));
+    for (k, (p, q)) in [
+        (-h[0], a[0] - view.x.0),
+        (h[0], view.x.1 - a[0]),
+        (-h[1], a[1] - view.y.0),
+        (h[1], view.y.1 - a[1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 && r > t0.0 {
+                t0 = (r, Some(k));
+            } else if p > 0.0 && r < t1.0 {
+                t1 = (r, Some(k));
+            }
+        }
+    }
+    if t0.0 > t1.0 {
+        return None;
+    }
+    let range = [view.x, view.y];
+    let at = |(t, edge): (f64, Option<usize>), end: [f64; 2]| {
+        let Some(k) = edge else { return Some(end) };
+        let (axis, bound) = bounds[k];
+        let other = 1 - axis;
+        let near = if (bound - a[axis]).abs() <= (bound - b[axis]).abs() {
+            a
+        } else {
+            b
+        };
+        let mut v = near[other] + (bound - near[axis]) * (h[other] / h[axis]);
+        if !v.is_finite() {
+            v = a[other] + t * h[other];
+        }
+        if !v.is_finite() {
+            return None;
+        }
+        let mut p = [0.0; 2];
+        p[axis] = bound;
+        p[other] = v.clamp(range[other].0, range[other].1);
+        Some(p)
+    };
+    Some((at(t0, a)?, at(t1, b)?))
+}
+
+/// The visible pieces of a polyline, thinned; it ends at its first non-finite point.
+fn clip(points: &[[f64; 2]], view: View) -> Vec<Vec<(f64, f64)>> {
+    let points = finite_prefix(points);
+    let mut pieces: Vec<Vec<[f64; 2]>> = Vec::new();
+    let mut current: Vec<[f64; 2]> = Vec::new();
+    if let [only] = points
+        && inside(*only, view)
+    {
+        current.push(*only);
+    }
+    for w in points.windows(2) {
+        match clip_segment(w[0], w[1], view) {
+            Some((c, d)) => {
+                if current.last() != Some(&c) {
+                    if !current.is_empty() {
+                        pieces.push(std::mem::take(&mut current));
+                    }
+                    current.push(c);
+                }
+                current.push(d);
+            }
+            None => {
+                if !current.is_empty() {
+                    pieces.push(std::mem::take(&mut current));
+                }
+            }
+        }
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    let scale = [
+        1.0 / (view.x.1 - view.x.0).abs().max(f64::MIN_POSITIVE),
+        1.0 / (view.y.1 - view.y.0).abs().max(f64::MIN_POSITIVE),
+    ];
+    pieces
+        .into_iter()
+        .map(|p| thin(&p, scale).into_iter().map(|q| (q[0], q[1])).collect())
+        .collect()
+}
+
+/// Drops points closer than [`THIN`] of the view to the last kept one; keeps the ends.
+/// Short paths are kept whole: every iterate of the demo's 20 steps gets its dot.
+fn thin(points: &[[f64; 2]], scale: [f64; 2]) -> Vec<[f64; 2]> {
+    if points.len() <= 500 {
+        return points.to_vec();
+    }
+    let mut out: Vec<[f64; 2]> = Vec::with_capacity(points.len());
+    for (i, &p) in points.iter().enumerate() {
+        let keep = match out.last() {
+            None => true,
+            Some(q) => {
+                i + 1 == points.len()
+                    || ((p[0] - q[0]) * scale[0]).hypot((p[1] - q[1]) * scale[1]) >= THIN
+            }
+        };
+        if keep {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Loss curves: at most about 2000 points per series, always including the last.
+fn thin_steps(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
+    let stride = points.len().div_ceil(2000).max(1);
+    let mut out: Vec<(f64, f64)> = points
+        .iter()
+        .step_by(stride)
+        .map(|p| (p[0], p[1]))
+        .collect();
+    if let Some(last) = points.last()
+        && !(points.len() - 1).is_multiple_of(stride)
+    {
+        out.push((last[0], last[1]));
+    }
+    out
+}
+
+/// Where a contour line crosses the grid: the edge from node (i, j) to its right
+/// neighbour (`horizontal`) or to the node above.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct Edge {
+    i: usize,
+    j: usize,
+    horizontal: bool,
+}
+
+/// The contour lines `f = level` inside `view`, as polylines (marching squares on a
+/// [`GRID`]² grid, segments joined through the grid edges they share).
+fn contour(f: &dyn Fn([f64; 2]) -> f64, view: View, level: f64) -> Vec<Vec<(f64, f64)>> {
+    let n = GRID;
+    let xs: Vec<f64> = (0..n)
+        .map(|i| view.x.0 + (view.x.1 - view.x.0) * i as f64 / (n - 1) as f64)
+        .collect();
+    let ys: Vec<f64> = (0..n)
+        .map(|j| view.y.0 + (view.y.1 - view.y.0) * j as f64 / (n - 1) as f64)
+        .collect();
+    let v: Vec<f64> = (0..n * n).map(|k| f([xs[k % n], ys[k / n]])).collect();
+    let at = |i: usize, j: usize| v[j * n + i];
+    let point = |e: Edge| {
+        let (i2, j2) = if e.horizontal {
+            (e.i + 1, e.j)
+        } else {
+            (e.i, e.j + 1)
+        };
+        let (a, b) = (at(e.i, e.j), at(i2, j2));
+        let t = ((level - a) / (b - a)).clamp(0.0, 1.0);
+        (
+            xs[e.i] + t * (xs[i2] - xs[e.i]),
+            ys[e.j] + t * (ys[j2] - ys[e.j]),
+        )
+    };
+
+    let mut segments: Vec<[Edge; 2]> = Vec::new();
+    for j in 0..n - 1 {
+        for i in 0..n - 1 {
+            let corners = [at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)];
+            if corners.iter().any(|c| !c.is_finite()) {
+                continue;
+            }
+            let case = corners
+                .iter()
+                .enumerate()
+                .fold(0, |acc, (k, &c)| acc | (usize::from(c >= level) << k));
+            let bottom = Edge {
+                i,
+                j,
+                horizontal: true,
+            };
+            let right = Edge {
+                i: i + 1,
+                j,
+                horizontal: false,
+            };
+            let top = Edge {
+                i,
+                j: j + 1,
+                horizontal: true,
+            };
+            let left = Edge {
+                i,
+                j,
+                horizontal: false,
+            };
+            let centre_high = || corners.iter().sum::<f64>() / 4.0 >= level;
+            match case {
+                0 | 15 => {}
+                1 | 14 => segments.push([left, bottom]),
+                2 | 13 => segments.push([bottom, right]),
+                3 | 12 => segments.push([left, right]),
+                4 | 11 => segments.push([right, top]),
+                6 | 9 => segments.push([bottom, top]),
+                7 | 8 => segments.push([left, top]),
+                // Saddle cells: the centre value decides which corners are connected.
+                5 => {
+                    if centre_high() {
+                        segments.extend([[left, top], [bottom, right]]);
+                    } else {
+                        segments.extend([[left, bottom], [right, top]]);
+                    }
+                }
+                10 => {
+                    if centre_high() {
+                        segments.extend([[left, bottom], [right, top]]);
+                    } else {
+                        segments.extend([[left, top], [bottom, right]]);
+                    }
+                }
+                _ => unreachable!("four corners give cases 0..=15"),
+            }
+        }
+    }
+
+    // Join the segments: an interior edge is shared by the two cells beside it.
+    let mut by_edge: HashMap<Edge, Vec<usize>> = HashMap::new();
+    for (k, s) in segments.iter().enumerate() {
+        for e in s {
+            by_edge.entry(*e).or_default().push(k);
+        }
+    }
+    let mut used = vec![false; segments.len()];
+    let mut lines = Vec::new();
+    for first in 0..segments.len() {
+        if used[first] {
+            continue;
+        }
+        used[first] = true;
+        let mut chain: std::collections::VecDeque<Edge> = segments[first].iter().copied().collect();
+        for forward in [true, false] {
+            loop {
+                let end = if forward {
+                    *chain.back().unwrap_or(&segments[first][1])
+                } else {
+                    *chain.front().unwrap_or(&segments[first][0])
+                };
+                let next = by_edge
+                    .get(&end)
+                    .and_then(|ks| ks.iter().copied().find(|&k| !used[k]));
+                let Some(k) = next else { break };
+                used[k] = true;
+                let other = if segments[k][0] == end {
+                    segments[k][1]
+                } else {
+                    segments[k][0]
+                };
+                if forward {
+                    chain.push_back(other);
+                } else {
+                    chain.push_front(other);
+                }
+            }
+        }
+        lines.push(chain.into_iter().map(point).collect());
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinned_loss_curves_keep_both_ends() {
+        for n in [1, 2, 1999, 2000, 2001, 4001, 4002, 10_000] {
+            let points: Vec<[f64; 2]> = (0..n).map(|t| [t as f64, 1.0]).collect();
+            let thinned = thin_steps(&points);
+            assert!(thinned.len() <= 2001, "{n}");
+            assert_eq!(thinned[0].0, 0.0);
+            assert_eq!(thinned[thinned.len() - 1].0, (n - 1) as f64, "{n}");
+            assert!(thinned.windows(2).all(|w| w[0].0 < w[1].0), "{n}");
+        }
+    }
+
+    const VIEW: View = View {
+        x: (-1.0, 1.0),
+        y: (-1.0, 1.0),
+    };
+
+    #[test]
+    fn a_circle_is_one_closed_line() {
+        let lines = contour(&|p| p[0] * p[0] + p[1] * p[1], VIEW, 0.25);
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line.first(), line.last(), "closed");
+        for &(x, y) in line {
+            assert!(((x * x + y * y).sqrt() - 0.5).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn clipping_keeps_the_visible_part_of_a_diverging_path() {
+        let path = [
+            [0.0, 0.0],
+            [0.5, 0.5],
+            [0.5, 1e300],
+            [0.5, -1e300],
+            [0.0, f64::NAN],
+        ];
+        let pieces = clip(&path, VIEW);
+        assert_eq!(
+            pieces,
+            // Out through the top edge and back in at the same point: one line.
+            vec![vec![(0.0, 0.0), (0.5, 0.5), (0.5, 1.0), (0.5, -1.0)]]
+        );
+    }
+
+    #[test]
+    fn segments_outside_are_dropped() {
+        assert_eq!(clip_segment([2.0, 2.0], [3.0, -3.0], VIEW), None);
+        assert_eq!(
+            clip_segment([-2.0, 0.0], [2.0, 0.0], VIEW),
+            Some(([-1.0, 0.0], [1.0, 0.0]))
+        );
+        // From a huge endpoint: the crossing is placed from the near one.
+        assert_eq!(
+            clip_segment([0.0, 0.5], [1e300, 0.5 + 1e300], VIEW),
+            Some(([0.0, 0.5], [0.5, 1.0]))
+        );
+    }
+}

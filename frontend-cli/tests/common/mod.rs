@@ -1,0 +1,94 @@
+//! Helpers shared by the CLI tests.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// The `gradstep` binary, with a clean environment for backtraces.
+pub fn gradstep() -> Command {
+    let mut cmd = Command::cargo_bin("gradstep").unwrap();
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Asserts a refused command: exit `code`, exactly one line on stderr, `error: ...`
+/// containing `message`, no panic, nothing on stdout.
+pub fn assert_refused(out: &Output, code: i32, message: &str) {
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    assert!(
+        err.contains(message),
+        "{err:?} does not mention {message:?}"
+    );
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+}
+
+/// The names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What an SVG shows: its text labels, and its polylines as (stroke colour, points).
+pub struct Svg {
+    pub texts: Vec<String>,
+    pub polylines: Vec<(String, usize)>,
+}
+
+impl Svg {
+    /// Parses the file as XML (failing the test if it is not) and collects what it shows.
+    pub fn read(path: &Path) -> Svg {
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc = roxmltree::Document::parse(&text)
+            .unwrap_or_else(|e| panic!("{} is not XML: {e}", path.display()));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        let mut texts = Vec::new();
+        let mut polylines = Vec::new();
+        for node in doc.descendants() {
+            match node.tag_name().name() {
+                "text" => texts.push(node.text().unwrap_or("").trim().to_string()),
+                "polyline" => polylines.push((
+                    node.attribute("stroke").unwrap_or("").to_ascii_lowercase(),
+                    node.attribute("points")
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .count(),
+                )),
+                _ => {}
+            }
+        }
+        Svg { texts, polylines }
+    }
+
+    /// Whether some text element starts with `label`.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.texts.iter().any(|t| t.starts_with(label))
+    }
+
+    /// The most points of any polyline drawn in `colour` (`#rrggbb`).
+    pub fn longest(&self, colour: &str) -> usize {
+        self.polylines
+            .iter()
+            .filter(|(c, _)| c == colour)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+    }
+}
