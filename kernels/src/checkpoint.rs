@@ -46,7 +46,7 @@
 //! | 18 | 1 | number of state slices `k` (as the rule's options need, 0–3) |
 //! | 19 | 1 | reserved, 0 |
 //! | 20 | 4 | rule section length `R` in bytes, `u32` (fixed per rule, see below) |
-//! | 24 | 8 | element count `n`, `u64` (length of the params and of every state slice) |
+//! | 24 | 8 | element count `n`, `u64`: length of the params and of every state slice (0 if there are none) |
 //! | 32 | `R` | rule section: hyperparameters, option bits, scalar state |
 //! | 32 + `R` | `k·n·e` | state slices, one after the other, in [`Rule::slot_names`] order |
 //! | 32 + `R` + `k·n·e` | `n·e` | params, if flag bit 0 |
@@ -194,7 +194,7 @@ pub enum CheckpointError {
     /// although the checksum matches (a checkpoint not written by [`encode`]).
     InvalidField {
         /// Which field: `"length"`, `"element type"`, `"flags"`, `"reserved"`,
-        /// `"rule section length"`, `"options"` or `"state slots"`.
+        /// `"rule section length"`, `"n"`, `"options"` or `"state slots"`.
         field: &'static str,
     },
     /// The number of destination state slices is not the checkpoint's.
@@ -1026,6 +1026,11 @@ fn parse_header(bytes: &[u8], len: u64) -> Result<Header, CheckpointError> {
     }
     let n = u64_at(header, 24).unwrap_or_default();
     let has_params = flags & FLAG_PARAMS != 0;
+    // What `encode` writes when there is no array to take `n` from; keeps every
+    // accepted byte string one that `encode` produces.
+    if slots == 0 && !has_params && n != 0 {
+        return Err(CheckpointError::InvalidField { field: "n" });
+    }
     if total_len(rule.section_len(), slots, element, n, has_params) != Some(len) {
         return Err(CheckpointError::InvalidField { field: "length" });
     }
