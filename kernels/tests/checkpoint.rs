@@ -560,7 +560,7 @@ macro_rules! checkpoint_props {
         mod $m {
             use super::*;
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(256))]
+                #![proptest_config(ProptestConfig::with_cases(512))]
                 #[test]
                 fn resume_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), v in values(), k in 0usize..4, m in 1usize..4, with_params in any::<bool>()) {
                     resume::<$r, f32>(rule, n, &v, k, m, with_params)?;
@@ -571,7 +571,7 @@ macro_rules! checkpoint_props {
                 }
             }
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(24))]
+                #![proptest_config(ProptestConfig::with_cases(64))]
                 #[test]
                 fn refusals_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), v in values(), k in 0usize..3, with_params in any::<bool>()) {
                     refusals::<$r, f32>(rule, n, &v, k, with_params)?;
@@ -739,6 +739,26 @@ fn decode_both(bytes: &[u8]) -> Result<(), TestCaseError> {
     decode_everything::<f64>(bytes)
 }
 
+/// The rule section of a valid checkpoint, and its rule id.
+fn valid_section() -> impl Strategy<Value = (u16, Vec<u8>)> {
+    any_checkpoint().prop_map(|b| {
+        let section = u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
+        (
+            u16::from_le_bytes([b[6], b[7]]),
+            b[32..32 + section].to_vec(),
+        )
+    })
+}
+
+/// The documented rule section lengths.
+fn real_len(id: u16) -> usize {
+    match id {
+        1 | 8 => 48,
+        5 | 11 => 72,
+        _ => 56,
+    }
+}
+
 /// A header of plausible fields (known and unknown values), a random body and a valid
 /// checksum: reaches the checks behind the checksum.
 fn forged() -> impl Strategy<Value = Vec<u8>> {
@@ -748,13 +768,23 @@ fn forged() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![4 => 0u8..2, 1 => any::<u8>()],
         prop_oneof![4 => 0u8..4, 1 => any::<u8>()],
         prop_oneof![8 => Just(0u8), 1 => any::<u8>()],
-        prop_oneof![4 => (5u32..10).prop_map(|w| 8 * w), 1 => any::<u32>()],
+        prop_oneof![8 => Just(None), 1 => (5u32..10).prop_map(|w| Some(8 * w)), 1 => any::<u32>().prop_map(Some)],
         prop_oneof![4 => 0u64..8, 1 => any::<u64>()],
         any::<bool>(),
         prop::collection::vec(any::<u8>(), 0..400),
+        valid_section(),
     )
         .prop_map(
-            |(id, element, flags, slots, reserved, section, n, consistent, body)| {
+            |(id, element, flags, slots, reserved, section, n, consistent, body, rule)| {
+                // Mostly the rule's real section, so that decoding gets past it.
+                let (id, section, body) = match (section, rule) {
+                    (None, (rule_id, real)) => {
+                        let mut b = real;
+                        b.extend_from_slice(&body);
+                        (rule_id, real_len(rule_id) as u32, b)
+                    }
+                    (Some(section), _) => (id, section, body),
+                };
                 let mut b = Vec::with_capacity(32 + body.len() + 4);
                 b.extend_from_slice(b"GSCK");
                 b.extend_from_slice(&1u16.to_le_bytes());
@@ -788,9 +818,20 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_random_bytes_after_a_valid_preamble(rest in prop::collection::vec(any::<u8>(), 0..600)) {
+    fn fuzz_random_bytes_after_a_valid_preamble(
+        rest in prop::collection::vec(any::<u8>(), 0..600),
+        true_length in any::<bool>(),
+        fix in any::<bool>(),
+    ) {
         let mut bytes = b"GSCK\x01\x00".to_vec();
         bytes.extend_from_slice(&rest);
+        if true_length && bytes.len() >= 16 {
+            let len = bytes.len() as u64;
+            bytes[8..16].copy_from_slice(&len.to_le_bytes());
+        }
+        if fix {
+            fix_crc(&mut bytes);
+        }
         decode_both(&bytes)?;
     }
 
