@@ -52,8 +52,8 @@
 //! | 32 + `R` + `k·n·e` | `n·e` | params, if flag bit 0 |
 //! | `L` − 4 | 4 | CRC-32 (ISO-HDLC, the zlib/PNG/Ethernet CRC), `u32`, of bytes `0..L−4` |
 //!
-//! Every field of the header and the rule section is a multiple of 8 bytes from the
-//! start, so the arrays start 8-byte aligned relative to the checkpoint. Bytes after `L`
+//! The header and every field of the rule section are multiples of 8 bytes long, so
+//! the arrays start at an 8-byte-aligned offset from the checkpoint's start. Bytes after `L`
 //! are ignored: a checkpoint can be read straight out of a larger flash region.
 //!
 //! The rule section is, in this order: the hyperparameters that are numbers, one `f64`
@@ -85,15 +85,19 @@
 //! 2. The checksum ([`CheckpointError::ChecksumMismatch`]). CRC-32 detects every error
 //!    of up to 32 consecutive bits, so any single corrupted byte is caught here (or in
 //!    step 1, if it hits the magic, the version or the length).
-//! 3. The structure: known rule and element type, reserved bits 0, the rule section's
-//!    length, the slice count agreeing with the rule's options, `L` agreeing with `n`
-//!    ([`CheckpointError::UnknownRule`], [`CheckpointError::InvalidField`]).
-//! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`])
-//!    and the element type ([`CheckpointError::WrongElementType`]); the hyperparameters
-//!    pass the rule's `validate()` ([`Error::InvalidHyperparameter`]); the destination
-//!    buffers have `k` slices ([`CheckpointError::SlotCount`]) of `n` elements
-//!    ([`CheckpointError::LengthMismatch`]), and the params section exists if params
-//!    are asked for ([`CheckpointError::ParamsAbsent`]).
+//! 3. The header's structure: a known rule and element type, reserved bits and byte 0,
+//!    at most 3 slices, the rule's section length, `n` = 0 when there are no arrays,
+//!    and `L` agreeing with `k`, `n` and `e` ([`CheckpointError::UnknownRule`],
+//!    [`CheckpointError::InvalidField`]). [`peek`] stops here, without step 2.
+//! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`],
+//!    not checked by [`decode_any`]) and the element type
+//!    ([`CheckpointError::WrongElementType`]).
+//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]), the
+//!    hyperparameters pass the rule's `validate()` ([`Error::InvalidHyperparameter`]),
+//!    and `k` is the number of slices the rule's options need.
+//! 6. The destinations: `k` state slices ([`CheckpointError::SlotCount`]) of `n`
+//!    elements ([`CheckpointError::LengthMismatch`]), params of `n` elements if given,
+//!    and then the checkpoint must have them ([`CheckpointError::ParamsAbsent`]).
 //!
 //! Only then are the state slices and params written.
 //!
