@@ -5,6 +5,8 @@
 
 use core::fmt;
 
+use crate::checkpoint::CheckpointError;
+
 /// Which caller-provided buffer a [`Error::LengthMismatch`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Buffer {
@@ -64,6 +66,9 @@ pub enum Error {
         /// The schedule's total number of steps.
         total_steps: u64,
     },
+    /// A checkpoint could not be written or read ([`crate::checkpoint`]); nothing was
+    /// written to the destination buffers.
+    Checkpoint(CheckpointError),
 }
 
 impl fmt::Display for Error {
@@ -112,6 +117,7 @@ impl fmt::Display for Error {
             Error::ScheduleFinished { total_steps } => {
                 write!(f, "schedule stepped past its {total_steps} total steps")
             }
+            Error::Checkpoint(e) => fmt::Display::fmt(&e, f),
         }
     }
 }

@@ -48,6 +48,9 @@
 //! - [`loss_scale`]: dynamic loss scaling for f16 training ([`GradScaler`], torch's
 //!   `GradScaler` state machine).
 //! - [`accumulate`]: gradient accumulation over micro-batches ([`Accumulator`]).
+//! - [`checkpoint`]: an optimizer's complete state (rule, hyperparameters, scalar state,
+//!   state slices, optionally the params) to and from a byte buffer, in a versioned,
+//!   little-endian, CRC-checked format.
 //!
 //! ## Numerics
 //! Per-step scalars (bias corrections, step sizes) are computed in `f64`, as Python does
@@ -63,6 +66,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod accumulate;
+pub mod checkpoint;
 pub mod clip;
 mod driver;
 mod error;
@@ -75,6 +79,7 @@ pub mod rules;
 pub mod schedules;
 
 pub use accumulate::{Accumulator, Reduction};
+pub use checkpoint::CheckpointError;
 pub use clip::{ClipNorm, ClipScope, NormType, clip_grad_norm, clip_grad_value, total_norm};
 pub use error::{Buffer, Error};
 pub use guard::{
