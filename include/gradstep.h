@@ -57,6 +57,12 @@ enum gradstep_status
   GRADSTEP_INTERNAL_ERROR = 14,
   // Two buffers that must be distinct overlap (e.g. params and grads).
   GRADSTEP_OVERLAPPING_BUFFERS = 15,
+  // A checkpoint was written by a format version this library does not read.
+  GRADSTEP_CHECKPOINT_VERSION = 16,
+  // A checkpoint holds another rule than the one it is being restored into.
+  GRADSTEP_CHECKPOINT_WRONG_RULE = 17,
+  // A checkpoint holds another element type (f32/f64) than the buffers given.
+  GRADSTEP_CHECKPOINT_WRONG_TYPE = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -65,6 +71,25 @@ typedef enum gradstep_status gradstep_status;
 typedef uint32_t gradstep_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// What [`gradstep_checkpoint_peek`] reads from a checkpoint's header.
+typedef struct gradstep_checkpoint_info {
+  // Format version.
+  uint32_t version;
+  // Rule id: 1 sgd, 2 adam, 3 adamw, 4 adamax, 5 nadam, 6 radam, 7 adagrad,
+  // 8 adadelta, 9 rmsprop, 10 rprop, 11 asgd.
+  uint32_t rule;
+  // Element type: 1 = float, 2 = double.
+  uint32_t element;
+  // Number of state buffers of `n` elements (the state length is `slots · n`).
+  uint32_t slots;
+  // Parameter count.
+  uint64_t n;
+  // Whether the params are included.
+  uint8_t has_params;
+  // The checkpoint's length in bytes.
+  uint64_t len;
+} gradstep_checkpoint_info;
 
 // SGD (torch `SGD`): momentum, dampening, Nesterov, weight decay.
 typedef struct gradstep_sgd {
@@ -275,6 +300,840 @@ extern "C" {
 // the process. Never NULL. Compare with the header's `GRADSTEP_VERSION_STRING` to
 // detect a header/library mismatch.
 const char *gradstep_version(void);
+
+// Reads a checkpoint's header (without checking its checksum) so that buffers can be
+// sized before [`load`](crate)ing it.
+//
+// # Safety
+// `bytes` must be NULL or valid for `len` bytes; `out` NULL or valid for a write.
+gradstep_status gradstep_checkpoint_peek(const uint8_t *bytes,
+                                         size_t len,
+                                         struct gradstep_checkpoint_info *out);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_sgd_checkpoint_len(const struct gradstep_sgd *hyper,
+                                            uint32_t element,
+                                            size_t n,
+                                            uint8_t with_params,
+                                            size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_sgd_checkpoint_save_f32(const struct gradstep_sgd *hyper,
+                                                 const struct gradstep_scalars *scalars,
+                                                 const float *state,
+                                                 size_t state_len,
+                                                 const float *params,
+                                                 size_t n,
+                                                 uint8_t *out,
+                                                 size_t capacity,
+                                                 size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_sgd_checkpoint_load_f32(const uint8_t *bytes,
+                                                 size_t len,
+                                                 struct gradstep_sgd *hyper_out,
+                                                 struct gradstep_scalars *scalars_out,
+                                                 float *state,
+                                                 size_t state_len,
+                                                 float *params,
+                                                 size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_sgd_checkpoint_save_f64(const struct gradstep_sgd *hyper,
+                                                 const struct gradstep_scalars *scalars,
+                                                 const double *state,
+                                                 size_t state_len,
+                                                 const double *params,
+                                                 size_t n,
+                                                 uint8_t *out,
+                                                 size_t capacity,
+                                                 size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_sgd_checkpoint_load_f64(const uint8_t *bytes,
+                                                 size_t len,
+                                                 struct gradstep_sgd *hyper_out,
+                                                 struct gradstep_scalars *scalars_out,
+                                                 double *state,
+                                                 size_t state_len,
+                                                 double *params,
+                                                 size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_adam_checkpoint_len(const struct gradstep_adam *hyper,
+                                             uint32_t element,
+                                             size_t n,
+                                             uint8_t with_params,
+                                             size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adam_checkpoint_save_f32(const struct gradstep_adam *hyper,
+                                                  const struct gradstep_scalars *scalars,
+                                                  const float *state,
+                                                  size_t state_len,
+                                                  const float *params,
+                                                  size_t n,
+                                                  uint8_t *out,
+                                                  size_t capacity,
+                                                  size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adam_checkpoint_load_f32(const uint8_t *bytes,
+                                                  size_t len,
+                                                  struct gradstep_adam *hyper_out,
+                                                  struct gradstep_scalars *scalars_out,
+                                                  float *state,
+                                                  size_t state_len,
+                                                  float *params,
+                                                  size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adam_checkpoint_save_f64(const struct gradstep_adam *hyper,
+                                                  const struct gradstep_scalars *scalars,
+                                                  const double *state,
+                                                  size_t state_len,
+                                                  const double *params,
+                                                  size_t n,
+                                                  uint8_t *out,
+                                                  size_t capacity,
+                                                  size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adam_checkpoint_load_f64(const uint8_t *bytes,
+                                                  size_t len,
+                                                  struct gradstep_adam *hyper_out,
+                                                  struct gradstep_scalars *scalars_out,
+                                                  double *state,
+                                                  size_t state_len,
+                                                  double *params,
+                                                  size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_adamw_checkpoint_len(const struct gradstep_adamw *hyper,
+                                              uint32_t element,
+                                              size_t n,
+                                              uint8_t with_params,
+                                              size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adamw_checkpoint_save_f32(const struct gradstep_adamw *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const float *state,
+                                                   size_t state_len,
+                                                   const float *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adamw_checkpoint_load_f32(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_adamw *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   float *state,
+                                                   size_t state_len,
+                                                   float *params,
+                                                   size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adamw_checkpoint_save_f64(const struct gradstep_adamw *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const double *state,
+                                                   size_t state_len,
+                                                   const double *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adamw_checkpoint_load_f64(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_adamw *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   double *state,
+                                                   size_t state_len,
+                                                   double *params,
+                                                   size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_adamax_checkpoint_len(const struct gradstep_adamax *hyper,
+                                               uint32_t element,
+                                               size_t n,
+                                               uint8_t with_params,
+                                               size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adamax_checkpoint_save_f32(const struct gradstep_adamax *hyper,
+                                                    const struct gradstep_scalars *scalars,
+                                                    const float *state,
+                                                    size_t state_len,
+                                                    const float *params,
+                                                    size_t n,
+                                                    uint8_t *out,
+                                                    size_t capacity,
+                                                    size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adamax_checkpoint_load_f32(const uint8_t *bytes,
+                                                    size_t len,
+                                                    struct gradstep_adamax *hyper_out,
+                                                    struct gradstep_scalars *scalars_out,
+                                                    float *state,
+                                                    size_t state_len,
+                                                    float *params,
+                                                    size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adamax_checkpoint_save_f64(const struct gradstep_adamax *hyper,
+                                                    const struct gradstep_scalars *scalars,
+                                                    const double *state,
+                                                    size_t state_len,
+                                                    const double *params,
+                                                    size_t n,
+                                                    uint8_t *out,
+                                                    size_t capacity,
+                                                    size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adamax_checkpoint_load_f64(const uint8_t *bytes,
+                                                    size_t len,
+                                                    struct gradstep_adamax *hyper_out,
+                                                    struct gradstep_scalars *scalars_out,
+                                                    double *state,
+                                                    size_t state_len,
+                                                    double *params,
+                                                    size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_nadam_checkpoint_len(const struct gradstep_nadam *hyper,
+                                              uint32_t element,
+                                              size_t n,
+                                              uint8_t with_params,
+                                              size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_nadam_checkpoint_save_f32(const struct gradstep_nadam *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const float *state,
+                                                   size_t state_len,
+                                                   const float *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_nadam_checkpoint_load_f32(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_nadam *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   float *state,
+                                                   size_t state_len,
+                                                   float *params,
+                                                   size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_nadam_checkpoint_save_f64(const struct gradstep_nadam *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const double *state,
+                                                   size_t state_len,
+                                                   const double *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_nadam_checkpoint_load_f64(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_nadam *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   double *state,
+                                                   size_t state_len,
+                                                   double *params,
+                                                   size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_radam_checkpoint_len(const struct gradstep_radam *hyper,
+                                              uint32_t element,
+                                              size_t n,
+                                              uint8_t with_params,
+                                              size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_radam_checkpoint_save_f32(const struct gradstep_radam *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const float *state,
+                                                   size_t state_len,
+                                                   const float *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_radam_checkpoint_load_f32(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_radam *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   float *state,
+                                                   size_t state_len,
+                                                   float *params,
+                                                   size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_radam_checkpoint_save_f64(const struct gradstep_radam *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const double *state,
+                                                   size_t state_len,
+                                                   const double *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_radam_checkpoint_load_f64(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_radam *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   double *state,
+                                                   size_t state_len,
+                                                   double *params,
+                                                   size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_adagrad_checkpoint_len(const struct gradstep_adagrad *hyper,
+                                                uint32_t element,
+                                                size_t n,
+                                                uint8_t with_params,
+                                                size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adagrad_checkpoint_save_f32(const struct gradstep_adagrad *hyper,
+                                                     const struct gradstep_scalars *scalars,
+                                                     const float *state,
+                                                     size_t state_len,
+                                                     const float *params,
+                                                     size_t n,
+                                                     uint8_t *out,
+                                                     size_t capacity,
+                                                     size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adagrad_checkpoint_load_f32(const uint8_t *bytes,
+                                                     size_t len,
+                                                     struct gradstep_adagrad *hyper_out,
+                                                     struct gradstep_scalars *scalars_out,
+                                                     float *state,
+                                                     size_t state_len,
+                                                     float *params,
+                                                     size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adagrad_checkpoint_save_f64(const struct gradstep_adagrad *hyper,
+                                                     const struct gradstep_scalars *scalars,
+                                                     const double *state,
+                                                     size_t state_len,
+                                                     const double *params,
+                                                     size_t n,
+                                                     uint8_t *out,
+                                                     size_t capacity,
+                                                     size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adagrad_checkpoint_load_f64(const uint8_t *bytes,
+                                                     size_t len,
+                                                     struct gradstep_adagrad *hyper_out,
+                                                     struct gradstep_scalars *scalars_out,
+                                                     double *state,
+                                                     size_t state_len,
+                                                     double *params,
+                                                     size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_adadelta_checkpoint_len(const struct gradstep_adadelta *hyper,
+                                                 uint32_t element,
+                                                 size_t n,
+                                                 uint8_t with_params,
+                                                 size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adadelta_checkpoint_save_f32(const struct gradstep_adadelta *hyper,
+                                                      const struct gradstep_scalars *scalars,
+                                                      const float *state,
+                                                      size_t state_len,
+                                                      const float *params,
+                                                      size_t n,
+                                                      uint8_t *out,
+                                                      size_t capacity,
+                                                      size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adadelta_checkpoint_load_f32(const uint8_t *bytes,
+                                                      size_t len,
+                                                      struct gradstep_adadelta *hyper_out,
+                                                      struct gradstep_scalars *scalars_out,
+                                                      float *state,
+                                                      size_t state_len,
+                                                      float *params,
+                                                      size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_adadelta_checkpoint_save_f64(const struct gradstep_adadelta *hyper,
+                                                      const struct gradstep_scalars *scalars,
+                                                      const double *state,
+                                                      size_t state_len,
+                                                      const double *params,
+                                                      size_t n,
+                                                      uint8_t *out,
+                                                      size_t capacity,
+                                                      size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_adadelta_checkpoint_load_f64(const uint8_t *bytes,
+                                                      size_t len,
+                                                      struct gradstep_adadelta *hyper_out,
+                                                      struct gradstep_scalars *scalars_out,
+                                                      double *state,
+                                                      size_t state_len,
+                                                      double *params,
+                                                      size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_rmsprop_checkpoint_len(const struct gradstep_rmsprop *hyper,
+                                                uint32_t element,
+                                                size_t n,
+                                                uint8_t with_params,
+                                                size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_rmsprop_checkpoint_save_f32(const struct gradstep_rmsprop *hyper,
+                                                     const struct gradstep_scalars *scalars,
+                                                     const float *state,
+                                                     size_t state_len,
+                                                     const float *params,
+                                                     size_t n,
+                                                     uint8_t *out,
+                                                     size_t capacity,
+                                                     size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_rmsprop_checkpoint_load_f32(const uint8_t *bytes,
+                                                     size_t len,
+                                                     struct gradstep_rmsprop *hyper_out,
+                                                     struct gradstep_scalars *scalars_out,
+                                                     float *state,
+                                                     size_t state_len,
+                                                     float *params,
+                                                     size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_rmsprop_checkpoint_save_f64(const struct gradstep_rmsprop *hyper,
+                                                     const struct gradstep_scalars *scalars,
+                                                     const double *state,
+                                                     size_t state_len,
+                                                     const double *params,
+                                                     size_t n,
+                                                     uint8_t *out,
+                                                     size_t capacity,
+                                                     size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_rmsprop_checkpoint_load_f64(const uint8_t *bytes,
+                                                     size_t len,
+                                                     struct gradstep_rmsprop *hyper_out,
+                                                     struct gradstep_scalars *scalars_out,
+                                                     double *state,
+                                                     size_t state_len,
+                                                     double *params,
+                                                     size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_rprop_checkpoint_len(const struct gradstep_rprop *hyper,
+                                              uint32_t element,
+                                              size_t n,
+                                              uint8_t with_params,
+                                              size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_rprop_checkpoint_save_f32(const struct gradstep_rprop *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const float *state,
+                                                   size_t state_len,
+                                                   const float *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_rprop_checkpoint_load_f32(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_rprop *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   float *state,
+                                                   size_t state_len,
+                                                   float *params,
+                                                   size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_rprop_checkpoint_save_f64(const struct gradstep_rprop *hyper,
+                                                   const struct gradstep_scalars *scalars,
+                                                   const double *state,
+                                                   size_t state_len,
+                                                   const double *params,
+                                                   size_t n,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_rprop_checkpoint_load_f64(const uint8_t *bytes,
+                                                   size_t len,
+                                                   struct gradstep_rprop *hyper_out,
+                                                   struct gradstep_scalars *scalars_out,
+                                                   double *state,
+                                                   size_t state_len,
+                                                   double *params,
+                                                   size_t n);
+
+// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
+// 2 (double), with the params if `with_params` is non-zero.
+//
+// # Safety
+// `hyper` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_asgd_checkpoint_len(const struct gradstep_asgd *hyper,
+                                             uint32_t element,
+                                             size_t n,
+                                             uint8_t with_params,
+                                             size_t *out_len);
+
+// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_asgd_checkpoint_save_f32(const struct gradstep_asgd *hyper,
+                                                  const struct gradstep_scalars *scalars,
+                                                  const float *state,
+                                                  size_t state_len,
+                                                  const float *params,
+                                                  size_t n,
+                                                  uint8_t *out,
+                                                  size_t capacity,
+                                                  size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_asgd_checkpoint_load_f32(const uint8_t *bytes,
+                                                  size_t len,
+                                                  struct gradstep_asgd *hyper_out,
+                                                  struct gradstep_scalars *scalars_out,
+                                                  float *state,
+                                                  size_t state_len,
+                                                  float *params,
+                                                  size_t n);
+
+// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
+// `out[..capacity]` and its length into `*written`.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
+// `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_asgd_checkpoint_save_f64(const struct gradstep_asgd *hyper,
+                                                  const struct gradstep_scalars *scalars,
+                                                  const double *state,
+                                                  size_t state_len,
+                                                  const double *params,
+                                                  size_t n,
+                                                  uint8_t *out,
+                                                  size_t capacity,
+                                                  size_t *written);
+
+// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
+// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
+// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+//
+// # Safety
+// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
+// `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_asgd_checkpoint_load_f64(const uint8_t *bytes,
+                                                  size_t len,
+                                                  struct gradstep_asgd *hyper_out,
+                                                  struct gradstep_scalars *scalars_out,
+                                                  double *state,
+                                                  size_t state_len,
+                                                  double *params,
+                                                  size_t n);
 
 // torch's defaults for [`gradstep_sgd`].
 struct gradstep_sgd gradstep_sgd_default(void);

@@ -10,6 +10,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+pub mod checkpoint;
 pub mod rules;
 pub mod status;
 
@@ -39,7 +40,7 @@ mod tests {
     #[test]
     fn every_status_has_its_own_text() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=15u32 {
+        for code in 0..=18u32 {
             // SAFETY: gradstep_status_str returns a static NUL-terminated string.
             let s = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(code)) };
             let s = s.to_str().unwrap();

@@ -38,7 +38,7 @@ pub struct gradstep_scalars {
 }
 
 /// How a rule's scalar state travels through [`gradstep_scalars`].
-trait CScalars: Sized {
+pub(crate) trait CScalars: Sized {
     fn from_c(c: &gradstep_scalars) -> Self;
     fn to_c(&self, c: &mut gradstep_scalars);
 }
@@ -160,7 +160,7 @@ unsafe fn state_len<R: Rule + From<C>, C: Copy>(
 ///
 /// # Safety
 /// `h` must be NULL or valid for a read.
-unsafe fn read<H: Copy>(h: *const H) -> Result<H, gradstep_status> {
+pub(crate) unsafe fn read<H: Copy>(h: *const H) -> Result<H, gradstep_status> {
     crate::boundary::check(h)?;
     // SAFETY: non-NULL and aligned (checked); readable per the caller's contract.
     Ok(unsafe { h.read() })

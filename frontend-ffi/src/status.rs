@@ -3,6 +3,7 @@
 use core::ffi::c_char;
 
 use gradstep::Error;
+use gradstep::checkpoint::CheckpointError;
 
 /// The result of a gradstep call. `GRADSTEP_OK` is 0; every other value names one kind
 /// of refusal, and in every case nothing the caller passed was written. Numbers are
@@ -43,6 +44,12 @@ pub enum gradstep_status {
     GRADSTEP_INTERNAL_ERROR = 14,
     /// Two buffers that must be distinct overlap (e.g. params and grads).
     GRADSTEP_OVERLAPPING_BUFFERS = 15,
+    /// A checkpoint was written by a format version this library does not read.
+    GRADSTEP_CHECKPOINT_VERSION = 16,
+    /// A checkpoint holds another rule than the one it is being restored into.
+    GRADSTEP_CHECKPOINT_WRONG_RULE = 17,
+    /// A checkpoint holds another element type (f32/f64) than the buffers given.
+    GRADSTEP_CHECKPOINT_WRONG_TYPE = 18,
 }
 
 pub use gradstep_status::*;
@@ -56,6 +63,17 @@ impl From<Error> for gradstep_status {
             Error::StepOverflow => GRADSTEP_STEP_OVERFLOW,
             Error::NonFiniteNorm { .. } => GRADSTEP_NON_FINITE_NORM,
             Error::ScheduleFinished { .. } => GRADSTEP_SCHEDULE_FINISHED,
+            Error::Checkpoint(c) => match c {
+                CheckpointError::BufferTooSmall { .. } | CheckpointError::TooLarge => {
+                    GRADSTEP_BUFFER_TOO_SMALL
+                }
+                CheckpointError::UnsupportedVersion { .. } => GRADSTEP_CHECKPOINT_VERSION,
+                CheckpointError::WrongRule { .. } => GRADSTEP_CHECKPOINT_WRONG_RULE,
+                CheckpointError::WrongElementType { .. } => GRADSTEP_CHECKPOINT_WRONG_TYPE,
+                CheckpointError::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
+                CheckpointError::SlotCount { .. } => GRADSTEP_STATE_LAYOUT,
+                _ => GRADSTEP_BAD_CHECKPOINT,
+            },
             _ => GRADSTEP_INTERNAL_ERROR,
         }
     }
@@ -82,6 +100,9 @@ pub extern "C" fn gradstep_status_str(status: u32) -> *const c_char {
         13 => "out of memory\0",
         14 => "internal error\0",
         15 => "overlapping buffers\0",
+        16 => "unsupported checkpoint version\0",
+        17 => "checkpoint is of another rule\0",
+        18 => "checkpoint is of another element type\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

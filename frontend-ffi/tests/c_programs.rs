@@ -150,6 +150,22 @@ fn c_program_refuses_every_bad_input() {
 }
 
 #[test]
+fn c_program_round_trips_checkpoints() {
+    let out = Command::new(c_program())
+        .arg("--checkpoints")
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "checkpoints: ok\n");
+}
+
+#[test]
 fn c_program_follows_the_torch_trajectories() {
     let mut cases = 0;
     for rule in ["sgd", "adam", "rmsprop", "nadam", "asgd"] {

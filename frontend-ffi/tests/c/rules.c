@@ -241,7 +241,92 @@ static int errors(void) {
     return 0;
 }
 
+/* Checkpoints: save mid-run, restore into fresh buffers, continue: the same bits as an
+ * uninterrupted run; every damaged or mismatched checkpoint refused, nothing written. */
+static int checkpoints(void) {
+    enum { N = 37, K = 5, M = 6 };
+    gradstep_adam adam = gradstep_adam_default();
+    adam.lr = 0.05;
+    adam.amsgrad = 1;
+    size_t len = 0, cap = 0, written = 0;
+    EXPECT(gradstep_adam_state_len(&adam, N, &len), GRADSTEP_OK);
+    EXPECT(gradstep_adam_checkpoint_len(&adam, 1, N, 1, &cap), GRADSTEP_OK);
+    float p[N], g[N], st[3 * N], p2[N], st2[3 * N];
+    unsigned char *buf = malloc(cap);
+    if (!buf || len != 3 * N) FAIL("setup");
+    for (int i = 0; i < N; i++) p[i] = (float)i / 7.0f - 2.0f;
+    gradstep_scalars sc = {0, 0.0, 0.0, 0.0}, sc2;
+    for (int t = 0; t < K + M; t++) {
+        if (t == K) {
+            EXPECT(gradstep_adam_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap - 1,
+                                                     &written),
+                   GRADSTEP_BUFFER_TOO_SMALL);
+            EXPECT(gradstep_adam_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap,
+                                                     &written),
+                   GRADSTEP_OK);
+            if (written != cap) FAIL("written %zu of %zu", written, cap);
+        }
+        for (int i = 0; i < N; i++) g[i] = (float)((i * 7 + t * 3) % 11) - 5.0f;
+        EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, N, st, len), GRADSTEP_OK);
+    }
+
+    gradstep_checkpoint_info info;
+    EXPECT(gradstep_checkpoint_peek(buf, written, &info), GRADSTEP_OK);
+    if (info.rule != 2 || info.element != 1 || info.n != N || info.slots != 3 ||
+        !info.has_params || info.len != written)
+        FAIL("peek");
+
+    /* Refusals leave every output untouched. */
+    gradstep_adam restored;
+    gradstep_sgd sgd;
+    memset(&restored, 0x5a, sizeof restored);
+    memset(&sc2, 0x5a, sizeof sc2);
+    memset(p2, 0x5a, sizeof p2);
+    memset(st2, 0x5a, sizeof st2);
+    unsigned char *bad = malloc(written);
+    double st64[3 * N], p64[N];
+    if (!bad) FAIL("oom");
+    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written - 1, &restored, &sc2, st2, len, p2, N),
+           GRADSTEP_BAD_CHECKPOINT);
+    memcpy(bad, buf, written);
+    bad[written / 2] ^= 0x10;
+    EXPECT(gradstep_adam_checkpoint_load_f32(bad, written, &restored, &sc2, st2, len, p2, N),
+           GRADSTEP_BAD_CHECKPOINT);
+    memcpy(bad, buf, written);
+    bad[4] = 99; /* the format version */
+    EXPECT(gradstep_adam_checkpoint_load_f32(bad, written, &restored, &sc2, st2, len, p2, N),
+           GRADSTEP_CHECKPOINT_VERSION);
+    EXPECT(gradstep_sgd_checkpoint_load_f32(buf, written, &sgd, &sc2, st2, len, p2, N),
+           GRADSTEP_CHECKPOINT_WRONG_RULE);
+    EXPECT(gradstep_adam_checkpoint_load_f64(buf, written, &restored, &sc2, st64, len, p64, N),
+           GRADSTEP_CHECKPOINT_WRONG_TYPE);
+    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written, &restored, &sc2, st2, len - 1, p2, N),
+           GRADSTEP_STATE_LAYOUT);
+    EXPECT(gradstep_adam_checkpoint_load_f32(NULL, 0, &restored, &sc2, st2, len, p2, N),
+           GRADSTEP_NULL_POINTER);
+    const unsigned char *sentinel = (const unsigned char *)p2;
+    for (size_t i = 0; i < sizeof p2; i++)
+        if (sentinel[i] != 0x5a) FAIL("a refused load wrote the params");
+    if (restored.lr == adam.lr) FAIL("a refused load wrote the hyperparameters");
+
+    /* Restore and continue: bit-identical to the uninterrupted run. */
+    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written, &restored, &sc2, st2, len, p2, N),
+           GRADSTEP_OK);
+    if (restored.lr != adam.lr || !restored.amsgrad || sc2.step != K) FAIL("restored values");
+    for (int t = K; t < K + M; t++) {
+        for (int i = 0; i < N; i++) g[i] = (float)((i * 7 + t * 3) % 11) - 5.0f;
+        EXPECT(gradstep_adam_step_f32(&restored, &sc2, p2, g, N, st2, len), GRADSTEP_OK);
+    }
+    if (memcmp(p, p2, sizeof p) || memcmp(st, st2, sizeof st) || sc.step != sc2.step)
+        FAIL("resumed run differs from the uninterrupted one");
+    free(buf);
+    free(bad);
+    printf("checkpoints: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
     if (argc < 3) FAIL("usage: rules RULE f32|f64 [field=value ...] < input | rules --errors");
     return trajectory(argc, argv);
