@@ -25,6 +25,8 @@ step "system packages: C and C++ compilers for the C ABI tests"
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ((${#missing[@]})); then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
@@ -37,6 +39,15 @@ run_tests --workspace --release
 
 step "tests: kernel crate on the scalar lane backend (force-scalar)"
 run_tests -p gradstep --release --features force-scalar
+
+step "C example (examples/c): with make, then installed and found by pkg-config"
+make -s -C examples/c clean run
+prefix=$(mktemp -d)
+make -s -C examples/c install PREFIX="$prefix"
+make -s -C examples/c clean
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" make -s -C examples/c PKG=1 run
+make -s -C examples/c clean
+rm -rf "$prefix"
 
 step "no_std builds: Cortex-M4F and Cortex-M0 (no std, no alloc)"
 cargo build -p gradstep --release --target thumbv7em-none-eabihf
