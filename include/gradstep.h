@@ -292,6 +292,33 @@ typedef struct gradstep_asgd {
   uint8_t maximize;
 } gradstep_asgd;
 
+// Dynamic loss scaling (torch `GradScaler`): the configuration.
+typedef struct gradstep_grad_scaler {
+  // Initial scale (65536).
+  double init_scale;
+  // Growth after `growth_interval` finite steps (2).
+  double growth_factor;
+  // Backoff on a non-finite step (0.5).
+  double backoff_factor;
+  // Finite steps between growths (2000).
+  uint32_t growth_interval;
+} gradstep_grad_scaler;
+
+// Dynamic loss scaling: the state (plain data; checkpoint it with the rest).
+typedef struct gradstep_scaler_state {
+  // The current scale: multiply the loss by it before backpropagation.
+  float scale;
+  // Finite steps since the last growth or backoff.
+  uint32_t growth_tracker;
+} gradstep_scaler_state;
+
+// Gradient accumulation over micro-batches: the count of micro-batches in the
+// accumulation buffers. Zero-initialize it.
+typedef struct gradstep_accumulator {
+  // Micro-batches added since the last finish.
+  uint64_t count;
+} gradstep_accumulator;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1554,6 +1581,156 @@ gradstep_status gradstep_asgd_step_f64(const struct gradstep_asgd *hyper,
 // A short English description of `status`, as a static NUL-terminated string; never
 // NULL (unknown numbers give "unknown status").
 const char *gradstep_status_str(uint32_t status);
+
+// torch's `clip_grad_norm_` over `count` float gradients: the `norm_type`-norm (1, 2,
+// `INFINITY` or any p > 0) of all of them together is written to `*total_norm`, and
+// if it exceeds `max_norm` every gradient is scaled by `max_norm / (total + 1e-6)`.
+// With `error_if_nonfinite` a NaN/infinite total gives `GRADSTEP_NON_FINITE_NORM` and
+// changes nothing.
+//
+// # Safety
+// `grads` and `lens` must be NULL or valid for `count` elements, each `grads[i]` NULL
+// or valid for `lens[i]` floats; `total_norm` NULL or valid for a write.
+gradstep_status gradstep_clip_grad_norm_f32(float *const *grads,
+                                            const size_t *lens,
+                                            size_t count,
+                                            double max_norm,
+                                            double norm_type,
+                                            uint8_t error_if_nonfinite,
+                                            double *total_norm);
+
+// As [`gradstep_clip_grad_norm_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_clip_grad_norm_f64(double *const *grads,
+                                            const size_t *lens,
+                                            size_t count,
+                                            double max_norm,
+                                            double norm_type,
+                                            uint8_t error_if_nonfinite,
+                                            double *total_norm);
+
+// torch's `clip_grad_value_`: clamps every gradient to `[-clip_value, clip_value]`.
+//
+// # Safety
+// As for [`gradstep_clip_grad_norm_f32`].
+gradstep_status gradstep_clip_grad_value_f32(float *const *grads,
+                                             const size_t *lens,
+                                             size_t count,
+                                             double clip_value);
+
+// As [`gradstep_clip_grad_value_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_clip_grad_value_f64(double *const *grads,
+                                             const size_t *lens,
+                                             size_t count,
+                                             double clip_value);
+
+// Writes 1 to `*all_finite` if no gradient element is NaN or infinite, else 0: the
+// check to skip a step on (optax `apply_if_finite`, `GradScaler`'s skipped steps).
+//
+// # Safety
+// As for [`gradstep_clip_grad_norm_f32`], for reads; `all_finite` valid for a write.
+gradstep_status gradstep_all_finite_f32(const float *const *grads,
+                                        const size_t *lens,
+                                        size_t count,
+                                        uint8_t *all_finite);
+
+// As [`gradstep_all_finite_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_all_finite_f64(const double *const *grads,
+                                        const size_t *lens,
+                                        size_t count,
+                                        uint8_t *all_finite);
+
+// torch's `GradScaler` defaults.
+struct gradstep_grad_scaler gradstep_grad_scaler_default(void);
+
+// Validates the configuration and writes the initial state.
+//
+// # Safety
+// `config` and `state` must each be NULL or valid for one element.
+gradstep_status gradstep_grad_scaler_init(const struct gradstep_grad_scaler *config,
+                                          struct gradstep_scaler_state *state);
+
+// After a step: grows the scale after `growth_interval` finite steps in a row, backs
+// it off when `found_inf` is non-zero.
+//
+// # Safety
+// `config` and `state` must each be NULL or valid for one element.
+gradstep_status gradstep_grad_scaler_update(const struct gradstep_grad_scaler *config,
+                                            struct gradstep_scaler_state *state,
+                                            uint8_t found_inf);
+
+// Multiplies every gradient by 1/scale (as torch computes it) and writes 1 to
+// `*found_inf` if any result is NaN or infinite (skip the step then).
+//
+// # Safety
+// As for [`gradstep_clip_grad_norm_f32`]; `state` valid for a read, `found_inf` for a
+// write.
+gradstep_status gradstep_grad_scaler_unscale_f32(const struct gradstep_scaler_state *state,
+                                                 float *const *grads,
+                                                 const size_t *lens,
+                                                 size_t count,
+                                                 uint8_t *found_inf);
+
+// As [`gradstep_grad_scaler_unscale_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_grad_scaler_unscale_f64(const struct gradstep_scaler_state *state,
+                                                 double *const *grads,
+                                                 const size_t *lens,
+                                                 size_t count,
+                                                 uint8_t *found_inf);
+
+// Adds one micro-batch: `buffers[i] += grads[i]` (the first micro-batch copies, so the
+// buffers need no zeroing), for `lens[i]` elements each.
+//
+// # Safety
+// `acc` valid for one element; `buffers`, `grads`, `lens` NULL or valid for `count`
+// elements, each `buffers[i]`/`grads[i]` valid for `lens[i]` elements.
+gradstep_status gradstep_accumulate_f32(struct gradstep_accumulator *acc,
+                                        float *const *buffers,
+                                        const float *const *grads,
+                                        const size_t *lens,
+                                        size_t count);
+
+// As [`gradstep_accumulate_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_accumulate_f64(struct gradstep_accumulator *acc,
+                                        double *const *buffers,
+                                        const double *const *grads,
+                                        const size_t *lens,
+                                        size_t count);
+
+// Ends a round: with `mean` = 1 divides the buffers by the number of micro-batches
+// (0: leaves the sum), and resets the count.
+//
+// # Safety
+// As for [`gradstep_accumulate_f32`], without `grads`.
+gradstep_status gradstep_accumulate_finish_f32(struct gradstep_accumulator *acc,
+                                               float *const *buffers,
+                                               const size_t *lens,
+                                               size_t count,
+                                               uint8_t mean);
+
+// As [`gradstep_accumulate_finish_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_accumulate_finish_f64(struct gradstep_accumulator *acc,
+                                               double *const *buffers,
+                                               const size_t *lens,
+                                               size_t count,
+                                               uint8_t mean);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -53,3 +53,61 @@ pub(crate) unsafe fn slice_mut<'a, T>(
     // unaliased (caller's contract).
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
+
+/// `count` caller slices given as parallel arrays of pointers and lengths, each checked
+/// like [`slice_mut`], and refused with `GRADSTEP_OVERLAPPING_BUFFERS` if any two
+/// overlap (two `&mut` to the same memory would be undefined behaviour).
+///
+/// # Safety
+/// `ptrs` and `lens` must be NULL or valid for `count` elements, and every slice that
+/// passes the checks valid for reads and writes of its length and otherwise unaliased.
+pub(crate) unsafe fn slices_mut<'a, T>(
+    ptrs: *const *mut T,
+    lens: *const usize,
+    count: usize,
+) -> Result<Vec<&'a mut [T]>, gradstep_status> {
+    // SAFETY: the caller's contract for the two arrays.
+    let (ptrs, lens) = unsafe { (slice(ptrs, count)?, slice(lens, count)?) };
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(count);
+    for (&p, &n) in ptrs.iter().zip(lens) {
+        check(p.cast_const())?;
+        let bytes = n
+            .checked_mul(size_of::<T>())
+            .ok_or(crate::status::GRADSTEP_LENGTH_MISMATCH)?;
+        if bytes > 0 {
+            spans.push((p as usize, bytes));
+        }
+    }
+    spans.sort_unstable();
+    if spans
+        .windows(2)
+        .any(|w| w[0].0.saturating_add(w[0].1) > w[1].0)
+    {
+        return Err(crate::status::GRADSTEP_OVERLAPPING_BUFFERS);
+    }
+    let mut out = Vec::with_capacity(count);
+    for (&p, &n) in ptrs.iter().zip(lens) {
+        // SAFETY: checked non-NULL, aligned and disjoint from the others above; valid
+        // per the caller's contract.
+        out.push(unsafe { slice_mut(p, n)? });
+    }
+    Ok(out)
+}
+
+/// Like [`slices_mut`], for slices that are only read (overlap is then harmless).
+///
+/// # Safety
+/// As for [`slices_mut`], for reads.
+pub(crate) unsafe fn slices<'a, T>(
+    ptrs: *const *const T,
+    lens: *const usize,
+    count: usize,
+) -> Result<Vec<&'a [T]>, gradstep_status> {
+    // SAFETY: the caller's contract for the two arrays and every slice.
+    let (ptrs, lens) = unsafe { (slice(ptrs, count)?, slice(lens, count)?) };
+    ptrs.iter()
+        .zip(lens)
+        // SAFETY: as above.
+        .map(|(&p, &n)| unsafe { slice(p, n) })
+        .collect()
+}

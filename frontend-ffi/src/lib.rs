@@ -13,6 +13,7 @@ mod boundary;
 pub mod checkpoint;
 pub mod rules;
 pub mod status;
+pub mod training;
 
 use core::ffi::c_char;
 

@@ -155,6 +155,11 @@ fn c_program_refuses_every_bad_input() {
 }
 
 #[test]
+fn c_program_clips_scales_and_accumulates() {
+    self_check("--training", "training: ok\n");
+}
+
+#[test]
 fn c_program_round_trips_checkpoints() {
     self_check("--checkpoints", "checkpoints: ok\n");
 }

@@ -325,7 +325,80 @@ static int checkpoints(void) {
     return 0;
 }
 
+/* Clipping, the finite check, loss scaling and accumulation over a two-tensor model. */
+static int training(void) {
+    float w[2] = {3.0f, 0.0f}, b[1] = {4.0f};
+    float *grads[2] = {w, b};
+    const float *cgrads[2] = {w, b};
+    size_t lens[2] = {2, 1};
+    double total = 0.0;
+    uint8_t flag = 9;
+    /* Global 2-norm 5, clipped to 1: scaled by 1/(5 + 1e-6). */
+    EXPECT(gradstep_clip_grad_norm_f32(grads, lens, 2, 1.0, 2.0, 0, &total), GRADSTEP_OK);
+    if (total != 5.0 || fabsf(w[0] - 0.6f) > 1e-6f || fabsf(b[0] - 0.8f) > 1e-6f)
+        FAIL("clip_grad_norm: total %g, w0 %g, b0 %g", total, (double)w[0], (double)b[0]);
+    EXPECT(gradstep_clip_grad_norm_f32(grads, lens, 2, 1.0, INFINITY, 0, &total), GRADSTEP_OK);
+    if (fabs(total - 0.8) > 1e-6) FAIL("inf-norm %g", total);
+    EXPECT(gradstep_clip_grad_norm_f32(grads, lens, 2, -1.0, 2.0, 0, &total),
+           GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_clip_grad_norm_f32(grads, lens, 2, 1.0, 0.0, 0, &total),
+           GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_clip_grad_norm_f32(NULL, lens, 0, 1.0, 2.0, 0, &total), GRADSTEP_NULL_POINTER);
+    float *same[2] = {w, w};
+    EXPECT(gradstep_clip_grad_norm_f32(same, lens, 2, 1.0, 2.0, 0, &total),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    b[0] = NAN;
+    EXPECT(gradstep_clip_grad_norm_f32(grads, lens, 2, 1.0, 2.0, 1, &total),
+           GRADSTEP_NON_FINITE_NORM);
+    if (fabsf(w[0] - 0.6f) > 1e-6f) FAIL("a refused clip changed the gradients");
+    EXPECT(gradstep_all_finite_f32(cgrads, lens, 2, &flag), GRADSTEP_OK);
+    if (flag != 0) FAIL("all_finite with a NaN");
+    b[0] = 7.0f;
+    EXPECT(gradstep_all_finite_f32(cgrads, lens, 2, &flag), GRADSTEP_OK);
+    if (flag != 1) FAIL("all_finite");
+    EXPECT(gradstep_clip_grad_value_f32(grads, lens, 2, 0.5), GRADSTEP_OK);
+    if (w[0] != 0.5f || b[0] != 0.5f) FAIL("clip_grad_value");
+
+    /* Loss scaling: unscale, skip on inf, back off, grow. */
+    gradstep_grad_scaler cfg = gradstep_grad_scaler_default();
+    cfg.growth_interval = 2;
+    gradstep_scaler_state st;
+    EXPECT(gradstep_grad_scaler_init(&cfg, &st), GRADSTEP_OK);
+    if (st.scale != 65536.0f) FAIL("init scale %g", (double)st.scale);
+    w[0] = 131072.0f, w[1] = -65536.0f, b[0] = 32768.0f;
+    EXPECT(gradstep_grad_scaler_unscale_f32(&st, grads, lens, 2, &flag), GRADSTEP_OK);
+    if (flag || w[0] != 2.0f || w[1] != -1.0f || b[0] != 0.5f) FAIL("unscale");
+    b[0] = INFINITY;
+    EXPECT(gradstep_grad_scaler_unscale_f32(&st, grads, lens, 2, &flag), GRADSTEP_OK);
+    if (!flag) FAIL("unscale did not find the inf");
+    EXPECT(gradstep_grad_scaler_update(&cfg, &st, 1), GRADSTEP_OK);
+    if (st.scale != 32768.0f) FAIL("backoff %g", (double)st.scale);
+    EXPECT(gradstep_grad_scaler_update(&cfg, &st, 0), GRADSTEP_OK);
+    EXPECT(gradstep_grad_scaler_update(&cfg, &st, 0), GRADSTEP_OK);
+    if (st.scale != 65536.0f) FAIL("growth %g", (double)st.scale);
+    cfg.backoff_factor = 2.0;
+    EXPECT(gradstep_grad_scaler_update(&cfg, &st, 1), GRADSTEP_INVALID_HYPERPARAMETER);
+
+    /* Accumulation: two micro-batches into buffers that start as garbage, then mean. */
+    float aw[2] = {NAN, NAN}, ab[1] = {NAN};
+    float *bufs[2] = {aw, ab};
+    const float g1w[2] = {1.0f, 2.0f}, g1b[1] = {3.0f}, g2w[2] = {3.0f, 4.0f}, g2b[1] = {5.0f};
+    const float *mb1[2] = {g1w, g1b}, *mb2[2] = {g2w, g2b};
+    gradstep_accumulator acc = {0};
+    EXPECT(gradstep_accumulate_f32(&acc, bufs, mb1, lens, 2), GRADSTEP_OK);
+    EXPECT(gradstep_accumulate_f32(&acc, bufs, mb2, lens, 2), GRADSTEP_OK);
+    if (acc.count != 2) FAIL("accumulated count");
+    const float *alias[2] = {aw, ab};
+    EXPECT(gradstep_accumulate_f32(&acc, bufs, alias, lens, 2), GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_accumulate_finish_f32(&acc, bufs, lens, 2, 7), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_accumulate_finish_f32(&acc, bufs, lens, 2, 1), GRADSTEP_OK);
+    if (aw[0] != 2.0f || aw[1] != 3.0f || ab[0] != 4.0f || acc.count != 0) FAIL("mean");
+    printf("training: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--training")) return training();
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
     if (argc < 3) FAIL("usage: rules RULE f32|f64 [field=value ...] < input | rules --errors");
