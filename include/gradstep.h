@@ -16,6 +16,57 @@
 #define GRADSTEP_VERSION_PATCH 0
 #define GRADSTEP_VERSION_STRING "0.1.0"
 
+// Element type `float` for [`gradstep_optimizer`] functions.
+#define GRADSTEP_F32 1
+
+// Element type `double`.
+#define GRADSTEP_F64 2
+
+// `StepLR`.
+#define GRADSTEP_SCHEDULE_STEP 1
+
+// `MultiStepLR`.
+#define GRADSTEP_SCHEDULE_MULTISTEP 2
+
+// `ConstantLR`.
+#define GRADSTEP_SCHEDULE_CONSTANT 3
+
+// `LinearLR`.
+#define GRADSTEP_SCHEDULE_LINEAR 4
+
+// `ExponentialLR`.
+#define GRADSTEP_SCHEDULE_EXPONENTIAL 5
+
+// `PolynomialLR`.
+#define GRADSTEP_SCHEDULE_POLYNOMIAL 6
+
+// `CosineAnnealingLR`.
+#define GRADSTEP_SCHEDULE_COSINE 7
+
+// `CosineAnnealingWarmRestarts`.
+#define GRADSTEP_SCHEDULE_COSINE_WARM_RESTARTS 8
+
+// `CyclicLR`.
+#define GRADSTEP_SCHEDULE_CYCLIC 9
+
+// `OneCycleLR`.
+#define GRADSTEP_SCHEDULE_ONE_CYCLE 10
+
+// Linear warmup into a decay (optax `warmup_*_schedule`).
+#define GRADSTEP_SCHEDULE_WARMUP_DECAY 11
+
+// The Transformer's inverse-square-root schedule.
+#define GRADSTEP_SCHEDULE_NOAM 12
+
+// Piecewise constant (optax `piecewise_constant_schedule`).
+#define GRADSTEP_SCHEDULE_PIECEWISE_CONSTANT 13
+
+// `ReduceLROnPlateau` (stepped with a metric).
+#define GRADSTEP_SCHEDULE_PLATEAU 14
+
+// Most milestones / boundaries a C schedule can have.
+#define GRADSTEP_SCHEDULE_MAX_POINTS 16
+
 // The result of a gradstep call. `GRADSTEP_OK` is 0; every other value names one kind
 // of refusal, and in every case nothing the caller passed was written. Numbers are
 // never reused: a code that is retired stays reserved.
@@ -63,6 +114,10 @@ enum gradstep_status
   GRADSTEP_CHECKPOINT_WRONG_RULE = 17,
   // A checkpoint holds another element type (f32/f64) than the buffers given.
   GRADSTEP_CHECKPOINT_WRONG_TYPE = 18,
+  // Hyperparameters of another rule than the optimizer's.
+  GRADSTEP_WRONG_RULE = 19,
+  // Buffers of another element type than the optimizer's.
+  GRADSTEP_WRONG_ELEMENT_TYPE = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -71,6 +126,12 @@ typedef enum gradstep_status gradstep_status;
 typedef uint32_t gradstep_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// An optimizer over registered tensors (opaque).
+typedef struct gradstep_optimizer gradstep_optimizer;
+
+// A schedule handle: a schedule and the group values it drives.
+typedef struct gradstep_schedule gradstep_schedule;
 
 // What [`gradstep_checkpoint_peek`] reads from a checkpoint's header.
 typedef struct gradstep_checkpoint_info {
@@ -291,6 +352,224 @@ typedef struct gradstep_asgd {
   // Maximize (0).
   uint8_t maximize;
 } gradstep_asgd;
+
+// `StepLR`: multiply by `gamma` every `step_size` epochs.
+typedef struct gradstep_step_lr {
+  // Epochs between decays (required).
+  uint64_t step_size;
+  // Factor (0.1).
+  double gamma;
+} gradstep_step_lr;
+
+// `MultiStepLR`: multiply by `gamma` at each of the first `count` milestones.
+typedef struct gradstep_multistep_lr {
+  // Non-decreasing epochs.
+  uint64_t milestones[GRADSTEP_SCHEDULE_MAX_POINTS];
+  // How many milestones are used.
+  uint32_t count;
+  // Factor (0.1).
+  double gamma;
+} gradstep_multistep_lr;
+
+// `ConstantLR`.
+typedef struct gradstep_constant_lr {
+  // Factor until `total_iters` (1/3).
+  double factor;
+  // (5).
+  uint64_t total_iters;
+} gradstep_constant_lr;
+
+// `LinearLR`.
+typedef struct gradstep_linear_lr {
+  // (1/3).
+  double start_factor;
+  // (1.0).
+  double end_factor;
+  // (5).
+  uint64_t total_iters;
+} gradstep_linear_lr;
+
+// `ExponentialLR`.
+typedef struct gradstep_exponential_lr {
+  // Factor per epoch (required).
+  double gamma;
+} gradstep_exponential_lr;
+
+// `PolynomialLR`.
+typedef struct gradstep_polynomial_lr {
+  // (5).
+  uint64_t total_iters;
+  // (1.0).
+  double power;
+} gradstep_polynomial_lr;
+
+// `CosineAnnealingLR`.
+typedef struct gradstep_cosine_lr {
+  // Half period (required).
+  uint64_t t_max;
+  // (0).
+  double eta_min;
+} gradstep_cosine_lr;
+
+// `CosineAnnealingWarmRestarts`.
+typedef struct gradstep_cosine_warm_restarts {
+  // First period (required).
+  uint64_t t_0;
+  // Period growth (1).
+  uint64_t t_mult;
+  // (0).
+  double eta_min;
+} gradstep_cosine_warm_restarts;
+
+// `CyclicLR`.
+typedef struct gradstep_cyclic_lr {
+  // (required).
+  double base_lr;
+  // (required).
+  double max_lr;
+  // (2000).
+  uint64_t step_size_up;
+  // Used if `has_step_size_down` (else = up).
+  uint64_t step_size_down;
+  // (0).
+  uint8_t has_step_size_down;
+  // 0 triangular, 1 triangular2, 2 exp_range (0).
+  uint32_t mode;
+  // exp_range base (1.0).
+  double gamma;
+  // (1).
+  uint8_t cycle_momentum;
+  // (0.8).
+  double base_momentum;
+  // (0.9).
+  double max_momentum;
+} gradstep_cyclic_lr;
+
+// `OneCycleLR`.
+typedef struct gradstep_one_cycle_lr {
+  // (required).
+  double max_lr;
+  // (required).
+  uint64_t total_steps;
+  // (0.3).
+  double pct_start;
+  // 0 cos, 1 linear (0).
+  uint8_t anneal_linear;
+  // (1).
+  uint8_t cycle_momentum;
+  // (0).
+  uint8_t three_phase;
+  // (0.85).
+  double base_momentum;
+  // (0.95).
+  double max_momentum;
+  // (25).
+  double div_factor;
+  // (1e4).
+  double final_div_factor;
+} gradstep_one_cycle_lr;
+
+// Linear warmup into a decay.
+typedef struct gradstep_warmup_decay {
+  // Warmup steps (required).
+  uint64_t warmup_steps;
+  // Rate at step 0 as a fraction of the base rate (0).
+  double start_factor;
+  // 0 cosine, 1 linear, 2 exponential (0).
+  uint32_t decay;
+  // Cosine/linear: steps of decay; exponential: steps per factor `rate`.
+  uint64_t decay_steps;
+  // Final (or, exponential, lowest) rate as a fraction of the base rate (0).
+  double end_factor;
+  // Cosine exponent (1).
+  double exponent;
+  // Exponential rate in (0, 1] (0.5).
+  double rate;
+  // Exponential: whole steps (0).
+  uint8_t staircase;
+  // Exponential: whether `end_factor` bounds the decay (0).
+  uint8_t has_end_factor;
+} gradstep_warmup_decay;
+
+// The Transformer's "noam" schedule.
+typedef struct gradstep_noam {
+  // (required).
+  uint64_t d_model;
+  // (required).
+  uint64_t warmup_steps;
+  // (1).
+  double factor;
+} gradstep_noam;
+
+// Piecewise constant: from `boundaries[i]` on, the rate is multiplied by `scales[i]`.
+typedef struct gradstep_piecewise_constant {
+  // Strictly increasing.
+  uint64_t boundaries[GRADSTEP_SCHEDULE_MAX_POINTS];
+  // Factors.
+  double scales[GRADSTEP_SCHEDULE_MAX_POINTS];
+  // How many are used.
+  uint32_t count;
+} gradstep_piecewise_constant;
+
+// `ReduceLROnPlateau`.
+typedef struct gradstep_plateau {
+  // 0 min, 1 max (0).
+  uint8_t mode_max;
+  // (0.1).
+  double factor;
+  // (10).
+  uint64_t patience;
+  // (1e-4).
+  double threshold;
+  // 0 rel, 1 abs (0).
+  uint8_t threshold_abs;
+  // (0).
+  uint64_t cooldown;
+  // (0).
+  double min_lr;
+  // (1e-8).
+  double eps;
+} gradstep_plateau;
+
+// The parameters of a schedule; the member named by the config's `kind` is used.
+typedef union gradstep_schedule_params {
+  // [`GRADSTEP_SCHEDULE_STEP`].
+  struct gradstep_step_lr step;
+  // [`GRADSTEP_SCHEDULE_MULTISTEP`].
+  struct gradstep_multistep_lr multistep;
+  // [`GRADSTEP_SCHEDULE_CONSTANT`].
+  struct gradstep_constant_lr constant;
+  // [`GRADSTEP_SCHEDULE_LINEAR`].
+  struct gradstep_linear_lr linear;
+  // [`GRADSTEP_SCHEDULE_EXPONENTIAL`].
+  struct gradstep_exponential_lr exponential;
+  // [`GRADSTEP_SCHEDULE_POLYNOMIAL`].
+  struct gradstep_polynomial_lr polynomial;
+  // [`GRADSTEP_SCHEDULE_COSINE`].
+  struct gradstep_cosine_lr cosine;
+  // [`GRADSTEP_SCHEDULE_COSINE_WARM_RESTARTS`].
+  struct gradstep_cosine_warm_restarts cosine_warm_restarts;
+  // [`GRADSTEP_SCHEDULE_CYCLIC`].
+  struct gradstep_cyclic_lr cyclic;
+  // [`GRADSTEP_SCHEDULE_ONE_CYCLE`].
+  struct gradstep_one_cycle_lr one_cycle;
+  // [`GRADSTEP_SCHEDULE_WARMUP_DECAY`].
+  struct gradstep_warmup_decay warmup_decay;
+  // [`GRADSTEP_SCHEDULE_NOAM`].
+  struct gradstep_noam noam;
+  // [`GRADSTEP_SCHEDULE_PIECEWISE_CONSTANT`].
+  struct gradstep_piecewise_constant piecewise_constant;
+  // [`GRADSTEP_SCHEDULE_PLATEAU`].
+  struct gradstep_plateau plateau;
+} gradstep_schedule_params;
+
+// A schedule: its kind (a `GRADSTEP_SCHEDULE_*` constant) and parameters.
+typedef struct gradstep_schedule_config {
+  // Which schedule.
+  uint32_t kind;
+  // Its parameters.
+  union gradstep_schedule_params params;
+} gradstep_schedule_config;
 
 // Dynamic loss scaling (torch `GradScaler`): the configuration.
 typedef struct gradstep_grad_scaler {
@@ -1162,6 +1441,289 @@ gradstep_status gradstep_asgd_checkpoint_load_f64(const uint8_t *bytes,
                                                   double *params,
                                                   size_t n);
 
+// Creates an optimizer with Sgd and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_sgd(const struct gradstep_sgd *hyper,
+                                           uint32_t element,
+                                           struct gradstep_optimizer **out);
+
+// Adds a param group with its own Sgd hyperparameters (the optimizer must be a Sgd
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_sgd(struct gradstep_optimizer *opt,
+                                                 const struct gradstep_sgd *hyper,
+                                                 size_t *group_out);
+
+// Creates an optimizer with Adam and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_adam(const struct gradstep_adam *hyper,
+                                            uint32_t element,
+                                            struct gradstep_optimizer **out);
+
+// Adds a param group with its own Adam hyperparameters (the optimizer must be a Adam
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_adam(struct gradstep_optimizer *opt,
+                                                  const struct gradstep_adam *hyper,
+                                                  size_t *group_out);
+
+// Creates an optimizer with AdamW and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_adamw(const struct gradstep_adamw *hyper,
+                                             uint32_t element,
+                                             struct gradstep_optimizer **out);
+
+// Adds a param group with its own AdamW hyperparameters (the optimizer must be a AdamW
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_adamw(struct gradstep_optimizer *opt,
+                                                   const struct gradstep_adamw *hyper,
+                                                   size_t *group_out);
+
+// Creates an optimizer with Adamax and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_adamax(const struct gradstep_adamax *hyper,
+                                              uint32_t element,
+                                              struct gradstep_optimizer **out);
+
+// Adds a param group with its own Adamax hyperparameters (the optimizer must be a Adamax
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_adamax(struct gradstep_optimizer *opt,
+                                                    const struct gradstep_adamax *hyper,
+                                                    size_t *group_out);
+
+// Creates an optimizer with NAdam and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_nadam(const struct gradstep_nadam *hyper,
+                                             uint32_t element,
+                                             struct gradstep_optimizer **out);
+
+// Adds a param group with its own NAdam hyperparameters (the optimizer must be a NAdam
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_nadam(struct gradstep_optimizer *opt,
+                                                   const struct gradstep_nadam *hyper,
+                                                   size_t *group_out);
+
+// Creates an optimizer with RAdam and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_radam(const struct gradstep_radam *hyper,
+                                             uint32_t element,
+                                             struct gradstep_optimizer **out);
+
+// Adds a param group with its own RAdam hyperparameters (the optimizer must be a RAdam
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_radam(struct gradstep_optimizer *opt,
+                                                   const struct gradstep_radam *hyper,
+                                                   size_t *group_out);
+
+// Creates an optimizer with Adagrad and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_adagrad(const struct gradstep_adagrad *hyper,
+                                               uint32_t element,
+                                               struct gradstep_optimizer **out);
+
+// Adds a param group with its own Adagrad hyperparameters (the optimizer must be a Adagrad
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_adagrad(struct gradstep_optimizer *opt,
+                                                     const struct gradstep_adagrad *hyper,
+                                                     size_t *group_out);
+
+// Creates an optimizer with Adadelta and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_adadelta(const struct gradstep_adadelta *hyper,
+                                                uint32_t element,
+                                                struct gradstep_optimizer **out);
+
+// Adds a param group with its own Adadelta hyperparameters (the optimizer must be a Adadelta
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_adadelta(struct gradstep_optimizer *opt,
+                                                      const struct gradstep_adadelta *hyper,
+                                                      size_t *group_out);
+
+// Creates an optimizer with RmsProp and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_rmsprop(const struct gradstep_rmsprop *hyper,
+                                               uint32_t element,
+                                               struct gradstep_optimizer **out);
+
+// Adds a param group with its own RmsProp hyperparameters (the optimizer must be a RmsProp
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_rmsprop(struct gradstep_optimizer *opt,
+                                                     const struct gradstep_rmsprop *hyper,
+                                                     size_t *group_out);
+
+// Creates an optimizer with Rprop and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_rprop(const struct gradstep_rprop *hyper,
+                                             uint32_t element,
+                                             struct gradstep_optimizer **out);
+
+// Adds a param group with its own Rprop hyperparameters (the optimizer must be a Rprop
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_rprop(struct gradstep_optimizer *opt,
+                                                   const struct gradstep_rprop *hyper,
+                                                   size_t *group_out);
+
+// Creates an optimizer with Asgd and these hyperparameters as group 0, over elements
+// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
+//
+// # Safety
+// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new_asgd(const struct gradstep_asgd *hyper,
+                                            uint32_t element,
+                                            struct gradstep_optimizer **out);
+
+// Adds a param group with its own Asgd hyperparameters (the optimizer must be a Asgd
+// one) and writes its index.
+//
+// # Safety
+// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// valid for a write.
+gradstep_status gradstep_optimizer_add_group_asgd(struct gradstep_optimizer *opt,
+                                                  const struct gradstep_asgd *hyper,
+                                                  size_t *group_out);
+
+// Registers a tensor of `n` floats in `group`: `params` (updated by each step) and
+// `grads` (read by each step). The optimizer allocates its state.
+//
+// # Safety
+// `opt` a live handle or NULL; `params`/`grads` NULL or valid for `n` elements until
+// the optimizer is freed, and not used by anyone else during its calls.
+gradstep_status gradstep_optimizer_add_params_f32(struct gradstep_optimizer *opt,
+                                                  size_t group,
+                                                  float *params,
+                                                  const float *grads,
+                                                  size_t n);
+
+// As [`gradstep_optimizer_add_params_f32`], for doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_optimizer_add_params_f64(struct gradstep_optimizer *opt,
+                                                  size_t group,
+                                                  double *params,
+                                                  const double *grads,
+                                                  size_t n);
+
+// Steps every registered tensor with its group's hyperparameters (and scheduled
+// learning rate and momentum). Every group is validated first: on a refusal no
+// tensor has been stepped.
+//
+// # Safety
+// `opt` a live handle or NULL; the registered buffers still valid.
+gradstep_status gradstep_optimizer_step(struct gradstep_optimizer *opt);
+
+// Sets a group's learning rate (finite, ≥ 0).
+//
+// # Safety
+// `opt` a live handle or NULL.
+gradstep_status gradstep_optimizer_set_lr(struct gradstep_optimizer *opt, size_t group, double lr);
+
+// Writes a group's current learning rate.
+//
+// # Safety
+// `opt` a live handle or NULL; `lr` NULL or valid for a write.
+gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t group, double *lr);
+
+// Attaches a schedule to a group (replacing any), starting it from the group's
+// current learning rate as torch's constructor does.
+//
+// # Safety
+// `opt` a live handle or NULL; `config` NULL or valid for a read.
+gradstep_status gradstep_optimizer_attach_schedule(struct gradstep_optimizer *opt,
+                                                   size_t group,
+                                                   const struct gradstep_schedule_config *config);
+
+// Steps every group's schedule one epoch (call after [`gradstep_optimizer_step`], as
+// in torch). Groups with a ReduceLROnPlateau schedule need
+// [`gradstep_optimizer_schedule_step_metric`].
+//
+// # Safety
+// `opt` a live handle or NULL.
+gradstep_status gradstep_optimizer_schedule_step(struct gradstep_optimizer *opt);
+
+// Steps every group's schedule with the epoch's metric (all of them must be
+// ReduceLROnPlateau).
+//
+// # Safety
+// `opt` a live handle or NULL.
+gradstep_status gradstep_optimizer_schedule_step_metric(struct gradstep_optimizer *opt,
+                                                        double metric);
+
+// Frees an optimizer and its state (not the caller's params and grads). NULL is a
+// no-op; a handle that is not live gives `GRADSTEP_INVALID_HANDLE`.
+//
+// # Safety
+// No other thread may use `opt` meanwhile.
+gradstep_status gradstep_optimizer_free(struct gradstep_optimizer *opt);
+
 // torch's defaults for [`gradstep_sgd`].
 struct gradstep_sgd gradstep_sgd_default(void);
 
@@ -1577,6 +2139,71 @@ gradstep_status gradstep_asgd_step_f64(const struct gradstep_asgd *hyper,
                                        size_t n,
                                        double *state,
                                        size_t state_len);
+
+// The config of `kind` with torch's defaults (required parameters are 0: set them).
+// An unknown kind gives `kind` 0, which every function refuses.
+struct gradstep_schedule_config gradstep_schedule_default(uint32_t kind);
+
+// Creates a schedule for a group whose learning rate is `lr`, and takes torch's
+// initial step: `gradstep_schedule_lr` then gives epoch 0's values.
+//
+// # Safety
+// `config` must be NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_schedule_new(const struct gradstep_schedule_config *config,
+                                      double lr,
+                                      struct gradstep_schedule **out);
+
+// torch's `SequentialLR`: `count` (2–4) member configs and `count − 1` strictly
+// increasing milestones.
+//
+// # Safety
+// `members` NULL or valid for `count` reads, `milestones` for `count − 1`, `out` for a
+// write.
+gradstep_status gradstep_schedule_new_sequential(const struct gradstep_schedule_config *members,
+                                                 size_t count,
+                                                 const uint64_t *milestones,
+                                                 double lr,
+                                                 struct gradstep_schedule **out);
+
+// torch's `ChainedScheduler`: `count` (2–4) members stepped together.
+//
+// # Safety
+// `members` NULL or valid for `count` reads, `out` for a write.
+gradstep_status gradstep_schedule_new_chained(const struct gradstep_schedule_config *members,
+                                              size_t count,
+                                              double lr,
+                                              struct gradstep_schedule **out);
+
+// Advances one epoch (every kind but ReduceLROnPlateau).
+//
+// # Safety
+// `s` must be NULL or a handle from this library (freed or foreign handles are
+// detected); one thread at a time.
+gradstep_status gradstep_schedule_step(struct gradstep_schedule *s);
+
+// Advances one epoch of a ReduceLROnPlateau schedule with the epoch's metric.
+//
+// # Safety
+// As for [`gradstep_schedule_step`].
+gradstep_status gradstep_schedule_step_metric(struct gradstep_schedule *s, double metric);
+
+// The current learning rate, and (if `momentum` is not NULL) the momentum/β₁ the
+// schedule sets; `*has_momentum` (if not NULL) says whether it sets one.
+//
+// # Safety
+// As for [`gradstep_schedule_step`]; `lr` valid for a write, `momentum` and
+// `has_momentum` NULL or valid for a write.
+gradstep_status gradstep_schedule_lr(struct gradstep_schedule *s,
+                                     double *lr,
+                                     double *momentum,
+                                     uint8_t *has_momentum);
+
+// Frees a schedule. NULL is a no-op; a handle that is not live gives
+// `GRADSTEP_INVALID_HANDLE`.
+//
+// # Safety
+// No other thread may use `s` meanwhile.
+gradstep_status gradstep_schedule_free(struct gradstep_schedule *s);
 
 // A short English description of `status`, as a static NUL-terminated string; never
 // NULL (unknown numbers give "unknown status").

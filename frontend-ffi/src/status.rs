@@ -50,6 +50,10 @@ pub enum gradstep_status {
     GRADSTEP_CHECKPOINT_WRONG_RULE = 17,
     /// A checkpoint holds another element type (f32/f64) than the buffers given.
     GRADSTEP_CHECKPOINT_WRONG_TYPE = 18,
+    /// Hyperparameters of another rule than the optimizer's.
+    GRADSTEP_WRONG_RULE = 19,
+    /// Buffers of another element type than the optimizer's.
+    GRADSTEP_WRONG_ELEMENT_TYPE = 20,
 }
 
 pub use gradstep_status::*;
@@ -103,6 +107,8 @@ pub extern "C" fn gradstep_status_str(status: u32) -> *const c_char {
         16 => "unsupported checkpoint version\0",
         17 => "checkpoint is of another rule\0",
         18 => "checkpoint is of another element type\0",
+        19 => "hyperparameters of another rule\0",
+        20 => "buffers of another element type\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

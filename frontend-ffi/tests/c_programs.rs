@@ -160,6 +160,75 @@ fn c_program_clips_scales_and_accumulates() {
 }
 
 #[test]
+fn c_program_drives_optimizer_and_schedule_handles() {
+    self_check("--handles", "handles: ok\n");
+}
+
+/// The schedule handles replay cases recorded from torch (1e-12 relative, as the
+/// kernel crate's own replay).
+#[test]
+fn c_program_schedules_follow_torch() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        cases: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        steps: usize,
+        lr: Vec<f64>,
+        momentum: Option<Vec<f64>>,
+    }
+    let text = std::fs::read_to_string(fixtures::dir().join("schedules.json")).unwrap();
+    let file: File = serde_json::from_str(&text).unwrap();
+    let tol = gradstep_tests::tolerance::schedule_tolerance();
+    let names = [
+        "step_3_05",
+        "cosine_10_min",
+        "cyclic_triangular",
+        "one_cycle_three_phase",
+        "sequential_warmup_cosine",
+        "chained_constant_exponential",
+        "plateau_patience2_cooldown3",
+    ];
+    for name in names {
+        let case = file.cases.iter().find(|c| c.name == name).unwrap();
+        // OneCycleLR's last step differs from torch by design (see the kernel docs).
+        let steps = if name.starts_with("one_cycle") {
+            case.steps - 1
+        } else {
+            case.steps
+        };
+        let out = Command::new(c_program())
+            .args(["--schedule", name, &steps.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<Vec<f64>> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+            .collect();
+        assert!(lines.len() > 10, "{name}: {} lines", lines.len());
+        for (t, line) in lines.iter().enumerate() {
+            let ok = line[0] == case.lr[t] || tol.accepts(line[0], case.lr[t]);
+            assert!(
+                ok,
+                "{name} epoch {t}: C {:e}, torch {:e}",
+                line[0], case.lr[t]
+            );
+            if let Some(m) = &case.momentum {
+                assert!(tol.accepts(line[1], m[t]), "{name} epoch {t}: momentum");
+            }
+        }
+    }
+}
+
+#[test]
 fn c_program_round_trips_checkpoints() {
     self_check("--checkpoints", "checkpoints: ok\n");
 }

@@ -397,7 +397,167 @@ static int training(void) {
     return 0;
 }
 
+/* Schedules by fixture name: prints the learning rate (and momentum) at epoch 0 and
+ * after each of `steps` steps, for the harness to compare with torch's recording. */
+static int schedule(const char *name, int steps) {
+    gradstep_schedule *s = NULL;
+    gradstep_schedule_config c;
+    double lr0 = 0.1;
+    const double *metrics = NULL;
+    static const double loss[] = {1.0,  0.9,  0.85, 0.85, 0.86, 0.84, 0.84, 0.84, 0.84, 0.9,
+                                  0.83, 0.83, 0.83, 0.83, 0.83, 0.83, 0.82, 0.5,  0.5,  0.5};
+    if (!strcmp(name, "step_3_05")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_STEP);
+        c.params.step.step_size = 3;
+        c.params.step.gamma = 0.5;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "cosine_10_min")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE);
+        c.params.cosine.t_max = 10;
+        c.params.cosine.eta_min = 0.01;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "cyclic_triangular")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_CYCLIC);
+        c.params.cyclic.base_lr = 0.01;
+        c.params.cyclic.max_lr = 0.1;
+        c.params.cyclic.step_size_up = 5;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "one_cycle_three_phase")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_ONE_CYCLE);
+        c.params.one_cycle.max_lr = 0.2;
+        c.params.one_cycle.total_steps = 60;
+        c.params.one_cycle.three_phase = 1;
+        c.params.one_cycle.pct_start = 0.25;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "sequential_warmup_cosine")) {
+        gradstep_schedule_config m[2] = {gradstep_schedule_default(GRADSTEP_SCHEDULE_LINEAR),
+                                         gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE)};
+        uint64_t milestones[1] = {5};
+        m[0].params.linear.start_factor = 0.1;
+        m[0].params.linear.total_iters = 5;
+        m[1].params.cosine.t_max = 30;
+        EXPECT(gradstep_schedule_new_sequential(m, 2, milestones, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "chained_constant_exponential")) {
+        gradstep_schedule_config m[2] = {gradstep_schedule_default(GRADSTEP_SCHEDULE_CONSTANT),
+                                         gradstep_schedule_default(GRADSTEP_SCHEDULE_EXPONENTIAL)};
+        m[0].params.constant.factor = 0.1;
+        m[0].params.constant.total_iters = 2;
+        m[1].params.exponential.gamma = 0.9;
+        EXPECT(gradstep_schedule_new_chained(m, 2, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "plateau_patience2_cooldown3")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_PLATEAU);
+        c.params.plateau.factor = 0.5;
+        c.params.plateau.patience = 2;
+        c.params.plateau.cooldown = 3;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+        metrics = loss;
+        if (steps > 20) steps = 20;
+    } else {
+        FAIL("unknown schedule case %s", name);
+    }
+    for (int t = 0; t <= steps; t++) {
+        if (t > 0) {
+            if (metrics) EXPECT(gradstep_schedule_step_metric(s, metrics[t - 1]), GRADSTEP_OK);
+            else EXPECT(gradstep_schedule_step(s), GRADSTEP_OK);
+        }
+        double lr = -1.0, momentum = -1.0;
+        uint8_t has = 9;
+        EXPECT(gradstep_schedule_lr(s, &lr, &momentum, &has), GRADSTEP_OK);
+        if (has) printf("%.17g %.17g\n", lr, momentum);
+        else printf("%.17g\n", lr);
+    }
+    EXPECT(gradstep_schedule_free(s), GRADSTEP_OK);
+    return 0;
+}
+
+/* The optimizer handle: two param groups, two tensors, a schedule; every step equals
+ * the allocation-free API's; freed, foreign and mistyped handles are refused. */
+static int handles(void) {
+    enum { N1 = 5, N2 = 3 };
+    float w[N1], b[N2], gw[N1], gb[N2], rw[N1], rb[N2];
+    for (int i = 0; i < N1; i++) w[i] = rw[i] = (float)i - 2.0f;
+    for (int i = 0; i < N2; i++) b[i] = rb[i] = 0.5f * (float)i;
+    gradstep_adam h0 = gradstep_adam_default(), h1 = gradstep_adam_default();
+    h0.lr = 0.1;
+    h1.lr = 0.01;
+    h1.weight_decay = 0.1;
+    gradstep_optimizer *opt = NULL;
+    size_t g1 = 0;
+    EXPECT(gradstep_optimizer_new_adam(&h0, GRADSTEP_F32, &opt), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_group_adam(opt, &h1, &g1), GRADSTEP_OK);
+    if (g1 != 1) FAIL("group index");
+    EXPECT(gradstep_optimizer_add_params_f32(opt, 0, w, gw, N1), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_params_f32(opt, g1, b, gb, N2), GRADSTEP_OK);
+    /* Refusals. */
+    gradstep_sgd sgd = gradstep_sgd_default();
+    double dw[2];
+    EXPECT(gradstep_optimizer_add_group_sgd(opt, &sgd, &g1), GRADSTEP_WRONG_RULE);
+    EXPECT(gradstep_optimizer_add_params_f32(opt, 0, rw, rw, 1), GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_optimizer_add_params_f64(opt, 0, dw, dw + 1, 1), GRADSTEP_WRONG_ELEMENT_TYPE);
+    EXPECT(gradstep_optimizer_add_params_f32(opt, 0, w + 1, gw, 2), GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_optimizer_add_params_f32(opt, 7, rw, gw, 2), GRADSTEP_LENGTH_MISMATCH);
+    EXPECT(gradstep_optimizer_set_lr(opt, 0, -1.0), GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_optimizer_new_adam(&h0, 7, &opt), GRADSTEP_UNKNOWN_KIND);
+
+    /* A StepLR on group 0, stepped after each optimizer step. */
+    gradstep_schedule_config c = gradstep_schedule_default(GRADSTEP_SCHEDULE_STEP);
+    c.params.step.step_size = 2;
+    c.params.step.gamma = 0.5;
+    EXPECT(gradstep_optimizer_attach_schedule(opt, 0, &c), GRADSTEP_OK);
+
+    /* The same run through the allocation-free API. */
+    float s0[2 * N1] = {0}, s1[2 * N2] = {0};
+    gradstep_scalars sc0 = {0, 0.0, 0.0, 0.0}, sc1 = {0, 0.0, 0.0, 0.0};
+    gradstep_adam r0 = h0;
+    for (int t = 0; t < 6; t++) {
+        for (int i = 0; i < N1; i++) gw[i] = (float)((i + t) % 3) - 1.0f;
+        for (int i = 0; i < N2; i++) gb[i] = 0.25f * (float)(i - t);
+        EXPECT(gradstep_optimizer_step(opt), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_schedule_step(opt), GRADSTEP_OK);
+        EXPECT(gradstep_adam_step_f32(&r0, &sc0, rw, gw, N1, s0, 2 * N1), GRADSTEP_OK);
+        EXPECT(gradstep_adam_step_f32(&h1, &sc1, rb, gb, N2, s1, 2 * N2), GRADSTEP_OK);
+        r0.lr = 0.1 * (t + 1 >= 2 ? 0.5 : 1.0) * (t + 1 >= 4 ? 0.5 : 1.0) * (t + 1 >= 6 ? 0.5 : 1.0);
+    }
+    if (memcmp(w, rw, sizeof w) || memcmp(b, rb, sizeof b)) FAIL("handle and flat API differ");
+    double lr = 0.0;
+    EXPECT(gradstep_optimizer_lr(opt, 0, &lr), GRADSTEP_OK);
+    if (lr != 0.0125) FAIL("scheduled lr %g", lr);
+
+    /* Handles: NULL frees are no-ops; freed, foreign and mistyped handles are refused. */
+    gradstep_schedule *sched = NULL;
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_step((gradstep_optimizer *)sched), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_schedule_step((gradstep_schedule *)opt), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_optimizer_step((gradstep_optimizer *)&lr), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_schedule_step_metric(sched, 1.0), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_optimizer_free(opt), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_step(opt), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_optimizer_free(opt), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_optimizer_free(NULL), GRADSTEP_OK);
+    EXPECT(gradstep_schedule_free(sched), GRADSTEP_OK);
+    EXPECT(gradstep_schedule_free(sched), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_schedule_free(NULL), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_step(NULL), GRADSTEP_NULL_POINTER);
+
+    /* Bad schedule configs. */
+    c = gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE); /* t_max = 0 */
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_INVALID_HYPERPARAMETER);
+    c = gradstep_schedule_default(12345);
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_UNKNOWN_KIND);
+    c = gradstep_schedule_default(GRADSTEP_SCHEDULE_MULTISTEP);
+    c.params.multistep.count = 99;
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_INVALID_HYPERPARAMETER);
+    c.params.multistep.count = 2;
+    c.params.multistep.milestones[0] = 9;
+    c.params.multistep.milestones[1] = 3;
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_INVALID_HYPERPARAMETER);
+    printf("handles: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--handles")) return handles();
+    if (argc == 4 && !strcmp(argv[1], "--schedule")) return schedule(argv[2], atoi(argv[3]));
     if (argc == 2 && !strcmp(argv[1], "--training")) return training();
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
