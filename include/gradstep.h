@@ -64,6 +64,12 @@
 // `ReduceLROnPlateau` (stepped with a metric).
 #define GRADSTEP_SCHEDULE_PLATEAU 14
 
+// `LambdaLR`: `lr = base · f(epoch)` with a C function.
+#define GRADSTEP_SCHEDULE_LAMBDA 15
+
+// `MultiplicativeLR`: `lr = lr · f(epoch)` with a C function.
+#define GRADSTEP_SCHEDULE_MULTIPLICATIVE 16
+
 // Most milestones / boundaries a C schedule can have.
 #define GRADSTEP_SCHEDULE_MAX_POINTS 16
 
@@ -531,6 +537,17 @@ typedef struct gradstep_plateau {
   double eps;
 } gradstep_plateau;
 
+// A learning-rate factor as a function of the epoch, with the caller's `user` pointer.
+typedef double (*gradstep_lr_lambda)(uint64_t epoch, void *user);
+
+// `LambdaLR` / `MultiplicativeLR`: the function and what it is called with.
+typedef struct gradstep_lambda_lr {
+  // The factor at each epoch (required, non-NULL). It must not unwind or longjmp.
+  gradstep_lr_lambda lr_lambda;
+  // Passed to every call.
+  void *user;
+} gradstep_lambda_lr;
+
 // The parameters of a schedule; the member named by the config's `kind` is used.
 typedef union gradstep_schedule_params {
   // [`GRADSTEP_SCHEDULE_STEP`].
@@ -561,6 +578,8 @@ typedef union gradstep_schedule_params {
   struct gradstep_piecewise_constant piecewise_constant;
   // [`GRADSTEP_SCHEDULE_PLATEAU`].
   struct gradstep_plateau plateau;
+  // [`GRADSTEP_SCHEDULE_LAMBDA`] and [`GRADSTEP_SCHEDULE_MULTIPLICATIVE`].
+  struct gradstep_lambda_lr lambda;
 } gradstep_schedule_params;
 
 // A schedule: its kind (a `GRADSTEP_SCHEDULE_*` constant) and parameters.
@@ -2181,6 +2200,13 @@ gradstep_status gradstep_schedule_new_chained(const struct gradstep_schedule_con
 // detected); one thread at a time.
 gradstep_status gradstep_schedule_step(struct gradstep_schedule *s);
 
+// Jumps a CosineAnnealingWarmRestarts schedule to a (fractional) epoch: torch's
+// `scheduler.step(epoch + i / iters)` idiom. Other kinds give `GRADSTEP_UNKNOWN_KIND`.
+//
+// # Safety
+// As for [`gradstep_schedule_step`].
+gradstep_status gradstep_schedule_step_to(struct gradstep_schedule *s, double epoch);
+
 // Advances one epoch of a ReduceLROnPlateau schedule with the epoch's metric.
 //
 // # Safety
@@ -2237,6 +2263,52 @@ gradstep_status gradstep_clip_grad_norm_f64(double *const *grads,
                                             double norm_type,
                                             uint8_t error_if_nonfinite,
                                             double *total_norm);
+
+// Clips each gradient by its own norm (Keras' `clipnorm`): torch's formula per slice,
+// or with `keras` non-zero Keras' `g · max_norm / max(‖g‖, max_norm)`.
+//
+// # Safety
+// As for [`gradstep_clip_grad_norm_f32`].
+gradstep_status gradstep_clip_grad_norm_per_slice_f32(float *const *grads,
+                                                      const size_t *lens,
+                                                      size_t count,
+                                                      double max_norm,
+                                                      double norm_type,
+                                                      uint8_t keras,
+                                                      uint8_t error_if_nonfinite);
+
+// As [`gradstep_clip_grad_norm_per_slice_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_clip_grad_norm_per_slice_f64(double *const *grads,
+                                                      const size_t *lens,
+                                                      size_t count,
+                                                      double max_norm,
+                                                      double norm_type,
+                                                      uint8_t keras,
+                                                      uint8_t error_if_nonfinite);
+
+// The `norm_type`-norm of all the gradients together, without clipping (torch's
+// `get_total_norm`).
+//
+// # Safety
+// As for [`gradstep_clip_grad_norm_f32`], for reads; `out` valid for a write.
+gradstep_status gradstep_total_norm_f32(const float *const *grads,
+                                        const size_t *lens,
+                                        size_t count,
+                                        double norm_type,
+                                        double *out);
+
+// As [`gradstep_total_norm_f32`], over doubles.
+//
+// # Safety
+// As for the `_f32` function.
+gradstep_status gradstep_total_norm_f64(const double *const *grads,
+                                        const size_t *lens,
+                                        size_t count,
+                                        double norm_type,
+                                        double *out);
 
 // torch's `clip_grad_value_`: clamps every gradient to `[-clip_value, clip_value]`.
 //

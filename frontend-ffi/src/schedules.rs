@@ -4,6 +4,10 @@
 //! cycling kinds, the momentum) of one parameter group. Composites
 //! (SequentialLR, ChainedScheduler) take up to 4 members.
 
+use core::ffi::c_void;
+
+use gradstep::Error;
+use gradstep::schedules::Progress;
 use gradstep::schedules::{
     Anneal, AnyScheduler, ChainedScheduler, ConstantLr, CosineAnnealingLr,
     CosineAnnealingWarmRestarts, CyclicLr, CyclicMode, Decay, ExponentialLr, Group, LinearLr,
@@ -44,6 +48,23 @@ pub const GRADSTEP_SCHEDULE_NOAM: u32 = 12;
 pub const GRADSTEP_SCHEDULE_PIECEWISE_CONSTANT: u32 = 13;
 /// `ReduceLROnPlateau` (stepped with a metric).
 pub const GRADSTEP_SCHEDULE_PLATEAU: u32 = 14;
+/// `LambdaLR`: `lr = base · f(epoch)` with a C function.
+pub const GRADSTEP_SCHEDULE_LAMBDA: u32 = 15;
+/// `MultiplicativeLR`: `lr = lr · f(epoch)` with a C function.
+pub const GRADSTEP_SCHEDULE_MULTIPLICATIVE: u32 = 16;
+
+/// A learning-rate factor as a function of the epoch, with the caller's `user` pointer.
+pub type gradstep_lr_lambda = Option<unsafe extern "C" fn(epoch: u64, user: *mut c_void) -> f64>;
+
+/// `LambdaLR` / `MultiplicativeLR`: the function and what it is called with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct gradstep_lambda_lr {
+    /// The factor at each epoch (required, non-NULL). It must not unwind or longjmp.
+    pub lr_lambda: gradstep_lr_lambda,
+    /// Passed to every call.
+    pub user: *mut c_void,
+}
 
 /// Most milestones / boundaries a C schedule can have.
 pub const GRADSTEP_SCHEDULE_MAX_POINTS: usize = 16;
@@ -286,6 +307,8 @@ pub union gradstep_schedule_params {
     pub piecewise_constant: gradstep_piecewise_constant,
     /// [`GRADSTEP_SCHEDULE_PLATEAU`].
     pub plateau: gradstep_plateau,
+    /// [`GRADSTEP_SCHEDULE_LAMBDA`] and [`GRADSTEP_SCHEDULE_MULTIPLICATIVE`].
+    pub lambda: gradstep_lambda_lr,
 }
 
 /// A schedule: its kind (a `GRADSTEP_SCHEDULE_*` constant) and parameters.
@@ -407,7 +430,9 @@ pub extern "C" fn gradstep_schedule_default(kind: u32) -> gradstep_schedule_conf
                 factor: 1.0,
             }
         }
-        GRADSTEP_SCHEDULE_PIECEWISE_CONSTANT => {}
+        GRADSTEP_SCHEDULE_PIECEWISE_CONSTANT
+        | GRADSTEP_SCHEDULE_LAMBDA
+        | GRADSTEP_SCHEDULE_MULTIPLICATIVE => {}
         GRADSTEP_SCHEDULE_PLATEAU => {
             let d = ReduceLrOnPlateau::default();
             p.plateau = gradstep_plateau {
@@ -429,7 +454,7 @@ pub extern "C" fn gradstep_schedule_default(kind: u32) -> gradstep_schedule_conf
 /// What a config describes (short-lived: built, then moved into a handle).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Built {
-    Scheduler(AnyScheduler),
+    Scheduler(Member),
     Plateau(ReduceLrOnPlateau),
 }
 
@@ -448,6 +473,16 @@ pub(crate) fn build(c: &gradstep_schedule_config) -> Result<Built, gradstep_stat
     // for any bit pattern; the kind says which member the caller filled in.
     let s: AnyScheduler = unsafe {
         match c.kind {
+            GRADSTEP_SCHEDULE_LAMBDA | GRADSTEP_SCHEDULE_MULTIPLICATIVE => {
+                let l = p.lambda;
+                let f = l.lr_lambda.ok_or(crate::status::GRADSTEP_NULL_POINTER)?;
+                return Ok(Built::Scheduler(Member::Lambda(CLambda {
+                    f,
+                    user: l.user,
+                    multiplicative: c.kind == GRADSTEP_SCHEDULE_MULTIPLICATIVE,
+                    progress: Progress::default(),
+                })));
+            }
             GRADSTEP_SCHEDULE_STEP => StepLr::new(p.step.step_size, p.step.gamma).into(),
             GRADSTEP_SCHEDULE_MULTISTEP => {
                 let m = p.multistep;
@@ -576,21 +611,141 @@ pub(crate) fn build(c: &gradstep_schedule_config) -> Result<Built, gradstep_stat
             _ => return Err(GRADSTEP_UNKNOWN_KIND),
         }
     };
-    Ok(Built::Scheduler(s))
+    Ok(Built::Scheduler(Member::Any(s)))
+}
+
+/// torch's `LambdaLR` / `MultiplicativeLR` over a C function.
+#[derive(Clone, Copy)]
+pub(crate) struct CLambda {
+    f: unsafe extern "C" fn(u64, *mut c_void) -> f64,
+    user: *mut c_void,
+    multiplicative: bool,
+    progress: Progress,
+}
+
+impl CLambda {
+    /// torch's `get_lr` at `epoch`: `base·f(t)`, or `lr·f(t)` (the group's rate at
+    /// MultiplicativeLR's initial step); refuses a rate that is negative or not finite.
+    fn write(&mut self, group: &mut Group, epoch: i64, initial: bool) -> Result<(), Error> {
+        let t = u64::try_from(epoch).unwrap_or(0);
+        let lr = if self.multiplicative {
+            if initial {
+                group.lr
+            } else {
+                // SAFETY: the C caller's function, called as its documentation says.
+                group.lr * unsafe { (self.f)(t, self.user) }
+            }
+        } else {
+            // SAFETY: as above.
+            self.progress.base_lr * unsafe { (self.f)(t, self.user) }
+        };
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::InvalidHyperparameter {
+                name: "lr",
+                value: lr,
+                requirement: "the lr_lambda produced a learning rate that is not finite and >= 0",
+            });
+        }
+        group.lr = lr;
+        self.progress.last_epoch = epoch;
+        Ok(())
+    }
+}
+
+impl Scheduler for CLambda {
+    fn step(&mut self, group: &mut Group) -> Result<(), Error> {
+        let epoch = self
+            .progress
+            .last_epoch
+            .checked_add(1)
+            .ok_or(Error::StepOverflow)?;
+        self.write(group, epoch, false)?;
+        self.progress.step_count = self.progress.step_count.saturating_add(1);
+        Ok(())
+    }
+    fn last_epoch(&self) -> i64 {
+        self.progress.last_epoch
+    }
+    fn attach(&mut self, group: &mut Group) -> Result<(), Error> {
+        for (name, v) in [("lr", Some(group.lr)), ("initial_lr", group.initial_lr)] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(Error::InvalidHyperparameter {
+                    name,
+                    value: v,
+                    requirement: "must be finite and >= 0",
+                });
+            }
+        }
+        let initial = *group.initial_lr.get_or_insert(group.lr);
+        self.progress = Progress {
+            base_lr: initial,
+            ..Progress::default()
+        };
+        Ok(())
+    }
+    fn initial_step(&mut self, group: &mut Group) -> Result<(), Error> {
+        self.write(group, self.progress.last_epoch.saturating_add(1), true)?;
+        self.progress.step_count = 1;
+        Ok(())
+    }
+    fn restart(&mut self, group: &mut Group) -> Result<(), Error> {
+        self.write(group, 0, false)
+    }
+    fn undo(&mut self) {
+        self.progress.last_epoch = self.progress.last_epoch.saturating_sub(1);
+    }
+}
+
+/// A member of a C schedule: a built-in one, or a C function.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Member {
+    Any(AnyScheduler),
+    Lambda(CLambda),
+}
+
+macro_rules! member {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Member::Any($s) => $e,
+            Member::Lambda($s) => $e,
+        }
+    };
+}
+
+impl Scheduler for Member {
+    fn step(&mut self, group: &mut Group) -> Result<(), Error> {
+        member!(self, s => s.step(group))
+    }
+    fn last_epoch(&self) -> i64 {
+        member!(self, s => s.last_epoch())
+    }
+    fn attach(&mut self, group: &mut Group) -> Result<(), Error> {
+        member!(self, s => s.attach(group))
+    }
+    fn initial_step(&mut self, group: &mut Group) -> Result<(), Error> {
+        member!(self, s => s.initial_step(group))
+    }
+    fn restart(&mut self, group: &mut Group) -> Result<(), Error> {
+        member!(self, s => s.restart(group))
+    }
+    fn undo(&mut self) {
+        member!(self, s => s.undo())
+    }
 }
 
 /// A running schedule: the C handle's contents (boxed in the handle).
 #[derive(Clone)]
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Running {
-    One(AnyScheduler),
+    One(Member),
     Plateau(ReduceLrOnPlateau),
-    Sequential2(SequentialLr<AnyScheduler, 2>),
-    Sequential3(SequentialLr<AnyScheduler, 3>),
-    Sequential4(SequentialLr<AnyScheduler, 4>),
-    Chained2(ChainedScheduler<AnyScheduler, 2>),
-    Chained3(ChainedScheduler<AnyScheduler, 3>),
-    Chained4(ChainedScheduler<AnyScheduler, 4>),
+    Sequential2(SequentialLr<Member, 2>),
+    Sequential3(SequentialLr<Member, 3>),
+    Sequential4(SequentialLr<Member, 4>),
+    Chained2(ChainedScheduler<Member, 2>),
+    Chained3(ChainedScheduler<Member, 3>),
+    Chained4(ChainedScheduler<Member, 4>),
 }
 
 impl Running {
@@ -650,7 +805,7 @@ fn composite(
     }
     macro_rules! arr {
         ($n:literal) => {{
-            let a: [AnyScheduler; $n] = built.try_into().map_err(|_| GRADSTEP_UNKNOWN_KIND)?;
+            let a: [Member; $n] = built.try_into().map_err(|_| GRADSTEP_UNKNOWN_KIND)?;
             a
         }};
     }
@@ -767,6 +922,28 @@ pub unsafe extern "C" fn gradstep_schedule_step(s: *mut gradstep_schedule) -> gr
         // SAFETY: looked up in the registry.
         let h = unsafe { registry::get(s, Kind::Schedule)? };
         h.running.step(&mut h.group, None)
+    })
+}
+
+/// Jumps a CosineAnnealingWarmRestarts schedule to a (fractional) epoch: torch's
+/// `scheduler.step(epoch + i / iters)` idiom. Other kinds give `GRADSTEP_UNKNOWN_KIND`.
+///
+/// # Safety
+/// As for [`gradstep_schedule_step`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_schedule_step_to(
+    s: *mut gradstep_schedule,
+    epoch: f64,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: looked up in the registry.
+        let h = unsafe { registry::get(s, Kind::Schedule)? };
+        match &mut h.running {
+            Running::One(Member::Any(AnyScheduler::CosineAnnealingWarmRestarts(w))) => {
+                Ok(w.step_to(&mut h.group, epoch)?)
+            }
+            _ => Err(GRADSTEP_UNKNOWN_KIND),
+        }
     })
 }
 

@@ -2,7 +2,9 @@
 //! Gradients of a whole model are passed as parallel arrays: `grads[i]` points to
 //! `lens[i]` elements, for `i < count`.
 
-use gradstep::{Accumulator, GradScaler, NormType, Real, Reduction, ScalerState};
+use gradstep::{
+    Accumulator, ClipNorm, ClipScope, GradScaler, NormType, Real, Reduction, ScalerState,
+};
 
 use crate::boundary::{check, guard, slices, slices_mut};
 use crate::rules::read;
@@ -94,6 +96,141 @@ pub unsafe extern "C" fn gradstep_clip_grad_norm_f64(
             total_norm,
         )
     }
+}
+
+unsafe fn per_slice<T: Real>(
+    grads: *const *mut T,
+    lens: *const usize,
+    count: usize,
+    max_norm: f64,
+    norm_type: f64,
+    keras: u8,
+    error_if_nonfinite: u8,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let mut g = unsafe { slices_mut(grads, lens, count)? };
+        let clip = ClipNorm {
+            max_norm,
+            norm_type: NormType::from_p(norm_type)?,
+            error_if_nonfinite: error_if_nonfinite != 0,
+            scope: if keras != 0 {
+                ClipScope::PerSliceKeras
+            } else {
+                ClipScope::PerSlice
+            },
+        };
+        clip.clip(&mut g)?;
+        Ok(())
+    })
+}
+
+/// Clips each gradient by its own norm (Keras' `clipnorm`): torch's formula per slice,
+/// or with `keras` non-zero Keras' `g · max_norm / max(‖g‖, max_norm)`.
+///
+/// # Safety
+/// As for [`gradstep_clip_grad_norm_f32`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_clip_grad_norm_per_slice_f32(
+    grads: *const *mut f32,
+    lens: *const usize,
+    count: usize,
+    max_norm: f64,
+    norm_type: f64,
+    keras: u8,
+    error_if_nonfinite: u8,
+) -> gradstep_status {
+    // SAFETY: forwarded.
+    unsafe {
+        per_slice(
+            grads,
+            lens,
+            count,
+            max_norm,
+            norm_type,
+            keras,
+            error_if_nonfinite,
+        )
+    }
+}
+
+/// As [`gradstep_clip_grad_norm_per_slice_f32`], over doubles.
+///
+/// # Safety
+/// As for the `_f32` function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_clip_grad_norm_per_slice_f64(
+    grads: *const *mut f64,
+    lens: *const usize,
+    count: usize,
+    max_norm: f64,
+    norm_type: f64,
+    keras: u8,
+    error_if_nonfinite: u8,
+) -> gradstep_status {
+    // SAFETY: forwarded.
+    unsafe {
+        per_slice(
+            grads,
+            lens,
+            count,
+            max_norm,
+            norm_type,
+            keras,
+            error_if_nonfinite,
+        )
+    }
+}
+
+unsafe fn norm_of<T: Real>(
+    grads: *const *const T,
+    lens: *const usize,
+    count: usize,
+    norm_type: f64,
+    out: *mut f64,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let g = unsafe { slices(grads, lens, count)? };
+        check(out.cast_const())?;
+        let total = gradstep::total_norm(&g, NormType::from_p(norm_type)?)?;
+        // SAFETY: checked; writable.
+        unsafe { out.write(total.to_f64()) };
+        Ok(())
+    })
+}
+
+/// The `norm_type`-norm of all the gradients together, without clipping (torch's
+/// `get_total_norm`).
+///
+/// # Safety
+/// As for [`gradstep_clip_grad_norm_f32`], for reads; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_total_norm_f32(
+    grads: *const *const f32,
+    lens: *const usize,
+    count: usize,
+    norm_type: f64,
+    out: *mut f64,
+) -> gradstep_status {
+    // SAFETY: forwarded.
+    unsafe { norm_of(grads, lens, count, norm_type, out) }
+}
+
+/// As [`gradstep_total_norm_f32`], over doubles.
+///
+/// # Safety
+/// As for the `_f32` function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_total_norm_f64(
+    grads: *const *const f64,
+    lens: *const usize,
+    count: usize,
+    norm_type: f64,
+    out: *mut f64,
+) -> gradstep_status {
+    // SAFETY: forwarded.
+    unsafe { norm_of(grads, lens, count, norm_type, out) }
 }
 
 unsafe fn clip_value<T: Real>(

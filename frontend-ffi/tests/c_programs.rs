@@ -190,6 +190,9 @@ fn c_program_schedules_follow_torch() {
         "sequential_warmup_cosine",
         "chained_constant_exponential",
         "plateau_patience2_cooldown3",
+        "lambda_pow",
+        "multiplicative_alternate",
+        "warm_restarts_fractional",
     ];
     for name in names {
         let case = file.cases.iter().find(|c| c.name == name).unwrap();

@@ -356,6 +356,12 @@ static int training(void) {
     b[0] = 7.0f;
     EXPECT(gradstep_all_finite_f32(cgrads, lens, 2, &flag), GRADSTEP_OK);
     if (flag != 1) FAIL("all_finite");
+    EXPECT(gradstep_total_norm_f32(cgrads, lens, 2, 1.0, &total), GRADSTEP_OK);
+    if (fabs(total - (0.6 + 7.0)) > 1e-6) FAIL("total_norm %g", total);
+    /* Per slice: w (norm 0.6) is left alone, b (norm 7) is clipped to 1. */
+    EXPECT(gradstep_clip_grad_norm_per_slice_f32(grads, lens, 2, 1.0, 2.0, 1, 0), GRADSTEP_OK);
+    if (fabsf(w[0] - 0.6f) > 1e-6f || b[0] != 1.0f) FAIL("per-slice clip %g", (double)b[0]);
+    b[0] = 7.0f;
     EXPECT(gradstep_clip_grad_value_f32(grads, lens, 2, 0.5), GRADSTEP_OK);
     if (w[0] != 0.5f || b[0] != 0.5f) FAIL("clip_grad_value");
 
@@ -395,6 +401,17 @@ static int training(void) {
     if (aw[0] != 2.0f || aw[1] != 3.0f || ab[0] != 4.0f || acc.count != 0) FAIL("mean");
     printf("training: ok\n");
     return 0;
+}
+
+static double pow095(uint64_t t, void *user) {
+    (void)user;
+    return pow(0.95, (double)t);
+}
+
+static double alternate(uint64_t t, void *user) {
+    int *calls = user;
+    ++*calls;
+    return t % 2 ? 0.9 : 1.05;
 }
 
 /* Schedules by fixture name: prints the learning rate (and momentum) at epoch 0 and
@@ -444,6 +461,34 @@ static int schedule(const char *name, int steps) {
         m[0].params.constant.total_iters = 2;
         m[1].params.exponential.gamma = 0.9;
         EXPECT(gradstep_schedule_new_chained(m, 2, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "lambda_pow")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_LAMBDA);
+        c.params.lambda.lr_lambda = pow095;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "multiplicative_alternate")) {
+        static int calls = 0;
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_MULTIPLICATIVE);
+        c.params.lambda.lr_lambda = alternate;
+        c.params.lambda.user = &calls;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+    } else if (!strcmp(name, "warm_restarts_fractional")) {
+        c = gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE_WARM_RESTARTS);
+        c.params.cosine_warm_restarts.t_0 = 3;
+        c.params.cosine_warm_restarts.t_mult = 2;
+        c.params.cosine_warm_restarts.eta_min = 0.001;
+        EXPECT(gradstep_schedule_new(&c, lr0, &s), GRADSTEP_OK);
+        for (int t = 0; t <= steps; t++) {
+            if (t > 0) {
+                int e = (t - 1) / 4, i = (t - 1) % 4;
+                EXPECT(gradstep_schedule_step_to(s, (double)e + (double)i / 4.0), GRADSTEP_OK);
+            }
+            double lr = -1.0;
+            EXPECT(gradstep_schedule_lr(s, &lr, NULL, NULL), GRADSTEP_OK);
+            printf("%.17g\n", lr);
+        }
+        EXPECT(gradstep_schedule_step_to(s, -1.0), GRADSTEP_INVALID_HYPERPARAMETER);
+        EXPECT(gradstep_schedule_free(s), GRADSTEP_OK);
+        return 0;
     } else if (!strcmp(name, "plateau_patience2_cooldown3")) {
         c = gradstep_schedule_default(GRADSTEP_SCHEDULE_PLATEAU);
         c.params.plateau.factor = 0.5;
@@ -540,6 +585,8 @@ static int handles(void) {
     EXPECT(gradstep_optimizer_step(NULL), GRADSTEP_NULL_POINTER);
 
     /* Bad schedule configs. */
+    c = gradstep_schedule_default(GRADSTEP_SCHEDULE_LAMBDA); /* NULL function */
+    EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_NULL_POINTER);
     c = gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE); /* t_max = 0 */
     EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_INVALID_HYPERPARAMETER);
     c = gradstep_schedule_default(12345);
