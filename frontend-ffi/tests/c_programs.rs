@@ -133,9 +133,9 @@ fn check_rule(exe: &Path, rule: &str) -> usize {
     fixture.cases.len()
 }
 
-/// Runs the C program in one of its self-checking modes.
-fn self_check(mode: &str, expected: &str) {
-    let out = Command::new(c_program())
+/// Runs a test program in one of its self-checking modes.
+fn self_check_with(exe: &Path, mode: &str, expected: &str) {
+    let out = Command::new(exe)
         .arg(mode)
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         .output()
@@ -147,6 +147,15 @@ fn self_check(mode: &str, expected: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}
+
+fn self_check(mode: &str, expected: &str) {
+    self_check_with(c_program(), mode, expected);
+}
+
+#[test]
+fn cpp_program_tours_the_api() {
+    self_check_with(cpp_program(), "--tour", "tour: ok\n");
 }
 
 #[test]

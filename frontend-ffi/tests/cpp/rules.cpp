@@ -2,7 +2,9 @@
 // tests/c/rules.c, for Adam and SGD, with RAII buffers and the header's extern "C".
 //
 //   rules_cpp adam|sgd f32|f64 [field=value ...] < input
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -83,9 +85,106 @@ void rule(H h, int argc, char **argv, Len len, F32 f32, F64 f64) {
     else run<double>(h, len, f64);
 }
 
+// RAII for the handles.
+struct OptimizerFree {
+    void operator()(gradstep_optimizer *o) const { gradstep_optimizer_free(o); }
+};
+using Optimizer = std::unique_ptr<gradstep_optimizer, OptimizerFree>;
+
+void expect(gradstep_status got, gradstep_status want, const char *what) {
+    if (got != want)
+        fail(std::string(what) + ": got " + gradstep_status_str(got) + ", expected " +
+             gradstep_status_str(want));
+}
+
+// Both API levels, a schedule, clipping, a checkpoint round trip and some refusals,
+// the way a C++ program would use them.
+int tour() {
+    const size_t n = 16;
+    std::vector<float> w(n), g(n), w_flat(n);
+    for (size_t i = 0; i < n; i++) w[i] = w_flat[i] = std::sin(static_cast<float>(i));
+
+    gradstep_sgd sgd = gradstep_sgd_default();
+    sgd.lr = 0.05;
+    sgd.momentum = 0.9;
+    sgd.nesterov = 1;
+    gradstep_optimizer *raw = nullptr;
+    expect(gradstep_optimizer_new_sgd(&sgd, GRADSTEP_F32, &raw), GRADSTEP_OK, "new");
+    Optimizer opt(raw);
+    expect(gradstep_optimizer_add_params_f32(opt.get(), 0, w.data(), g.data(), n), GRADSTEP_OK,
+           "add_params");
+    gradstep_schedule_config cos = gradstep_schedule_default(GRADSTEP_SCHEDULE_COSINE);
+    cos.params.cosine.t_max = 10;
+    expect(gradstep_optimizer_attach_schedule(opt.get(), 0, &cos), GRADSTEP_OK, "attach");
+
+    size_t len = 0;
+    check(gradstep_sgd_state_len(&sgd, n, &len), "state_len");
+    std::vector<float> state(len + 1);
+    gradstep_scalars scalars{};
+    gradstep_schedule *s = nullptr;
+    expect(gradstep_schedule_new(&cos, sgd.lr, &s), GRADSTEP_OK, "schedule");
+
+    for (int t = 0; t < 8; t++) {
+        for (size_t i = 0; i < n; i++) g[i] = 10.0f * std::cos(static_cast<float>(i + t));
+        float *grads[] = {g.data()};
+        size_t lens[] = {n};
+        double total = 0;
+        expect(gradstep_clip_grad_norm_f32(grads, lens, 1, 1.0, 2.0, 0, &total), GRADSTEP_OK,
+               "clip");
+        if (!(total > 1.0)) fail("clip did not see a large norm");
+        expect(gradstep_optimizer_step(opt.get()), GRADSTEP_OK, "step");
+        expect(gradstep_optimizer_schedule_step(opt.get()), GRADSTEP_OK, "schedule_step");
+        // The same with the allocation-free API and a schedule handle.
+        double lr = 0;
+        check(gradstep_schedule_lr(s, &lr, nullptr, nullptr), "lr");
+        gradstep_sgd h = sgd;
+        h.lr = lr;
+        check(gradstep_sgd_step_f32(&h, &scalars, w_flat.data(), g.data(), n, state.data(), len),
+              "flat step");
+        check(gradstep_schedule_step(s), "schedule step");
+    }
+    if (w != w_flat) fail("handle and flat API differ");
+
+    // Checkpoint the flat optimizer, restore into new buffers, compare.
+    size_t cap = 0, written = 0;
+    check(gradstep_sgd_checkpoint_len(&sgd, GRADSTEP_F32, n, 1, &cap), "checkpoint_len");
+    std::vector<uint8_t> bytes(cap);
+    check(gradstep_sgd_checkpoint_save_f32(&sgd, &scalars, state.data(), len, w_flat.data(), n,
+                                            bytes.data(), cap, &written),
+          "save");
+    gradstep_sgd back{};
+    gradstep_scalars back_scalars{};
+    std::vector<float> back_state(len + 1), back_w(n);
+    expect(gradstep_adam_checkpoint_load_f32(bytes.data(), written, nullptr, &back_scalars,
+                                             back_state.data(), len, back_w.data(), n),
+           GRADSTEP_NULL_POINTER, "load into NULL");
+    gradstep_adam wrong{};
+    expect(gradstep_adam_checkpoint_load_f32(bytes.data(), written, &wrong, &back_scalars,
+                                             back_state.data(), len, back_w.data(), n),
+           GRADSTEP_CHECKPOINT_WRONG_RULE, "load as adam");
+    check(gradstep_sgd_checkpoint_load_f32(bytes.data(), written, &back, &back_scalars,
+                                            back_state.data(), len, back_w.data(), n),
+          "load");
+    if (back_w != w_flat || back.momentum != sgd.momentum || back_scalars.step != 8)
+        fail("checkpoint round trip");
+
+    // Refusals.
+    expect(gradstep_sgd_step_f32(&sgd, &scalars, nullptr, g.data(), 0, state.data(), 0),
+           GRADSTEP_NULL_POINTER, "NULL params");
+    gradstep_sgd bad = sgd;
+    bad.lr = -1;
+    expect(gradstep_sgd_step_f32(&bad, &scalars, w.data(), g.data(), n, state.data(), len),
+           GRADSTEP_INVALID_HYPERPARAMETER, "negative lr");
+    expect(gradstep_schedule_free(s), GRADSTEP_OK, "free schedule");
+    expect(gradstep_schedule_free(s), GRADSTEP_INVALID_HANDLE, "double free");
+    std::printf("tour: ok\n");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 2 && std::strcmp(argv[1], "--tour") == 0) return tour();
     if (argc < 3) fail("usage: rules_cpp adam|sgd f32|f64 [field=value ...] < input");
     if (std::strcmp(argv[1], "adam") == 0)
         rule(gradstep_adam_default(), argc, argv, gradstep_adam_state_len,
