@@ -124,6 +124,9 @@ enum gradstep_status
   GRADSTEP_WRONG_RULE = 19,
   // Buffers of another element type than the optimizer's.
   GRADSTEP_WRONG_ELEMENT_TYPE = 20,
+  // A checkpoint of an optimizer of another shape (groups, tensors, lengths, or a
+  // schedule that is not attached again).
+  GRADSTEP_CHECKPOINT_MISMATCH = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1742,6 +1745,35 @@ gradstep_status gradstep_optimizer_schedule_step_metric(struct gradstep_optimize
 // # Safety
 // No other thread may use `opt` meanwhile.
 gradstep_status gradstep_optimizer_free(struct gradstep_optimizer *opt);
+
+// The length of a checkpoint of the whole optimizer (its current shape).
+//
+// # Safety
+// `opt` a live handle or NULL; `out_len` NULL or valid for a write.
+gradstep_status gradstep_optimizer_checkpoint_len(struct gradstep_optimizer *opt, size_t *out_len);
+
+// Saves the optimizer's complete state: every group's hyperparameters, learning rate,
+// momentum and schedule position, and every tensor's state, scalar state and params.
+//
+// # Safety
+// `opt` a live handle or NULL; `out` NULL or valid for `capacity` bytes; `written`
+// NULL or valid for a write.
+gradstep_status gradstep_optimizer_checkpoint_save(struct gradstep_optimizer *opt,
+                                                   uint8_t *out,
+                                                   size_t capacity,
+                                                   size_t *written);
+
+// Restores a checkpoint written by [`gradstep_optimizer_checkpoint_save`] into an
+// optimizer of the same shape: the same rule and element type, the same number of
+// groups, and tensors of the same lengths registered in the same groups and order.
+// Groups whose schedule was saved must have the same schedule attached again first;
+// it is brought back to the saved epoch. On any refusal nothing changes.
+//
+// # Safety
+// `opt` a live handle or NULL; `bytes` NULL or valid for `len` bytes.
+gradstep_status gradstep_optimizer_checkpoint_load(struct gradstep_optimizer *opt,
+                                                   const uint8_t *bytes,
+                                                   size_t len);
 
 // torch's defaults for [`gradstep_sgd`].
 struct gradstep_sgd gradstep_sgd_default(void);

@@ -44,7 +44,7 @@ mod tests {
     #[test]
     fn every_status_has_its_own_text() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=20u32 {
+        for code in 0..=21u32 {
             // SAFETY: gradstep_status_str returns a static NUL-terminated string.
             let s = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(code)) };
             let s = s.to_str().unwrap();

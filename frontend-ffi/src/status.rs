@@ -54,6 +54,9 @@ pub enum gradstep_status {
     GRADSTEP_WRONG_RULE = 19,
     /// Buffers of another element type than the optimizer's.
     GRADSTEP_WRONG_ELEMENT_TYPE = 20,
+    /// A checkpoint of an optimizer of another shape (groups, tensors, lengths, or a
+    /// schedule that is not attached again).
+    GRADSTEP_CHECKPOINT_MISMATCH = 21,
 }
 
 pub use gradstep_status::*;
@@ -109,6 +112,7 @@ pub extern "C" fn gradstep_status_str(status: u32) -> *const c_char {
         18 => "checkpoint is of another element type\0",
         19 => "hyperparameters of another rule\0",
         20 => "buffers of another element type\0",
+        21 => "checkpoint is of an optimizer of another shape\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

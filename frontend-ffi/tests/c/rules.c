@@ -568,6 +568,51 @@ static int handles(void) {
     EXPECT(gradstep_optimizer_lr(opt, 0, &lr), GRADSTEP_OK);
     if (lr != 0.0125) FAIL("scheduled lr %g", lr);
 
+    /* Checkpoint the whole handle; restore into a second handle of the same shape. */
+    size_t cap = 0, written = 0, g2 = 0;
+    EXPECT(gradstep_optimizer_checkpoint_len(opt, &cap), GRADSTEP_OK);
+    unsigned char *ck = malloc(cap), *damaged = malloc(cap);
+    if (!ck || !damaged) FAIL("oom");
+    EXPECT(gradstep_optimizer_checkpoint_save(opt, ck, cap - 1, &written), GRADSTEP_BUFFER_TOO_SMALL);
+    EXPECT(gradstep_optimizer_checkpoint_save(opt, ck, cap, &written), GRADSTEP_OK);
+    if (written != cap) FAIL("handle checkpoint %zu of %zu bytes", written, cap);
+    float w2[N1] = {0}, b2[N2] = {0};
+    gradstep_optimizer *opt2 = NULL;
+    gradstep_adam fresh = gradstep_adam_default();
+    EXPECT(gradstep_optimizer_new_adam(&fresh, GRADSTEP_F32, &opt2), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_group_adam(opt2, &fresh, &g2), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_params_f32(opt2, 0, w2, gw, N1), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_checkpoint_load(opt2, ck, written), GRADSTEP_CHECKPOINT_MISMATCH);
+    EXPECT(gradstep_optimizer_add_params_f32(opt2, g2, b2, gb, N2), GRADSTEP_OK);
+    /* The saved group 0 had a schedule: it must be attached again first. */
+    EXPECT(gradstep_optimizer_checkpoint_load(opt2, ck, written), GRADSTEP_CHECKPOINT_MISMATCH);
+    EXPECT(gradstep_optimizer_attach_schedule(opt2, 0, &c), GRADSTEP_OK);
+    memcpy(damaged, ck, written);
+    damaged[written / 2] ^= 1;
+    EXPECT(gradstep_optimizer_checkpoint_load(opt2, damaged, written), GRADSTEP_BAD_CHECKPOINT);
+    EXPECT(gradstep_optimizer_checkpoint_load(opt2, ck, written - 1), GRADSTEP_BAD_CHECKPOINT);
+    if (w2[0] != 0.0f) FAIL("a refused load wrote params");
+    EXPECT(gradstep_optimizer_checkpoint_load(opt2, ck, written), GRADSTEP_OK);
+    if (memcmp(w, w2, sizeof w) || memcmp(b, b2, sizeof b)) FAIL("restored params differ");
+    for (int t = 6; t < 10; t++) {
+        for (int i = 0; i < N1; i++) gw[i] = (float)((i * t) % 5) - 2.0f;
+        for (int i = 0; i < N2; i++) gb[i] = 0.5f * (float)(t - i);
+        float keep_w[N1], keep_b[N2];
+        memcpy(keep_w, w, sizeof w), memcpy(keep_b, b, sizeof b);
+        EXPECT(gradstep_optimizer_step(opt), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_schedule_step(opt), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_step(opt2), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_schedule_step(opt2), GRADSTEP_OK);
+        if (!memcmp(keep_w, w, sizeof w)) FAIL("no progress");
+    }
+    if (memcmp(w, w2, sizeof w) || memcmp(b, b2, sizeof b)) FAIL("resumed handle differs");
+    double lr2 = 0.0;
+    EXPECT(gradstep_optimizer_lr(opt, 0, &lr), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_lr(opt2, 0, &lr2), GRADSTEP_OK);
+    if (lr != lr2) FAIL("resumed schedule differs: %g vs %g", lr, lr2);
+    EXPECT(gradstep_optimizer_free(opt2), GRADSTEP_OK);
+    free(ck), free(damaged);
+
     /* Handles: NULL frees are no-ops; freed, foreign and mistyped handles are refused. */
     gradstep_schedule *sched = NULL;
     EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_OK);
