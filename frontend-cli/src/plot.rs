@@ -205,30 +205,121 @@ fn draw_trajectories(
             .legend(|(x, y)| Cross::new((x + 12, y), 7, BLACK.stroke_width(2)));
     }
 
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .legend_area_size(34)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.6))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Renders loss against step as an SVG document: the gap `f(x) − f*` on a log scale
 /// when the function has a minimum (`log`), else `f(x)` on a symmetric log scale
 /// (`sign(f)·log10(1 + |f|)`: the saddle's f falls without bound).
 pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String, Failure> {
+    let (scale, y) = if log {
+        (Scale::Log, "f(x) − f*  (log scale)")
+    } else {
+        (Scale::SymLog, "f(x)  (symmetric log scale)")
+    };
+    let axes = Axes {
+        title: Some(title),
+        x: "step",
+        y,
+        markers: false,
+    };
+    render(SIZE, |root| draw_loss(root, &axes, series, scale))
+}
+
+/// Renders a training run: `losses` against epoch on a log scale above, `metrics`
+/// (accuracy or R²) against epoch on a linear scale below, sharing the epoch axis.
+/// Each point is marked when there are at most 60 epochs.
+pub fn training_svg(
+    title: &str,
+    losses: &[Series<'_>],
+    loss_desc: &str,
+    metrics: &[Series<'_>],
+    metric_desc: &str,
+) -> Result<String, Failure> {
+    let epochs = losses.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    let markers = epochs <= 61;
+    render(TRAINING_SIZE, |root| {
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(f64::from(TRAINING_SIZE.1) * 0.56);
+        let loss = Axes {
+            title: Some(title),
+            x: "epoch",
+            y: loss_desc,
+            markers,
+        };
+        draw_loss(&top, &loss, losses, Scale::Log)?;
+        let metric = Axes {
+            title: None,
+            x: "epoch",
+            y: metric_desc,
+            markers,
+        };
+        draw_linear(&bottom, &metric, metrics)
+    })
+}
+
+/// Draws into an SVG document of `size` pixels.
+fn render(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult,
+) -> Result<String, Failure> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let scale = if log { Scale::Log } else { Scale::SymLog };
-        draw_loss(&root, title, series, scale).map_err(draw_error)?;
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(&root).map_err(draw_error)?;
         root.present().map_err(draw_error)?;
     }
     Ok(svg)
+}
+
+/// Size of the training picture: two panels above each other.
+const TRAINING_SIZE: (u32, u32) = (900, 900);
+
+/// A chart's title and axis descriptions.
+struct Axes<'a> {
+    /// The caption, if the chart has one.
+    title: Option<&'a str>,
+    /// Horizontal axis description.
+    x: &'a str,
+    /// Vertical axis description.
+    y: &'a str,
+    /// A dot at every point.
+    markers: bool,
+}
+
+/// Ticks at whole numbers for a horizontal axis from 0 to `max`: every 1, 2, 5, 10,
+/// 20, 50, ... so that there are at most about ten.
+fn whole_ticks(max: f64) -> Vec<(f64, String)> {
+    let mut stride = 1.0;
+    'search: for decade in 0..18 {
+        for m in [1.0, 2.0, 5.0] {
+            stride = m * 10f64.powi(decade);
+            if max / stride <= 10.0 {
+                break 'search;
+            }
+        }
+    }
+    (0..)
+        .map(|k| f64::from(k) * stride)
+        .take_while(|&v| v <= max)
+        .map(|v| (v, format!("{v:.0}")))
+        .collect()
+}
+
+/// The legend box of every chart, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.6))
+        .draw()
 }
 
 /// The smallest positive value shown on a log axis: anything below is drawn there.
@@ -263,12 +354,42 @@ impl Scale {
         let mut ticks = Vec::new();
         match self {
             Scale::Log => {
+                // Within 0.001..100000 the labels are plain numbers. An axis of
+                // fewer than 2.5 decades gets ticks at 2× and 5×, one of less than a
+                // decade at every multiple.
+                let plain = lo >= -3.0 && hi < 5.0;
+                let label = |m: f64, k: i32| {
+                    if plain {
+                        format!("{}", m * 10f64.powi(k))
+                    } else if m == 1.0 {
+                        label(k)
+                    } else {
+                        format!("{m}e{k}")
+                    }
+                };
                 let (a, b) = (lo.ceil() as i32, hi.floor() as i32);
                 let stride = ((b - a) / 10 + 1).max(1);
                 let mut k = b;
                 while k >= a {
-                    ticks.push((f64::from(k), label(k)));
+                    ticks.push((f64::from(k), label(1.0, k)));
                     k -= stride;
+                }
+                let between: &[f64] = if hi - lo < 1.0 {
+                    &[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+                } else if hi - lo < 2.5 {
+                    &[2.0, 5.0]
+                } else {
+                    &[]
+                };
+                if !between.is_empty() {
+                    for k in lo.floor() as i32..=hi.ceil() as i32 {
+                        for &m in between {
+                            let at = f64::from(k) + m.log10();
+                            if (lo..=hi).contains(&at) {
+                                ticks.push((at, label(m, k)));
+                            }
+                        }
+                    }
                 }
             }
             Scale::SymLog => {
@@ -303,17 +424,16 @@ impl Scale {
 
 fn draw_loss(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
+    axes: &Axes<'_>,
     series: &[Series<'_>],
     scale: Scale,
 ) -> DrawResult {
     root.fill(&WHITE)?;
     let steps = series
         .iter()
-        .map(|s| s.points.len().saturating_sub(1))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+        .filter_map(|s| s.points.last())
+        .map(|p| p[0])
+        .fold(1.0, f64::max);
     let mut curves: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
@@ -351,7 +471,7 @@ fn draw_loss(
                 .iter()
                 .position(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
                 .unwrap_or(0);
-            *label += &format!(" (above 1e{cap} from step {step})");
+            *label += &format!(" (above 1e{cap} from {} {step})", axes.x);
         }
     }
     let all = || curves.iter().flatten().map(|p| p.1);
@@ -371,45 +491,146 @@ fn draw_loss(
         range: (lo, hi),
         ticks: scale.ticks(lo, hi),
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, title_size(title)))
+    let x_axis = TickAxis {
+        range: (0.0, steps),
+        ticks: whole_ticks(steps),
+    };
+    let mut builder = ChartBuilder::on(root);
+    if let Some(title) = axes.title {
+        builder.caption(title, (FONT, title_size(title)));
+    }
+    let mut chart = builder
         .margin(18)
         .margin_right(36)
         .x_label_area_size(52)
         .y_label_area_size(72)
-        .build_cartesian_2d(0.0..steps, axis)?;
-    let y_desc = match scale {
-        Scale::Log => "f(x) − f*  (log scale)",
-        Scale::SymLog => "f(x)  (symmetric log scale)",
-    };
+        .build_cartesian_2d(x_axis, axis)?;
     chart
         .configure_mesh()
-        .x_desc("step")
-        .y_desc(y_desc)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_desc(axes.x)
+        .y_desc(axes.y)
         .axis_desc_style((FONT, 18))
         .label_style((FONT, 15))
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
     for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
-        let colour = s.colour;
-        chart
-            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
-            });
+        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// One curve and its legend entry, with a dot at every point if `markers`.
+fn draw_curve<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<TickAxis, TickAxis>>,
+    colour: RGBColor,
+    curve: Vec<(f64, f64)>,
+    label: String,
+    markers: bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    if markers {
+        chart.draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
     }
     chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .legend_area_size(34)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.6))
-        .draw()
+        .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
+                + Circle::new((12, 0), if markers { 3 } else { 0 }, colour.filled())
+        });
+    Ok(())
+}
+
+/// Curves on a linear vertical axis fitted to their finite values, legend at the lower
+/// right (accuracy and R² rise towards the upper right).
+fn draw_linear(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    axes: &Axes<'_>,
+    series: &[Series<'_>],
+) -> DrawResult {
+    let steps = series
+        .iter()
+        .filter_map(|s| s.points.last())
+        .map(|p| p[0])
+        .fold(1.0, f64::max);
+    let curves: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            finite_prefix(s.points)
+                .iter()
+                .map(|p| (p[0], p[1]))
+                .collect()
+        })
+        .collect();
+    let all = || curves.iter().flatten().map(|p| p.1);
+    let (lo, hi) = (
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lo, hi) = if lo < hi {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (0.0, 1.0)
+    };
+    let y_axis = TickAxis {
+        range: (lo, hi),
+        ticks: linear_ticks(lo, hi),
+    };
+    let x_axis = TickAxis {
+        range: (0.0, steps),
+        ticks: whole_ticks(steps),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .margin(18)
+        .margin_right(36)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_axis, y_axis)?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()?;
+    for (s, curve) in series.iter().zip(curves) {
+        draw_curve(
+            &mut chart,
+            s.colour,
+            curve,
+            s.label.to_string(),
+            axes.markers,
+        )?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// About six ticks at round numbers (1, 2 or 5 times a power of ten apart) in `lo..=hi`.
+fn linear_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let raw = (hi - lo) / 6.0;
+    let power = 10f64.powf(raw.log10().floor());
+    let stride = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let decimals = (-stride.log10().floor()).max(0.0) as usize;
+    let first = (lo / stride).ceil() as i64;
+    let last = (hi / stride).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            let v = k as f64 * stride;
+            // −0.0 would print as "-0".
+            let v = if v == 0.0 { 0.0 } else { v };
+            (v, format!("{v:.decimals$}"))
+        })
+        .collect()
 }
 
 /// A linear axis with given ticks and labels (plotters' `with_key_points` cannot be
