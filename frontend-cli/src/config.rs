@@ -22,7 +22,9 @@
 //! t_max = 2000
 //! ```
 //!
-//! `train` takes one `[rule]` table.
+//! `train` takes one `[rule]` table; `sweep` takes `rules = ["sgd", "adam"]` and/or
+//! `[[rule]]` tables, `lrs = [1e-3, 1e-2]` or `lrs = "1e-4..1:9"`, and
+//! `grid = "momentum=0,0.9"`.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +69,12 @@ pub struct Config {
     pub seed: Option<u64>,
     /// `train`/`sweep`: the global gradient 2-norm clip.
     pub clip_norm: Option<f64>,
+    /// `sweep`: rule names.
+    pub rules: Option<Vec<String>>,
+    /// `sweep`: learning rates, a list or a `FROM..TO:N` range.
+    pub lrs: Option<Numbers>,
+    /// `sweep`: `FIELD=V1,V2,...`.
+    pub grid: Option<String>,
 }
 
 /// One `[rule]` table or several `[[rule]]` tables.
@@ -77,6 +85,16 @@ pub enum Tables {
     One(toml::Table),
     /// `[[rule]]`, repeated.
     Many(Vec<toml::Table>),
+}
+
+/// A list of numbers, or text to parse as one (`"1e-4..1:9"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Numbers {
+    /// `[1e-3, 1e-2]`.
+    List(Vec<f64>),
+    /// `"1e-4..1:9"`.
+    Text(String),
 }
 
 impl Config {

@@ -20,6 +20,7 @@ mod progress;
 mod rng;
 mod rules;
 mod schedule;
+mod sweep;
 mod train;
 
 /// Watch optimizer update rules at work.
@@ -55,6 +56,11 @@ enum Command {
     /// DIR/log.json and DIR/loss.svg. The same seed gives the same numbers.
     #[command(after_long_help = rules_help())]
     Train(train::TrainArgs),
+    /// Sweep a grid of rules × learning rates (× one more hyperparameter) on a test
+    /// function or a training task: prints the final loss of every run and the best
+    /// settings, and writes DIR/results.csv, DIR/results.json and DIR/heatmap.svg.
+    #[command(after_long_help = sweep_help())]
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(Args)]
@@ -132,11 +138,22 @@ const EXIT_STATUS: &str = "\nExit status: 0 on success, 2 for a usage error (a b
                            or written (a data file that is not a data set included). No output \
                            file is left half-written.";
 
+/// The lists `gradstep sweep --help` ends with: rules, schedules, functions.
+fn sweep_help() -> String {
+    rules_and_schedules("STEPS = --steps, or EPOCHS = --epochs on a task")
+        + &functions_help()
+        + EXIT_STATUS
+}
+
 /// The lists `gradstep compare --help` ends with: every rule with its fields and
 /// defaults, the schedules, the functions.
 fn compare_help() -> String {
-    let mut text = rules_and_schedules("STEPS = --steps");
-    text += "\nFunctions (start point, minimum):\n";
+    rules_and_schedules("STEPS = --steps") + &functions_help() + EXIT_STATUS
+}
+
+/// The test functions with their start points and minima.
+fn functions_help() -> String {
+    let mut text = String::from("\nFunctions (start point, minimum):\n");
     for f in &functions::FUNCTIONS {
         let [sx, sy] = f.start;
         let minimum = match f.minimum {
@@ -148,7 +165,7 @@ fn compare_help() -> String {
             f.name, f.formula
         );
     }
-    text + EXIT_STATUS
+    text
 }
 
 /// The config file keys of `compare`.
@@ -244,6 +261,12 @@ fn main() -> ExitCode {
                 .subcommand_matches("compare")
                 .expect("clap matched the compare subcommand");
             compare_settings(args, sub).and_then(|s| compare::run(&s))
+        }
+        Command::Sweep(args) => {
+            let sub = matches
+                .subcommand_matches("sweep")
+                .expect("clap matched the sweep subcommand");
+            sweep::settings(args, sub).and_then(|s| sweep::run(&s))
         }
         Command::Train(args) => {
             let sub = matches

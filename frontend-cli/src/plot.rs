@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Failure;
 
@@ -631,6 +632,265 @@ fn linear_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
             (v, format!("{v:.decimals$}"))
         })
         .collect()
+}
+
+/// A table of values drawn as coloured cells: `values[row][column]`, rows from the
+/// top; a non-finite value is a diverged run, drawn grey.
+pub struct Heatmap<'a> {
+    /// The caption.
+    pub title: &'a str,
+    /// Row labels, top to bottom.
+    pub rows: &'a [String],
+    /// Column labels, left to right.
+    pub columns: &'a [String],
+    /// One vector per row.
+    pub values: &'a [Vec<f64>],
+    /// Horizontal axis description.
+    pub x_desc: &'a str,
+    /// Vertical axis description.
+    pub y_desc: &'a str,
+    /// What the colour shows (the colour bar's description, to which the scale is
+    /// added).
+    pub colour_desc: &'a str,
+    /// The top of the colour scale: larger values get its colour (their cells still
+    /// show the value). A diverging run would otherwise wash out every other colour.
+    pub cap: Option<f64>,
+}
+
+/// matplotlib's viridis at 0, 1/8, …, 1: dark violet (low) to yellow (high), readable
+/// in grey and by the colour-blind.
+const VIRIDIS: [RGBColor; 9] = [
+    RGBColor(0x44, 0x01, 0x54),
+    RGBColor(0x48, 0x28, 0x78),
+    RGBColor(0x3e, 0x4a, 0x89),
+    RGBColor(0x31, 0x68, 0x8e),
+    RGBColor(0x26, 0x82, 0x8e),
+    RGBColor(0x1f, 0x9e, 0x89),
+    RGBColor(0x35, 0xb7, 0x79),
+    RGBColor(0x6d, 0xcd, 0x59),
+    RGBColor(0xfd, 0xe7, 0x25),
+];
+
+/// Width of the colour bar with its ticks and description.
+const BAR_AREA: u32 = 140;
+
+/// The grey of a diverged cell.
+const DIVERGED: RGBColor = RGBColor(0xd4, 0xd4, 0xd4);
+
+/// Viridis at `t` in 0..=1, interpolated linearly between the anchors.
+fn viridis(t: f64) -> RGBColor {
+    let x = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
+    let k = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - k as f64;
+    let (a, b) = (VIRIDIS[k], VIRIDIS[k + 1]);
+    let mix = |p: u8, q: u8| (f64::from(p) + f * (f64::from(q) - f64::from(p))).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Black or white, whichever reads better on `c`.
+fn ink(c: RGBColor) -> RGBColor {
+    let luma = 0.299 * f64::from(c.0) + 0.587 * f64::from(c.1) + 0.114 * f64::from(c.2);
+    if luma > 140.0 { BLACK } else { WHITE }
+}
+
+/// A number in 3 significant digits, in at most 8 characters: `0.0523`, `2.30`, `152`,
+/// `1.23e-5`.
+pub fn short(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = v.abs().log10().floor();
+    if (-2.0..3.0).contains(&magnitude) {
+        let decimals = (2.0 - magnitude).max(0.0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// Renders a heatmap with a colour bar on a log scale (symmetric log if some value is
+/// ≤ 0), the value printed in each cell when the cells are wide enough (84 pixels per
+/// column: always, unless the picture would pass the SVG's size).
+pub fn heatmap_svg(map: &Heatmap<'_>) -> Result<String, Failure> {
+    let finite = || {
+        map.values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    let scale = if finite().all(|v| v > 0.0) {
+        Scale::Log
+    } else {
+        Scale::SymLog
+    };
+    let label_width = map
+        .rows
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0) as f64;
+    let left = (label_width * 8.0 + 56.0).clamp(100.0, 420.0) as u32;
+    // 84 × 52 pixel cells, narrower and lower when there are many.
+    let columns = map.columns.len().max(4) as u32;
+    let rows = map.rows.len().max(4) as u32;
+    let (cell_w, cell_h) = ((2100 / columns).clamp(8, 84), (2600 / rows).clamp(8, 52));
+    let size = (left + BAR_AREA + 30 + cell_w * columns, 170 + cell_h * rows);
+    render(size, |root| {
+        draw_heatmap(root, map, scale, left, cell_w >= 62 && cell_h >= 20)
+    })
+}
+
+fn draw_heatmap(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    map: &Heatmap<'_>,
+    scale: Scale,
+    left: u32,
+    show_values: bool,
+) -> DrawResult {
+    root.fill(&WHITE)?;
+    let root = root.titled(map.title, (FONT, title_size(map.title)))?;
+    let (width, _) = root.dim_in_pixel();
+    let (main, bar) = root.split_horizontally(width.saturating_sub(BAR_AREA));
+    let axis_values: Vec<f64> = map
+        .values
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .map(|&v| scale.to_axis(v))
+        .collect();
+    let mut lo = axis_values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = axis_values
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if let Some(cap) = map.cap {
+        hi = hi.min(scale.to_axis(cap)).max(lo);
+    }
+    // No finite value, or all equal (lo ≥ hi also when the cap is below them all).
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+        (lo, hi) = if lo.is_finite() {
+            (lo - 0.5, lo + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
+    }
+    let colour_of = |v: f64| viridis((scale.to_axis(v) - lo) / (hi - lo));
+
+    let (n_rows, n_cols) = (map.rows.len(), map.columns.len());
+    let x_axis = TickAxis {
+        range: (0.0, n_cols as f64),
+        ticks: (0..n_cols)
+            .map(|c| (c as f64 + 0.5, map.columns[c].clone()))
+            .collect(),
+    };
+    let y_axis = TickAxis {
+        range: (0.0, n_rows as f64),
+        ticks: (0..n_rows)
+            .map(|r| ((n_rows - 1 - r) as f64 + 0.5, map.rows[r].clone()))
+            .collect(),
+    };
+    let mut chart = ChartBuilder::on(&main)
+        .margin(12)
+        .x_label_area_size(56)
+        .y_label_area_size(left)
+        .build_cartesian_2d(x_axis, y_axis)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(map.x_desc)
+        .y_desc(map.y_desc)
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .draw()?;
+    for (r, row) in map.values.iter().enumerate() {
+        let y = (n_rows - 1 - r) as f64;
+        for (c, &v) in row.iter().enumerate() {
+            let x = c as f64;
+            let fill = if v.is_finite() {
+                colour_of(v)
+            } else {
+                DIVERGED
+            };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                WHITE.stroke_width(1),
+            )))?;
+            if show_values {
+                let text = if v.is_finite() {
+                    short(v)
+                } else {
+                    "diverged".to_string()
+                };
+                let colour = if v.is_finite() {
+                    ink(fill)
+                } else {
+                    RGBColor(0x55, 0x55, 0x55)
+                };
+                let style = TextStyle::from((FONT, 13))
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
+            }
+        }
+    }
+
+    if map.values.iter().flatten().any(|v| !v.is_finite()) {
+        let (_, h) = bar.dim_in_pixel();
+        let y = i32::try_from(h).unwrap_or(i32::MAX) - 30;
+        bar.draw(&Rectangle::new([(20, y), (44, y + 16)], DIVERGED.filled()))?;
+        bar.draw(&Text::new(
+            "diverged",
+            (50, y + 8),
+            TextStyle::from((FONT, 15)).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    if axis_values.is_empty() {
+        // Every run diverged: a colour bar would explain nothing.
+        return Ok(());
+    }
+    // The colour bar, its ticks on the scale of the values.
+    let desc = match scale {
+        Scale::Log => format!("{}  (log scale)", map.colour_desc),
+        Scale::SymLog => format!("{}  (symmetric log scale)", map.colour_desc),
+    };
+    let bar_axis = TickAxis {
+        range: (lo, hi),
+        ticks: scale.ticks(lo, hi),
+    };
+    let no_ticks = TickAxis {
+        range: (0.0, 1.0),
+        ticks: Vec::new(),
+    };
+    let mut colour_bar = ChartBuilder::on(&bar)
+        .margin(12)
+        .margin_left(20)
+        .margin_right(0)
+        .x_label_area_size(56)
+        .right_y_label_area_size(78)
+        .build_cartesian_2d(no_ticks, bar_axis)?;
+    colour_bar
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(desc)
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 15))
+        .draw()?;
+    let slices = 120;
+    colour_bar.draw_series((0..slices).map(|k| {
+        let (a, b) = (
+            lo + (hi - lo) * f64::from(k) / f64::from(slices),
+            lo + (hi - lo) * f64::from(k + 1) / f64::from(slices),
+        );
+        let t = (f64::from(k) + 0.5) / f64::from(slices);
+        Rectangle::new([(0.0, a), (1.0, b)], viridis(t).filled())
+    }))?;
+    Ok(())
 }
 
 /// A linear axis with given ticks and labels (plotters' `with_key_points` cannot be

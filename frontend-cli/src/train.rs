@@ -84,6 +84,20 @@ pub const TASK_KEYS: &[&str] = &[
     "clip_norm",
 ];
 
+/// The command-line ids of [`TaskArgs`]' flags and their spelling, in the order of
+/// the config file's keys in `sweep`'s check.
+pub const TASK_FLAGS: &[(&str, &str)] = &[
+    ("model", "--model"),
+    ("hidden", "--hidden"),
+    ("activation", "--activation"),
+    ("data", "--data"),
+    ("val_fraction", "--val-fraction"),
+    ("batch_size", "--batch-size"),
+    ("epochs", "--epochs"),
+    ("seed", "--seed"),
+    ("clip_norm", "--clip-norm"),
+];
+
 /// A training run's settings after flags, config file and defaults are merged; the
 /// values are checked by [`TaskSettings::check`].
 #[derive(Clone, Debug)]
@@ -281,20 +295,7 @@ impl Run<'_> {
             epochs: Vec::with_capacity(self.epochs as usize + 1),
             diverged: None,
         };
-        let record = |epoch: u64, lr: f64, params: &[Vec<f32>]| {
-            let train = model.evaluate(params, &self.data.train);
-            let val = model.evaluate(params, &self.data.val);
-            // MSE in the target's units: the model fits the standardized target.
-            let units = self.data.target_scale * self.data.target_scale;
-            Epoch {
-                epoch,
-                lr,
-                train_loss: train.loss * units,
-                train_metric: train.metric,
-                val_loss: val.loss * units,
-                val_metric: val.metric,
-            }
-        };
+        let record = |epoch, lr, params: &[Vec<f32>]| evaluate(model, self.data, epoch, lr, params);
         let first = record(0, group.lr, &params);
         on_epoch(&first)?;
         history.epochs.push(first);
@@ -325,6 +326,23 @@ impl Run<'_> {
             }
         }
         Ok(history)
+    }
+}
+
+/// The log line of `params` after `epoch` epochs at learning rate `lr`: loss and
+/// accuracy (or R²) over all training and all validation rows.
+pub fn evaluate(model: &Model, data: &Split, epoch: u64, lr: f64, params: &[Vec<f32>]) -> Epoch {
+    let train = model.evaluate(params, &data.train);
+    let val = model.evaluate(params, &data.val);
+    // MSE in the target's units: the model fits the standardized target.
+    let units = data.target_scale * data.target_scale;
+    Epoch {
+        epoch,
+        lr,
+        train_loss: train.loss * units,
+        train_metric: train.metric,
+        val_loss: val.loss * units,
+        val_metric: val.metric,
     }
 }
 
