@@ -457,24 +457,17 @@ fn draw_loss(
             .ceil()
             + 4.0;
         for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
-            let Some(j) = curve.iter().position(|p| p.1 > cap) else {
-                continue;
-            };
-            if j > 0 {
-                let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
-                curve.truncate(j);
-                curve.push((t0 + (cap - y0) / (y1 - y0) * (t1 - t0), cap));
-            } else {
-                curve.clear();
+            if cut(curve, cap, true) {
+                let at = s
+                    .points
+                    .iter()
+                    .find(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
+                    .map_or(0.0, |p| p[0]);
+                *label += &format!(" (above 1e{cap} from {} {at})", axes.x);
             }
-            let step = s
-                .points
-                .iter()
-                .position(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
-                .unwrap_or(0);
-            *label += &format!(" (above 1e{cap} from {} {step})", axes.x);
         }
     }
+    note_non_finite(series, &mut labels, axes.x);
     let all = || curves.iter().flatten().map(|p| p.1);
     let (lo, hi) = (
         all().fold(f64::INFINITY, f64::min),
@@ -521,6 +514,36 @@ fn draw_loss(
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
+/// Ends `curve` where it first passes `limit` (goes above it if `upper`, else below),
+/// on the limit itself; returns whether it did.
+fn cut(curve: &mut Vec<(f64, f64)>, limit: f64, upper: bool) -> bool {
+    let beyond = |y: f64| if upper { y > limit } else { y < limit };
+    let Some(j) = curve.iter().position(|p| beyond(p.1)) else {
+        return false;
+    };
+    if j > 0 {
+        let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
+        curve.truncate(j);
+        curve.push((t0 + (limit - y0) / (y1 - y0) * (t1 - t0), limit));
+    } else {
+        curve.clear();
+    }
+    true
+}
+
+/// Says in the legend where a series stops being finite (its curve ends there), unless
+/// the legend already says where it left the picture.
+fn note_non_finite(series: &[Series<'_>], labels: &mut [String], x_desc: &str) {
+    for (s, label) in series.iter().zip(labels) {
+        if label.ends_with(')') && label.contains(" from ") {
+            continue;
+        }
+        if let Some(p) = s.points.iter().find(|p| !p[1].is_finite()) {
+            *label += &format!(" (not finite from {x_desc} {})", p[0]);
+        }
+    }
+}
+
 /// One curve and its legend entry, with a dot at every point if `markers`.
 fn draw_curve<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<TickAxis, TickAxis>>,
@@ -543,8 +566,8 @@ fn draw_curve<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
-/// Curves on a linear vertical axis fitted to their finite values, legend at the lower
-/// right (accuracy and R² rise towards the upper right).
+/// Curves on a linear vertical axis fitted to their finite values down to −1, legend at
+/// the lower right (accuracy and R² rise towards the upper right).
 fn draw_linear(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
     axes: &Axes<'_>,
@@ -555,7 +578,7 @@ fn draw_linear(
         .filter_map(|s| s.points.last())
         .map(|p| p[0])
         .fold(1.0, f64::max);
-    let curves: Vec<Vec<(f64, f64)>> = series
+    let mut curves: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
             finite_prefix(s.points)
@@ -564,6 +587,20 @@ fn draw_linear(
                 .collect()
         })
         .collect();
+    let mut labels: Vec<String> = series.iter().map(|s| s.label.to_string()).collect();
+    // R² of a diverging regression falls without bound: the axis stops at −1.
+    let floor = -1.0;
+    for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
+        if cut(curve, floor, false) {
+            let at = s
+                .points
+                .iter()
+                .find(|p| p[1].is_nan() || p[1] < floor)
+                .map_or(0.0, |p| p[0]);
+            *label += &format!(" (below −1 from {} {at})", axes.x);
+        }
+    }
+    note_non_finite(series, &mut labels, axes.x);
     let all = || curves.iter().flatten().map(|p| p.1);
     let (lo, hi) = (
         all().fold(f64::INFINITY, f64::min),
@@ -600,14 +637,8 @@ fn draw_linear(
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
-    for (s, curve) in series.iter().zip(curves) {
-        draw_curve(
-            &mut chart,
-            s.colour,
-            curve,
-            s.label.to_string(),
-            axes.markers,
-        )?;
+    for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
+        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
     }
     draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
 }

@@ -756,7 +756,8 @@ fn files(
     let mut runs = Vec::new();
     for (row, points) in rows.iter().zip(results) {
         for (lr, p) in settings.lrs.iter().zip(points) {
-            let _ = write!(csv, "{},{lr}", csv_field(&row.rule));
+            // Debug: the shortest round-trip digits, in exponent form when tiny or huge.
+            let _ = write!(csv, "{},{lr:?}", csv_field(&row.rule));
             if let Some(v) = &row.value {
                 let _ = write!(csv, ",{}", csv_field(v));
             }
@@ -764,16 +765,16 @@ fn files(
             // A task's losses are f32: written as such, not widened.
             let loss = match (p.loss.is_finite(), what.metric) {
                 (false, _) => String::new(),
-                (true, Some(_)) => (p.loss as f32).to_string(),
-                (true, None) => p.loss.to_string(),
+                (true, Some(_)) => format!("{:?}", p.loss as f32),
+                (true, None) => format!("{:?}", p.loss),
             };
             match what.metric {
                 Some(_) => {
                     let _ = writeln!(
                         csv,
                         ",{},{loss},{},{}",
-                        opt(p.train_loss.map(|v| v.to_string())),
-                        opt(p.val_metric.map(|v| v.to_string())),
+                        opt(p.train_loss.map(|v| format!("{v:?}"))),
+                        opt(p.val_metric.map(|v| format!("{v:?}"))),
                         p.diverged
                     );
                 }

@@ -553,10 +553,21 @@ fn columns(task: Task) -> (&'static str, &'static str) {
 }
 
 /// A loss for the table: cross-entropy to 4 decimals, MSE (thousands) to 1.
+/// A diverging run's huge values in 4 significant digits.
 fn loss_text(task: Task, v: f32) -> String {
     match task {
+        _ if v.abs() >= 1e7 => format!("{v:.3e}"),
         Task::Digits => format!("{v:.4}"),
         Task::Diabetes => format!("{v:.1}"),
+    }
+}
+
+/// Accuracy or R² to 4 decimals; a diverging regression's R² in 4 significant digits.
+fn metric_text(v: f32) -> String {
+    if v.abs() >= 1e4 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
@@ -566,9 +577,9 @@ fn epoch_line(task: Task, e: &Epoch) -> String {
         e.epoch.to_string(),
         format!("{:.3e}", e.lr),
         loss(e.train_loss),
-        format!("{:.4}", e.train_metric),
+        metric_text(e.train_metric),
         loss(e.val_loss),
-        format!("{:.4}", e.val_metric),
+        metric_text(e.val_metric),
     ])
 }
 
@@ -596,9 +607,9 @@ fn summary(task: Task, history: &History, seconds: f64) -> String {
     }
     let _ = writeln!(
         text,
-        "final val {loss} {}, val {metric} {:.4} ({seconds:.2} s)",
+        "final val {loss} {}, val {metric} {} ({seconds:.2} s)",
         loss_text(task, last.val_loss),
-        last.val_metric
+        metric_text(last.val_metric)
     );
     text
 }
@@ -637,7 +648,8 @@ fn log_files(
     for e in &history.epochs {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{}",
+            // Debug: the shortest round-trip digits, and 1e38 rather than 39 digits.
+            "{},{:?},{:?},{:?},{:?},{:?}",
             e.epoch, e.lr, e.train_loss, e.train_metric, e.val_loss, e.val_metric
         );
     }

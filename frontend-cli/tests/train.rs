@@ -490,3 +490,37 @@ fn an_unwritable_output_directory_is_refused_before_training() {
     assert_eq!(listing(dir.path()), ["a-file"]);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
 }
+
+#[test]
+fn a_diverging_run_stops_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, text) = train(
+        dir.path(),
+        "diverged",
+        &["--task", "diabetes", "--rule", "sgd:lr=5", "--epochs", "10"],
+    );
+    assert!(
+        text.contains("diverged: the training loss is not finite after epoch 1"),
+        "{text}"
+    );
+    let log = log(&out);
+    assert_eq!(log["diverged_at_epoch"], 1);
+    assert_eq!(log["log"].as_array().unwrap().len(), 2, "stops at epoch 1");
+    assert_eq!(
+        log["log"][1]["val_loss"],
+        Value::Null,
+        "inf is null in JSON"
+    );
+    let csv = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert!(
+        csv.lines().nth(2).unwrap().starts_with("1,5.0,inf,"),
+        "{csv}"
+    );
+    let svg = Svg::read(&out.join("loss.svg"));
+    for label in [
+        "train MSE (not finite from epoch 1)",
+        "validation R² (below −1 from epoch 1)",
+    ] {
+        assert!(svg.has_label(label), "{label:?} in {:?}", svg.texts);
+    }
+}
