@@ -31,7 +31,7 @@ mod train;
     about,
     after_help = "Exit status: 0 on success, 2 for a usage error (a bad flag, rule, \
                   hyperparameter, schedule or config file content), 1 when a file cannot \
-                  be read or written."
+                  be read or written (a data file that is not a data set included)."
 )]
 struct Cli {
     #[command(subcommand)]
