@@ -42,27 +42,58 @@ struct Outcome {
     diverged: bool,
 }
 
-/// Runs every rule, writes the two pictures into `settings.out`, then prints the table.
-pub fn run(settings: &Settings) -> Result<(), Failure> {
-    let function = functions::by_name(&settings.function).ok_or_else(|| {
+/// The function called `name`, after checking the number of steps and the tolerance.
+pub fn check_function(name: &str, steps: u64, tol: f64) -> Result<&'static Function, Failure> {
+    let function = functions::by_name(name).ok_or_else(|| {
         Failure::usage(format!(
-            "unknown function '{}' (functions: {})",
-            settings.function,
+            "unknown function '{name}' (functions: {})",
             functions::names()
         ))
     })?;
-    if !(1..=MAX_STEPS).contains(&settings.steps) {
+    if !(1..=MAX_STEPS).contains(&steps) {
         return Err(Failure::usage(format!(
-            "steps = {} must be between 1 and {MAX_STEPS}",
-            settings.steps
+            "steps = {steps} must be between 1 and {MAX_STEPS}"
         )));
     }
-    if !(settings.tol.is_finite() && settings.tol > 0.0) {
+    if !(tol.is_finite() && tol > 0.0) {
         return Err(Failure::usage(format!(
-            "tol = {} must be a positive number",
-            settings.tol
+            "tol = {tol} must be a positive number"
         )));
     }
+    Ok(function)
+}
+
+/// What a run on a test function achieved.
+pub struct Measured {
+    /// `[t, f(x_t) − f*]` (or f(x_t) for the saddle), for each iterate.
+    pub losses: Vec<[f64; 2]>,
+    /// The first step that meets the tolerance.
+    pub reached: Option<usize>,
+    /// Whether the run stopped early at a non-finite iterate or ended non-finite.
+    pub diverged: bool,
+}
+
+/// Measures the `path` of a run of `steps` steps on `function`.
+pub fn measure(function: &Function, path: &[[f64; 2]], steps: u64, tol: f64) -> Measured {
+    let target = function.target(tol);
+    let offset = function.minimum.map_or(0.0, |(_, value)| value);
+    let losses: Vec<[f64; 2]> = path
+        .iter()
+        .enumerate()
+        .map(|(t, x)| [t as f64, (function.f)(*x) - offset])
+        .collect();
+    let reached = losses.iter().position(|l| target.reached(l[1] + offset));
+    let diverged = path.len() as u64 <= steps || losses.last().is_some_and(|l| !l[1].is_finite());
+    Measured {
+        losses,
+        reached,
+        diverged,
+    }
+}
+
+/// Runs every rule, writes the two pictures into `settings.out`, then prints the table.
+pub fn run(settings: &Settings) -> Result<(), Failure> {
+    let function = check_function(&settings.function, settings.steps, settings.tol)?;
     // Everything is checked before anything runs.
     let rules = settings
         .rules
@@ -77,28 +108,18 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         .transpose()
         .map_err(Failure::usage)?;
 
-    let target = function.target(settings.tol);
-    let offset = function.minimum.map_or(0.0, |(_, value)| value);
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, rule) in settings.rules.iter().zip(&rules) {
         let run = rule
             .run(function, settings.steps as usize, schedule.clone())
             .map_err(|e| Failure::usage(format!("rule '{}': {e}", spec.name)))?;
-        let losses: Vec<[f64; 2]> = run
-            .path
-            .iter()
-            .enumerate()
-            .map(|(t, x)| [t as f64, (function.f)(*x) - offset])
-            .collect();
-        let reached = losses.iter().position(|l| target.reached(l[1] + offset));
-        let diverged = run.path.len() <= settings.steps as usize
-            || losses.last().is_some_and(|l| !l[1].is_finite());
+        let measured = measure(function, &run.path, settings.steps, settings.tol);
         outcomes.push(Outcome {
             label: spec.label(),
             path: run.path,
-            losses,
-            reached,
-            diverged,
+            losses: measured.losses,
+            reached: measured.reached,
+            diverged: measured.diverged,
         });
     }
 

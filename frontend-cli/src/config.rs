@@ -1,4 +1,6 @@
-//! `gradstep compare --config FILE`: the same settings as the flags, in TOML.
+//! `--config FILE`: the settings of `compare`, `train` and `sweep` in TOML, with the
+//! flags' names (`batch_size` for `--batch-size`). One file format for all three; each
+//! subcommand refuses the keys that are not its own.
 //!
 //! ```toml
 //! function = "rosenbrock"
@@ -19,6 +21,10 @@
 //! name = "cosine"
 //! t_max = 2000
 //! ```
+//!
+//! `train` takes one `[rule]` table; `sweep` takes `rules = ["sgd", "adam"]` and/or
+//! `[[rule]]` tables, `lrs = [1e-3, 1e-2]` or `lrs = "1e-4..1:9"`, and
+//! `grid = "momentum=0,0.9"`.
 
 use std::path::{Path, PathBuf};
 
@@ -39,17 +45,63 @@ pub struct Config {
     pub tol: Option<f64>,
     /// Output directory, relative to the config file's directory.
     pub out: Option<PathBuf>,
-    /// `[[rule]]` tables: `name` and hyperparameter fields.
-    #[serde(default)]
-    pub rule: Vec<toml::Table>,
+    /// `[rule]` or `[[rule]]` tables: `name` and hyperparameter fields.
+    pub rule: Option<Tables>,
     /// A `[schedule]` table: `name` and fields.
     pub schedule: Option<toml::Table>,
+    /// `train`/`sweep`: task name.
+    pub task: Option<String>,
+    /// `train`/`sweep`: model name.
+    pub model: Option<String>,
+    /// `train`/`sweep`: hidden units of the MLP.
+    pub hidden: Option<usize>,
+    /// `train`/`sweep`: the MLP's activation.
+    pub activation: Option<String>,
+    /// `train`/`sweep`: the data file, relative to the config file's directory.
+    pub data: Option<PathBuf>,
+    /// `train`/`sweep`: fraction of rows held out for validation.
+    pub val_fraction: Option<f64>,
+    /// `train`/`sweep`: rows per mini-batch.
+    pub batch_size: Option<usize>,
+    /// `train`/`sweep`: passes over the training rows.
+    pub epochs: Option<u64>,
+    /// `train`/`sweep`: the seed of the split, initialization and batch order.
+    pub seed: Option<u64>,
+    /// `train`/`sweep`: the global gradient 2-norm clip.
+    pub clip_norm: Option<f64>,
+    /// `sweep`: rule names.
+    pub rules: Option<Vec<String>>,
+    /// `sweep`: learning rates, a list or a `FROM..TO:N` range.
+    pub lrs: Option<Numbers>,
+    /// `sweep`: `FIELD=V1,V2,...`.
+    pub grid: Option<String>,
+}
+
+/// One `[rule]` table or several `[[rule]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Tables {
+    /// `[rule]`.
+    One(toml::Table),
+    /// `[[rule]]`, repeated.
+    Many(Vec<toml::Table>),
+}
+
+/// A list of numbers, or text to parse as one (`"1e-4..1:9"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Numbers {
+    /// `[1e-3, 1e-2]`.
+    List(Vec<f64>),
+    /// `"1e-4..1:9"`.
+    Text(String),
 }
 
 impl Config {
-    /// Reads and parses `path`. A file that cannot be read is a file failure (exit 1);
-    /// one that is not a valid config is a usage failure (exit 2).
-    pub fn read(path: &Path) -> Result<Config, Failure> {
+    /// Reads and parses `path` for `command`, which takes the keys `allowed`. A file
+    /// that cannot be read is a file failure (exit 1); one that is not a valid config
+    /// is a usage failure (exit 2).
+    pub fn read(path: &Path, command: &str, allowed: &[&str]) -> Result<Config, Failure> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::io(format!("cannot read config {}: {e}", path.display())))?;
         let mut config: Config = toml::from_str(&text).map_err(|e| {
@@ -65,18 +117,34 @@ impl Config {
             let message = e.message().trim().replace('\n', " ");
             Failure::usage(format!("config {}{place}: {message}", path.display()))
         })?;
-        // A relative `out` is relative to the file, as a path in a file usually is.
-        if let (Some(out), Some(dir)) = (&config.out, path.parent())
-            && out.is_relative()
-        {
-            config.out = Some(dir.join(out));
+        // The file parsed as a Config, so it parses as a table.
+        let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+        if let Some(key) = table.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Failure::usage(format!(
+                "config {}: `{key}` is not a setting of {command} (settings: {})",
+                path.display(),
+                allowed.join(", ")
+            )));
+        }
+        // A relative path is relative to the file, as a path in a file usually is.
+        if let Some(dir) = path.parent() {
+            for p in [&mut config.out, &mut config.data].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
         }
         Ok(config)
     }
 
-    /// The `[[rule]]` tables as specs.
+    /// The `[rule]`/`[[rule]]` tables as specs.
     pub fn rules(&self, path: &Path) -> Result<Vec<Spec>, Failure> {
-        self.rule
+        let tables = match &self.rule {
+            None => return Ok(Vec::new()),
+            Some(Tables::One(table)) => std::slice::from_ref(table),
+            Some(Tables::Many(tables)) => &tables[..],
+        };
+        tables
             .iter()
             .enumerate()
             .map(|(i, table)| {
@@ -118,4 +186,13 @@ fn table_spec(kind: &'static str, table: &toml::Table) -> Result<Spec, String> {
         fields.push((key.clone(), text));
     }
     Spec::new(kind, name, fields)
+}
+
+/// A flag given on the command line, else the config file's value, else the flag's
+/// default.
+pub fn pick<T>(on_command_line: bool, flag: T, file: Option<T>) -> T {
+    match file {
+        Some(value) if !on_command_line => value,
+        _ => flag,
+    }
 }

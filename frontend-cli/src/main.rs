@@ -6,15 +6,22 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use config::pick;
 
 mod compare;
 mod config;
+mod data;
 mod demo;
 mod functions;
+mod model;
 mod output;
 mod plot;
+mod progress;
+mod rng;
 mod rules;
 mod schedule;
+mod sweep;
+mod train;
 
 /// Watch optimizer update rules at work.
 #[derive(Parser)]
@@ -24,7 +31,7 @@ mod schedule;
     about,
     after_help = "Exit status: 0 on success, 2 for a usage error (a bad flag, rule, \
                   hyperparameter, schedule or config file content), 1 when a file cannot \
-                  be read or written."
+                  be read or written (a data file that is not a data set included)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +49,18 @@ enum Command {
     /// contour lines of f) and DIR/loss.svg (f − f* against step, log scale).
     #[command(after_long_help = compare_help())]
     Compare(CompareArgs),
+    /// Train a model on a real data set shipped with gradstep (8×8 handwritten digits:
+    /// softmax regression or an MLP; diabetes: linear regression or an MLP) with any
+    /// rule, schedule, clipping, batch size, epochs and seed; prints train and
+    /// validation loss and accuracy (R² for diabetes) per epoch and writes DIR/log.csv,
+    /// DIR/log.json and DIR/loss.svg. The same seed gives the same numbers.
+    #[command(after_long_help = rules_help())]
+    Train(train::TrainArgs),
+    /// Sweep a grid of rules × learning rates (× one more hyperparameter) on a test
+    /// function or a training task: prints the final loss of every run and the best
+    /// settings, and writes DIR/results.csv, DIR/results.json and DIR/heatmap.svg.
+    #[command(after_long_help = sweep_help())]
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(Args)]
@@ -90,20 +109,51 @@ struct CompareArgs {
     out: PathBuf,
 }
 
-/// The lists `gradstep compare --help` ends with: every rule with its fields and
-/// defaults, the schedules, the functions.
-fn compare_help() -> String {
+/// The lists `gradstep train --help` ends with: every rule with its fields and defaults,
+/// the schedules, the exit statuses.
+fn rules_help() -> String {
+    rules_and_schedules("EPOCHS = --epochs") + EXIT_STATUS
+}
+
+/// Every rule with its fields and defaults, and the schedules; `length` says what the
+/// schedules' `STEPS`/`EPOCHS` default stands for.
+fn rules_and_schedules(length: &str) -> String {
     let mut text = String::from("Rules, with their fields and defaults (torch's):\n");
     for name in rules::RULES {
         if let Some(rule) = rules::AnyRule::new(name) {
             text += &format!("  {name:<9} {}\n", rule.defaults().join(", "));
         }
     }
-    text += "\nSchedules (fields and defaults; - = required, STEPS = --steps):\n";
+    let unit = length.split(' ').next().unwrap_or("STEPS");
+    text += &format!("\nSchedules (fields and defaults; - = required, {length}):\n");
     for (name, torch, fields) in schedule::SCHEDULES {
-        text += &format!("  {name:<21} {torch}: {fields}\n");
+        text += &format!("  {name:<21} {torch}: {}\n", fields.replace("STEPS", unit));
     }
-    text += "\nFunctions (start point, minimum):\n";
+    text
+}
+
+/// The closing paragraph of every subcommand's long help.
+const EXIT_STATUS: &str = "\nExit status: 0 on success, 2 for a usage error (a bad flag, rule, field, \
+                           value, schedule or config file content), 1 when a file cannot be read \
+                           or written (a data file that is not a data set included). No output \
+                           file is left half-written.";
+
+/// The lists `gradstep sweep --help` ends with: rules, schedules, functions.
+fn sweep_help() -> String {
+    rules_and_schedules("STEPS = --steps, or EPOCHS = --epochs on a task")
+        + &functions_help()
+        + EXIT_STATUS
+}
+
+/// The lists `gradstep compare --help` ends with: every rule with its fields and
+/// defaults, the schedules, the functions.
+fn compare_help() -> String {
+    rules_and_schedules("STEPS = --steps") + &functions_help() + EXIT_STATUS
+}
+
+/// The test functions with their start points and minima.
+fn functions_help() -> String {
+    let mut text = String::from("\nFunctions (start point, minimum):\n");
     for f in &functions::FUNCTIONS {
         let [sx, sy] = f.start;
         let minimum = match f.minimum {
@@ -115,18 +165,21 @@ fn compare_help() -> String {
             f.name, f.formula
         );
     }
-    text += "\nExit status: 0 on success, 2 for a usage error (a bad flag, rule, field, \
-             value, schedule or config file content), 1 when a file cannot be read or \
-             written. No output file is left half-written.";
     text
 }
+
+/// The config file keys of `compare`.
+const COMPARE_KEYS: &[&str] = &["function", "steps", "tol", "out", "rule", "schedule"];
 
 /// Merges flags, config file and defaults: a flag given on the command line wins, then
 /// the config file, then the flag's default.
 fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::Settings, Failure> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let (config, config_path) = match &args.config {
-        Some(path) => (config::Config::read(path)?, path.clone()),
+        Some(path) => (
+            config::Config::read(path, "compare", COMPARE_KEYS)?,
+            path.clone(),
+        ),
         None => (config::Config::default(), PathBuf::new()),
     };
     let rules = if !args.rules.is_empty() {
@@ -135,7 +188,7 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
             .map(|r| rules::Spec::parse("rule", r))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Failure::usage)?
-    } else if !config.rule.is_empty() {
+    } else if config.rule.is_some() {
         let specs = config.rules(&config_path)?;
         for (i, spec) in specs.iter().enumerate() {
             rules::AnyRule::from_spec(spec).map_err(|e| {
@@ -166,15 +219,6 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
         schedule,
         out: pick(given("out"), args.out, config.out),
     })
-}
-
-/// A flag given on the command line, else the config file's value, else the flag's
-/// default.
-fn pick<T>(on_command_line: bool, flag: T, file: Option<T>) -> T {
-    match file {
-        Some(value) if !on_command_line => value,
-        _ => flag,
-    }
 }
 
 /// Why a command failed; the exit status tells the two kinds apart.
@@ -217,6 +261,18 @@ fn main() -> ExitCode {
                 .subcommand_matches("compare")
                 .expect("clap matched the compare subcommand");
             compare_settings(args, sub).and_then(|s| compare::run(&s))
+        }
+        Command::Sweep(args) => {
+            let sub = matches
+                .subcommand_matches("sweep")
+                .expect("clap matched the sweep subcommand");
+            sweep::settings(args, sub).and_then(|s| sweep::run(&s))
+        }
+        Command::Train(args) => {
+            let sub = matches
+                .subcommand_matches("train")
+                .expect("clap matched the train subcommand");
+            train::settings(args, sub).and_then(|s| train::run(&s))
         }
     };
     match result {

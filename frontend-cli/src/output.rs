@@ -25,6 +25,23 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) -> Result<Vec<PathBuf>, F
     result
 }
 
+/// Checks, before a long computation, that files can be written into `dir`: creates it
+/// (and its missing parents), writes and deletes a temporary file there, and removes
+/// again the directories it created. A failure is the one [`write_files`] would report,
+/// found before anything is printed.
+pub fn check_writable(dir: &Path) -> Result<(), Failure> {
+    let created = create_dir(dir)?;
+    let probe = tempfile::Builder::new()
+        .prefix(".gradstep-probe.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| Failure::io(format!("cannot write into {}: {e}", dir.display())));
+    for dir in created.iter().rev() {
+        let _ = fs::remove_dir(dir);
+    }
+    probe
+}
+
 /// Creates `dir` and its missing parents, returning the directories it created
 /// (outermost first).
 fn create_dir(dir: &Path) -> Result<Vec<PathBuf>, Failure> {

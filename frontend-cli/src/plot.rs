@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Failure;
 
@@ -205,30 +206,121 @@ fn draw_trajectories(
             .legend(|(x, y)| Cross::new((x + 12, y), 7, BLACK.stroke_width(2)));
     }
 
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .legend_area_size(34)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.6))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Renders loss against step as an SVG document: the gap `f(x) − f*` on a log scale
 /// when the function has a minimum (`log`), else `f(x)` on a symmetric log scale
 /// (`sign(f)·log10(1 + |f|)`: the saddle's f falls without bound).
 pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String, Failure> {
+    let (scale, y) = if log {
+        (Scale::Log, "f(x) − f*  (log scale)")
+    } else {
+        (Scale::SymLog, "f(x)  (symmetric log scale)")
+    };
+    let axes = Axes {
+        title: Some(title),
+        x: "step",
+        y,
+        markers: false,
+    };
+    render(SIZE, |root| draw_loss(root, &axes, series, scale))
+}
+
+/// Renders a training run: `losses` against epoch on a log scale above, `metrics`
+/// (accuracy or R²) against epoch on a linear scale below, sharing the epoch axis.
+/// Each point is marked when there are at most 60 epochs.
+pub fn training_svg(
+    title: &str,
+    losses: &[Series<'_>],
+    loss_desc: &str,
+    metrics: &[Series<'_>],
+    metric_desc: &str,
+) -> Result<String, Failure> {
+    let epochs = losses.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    let markers = epochs <= 61;
+    render(TRAINING_SIZE, |root| {
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(f64::from(TRAINING_SIZE.1) * 0.56);
+        let loss = Axes {
+            title: Some(title),
+            x: "epoch",
+            y: loss_desc,
+            markers,
+        };
+        draw_loss(&top, &loss, losses, Scale::Log)?;
+        let metric = Axes {
+            title: None,
+            x: "epoch",
+            y: metric_desc,
+            markers,
+        };
+        draw_linear(&bottom, &metric, metrics)
+    })
+}
+
+/// Draws into an SVG document of `size` pixels.
+fn render(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult,
+) -> Result<String, Failure> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let scale = if log { Scale::Log } else { Scale::SymLog };
-        draw_loss(&root, title, series, scale).map_err(draw_error)?;
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(&root).map_err(draw_error)?;
         root.present().map_err(draw_error)?;
     }
     Ok(svg)
+}
+
+/// Size of the training picture: two panels above each other.
+const TRAINING_SIZE: (u32, u32) = (900, 900);
+
+/// A chart's title and axis descriptions.
+struct Axes<'a> {
+    /// The caption, if the chart has one.
+    title: Option<&'a str>,
+    /// Horizontal axis description.
+    x: &'a str,
+    /// Vertical axis description.
+    y: &'a str,
+    /// A dot at every point.
+    markers: bool,
+}
+
+/// Ticks at whole numbers for a horizontal axis from 0 to `max`: every 1, 2, 5, 10,
+/// 20, 50, ... so that there are at most about ten.
+fn whole_ticks(max: f64) -> Vec<(f64, String)> {
+    let mut stride = 1.0;
+    'search: for decade in 0..18 {
+        for m in [1.0, 2.0, 5.0] {
+            stride = m * 10f64.powi(decade);
+            if max / stride <= 10.0 {
+                break 'search;
+            }
+        }
+    }
+    (0..)
+        .map(|k| f64::from(k) * stride)
+        .take_while(|&v| v <= max)
+        .map(|v| (v, format!("{v:.0}")))
+        .collect()
+}
+
+/// The legend box of every chart, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.6))
+        .draw()
 }
 
 /// The smallest positive value shown on a log axis: anything below is drawn there.
@@ -263,12 +355,42 @@ impl Scale {
         let mut ticks = Vec::new();
         match self {
             Scale::Log => {
+                // Within 0.001..100000 the labels are plain numbers. An axis of
+                // fewer than 2.5 decades gets ticks at 2× and 5×, one of less than a
+                // decade at every multiple.
+                let plain = lo >= -3.0 && hi < 5.0;
+                let label = |m: f64, k: i32| {
+                    if plain {
+                        format!("{}", m * 10f64.powi(k))
+                    } else if m == 1.0 {
+                        label(k)
+                    } else {
+                        format!("{m}e{k}")
+                    }
+                };
                 let (a, b) = (lo.ceil() as i32, hi.floor() as i32);
                 let stride = ((b - a) / 10 + 1).max(1);
                 let mut k = b;
                 while k >= a {
-                    ticks.push((f64::from(k), label(k)));
+                    ticks.push((f64::from(k), label(1.0, k)));
                     k -= stride;
+                }
+                let between: &[f64] = if hi - lo < 1.0 {
+                    &[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+                } else if hi - lo < 2.5 {
+                    &[2.0, 5.0]
+                } else {
+                    &[]
+                };
+                if !between.is_empty() {
+                    for k in lo.floor() as i32..=hi.ceil() as i32 {
+                        for &m in between {
+                            let at = f64::from(k) + m.log10();
+                            if (lo..=hi).contains(&at) {
+                                ticks.push((at, label(m, k)));
+                            }
+                        }
+                    }
                 }
             }
             Scale::SymLog => {
@@ -303,17 +425,16 @@ impl Scale {
 
 fn draw_loss(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
+    axes: &Axes<'_>,
     series: &[Series<'_>],
     scale: Scale,
 ) -> DrawResult {
     root.fill(&WHITE)?;
     let steps = series
         .iter()
-        .map(|s| s.points.len().saturating_sub(1))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+        .filter_map(|s| s.points.last())
+        .map(|p| p[0])
+        .fold(1.0, f64::max);
     let mut curves: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
@@ -336,24 +457,17 @@ fn draw_loss(
             .ceil()
             + 4.0;
         for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
-            let Some(j) = curve.iter().position(|p| p.1 > cap) else {
-                continue;
-            };
-            if j > 0 {
-                let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
-                curve.truncate(j);
-                curve.push((t0 + (cap - y0) / (y1 - y0) * (t1 - t0), cap));
-            } else {
-                curve.clear();
+            if cut(curve, cap, true) {
+                let at = s
+                    .points
+                    .iter()
+                    .find(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
+                    .map_or(0.0, |p| p[0]);
+                *label += &format!(" (above 1e{cap} from {} {at})", axes.x);
             }
-            let step = s
-                .points
-                .iter()
-                .position(|p| !p[1].is_finite() || scale.to_axis(p[1]) > cap)
-                .unwrap_or(0);
-            *label += &format!(" (above 1e{cap} from step {step})");
         }
     }
+    note_non_finite(series, &mut labels, axes.x);
     let all = || curves.iter().flatten().map(|p| p.1);
     let (lo, hi) = (
         all().fold(f64::INFINITY, f64::min),
@@ -371,45 +485,443 @@ fn draw_loss(
         range: (lo, hi),
         ticks: scale.ticks(lo, hi),
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, title_size(title)))
+    let x_axis = TickAxis {
+        range: (0.0, steps),
+        ticks: whole_ticks(steps),
+    };
+    let mut builder = ChartBuilder::on(root);
+    if let Some(title) = axes.title {
+        builder.caption(title, (FONT, title_size(title)));
+    }
+    let mut chart = builder
         .margin(18)
         .margin_right(36)
         .x_label_area_size(52)
         .y_label_area_size(72)
-        .build_cartesian_2d(0.0..steps, axis)?;
-    let y_desc = match scale {
-        Scale::Log => "f(x) − f*  (log scale)",
-        Scale::SymLog => "f(x)  (symmetric log scale)",
-    };
+        .build_cartesian_2d(x_axis, axis)?;
     chart
         .configure_mesh()
-        .x_desc("step")
-        .y_desc(y_desc)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_desc(axes.x)
+        .y_desc(axes.y)
         .axis_desc_style((FONT, 18))
         .label_style((FONT, 15))
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
     for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
-        let colour = s.colour;
-        chart
-            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
-            });
+        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Ends `curve` where it first passes `limit` (goes above it if `upper`, else below),
+/// on the limit itself; returns whether it did.
+fn cut(curve: &mut Vec<(f64, f64)>, limit: f64, upper: bool) -> bool {
+    let beyond = |y: f64| if upper { y > limit } else { y < limit };
+    let Some(j) = curve.iter().position(|p| beyond(p.1)) else {
+        return false;
+    };
+    if j > 0 {
+        let ((t0, y0), (t1, y1)) = (curve[j - 1], curve[j]);
+        curve.truncate(j);
+        curve.push((t0 + (limit - y0) / (y1 - y0) * (t1 - t0), limit));
+    } else {
+        curve.clear();
+    }
+    true
+}
+
+/// Says in the legend where a series stops being finite (its curve ends there), unless
+/// the legend already says where it left the picture.
+fn note_non_finite(series: &[Series<'_>], labels: &mut [String], x_desc: &str) {
+    for (s, label) in series.iter().zip(labels) {
+        if label.ends_with(')') && label.contains(" from ") {
+            continue;
+        }
+        if let Some(p) = s.points.iter().find(|p| !p[1].is_finite()) {
+            *label += &format!(" (not finite from {x_desc} {})", p[0]);
+        }
+    }
+}
+
+/// One curve and its legend entry, with a dot at every point if `markers`.
+fn draw_curve<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<TickAxis, TickAxis>>,
+    colour: RGBColor,
+    curve: Vec<(f64, f64)>,
+    label: String,
+    markers: bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    if markers {
+        chart.draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
     }
     chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
+                + Circle::new((12, 0), if markers { 3 } else { 0 }, colour.filled())
+        });
+    Ok(())
+}
+
+/// Curves on a linear vertical axis fitted to their finite values down to −1, legend at
+/// the lower right (accuracy and R² rise towards the upper right).
+fn draw_linear(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    axes: &Axes<'_>,
+    series: &[Series<'_>],
+) -> DrawResult {
+    let steps = series
+        .iter()
+        .filter_map(|s| s.points.last())
+        .map(|p| p[0])
+        .fold(1.0, f64::max);
+    let mut curves: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            finite_prefix(s.points)
+                .iter()
+                .map(|p| (p[0], p[1]))
+                .collect()
+        })
+        .collect();
+    let mut labels: Vec<String> = series.iter().map(|s| s.label.to_string()).collect();
+    // R² of a diverging regression falls without bound: the axis stops at −1.
+    let floor = -1.0;
+    for ((curve, label), s) in curves.iter_mut().zip(&mut labels).zip(series) {
+        if cut(curve, floor, false) {
+            let at = s
+                .points
+                .iter()
+                .find(|p| p[1].is_nan() || p[1] < floor)
+                .map_or(0.0, |p| p[0]);
+            *label += &format!(" (below −1 from {} {at})", axes.x);
+        }
+    }
+    note_non_finite(series, &mut labels, axes.x);
+    let all = || curves.iter().flatten().map(|p| p.1);
+    let (lo, hi) = (
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lo, hi) = if lo < hi {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (0.0, 1.0)
+    };
+    let y_axis = TickAxis {
+        range: (lo, hi),
+        ticks: linear_ticks(lo, hi),
+    };
+    let x_axis = TickAxis {
+        range: (0.0, steps),
+        ticks: whole_ticks(steps),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .margin(18)
+        .margin_right(36)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_axis, y_axis)?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(WHITE)
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()?;
+    for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
+        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// About six ticks at round numbers (1, 2 or 5 times a power of ten apart) in `lo..=hi`.
+fn linear_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let raw = (hi - lo) / 6.0;
+    let power = 10f64.powf(raw.log10().floor());
+    let stride = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let decimals = (-stride.log10().floor()).max(0.0) as usize;
+    let first = (lo / stride).ceil() as i64;
+    let last = (hi / stride).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            let v = k as f64 * stride;
+            // −0.0 would print as "-0".
+            let v = if v == 0.0 { 0.0 } else { v };
+            (v, format!("{v:.decimals$}"))
+        })
+        .collect()
+}
+
+/// A table of values drawn as coloured cells: `values[row][column]`, rows from the
+/// top; a non-finite value is a diverged run, drawn grey.
+pub struct Heatmap<'a> {
+    /// The caption.
+    pub title: &'a str,
+    /// Row labels, top to bottom.
+    pub rows: &'a [String],
+    /// Column labels, left to right.
+    pub columns: &'a [String],
+    /// One vector per row.
+    pub values: &'a [Vec<f64>],
+    /// Horizontal axis description.
+    pub x_desc: &'a str,
+    /// Vertical axis description.
+    pub y_desc: &'a str,
+    /// What the colour shows (the colour bar's description, to which the scale is
+    /// added).
+    pub colour_desc: &'a str,
+    /// The top of the colour scale: larger values get its colour (their cells still
+    /// show the value). A diverging run would otherwise wash out every other colour.
+    pub cap: Option<f64>,
+}
+
+/// matplotlib's viridis at 0, 1/8, …, 1: dark violet (low) to yellow (high), readable
+/// in grey and by the colour-blind.
+const VIRIDIS: [RGBColor; 9] = [
+    RGBColor(0x44, 0x01, 0x54),
+    RGBColor(0x48, 0x28, 0x78),
+    RGBColor(0x3e, 0x4a, 0x89),
+    RGBColor(0x31, 0x68, 0x8e),
+    RGBColor(0x26, 0x82, 0x8e),
+    RGBColor(0x1f, 0x9e, 0x89),
+    RGBColor(0x35, 0xb7, 0x79),
+    RGBColor(0x6d, 0xcd, 0x59),
+    RGBColor(0xfd, 0xe7, 0x25),
+];
+
+/// Width of the colour bar with its ticks and description.
+const BAR_AREA: u32 = 140;
+
+/// The grey of a diverged cell.
+const DIVERGED: RGBColor = RGBColor(0xd4, 0xd4, 0xd4);
+
+/// Viridis at `t` in 0..=1, interpolated linearly between the anchors.
+fn viridis(t: f64) -> RGBColor {
+    let x = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
+    let k = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - k as f64;
+    let (a, b) = (VIRIDIS[k], VIRIDIS[k + 1]);
+    let mix = |p: u8, q: u8| (f64::from(p) + f * (f64::from(q) - f64::from(p))).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Black or white, whichever reads better on `c`.
+fn ink(c: RGBColor) -> RGBColor {
+    let luma = 0.299 * f64::from(c.0) + 0.587 * f64::from(c.1) + 0.114 * f64::from(c.2);
+    if luma > 140.0 { BLACK } else { WHITE }
+}
+
+/// A number in 3 significant digits, in at most 8 characters: `0.0523`, `2.30`, `152`,
+/// `1.23e-5`.
+pub fn short(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = v.abs().log10().floor();
+    if (-2.0..3.0).contains(&magnitude) {
+        let decimals = (2.0 - magnitude).max(0.0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// Renders a heatmap with a colour bar on a log scale (symmetric log if some value is
+/// ≤ 0), the value printed in each cell when the cells are wide enough (84 pixels per
+/// column: always, unless the picture would pass the SVG's size).
+pub fn heatmap_svg(map: &Heatmap<'_>) -> Result<String, Failure> {
+    let finite = || {
+        map.values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    let scale = if finite().all(|v| v > 0.0) {
+        Scale::Log
+    } else {
+        Scale::SymLog
+    };
+    let label_width = map
+        .rows
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0) as f64;
+    let left = (label_width * 8.0 + 56.0).clamp(100.0, 420.0) as u32;
+    // 84 × 52 pixel cells, narrower and lower when there are many.
+    let columns = map.columns.len().max(4) as u32;
+    let rows = map.rows.len().max(4) as u32;
+    let (cell_w, cell_h) = ((2100 / columns).clamp(8, 84), (2600 / rows).clamp(8, 52));
+    let size = (left + BAR_AREA + 30 + cell_w * columns, 170 + cell_h * rows);
+    render(size, |root| {
+        draw_heatmap(root, map, scale, left, cell_w >= 62 && cell_h >= 20)
+    })
+}
+
+fn draw_heatmap(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    map: &Heatmap<'_>,
+    scale: Scale,
+    left: u32,
+    show_values: bool,
+) -> DrawResult {
+    root.fill(&WHITE)?;
+    let root = root.titled(map.title, (FONT, title_size(map.title)))?;
+    let (width, _) = root.dim_in_pixel();
+    let (main, bar) = root.split_horizontally(width.saturating_sub(BAR_AREA));
+    let axis_values: Vec<f64> = map
+        .values
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .map(|&v| scale.to_axis(v))
+        .collect();
+    let mut lo = axis_values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = axis_values
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if let Some(cap) = map.cap {
+        hi = hi.min(scale.to_axis(cap)).max(lo);
+    }
+    // No finite value, or all equal (lo ≥ hi also when the cap is below them all).
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+        (lo, hi) = if lo.is_finite() {
+            (lo - 0.5, lo + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
+    }
+    let colour_of = |v: f64| viridis((scale.to_axis(v) - lo) / (hi - lo));
+
+    let (n_rows, n_cols) = (map.rows.len(), map.columns.len());
+    let x_axis = TickAxis {
+        range: (0.0, n_cols as f64),
+        ticks: (0..n_cols)
+            .map(|c| (c as f64 + 0.5, map.columns[c].clone()))
+            .collect(),
+    };
+    let y_axis = TickAxis {
+        range: (0.0, n_rows as f64),
+        ticks: (0..n_rows)
+            .map(|r| ((n_rows - 1 - r) as f64 + 0.5, map.rows[r].clone()))
+            .collect(),
+    };
+    let mut chart = ChartBuilder::on(&main)
         .margin(12)
-        .legend_area_size(34)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.6))
-        .draw()
+        .x_label_area_size(56)
+        .y_label_area_size(left)
+        .build_cartesian_2d(x_axis, y_axis)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(map.x_desc)
+        .y_desc(map.y_desc)
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .draw()?;
+    for (r, row) in map.values.iter().enumerate() {
+        let y = (n_rows - 1 - r) as f64;
+        for (c, &v) in row.iter().enumerate() {
+            let x = c as f64;
+            let fill = if v.is_finite() {
+                colour_of(v)
+            } else {
+                DIVERGED
+            };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                WHITE.stroke_width(1),
+            )))?;
+            if show_values {
+                let text = if v.is_finite() {
+                    short(v)
+                } else {
+                    "diverged".to_string()
+                };
+                let colour = if v.is_finite() {
+                    ink(fill)
+                } else {
+                    RGBColor(0x55, 0x55, 0x55)
+                };
+                let style = TextStyle::from((FONT, 13))
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
+            }
+        }
+    }
+
+    if map.values.iter().flatten().any(|v| !v.is_finite()) {
+        let (_, h) = bar.dim_in_pixel();
+        let y = i32::try_from(h).unwrap_or(i32::MAX) - 30;
+        bar.draw(&Rectangle::new([(20, y), (44, y + 16)], DIVERGED.filled()))?;
+        bar.draw(&Text::new(
+            "diverged",
+            (50, y + 8),
+            TextStyle::from((FONT, 15)).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    if axis_values.is_empty() {
+        // Every run diverged: a colour bar would explain nothing.
+        return Ok(());
+    }
+    // The colour bar, its ticks on the scale of the values.
+    let desc = match scale {
+        Scale::Log => format!("{}  (log scale)", map.colour_desc),
+        Scale::SymLog => format!("{}  (symmetric log scale)", map.colour_desc),
+    };
+    let bar_axis = TickAxis {
+        range: (lo, hi),
+        ticks: scale.ticks(lo, hi),
+    };
+    let no_ticks = TickAxis {
+        range: (0.0, 1.0),
+        ticks: Vec::new(),
+    };
+    let mut colour_bar = ChartBuilder::on(&bar)
+        .margin(12)
+        .margin_left(20)
+        .margin_right(0)
+        .x_label_area_size(56)
+        .right_y_label_area_size(78)
+        .build_cartesian_2d(no_ticks, bar_axis)?;
+    colour_bar
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(desc)
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 15))
+        .draw()?;
+    let slices = 120;
+    colour_bar.draw_series((0..slices).map(|k| {
+        let (a, b) = (
+            lo + (hi - lo) * f64::from(k) / f64::from(slices),
+            lo + (hi - lo) * f64::from(k + 1) / f64::from(slices),
+        );
+        let t = (f64::from(k) + 0.5) / f64::from(slices);
+        Rectangle::new([(0.0, a), (1.0, b)], viridis(t).filled())
+    }))?;
+    Ok(())
 }
 
 /// A linear axis with given ticks and labels (plotters' `with_key_points` cannot be

@@ -191,6 +191,28 @@ macro_rules! rules {
                 }
             }
 
+            /// The learning rate.
+            pub fn lr(&self) -> f64 {
+                match self {
+                    $(AnyRule::$variant(r) => r.lr,)*
+                }
+            }
+
+            /// An optimizer for f32 parameter tensors of the given lengths, each with
+            /// its own state (as torch keeps `optimizer.state[p]` per parameter).
+            pub fn optimizer(&self, sizes: &[usize]) -> Box<dyn Optimizer> {
+                match *self {
+                    $(AnyRule::$variant(r) => Box::new(Tensors::new(
+                        r,
+                        |mut r, lr| {
+                            r.lr = lr;
+                            r
+                        },
+                        sizes,
+                    )),)*
+                }
+            }
+
             /// `steps` steps on `function` from its start, the learning rate set by
             /// `schedule` before each step if there is one.
             pub fn run(
@@ -266,6 +288,58 @@ impl AnyRule {
         rule.validate()
             .map_err(|e| format!("rule '{}': {e}", spec.name))?;
         Ok(rule)
+    }
+}
+
+/// A rule stepping several f32 parameter tensors at a learning rate given per step.
+pub trait Optimizer {
+    /// One step of every tensor at learning rate `lr`; `grads[i]` belongs to `params[i]`.
+    fn step(
+        &mut self,
+        lr: f64,
+        params: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+    ) -> Result<(), gradstep::Error>;
+}
+
+/// A rule with its scalar state and state slices for each tensor.
+struct Tensors<R: Rule> {
+    rule: R,
+    with_lr: fn(R, f64) -> R,
+    scalars: Vec<R::Scalars>,
+    /// `state[i]` holds the rule's state slices for tensor `i`.
+    state: Vec<Vec<Vec<f32>>>,
+}
+
+impl<R: Rule> Tensors<R> {
+    fn new(rule: R, with_lr: fn(R, f64) -> R, sizes: &[usize]) -> Self {
+        Tensors {
+            rule,
+            with_lr,
+            scalars: vec![R::Scalars::default(); sizes.len()],
+            state: sizes
+                .iter()
+                .map(|&n| vec![vec![0.0; n]; rule.state_slots()])
+                .collect(),
+        }
+    }
+}
+
+impl<R: Rule> Optimizer for Tensors<R> {
+    fn step(
+        &mut self,
+        lr: f64,
+        params: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+    ) -> Result<(), gradstep::Error> {
+        let rule = (self.with_lr)(self.rule, lr);
+        let tensors = params.iter_mut().zip(grads);
+        for ((p, g), (scalars, state)) in tensors.zip(self.scalars.iter_mut().zip(&mut self.state))
+        {
+            let mut slots: Vec<&mut [f32]> = state.iter_mut().map(|s| &mut s[..]).collect();
+            rule.step(scalars, p, g, &mut slots)?;
+        }
+        Ok(())
     }
 }
 
