@@ -304,6 +304,19 @@ fn refused(args: &[&str], code: i32, message: &str) {
     assert!(!out_dir.exists(), "{args:?} left {out_dir:?}");
 }
 
+/// clap's own parse errors are one line too, with the usage exit code.
+#[test]
+fn malformed_flags_are_one_line_usage_errors() {
+    refused(&["--steps", "abc"], 2, "invalid value 'abc'");
+    refused(
+        &["--no-such-flag"],
+        2,
+        "unexpected argument '--no-such-flag'",
+    );
+    let out = gradstep().arg("frobnicate").output().unwrap();
+    assert_refused(&out, 2, "unrecognized subcommand 'frobnicate'");
+}
+
 #[test]
 fn bad_rules_and_values_are_usage_errors() {
     refused(
