@@ -28,6 +28,16 @@ pub(crate) fn check<T>(ptr: *const T) -> Result<(), gradstep_status> {
     }
 }
 
+/// The bytes `ptr[..n]` covers, as `(start address, length)`.
+pub(crate) fn span<T>(ptr: *const T, n: usize) -> (usize, usize) {
+    (ptr as usize, n.saturating_mul(size_of::<T>()))
+}
+
+/// Whether two byte spans share a byte (empty spans share none).
+pub(crate) fn overlap(a: (usize, usize), b: (usize, usize)) -> bool {
+    a.1 > 0 && b.1 > 0 && a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+}
+
 /// `ptr[..len]` as a shared slice, after [`check`].
 ///
 /// # Safety

@@ -11,7 +11,7 @@ use gradstep::{
     Rprop, Rule, Sgd, StepCount,
 };
 
-use crate::boundary::{check, guard};
+use crate::boundary::{check, guard, overlap, span};
 use crate::registry::{self, Kind};
 use crate::rules::{
     gradstep_adadelta, gradstep_adagrad, gradstep_adam, gradstep_adamax, gradstep_adamw,
@@ -66,14 +66,8 @@ impl Buffers {
     /// The byte ranges of the caller's params and grads.
     fn spans(&self, n: usize) -> [(usize, usize); 2] {
         match self {
-            Buffers::F32 { params, grads, .. } => [
-                (*params as usize, n.saturating_mul(4)),
-                (*grads as usize, n.saturating_mul(4)),
-            ],
-            Buffers::F64 { params, grads, .. } => [
-                (*params as usize, n.saturating_mul(8)),
-                (*grads as usize, n.saturating_mul(8)),
-            ],
+            Buffers::F32 { params, grads, .. } => [span(*params, n), span(*grads, n)],
+            Buffers::F64 { params, grads, .. } => [span(*params, n), span(*grads, n)],
         }
     }
 }
@@ -715,15 +709,12 @@ fn add_params(
     }
     // No two registered buffers may overlap, and a tensor's params not its grads.
     let [p, gr] = buffers.spans(n);
-    let disjoint = |a: (usize, usize), b: (usize, usize)| {
-        a.1 == 0 || b.1 == 0 || a.0.saturating_add(a.1) <= b.0 || b.0.saturating_add(b.1) <= a.0
-    };
-    if !disjoint(p, gr) {
+    if overlap(p, gr) {
         return Err(GRADSTEP_OVERLAPPING_BUFFERS);
     }
     for t in &o.tensors {
         let [tp, tg] = t.buffers.spans(t.n);
-        if !disjoint(p, tp) || !disjoint(p, tg) || !disjoint(gr, tp) {
+        if overlap(p, tp) || overlap(p, tg) || overlap(gr, tp) {
             return Err(GRADSTEP_OVERLAPPING_BUFFERS);
         }
     }

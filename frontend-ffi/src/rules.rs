@@ -19,7 +19,7 @@ use gradstep::{
     Rprop, Rule, Sgd, StepCount,
 };
 
-use crate::boundary::{guard, slice, slice_mut};
+use crate::boundary::{guard, overlap, slice, slice_mut, span};
 use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, gradstep_status};
 
 /// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
@@ -77,17 +77,6 @@ impl CScalars for AsgdScalars {
     }
 }
 
-/// Whether the byte ranges of `a[..n]` and `b[..m]` (elements of `T`) overlap.
-fn overlap<T>(a: *const T, n: usize, b: *const T, m: usize) -> bool {
-    let size = size_of::<T>();
-    let (a, b) = (a as usize, b as usize);
-    let (a_end, b_end) = (
-        a.saturating_add(n.saturating_mul(size)),
-        b.saturating_add(m.saturating_mul(size)),
-    );
-    n > 0 && m > 0 && a < b_end && b < a_end
-}
-
 /// The body of every `gradstep_R_step_*`: checks, converts, steps, writes back.
 ///
 /// # Safety
@@ -119,8 +108,12 @@ where
                 slice_mut(state, state_len)?,
             )
         };
-        let (pp, gp, sp) = (p.as_ptr(), g.as_ptr(), s.as_ptr());
-        if overlap(pp, n, gp, n) || overlap(pp, n, sp, state_len) || overlap(gp, n, sp, state_len) {
+        let (pp, gp, sp) = (
+            span(p.as_ptr(), n),
+            span(g.as_ptr(), n),
+            span(s.as_ptr(), state_len),
+        );
+        if overlap(pp, gp) || overlap(pp, sp) || overlap(gp, sp) {
             return Err(GRADSTEP_OVERLAPPING_BUFFERS);
         }
         // SAFETY: non-NULL and aligned (checked above); valid per the caller's contract.

@@ -6,15 +6,9 @@ use gradstep::{
     Accumulator, ClipNorm, ClipScope, GradScaler, NormType, Real, Reduction, ScalerState,
 };
 
-use crate::boundary::{check, guard, slices, slices_mut};
+use crate::boundary::{check, guard, overlap, slices, slices_mut, span};
 use crate::rules::read;
 use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, GRADSTEP_UNKNOWN_KIND, gradstep_status};
-
-/// Whether two non-empty slices share memory.
-fn overlap<T>(a: &[T], b: &[T]) -> bool {
-    let (a, b) = (a.as_ptr_range(), b.as_ptr_range());
-    !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
-}
 
 unsafe fn clip_norm<T: Real>(
     grads: *const *mut T,
@@ -508,7 +502,15 @@ unsafe fn accumulate<T: Real>(
         };
         let mut b = unsafe { slices_mut(buffers, lens, count)? };
         let g = unsafe { slices(grads, lens, count)? };
-        if b.iter().any(|b| g.iter().any(|g| overlap(b, g))) {
+        let spans = |xs: &[&[T]]| -> Vec<(usize, usize)> {
+            xs.iter().map(|x| span(x.as_ptr(), x.len())).collect()
+        };
+        let reads = spans(&g);
+        let writes: Vec<&[T]> = b.iter().map(|b| &b[..]).collect();
+        if spans(&writes)
+            .iter()
+            .any(|w| reads.iter().any(|r| overlap(*w, *r)))
+        {
             return Err(GRADSTEP_OVERLAPPING_BUFFERS);
         }
         a.add(&mut b, &g)?;
