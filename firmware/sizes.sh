@@ -16,7 +16,7 @@ targets=("$@")
 ((${#targets[@]})) || targets=(thumbv7em-none-eabihf thumbv6m-none-eabi)
 
 for target in "${targets[@]}"; do
-    dir=target/$target/release
+    dir=${CARGO_TARGET_DIR:-target}/$target/release
     echo "== $target"
     for image in train bench; do
         [[ -f $dir/$image ]] || { echo "$dir/$image missing: build it first" >&2; exit 1; }
