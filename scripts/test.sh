@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every gradstep test. On a fresh machine it first installs what it needs (rustup
-# components and targets; later, Debian packages such as qemu-system-arm).
+# components and targets, Debian's C toolchain and qemu-system-arm).
 # Usage: scripts/test.sh        (from anywhere; CI calls it through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,11 @@ if ((${#missing[@]})); then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
+step "system packages: QEMU for the firmware images"
+if ! command -v qemu-system-arm >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq qemu-system-arm
+fi
+
 step "formatting"
 cargo fmt --all --check
 
@@ -52,6 +57,34 @@ rm -rf "$prefix"
 step "no_std builds: Cortex-M4F and Cortex-M0 (no std, no alloc)"
 cargo build -p gradstep --release --target thumbv7em-none-eabihf
 cargo build -p gradstep --release --target thumbv6m-none-eabi
+cargo clippy -p gradstep --release --target thumbv7em-none-eabihf -- -D warnings
+
+step "firmware (firmware/, its own workspace): format, lints, host test of the training logic"
+host=$(rustc -vV | sed -n 's/^host: //p')
+(
+    # Its own target directory (firmware/target), whatever the host workspace uses.
+    unset CARGO_TARGET_DIR
+    cd firmware
+    cargo fmt --check
+    for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+        cargo clippy --release --bins --target "$target" -- -D warnings
+    done
+    cargo clippy --release --no-default-features --target "$host" --tests -- -D warnings
+    run_tests --release --no-default-features --target "$host"
+)
+
+step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M4F and Cortex-M0"
+(
+    unset CARGO_TARGET_DIR
+    cd firmware
+    for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+        for image in train bench; do
+            printf -- '-- %s on %s\n' "$image" "$target"
+            timeout 300 cargo run --quiet --release --target "$target" --bin "$image"
+        done
+    done
+    ./sizes.sh
+)
 
 step "lints and docs (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -110,6 +110,7 @@ impl Accumulator {
     }
 }
 
+#[derive(Clone, Copy)]
 struct AddInto;
 impl<T: Real> Kernel<T, 0> for AddInto {
     #[inline(always)]

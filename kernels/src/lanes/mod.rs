@@ -134,9 +134,15 @@ impl<T: Real> Lerp<T> {
         }
     }
 
+    /// `|w| < 0.5`: [`Lerp::apply`] uses `a + w·(b − a)`.
+    pub(crate) fn is_small(&self) -> bool {
+        self.small
+    }
+
+    /// `SMALL` asserts [`Lerp::is_small`] at compile time.
     #[inline(always)]
-    pub(crate) fn apply<V: Lanes<Scalar = T>>(&self, a: V, b: V) -> V {
-        if self.small {
+    pub(crate) fn apply<V: Lanes<Scalar = T>, const SMALL: bool>(&self, a: V, b: V) -> V {
+        if SMALL || self.small {
             a + V::splat(self.w) * (b - a)
         } else {
             b - (b - a) * V::splat(self.one_minus_w)

@@ -61,5 +61,27 @@ macro_rules! scalar_lanes {
     };
 }
 
+#[cfg(not(all(target_arch = "arm", target_os = "none", target_abi = "eabihf")))]
 scalar_lanes!(f32, libm::sqrtf);
+#[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
+scalar_lanes!(f32, vsqrt_f32);
 scalar_lanes!(f64, libm::sqrt);
+
+/// `√x` in one `VSQRT.F32`, on bare-metal Arm with a hardware-float ABI (Cortex-M4F,
+/// M7, M33 with an FPU).
+///
+/// `VSQRT` is IEEE-754 correctly rounded, as `libm::sqrtf` is, so the bits are the same;
+/// libm computes it in integer arithmetic (about 50 instructions on a Cortex-M4F),
+/// because stable Rust has no `f32::sqrt` in `core`, and inline assembly cannot name an
+/// `s` register on these targets (the `sreg` class requires the `vfp2` feature, which
+/// includes double precision). A naked function follows the hard-float calling
+/// convention instead: the argument and the result are in `s0`. The call costs two
+/// instructions (`bl`, `bx lr`) more than an inlined `VSQRT` would.
+#[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
+#[unsafe(naked)]
+extern "C" fn vsqrt_f32(x: f32) -> f32 {
+    // The hard-float procedure call standard passes `x` and returns the result in `s0`;
+    // the body touches nothing else. Naked functions are assembled without the target's
+    // FPU features, so `.fpu` names the least FPU with `VSQRT.F32` (that of the M4F).
+    core::arch::naked_asm!(".fpu fpv4-sp-d16", "vsqrt.f32 s0, s0", "bx lr")
+}

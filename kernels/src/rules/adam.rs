@@ -2,7 +2,7 @@
 
 use super::prelude::Prelude;
 use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use crate::driver::{Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -179,9 +179,24 @@ impl Adam {
 }
 
 impl<T: Real> Coeffs<T> {
-    /// The element update; `vmax` is the AMSGrad maximum when enabled.
+    /// The [`Plain`] variant for these options: 0 without a prelude, 1 with decoupled
+    /// weight decay only (AdamW), both with the `a + w·(b − a)` form of lerp (β₁ > 0.5).
+    fn plain_variant(&self) -> Option<u8> {
+        if !self.lerp.is_small() {
+            None
+        } else if self.prelude.is_identity() {
+            Some(0)
+        } else if self.prelude.is_decoupled_only() {
+            Some(1)
+        } else {
+            None
+        }
+    }
+
+    /// The element update; `vmax` is the AMSGrad maximum when enabled. With `PLAIN`
+    /// ([`Coeffs::plain_variant`] is `Some(VARIANT)`) the options are constants.
     #[inline(always)]
-    fn update<V: Lanes<Scalar = T>>(
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool, const VARIANT: u8>(
         &self,
         p: &mut V,
         g: V,
@@ -189,8 +204,12 @@ impl<T: Real> Coeffs<T> {
         v: &mut V,
         vmax: Option<&mut V>,
     ) {
-        let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply(*m, g);
+        let g = if PLAIN {
+            self.prelude.apply_plain::<V, VARIANT>(p, g)
+        } else {
+            self.prelude.apply(p, g)
+        };
+        *m = self.lerp.apply::<V, PLAIN>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
         let second = match vmax {
             Some(vmax) => {
@@ -207,14 +226,28 @@ impl<T: Real> Coeffs<T> {
 impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
-        self.update(p, g, m, v, None);
+        self.update::<V, false, 0>(p, g, m, v, None);
     }
 }
 
 impl<T: Real> Kernel<T, 3> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v, vmax]: &mut [V; 3]) {
-        self.update(p, g, m, v, Some(vmax));
+        self.update::<V, false, 0>(p, g, m, v, Some(vmax));
+    }
+}
+
+impl<T: Real, const VARIANT: u8> Kernel<T, 2> for Plain<Coeffs<T>, VARIANT> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
+        self.0.update::<V, true, VARIANT>(p, g, m, v, None);
+    }
+}
+
+impl<T: Real, const VARIANT: u8> Kernel<T, 3> for Plain<Coeffs<T>, VARIANT> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v, vmax]: &mut [V; 3]) {
+        self.0.update::<V, true, VARIANT>(p, g, m, v, Some(vmax));
     }
 }
 
@@ -248,10 +281,22 @@ impl Rule for Adam {
         self.validate()?;
         let t = next_step(scalars.step)?;
         let (c, fresh) = (self.coeffs::<T>(t), scalars.step == 0);
-        if self.amsgrad {
-            run_fresh::<T, 3, _>(&c, fresh.then_some([T::ZERO; 3]), params, grads, state)?;
-        } else {
-            run_fresh::<T, 2, _>(&c, fresh.then_some([T::ZERO; 2]), params, grads, state)?;
+        let (init2, init3) = (fresh.then_some([T::ZERO; 2]), fresh.then_some([T::ZERO; 3]));
+        match (self.amsgrad, c.plain_variant()) {
+            (false, Some(0)) => {
+                run_fresh::<T, 2, _>(&Plain::<_, 0>(c), init2, params, grads, state)?
+            }
+            (false, Some(_)) => {
+                run_fresh::<T, 2, _>(&Plain::<_, 1>(c), init2, params, grads, state)?
+            }
+            (false, None) => run_fresh::<T, 2, _>(&c, init2, params, grads, state)?,
+            (true, Some(0)) => {
+                run_fresh::<T, 3, _>(&Plain::<_, 0>(c), init3, params, grads, state)?
+            }
+            (true, Some(_)) => {
+                run_fresh::<T, 3, _>(&Plain::<_, 1>(c), init3, params, grads, state)?
+            }
+            (true, None) => run_fresh::<T, 3, _>(&c, init3, params, grads, state)?,
         }
         scalars.step = t;
         Ok(())

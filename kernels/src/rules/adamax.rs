@@ -85,7 +85,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, u]: &mut [V; 2]) {
         let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply(*m, g);
+        *m = self.lerp.apply::<V, false>(*m, g);
         *u = (*u * V::splat(self.beta2)).max(g.abs() + V::splat(self.eps));
         *p = *p + V::splat(self.neg_clr) * *m / *u;
     }

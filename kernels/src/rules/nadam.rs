@@ -145,7 +145,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
         let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply(*m, g);
+        *m = self.lerp.apply::<V, false>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
         let denom = (*v / V::splat(self.bias_correction2)).sqrt() + V::splat(self.eps);
         *p = *p + V::splat(self.grad_coeff) * g / denom;

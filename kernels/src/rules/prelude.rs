@@ -29,6 +29,30 @@ impl<T: Real> Prelude<T> {
         }
     }
 
+    /// The prelude does nothing (no `maximize`, no weight decay).
+    pub(crate) fn is_identity(&self) -> bool {
+        !(self.maximize || self.l2 || self.decoupled)
+    }
+
+    /// The prelude only decays the params (AdamW's decoupled weight decay).
+    pub(crate) fn is_decoupled_only(&self) -> bool {
+        self.decoupled && !(self.maximize || self.l2)
+    }
+
+    /// With `VARIANT` 0 the identity, with 1 the decoupled decay only: [`Prelude::apply`]
+    /// when [`Prelude::is_identity`] or [`Prelude::is_decoupled_only`] holds.
+    #[inline(always)]
+    pub(crate) fn apply_plain<V: Lanes<Scalar = T>, const VARIANT: u8>(
+        &self,
+        p: &mut V,
+        g: V,
+    ) -> V {
+        if VARIANT == 1 {
+            *p = *p * V::splat(self.decay);
+        }
+        g
+    }
+
     /// Applies the prelude: may scale `p`, returns the effective gradient.
     #[inline(always)]
     pub(crate) fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V) -> V {

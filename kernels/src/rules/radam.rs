@@ -120,7 +120,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
         let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply(*m, g);
+        *m = self.lerp.apply::<V, false>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
         let scaled = *m / V::splat(self.bias_correction1) * V::splat(self.lr);
         let update = match self.rectified {

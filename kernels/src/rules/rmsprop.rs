@@ -110,7 +110,7 @@ impl<T: Real> Coeffs<T> {
         *v = *v * V::splat(self.alpha) + V::splat(self.one_minus_alpha) * g * g;
         let avg = match grad_avg {
             Some(ga) => {
-                *ga = self.lerp.apply(*ga, g);
+                *ga = self.lerp.apply::<V, false>(*ga, g);
                 (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt()
             }
             None => v.sqrt(),

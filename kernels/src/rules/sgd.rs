@@ -2,7 +2,7 @@
 
 use super::prelude::Prelude;
 use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::Kernel;
+use crate::driver::{Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -97,21 +97,48 @@ impl<T: Real> Kernel<T, 0> for Coeffs<T> {
     }
 }
 
-impl<T: Real> Kernel<T, 1> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// The steady state: no prelude, not the first step. [`Plain`] variant 1 is Nesterov.
+    fn is_plain(&self) -> bool {
+        self.prelude.is_identity() && !self.first
+    }
+
+    /// The momentum update. With `PLAIN` ([`Coeffs::is_plain`]) the options are constants,
+    /// `NESTEROV` (1) among them.
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [b]: &mut [V; 1]) {
-        let g = self.prelude.apply(p, g);
-        *b = if self.first {
+    fn momentum<V: Lanes<Scalar = T>, const PLAIN: bool, const NESTEROV: u8>(
+        &self,
+        p: &mut V,
+        g: V,
+        b: &mut V,
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
+        *b = if !PLAIN && self.first {
             g
         } else {
             *b * V::splat(self.momentum) + V::splat(self.one_minus_dampening) * g
         };
-        let g = if self.nesterov {
+        let nesterov = if PLAIN { NESTEROV == 1 } else { self.nesterov };
+        let g = if nesterov {
             g + V::splat(self.momentum) * *b
         } else {
             *b
         };
         *p = *p + V::splat(self.neg_lr) * g;
+    }
+}
+
+impl<T: Real> Kernel<T, 1> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [b]: &mut [V; 1]) {
+        self.momentum::<V, false, 0>(p, g, b);
+    }
+}
+
+impl<T: Real, const NESTEROV: u8> Kernel<T, 1> for Plain<Coeffs<T>, NESTEROV> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [b]: &mut [V; 1]) {
+        self.0.momentum::<V, true, NESTEROV>(p, g, b);
     }
 }
 
@@ -161,7 +188,15 @@ impl Rule for Sgd {
         let c = self.coeffs::<T>(scalars.step == 0);
         // No initialization: the first step sets the buffer to g.
         if self.momentum != 0.0 {
-            run_fresh::<T, 1, _>(&c, None, params, grads, state)?;
+            match (c.is_plain(), self.nesterov) {
+                (true, false) => {
+                    run_fresh::<T, 1, _>(&Plain::<_, 0>(c), None, params, grads, state)?
+                }
+                (true, true) => {
+                    run_fresh::<T, 1, _>(&Plain::<_, 1>(c), None, params, grads, state)?
+                }
+                (false, _) => run_fresh::<T, 1, _>(&c, None, params, grads, state)?,
+            }
         } else {
             run_fresh::<T, 0, _>(&c, None, params, grads, state)?;
         }
