@@ -291,17 +291,7 @@ fn help_shows_the_defaults_and_every_rule() {
 /// output was made.
 fn refused(args: &[&str], code: i32, message: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    let out = gradstep()
-        .arg("compare")
-        .args(args)
-        .arg("--out")
-        .arg(&out_dir)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_refused(&out, code, message);
-    assert!(!out_dir.exists(), "{args:?} left {out_dir:?}");
+    common::refused_in("compare", dir.path(), args, code, message);
 }
 
 /// clap's own parse errors are one line too, with the usage exit code.

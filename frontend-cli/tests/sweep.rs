@@ -326,20 +326,9 @@ fn help_shows_the_defaults() {
     }
 }
 
-/// Runs `sweep` with `args` and `--out DIR/out` in `dir`; asserts the refusal and that
-/// no output was made.
+/// `refused_in` for `sweep`.
 fn refused_in(dir: &Path, args: &[&str], code: i32, message: &str) {
-    let out_dir = dir.join("out");
-    let out = gradstep()
-        .arg("sweep")
-        .args(args)
-        .arg("--out")
-        .arg(&out_dir)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert_refused(&out, code, message);
-    assert!(!out_dir.exists(), "{args:?} left {out_dir:?}");
+    common::refused_in("sweep", dir, args, code, message);
 }
 
 #[test]

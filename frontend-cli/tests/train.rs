@@ -305,17 +305,7 @@ fn refused(args: &[&str], code: i32, message: &str) {
 }
 
 fn refused_in(dir: &Path, args: &[&str], code: i32, message: &str) {
-    let out_dir = dir.join("out");
-    let out = gradstep()
-        .arg("train")
-        .args(args)
-        .arg("--out")
-        .arg(&out_dir)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert_refused(&out, code, message);
-    assert!(!out_dir.exists(), "{args:?} left {out_dir:?}");
+    common::refused_in("train", dir, args, code, message);
 }
 
 #[test]

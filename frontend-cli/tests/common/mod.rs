@@ -36,6 +36,22 @@ pub fn assert_refused(out: &Output, code: i32, message: &str) {
     assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
 }
 
+/// Runs `gradstep SUBCOMMAND ARGS --out DIR/out` in `dir`; asserts the refusal (see
+/// [`assert_refused`]) and that no output directory was made.
+pub fn refused_in(subcommand: &str, dir: &Path, args: &[&str], code: i32, message: &str) {
+    let out_dir = dir.join("out");
+    let out = gradstep()
+        .arg(subcommand)
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_refused(&out, code, message);
+    assert!(!out_dir.exists(), "{args:?} left {out_dir:?}");
+}
+
 /// The names in `dir`, sorted.
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
