@@ -468,19 +468,7 @@ fn draw_loss(
         }
     }
     note_non_finite(series, &mut labels, axes.x);
-    let all = || curves.iter().flatten().map(|p| p.1);
-    let (lo, hi) = (
-        all().fold(f64::INFINITY, f64::min),
-        all().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let (lo, hi) = if lo < hi {
-        let pad = (hi - lo) * 0.04;
-        (lo - pad, hi + pad)
-    } else if lo == hi {
-        (lo - 1.0, hi + 1.0)
-    } else {
-        (-1.0, 1.0)
-    };
+    let (lo, hi) = padded_range(&curves, 0.04, 1.0, (-1.0, 1.0));
     let axis = TickAxis {
         range: (lo, hi),
         ticks: scale.ticks(lo, hi),
@@ -601,19 +589,7 @@ fn draw_linear(
         }
     }
     note_non_finite(series, &mut labels, axes.x);
-    let all = || curves.iter().flatten().map(|p| p.1);
-    let (lo, hi) = (
-        all().fold(f64::INFINITY, f64::min),
-        all().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let (lo, hi) = if lo < hi {
-        let pad = (hi - lo) * 0.05;
-        (lo - pad, hi + pad)
-    } else if lo == hi {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (0.0, 1.0)
-    };
+    let (lo, hi) = padded_range(&curves, 0.05, 0.5, (0.0, 1.0));
     let y_axis = TickAxis {
         range: (lo, hi),
         ticks: linear_ticks(lo, hi),
@@ -1273,6 +1249,24 @@ fn contour(f: &dyn Fn([f64; 2]) -> f64, view: View, level: f64) -> Vec<Vec<(f64,
         lines.push(chain.into_iter().map(point).collect());
     }
     lines
+}
+
+/// The y range of `curves`, widened by `pad` of its height on each side; a flat range
+/// becomes `value ± flat`, and no points at all give `empty`.
+fn padded_range(curves: &[Vec<(f64, f64)>], pad: f64, flat: f64, empty: (f64, f64)) -> (f64, f64) {
+    let all = || curves.iter().flatten().map(|p| p.1);
+    let (lo, hi) = (
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    if lo < hi {
+        let pad = (hi - lo) * pad;
+        (lo - pad, hi + pad)
+    } else if lo == hi {
+        (lo - flat, hi + flat)
+    } else {
+        empty
+    }
 }
 
 #[cfg(test)]
