@@ -13,6 +13,7 @@ mod config;
 mod data;
 mod demo;
 mod functions;
+mod gallery;
 mod model;
 mod output;
 mod plot;
@@ -44,6 +45,9 @@ enum Command {
     /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each; prints the final points
     /// and draws the four trajectories over the contour lines of f into DIR/demo.svg.
     Demo(DemoArgs),
+    /// Show the learning-rate schedules side by side, as torch steps them: prints the
+    /// rate of each at a few epochs and draws DIR/schedules.svg.
+    Schedules(SchedulesArgs),
     /// Run several update rules on a 2-D test function: prints a table (final loss,
     /// steps to reach the tolerance) and draws DIR/trajectories.svg (paths over the
     /// contour lines of f) and DIR/loss.svg (f − f* against step, log scale).
@@ -66,6 +70,19 @@ enum Command {
 #[derive(Args)]
 struct DemoArgs {
     /// Directory for demo.svg (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SchedulesArgs {
+    /// Epochs to show.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    epochs: u64,
+    /// The base (or peak) learning rate.
+    #[arg(long, value_name = "LR", default_value_t = 0.1)]
+    lr: f64,
+    /// Directory for schedules.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
 }
@@ -275,6 +292,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args.out),
+        Command::Schedules(args) => gallery::run(args.epochs, args.lr, &args.out),
         Command::Compare(args) => {
             let sub = matches
                 .subcommand_matches("compare")

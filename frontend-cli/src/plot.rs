@@ -227,6 +227,20 @@ pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String,
     render(SIZE, |root| draw_loss(root, &axes, series, scale))
 }
 
+/// Renders curves on linear axes (e.g. learning rate against epoch).
+pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result<String, Failure> {
+    let axes = Axes {
+        title: Some(title),
+        x,
+        y,
+        markers: false,
+    };
+    render(SIZE, |root| {
+        root.fill(&WHITE)?;
+        draw_linear(root, &axes, series)
+    })
+}
+
 /// Renders a training run: `losses` against epoch on a log scale above, `metrics`
 /// (accuracy or R²) against epoch on a linear scale below, sharing the epoch axis.
 /// Each point is marked when there are at most 60 epochs.
@@ -598,12 +612,16 @@ fn draw_linear(
         range: (0.0, steps),
         ticks: whole_ticks(steps),
     };
-    let mut chart = ChartBuilder::on(root)
+    let mut builder = ChartBuilder::on(root);
+    builder
         .margin(18)
         .margin_right(36)
         .x_label_area_size(52)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x_axis, y_axis)?;
+        .y_label_area_size(72);
+    if let Some(title) = axes.title {
+        builder.caption(title, (FONT, title_size(title)));
+    }
+    let mut chart = builder.build_cartesian_2d(x_axis, y_axis)?;
     chart
         .configure_mesh()
         .x_desc(axes.x)

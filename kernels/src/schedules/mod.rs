@@ -68,6 +68,7 @@
 //! period, a negative factor, milestones out of order, or a learning rate that would come
 //! out negative or non-finite (only possible through a user function) is refused, and
 //! the group is left as it was.
+#![doc = include_str!("../../docs/schedules.md")]
 
 use crate::error::{Error, check};
 
