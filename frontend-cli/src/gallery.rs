@@ -11,14 +11,11 @@ use crate::Failure;
 use crate::output::write_files;
 use crate::plot::{self, Series};
 
-/// A schedule of the gallery, by what it shows.
-enum Entry {
-    One(AnyScheduler),
-    Warmup(SequentialLr<AnyScheduler, 2>),
-}
-
 /// The gallery over `epochs` epochs from base rate `lr`: (label, schedule).
-fn gallery(epochs: u64, lr: f64) -> Result<Vec<(String, Entry)>, Failure> {
+/// A labelled schedule of the gallery.
+type Entry = (String, Box<dyn Scheduler>);
+
+fn gallery(epochs: u64, lr: f64) -> Result<Vec<Entry>, Failure> {
     let usage = |e: gradstep::Error| Failure::usage(e.to_string());
     let mut cyclic = CyclicLr::new(lr / 10.0, lr);
     cyclic.step_size_up = (epochs / 8).max(1);
@@ -26,7 +23,7 @@ fn gallery(epochs: u64, lr: f64) -> Result<Vec<(String, Entry)>, Failure> {
     let step = (epochs / 4).max(1);
     let restart = (epochs / 7).max(1);
     let warm = (epochs / 10).max(1);
-    let warmup = SequentialLr::new(
+    let warmup = SequentialLr::<AnyScheduler, 2>::new(
         [
             LinearLr {
                 start_factor: 0.01,
@@ -39,18 +36,23 @@ fn gallery(epochs: u64, lr: f64) -> Result<Vec<(String, Entry)>, Failure> {
         &[warm],
     )
     .map_err(usage)?;
-    let entries = vec![
+    let entries: Vec<Entry> = vec![
         (
             format!("StepLR(step_size={step}, gamma=0.5)"),
-            Entry::One(StepLr::new(step, 0.5).into()),
+            boxed(AnyScheduler::from(StepLr::new(step, 0.5))),
         ),
         (
             format!("CosineAnnealingLR(T_max={epochs})"),
-            Entry::One(CosineAnnealingLr::new(epochs.max(1), 0.0).into()),
+            boxed(AnyScheduler::from(CosineAnnealingLr::new(
+                epochs.max(1),
+                0.0,
+            ))),
         ),
         (
             format!("CosineAnnealingWarmRestarts(T_0={restart}, T_mult=2)"),
-            Entry::One(CosineAnnealingWarmRestarts::new(restart, 2, 0.0).into()),
+            boxed(AnyScheduler::from(CosineAnnealingWarmRestarts::new(
+                restart, 2, 0.0,
+            ))),
         ),
         (
             format!(
@@ -59,26 +61,26 @@ fn gallery(epochs: u64, lr: f64) -> Result<Vec<(String, Entry)>, Failure> {
                 lr,
                 cyclic.step_size_up
             ),
-            Entry::One(cyclic.into()),
+            boxed(AnyScheduler::from(cyclic)),
         ),
         (
             format!("OneCycleLR(max_lr={lr}, total_steps={})", epochs + 1),
-            Entry::One(OneCycleLr::new(lr, epochs + 1).into()),
+            boxed(AnyScheduler::from(OneCycleLr::new(lr, epochs + 1))),
         ),
         (
             format!("SequentialLR(LinearLR warmup {warm}, CosineAnnealingLR)"),
-            Entry::Warmup(warmup),
+            Box::new(warmup) as Box<dyn Scheduler>,
         ),
     ];
     Ok(entries)
 }
 
+fn boxed(s: AnyScheduler) -> Box<dyn Scheduler> {
+    Box::new(s)
+}
+
 /// The learning rate at epochs 0..=epochs.
-fn trace(entry: &mut Entry, epochs: u64, lr: f64) -> Result<Vec<[f64; 2]>, Failure> {
-    let s: &mut dyn Scheduler = match entry {
-        Entry::One(s) => s,
-        Entry::Warmup(s) => s,
-    };
+fn trace(s: &mut dyn Scheduler, epochs: u64, lr: f64) -> Result<Vec<[f64; 2]>, Failure> {
     let mut group = Group::new(lr);
     s.start(&mut group)
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -126,7 +128,7 @@ pub fn svg(
 ) -> Result<String, Failure> {
     let mut traces = Vec::new();
     for (label, mut entry) in gallery(epochs, lr)? {
-        let points = trace(&mut entry, epochs, lr)?;
+        let points = trace(entry.as_mut(), epochs, lr)?;
         each(&label, &points);
         traces.push((label, points));
     }
