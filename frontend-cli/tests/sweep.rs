@@ -9,20 +9,7 @@ use common::{Svg, assert_refused, gradstep, listing, stdout};
 use serde_json::Value;
 
 fn sweep(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
-    let out_dir = dir.join(name);
-    let out = gradstep()
-        .arg("sweep")
-        .args(args)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        out.stderr.is_empty(),
-        "no progress bar off a terminal: {out:?}"
-    );
-    (out_dir, stdout(&out))
+    common::run_ok("sweep", dir, name, args)
 }
 
 /// results.csv as rows of fields (no field here holds a quoted comma but the rule).

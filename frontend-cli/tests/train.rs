@@ -11,20 +11,7 @@ use serde_json::Value;
 /// Runs `train` with `args` and `--out DIR/name`; returns the output directory and
 /// standard output.
 fn train(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
-    let out_dir = dir.join(name);
-    let out = gradstep()
-        .arg("train")
-        .args(args)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        out.stderr.is_empty(),
-        "no progress bar off a terminal: {out:?}"
-    );
-    (out_dir, stdout(&out))
+    common::run_ok("train", dir, name, args)
 }
 
 fn log(dir: &Path) -> Value {

@@ -1,7 +1,7 @@
 //! Helpers shared by the CLI tests.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -34,6 +34,25 @@ pub fn assert_refused(out: &Output, code: i32, message: &str) {
         "{err:?} does not mention {message:?}"
     );
     assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+}
+
+/// Runs `gradstep SUBCOMMAND ARGS --out DIR/NAME`, which must succeed quietly (no
+/// progress bar off a terminal); returns the output directory and standard output.
+pub fn run_ok(subcommand: &str, dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
+    let out_dir = dir.join(name);
+    let out = gradstep()
+        .arg(subcommand)
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar off a terminal: {out:?}"
+    );
+    (out_dir, stdout(&out))
 }
 
 /// Runs `gradstep SUBCOMMAND ARGS --out DIR/out` in `dir`; asserts the refusal (see
