@@ -53,9 +53,6 @@ impl CosineAnnealingLr {
 }
 
 impl TorchLr for CosineAnnealingLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }

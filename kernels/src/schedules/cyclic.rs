@@ -116,9 +116,6 @@ impl CyclicLr {
 }
 
 impl TorchLr for CyclicLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         check::non_negative("base_lr", self.base_lr)?;
         check::non_negative("max_lr", self.max_lr)?;

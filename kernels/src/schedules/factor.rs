@@ -38,9 +38,6 @@ impl Default for ConstantLr {
 }
 
 impl TorchLr for ConstantLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }
@@ -111,9 +108,6 @@ impl Default for LinearLr {
 }
 
 impl TorchLr for LinearLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }
@@ -184,9 +178,6 @@ impl Default for PolynomialLr {
 }
 
 impl TorchLr for PolynomialLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }

@@ -29,9 +29,6 @@ impl<F: Fn(u64) -> f64> LambdaLr<F> {
 }
 
 impl<F: Fn(u64) -> f64> TorchLr for LambdaLr<F> {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         Ok(())
     }
@@ -73,9 +70,6 @@ impl<F: Fn(u64) -> f64> MultiplicativeLr<F> {
 }
 
 impl<F: Fn(u64) -> f64> TorchLr for MultiplicativeLr<F> {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         Ok(())
     }

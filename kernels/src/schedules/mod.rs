@@ -263,9 +263,7 @@ impl Lrs {
 /// The torch `LRScheduler` subclasses that use the base class's `step`: each says how
 /// it computes `get_lr` (and `_get_closed_form_lr` if it has one); the stepping,
 /// bookkeeping and validation are shared (`torch_scheduler!`).
-pub(crate) trait TorchLr {
-    /// The bookkeeping.
-    fn progress(&mut self) -> &mut Progress;
+pub(crate) trait TorchLr: HasProgress {
     /// Validates the configuration.
     fn check(&self) -> Result<(), Error>;
     /// The constructor's set-up before `LRScheduler.__init__` (most have none) and the
@@ -279,6 +277,12 @@ pub(crate) trait TorchLr {
     fn closed(&self, p: &Progress, group: &Group) -> Result<Lrs, Error> {
         self.get_lr(p, group, false)
     }
+}
+
+/// Access to a schedule's `progress` field (implemented by `torch_scheduler!`).
+pub(crate) trait HasProgress {
+    /// The bookkeeping.
+    fn progress(&mut self) -> &mut Progress;
 }
 
 /// Records `initial_lr` (torch's `setdefault`) after checking the group's lr; returns it.
@@ -365,6 +369,12 @@ pub(crate) fn torch_attach<S: TorchLr>(s: &mut S, group: &mut Group) -> Result<(
 /// Implements [`Scheduler`] for a [`TorchLr`] type: torch's base-class stepping.
 macro_rules! torch_scheduler {
     ($(impl[$($g:tt)*] $t:ty;)*) => {$(
+        impl<$($g)*> $crate::schedules::HasProgress for $t {
+            fn progress(&mut self) -> &mut $crate::schedules::Progress {
+                &mut self.progress
+            }
+        }
+
         impl<$($g)*> $crate::schedules::Scheduler for $t {
             fn step(&mut self, group: &mut $crate::schedules::Group) -> Result<(), $crate::Error> {
                 $crate::schedules::torch_advance(self, group, false)

@@ -153,9 +153,6 @@ impl OneCycleLr {
 }
 
 impl TorchLr for OneCycleLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         check::non_negative("max_lr", self.max_lr)?;
         at_least_one("total_steps", self.total_steps)?;

@@ -35,9 +35,6 @@ impl StepLr {
 }
 
 impl TorchLr for StepLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }
@@ -127,9 +124,6 @@ pub(crate) fn sorted(items: &[u64], name: &'static str, strict: bool) -> Result<
 }
 
 impl<const N: usize> TorchLr for MultiStepLr<N> {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }
@@ -184,9 +178,6 @@ impl ExponentialLr {
 }
 
 impl TorchLr for ExponentialLr {
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
     fn check(&self) -> Result<(), Error> {
         self.validate()
     }
