@@ -5,7 +5,7 @@
 # The bench image calls every rule through its own non-inlined `bench::step::<Rule>`;
 # a rule's code is that function plus `<Rule as Rule>::step::<f32>` where LLVM kept it
 # out of line (Adam's is shared by AdamW). What every rule shares (the f64 per-step
-# math: soft-float double arithmetic, `pow`, `sqrt`; the slice checks) is listed apart.
+# math: soft-float double arithmetic, `pow`, `sqrt`, the integer powers) is listed apart.
 # Usage: firmware/sizes.sh [target ...]   (default: both)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,10 +30,10 @@ for target in "${targets[@]}"; do
         function rule(s) { sub(/.*rules::[a-z_]+::/, "", s); sub(/[> ].*/, "", s); return s }
         / bench::step::</ { r = rule($0); size[r] += ($2 + 0) }
         / as gradstep::rules::Rule>::step::</ { r = rule($0); size[r] += ($2 + 0) }
-        /__aeabi_d|__adddf3|__subdf3|__muldf3|__divdf3|libm::math::(pow|sqrt)::|__aeabi_[fd]2|__aeabi_[ui]2d|__aeabi_dcmp|__(eq|ne|lt|le|gt|ge|unord)df2|__extendsfdf2|__truncdfsf2|__fix.*df|__float.*df/ {
+        /gradstep::power::|__aeabi_d|__adddf3|__subdf3|__muldf3|__divdf3|libm::math::(pow|sqrt)::|__aeabi_[fd]2|__aeabi_[ui]2d|__aeabi_dcmp|__(eq|ne|lt|le|gt|ge|unord)df2|__extendsfdf2|__truncdfsf2|__fix.*df|__float.*df/ {
             shared += ($2 + 0) }
         END {
             for (r in size) printf "  %-10s %6d\n", r, size[r]
-            printf "  shared f64 per-step math (soft-float double, pow, sqrt): %d\n", shared
+            printf "  shared f64 per-step math (soft-float double, pow, sqrt, integer powers): %d\n", shared
         }' | sort
 done

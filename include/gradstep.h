@@ -179,6 +179,11 @@ typedef struct gradstep_sgd {
 
 // The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 // and μ (unused fields are ignored and left as they are). All zeros = fresh.
+//
+// Unlike the Rust `StepCount`, it carries no cache of the bias-correction powers, so
+// Adam, AdamW, Adamax and RAdam compute β₁ᵗ and β₂ᵗ afresh on every call: the same
+// values, at a cost that matters only without a double-precision FPU (on a Cortex-M4F
+// about 2 900 instructions per power at t = 10⁶). Optimizer handles keep the cache.
 typedef struct gradstep_scalars {
   // Steps taken; 0 means fresh state.
   uint64_t step;

@@ -24,6 +24,11 @@ use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, gradstep_status};
 
 /// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 /// and μ (unused fields are ignored and left as they are). All zeros = fresh.
+///
+/// Unlike the Rust `StepCount`, it carries no cache of the bias-correction powers, so
+/// Adam, AdamW, Adamax and RAdam compute β₁ᵗ and β₂ᵗ afresh on every call: the same
+/// values, at a cost that matters only without a double-precision FPU (on a Cortex-M4F
+/// about 2 900 instructions per power at t = 10⁶). Optimizer handles keep the cache.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct gradstep_scalars {
@@ -45,7 +50,7 @@ pub(crate) trait CScalars: Sized {
 
 impl CScalars for StepCount {
     fn from_c(c: &gradstep_scalars) -> Self {
-        StepCount { step: c.step }
+        StepCount::new(c.step)
     }
     fn to_c(&self, c: &mut gradstep_scalars) {
         c.step = self.step;

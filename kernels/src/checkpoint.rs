@@ -532,7 +532,7 @@ impl ScalarCodec for StepCount {
         w.u64(self.step);
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError> {
-        Ok(StepCount { step: r.u64()? })
+        Ok(StepCount::new(r.u64()?))
     }
     fn into_any(self) -> AnyScalars {
         AnyScalars::Step(self)

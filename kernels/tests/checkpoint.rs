@@ -622,7 +622,7 @@ fn any_checkpoint() -> impl Strategy<Value = Vec<u8>> {
     )
         .prop_map(|(rule, n, f64s, with_params, step, x, y, v)| {
             let scalars = match rule.default_scalars() {
-                AnyScalars::Step(_) => StepCount { step }.into(),
+                AnyScalars::Step(_) => StepCount::new(step).into(),
                 AnyScalars::NAdam(_) => NAdamScalars {
                     step,
                     mu_product: x,
@@ -936,7 +936,7 @@ fn negative_zero_and_nan_payloads_survive() {
     let mut out = [0u8; 128];
     let len = checkpoint::encode(
         &sgd,
-        &StepCount { step: u64::MAX },
+        &StepCount::new(u64::MAX),
         &[&buf],
         Some(&params),
         &mut out,
@@ -957,8 +957,7 @@ fn negative_zero_and_nan_payloads_survive() {
 fn stateless_rule_without_params_has_no_arrays() {
     let sgd = Sgd::default();
     let mut out = [0u8; 128];
-    let len =
-        checkpoint::encode::<_, f64>(&sgd, &StepCount { step: 7 }, &[], None, &mut out).unwrap();
+    let len = checkpoint::encode::<_, f64>(&sgd, &StepCount::new(7), &[], None, &mut out).unwrap();
     assert_eq!(len, 32 + 48 + 4);
     let h = checkpoint::peek(&out).unwrap();
     assert_eq!((h.n, h.slots, h.has_params), (0, 0, false));

@@ -395,7 +395,7 @@ fn nesterov_needs_momentum_and_no_dampening() {
 fn step_counter_overflow_is_an_error() {
     let mut p = [1.0f64];
     let (mut m, mut v) = ([0.5f64], [0.25f64]);
-    let mut s = StepCount { step: u64::MAX };
+    let mut s = StepCount::new(u64::MAX);
     let r = Adam::default().step(&mut s, &mut p, &[1.0], &mut [&mut m, &mut v]);
     assert_eq!(r, Err(Error::StepOverflow));
     assert_eq!((p, m, v, s.step), ([1.0], [0.5], [0.25], u64::MAX));

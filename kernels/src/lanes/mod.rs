@@ -78,6 +78,19 @@ pub trait Lanes:
     fn splat(x: Self::Scalar) -> Self;
     /// Lane-wise square root (correctly rounded).
     fn sqrt(self) -> Self;
+    /// Lane-wise `√|x|`: the square root of a quantity that is non-negative by
+    /// construction (a second moment, a sum of squares). It equals [`Lanes::sqrt`] for
+    /// every `x ≥ 0`, ±0, ∞ and NaN; only a negative `x`, which no state produced by the
+    /// rules (or by torch) holds, gives `√(−x)` where `sqrt` gives NaN.
+    ///
+    /// The rules use it for their second moments because the compiler can then prove
+    /// the operand non-negative: on bare-metal Arm with an FPU (Cortex-M4F, M7, M33) it
+    /// is a bare `VABS.F32` + `VSQRT.F32` in the loop, where `sqrt` is a call to a naked
+    /// `VSQRT` function (stable Rust has no other way to it there), which also keeps LLVM
+    /// from unrolling the loop. The default is `self.abs().sqrt()`.
+    fn sqrt_abs(self) -> Self {
+        self.abs().sqrt()
+    }
     /// Lane-wise absolute value.
     fn abs(self) -> Self;
     /// Lane-wise `if self > other { self } else { other }`.

@@ -3,7 +3,7 @@
 use super::{Lanes, LoadStore};
 
 macro_rules! scalar_lanes {
-    ($t:ty, $sqrt:path) => {
+    ($t:ty, $sqrt:path, $sqrt_abs:path) => {
         impl Lanes for $t {
             type Scalar = $t;
             type Mask = bool;
@@ -15,6 +15,10 @@ macro_rules! scalar_lanes {
             #[inline(always)]
             fn sqrt(self) -> Self {
                 $sqrt(self)
+            }
+            #[inline(always)]
+            fn sqrt_abs(self) -> Self {
+                $sqrt_abs(self)
             }
             #[inline(always)]
             fn abs(self) -> Self {
@@ -62,10 +66,52 @@ macro_rules! scalar_lanes {
 }
 
 #[cfg(not(all(target_arch = "arm", target_os = "none", target_abi = "eabihf")))]
-scalar_lanes!(f32, libm::sqrtf);
+scalar_lanes!(f32, libm::sqrtf, sqrt_abs_f32);
 #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
-scalar_lanes!(f32, vsqrt_f32);
-scalar_lanes!(f64, libm::sqrt);
+scalar_lanes!(f32, vsqrt_f32, sqrt_abs_f32);
+scalar_lanes!(f64, libm::sqrt, sqrt_abs_f64);
+
+#[inline(always)]
+fn sqrt_abs_f64(x: f64) -> f64 {
+    libm::sqrt(x.abs())
+}
+
+#[cfg(not(all(target_arch = "arm", target_os = "none", target_abi = "eabihf")))]
+#[inline(always)]
+fn sqrt_abs_f32(x: f32) -> f32 {
+    libm::sqrtf(x.abs())
+}
+
+/// `√|x|` on bare-metal hard-float Arm: one `VABS.F32` and one `VSQRT.F32`, inline.
+///
+/// LLVM knows C's `sqrtf` and, when it can prove the argument is not negative (here
+/// by `abs`), replaces the call by its square-root instruction: no call, and no check
+/// for a negative argument (where C's `sqrtf` would set `errno`). Unoptimized builds
+/// keep the call, which the weak `sqrtf` below answers (a C library's own `sqrtf`, if
+/// one is linked, takes precedence; either is correctly rounded).
+#[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
+#[inline(always)]
+fn sqrt_abs_f32(x: f32) -> f32 {
+    unsafe extern "C" {
+        safe fn sqrtf(x: f32) -> f32;
+    }
+    sqrtf(x.abs())
+}
+
+// The fallback `sqrtf` for unoptimized builds (see `sqrt_abs_f32`), weak so that it never
+// clashes with a C library's.
+#[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
+core::arch::global_asm!(
+    ".fpu fpv4-sp-d16",
+    ".section .text.gradstep_sqrtf,\"ax\",%progbits",
+    ".weak sqrtf",
+    ".type sqrtf,%function",
+    ".thumb_func",
+    "sqrtf:",
+    "vsqrt.f32 s0, s0",
+    "bx lr",
+    ".size sqrtf, . - sqrtf",
+);
 
 /// `√x` in one `VSQRT.F32`, on bare-metal Arm with a hardware-float ABI (Cortex-M4F,
 /// M7, M33 with an FPU).

@@ -88,8 +88,8 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
             V::splat(self.eps),
         );
         *v = *v * rho + one_minus_rho * g * g;
-        let std = (*v + eps).sqrt();
-        let delta = (*u + eps).sqrt() / std * g;
+        let std = (*v + eps).sqrt_abs();
+        let delta = (*u + eps).sqrt_abs() / std * g;
         *u = *u * rho + one_minus_rho * delta * delta;
         *p = *p + V::splat(self.neg_lr) * delta;
     }
@@ -153,7 +153,7 @@ impl Rule for Adadelta {
             }
             let g = prelude.apply(&mut params[i], grads[i]);
             let v = state[0][i] * rho + one_minus_rho * g * g;
-            let delta = Lanes::sqrt(state[1][i] + eps) / Lanes::sqrt(v + eps) * g;
+            let delta = Lanes::sqrt_abs(state[1][i] + eps) / Lanes::sqrt_abs(v + eps) * g;
             state[0][i] = v;
             state[1][i] = state[1][i] * rho + one_minus_rho * delta * delta;
             params[i] = params[i] + T::from_f64(-self.lr) * delta;

@@ -82,7 +82,7 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [s]: &mut [V; 1]) {
         let g = self.prelude.apply(p, g);
         *s = *s + g * g;
-        let std = s.sqrt() + V::splat(self.eps);
+        let std = s.sqrt_abs() + V::splat(self.eps);
         *p = *p + V::splat(self.neg_clr) * g / std;
     }
 }
@@ -144,7 +144,7 @@ impl Rule for Adagrad {
             let s = state[0][i] + g * g;
             state[0][i] = s;
             params[i] =
-                params[i] + T::from_f64(-clr) * g / (Lanes::sqrt(s) + T::from_f64(self.eps));
+                params[i] + T::from_f64(-clr) * g / (Lanes::sqrt_abs(s) + T::from_f64(self.eps));
         }
         scalars.step = t;
         Ok(())

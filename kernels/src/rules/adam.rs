@@ -5,6 +5,7 @@ use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::{Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
+use crate::power::Powers;
 use crate::real::Real;
 
 /// Adam (Kingma & Ba, 2015) with torch.optim's options: AMSGrad, L2 or decoupled
@@ -157,10 +158,9 @@ struct Coeffs<T> {
 }
 
 impl Adam {
-    fn coeffs<T: Real>(&self, t: u64) -> Coeffs<T> {
-        let t = t as f64;
-        let bc1 = 1.0 - powf(self.beta1, t);
-        let bc2 = 1.0 - powf(self.beta2, t);
+    fn coeffs<T: Real>(&self, t: u64, powers: &mut Powers) -> Coeffs<T> {
+        let bc1 = 1.0 - powers.pow(0, self.beta1, t);
+        let bc2 = 1.0 - powers.pow(1, self.beta2, t);
         Coeffs {
             prelude: Prelude::new(
                 self.maximize,
@@ -218,7 +218,7 @@ impl<T: Real> Coeffs<T> {
             }
             None => *v,
         };
-        let denom = second.sqrt() / V::splat(self.bc2_sqrt) + V::splat(self.eps);
+        let denom = second.sqrt_abs() / V::splat(self.bc2_sqrt) + V::splat(self.eps);
         *p = *p + V::splat(self.neg_step_size) * *m / denom;
     }
 }
@@ -280,7 +280,7 @@ impl Rule for Adam {
     ) -> Result<(), Error> {
         self.validate()?;
         let t = next_step(scalars.step)?;
-        let (c, fresh) = (self.coeffs::<T>(t), scalars.step == 0);
+        let (c, fresh) = (self.coeffs::<T>(t, &mut scalars.powers), scalars.step == 0);
         let (init2, init3) = (fresh.then_some([T::ZERO; 2]), fresh.then_some([T::ZERO; 3]));
         match (self.amsgrad, c.plain_variant()) {
             (false, Some(0)) => {
@@ -313,7 +313,7 @@ impl Rule for Adam {
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, self.state_slots())?;
         let fresh = scalars.step == 0;
-        let c = self.coeffs::<T>(t);
+        let c = self.coeffs::<T>(t, &mut Powers::default());
         for i in 0..params.len() {
             if fresh {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
@@ -330,7 +330,7 @@ impl Rule for Adam {
                 second = if vmax > v { vmax } else { v };
                 state[2][i] = second;
             }
-            let denom = Lanes::sqrt(second) / c.bc2_sqrt + T::from_f64(self.eps);
+            let denom = Lanes::sqrt_abs(second) / c.bc2_sqrt + T::from_f64(self.eps);
             params[i] = p + c.neg_step_size * m / denom;
         }
         scalars.step = t;

@@ -5,6 +5,7 @@ use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
+use crate::power::Powers;
 use crate::real::Real;
 
 /// Adamax (Kingma & Ba, 2015, §7.1) as `torch.optim.Adamax`.
@@ -69,8 +70,8 @@ struct Coeffs<T> {
 }
 
 impl Adamax {
-    fn coeffs<T: Real>(&self, t: u64) -> Coeffs<T> {
-        let bias_correction = 1.0 - powf(self.beta1, t as f64);
+    fn coeffs<T: Real>(&self, t: u64, powers: &mut Powers) -> Coeffs<T> {
+        let bias_correction = 1.0 - powers.pow(0, self.beta1, t);
         Coeffs {
             prelude: Prelude::new(self.maximize, self.weight_decay, false, self.lr),
             lerp: Lerp::new(1.0 - self.beta1),
@@ -117,7 +118,7 @@ impl Rule for Adamax {
         self.validate()?;
         let t = next_step(scalars.step)?;
         run_fresh(
-            &self.coeffs::<T>(t),
+            &self.coeffs::<T>(t, &mut scalars.powers),
             (scalars.step == 0).then_some([T::ZERO; 2]),
             params,
             grads,

@@ -28,6 +28,7 @@ mod prelude;
 
 use crate::driver::{Kernel, run};
 use crate::error::{Buffer, Error};
+use crate::power::{Powers, powi};
 use crate::real::Real;
 
 /// The most state slices any rule needs (Adam with `amsgrad`, RMSprop centered with
@@ -118,10 +119,49 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
 }
 
 /// The scalar state of rules whose only scalar state is the step counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// It also carries a cache of the powers `β^t` that the bias-corrected rules (Adam,
+/// AdamW, Adamax, RAdam) compute each step, kept at 128 bits so that the next step's
+/// power is one multiply instead of a `pow`. The cache never changes a result (a
+/// stale or empty cache is recomputed), so it is not part of equality, hashing, `Debug`
+/// output or checkpoints: `StepCount::new(t)` resumes exactly.
+#[derive(Clone, Copy, Default)]
 pub struct StepCount {
     /// Steps taken so far; 0 means the state is fresh and the next step initializes it.
     pub step: u64,
+    pub(crate) powers: Powers,
+}
+
+impl StepCount {
+    /// The state after `step` steps (0: fresh).
+    pub const fn new(step: u64) -> StepCount {
+        StepCount {
+            step,
+            powers: Powers::EMPTY,
+        }
+    }
+}
+
+impl PartialEq for StepCount {
+    fn eq(&self, other: &Self) -> bool {
+        self.step == other.step
+    }
+}
+
+impl Eq for StepCount {}
+
+impl core::hash::Hash for StepCount {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.step.hash(state);
+    }
+}
+
+impl core::fmt::Debug for StepCount {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StepCount")
+            .field("step", &self.step)
+            .finish()
+    }
 }
 
 /// Checks `grads` and each of the `slots` state slices against `params`. Touches nothing.
@@ -206,8 +246,14 @@ pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
     }
 }
 
-/// `base ** exp` as Python computes it for floats (C `pow`).
+/// `base ** exp` as Python computes it for floats (C `pow`): correctly rounded
+/// [`powi`] for whole exponents in `[0, 2⁵³]` (steps, epochs, milestone counts),
+/// `libm::pow` otherwise.
 #[inline]
 pub(crate) fn powf(base: f64, exp: f64) -> f64 {
-    libm::pow(base, exp)
+    if (0.0..=9_007_199_254_740_992.0).contains(&exp) && exp as u64 as f64 == exp {
+        powi(base, exp as u64)
+    } else {
+        libm::pow(base, exp)
+    }
 }

@@ -147,7 +147,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         let g = self.prelude.apply(p, g);
         *m = self.lerp.apply::<V, false>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
-        let denom = (*v / V::splat(self.bias_correction2)).sqrt() + V::splat(self.eps);
+        let denom = (*v / V::splat(self.bias_correction2)).sqrt_abs() + V::splat(self.eps);
         *p = *p + V::splat(self.grad_coeff) * g / denom;
         *p = *p + V::splat(self.avg_coeff) * *m / denom;
     }
@@ -218,7 +218,7 @@ impl Rule for NAdam {
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
-            let denom = Lanes::sqrt(v / c.bias_correction2) + T::from_f64(self.eps);
+            let denom = Lanes::sqrt_abs(v / c.bias_correction2) + T::from_f64(self.eps);
             p = p + c.grad_coeff * g / denom;
             params[i] = p + c.avg_coeff * m / denom;
         }

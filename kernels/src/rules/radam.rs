@@ -5,6 +5,7 @@ use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
 use crate::driver::Kernel;
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
+use crate::power::Powers;
 use crate::real::Real;
 
 /// RAdam (Liu et al., 2020) as `torch.optim.RAdam`.
@@ -84,12 +85,13 @@ struct Coeffs<T> {
 }
 
 impl RAdam {
-    fn coeffs<T: Real>(&self, t: u64) -> Coeffs<T> {
+    fn coeffs<T: Real>(&self, t: u64, powers: &mut Powers) -> Coeffs<T> {
         let step = t as f64;
-        let bias_correction1 = 1.0 - powf(self.beta1, step);
-        let bias_correction2 = 1.0 - powf(self.beta2, step);
+        let beta2_t = powers.pow(1, self.beta2, t);
+        let bias_correction1 = 1.0 - powers.pow(0, self.beta1, t);
+        let bias_correction2 = 1.0 - beta2_t;
         let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
-        let rho_t = rho_inf - 2.0 * step * powf(self.beta2, step) / bias_correction2;
+        let rho_t = rho_inf - 2.0 * step * beta2_t / bias_correction2;
         let rectified = (rho_t > 5.0).then(|| {
             let rect = powf(
                 (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
@@ -127,7 +129,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
             // torch computes `float / tensor` as `tensor.reciprocal() * float`.
             Some((bc2_sqrt, rect)) => {
                 let adaptive =
-                    V::splat(T::ONE) / (v.sqrt() + V::splat(self.eps)) * V::splat(bc2_sqrt);
+                    V::splat(T::ONE) / (v.sqrt_abs() + V::splat(self.eps)) * V::splat(bc2_sqrt);
                 scaled * adaptive * V::splat(rect)
             }
             None => scaled,
@@ -162,7 +164,7 @@ impl Rule for RAdam {
         self.validate()?;
         let t = next_step(scalars.step)?;
         run_fresh(
-            &self.coeffs::<T>(t),
+            &self.coeffs::<T>(t, &mut scalars.powers),
             (scalars.step == 0).then_some([T::ZERO; 2]),
             params,
             grads,
@@ -182,7 +184,7 @@ impl Rule for RAdam {
         self.validate()?;
         let t = next_step(scalars.step)?;
         check_buffers(params, grads, state, 2)?;
-        let c = self.coeffs::<T>(t);
+        let c = self.coeffs::<T>(t, &mut Powers::default());
         let w = 1.0 - self.beta1;
         for i in 0..params.len() {
             if scalars.step == 0 {
@@ -198,8 +200,9 @@ impl Rule for RAdam {
             state[1][i] = v;
             let mut update = m / c.bias_correction1 * T::from_f64(self.lr);
             if let Some((bc2_sqrt, rect)) = c.rectified {
-                update =
-                    update * (T::ONE / (Lanes::sqrt(v) + T::from_f64(self.eps)) * bc2_sqrt) * rect;
+                update = update
+                    * (T::ONE / (Lanes::sqrt_abs(v) + T::from_f64(self.eps)) * bc2_sqrt)
+                    * rect;
             }
             params[i] = p - update;
         }

@@ -111,9 +111,9 @@ impl<T: Real> Coeffs<T> {
         let avg = match grad_avg {
             Some(ga) => {
                 *ga = self.lerp.apply::<V, false>(*ga, g);
-                (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt()
+                (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt_abs()
             }
-            None => v.sqrt(),
+            None => v.sqrt_abs(),
         } + V::splat(self.eps);
         match buf {
             Some(b) => {
@@ -218,9 +218,9 @@ impl Rule for RmsProp {
                     let ga = lerp(ga, g, w);
                     state[k][i] = ga;
                     let var = v - ga * ga;
-                    Lanes::sqrt(if var > T::ZERO { var } else { T::ZERO })
+                    Lanes::sqrt_abs(if var > T::ZERO { var } else { T::ZERO })
                 }
-                None => Lanes::sqrt(v),
+                None => Lanes::sqrt_abs(v),
             };
             let avg = root + T::from_f64(self.eps);
             params[i] = match buf {
