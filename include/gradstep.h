@@ -180,10 +180,12 @@ typedef struct gradstep_sgd {
 // The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 // and μ (unused fields are ignored and left as they are). All zeros = fresh.
 //
-// Unlike the Rust `StepCount`, it carries no cache of the bias-correction powers, so
-// Adam, AdamW, Adamax and RAdam compute β₁ᵗ and β₂ᵗ afresh on every call: the same
-// values, at a cost that matters only without a double-precision FPU (on a Cortex-M4F
-// about 2 900 instructions per power at t = 10⁶). Optimizer handles keep the cache.
+// `cache` holds Adam's, AdamW's, Adamax's and RAdam's bias-correction powers β₁ᵗ and
+// β₂ᵗ between steps, so that each step advances them with one multiply instead of
+// computing them afresh (which matters without a double-precision FPU: on a
+// Cortex-M4F about 2 900 instructions per power at t = 10⁶). It never changes a
+// result: zeros (a fresh or restored state) or anything not written by gradstep is
+// detected and recomputed. Keep the struct from step to step and leave it alone.
 typedef struct gradstep_scalars {
   // Steps taken; 0 means fresh state.
   uint64_t step;
@@ -193,6 +195,8 @@ typedef struct gradstep_scalars {
   double eta;
   // ASGD: the current averaging coefficient μ.
   double mu;
+  // Cached powers (see above); zeros are fine.
+  uint64_t cache[14];
 } gradstep_scalars;
 
 // Adam (torch `Adam`), with AMSGrad and optional decoupled weight decay.

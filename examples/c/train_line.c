@@ -16,7 +16,7 @@ int main(void) {
     if (s != GRADSTEP_OK) return fprintf(stderr, "%s\n", gradstep_status_str(s)), 1;
     double *state = calloc(len, sizeof *state);
     if (!state) return 1;
-    gradstep_scalars scalars = {0, 0.0, 0.0, 0.0};
+    gradstep_scalars scalars = {0};
 
     for (int step = 0; step < 2000; step++) {
         /* Mean squared error over x = -1, -0.5, ..., 1 and its gradient. */
@@ -39,7 +39,7 @@ int main(void) {
     unsigned char *buf = malloc(cap);
     double w2[2], *state2 = calloc(len, sizeof *state2);
     gradstep_adam adam2;
-    gradstep_scalars scalars2 = {0, 0.0, 0.0, 0.0};
+    gradstep_scalars scalars2 = {0};
     if (!buf || !state2) return 1;
     s = gradstep_adam_checkpoint_save_f64(&adam, &scalars, state, len, w, 2, buf, cap, &written);
     if (s == GRADSTEP_OK)

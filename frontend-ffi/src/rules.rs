@@ -25,10 +25,12 @@ use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, gradstep_status};
 /// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 /// and μ (unused fields are ignored and left as they are). All zeros = fresh.
 ///
-/// Unlike the Rust `StepCount`, it carries no cache of the bias-correction powers, so
-/// Adam, AdamW, Adamax and RAdam compute β₁ᵗ and β₂ᵗ afresh on every call: the same
-/// values, at a cost that matters only without a double-precision FPU (on a Cortex-M4F
-/// about 2 900 instructions per power at t = 10⁶). Optimizer handles keep the cache.
+/// `cache` holds Adam's, AdamW's, Adamax's and RAdam's bias-correction powers β₁ᵗ and
+/// β₂ᵗ between steps, so that each step advances them with one multiply instead of
+/// computing them afresh (which matters without a double-precision FPU: on a
+/// Cortex-M4F about 2 900 instructions per power at t = 10⁶). It never changes a
+/// result: zeros (a fresh or restored state) or anything not written by gradstep is
+/// detected and recomputed. Keep the struct from step to step and leave it alone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct gradstep_scalars {
@@ -40,7 +42,11 @@ pub struct gradstep_scalars {
     pub eta: f64,
     /// ASGD: the current averaging coefficient μ.
     pub mu: f64,
+    /// Cached powers (see above); zeros are fine.
+    pub cache: [u64; 14],
 }
+
+const _: () = assert!(gradstep::STEP_CACHE_WORDS == 14);
 
 /// How a rule's scalar state travels through [`gradstep_scalars`].
 pub(crate) trait CScalars: Sized {
@@ -50,10 +56,10 @@ pub(crate) trait CScalars: Sized {
 
 impl CScalars for StepCount {
     fn from_c(c: &gradstep_scalars) -> Self {
-        StepCount::new(c.step)
+        StepCount::with_cache(c.step, &c.cache)
     }
     fn to_c(&self, c: &mut gradstep_scalars) {
-        c.step = self.step;
+        (c.step, c.cache) = (self.step, self.cache());
     }
 }
 

@@ -164,6 +164,11 @@ fn c_program_refuses_every_bad_input() {
 }
 
 #[test]
+fn c_program_keeps_the_powers_cache_invisible() {
+    self_check("--cache", "cache: ok\n");
+}
+
+#[test]
 fn c_program_clips_scales_and_accumulates() {
     self_check("--training", "training: ok\n");
 }

@@ -105,4 +105,4 @@ pub use rules::radam::RAdam;
 pub use rules::rmsprop::RmsProp;
 pub use rules::rprop::Rprop;
 pub use rules::sgd::Sgd;
-pub use rules::{MAX_STATE_SLOTS, Rule, StepCount};
+pub use rules::{MAX_STATE_SLOTS, Rule, STEP_CACHE_WORDS, StepCount};

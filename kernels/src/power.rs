@@ -218,8 +218,13 @@ impl Powers {
         }
         let same_base = entry.t != 0 && entry.base == beta.to_bits();
         if !(same_base && entry.t == t) {
-            entry.power = if same_base && entry.t + 1 == t {
-                entry.power.mul(&Wide::from_f64(beta))
+            entry.power = if same_base && entry.t == t - 1 {
+                if entry.power.binary_exponent().abs() > EXP_LIMIT {
+                    // Already 0 or ∞ as a double, and stays so: keep the exponent bounded.
+                    entry.power
+                } else {
+                    entry.power.mul(&Wide::from_f64(beta))
+                }
             } else {
                 wide_pow(beta, t)
             };
@@ -227,6 +232,66 @@ impl Powers {
         }
         entry.power.to_f64()
     }
+
+    /// The cache as plain words, for carrying it where only plain data goes (the C
+    /// ABI's `gradstep_scalars`): per entry the base's bits, t, the significand (low,
+    /// high), the exponent, the inexact flag and a check word.
+    pub(crate) fn words(&self) -> [u64; CACHE_WORDS] {
+        let mut words = [0; CACHE_WORDS];
+        for (entry, w) in self.entries.iter().zip(words.chunks_exact_mut(7)) {
+            let p = &entry.power;
+            w[..6].copy_from_slice(&[
+                entry.base,
+                entry.t,
+                p.mant as u64,
+                (p.mant >> 64) as u64,
+                p.exp as u64,
+                u64::from(p.inexact),
+            ]);
+            w[6] = if entry.t == 0 { 0 } else { check(&w[..6]) };
+        }
+        words
+    }
+
+    /// The cache from [`Powers::words`]. An entry whose words are not what
+    /// `words` writes (zeros, or anything altered: the check word, a normalized
+    /// significand and a bounded exponent are verified) is empty, and is recomputed.
+    pub(crate) fn from_words(words: &[u64; CACHE_WORDS]) -> Powers {
+        let mut powers = Powers::EMPTY;
+        for (entry, w) in powers.entries.iter_mut().zip(words.chunks_exact(7)) {
+            let power = Wide {
+                mant: u128::from(w[3]) << 64 | u128::from(w[2]),
+                exp: w[4] as i64,
+                inexact: w[5] == 1,
+            };
+            let valid = w[1] != 0
+                && w[5] <= 1
+                && w[6] == check(&w[..6])
+                && power.mant >> 127 == 1
+                && power.exp.unsigned_abs() < 1 << 40;
+            if valid {
+                *entry = Entry {
+                    base: w[0],
+                    t: w[1],
+                    power,
+                };
+            }
+        }
+        powers
+    }
+}
+
+/// Words in [`Powers::words`].
+pub(crate) const CACHE_WORDS: usize = 14;
+
+/// A 64-bit digest of an entry's words (SplitMix64 finalizer over a running mix).
+fn check(words: &[u64]) -> u64 {
+    words.iter().fold(0x6772_6164_7374_6570, |h, &w| {
+        let mut z = (h ^ w).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 #[cfg(test)]
@@ -267,6 +332,37 @@ mod tests {
             got.to_bits(),
             want.to_bits()
         );
+    }
+
+    #[test]
+    fn the_cache_survives_words_and_refuses_forged_ones() {
+        let mut cache = Powers::default();
+        cache.pow(0, 0.9, 41);
+        cache.pow(1, 0.999, 41);
+        let words = cache.words();
+        assert_eq!(Powers::from_words(&words), cache);
+        assert_eq!(Powers::from_words(&[0; CACHE_WORDS]), Powers::EMPTY);
+        // Any single altered word empties its entry (and only its entry).
+        for i in 0..CACHE_WORDS {
+            for flip in [1u64, 1 << 63, u64::MAX] {
+                let mut forged = words;
+                forged[i] ^= flip;
+                let back = Powers::from_words(&forged);
+                let (hit, other) = (i / 7, 1 - i / 7);
+                assert_eq!(back.entries[hit], Entry::EMPTY, "word {i}");
+                assert_eq!(back.entries[other], cache.entries[other]);
+                // And the powers are right whatever was passed in.
+                let mut back = back;
+                assert_eq!(back.pow(0, 0.9, 42), powi(0.9, 42));
+                assert_eq!(back.pow(1, 0.999, 42), powi(0.999, 42));
+            }
+        }
+        // A cache far out of range (a step counter near 2^64) stays bounded and right.
+        let mut cache = Powers::default();
+        for t in [u64::MAX - 2, u64::MAX - 1, u64::MAX, 3, u64::MAX] {
+            assert_eq!(cache.pow(0, 0.5, t), powi(0.5, t));
+            assert_eq!(cache.pow(1, 1.5, t), powi(1.5, t));
+        }
     }
 
     #[test]

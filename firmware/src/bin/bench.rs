@@ -256,9 +256,10 @@ fn main() -> ! {
             },
         ),
     );
-    // Without the powers cache in `StepCount` (as through the C per-call API, whose
-    // `gradstep_scalars` holds only the step) and far into training: β₁ᵗ and β₂ᵗ are
-    // then computed from scratch every step, 20 squarings and multiplies each.
+    // Without the powers cache in `StepCount` (as on the first step after restoring a
+    // checkpoint, or with scalars rebuilt from the step count alone every step) and far
+    // into training: β₁ᵗ and β₂ᵗ are computed from scratch, 19 squarings and up to 19
+    // multiplies each.
     limits(
         "adam-uncached-t1e6",
         &measure_from(&clock, b, Adam::default(), |s| {

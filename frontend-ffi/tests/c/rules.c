@@ -166,7 +166,7 @@ static int trajectory(int argc, char **argv) {
     float *stf = calloc(len + 1, sizeof *stf);
     if (!p || !g || !st || !pf || !gf || !stf) FAIL("out of memory");
     for (size_t i = 0; i < n; i++) pf[i] = (float)(p[i] = read_number());
-    gradstep_scalars sc = {0, 0.0, 0.0, 0.0};
+    gradstep_scalars sc = {0};
     for (size_t t = 0; t < steps; t++) {
         for (size_t i = 0; i < n; i++) gf[i] = (float)(g[i] = read_number());
         s = is_f32 ? r->step_f32(&h, &sc, pf, gf, n, stf, len)
@@ -191,9 +191,40 @@ static int trajectory(int argc, char **argv) {
                  (unsigned)got_, gradstep_status_str(got_), #status);                  \
     } while (0)
 
+/* The powers cache in gradstep_scalars never changes a result: steps with the cache
+ * kept, cleared, or overwritten with garbage before every step give the same bits. */
+static int cache_is_invisible(void) {
+    enum { N = 5, STEPS = 40 };
+    gradstep_adam adam = gradstep_adam_default();
+    adam.lr = 0.01;
+    float p[3][N], st[3][2 * N], g[N];
+    gradstep_scalars sc[3] = {{0}, {0}, {0}};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++) p[k][i] = (float)i * 0.3f - 0.7f;
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < N; i++) g[i] = (float)((i * 5 + t * 3) % 7) - 3.0f;
+        memset(sc[1].cache, 0, sizeof sc[1].cache);
+        memset(sc[2].cache, 0x5a + t, sizeof sc[2].cache);
+        sc[2].cache[t % 14] = sc[0].cache[t % 14];
+        for (int k = 0; k < 3; k++) {
+            gradstep_status s = gradstep_adam_step_f32(&adam, &sc[k], p[k], g, N, st[k], 2 * N);
+            if (s != GRADSTEP_OK) FAIL("cache: step %d: %s", t, gradstep_status_str(s));
+        }
+    }
+    if (memcmp(p[0], p[1], sizeof p[0]) || memcmp(p[0], p[2], sizeof p[0]))
+        FAIL("cache: params depend on the cache");
+    /* A cleared cache is rebuilt: the same bases (words 0, 7) and steps (1, 8). */
+    for (int w = 0; w < 14; w += 7)
+        if (sc[1].cache[w] != sc[0].cache[w] || sc[1].cache[w + 1] != STEPS ||
+            sc[0].cache[w + 1] != STEPS)
+            FAIL("cache: a cleared cache was not rebuilt");
+    printf("cache: ok\n");
+    return 0;
+}
+
 static int errors(void) {
     gradstep_adam adam = gradstep_adam_default();
-    gradstep_scalars sc = {0, 0.0, 0.0, 0.0};
+    gradstep_scalars sc = {0};
     float p[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     float st[17] = {0};
     size_t len = 0;
@@ -255,7 +286,7 @@ static int checkpoints(void) {
     unsigned char *buf = malloc(cap);
     if (!buf || len != 3 * N) FAIL("setup");
     for (int i = 0; i < N; i++) p[i] = (float)i / 7.0f - 2.0f;
-    gradstep_scalars sc = {0, 0.0, 0.0, 0.0}, sc2;
+    gradstep_scalars sc = {0}, sc2;
     for (int t = 0; t < K + M; t++) {
         if (t == K) {
             EXPECT(gradstep_adam_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap - 1,
@@ -552,7 +583,7 @@ static int handles(void) {
 
     /* The same run through the allocation-free API. */
     float s0[2 * N1] = {0}, s1[2 * N2] = {0};
-    gradstep_scalars sc0 = {0, 0.0, 0.0, 0.0}, sc1 = {0, 0.0, 0.0, 0.0};
+    gradstep_scalars sc0 = {0}, sc1 = {0};
     gradstep_adam r0 = h0;
     for (int t = 0; t < 6; t++) {
         for (int i = 0; i < N1; i++) gw[i] = (float)((i + t) % 3) - 1.0f;
@@ -653,6 +684,7 @@ int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--training")) return training();
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
+    if (argc == 2 && !strcmp(argv[1], "--cache")) return cache_is_invisible();
     if (argc < 3) FAIL("usage: rules RULE f32|f64 [field=value ...] < input | rules --errors");
     return trajectory(argc, argv);
 }

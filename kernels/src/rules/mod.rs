@@ -132,12 +132,32 @@ pub struct StepCount {
     pub(crate) powers: Powers,
 }
 
+/// Words in [`StepCount::cache`].
+pub const STEP_CACHE_WORDS: usize = crate::power::CACHE_WORDS;
+
 impl StepCount {
     /// The state after `step` steps (0: fresh).
     pub const fn new(step: u64) -> StepCount {
         StepCount {
             step,
             powers: Powers::EMPTY,
+        }
+    }
+
+    /// The powers cache as plain words, to carry a `StepCount` through plain data from
+    /// one step to the next (the C ABI's `gradstep_scalars` does). All zeros is empty.
+    pub fn cache(&self) -> [u64; STEP_CACHE_WORDS] {
+        self.powers.words()
+    }
+
+    /// The state after `step` steps with a powers cache from [`StepCount::cache`]. The
+    /// words are verified (a check word per cached power): anything that `cache` did not
+    /// write, such as zeros or altered words, leaves that power uncached, which costs
+    /// time on the next step and never changes a result.
+    pub fn with_cache(step: u64, cache: &[u64; STEP_CACHE_WORDS]) -> StepCount {
+        StepCount {
+            step,
+            powers: Powers::from_words(cache),
         }
     }
 }
