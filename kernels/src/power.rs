@@ -19,7 +19,7 @@
 
 /// A positive number `mant · 2^exp` with `mant` normalized to `[2¹²⁷, 2¹²⁸)`, and whether
 /// it was rounded down (truncated) on the way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Wide {
     mant: u128,
     exp: i64,
@@ -175,7 +175,7 @@ pub(crate) fn powi(x: f64, n: u64) -> f64 {
 
 /// A power `β^t` kept at 128 bits between steps, so that the next step's `β^(t+1)` is one
 /// multiply; any other request recomputes it. `t = 0` marks an empty entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
     base: u64,
     t: u64,
@@ -196,7 +196,7 @@ impl Entry {
 
 /// Cached powers `β^t` for up to two bases (Adam's β₁ and β₂), advanced one step at a
 /// time. The results are those of [`powi`], whatever the cache holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Powers {
     entries: [Entry; 2],
 }
@@ -213,7 +213,7 @@ impl Powers {
             return powi(beta, t);
         };
         if t == 0 || !beta.is_finite() || beta <= 0.0 {
-            *entry = Entry::default();
+            *entry = Entry::EMPTY;
             return powi(beta, t);
         }
         let same_base = entry.t != 0 && entry.base == beta.to_bits();
@@ -281,6 +281,12 @@ impl Powers {
     }
 }
 
+impl Default for Powers {
+    fn default() -> Powers {
+        Powers::EMPTY
+    }
+}
+
 /// Words in [`Powers::words`].
 pub(crate) const CACHE_WORDS: usize = 14;
 
@@ -299,24 +305,11 @@ mod tests {
     extern crate std;
 
     use super::*;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    use proptest::prelude::Rng;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    use proptest::test_runner::{RngAlgorithm, TestRng};
     use std::vec::Vec;
-
-    /// A small deterministic generator (SplitMix64).
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    struct Mix(u64);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    impl Mix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
 
     /// The host's C library `pow`: glibc on Linux, which CPython and therefore torch
     /// use. The tests that compare with it run only there.
@@ -419,21 +412,22 @@ mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn agrees_with_the_c_library_pow() {
-        let mut rng = Mix(0x5EED);
+        let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+        let unit = |rng: &mut TestRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let (mut checked, mut differ) = (0u32, 0u32);
         for i in 0..1_000_000u64 {
             // Bases: Adam-like decays near 1, anything in (0, 2), and subnormal or huge
             // magnitudes; exponents: small, step-counter sized, and any 64-bit value.
             let x = match i % 4 {
-                0 => 1.0 - rng.unit() * 0.2,
-                1 => rng.unit() * 2.0,
-                2 => f64::from_bits(rng.next() >> 1),
-                _ => -(1.0 - rng.unit() * 1e-3),
+                0 => 1.0 - unit(&mut rng) * 0.2,
+                1 => unit(&mut rng) * 2.0,
+                2 => f64::from_bits(rng.next_u64() >> 1),
+                _ => -(1.0 - unit(&mut rng) * 1e-3),
             };
             let n = match i % 3 {
-                0 => rng.next() % 64,
-                1 => rng.next() % 2_000_000,
-                _ => rng.next() >> (rng.next() % 64),
+                0 => rng.next_u64() % 64,
+                1 => rng.next_u64() % 2_000_000,
+                _ => rng.next_u64() >> (rng.next_u64() % 64),
             };
             // The host's pow takes the exponent as a double: only exact ones compare.
             if !x.is_finite() || (n as f64) as u64 != n {
