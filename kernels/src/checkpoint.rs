@@ -112,11 +112,13 @@ use core::fmt;
 
 use crate::error::{Buffer, Error};
 use crate::real::Real;
-use crate::rules::MAX_STATE_SLOTS;
+use crate::rules::{MAX_STATE_SLOTS, ScalarKind};
 use crate::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
     Rprop, Rule, Sgd, StepCount,
 };
+
+pub use crate::rules::{AnyRule, AnyScalars, RuleId};
 
 /// The first four bytes of every checkpoint.
 pub const MAGIC: [u8; 4] = *b"GSCK";
@@ -390,8 +392,8 @@ pub struct Header {
 
 /// The private half of the traits above: how values become bytes and back.
 mod sealed {
+    use super::CheckpointError;
     use super::wire::{Reader, Writer};
-    use super::{AnyScalars, CheckpointError};
 
     pub trait ElementCodec: Sized {
         /// Writes `src` to `dst`, which is exactly `src.len() · size` bytes long.
@@ -405,8 +407,6 @@ mod sealed {
         const LEN: usize;
         fn write(&self, w: &mut Writer<'_>);
         fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError>;
-        fn into_any(self) -> AnyScalars;
-        fn from_any(any: AnyScalars) -> Option<Self>;
     }
 
     pub trait RuleCodec: super::Rule<Scalars: ScalarCodec> {
@@ -534,15 +534,6 @@ impl ScalarCodec for StepCount {
     fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError> {
         Ok(StepCount::new(r.u64()?))
     }
-    fn into_any(self) -> AnyScalars {
-        AnyScalars::Step(self)
-    }
-    fn from_any(any: AnyScalars) -> Option<Self> {
-        match any {
-            AnyScalars::Step(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 impl ScalarCodec for NAdamScalars {
@@ -556,15 +547,6 @@ impl ScalarCodec for NAdamScalars {
             step: r.u64()?,
             mu_product: r.f64()?,
         })
-    }
-    fn into_any(self) -> AnyScalars {
-        AnyScalars::NAdam(self)
-    }
-    fn from_any(any: AnyScalars) -> Option<Self> {
-        match any {
-            AnyScalars::NAdam(s) => Some(s),
-            _ => None,
-        }
     }
 }
 
@@ -582,154 +564,26 @@ impl ScalarCodec for AsgdScalars {
             mu: r.f64()?,
         })
     }
-    fn into_any(self) -> AnyScalars {
-        AnyScalars::Asgd(self)
-    }
-    fn from_any(any: AnyScalars) -> Option<Self> {
-        match any {
-            AnyScalars::Asgd(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
-/// The scalar state of any rule, as [`AnyRule`] keeps it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AnyScalars {
-    /// [`StepCount`]: every rule but NAdam and ASGD.
-    Step(StepCount),
-    /// [`NAdamScalars`].
-    NAdam(NAdamScalars),
-    /// [`AsgdScalars`].
-    Asgd(AsgdScalars),
-}
-
-impl From<StepCount> for AnyScalars {
-    fn from(s: StepCount) -> Self {
-        AnyScalars::Step(s)
-    }
-}
-impl From<NAdamScalars> for AnyScalars {
-    fn from(s: NAdamScalars) -> Self {
-        AnyScalars::NAdam(s)
-    }
-}
-impl From<AsgdScalars> for AnyScalars {
-    fn from(s: AsgdScalars) -> Self {
-        AnyScalars::Asgd(s)
-    }
-}
-
-/// The one table of rules: id, rule, scalar state, and the order of the fields in the
-/// rule section. Adding a field to a rule fails to compile here (the struct literal in
-/// `read_section` must name every field), which is the reminder that the format changes.
-macro_rules! rules {
-    ($(
-        $id:literal => $rule:ident($scalars:ident, $torch:literal) {
-            f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
-        }
-    ),* $(,)?) => {
-        /// The stable number of each rule in the format. Numbers are never reused.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[repr(u16)]
-        #[non_exhaustive]
-        pub enum RuleId {
-            $(
-                #[doc = concat!("[`", stringify!($rule), "`](crate::", stringify!($rule),
-                    ") (`torch.optim.", $torch, "`).")]
-                $rule = $id,
-            )*
-        }
-
-        impl RuleId {
-            /// The rule with this number, if any.
-            pub const fn from_u16(id: u16) -> Option<Self> {
-                match id {
-                    $($id => Some(RuleId::$rule),)*
-                    _ => None,
-                }
-            }
-
-            /// The rule's name, as [`Rule::NAME`] (`"adam"`, `"sgd"`, ...).
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(RuleId::$rule => <$rule as Rule>::NAME,)*
-                }
-            }
-
-            /// The rule section's length `R`.
-            const fn section_len(self) -> usize {
-                match self {
-                    $(RuleId::$rule => <$rule as RuleCodec>::SECTION_LEN,)*
-                }
-            }
-        }
-
-        /// Any built-in rule, for callers that learn the rule at run time (a C caller,
-        /// or a checkpoint read with [`decode_any`]).
-        #[derive(Clone, Copy, Debug, PartialEq)]
-        #[non_exhaustive]
-        pub enum AnyRule {
-            $(
-                #[doc = concat!("[`", stringify!($rule), "`](crate::", stringify!($rule), ").")]
-                $rule($rule),
-            )*
-        }
-
-        impl AnyRule {
-            /// The rule's number.
-            pub const fn id(&self) -> RuleId {
-                match self {
-                    $(AnyRule::$rule(_) => RuleId::$rule,)*
-                }
-            }
-
-            /// [`Rule::validate`].
-            pub fn validate(&self) -> Result<(), Error> {
-                match self {
-                    $(AnyRule::$rule(r) => r.validate(),)*
-                }
-            }
-
-            /// [`Rule::slot_names`].
-            pub fn slot_names(&self) -> &'static [&'static str] {
-                match self {
-                    $(AnyRule::$rule(r) => r.slot_names(),)*
-                }
-            }
-
-            /// [`Rule::state_slots`].
-            pub fn state_slots(&self) -> usize {
-                self.slot_names().len()
-            }
-
-            /// The fresh scalar state (step 0) of the rule's kind.
-            pub fn default_scalars(&self) -> AnyScalars {
-                match self {
-                    $(AnyRule::$rule(_) => $scalars::default().into(),)*
-                }
-            }
-
-            /// [`encoded_len`] for this rule.
-            pub fn encoded_len(
-                &self,
-                element: ElementType,
-                n: usize,
-                with_params: bool,
-            ) -> Result<usize, Error> {
-                match self {
-                    $(AnyRule::$rule(r) => encoded_len(r, element, n, with_params),)*
-                }
+/// The checkpoint codec of every rule, from the registry row: the order of the fields
+/// in the rule section. Adding a field to a rule fails to compile in the registry's
+/// completeness check (the struct literal names every field), which is the reminder
+/// that the format changes.
+macro_rules! codec {
+    ($({
+        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        scalars: $scalars:ident, momentum: [$($momentum:ident)?],
+        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+    }),* $(,)?) => {
+        /// The rule section's length `R`.
+        const fn section_len(rule: RuleId) -> usize {
+            match rule {
+                $(RuleId::$rule => <$rule as RuleCodec>::SECTION_LEN,)*
             }
         }
 
         $(
-            impl From<$rule> for AnyRule {
-                fn from(r: $rule) -> Self {
-                    AnyRule::$rule(r)
-                }
-            }
-
             impl Checkpointable for $rule {
                 const ID: RuleId = RuleId::$rule;
             }
@@ -774,7 +628,7 @@ macro_rules! rules {
             match c.header.rule {
                 $(RuleId::$rule => {
                     let (r, s) = restore::<$rule, T>(c, state, params)?;
-                    Ok((AnyRule::$rule(r), s.into_any()))
+                    Ok((AnyRule::$rule(r), s.into()))
                 })*
             }
         }
@@ -789,56 +643,43 @@ macro_rules! rules {
         ) -> Result<usize, Error> {
             match rule {
                 $(AnyRule::$rule(r) => {
-                    let s = <$scalars as ScalarCodec>::from_any(*scalars)
+                    let s = <$scalars as ScalarKind>::from_any(*scalars)
                         .ok_or(CheckpointError::WrongScalars { rule: RuleId::$rule })?;
                     encode(r, &s, state, params, out)
                 })*
             }
         }
+
+        /// [`encoded_len`] for a rule known at run time.
+        fn encoded_len_any(
+            rule: &AnyRule,
+            element: ElementType,
+            n: usize,
+            with_params: bool,
+        ) -> Result<usize, Error> {
+            match rule {
+                $(AnyRule::$rule(r) => encoded_len(r, element, n, with_params),)*
+            }
+        }
     };
 }
 
-rules! {
-    1 => Sgd(StepCount, "SGD") {
-        f64: [lr, momentum, dampening, weight_decay], bool: [nesterov, maximize]
-    },
-    2 => Adam(StepCount, "Adam") {
-        f64: [lr, beta1, beta2, eps, weight_decay],
-        bool: [decoupled_weight_decay, amsgrad, maximize]
-    },
-    3 => AdamW(StepCount, "AdamW") {
-        f64: [lr, beta1, beta2, eps, weight_decay], bool: [amsgrad, maximize]
-    },
-    4 => Adamax(StepCount, "Adamax") {
-        f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize]
-    },
-    5 => NAdam(NAdamScalars, "NAdam") {
-        f64: [lr, beta1, beta2, eps, weight_decay, momentum_decay],
-        bool: [decoupled_weight_decay, maximize]
-    },
-    6 => RAdam(StepCount, "RAdam") {
-        f64: [lr, beta1, beta2, eps, weight_decay], bool: [decoupled_weight_decay, maximize]
-    },
-    7 => Adagrad(StepCount, "Adagrad") {
-        f64: [lr, lr_decay, weight_decay, initial_accumulator_value, eps], bool: [maximize]
-    },
-    8 => Adadelta(StepCount, "Adadelta") {
-        f64: [lr, rho, eps, weight_decay], bool: [maximize]
-    },
-    9 => RmsProp(StepCount, "RMSprop") {
-        f64: [lr, alpha, eps, weight_decay, momentum], bool: [centered, maximize]
-    },
-    10 => Rprop(StepCount, "Rprop") {
-        f64: [lr, etaminus, etaplus, step_size_min, step_size_max], bool: [maximize]
-    },
-    11 => Asgd(AsgdScalars, "ASGD") {
-        f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize]
-    },
-}
+crate::for_each_rule!(codec);
 
-impl fmt::Display for RuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+impl AnyRule {
+    /// [`encoded_len`] for this rule.
+    pub fn encoded_len(
+        &self,
+        element: ElementType,
+        n: usize,
+        with_params: bool,
+    ) -> Result<usize, Error> {
+        encoded_len_any(self, element, n, with_params)
+    }
+
+    /// The fresh scalar state (step 0) of the rule's kind ([`AnyRule::fresh_scalars`]).
+    pub fn default_scalars(&self) -> AnyScalars {
+        self.fresh_scalars()
     }
 }
 
@@ -1023,7 +864,7 @@ fn parse_header(bytes: &[u8], len: u64) -> Result<Header, CheckpointError> {
         return Err(CheckpointError::InvalidField { field: "reserved" });
     }
     let section = u32_at(header, 20).unwrap_or_default();
-    if section as usize != rule.section_len() {
+    if section as usize != section_len(rule) {
         return Err(CheckpointError::InvalidField {
             field: "rule section length",
         });
@@ -1035,7 +876,7 @@ fn parse_header(bytes: &[u8], len: u64) -> Result<Header, CheckpointError> {
     if slots == 0 && !has_params && n != 0 {
         return Err(CheckpointError::InvalidField { field: "n" });
     }
-    if total_len(rule.section_len(), slots, element, n, has_params) != Some(len) {
+    if total_len(section_len(rule), slots, element, n, has_params) != Some(len) {
         return Err(CheckpointError::InvalidField { field: "length" });
     }
     Ok(Header {
@@ -1084,7 +925,7 @@ fn verify(bytes: &[u8]) -> Result<Verified<'_>, CheckpointError> {
     let header = parse_header(body, len)?;
     let rest = body.get(HEADER_LEN..).unwrap_or_default();
     let (section, arrays) =
-        rest.split_at_checked(header.rule.section_len())
+        rest.split_at_checked(section_len(header.rule))
             .ok_or(CheckpointError::InvalidField {
                 field: "rule section length",
             })?;
@@ -1224,7 +1065,7 @@ mod tests {
         for (k, (id, len)) in table.into_iter().enumerate() {
             assert_eq!(id as u16, k as u16 + 1);
             assert_eq!(RuleId::from_u16(id as u16), Some(id));
-            assert_eq!(id.section_len(), len, "{id}");
+            assert_eq!(section_len(id), len, "{id}");
         }
         assert_eq!(RuleId::from_u16(0), None);
         assert_eq!(RuleId::from_u16(12), None);

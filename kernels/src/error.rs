@@ -66,6 +66,12 @@ pub enum Error {
         /// The schedule's total number of steps.
         total_steps: u64,
     },
+    /// A rule chosen at run time ([`crate::rules::AnyRule`]) was given the scalar state of
+    /// another kind of rule (NAdam's for Adam, ...). Nothing was written.
+    WrongScalars {
+        /// The rule stepped.
+        rule: crate::rules::RuleId,
+    },
     /// A checkpoint could not be written or read ([`crate::checkpoint`]); nothing was
     /// written to the destination buffers.
     Checkpoint(CheckpointError),
@@ -116,6 +122,9 @@ impl fmt::Display for Error {
             }
             Error::ScheduleFinished { total_steps } => {
                 write!(f, "schedule stepped past its {total_steps} total steps")
+            }
+            Error::WrongScalars { rule } => {
+                write!(f, "scalar state is not of the kind rule {rule} keeps")
             }
             Error::Checkpoint(e) => fmt::Display::fmt(&e, f),
         }

@@ -110,6 +110,12 @@ pub struct IfFiniteScalars<S> {
     pub counts: NonFiniteCounts,
 }
 
+impl<S: crate::rules::ScalarState> crate::rules::ScalarState for IfFiniteScalars<S> {
+    fn step(&self) -> u64 {
+        self.inner.step()
+    }
+}
+
 /// Any [`Rule`], stepped only when every gradient is finite (optax `apply_if_finite`).
 ///
 /// ```text

@@ -25,6 +25,11 @@ pub mod rprop;
 pub mod sgd;
 
 mod prelude;
+pub mod registry;
+
+pub use registry::{
+    AnyRule, AnyScalars, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
+};
 
 use crate::driver::{Kernel, run};
 use crate::error::{Buffer, Error};
@@ -39,7 +44,7 @@ pub const MAX_STATE_SLOTS: usize = 3;
 pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     /// The rule's scalar state: the step counter, plus NAdam's μ-product or ASGD's η and
     /// μ. `Default` is the fresh state (step 0). Plain values, to read, save and restore.
-    type Scalars: Copy + Default + PartialEq + core::fmt::Debug;
+    type Scalars: ScalarState;
 
     /// The rule's name, lower case as in torch (`"adam"`, `"sgd"`, ...).
     const NAME: &'static str;

@@ -1,0 +1,843 @@
+//! The one table of rules, and the rule chosen at run time ([`AnyRule`]).
+//!
+//! [`for_each_rule!`](crate::for_each_rule) holds one row per rule: its stable id, its
+//! type, its name, torch's class name, its scalar-state type, the field that schedules
+//! cycle as "momentum" (torch's `momentum`, or `betas[0]`), and its hyperparameter
+//! fields, numbers first, then flags, in checkpoint order. Everything that enumerates
+//! rules expands from that row (this module's [`RuleId`], [`AnyRule`] and its fields by
+//! name; the checkpoint codec; the C ABI; the property tests; the torch fixtures'
+//! completeness test; the benchmarks), the way rust-lang/libm's `for_each_function!`
+//! drives libm's tests, so no other file lists the rules by hand.
+//!
+//! ```
+//! use gradstep::rules::{AnyRule, AnyScalars, Value};
+//!
+//! // As a config file would name it:
+//! let mut rule = AnyRule::parse("adam:lr=3e-4,amsgrad")?;
+//! assert_eq!(rule.name(), "adam");
+//! assert_eq!(rule.get("amsgrad"), Some(Value::Flag(true)));
+//! assert_eq!(rule.state_slots(), 3);
+//! rule.set("beta2", Value::Number(0.99))?;
+//!
+//! let (mut params, grads) = ([1.0f32, -2.0], [0.5f32, -0.5]);
+//! let mut state = [0.0f32; 6];
+//! let mut scalars: AnyScalars = rule.fresh_scalars();
+//! rule.step_flat(&mut scalars, &mut params, &grads, &mut state)?;
+//! assert_eq!(scalars.step(), 1);
+//! assert!((params[0] - (1.0 - 3e-4)).abs() < 1e-6);
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+//!
+//! ## Adding a rule
+//! 1. Its file in `kernels/src/rules/` (hyperparameters with torch's defaults,
+//!    validation, slot names, coefficients, element kernel, scalar reference).
+//! 2. One row below, with the next unused id (ids are never reused).
+//! 3. Its fixture recording in `tests/fixtures/` and its row in the tolerance table.
+//!
+//! Until the C ABI has the rule's struct and union member, and the property tests a
+//! subject for it, the workspace does not compile; the completeness test
+//! (`tests/registry.rs`) fails while a fixture, tolerance row, C case or bench entry is
+//! missing.
+
+use core::fmt;
+
+use crate::error::Error;
+use crate::real::Real;
+use crate::rules::Rule;
+use crate::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
+    Rprop, Sgd, StepCount,
+};
+
+/// The registry: calls `$callback!` with one `{ ... }` row per rule.
+///
+/// Each row is
+/// `{ id: 2, rule: Adam, name: adam, torch: "Adam", scalars: StepCount, momentum: [beta1],
+/// f64: [lr, ...], bool: [amsgrad, ...] }`: the stable id (never reused), the rule's type
+/// (in the crate root), its lower-case name (an identifier, also the C union member),
+/// `torch.optim`'s class name, the scalar-state type (in the crate root), the field that
+/// schedules with momentum cycling drive (empty if none), and the hyperparameter
+/// fields, numbers then flags, in the order of the checkpoint's rule section.
+///
+/// A callback matches the rows with
+///
+/// ```text
+/// macro_rules! my_callback {
+///     ($({
+///         id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+///         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
+///         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+///     }),* $(,)?) => { ... };
+/// }
+/// gradstep::for_each_rule!(my_callback);
+/// ```
+#[macro_export]
+macro_rules! for_each_rule {
+    ($callback:ident) => {
+        $callback! {
+            {
+                id: 1, rule: Sgd, name: sgd, torch: "SGD", scalars: StepCount,
+                momentum: [momentum],
+                f64: [lr, momentum, dampening, weight_decay], bool: [nesterov, maximize],
+            },
+            {
+                id: 2, rule: Adam, name: adam, torch: "Adam", scalars: StepCount,
+                momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay],
+                bool: [decoupled_weight_decay, amsgrad, maximize],
+            },
+            {
+                id: 3, rule: AdamW, name: adamw, torch: "AdamW", scalars: StepCount,
+                momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay], bool: [amsgrad, maximize],
+            },
+            {
+                id: 4, rule: Adamax, name: adamax, torch: "Adamax", scalars: StepCount,
+                momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
+            },
+            {
+                id: 5, rule: NAdam, name: nadam, torch: "NAdam", scalars: NAdamScalars,
+                momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay, momentum_decay],
+                bool: [decoupled_weight_decay, maximize],
+            },
+            {
+                id: 6, rule: RAdam, name: radam, torch: "RAdam", scalars: StepCount,
+                momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay],
+                bool: [decoupled_weight_decay, maximize],
+            },
+            {
+                id: 7, rule: Adagrad, name: adagrad, torch: "Adagrad", scalars: StepCount,
+                momentum: [],
+                f64: [lr, lr_decay, weight_decay, initial_accumulator_value, eps],
+                bool: [maximize],
+            },
+            {
+                id: 8, rule: Adadelta, name: adadelta, torch: "Adadelta", scalars: StepCount,
+                momentum: [],
+                f64: [lr, rho, eps, weight_decay], bool: [maximize],
+            },
+            {
+                id: 9, rule: RmsProp, name: rmsprop, torch: "RMSprop", scalars: StepCount,
+                momentum: [momentum],
+                f64: [lr, alpha, eps, weight_decay, momentum], bool: [centered, maximize],
+            },
+            {
+                id: 10, rule: Rprop, name: rprop, torch: "Rprop", scalars: StepCount,
+                momentum: [],
+                f64: [lr, etaminus, etaplus, step_size_min, step_size_max], bool: [maximize],
+            },
+            {
+                id: 11, rule: Asgd, name: asgd, torch: "ASGD", scalars: AsgdScalars,
+                momentum: [],
+                f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
+            },
+        }
+    };
+}
+
+/// The scalar state of a rule: the step counter and whatever else the rule keeps
+/// between steps as plain numbers.
+pub trait ScalarState: Copy + Default + PartialEq + fmt::Debug {
+    /// Steps taken so far; 0 means fresh state.
+    fn step(&self) -> u64;
+}
+
+/// A scalar state that [`AnyScalars`] holds: the registered rules' kinds.
+pub trait ScalarKind: ScalarState + Into<AnyScalars> {
+    /// The state of this kind inside `any`, if it is of this kind.
+    fn from_any(any: AnyScalars) -> Option<Self>;
+    /// [`ScalarState::from_any`], borrowed.
+    fn from_any_mut(any: &mut AnyScalars) -> Option<&mut Self>;
+}
+
+/// What kind of value a hyperparameter field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    /// A number (`f64`).
+    Number,
+    /// A flag (`bool`).
+    Flag,
+}
+
+impl FieldKind {
+    /// "a number" or "true or false", for messages.
+    pub const fn what(self) -> &'static str {
+        match self {
+            FieldKind::Number => "a number",
+            FieldKind::Flag => "true or false",
+        }
+    }
+}
+
+/// A hyperparameter field of a rule, as the registry lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Field {
+    /// The field's name, as in the rule's struct (`"lr"`, `"amsgrad"`, ...).
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: FieldKind,
+}
+
+/// A hyperparameter's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// The value of a number field.
+    Number(f64),
+    /// The value of a flag.
+    Flag(bool),
+}
+
+impl Value {
+    /// Its kind.
+    pub const fn kind(self) -> FieldKind {
+        match self {
+            Value::Number(_) => FieldKind::Number,
+            Value::Flag(_) => FieldKind::Flag,
+        }
+    }
+
+    /// Parses `text` as a value of `kind` (`f64`'s syntax, or `true`/`false`).
+    pub fn parse(kind: FieldKind, text: &str) -> Option<Value> {
+        match kind {
+            FieldKind::Number => text.parse().ok().map(Value::Number),
+            FieldKind::Flag => text.parse().ok().map(Value::Flag),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(x) => fmt::Display::fmt(x, f),
+            Value::Flag(b) => fmt::Display::fmt(b, f),
+        }
+    }
+}
+
+/// Why a rule could not be chosen or configured by name. The borrowed parts point into
+/// the text given; [`fmt::Display`] writes the message with the valid choices, e.g.
+/// `unknown rule 'adma' (rules: sgd, adam, ...)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SpecError<'a> {
+    /// The spec has no rule name.
+    NoName,
+    /// No rule has this name.
+    UnknownRule {
+        /// The name given.
+        name: &'a str,
+    },
+    /// The rule has no field of this name.
+    UnknownField {
+        /// The rule.
+        rule: RuleId,
+        /// The field given.
+        field: &'a str,
+    },
+    /// The text is not a value of the field's kind.
+    BadValue {
+        /// The rule.
+        rule: RuleId,
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: &'a str,
+        /// What the field holds.
+        kind: FieldKind,
+    },
+    /// A field is given twice in one spec.
+    Repeated {
+        /// The rule.
+        rule: RuleId,
+        /// The field.
+        field: &'static str,
+    },
+    /// The rule has no field that schedules can cycle as momentum.
+    NoMomentum {
+        /// The rule.
+        rule: RuleId,
+    },
+    /// The values are all well-formed, but the rule refuses them ([`Rule::validate`]).
+    Invalid {
+        /// The rule.
+        rule: RuleId,
+        /// The rule's own error.
+        error: Error,
+    },
+}
+
+impl fmt::Display for SpecError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SpecError::NoName => f.write_str("the rule has no name"),
+            SpecError::UnknownRule { name } => {
+                write!(f, "unknown rule '{name}' (rules: ")?;
+                list(f, RuleId::ALL.iter().map(|r| r.name()))?;
+                f.write_str(")")
+            }
+            SpecError::UnknownField { rule, field } => {
+                write!(f, "rule '{rule}': unknown field '{field}' (fields: ")?;
+                list(f, rule.fields().iter().map(|x| x.name))?;
+                f.write_str(")")
+            }
+            SpecError::BadValue {
+                rule,
+                field,
+                value,
+                kind,
+            } => write!(
+                f,
+                "rule '{rule}': {field} = '{value}' is not {}",
+                kind.what()
+            ),
+            SpecError::Repeated { rule, field } => {
+                write!(f, "rule '{rule}': field '{field}' is given twice")
+            }
+            SpecError::NoMomentum { rule } => {
+                write!(f, "rule '{rule}' has no momentum (or β₁) to set")
+            }
+            SpecError::Invalid { rule, error } => write!(f, "rule '{rule}': {error}"),
+        }
+    }
+}
+
+impl core::error::Error for SpecError<'_> {}
+
+fn list<'s>(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = &'s str>) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        f.write_str(item)?;
+    }
+    Ok(())
+}
+
+/// The scalar state of any rule, as [`AnyRule`] keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AnyScalars {
+    /// [`StepCount`]: the rules whose only scalar state is the step counter.
+    Step(StepCount),
+    /// [`NAdamScalars`].
+    NAdam(NAdamScalars),
+    /// [`AsgdScalars`].
+    Asgd(AsgdScalars),
+}
+
+impl AnyScalars {
+    /// Steps taken so far; 0 means fresh state.
+    pub fn step(&self) -> u64 {
+        match self {
+            AnyScalars::Step(s) => s.step,
+            AnyScalars::NAdam(s) => s.step,
+            AnyScalars::Asgd(s) => s.step,
+        }
+    }
+}
+
+macro_rules! scalar_state {
+    ($($t:ident => $variant:ident),*) => {$(
+        impl From<$t> for AnyScalars {
+            fn from(s: $t) -> Self {
+                AnyScalars::$variant(s)
+            }
+        }
+        impl ScalarState for $t {
+            fn step(&self) -> u64 {
+                self.step
+            }
+        }
+        impl ScalarKind for $t {
+            fn from_any(any: AnyScalars) -> Option<Self> {
+                match any {
+                    AnyScalars::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+            fn from_any_mut(any: &mut AnyScalars) -> Option<&mut Self> {
+                match any {
+                    AnyScalars::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+scalar_state!(StepCount => Step, NAdamScalars => NAdam, AsgdScalars => Asgd);
+
+/// The field list of a registry row.
+macro_rules! field_list {
+    ([$($f:ident),*], [$($b:ident),*]) => {
+        &[
+            $(Field { name: stringify!($f), kind: FieldKind::Number },)*
+            $(Field { name: stringify!($b), kind: FieldKind::Flag },)*
+        ]
+    };
+}
+
+/// `Some("field")` for the row's momentum field, `None` without one.
+macro_rules! momentum_name {
+    ([]) => {
+        None
+    };
+    ([$m:ident]) => {
+        Some(stringify!($m))
+    };
+}
+
+/// `Some(r.field)` for the row's momentum field, `None` without one.
+macro_rules! momentum_of {
+    ($r:ident, []) => {
+        None
+    };
+    ($r:ident, [$m:ident]) => {
+        Some($r.$m)
+    };
+}
+
+/// Sets the row's momentum field; `false` without one.
+macro_rules! set_momentum_of {
+    ($r:ident, $v:ident, []) => {{
+        let _ = ($r, $v);
+        false
+    }};
+    ($r:ident, $v:ident, [$m:ident]) => {{
+        $r.$m = $v;
+        true
+    }};
+}
+
+macro_rules! registry {
+    ($({
+        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        scalars: $scalars:ident, momentum: [$($momentum:ident)?],
+        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+    }),* $(,)?) => {
+        /// The stable number of each rule (checkpoints, the C ABI). Never reused.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        #[non_exhaustive]
+        pub enum RuleId {
+            $(
+                #[doc = concat!("[`", stringify!($rule), "`](crate::", stringify!($rule),
+                    ") (`torch.optim.", $torch, "`).")]
+                $rule = $id,
+            )*
+        }
+
+        impl RuleId {
+            /// Every rule, in id order.
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$rule),*];
+
+            /// The rule with this number, if any.
+            pub const fn from_u16(id: u16) -> Option<Self> {
+                match id {
+                    $($id => Some(RuleId::$rule),)*
+                    _ => None,
+                }
+            }
+
+            /// The rule called `name` (its [`RuleId::name`] or torch's class name,
+            /// in any case), if any.
+            pub fn from_name(name: &str) -> Option<Self> {
+                RuleId::ALL.iter().copied().find(|r| {
+                    name.eq_ignore_ascii_case(r.name()) || name.eq_ignore_ascii_case(r.torch_name())
+                })
+            }
+
+            /// The rule's name, lower case as [`Rule::NAME`] (`"adam"`, `"sgd"`, ...).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(RuleId::$rule => stringify!($name),)*
+                }
+            }
+
+            /// `torch.optim`'s class name (`"Adam"`, `"SGD"`, ...).
+            pub const fn torch_name(self) -> &'static str {
+                match self {
+                    $(RuleId::$rule => $torch,)*
+                }
+            }
+
+            /// The hyperparameter fields, numbers first, then flags.
+            pub const fn fields(self) -> &'static [Field] {
+                match self {
+                    $(RuleId::$rule => field_list!([$($f),*], [$($b),*]),)*
+                }
+            }
+
+            /// The field that schedules cycle as momentum (`momentum`, or `beta1` for
+            /// torch's `betas[0]`), if the rule has one.
+            pub const fn momentum_field(self) -> Option<&'static str> {
+                match self {
+                    $(RuleId::$rule => momentum_name!([$($momentum)?]),)*
+                }
+            }
+
+            /// The rule with torch's defaults.
+            pub fn default_rule(self) -> AnyRule {
+                match self {
+                    $(RuleId::$rule => AnyRule::$rule($rule::default()),)*
+                }
+            }
+        }
+
+        /// Any rule, chosen at run time: by name ([`AnyRule::parse`], [`AnyRule::named`]),
+        /// from a checkpoint ([`crate::checkpoint::decode_any`]), or from a C caller.
+        /// Its fields are read and written by name; it steps like the rule it holds.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        #[non_exhaustive]
+        pub enum AnyRule {
+            $(
+                #[doc = concat!("[`", stringify!($rule), "`](crate::", stringify!($rule), ").")]
+                $rule($rule),
+            )*
+        }
+
+        $(
+            impl From<$rule> for AnyRule {
+                fn from(r: $rule) -> Self {
+                    AnyRule::$rule(r)
+                }
+            }
+
+            impl TryFrom<AnyRule> for $rule {
+                type Error = AnyRule;
+                /// The rule inside, or the `AnyRule` back if it holds another.
+                fn try_from(any: AnyRule) -> Result<Self, AnyRule> {
+                    match any {
+                        AnyRule::$rule(r) => Ok(r),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*
+
+        impl AnyRule {
+            /// The rule's number.
+            pub const fn id(&self) -> RuleId {
+                match self {
+                    $(AnyRule::$rule(_) => RuleId::$rule,)*
+                }
+            }
+
+            /// [`Rule::validate`].
+            pub fn validate(&self) -> Result<(), Error> {
+                match self {
+                    $(AnyRule::$rule(r) => r.validate(),)*
+                }
+            }
+
+            /// [`Rule::slot_names`].
+            pub fn slot_names(&self) -> &'static [&'static str] {
+                match self {
+                    $(AnyRule::$rule(r) => r.slot_names(),)*
+                }
+            }
+
+            /// The fresh scalar state (step 0) of the rule's kind.
+            pub fn fresh_scalars(&self) -> AnyScalars {
+                match self {
+                    $(AnyRule::$rule(_) => $scalars::default().into(),)*
+                }
+            }
+
+            /// The value of the field called `name`, if the rule has one.
+            pub fn get(&self, name: &str) -> Option<Value> {
+                match self {
+                    $(AnyRule::$rule(r) => match name {
+                        $(stringify!($f) => Some(Value::Number(r.$f)),)*
+                        $(stringify!($b) => Some(Value::Flag(r.$b)),)*
+                        _ => None,
+                    },)*
+                }
+            }
+
+            /// Sets the field called `name`. Refused: a field the rule does not have
+            /// ([`SpecError::UnknownField`]) or a value of the other kind
+            /// ([`SpecError::BadValue`]). The value's range is checked by
+            /// [`AnyRule::validate`] (and by every step).
+            pub fn set<'a>(&mut self, name: &'a str, value: Value) -> Result<(), SpecError<'a>> {
+                let id = self.id();
+                let field = self.field(name)?;
+                match (self, value) {
+                    $(
+                        $((AnyRule::$rule(r), Value::Number(v)) if name == stringify!($f) => r.$f = v,)*
+                        $((AnyRule::$rule(r), Value::Flag(v)) if name == stringify!($b) => r.$b = v,)*
+                    )*
+                    (_, value) => return Err(SpecError::BadValue {
+                        rule: id,
+                        field: field.name,
+                        value: match value {
+                            Value::Number(_) => "a number",
+                            Value::Flag(_) => "a flag",
+                        },
+                        kind: field.kind,
+                    }),
+                }
+                Ok(())
+            }
+
+            /// The learning rate γ.
+            pub fn lr(&self) -> f64 {
+                match self {
+                    $(AnyRule::$rule(r) => r.lr,)*
+                }
+            }
+
+            /// Sets the learning rate γ (checked by [`AnyRule::validate`]).
+            pub fn set_lr(&mut self, lr: f64) {
+                match self {
+                    $(AnyRule::$rule(r) => r.lr = lr,)*
+                }
+            }
+
+            /// The value schedules cycle as momentum ([`RuleId::momentum_field`]).
+            pub fn momentum(&self) -> Option<f64> {
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let _ = r;
+                        momentum_of!(r, [$($momentum)?])
+                    })*
+                }
+            }
+
+            /// Sets the momentum field ([`RuleId::momentum_field`]); refused
+            /// ([`SpecError::NoMomentum`]) for a rule without one.
+            pub fn set_momentum(&mut self, momentum: f64) -> Result<(), SpecError<'static>> {
+                let rule = self.id();
+                let done = match self {
+                    $(AnyRule::$rule(r) => set_momentum_of!(r, momentum, [$($momentum)?]),)*
+                };
+                if done { Ok(()) } else { Err(SpecError::NoMomentum { rule }) }
+            }
+
+            /// [`Rule::step`] for the rule inside, with its scalar state in `scalars`
+            /// (of the rule's kind: [`Error::WrongScalars`] otherwise).
+            pub fn step<T: Real>(
+                &self,
+                scalars: &mut AnyScalars,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [&mut [T]],
+            ) -> Result<(), Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
+                        r.step(s, params, grads, state)
+                    })*
+                }
+            }
+
+            /// [`Rule::step_flat`] for the rule inside (see [`AnyRule::step`]).
+            pub fn step_flat<T: Real>(
+                &self,
+                scalars: &mut AnyScalars,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [T],
+            ) -> Result<(), Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
+                        r.step_flat(s, params, grads, state)
+                    })*
+                }
+            }
+        }
+    };
+}
+
+for_each_rule!(registry);
+
+impl AnyRule {
+    /// The rule called `name` ([`RuleId::from_name`]) with torch's defaults.
+    pub fn named(name: &str) -> Result<AnyRule, SpecError<'_>> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(SpecError::NoName);
+        }
+        RuleId::from_name(name)
+            .map(RuleId::default_rule)
+            .ok_or(SpecError::UnknownRule { name })
+    }
+
+    /// The rule's name ([`RuleId::name`]).
+    pub const fn name(&self) -> &'static str {
+        self.id().name()
+    }
+
+    /// The hyperparameter fields ([`RuleId::fields`]).
+    pub const fn fields(&self) -> &'static [Field] {
+        self.id().fields()
+    }
+
+    /// [`Rule::state_slots`].
+    pub fn state_slots(&self) -> usize {
+        self.slot_names().len()
+    }
+
+    /// The field called `name`, or [`SpecError::UnknownField`].
+    pub fn field<'a>(&self, name: &'a str) -> Result<Field, SpecError<'a>> {
+        self.fields()
+            .iter()
+            .copied()
+            .find(|f| f.name == name)
+            .ok_or(SpecError::UnknownField {
+                rule: self.id(),
+                field: name,
+            })
+    }
+
+    /// Sets the field called `name` from its text (`f64`'s syntax for numbers,
+    /// `true`/`false` for flags), without checking its range.
+    pub fn set_text<'a>(&mut self, name: &'a str, text: &'a str) -> Result<(), SpecError<'a>> {
+        let field = self.field(name)?;
+        let value = Value::parse(field.kind, text.trim()).ok_or(SpecError::BadValue {
+            rule: self.id(),
+            field: field.name,
+            value: text,
+            kind: field.kind,
+        })?;
+        self.set(name, value)
+    }
+
+    /// The rule a `NAME[:FIELD=VALUE,...]` spec describes, the CLI's syntax:
+    /// `"adam:lr=3e-4,amsgrad=true"`. A bare `FIELD` means `FIELD=true`; spaces around
+    /// names and values are ignored; a field may be given once. The rule starts from
+    /// torch's defaults and must pass [`Rule::validate`] with the fields set.
+    pub fn parse(spec: &str) -> Result<AnyRule, SpecError<'_>> {
+        let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let mut rule = AnyRule::named(name)?;
+        let items = || rest.split(',').map(str::trim).filter(|s| !s.is_empty());
+        for (i, item) in items().enumerate() {
+            let (field, value) = item.split_once('=').unwrap_or((item, "true"));
+            let field = field.trim();
+            let known = rule.field(field)?;
+            if items()
+                .take(i)
+                .any(|earlier| earlier.split_once('=').unwrap_or((earlier, "")).0.trim() == field)
+            {
+                return Err(SpecError::Repeated {
+                    rule: rule.id(),
+                    field: known.name,
+                });
+            }
+            rule.set_text(field, value.trim())?;
+        }
+        rule.checked()
+    }
+
+    /// The rule itself if it passes [`Rule::validate`], else [`SpecError::Invalid`].
+    pub fn checked(self) -> Result<AnyRule, SpecError<'static>> {
+        self.validate().map_err(|error| SpecError::Invalid {
+            rule: self.id(),
+            error,
+        })?;
+        Ok(self)
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `name:field=value,...` with every field, so that [`AnyRule::parse`] gives the rule
+/// back exactly (numbers in Rust's shortest round-trip form).
+impl fmt::Display for AnyRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        for (i, field) in self.fields().iter().enumerate() {
+            f.write_str(if i == 0 { ":" } else { "," })?;
+            match self.get(field.name) {
+                Some(Value::Number(x)) => write!(f, "{}={x:?}", field.name)?,
+                Some(value) => write!(f, "{}={value}", field.name)?,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_names_and_types_agree() {
+        macro_rules! check {
+            ($({
+                id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+                scalars: $scalars:ident, momentum: [$($momentum:ident)?],
+                f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+            }),* $(,)?) => {$(
+                assert_eq!(<$rule as Rule>::NAME, stringify!($name));
+                assert_eq!(RuleId::$rule as u16, $id);
+                assert_eq!(RuleId::from_u16($id), Some(RuleId::$rule));
+                assert_eq!(AnyRule::from($rule::default()).id(), RuleId::$rule);
+                assert_eq!(RuleId::from_name($torch), Some(RuleId::$rule));
+                // Every field of the struct is in the row: the literal names them all.
+                let r = $rule::default();
+                let _ = $rule { $($f: r.$f,)* $($b: r.$b,)* };
+            )*};
+        }
+        for_each_rule!(check);
+        for (k, id) in RuleId::ALL.iter().enumerate() {
+            assert_eq!(*id as usize, k + 1, "ids are dense and in order");
+        }
+        assert_eq!(RuleId::from_u16(0), None);
+        assert_eq!(RuleId::from_u16(RuleId::ALL.len() as u16 + 1), None);
+    }
+
+    #[test]
+    fn every_field_reads_and_writes_by_name() {
+        for &id in RuleId::ALL {
+            let mut rule = id.default_rule();
+            for field in id.fields() {
+                let value = match rule.get(field.name).unwrap() {
+                    Value::Number(x) => Value::Number(x + 0.125),
+                    Value::Flag(b) => Value::Flag(!b),
+                };
+                rule.set(field.name, value).unwrap();
+                assert_eq!(rule.get(field.name), Some(value), "{id}.{}", field.name);
+                let wrong = match value {
+                    Value::Number(_) => Value::Flag(true),
+                    Value::Flag(_) => Value::Number(1.0),
+                };
+                assert!(matches!(
+                    rule.set(field.name, wrong),
+                    Err(SpecError::BadValue { .. })
+                ));
+            }
+            assert_eq!(rule.get("no_such_field"), None);
+        }
+    }
+
+    #[test]
+    fn momentum_is_the_field_schedules_cycle() {
+        let mut sgd = AnyRule::parse("sgd:momentum=0.5").unwrap();
+        assert_eq!(sgd.momentum(), Some(0.5));
+        sgd.set_momentum(0.8).unwrap();
+        assert_eq!(sgd.get("momentum"), Some(Value::Number(0.8)));
+        let mut adam = AnyRule::parse("adam").unwrap();
+        assert_eq!(adam.momentum(), Some(0.9));
+        adam.set_momentum(0.85).unwrap();
+        assert_eq!(adam.get("beta1"), Some(Value::Number(0.85)));
+        let mut adagrad = AnyRule::parse("adagrad").unwrap();
+        assert_eq!(adagrad.momentum(), None);
+        assert_eq!(
+            adagrad.set_momentum(0.5),
+            Err(SpecError::NoMomentum {
+                rule: RuleId::Adagrad
+            })
+        );
+    }
+}
