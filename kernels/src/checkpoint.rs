@@ -633,6 +633,16 @@ macro_rules! codec {
             }
         }
 
+        /// The rule and scalar state of a verified checkpoint, checked as [`decode`] does.
+        fn inspect_verified(c: &Verified<'_>) -> Result<(AnyRule, AnyScalars), Error> {
+            match c.header.rule {
+                $(RuleId::$rule => {
+                    let (r, s) = checked_section::<$rule>(c)?;
+                    Ok((AnyRule::$rule(r), s.into()))
+                })*
+            }
+        }
+
         /// [`encode`] of whichever rule `rule` is.
         fn encode_any_dispatch<T: Element>(
             rule: &AnyRule,
@@ -936,6 +946,20 @@ fn verify(bytes: &[u8]) -> Result<Verified<'_>, CheckpointError> {
     })
 }
 
+/// The rule section of a verified checkpoint of rule `R`: read, its hyperparameters
+/// validated, and its slot count the one the checkpoint's header states.
+fn checked_section<R: Checkpointable>(c: &Verified<'_>) -> Result<(R, R::Scalars), Error> {
+    let (rule, scalars) = R::read_section(&mut Reader { buf: c.section })?;
+    rule.validate()?;
+    if rule.state_slots() != c.header.slots {
+        return Err(CheckpointError::InvalidField {
+            field: "state slots",
+        }
+        .into());
+    }
+    Ok((rule, scalars))
+}
+
 /// Checks everything about a verified checkpoint and the destinations, then restores.
 fn restore<R: Checkpointable, T: Element>(
     c: &Verified<'_>,
@@ -957,14 +981,7 @@ fn restore<R: Checkpointable, T: Element>(
         }
         .into());
     }
-    let (rule, scalars) = R::read_section(&mut Reader { buf: c.section })?;
-    rule.validate()?;
-    if rule.state_slots() != h.slots {
-        return Err(CheckpointError::InvalidField {
-            field: "state slots",
-        }
-        .into());
-    }
+    let (rule, scalars) = checked_section::<R>(c)?;
     if state.len() != h.slots {
         return Err(CheckpointError::SlotCount {
             expected: h.slots,
@@ -1034,6 +1051,20 @@ pub fn decode<R: Checkpointable, T: Element>(
     restore(&verify(bytes)?, state, params)
 }
 
+/// Checks a whole checkpoint as [`decode_any`] does, without restoring it: the magic,
+/// version and length, the checksum, the header's structure, the rule section (known
+/// option bits, hyperparameters the rule's `validate()` accepts, the slot count the
+/// options need). Returns the header, the rule and its scalar state. A checkpoint that
+/// passes decodes into destinations of the header's shape.
+///
+/// Use it before keeping bytes that must restore later (firmware's flash store does):
+/// [`peek`] reads the header alone.
+pub fn inspect(bytes: &[u8]) -> Result<(Header, AnyRule, AnyScalars), Error> {
+    let c = verify(bytes)?;
+    let (rule, scalars) = inspect_verified(&c)?;
+    Ok((c.header, rule, scalars))
+}
+
 /// [`decode`] into whichever rule the checkpoint holds.
 pub fn decode_any<T: Element>(
     bytes: &[u8],
@@ -1069,5 +1100,42 @@ mod tests {
         }
         assert_eq!(RuleId::from_u16(0), None);
         assert_eq!(RuleId::from_u16(12), None);
+    }
+
+    #[test]
+    fn inspect_checks_what_decode_checks() {
+        let adam = Adam {
+            lr: 0.5,
+            amsgrad: true,
+            ..Adam::default()
+        };
+        let scalars = StepCount::new(7);
+        let (m, v, vmax) = ([1.0f32, 2.0], [3.0f32, 4.0], [5.0f32, 6.0]);
+        let mut buf = [0u8; 128];
+        let len = encode(&adam, &scalars, &[&m, &v, &vmax], None, &mut buf).unwrap();
+        let (header, rule, any) = inspect(&buf[..len]).unwrap();
+        assert_eq!((header.n, header.slots, header.len), (2, 3, len as u64));
+        assert_eq!(
+            (rule, any),
+            (AnyRule::Adam(adam), AnyScalars::Step(scalars))
+        );
+
+        // A flipped bit in the arrays: the header still peeks, inspect refuses.
+        let mut corrupt = buf;
+        corrupt[len - 6] ^= 0x10;
+        assert!(peek(&corrupt[..len]).is_ok());
+        assert!(matches!(
+            inspect(&corrupt[..len]),
+            Err(Error::Checkpoint(CheckpointError::ChecksumMismatch { .. }))
+        ));
+        // A valid checksum over lr = -1: refused as the constructor refuses it.
+        let mut refused = buf;
+        refused[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&(-1.0f64).to_le_bytes());
+        let crc = CRC32.checksum(&refused[..len - CHECKSUM_LEN]);
+        refused[len - CHECKSUM_LEN..len].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            inspect(&refused[..len]),
+            Err(Error::InvalidHyperparameter { name: "lr", .. })
+        ));
     }
 }

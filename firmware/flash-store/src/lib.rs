@@ -41,8 +41,12 @@
 //! | 16 | `L` | payload: one gradstep checkpoint ([`gradstep::checkpoint`]) |
 //!
 //! A slot is *valid* when its magic is right, `L` fits the slot, the CRC matches, and the
-//! payload is a gradstep checkpoint whose header ([`gradstep::checkpoint::peek`]) states
-//! the length `L`. The *latest* record is the valid one with the higher sequence number
+//! payload is a whole gradstep checkpoint of length `L` that decodes
+//! ([`gradstep::checkpoint::inspect`]: its own CRC-32, structure and hyperparameters).
+//! [`Store::write`] refuses any other payload ([`Error::NotACheckpoint`]), so it never
+//! writes a record that would not restore, and a slot that holds one anyway (written by
+//! an older build) is not valid, so the next write goes over it rather than over the
+//! last checkpoint that restores. The *latest* record is the valid one with the higher sequence number
 //! (compared as serial numbers, so the counter may wrap).
 //!
 //! ## Why a reset cannot lose the last good checkpoint
@@ -122,8 +126,8 @@ pub enum Error<E> {
         /// The most a slot holds.
         capacity: usize,
     },
-    /// The payload is not a gradstep checkpoint of its own length, so reading it back
-    /// would refuse it.
+    /// The payload is not a whole gradstep checkpoint of its own length that decodes
+    /// (checksum, structure, hyperparameters), so it could not be restored.
     NotACheckpoint,
     /// The record read back after writing is not valid (the flash did not store what was
     /// programmed).
@@ -184,9 +188,11 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// The payload is a gradstep checkpoint whose header states exactly its length.
+/// The payload is a whole gradstep checkpoint of exactly its length that decodes
+/// ([`checkpoint::inspect`]: its own checksum, structure and hyperparameters), not just
+/// one whose header looks right.
 fn is_checkpoint(payload: &[u8]) -> bool {
-    matches!(checkpoint::peek(payload), Ok(h) if h.len == payload.len() as u64)
+    matches!(checkpoint::inspect(payload), Ok((h, ..)) if h.len == payload.len() as u64)
 }
 
 impl<F: Flash> Store<F> {

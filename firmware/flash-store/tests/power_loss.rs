@@ -435,3 +435,54 @@ proptest! {
         }
     }
 }
+
+/// Issue 12, finding 8: a payload whose own gradstep checksum is wrong (or whose rule
+/// section the decoder refuses) used to be written, and the write after it then erased
+/// the last checkpoint that decodes. Such a payload is refused, and a record holding one
+/// (written by an older build, or by anyone with a CRC-32C) is not the latest.
+#[test]
+fn refuses_a_checkpoint_that_does_not_decode() {
+    let cps = checkpoints();
+    let mut mem = vec![0xFF; 8 * ERASE];
+    let mut store = Store::new(RamFlash::<ERASE, 4>::new(&mut mem)).unwrap();
+    store.write(&cps[1]).unwrap();
+
+    // One flipped bit in the state: the header is intact, the gradstep CRC is not.
+    let mut corrupt = cps[2].clone();
+    let last = corrupt.len() - 5;
+    corrupt[last] ^= 1;
+    assert!(checkpoint::peek(&corrupt).is_ok());
+    assert_eq!(store.write(&corrupt), Err(Error::NotACheckpoint));
+    // A valid CRC over a hyperparameter the rule refuses (Adam's lr = -1).
+    let mut refused = cps[2].clone();
+    refused[32..40].copy_from_slice(&(-1.0f64).to_bits().to_le_bytes());
+    let body = refused.len() - 4;
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&refused[..body]);
+    refused[body..].copy_from_slice(&crc.to_le_bytes());
+    assert!(checkpoint::peek(&refused).is_ok());
+    assert_eq!(store.write(&refused), Err(Error::NotACheckpoint));
+    assert_eq!(store.latest().unwrap().payload, &cps[1][..]);
+
+    // The same payload put in the other slot with a correct record CRC by hand: it is
+    // not valid, so the next write goes over it and keeps cps[1].
+    let _ = store.into_inner();
+    let slot_len = 4 * ERASE;
+    let mut head = [0u8; HEADER_LEN];
+    head[..4].copy_from_slice(b"GSFS");
+    head[4..8].copy_from_slice(&2u32.to_le_bytes());
+    head[8..12].copy_from_slice(&(corrupt.len() as u32).to_le_bytes());
+    let crc32c = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    let mut d = crc32c.digest();
+    d.update(&head[..12]);
+    d.update(&corrupt);
+    let crc = d.finalize();
+    head[12..].copy_from_slice(&crc.to_le_bytes());
+    mem[slot_len..slot_len + HEADER_LEN].copy_from_slice(&head);
+    mem[slot_len + HEADER_LEN..slot_len + HEADER_LEN + corrupt.len()].copy_from_slice(&corrupt);
+    let mut store = Store::new(RamFlash::<ERASE, 4>::new(&mut mem)).unwrap();
+    assert_eq!(store.latest().unwrap().payload, &cps[1][..]);
+    store.write(&cps[2]).unwrap();
+    let records = store.records();
+    assert_eq!(records[0].unwrap().payload, &cps[2][..]);
+    assert_eq!(records[1].unwrap().payload, &cps[1][..]);
+}
