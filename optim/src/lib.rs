@@ -1,0 +1,632 @@
+//! An optimizer that owns its state, over the gradstep kernels: torch's
+//! `torch.optim.Optimizer` for Rust callers.
+//!
+//! The kernels ([`gradstep`]) never allocate: the caller owns every buffer. This crate
+//! is the std layer on top: an [`Optimizer`] holds param groups with their own
+//! hyperparameters and schedules, and every registered tensor's state slices and scalar
+//! state (its own step count, as torch's `state[p]["step"]`). The caller keeps owning
+//! the params and grads and passes them to each [`Optimizer::step`]. Checkpoints hold
+//! the whole optimizer, in a container of kernel checkpoints (format below).
+//!
+//! ```
+//! use gradstep::rules::AnyRule;
+//! use gradstep::schedules::StepLr;
+//! use gradstep_optim::Optimizer;
+//!
+//! // The rule as a config file names it; two tensors of different lengths.
+//! let rule = AnyRule::parse("adam:lr=3e-3,weight_decay=0.01")?;
+//! let new_optimizer = || -> Result<_, gradstep_optim::Error> {
+//!     let mut opt = Optimizer::<f32>::new(rule)?;
+//!     let g = opt.default_group();
+//!     opt.add_tensor(g, 5)?;
+//!     opt.add_tensor(g, 3)?;
+//!     opt.attach_schedule(g, StepLr::new(2, 0.5))?;
+//!     Ok(opt)
+//! };
+//! let grads = |t: usize| -> (Vec<f32>, Vec<f32>) {
+//!     let w = (0..5).map(|i| ((i + t) as f32 * 0.7).sin()).collect();
+//!     let b = (0..3).map(|i| ((i * t) as f32 * 0.3).cos()).collect();
+//!     (w, b)
+//! };
+//! let train = |opt: &mut Optimizer<f32>, w: &mut [f32], b: &mut [f32], steps| {
+//!     for t in steps {
+//!         let (gw, gb) = grads(t);
+//!         opt.step(&mut [(&mut *w, &gw[..]), (&mut *b, &gb[..])])?;
+//!         opt.schedule_step()?;
+//!     }
+//!     Ok::<(), gradstep_optim::Error>(())
+//! };
+//!
+//! // Uninterrupted: 6 steps.
+//! let (mut w, mut b) = (vec![1.0f32; 5], vec![-1.0f32; 3]);
+//! let mut opt = new_optimizer()?;
+//! train(&mut opt, &mut w, &mut b, 0..6)?;
+//!
+//! // Interrupted after 3 steps: checkpoint the optimizer with the params, restore into
+//! // a fresh optimizer (same groups, tensors and schedule), continue.
+//! let (mut w2, mut b2) = (vec![1.0f32; 5], vec![-1.0f32; 3]);
+//! let mut first = new_optimizer()?;
+//! train(&mut first, &mut w2, &mut b2, 0..3)?;
+//! let bytes = first.checkpoint_with_params(&[&w2, &b2])?;
+//! drop(first);
+//! let (mut w3, mut b3) = (vec![0.0f32; 5], vec![0.0f32; 3]);
+//! let mut second = new_optimizer()?;
+//! second.load_checkpoint_with_params(&bytes, &mut [&mut w3, &mut b3])?;
+//! assert_eq!(second.tensor_step(gradstep_optim::TensorId(0))?, 3);
+//! train(&mut second, &mut w3, &mut b3, 3..6)?;
+//!
+//! let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+//! assert_eq!((bits(&w3), bits(&b3)), (bits(&w), bits(&b)));
+//! assert_eq!(second.lr(second.default_group())?, 3e-3 * 0.5 * 0.5 * 0.5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## What it does as torch does
+//! - **One rule kind, many groups.** [`Optimizer::new`] takes the rule (its
+//!   hyperparameters become group 0, the defaults); [`Optimizer::add_group`] adds a group
+//!   with its own hyperparameters of the same kind (torch has one optimizer class per
+//!   optimizer), refusing another kind.
+//! - **State per tensor.** [`Optimizer::add_tensor`] registers a tensor of `n` elements
+//!   in a group and allocates its state fallibly (an [`Error::OutOfMemory`] instead of
+//!   an abort). Each tensor has its own scalar state and step count.
+//! - **Stepping validates first.** [`Optimizer::step`] checks every group's
+//!   hyperparameters, every length and every step counter before it writes any tensor:
+//!   an `Err` leaves the params, the state and the optimizer untouched, as the kernels
+//!   do. Each tensor's step is exactly [`gradstep::Rule::step`] with its group's
+//!   hyperparameters, bit for bit.
+//! - **Learning rate and momentum per group** ([`Optimizer::lr`],
+//!   [`Optimizer::set_lr`], [`Optimizer::momentum`], [`Optimizer::set_momentum`]) as
+//!   torch's `group["lr"]`, and **schedules** ([`Optimizer::attach_schedule`],
+//!   [`Optimizer::attach_plateau`], then [`Optimizer::schedule_step`] or
+//!   [`Optimizer::schedule_step_metric`] after each step): gradstep's torch-exact
+//!   schedules ([`gradstep::schedules`]) reading and writing the group's `lr`,
+//!   `initial_lr` and momentum.
+//! - **`state_dict`** ([`Optimizer::state_dict`], [`Optimizer::load_state_dict`]):
+//!   param groups (hyperparameters, `initial_lr`, schedule position, tensor ids) and
+//!   per-tensor state (step, named slices).
+//!
+//! ## Threads and many tensors (to come)
+//! One call steps every tensor. Each tensor's update is elementwise given its scalar
+//! state, so a tensor can be cut into chunks stepped from copies of the same scalar
+//! state on different threads with the same bits as one call: the multi-threaded step
+//! (issue 15) will chunk inside [`Optimizer::step`] without changing its signature or
+//! its results.
+//!
+//! ## Checkpoint container, version 2
+//! [`Optimizer::checkpoint`] writes, and [`Optimizer::load_checkpoint`] reads, the
+//! whole optimizer: a fixed header, one record per group (its position data and its
+//! hyperparameters as a kernel checkpoint, [`gradstep::checkpoint`], with no arrays), one
+//! record per tensor (a kernel checkpoint of its rule, scalar state, state slices and,
+//! optionally, params), and a CRC-32 over everything. Version 1 of the `GSOP` magic is
+//! the C handle's older hand-written layout. Little-endian throughout; every record
+//! starts at a multiple of 8 bytes, so the kernel checkpoints' arrays are 8-byte
+//! aligned within the container.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `b"GSOP"` |
+//! | 4 | 2 | format version, `u16` = 2 |
+//! | 6 | 1 | element type ([`gradstep::checkpoint::ElementType`]): 1 = `f32`, 2 = `f64` |
+//! | 7 | 1 | flags: bit 0 = the tensor records hold params; bits 1–7 are 0 |
+//! | 8 | 4 | number of groups `G`, `u32` |
+//! | 12 | 4 | number of tensors `K`, `u32` |
+//! | 16 | 8 | total length `L` in bytes, `u64`, including the checksum |
+//! | 24 | … | `G` group records, then `K` tensor records |
+//! | `L` − 4 | 4 | CRC-32 (ISO-HDLC, as the kernel's checkpoints), `u32`, of bytes `0..L−4` |
+//!
+//! A group record (its length is `72 + R` rounded up to a multiple of 8, the padding
+//! zero):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | flags, `u64`: bit 0 `initial_lr` set, bit 1 momentum cycled by a schedule, bit 2 a schedule attached, bit 3 it is ReduceLROnPlateau, bit 4 `CosineAnnealingWarmRestarts`' `(T_i, T_cur)` present; other bits 0 |
+//! | 8 | 8 | `initial_lr`, `f64` (0 if unset) |
+//! | 16 | 8 | schedule kind, `u64` ([`schedule_kind`]; [`PLATEAU_KIND`] = 16; 0 without a schedule) |
+//! | 24 | 8 | `last_epoch`: `i64` (epoch schedules) or `u64` (plateau) |
+//! | 32 | 8 | `_step_count`, `u64` (epoch schedules) or `num_bad_epochs` (plateau) |
+//! | 40 | 8 | `base_lr`, `f64` (epoch schedules) or `best` (plateau) |
+//! | 48 | 8 | `T_i`, `f64` (warm restarts) or `cooldown_counter`, `u64` (plateau) |
+//! | 56 | 8 | `T_cur`, `f64` (warm restarts) |
+//! | 64 | 8 | length `R` of the kernel checkpoint that follows, `u64` |
+//! | 72 | `R` | the group's hyperparameters (with the learning rate and momentum the next step uses) as a kernel checkpoint with `n` = 0, fresh scalar state, no params |
+//!
+//! Fields a group does not use are 0. A tensor record (its length `16 + R` rounded up
+//! to a multiple of 8, the padding zero):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | the tensor's group, `u32` |
+//! | 4 | 4 | reserved, 0 |
+//! | 8 | 8 | length `R` of the kernel checkpoint that follows, `u64` |
+//! | 16 | `R` | the tensor as a kernel checkpoint: its group's rule (equal to the group record's), scalar state, state slices, params if flag bit 0 |
+//!
+//! ### What loading checks, before changing anything
+//! 1. The magic, the version, that the input holds `L` bytes (bytes after `L` are
+//!    ignored), the CRC-32, the element type, the flags, the counts against this
+//!    optimizer's groups and tensors, and that the records fill `L − 28` bytes exactly
+//!    (zero padding and reserved bytes included).
+//! 2. Each kernel checkpoint with the kernel's decoder ([`gradstep::checkpoint::peek`],
+//!    [`gradstep::checkpoint::decode_any`]: its own CRC, structure and the rule's
+//!    `validate`), its length `n` against the registered tensor's before any buffer is
+//!    allocated, so a forged checkpoint allocates no more than the optimizer already
+//!    holds.
+//! 3. Everything [`Optimizer::load_state_dict`] checks (rule kind, membership, slot
+//!    names, finite `initial_lr` and scalar state, schedule positions against the
+//!    attached schedules, restored directly: no replay, so loading takes time
+//!    proportional to the bytes, whatever epoch they name).
+//! 4. With [`Optimizer::load_checkpoint_with_params`], the caller's params' lengths.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod container;
+mod error;
+mod schedule;
+mod state;
+
+use gradstep::checkpoint::Element;
+use gradstep::rules::{AnyRule, AnyScalars, RuleId};
+use gradstep::schedules::{AnyScheduler, Group, ReduceLrOnPlateau};
+
+pub use error::{Buffer, Error};
+pub use schedule::{PLATEAU_KIND, ScheduleState, schedule_kind};
+pub use state::{GroupState, Slot, StateDict, TensorState};
+
+use schedule::Schedule;
+use state::group_view;
+
+/// A param group of an [`Optimizer`]: its index, in creation order (0 is the group
+/// [`Optimizer::new`] creates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub usize);
+
+/// A tensor registered with an [`Optimizer`]: its index, in registration order, which
+/// is also its place in the list [`Optimizer::step`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub usize);
+
+/// One param group.
+#[derive(Clone, Debug)]
+struct ParamGroup {
+    /// The hyperparameters as the next step uses them: the group's current learning
+    /// rate and momentum live in the rule itself, so there is one place to read them.
+    rule: AnyRule,
+    /// torch's `group["initial_lr"]`.
+    initial_lr: Option<f64>,
+    /// A cycling schedule drives the momentum ([`Group::momentum`] is `Some`).
+    momentum_cycled: bool,
+    schedule: Option<Schedule>,
+}
+
+impl ParamGroup {
+    fn view(&self) -> Group {
+        group_view(&self.rule, self.initial_lr, self.momentum_cycled)
+    }
+
+    /// The group after a schedule wrote `g`: refused if the rule refuses the values
+    /// or a momentum is set on a rule without one.
+    fn with(&self, id: GroupId, g: &Group, schedule: Option<Schedule>) -> Result<Self, Error> {
+        let mut rule = self.rule;
+        rule.set_lr(g.lr);
+        if let Some(m) = g.momentum {
+            rule.set_momentum(m)
+                .map_err(|_| Error::NoMomentum { group: id })?;
+        }
+        rule.validate()?;
+        Ok(ParamGroup {
+            rule,
+            initial_lr: g.initial_lr,
+            momentum_cycled: g.momentum.is_some(),
+            schedule,
+        })
+    }
+}
+
+/// One registered tensor: its length, group, scalar state and state slices.
+#[derive(Clone, Debug)]
+struct Tensor<T> {
+    group: usize,
+    n: usize,
+    scalars: AnyScalars,
+    /// The state slices one after the other (slot `k` is `state[k·n..(k+1)·n]`), so
+    /// that a slice of each slot can be cut for a chunk of the tensor.
+    state: Vec<T>,
+}
+
+impl<T> Tensor<T> {
+    /// The `count` state slices (empty ones for an empty tensor).
+    fn slots(&self, count: usize) -> impl Iterator<Item = &[T]> {
+        let n = self.n;
+        (0..count).map(move |k| {
+            self.state
+                .get(k.saturating_mul(n)..k.saturating_add(1).saturating_mul(n))
+                .unwrap_or_default()
+        })
+    }
+
+    /// The state slices, to write (none for an empty tensor: nothing to write).
+    fn slots_mut(&mut self) -> impl Iterator<Item = &mut [T]> {
+        self.state.chunks_mut(self.n.max(1))
+    }
+}
+
+/// Allocates `len` zeros, or [`Error::OutOfMemory`].
+pub(crate) fn zeros<T: Element>(len: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { requested: len })?;
+    v.resize(len, T::ZERO);
+    Ok(v)
+}
+
+/// An optimizer that owns its state: param groups of one rule kind, each with its own
+/// hyperparameters and schedule, and registered tensors, each with its own state. The
+/// caller owns the params and grads and passes them to [`Optimizer::step`].
+#[derive(Clone, Debug)]
+pub struct Optimizer<T> {
+    kind: RuleId,
+    groups: Vec<ParamGroup>,
+    tensors: Vec<Tensor<T>>,
+}
+
+impl<T: Element> Optimizer<T> {
+    /// An optimizer of `rule`'s kind, with `rule`'s hyperparameters as group 0
+    /// ([`Optimizer::default_group`]). Refused: hyperparameters the rule's `validate`
+    /// refuses.
+    pub fn new(rule: AnyRule) -> Result<Self, Error> {
+        rule.validate()?;
+        Ok(Optimizer {
+            kind: rule.id(),
+            groups: vec![ParamGroup {
+                rule,
+                initial_lr: None,
+                momentum_cycled: false,
+                schedule: None,
+            }],
+            tensors: Vec::new(),
+        })
+    }
+
+    /// The group [`Optimizer::new`] created.
+    pub fn default_group(&self) -> GroupId {
+        GroupId(0)
+    }
+
+    /// The rule kind of every group.
+    pub fn kind(&self) -> RuleId {
+        self.kind
+    }
+
+    /// Adds a param group with its own hyperparameters. Refused: another rule kind
+    /// ([`Error::WrongRule`]), invalid hyperparameters.
+    pub fn add_group(&mut self, rule: AnyRule) -> Result<GroupId, Error> {
+        self.check_kind(&rule)?;
+        rule.validate()?;
+        self.groups
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+        self.groups.push(ParamGroup {
+            rule,
+            initial_lr: None,
+            momentum_cycled: false,
+            schedule: None,
+        });
+        Ok(GroupId(self.groups.len() - 1))
+    }
+
+    fn check_kind(&self, rule: &AnyRule) -> Result<(), Error> {
+        if rule.id() == self.kind {
+            Ok(())
+        } else {
+            Err(Error::WrongRule {
+                expected: self.kind,
+                found: rule.id(),
+            })
+        }
+    }
+
+    /// Registers a tensor of `n` elements in `group` and allocates its state
+    /// (`state_slots · n` elements, fresh: the first step initializes them). Refused:
+    /// an unknown group, a size that overflows or cannot be allocated
+    /// ([`Error::OutOfMemory`], never an abort).
+    pub fn add_tensor(&mut self, group: GroupId, n: usize) -> Result<TensorId, Error> {
+        let g = self.group(group)?;
+        let slots = g.rule.state_slots();
+        let scalars = g.rule.fresh_scalars();
+        let len = slots.checked_mul(n).ok_or(Error::OutOfMemory {
+            requested: usize::MAX,
+        })?;
+        let state = zeros(len)?;
+        self.tensors
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+        self.tensors.push(Tensor {
+            group: group.0,
+            n,
+            scalars,
+            state,
+        });
+        Ok(TensorId(self.tensors.len() - 1))
+    }
+
+    /// Number of param groups.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Number of registered tensors.
+    pub fn tensors(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn group(&self, id: GroupId) -> Result<&ParamGroup, Error> {
+        self.groups.get(id.0).ok_or(Error::NoSuchGroup(id))
+    }
+
+    fn tensor(&self, id: TensorId) -> Result<&Tensor<T>, Error> {
+        self.tensors.get(id.0).ok_or(Error::NoSuchTensor(id))
+    }
+
+    /// A tensor's length.
+    pub fn tensor_len(&self, id: TensorId) -> Result<usize, Error> {
+        Ok(self.tensor(id)?.n)
+    }
+
+    /// A tensor's group.
+    pub fn tensor_group(&self, id: TensorId) -> Result<GroupId, Error> {
+        Ok(GroupId(self.tensor(id)?.group))
+    }
+
+    /// A tensor's step count (torch's `state[p]["step"]`).
+    pub fn tensor_step(&self, id: TensorId) -> Result<u64, Error> {
+        Ok(self.tensor(id)?.scalars.step())
+    }
+
+    /// A tensor's scalar state.
+    pub fn tensor_scalars(&self, id: TensorId) -> Result<AnyScalars, Error> {
+        Ok(self.tensor(id)?.scalars)
+    }
+
+    /// A tensor's state slice called `name` (torch's `state[p][name]`), if its rule
+    /// has one.
+    pub fn tensor_slot(&self, id: TensorId, name: &str) -> Result<Option<&[T]>, Error> {
+        let t = self.tensor(id)?;
+        let names = self.groups[t.group].rule.slot_names();
+        Ok(names
+            .iter()
+            .zip(t.slots(names.len()))
+            .find(|(n, _)| **n == name)
+            .map(|(_, s)| s))
+    }
+
+    /// A group's hyperparameters, as the next step uses them.
+    pub fn rule(&self, group: GroupId) -> Result<AnyRule, Error> {
+        Ok(self.group(group)?.rule)
+    }
+
+    /// Replaces a group's hyperparameters (torch: editing `param_group` entries).
+    /// Refused: another rule kind, invalid values, or options that change the number
+    /// of state slices (amsgrad, centered, momentum on or off) while the group has
+    /// tensors.
+    pub fn set_rule(&mut self, group: GroupId, rule: AnyRule) -> Result<(), Error> {
+        self.check_kind(&rule)?;
+        rule.validate()?;
+        let g = self.group(group)?;
+        if rule.state_slots() != g.rule.state_slots()
+            && self.tensors.iter().any(|t| t.group == group.0)
+        {
+            return Err(Error::Mismatch {
+                what: "the new options change the number of state slices of the group's tensors",
+            });
+        }
+        if g.momentum_cycled && rule.momentum().is_none() {
+            return Err(Error::NoMomentum { group });
+        }
+        self.groups[group.0].rule = rule;
+        Ok(())
+    }
+
+    /// torch's `group["lr"]`.
+    pub fn lr(&self, group: GroupId) -> Result<f64, Error> {
+        Ok(self.group(group)?.rule.lr())
+    }
+
+    /// Sets torch's `group["lr"]` (the rule's `validate` decides what is valid).
+    pub fn set_lr(&mut self, group: GroupId, lr: f64) -> Result<(), Error> {
+        let mut rule = self.group(group)?.rule;
+        rule.set_lr(lr);
+        rule.validate()?;
+        self.groups[group.0].rule = rule;
+        Ok(())
+    }
+
+    /// The group's momentum (torch's `group["momentum"]`, or `group["betas"][0]`), if
+    /// its rule has one.
+    pub fn momentum(&self, group: GroupId) -> Result<Option<f64>, Error> {
+        Ok(self.group(group)?.rule.momentum())
+    }
+
+    /// Sets the group's momentum (or β₁). Refused: a rule without one
+    /// ([`Error::NoMomentum`]), a value the rule refuses.
+    pub fn set_momentum(&mut self, group: GroupId, momentum: f64) -> Result<(), Error> {
+        let mut rule = self.group(group)?.rule;
+        rule.set_momentum(momentum)
+            .map_err(|_| Error::NoMomentum { group })?;
+        rule.validate()?;
+        self.groups[group.0].rule = rule;
+        Ok(())
+    }
+
+    /// torch's `group["initial_lr"]`: set when the first schedule is attached.
+    pub fn initial_lr(&self, group: GroupId) -> Result<Option<f64>, Error> {
+        Ok(self.group(group)?.initial_lr)
+    }
+
+    /// Attaches an epoch-driven schedule to a group (replacing any), started as
+    /// torch's scheduler constructor does: it records `initial_lr` (if not yet set)
+    /// and writes epoch 0's learning rate (and momentum, for a cycling schedule).
+    /// Refused, with the group unchanged: an invalid configuration, a cycling schedule
+    /// on a rule without momentum, a learning rate the rule refuses.
+    pub fn attach_schedule(
+        &mut self,
+        group: GroupId,
+        schedule: impl Into<AnyScheduler>,
+    ) -> Result<(), Error> {
+        self.attach(group, Schedule::Epochs(Box::new(schedule.into())))
+    }
+
+    /// Attaches torch's `ReduceLROnPlateau` to a group (replacing any schedule),
+    /// stepped by [`Optimizer::schedule_step_metric`].
+    pub fn attach_plateau(
+        &mut self,
+        group: GroupId,
+        schedule: ReduceLrOnPlateau,
+    ) -> Result<(), Error> {
+        self.attach(group, Schedule::Plateau(schedule))
+    }
+
+    fn attach(&mut self, group: GroupId, mut schedule: Schedule) -> Result<(), Error> {
+        let g = self.group(group)?;
+        let mut view = g.view();
+        schedule.start(&mut view)?;
+        let next = g.with(group, &view, Some(schedule))?;
+        self.groups[group.0] = next;
+        Ok(())
+    }
+
+    /// Removes a group's schedule; the learning rate stays where the schedule left it.
+    pub fn detach_schedule(&mut self, group: GroupId) -> Result<(), Error> {
+        self.group(group)?;
+        self.groups[group.0].schedule = None;
+        Ok(())
+    }
+
+    /// Where a group's schedule is, if one is attached.
+    pub fn schedule_state(&self, group: GroupId) -> Result<Option<ScheduleState>, Error> {
+        Ok(self.group(group)?.schedule.as_ref().map(Schedule::state))
+    }
+
+    /// torch's `scheduler.step()` for every group's epoch-driven schedule (call after
+    /// [`Optimizer::step`]). Groups without one, or with ReduceLROnPlateau, are left
+    /// as they are. All or nothing: if any schedule refuses, no group changes.
+    pub fn schedule_step(&mut self) -> Result<(), Error> {
+        self.step_schedules(None)
+    }
+
+    /// torch's `scheduler.step(metric)` for every group's ReduceLROnPlateau. Groups
+    /// without one are left as they are. All or nothing.
+    pub fn schedule_step_metric(&mut self, metric: f64) -> Result<(), Error> {
+        self.step_schedules(Some(metric))
+    }
+
+    fn step_schedules(&mut self, metric: Option<f64>) -> Result<(), Error> {
+        // Step copies, so that a refusal by any group's schedule changes none.
+        let mut next = Vec::new();
+        next.try_reserve_exact(self.groups.len())
+            .map_err(|_| Error::OutOfMemory {
+                requested: self.groups.len(),
+            })?;
+        for (i, g) in self.groups.iter().enumerate() {
+            let mut schedule = g.schedule.clone();
+            let mut view = g.view();
+            match (&mut schedule, metric) {
+                (Some(Schedule::Epochs(s)), None) => {
+                    gradstep::schedules::Scheduler::step(&mut **s, &mut view)?
+                }
+                (Some(Schedule::Plateau(p)), Some(m)) => {
+                    p.step(&mut view, m)?;
+                }
+                _ => {
+                    next.push(g.clone());
+                    continue;
+                }
+            }
+            next.push(g.with(GroupId(i), &view, schedule)?);
+        }
+        self.groups = next;
+        Ok(())
+    }
+
+    /// One optimizer step over every registered tensor: `tensors[i]` is tensor `i`'s
+    /// `(params, grads)`, stepped with its group's hyperparameters (exactly
+    /// [`gradstep::Rule::step`] with the tensor's scalar state and state slices).
+    ///
+    /// Checked before any tensor is written: the number of tensors, every length,
+    /// every group's hyperparameters, every step counter. On `Err` nothing changed.
+    pub fn step(&mut self, tensors: &mut [(&mut [T], &[T])]) -> Result<(), Error> {
+        if tensors.len() != self.tensors.len() {
+            return Err(Error::TensorCount {
+                expected: self.tensors.len(),
+                found: tensors.len(),
+            });
+        }
+        for g in &self.groups {
+            g.rule.validate()?;
+        }
+        for (i, (t, (p, g))) in self.tensors.iter().zip(tensors.iter()).enumerate() {
+            self.check_tensor(TensorId(i), t, p, g)?;
+        }
+        for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter_mut()) {
+            step_tensor(&self.groups[t.group].rule, t, p, g)?;
+        }
+        Ok(())
+    }
+
+    /// Steps one tensor alone (its group's hyperparameters, its own step count), with
+    /// the same checks as [`Optimizer::step`].
+    pub fn step_tensor(
+        &mut self,
+        id: TensorId,
+        params: &mut [T],
+        grads: &[T],
+    ) -> Result<(), Error> {
+        let t = self.tensor(id)?;
+        let rule = self.groups[t.group].rule;
+        rule.validate()?;
+        self.check_tensor(id, t, params, grads)?;
+        step_tensor(&rule, &mut self.tensors[id.0], params, grads)
+    }
+
+    fn check_tensor(&self, id: TensorId, t: &Tensor<T>, p: &[T], g: &[T]) -> Result<(), Error> {
+        for (buffer, len) in [(Buffer::Params, p.len()), (Buffer::Grads, g.len())] {
+            if len != t.n {
+                return Err(Error::LengthMismatch {
+                    tensor: id,
+                    buffer,
+                    expected: t.n,
+                    found: len,
+                });
+            }
+        }
+        if t.scalars.step() == u64::MAX {
+            return Err(gradstep::Error::StepOverflow.into());
+        }
+        Ok(())
+    }
+}
+
+/// The unit of work: one tensor (a chunk of one, for the threaded step to come) with
+/// its group's rule.
+fn step_tensor<T: Element>(
+    rule: &AnyRule,
+    t: &mut Tensor<T>,
+    params: &mut [T],
+    grads: &[T],
+) -> Result<(), Error> {
+    let slots = rule.state_slots();
+    let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+    for (part, slot) in parts
+        .iter_mut()
+        .zip(t.state.chunks_mut(t.n.max(1)))
+        .take(slots)
+    {
+        *part = slot;
+    }
+    rule.step(
+        &mut t.scalars,
+        params,
+        grads,
+        &mut parts[..slots.min(gradstep::MAX_STATE_SLOTS)],
+    )?;
+    Ok(())
+}
