@@ -8,7 +8,7 @@ use crate::Failure;
 use crate::functions::{self, Function, num};
 use crate::output::write_files;
 use crate::plot::{self, Series, Surface};
-use crate::rules::{AnyRule, Spec};
+use crate::rules::{self, Spec};
 use crate::schedule;
 
 /// The rules compared when neither the flags nor a config file name any.
@@ -98,7 +98,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     let rules = settings
         .rules
         .iter()
-        .map(AnyRule::from_spec)
+        .map(rules::from_spec)
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::usage)?;
     let schedule = settings
@@ -110,8 +110,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
 
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, rule) in settings.rules.iter().zip(&rules) {
-        let run = rule
-            .run(function, settings.steps as usize, schedule.clone())
+        let run = rules::run(rule, function, settings.steps as usize, schedule.clone())
             .map_err(|e| Failure::usage(format!("rule '{}': {e}", spec.name)))?;
         let measured = measure(function, &run.path, settings.steps, settings.tol);
         outcomes.push(Outcome {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gradstep::{Rule, Sgd, StepCount};
+use gradstep::rules::AnyRule;
 
 use crate::Failure;
 use crate::output::write_files;
@@ -21,22 +21,6 @@ fn gradient(x: &[f64; 2]) -> [f64; 2] {
 
 const START: [f64; 2] = [-5.0, -2.0];
 const STEPS: usize = 20;
-
-/// Runs `steps` steps of `sgd` from `start`: every iterate, the start first.
-fn descend(sgd: &Sgd, start: [f64; 2], steps: usize) -> Result<Vec<[f64; 2]>, gradstep::Error> {
-    let mut x = start;
-    let mut path = vec![x];
-    let mut buffer = [0.0; 2];
-    let mut scalars = StepCount::default();
-    for _ in 0..steps {
-        let g = gradient(&x);
-        let mut state: [&mut [f64]; 1] = [&mut buffer];
-        let slots = sgd.state_slots();
-        sgd.step(&mut scalars, &mut x, &g, &mut state[..slots])?;
-        path.push(x);
-    }
-    Ok(path)
-}
 
 /// Runs the four configurations, writes `demo.svg` into `out`, then prints the final
 /// points (the seed's numbers) and where the picture went.
@@ -71,12 +55,12 @@ pub fn run(out: &Path) -> Result<(), Failure> {
     ];
     let mut paths = Vec::with_capacity(runs.len());
     for (_, _, lr, momentum) in runs {
-        let sgd = Sgd {
-            lr,
-            momentum,
-            ..Sgd::default()
-        };
-        paths.push(descend(&sgd, START, STEPS).map_err(|e| Failure::usage(e.to_string()))?);
+        // The rule by name, as a user would give it: the CLI names no rule type.
+        let rule = AnyRule::parse(&format!("sgd:lr={lr},momentum={momentum}"))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        let run = crate::rules::descend(rule, START, |x| gradient(&x), STEPS, None)
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        paths.push(run.path);
     }
 
     let series: Vec<Series<'_>> = runs

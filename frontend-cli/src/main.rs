@@ -136,11 +136,7 @@ fn rules_help() -> String {
 /// schedules' `STEPS`/`EPOCHS` default stands for.
 fn rules_and_schedules(length: &str) -> String {
     let mut text = String::from("Rules, with their fields and defaults (torch's):\n");
-    for name in rules::RULES {
-        if let Some(rule) = rules::AnyRule::new(name) {
-            text += &format!("  {name:<9} {}\n", rule.defaults().join(", "));
-        }
-    }
+    text += &rules::defaults_help();
     let unit = length.split(' ').next().unwrap_or("STEPS");
     text += &format!("\nSchedules (fields and defaults; - = required, {length}):\n");
     for (name, torch, fields) in schedule::SCHEDULES {
@@ -208,7 +204,7 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
     } else if config.rule.is_some() {
         let specs = config.rules(&config_path)?;
         for (i, spec) in specs.iter().enumerate() {
-            rules::AnyRule::from_spec(spec).map_err(|e| {
+            rules::from_spec(spec).map_err(|e| {
                 Failure::usage(format!(
                     "config {}: rule {}: {e}",
                     config_path.display(),

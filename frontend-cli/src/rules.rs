@@ -1,10 +1,12 @@
 //! Every update rule of the kernel crate, by name, with its hyperparameters by field
-//! name: `sgd:lr=0.01,momentum=0.9`.
+//! name: `sgd:lr=0.01,momentum=0.9`. The rules, their fields and defaults all come from
+//! the kernel's registry (`gradstep::rules`); this file names no rule.
 
 use std::str::FromStr;
 
+use gradstep::MAX_STATE_SLOTS;
+use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 use gradstep::schedules::{AnyScheduler, Group, Scheduler};
-use gradstep::{MAX_STATE_SLOTS, Rule};
 
 use crate::functions::{Function, num};
 
@@ -91,17 +93,12 @@ pub trait Value: Sized {
     const WHAT: &'static str;
     /// The value, or `None` if `text` is not one.
     fn parse(text: &str) -> Option<Self>;
-    /// The value as `--help` shows a default.
-    fn show(&self) -> String;
 }
 
 impl Value for f64 {
     const WHAT: &'static str = "a number";
     fn parse(text: &str) -> Option<Self> {
         f64::from_str(text).ok()
-    }
-    fn show(&self) -> String {
-        num(*self)
     }
 }
 
@@ -110,9 +107,6 @@ impl Value for bool {
     fn parse(text: &str) -> Option<Self> {
         bool::from_str(text).ok()
     }
-    fn show(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl Value for u64 {
@@ -120,9 +114,40 @@ impl Value for u64 {
     fn parse(text: &str) -> Option<Self> {
         u64::from_str(text).ok()
     }
-    fn show(&self) -> String {
-        self.to_string()
+}
+
+/// The rule a spec describes, its fields set through the registry and checked by the
+/// kernel's `validate`. The messages are the registry's ([`gradstep::rules::SpecError`]):
+/// `unknown rule 'adamm' (rules: sgd, adam, ...)`, `rule 'sgd': unknown field 'lrr'
+/// (fields: ...)`, `rule 'sgd': lr = 'fast' is not a number`.
+pub fn from_spec(spec: &Spec) -> Result<AnyRule, String> {
+    let mut rule = AnyRule::named(&spec.name).map_err(|e| e.to_string())?;
+    for (field, value) in &spec.fields {
+        rule.set_text(field, value).map_err(|e| e.to_string())?;
     }
+    rule.checked().map_err(|e| e.to_string())
+}
+
+/// Every rule with its fields and torch's defaults, one line each, for `--help`:
+/// `adam      lr=0.001, beta1=0.9, ...`.
+pub fn defaults_help() -> String {
+    let mut text = String::new();
+    for &id in RuleId::ALL {
+        let rule = id.default_rule();
+        let fields: Vec<String> = rule
+            .fields()
+            .iter()
+            .filter_map(|field| {
+                let value = match rule.get(field.name)? {
+                    gradstep::rules::Value::Number(x) => num(x),
+                    gradstep::rules::Value::Flag(b) => b.to_string(),
+                };
+                Some(format!("{}={value}", field.name))
+            })
+            .collect();
+        text += &format!("  {:<9} {}\n", id.name(), fields.join(", "));
+    }
+    text
 }
 
 /// One run: every iterate from the start, ending early at the first non-finite one.
@@ -131,208 +156,38 @@ pub struct Run {
     pub path: Vec<[f64; 2]>,
 }
 
-macro_rules! rules {
-    ($($variant:ident $name:literal { $($field:ident: $ty:ty),* $(,)? })*) => {
-        /// Any rule of the kernel crate, with its hyperparameters.
-        #[derive(Clone, Copy, Debug)]
-        pub enum AnyRule {
-            $(
-                #[doc = concat!("`", $name, "`")]
-                $variant(gradstep::$variant),
-            )*
-        }
-
-        /// The rule names, in the order `--help` lists them.
-        pub const RULES: &[&str] = &[$($name),*];
-
-        impl AnyRule {
-            /// The rule called `name`, with torch's defaults.
-            pub fn new(name: &str) -> Option<AnyRule> {
-                match name {
-                    $($name => Some(AnyRule::$variant(Default::default())),)*
-                    _ => None,
-                }
-            }
-
-            /// The hyperparameter fields.
-            pub fn fields(&self) -> &'static [&'static str] {
-                match self {
-                    $(AnyRule::$variant(_) => &[$(stringify!($field)),*],)*
-                }
-            }
-
-            /// `field=default` for every field, for `--help`.
-            pub fn defaults(&self) -> Vec<String> {
-                match self {
-                    $(AnyRule::$variant(r) => vec![
-                        $(format!("{}={}", stringify!($field), Value::show(&r.$field))),*
-                    ],)*
-                }
-            }
-
-            /// Sets the fields of `spec`; the values are checked by `validate` later.
-            fn set(&mut self, spec: &Spec) -> Result<(), String> {
-                let fields = self.fields();
-                for (field, value) in &spec.fields {
-                    match self {
-                        $(AnyRule::$variant(r) => match field.as_str() {
-                            $(stringify!($field) => r.$field = spec.parse_value::<$ty>(field, value)?,)*
-                            _ => return Err(spec.unknown_field(field, fields)),
-                        },)*
-                    }
-                }
-                Ok(())
-            }
-
-            /// The kernel's own check of the hyperparameters.
-            pub fn validate(&self) -> Result<(), gradstep::Error> {
-                match self {
-                    $(AnyRule::$variant(r) => r.validate(),)*
-                }
-            }
-
-            /// The learning rate.
-            pub fn lr(&self) -> f64 {
-                match self {
-                    $(AnyRule::$variant(r) => r.lr,)*
-                }
-            }
-
-            /// An optimizer for f32 parameter tensors of the given lengths, each with
-            /// its own state (as torch keeps `optimizer.state[p]` per parameter).
-            pub fn optimizer(&self, sizes: &[usize]) -> Box<dyn Optimizer> {
-                match *self {
-                    $(AnyRule::$variant(r) => Box::new(Tensors::new(
-                        r,
-                        |mut r, lr| {
-                            r.lr = lr;
-                            r
-                        },
-                        sizes,
-                    )),)*
-                }
-            }
-
-            /// `steps` steps on `function` from its start, the learning rate set by
-            /// `schedule` before each step if there is one.
-            pub fn run(
-                &self,
-                function: &Function,
-                steps: usize,
-                schedule: Option<AnyScheduler>,
-            ) -> Result<Run, gradstep::Error> {
-                match *self {
-                    $(AnyRule::$variant(r) => descend(
-                        r,
-                        r.lr,
-                        |mut r, lr| {
-                            r.lr = lr;
-                            r
-                        },
-                        function,
-                        steps,
-                        schedule,
-                    ),)*
-                }
-            }
-        }
-
-        /// Fails to compile when a rule gains a field that is not listed above.
-        #[allow(dead_code)]
-        fn every_field_is_listed(rule: AnyRule) {
-            match rule {
-                $(AnyRule::$variant(gradstep::$variant { $($field: _),* }) => {})*
-            }
-        }
-    };
-}
-
-rules! {
-    Sgd "sgd" { lr: f64, momentum: f64, dampening: f64, weight_decay: f64, nesterov: bool, maximize: bool }
-    Adam "adam" {
-        lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64,
-        decoupled_weight_decay: bool, amsgrad: bool, maximize: bool,
-    }
-    AdamW "adamw" { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, amsgrad: bool, maximize: bool }
-    Adamax "adamax" { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, maximize: bool }
-    NAdam "nadam" {
-        lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, momentum_decay: f64,
-        decoupled_weight_decay: bool, maximize: bool,
-    }
-    RAdam "radam" {
-        lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64,
-        decoupled_weight_decay: bool, maximize: bool,
-    }
-    Adagrad "adagrad" {
-        lr: f64, lr_decay: f64, weight_decay: f64, initial_accumulator_value: f64, eps: f64,
-        maximize: bool,
-    }
-    Adadelta "adadelta" { lr: f64, rho: f64, eps: f64, weight_decay: f64, maximize: bool }
-    RmsProp "rmsprop" {
-        lr: f64, alpha: f64, eps: f64, weight_decay: f64, momentum: f64, centered: bool,
-        maximize: bool,
-    }
-    Rprop "rprop" {
-        lr: f64, etaminus: f64, etaplus: f64, step_size_min: f64, step_size_max: f64,
-        maximize: bool,
-    }
-    Asgd "asgd" { lr: f64, lambd: f64, alpha: f64, t0: f64, weight_decay: f64, maximize: bool }
-}
-
-impl AnyRule {
-    /// The rule a spec describes, its fields set and checked by the kernel's `validate`.
-    pub fn from_spec(spec: &Spec) -> Result<AnyRule, String> {
-        let mut rule = AnyRule::new(&spec.name)
-            .ok_or_else(|| format!("unknown rule '{}' (rules: {})", spec.name, RULES.join(", ")))?;
-        rule.set(spec)?;
-        rule.validate()
-            .map_err(|e| format!("rule '{}': {e}", spec.name))?;
-        Ok(rule)
-    }
-}
-
-/// A rule stepping several f32 parameter tensors at a learning rate given per step.
-pub trait Optimizer {
-    /// One step of every tensor at learning rate `lr`; `grads[i]` belongs to `params[i]`.
-    fn step(
-        &mut self,
-        lr: f64,
-        params: &mut [Vec<f32>],
-        grads: &[Vec<f32>],
-    ) -> Result<(), gradstep::Error>;
-}
-
-/// A rule with its scalar state and state slices for each tensor.
-struct Tensors<R: Rule> {
-    rule: R,
-    with_lr: fn(R, f64) -> R,
-    scalars: Vec<R::Scalars>,
+/// A rule stepping several f32 parameter tensors at a learning rate given per step,
+/// each tensor with its own scalar and slice state (as torch keeps
+/// `optimizer.state[p]` per parameter).
+pub struct Optimizer {
+    rule: AnyRule,
+    scalars: Vec<AnyScalars>,
     /// `state[i]` holds the rule's state slices for tensor `i`.
     state: Vec<Vec<Vec<f32>>>,
 }
 
-impl<R: Rule> Tensors<R> {
-    fn new(rule: R, with_lr: fn(R, f64) -> R, sizes: &[usize]) -> Self {
-        Tensors {
+impl Optimizer {
+    /// Fresh state for tensors of the given lengths.
+    pub fn new(rule: AnyRule, sizes: &[usize]) -> Self {
+        Optimizer {
             rule,
-            with_lr,
-            scalars: vec![R::Scalars::default(); sizes.len()],
+            scalars: vec![rule.fresh_scalars(); sizes.len()],
             state: sizes
                 .iter()
                 .map(|&n| vec![vec![0.0; n]; rule.state_slots()])
                 .collect(),
         }
     }
-}
 
-impl<R: Rule> Optimizer for Tensors<R> {
-    fn step(
+    /// One step of every tensor at learning rate `lr`; `grads[i]` belongs to `params[i]`.
+    pub fn step(
         &mut self,
         lr: f64,
         params: &mut [Vec<f32>],
         grads: &[Vec<f32>],
     ) -> Result<(), gradstep::Error> {
-        let rule = (self.with_lr)(self.rule, lr);
+        let mut rule = self.rule;
+        rule.set_lr(lr);
         let tensors = params.iter_mut().zip(grads);
         for ((p, g), (scalars, state)) in tensors.zip(self.scalars.iter_mut().zip(&mut self.state))
         {
@@ -343,28 +198,37 @@ impl<R: Rule> Optimizer for Tensors<R> {
     }
 }
 
-/// The optimization loop, for any rule: `with_lr` puts the scheduled learning rate into
-/// the rule before each step.
-fn descend<R: Rule>(
-    mut rule: R,
-    lr: f64,
-    with_lr: impl Fn(R, f64) -> R,
+/// `steps` steps of `rule` on `function` from its start, the learning rate set by
+/// `schedule` before each step if there is one.
+pub fn run(
+    rule: &AnyRule,
     function: &Function,
+    steps: usize,
+    schedule: Option<AnyScheduler>,
+) -> Result<Run, gradstep::Error> {
+    descend(*rule, function.start, function.grad, steps, schedule)
+}
+
+/// The optimization loop on a 2-D function given by its gradient, from `start`.
+pub fn descend(
+    mut rule: AnyRule,
+    start: [f64; 2],
+    grad: impl Fn([f64; 2]) -> [f64; 2],
     steps: usize,
     mut schedule: Option<AnyScheduler>,
 ) -> Result<Run, gradstep::Error> {
-    let mut group = Group::new(lr);
+    let mut group = Group::new(rule.lr());
     if let Some(s) = &mut schedule {
         s.start(&mut group)?;
-        rule = with_lr(rule, group.lr);
+        rule.set_lr(group.lr);
     }
-    let mut x = function.start;
+    let mut x = start;
     let mut path = Vec::with_capacity(steps + 1);
     path.push(x);
     let mut state = [[0.0f64; 2]; MAX_STATE_SLOTS];
-    let mut scalars = R::Scalars::default();
+    let mut scalars = rule.fresh_scalars();
     for _ in 0..steps {
-        let g = (function.grad)(x);
+        let g = grad(x);
         if !(g[0].is_finite() && g[1].is_finite()) {
             break;
         }
@@ -377,7 +241,7 @@ fn descend<R: Rule>(
         }
         if let Some(s) = &mut schedule {
             s.step(&mut group)?;
-            rule = with_lr(rule, group.lr);
+            rule.set_lr(group.lr);
         }
     }
     Ok(Run { path })

@@ -18,9 +18,10 @@ use crate::functions::{Function, num};
 use crate::output::{check_writable, write_files};
 use crate::plot::{self, Heatmap, short};
 use crate::progress::Progress;
-use crate::rules::{AnyRule, Spec};
+use crate::rules::{self, Spec};
 use crate::schedule;
 use crate::train::{self, TASK_KEYS, TaskArgs, TaskSettings};
+use gradstep::rules::AnyRule;
 
 /// The rules swept when neither the flags nor a config file name any.
 pub const DEFAULT_RULES: &str = "sgd,adam,rmsprop,adagrad";
@@ -358,8 +359,7 @@ impl Ready<'_> {
                 tol,
                 schedule,
             } => {
-                let run = rule
-                    .run(function, *steps as usize, schedule.clone())
+                let run = rules::run(&rule, function, *steps as usize, schedule.clone())
                     .map_err(|e| Failure::usage(format!("rule: {e}")))?;
                 let m = measure(function, &run.path, *steps, *tol);
                 let last = m.losses.last().map_or(f64::NAN, |l| l[1]);
@@ -586,7 +586,7 @@ fn rows(settings: &Settings) -> Result<Vec<Row>, Failure> {
             for lr in &settings.lrs {
                 let mut with_lr = base.clone();
                 with_lr.fields.insert(0, ("lr".to_string(), lr.to_string()));
-                rules.push(AnyRule::from_spec(&with_lr).map_err(Failure::usage)?);
+                rules.push(rules::from_spec(&with_lr).map_err(Failure::usage)?);
             }
             rows.push(Row {
                 rule: spec.label(),

@@ -18,8 +18,9 @@ use crate::model::{Activation, Head, Model, Scratch};
 use crate::output::{check_writable, write_files};
 use crate::plot::{self, Series};
 use crate::progress::Progress;
-use crate::rules::{AnyRule, Spec};
+use crate::rules::{self, Spec};
 use crate::schedule;
+use gradstep::rules::AnyRule;
 
 /// Most epochs a run may take.
 pub const MAX_EPOCHS: u64 = 100_000;
@@ -282,7 +283,7 @@ impl Run<'_> {
         let mut params = model.init(self.seed);
         let sizes = model.sizes();
         let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-        let mut optimizer = self.rule.optimizer(&sizes);
+        let mut optimizer = rules::Optimizer::new(self.rule, &sizes);
         let mut schedule = self.schedule.clone();
         let mut group = Group::new(self.rule.lr());
         if let Some(s) = &mut schedule {
@@ -405,7 +406,7 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
     let rule = if given("rule") || file_rules.is_empty() {
         Spec::parse("rule", &args.rule).map_err(Failure::usage)?
     } else if let [rule] = &file_rules[..] {
-        AnyRule::from_spec(rule)
+        rules::from_spec(rule)
             .map_err(|e| Failure::usage(format!("config {}: rule: {e}", config_path.display())))?;
         rule.clone()
     } else {
@@ -433,7 +434,7 @@ pub fn rule_and_schedule(
     schedule: Option<&Spec>,
     epochs: u64,
 ) -> Result<(AnyRule, Option<AnyScheduler>), Failure> {
-    let any = AnyRule::from_spec(rule).map_err(Failure::usage)?;
+    let any = rules::from_spec(rule).map_err(Failure::usage)?;
     let schedule = schedule
         .map(|s| schedule::from_spec(s, epochs))
         .transpose()

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{Svg, assert_refused, gradstep, listing, stdout};
+use gradstep::rules::{RuleId, Value};
 
 /// The table's rows: (rule label, final loss column, steps column).
 fn rows(out: &str) -> Vec<(String, String, String)> {
@@ -103,7 +104,9 @@ fn adam_and_momentum_beat_gradient_descent_on_rosenbrock() {
 #[test]
 fn every_rule_of_the_kernel_crate_runs_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = [
+    // Options worth running through the CLI; every other registered rule runs with
+    // its defaults, by its registry name.
+    let options = [
         "sgd:lr=0.1,momentum=0.5,nesterov",
         "adam:lr=0.1,amsgrad=true",
         "adamw:lr=0.1,weight_decay=0.001",
@@ -116,6 +119,16 @@ fn every_rule_of_the_kernel_crate_runs_by_name() {
         "rprop:lr=0.1,etaminus=0.4",
         "asgd:lr=0.05,t0=10",
     ];
+    let rules: Vec<String> = RuleId::ALL
+        .iter()
+        .map(|id| {
+            let prefix = format!("{}:", id.name());
+            options
+                .iter()
+                .find(|o| o.starts_with(&prefix))
+                .map_or(id.name().to_string(), |o| o.to_string())
+        })
+        .collect();
     let mut cmd = gradstep();
     cmd.args([
         "compare",
@@ -126,7 +139,7 @@ fn every_rule_of_the_kernel_crate_runs_by_name() {
         "--out",
     ]);
     cmd.arg(dir.path());
-    for r in rules {
+    for r in &rules {
         cmd.args(["--rule", r]);
     }
     let out = cmd.output().unwrap();
@@ -274,14 +287,30 @@ fn help_shows_the_defaults_and_every_rule() {
     ] {
         assert!(help.contains(text), "{text:?} missing from:\n{help}");
     }
-    for rule in [
-        "sgd", "adam", "adamw", "adamax", "nadam", "radam", "adagrad", "adadelta", "rmsprop",
-        "rprop", "asgd",
-    ] {
-        assert!(
-            help.contains(&format!("\n  {rule} ")),
-            "{rule} missing from:\n{help}"
-        );
+    // Every registered rule, with every field and its default.
+    for &id in RuleId::ALL {
+        let line = help
+            .lines()
+            .find(|l| l.starts_with(&format!("  {:<9} ", id.name())))
+            .unwrap_or_else(|| panic!("{id} missing from:\n{help}"));
+        let rule = id.default_rule();
+        for field in id.fields() {
+            let value = match rule.get(field.name).unwrap() {
+                Value::Number(x) => x,
+                Value::Flag(b) => f64::from(u8::from(b)),
+            };
+            let shown = line
+                .split(", ")
+                .map(|item| item.trim().rsplit(' ').next().unwrap())
+                .find_map(|item| item.strip_prefix(&format!("{}=", field.name)))
+                .unwrap_or_else(|| panic!("{id}: no {} in {line:?}", field.name));
+            let parsed = match shown {
+                "true" => 1.0,
+                "false" => 0.0,
+                number => number.parse().unwrap(),
+            };
+            assert_eq!(parsed, value, "{id}.{} in {line:?}", field.name);
+        }
     }
     let demo = stdout(&gradstep().args(["demo", "--help"]).output().unwrap());
     assert!(demo.contains("[default: gradstep-out]"), "{demo}");
