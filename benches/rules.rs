@@ -5,9 +5,13 @@
 //! every state slice read and written; compare it with the machine's memory bandwidth
 //! (the `axpy` row is the floor: one read-modify-write of params plus a read of grads).
 //!
+//! The entries: every registered rule with torch's defaults, plus a few variants
+//! (`tests/support/bench.rs`).
+//!
 //! Run: `cargo bench --bench rules` (add `-- adam` to filter).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gradstep::rules::AnyRule;
 use gradstep::*;
 use std::hint::black_box;
 use std::time::Duration;
@@ -88,62 +92,30 @@ fn bench_axpy(c: &mut Criterion) {
     group.finish();
 }
 
+/// [`bench_rule`] for the rule inside `rule`, whatever it is: one arm per registry row
+/// (`gradstep::for_each_rule!`), so every registered rule can be benchmarked.
+macro_rules! bench_any {
+    ($({ id: $id:literal, rule: $r:ident, $($rest:tt)* }),* $(,)?) => {
+        fn bench_any(c: &mut Criterion, name: &str, rule: AnyRule) {
+            $(
+                if let Ok(r) = $r::try_from(rule) {
+                    return bench_rule(c, name, r);
+                }
+            )*
+            panic!("{name}: rule {} is not in the registry", rule.name());
+        }
+    };
+}
+
+gradstep::for_each_rule!(bench_any);
+
 fn rules(c: &mut Criterion) {
     bench_axpy(c);
-    bench_rule(
-        c,
-        "sgd",
-        Sgd {
-            lr: 1e-2,
-            ..Sgd::default()
-        },
-    );
-    bench_rule(
-        c,
-        "sgd_momentum",
-        Sgd {
-            lr: 1e-2,
-            momentum: 0.9,
-            ..Sgd::default()
-        },
-    );
-    bench_rule(
-        c,
-        "sgd_nesterov",
-        Sgd {
-            lr: 1e-2,
-            momentum: 0.9,
-            nesterov: true,
-            ..Sgd::default()
-        },
-    );
-    bench_rule(c, "adam", Adam::default());
-    bench_rule(
-        c,
-        "adam_amsgrad",
-        Adam {
-            amsgrad: true,
-            ..Adam::default()
-        },
-    );
-    bench_rule(c, "adamw", AdamW::default());
-    bench_rule(c, "adamax", Adamax::default());
-    bench_rule(c, "nadam", NAdam::default());
-    bench_rule(c, "radam", RAdam::default());
-    bench_rule(c, "adagrad", Adagrad::default());
-    bench_rule(c, "adadelta", Adadelta::default());
-    bench_rule(c, "rmsprop", RmsProp::default());
-    bench_rule(
-        c,
-        "rmsprop_centered_momentum",
-        RmsProp {
-            centered: true,
-            momentum: 0.9,
-            ..RmsProp::default()
-        },
-    );
-    bench_rule(c, "rprop", Rprop::default());
-    bench_rule(c, "asgd", Asgd::default());
+    // Every registered rule with torch's defaults, and the variants
+    // (gradstep_tests::bench, checked against the registry by tests/registry.rs).
+    for (name, rule) in gradstep_tests::bench::entries() {
+        bench_any(c, &name, rule);
+    }
 }
 
 criterion_group!(benches, rules);

@@ -325,8 +325,10 @@ fn replay<R: Replay>(file: &str) {
     );
 }
 
+/// One test per registry row (`gradstep::for_each_rule!`), replaying
+/// `tests/fixtures/torch/<name>.json`: a rule without a [`Replay`] impl does not compile.
 macro_rules! replay_tests {
-    ($($name:ident: $r:ty),* $(,)?) => {$(
+    ($({ id: $id:literal, rule: $r:ident, name: $name:ident, $($rest:tt)* }),* $(,)?) => {$(
         #[test]
         fn $name() {
             replay::<$r>(stringify!($name));
@@ -334,7 +336,4 @@ macro_rules! replay_tests {
     )*};
 }
 
-replay_tests! {
-    sgd: Sgd, adam: Adam, adamw: AdamW, adamax: Adamax, nadam: NAdam, radam: RAdam,
-    adagrad: Adagrad, adadelta: Adadelta, rmsprop: RmsProp, rprop: Rprop, asgd: Asgd,
-}
+gradstep::for_each_rule!(replay_tests);

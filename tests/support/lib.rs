@@ -1,6 +1,8 @@
 //! Shared support for gradstep's cross-crate tests: loading the trajectories recorded
-//! from PyTorch (`tests/fixtures/torch/`) and the one tolerance table they are judged by.
+//! from PyTorch (`tests/fixtures/torch/`), the one tolerance table they are judged by, and
+//! the list of benchmark entries.
 
+pub mod bench;
 pub mod clip_fixtures;
 pub mod fixtures;
 pub mod tolerance;
