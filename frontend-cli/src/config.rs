@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::Failure;
+use crate::input::{CONFIG_LIMIT, read_limited};
 use crate::rules::Spec;
 
 /// The file's contents; every key is optional and a flag given on the command line wins.
@@ -99,11 +100,15 @@ pub enum Numbers {
 
 impl Config {
     /// Reads and parses `path` for `command`, which takes the keys `allowed`. A file
-    /// that cannot be read is a file failure (exit 1); one that is not a valid config
-    /// is a usage failure (exit 2).
+    /// that cannot be read (or is not a regular file, or is larger than
+    /// [`CONFIG_LIMIT`]) is a file failure (exit 1); one that is not a valid config is a
+    /// usage failure (exit 2).
     pub fn read(path: &Path, command: &str, allowed: &[&str]) -> Result<Config, Failure> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::io(format!("cannot read config {}: {e}", path.display())))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            Failure::io(format!("cannot read config {}: {e}", path.display()))
+        };
+        let bytes = read_limited(path, CONFIG_LIMIT).map_err(|e| cannot(&e))?;
+        let text = String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text"))?;
         let mut config: Config = toml::from_str(&text).map_err(|e| {
             let place = e
                 .span()

@@ -1,10 +1,20 @@
 //! The data sets `train` and `sweep` learn from (`data/README.md` gives their origin
 //! and license): reading the CSV files, the seeded train/validation split, and the
 //! scaling of features and targets.
+//!
+//! What a data file may hold, checked line by line as it is read:
+//! - at most [`DATA_LIMIT`] bytes of UTF-8 text, from a regular file;
+//! - digits: a header and rows of 65 columns, a label that is a whole number 0–9 and 64
+//!   pixels that are whole numbers 0–16 (the intensities of `data/README.md`);
+//! - diabetes: a header and rows of 11 columns, every value a finite number of magnitude
+//!   at most [`DIABETES_BOUND`] (10⁹), so that standardizing in f32 and reporting the
+//!   loss in the target's units (MSE × σ², σ ≤ 10⁹) stay finite;
+//! - at least 2 rows.
 
 use std::path::{Path, PathBuf};
 
 use crate::Failure;
+use crate::input::{DATA_LIMIT, read_limited};
 use crate::rng::{Rng, Stream};
 
 /// A learning task: which data set, and what is predicted.
@@ -121,10 +131,14 @@ pub struct Split {
     pub target_scale: f32,
 }
 
+/// The largest magnitude of a diabetes value (see the module's documentation).
+pub const DIABETES_BOUND: f32 = 1e9;
+
 /// Reads `path` as the data of `task`. A file that cannot be read, or whose contents
-/// are not such a data set, is a file failure naming the line (exit status 1).
+/// are not such a data set (see the module's documentation), is a file failure naming
+/// the line (exit status 1).
 pub fn read(task: Task, path: &Path) -> Result<Rows, Failure> {
-    let bytes = std::fs::read(path)
+    let bytes = read_limited(path, DATA_LIMIT)
         .map_err(|e| Failure::io(format!("cannot read data {}: {e}", path.display())))?;
     let bad = |line: usize, what: String| {
         Failure::io(format!("data {}, line {line}: {what}", path.display()))
@@ -186,11 +200,30 @@ pub fn read(task: Task, path: &Path) -> Result<Rows, Failure> {
                 if !(label.fract() == 0.0 && (0.0..=9.0).contains(&label)) {
                     return Err(bad(number, format!("label {label} is not a digit 0–9")));
                 }
+                if let Some(k) = values[1..]
+                    .iter()
+                    .position(|v| !(v.fract() == 0.0 && (0.0..=16.0).contains(v)))
+                {
+                    return Err(bad(
+                        number,
+                        format!(
+                            "column {}: pixel {} is not an intensity 0–16",
+                            k + 2,
+                            cells[k + 1].trim()
+                        ),
+                    ));
+                }
                 rows.y.push(label);
                 // Intensities 0–16 scaled to 0–1.
                 rows.x.extend(values[1..].iter().map(|v| v / 16.0));
             }
             Task::Diabetes => {
+                if let Some(k) = values.iter().position(|v| v.abs() > DIABETES_BOUND) {
+                    return Err(bad(
+                        number,
+                        format!("column {}: {} is outside −1e9..1e9", k + 1, cells[k].trim()),
+                    ));
+                }
                 rows.y.push(values[columns - 1]);
                 rows.x.extend_from_slice(&values[..columns - 1]);
             }

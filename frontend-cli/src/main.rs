@@ -14,6 +14,7 @@ mod data;
 mod demo;
 mod functions;
 mod gallery;
+mod input;
 mod model;
 mod output;
 mod plot;
@@ -118,7 +119,8 @@ struct CompareArgs {
     schedule: Option<String>,
     /// A TOML file with any of: function, steps, tol, out (relative to the file),
     /// [[rule]] tables (name = "sgd", lr = 0.01, ...) and a [schedule] table (name = ...,
-    /// fields). Flags given on the command line win over the file.
+    /// fields). Flags given on the command line win over the file. A regular file of at
+    /// most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory for trajectories.svg and loss.svg (created if missing).
@@ -148,8 +150,10 @@ fn rules_and_schedules(length: &str) -> String {
 /// The closing paragraph of every subcommand's long help.
 const EXIT_STATUS: &str = "\nExit status: 0 on success, 2 for a usage error (a bad flag, rule, field, \
                            value, schedule or config file content), 1 when a file cannot be read \
-                           or written (a data file that is not a data set included). No output \
-                           file is left half-written.";
+                           or written (a data file that is not a data set included; --config \
+                           and --data read regular files of at most 1 MiB and 16 MiB). No output \
+                           file is left half-written, and a failed run leaves the files of an \
+                           earlier run in --out as they were.";
 
 /// The lists `gradstep sweep --help` ends with: rules, schedules, functions.
 fn sweep_help() -> String {

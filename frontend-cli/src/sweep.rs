@@ -87,7 +87,8 @@ pub struct SweepArgs {
     task_args: TaskArgs,
     /// A TOML file with any of the settings above (rules as a list of names, [[rule]]
     /// tables, lrs as a list or a "FROM..TO:N" string, grid, function or task, steps,
-    /// tol, [schedule], the task settings, out). Flags given on the command line win.
+    /// tol, [schedule], the task settings, out). Flags given on the command line win. A
+    /// regular file of at most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory for results.csv, results.json and heatmap.svg (created if missing).
@@ -305,6 +306,9 @@ fn parse_grid(text: &str) -> Result<(String, Vec<String>), Failure> {
     Ok((field.to_string(), values))
 }
 
+/// The files a sweep writes into its output directory.
+const FILES: [&str; 3] = ["results.csv", "results.json", "heatmap.svg"];
+
 /// One row of the heatmap: a rule with its fixed fields and the grid's value.
 struct Row {
     /// The rule as given (without the grid's field), for the tables.
@@ -472,7 +476,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
             }
         }
     };
-    check_writable(&settings.out)?;
+    check_writable(&settings.out, &FILES)?;
 
     let started = Instant::now();
     let progress = Progress::new(runs as u64, "runs");
@@ -492,13 +496,10 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
 
     let what = describe(&ready);
     let files = files(settings, &rows, &results, &what, start_loss)?;
+    let [csv, json, svg] = FILES;
     let written = write_files(
         &settings.out,
-        &[
-            ("results.csv", &files[0]),
-            ("results.json", &files[1]),
-            ("heatmap.svg", &files[2]),
-        ],
+        &[(csv, &files[0]), (json, &files[1]), (svg, &files[2])],
     )?;
     let mut text = report(settings, &rows, &results, &what, seconds);
     for path in written {

@@ -42,7 +42,7 @@ pub struct TaskArgs {
     /// The MLP's activation: relu or tanh.
     #[arg(long, value_name = "NAME", default_value = "relu")]
     activation: String,
-    /// The data file (CSV as in data/README.md).
+    /// The data file (CSV as in data/README.md; a regular file of at most 16 MiB).
     ///
     /// [default: the repository's data/digits.csv or data/diabetes.csv]
     #[arg(long, value_name = "FILE")]
@@ -370,7 +370,8 @@ pub struct TrainArgs {
     /// A TOML file with any of the settings above (task, model, hidden, activation,
     /// data, val_fraction, batch_size, epochs, seed, clip_norm, out; data and out
     /// relative to the file), a [rule] table (name = "adam", lr = 0.01, ...) and a
-    /// [schedule] table. Flags given on the command line win over the file.
+    /// [schedule] table. Flags given on the command line win over the file. A regular
+    /// file of at most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory for log.csv, log.json and loss.svg (created if missing).
@@ -428,6 +429,9 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
     })
 }
 
+/// The files a run writes into its output directory.
+const FILES: [&str; 3] = ["log.csv", "log.json", "loss.svg"];
+
 /// The rule and schedule of a run of `epochs` epochs, checked.
 pub fn rule_and_schedule(
     rule: &Spec,
@@ -450,7 +454,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     let (model, clip) = t.check()?;
     let (rule, schedule) = rule_and_schedule(&settings.rule, settings.schedule.as_ref(), t.epochs)?;
     let data = t.load()?;
-    check_writable(&settings.out)?;
+    check_writable(&settings.out, &FILES)?;
 
     let run = Run {
         model,
@@ -485,13 +489,10 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         t.seed
     );
     let files = log_files(settings, &run, &history, &title)?;
+    let [csv, json, svg] = FILES;
     let written = write_files(
         &settings.out,
-        &[
-            ("log.csv", &files[0]),
-            ("log.json", &files[1]),
-            ("loss.svg", &files[2]),
-        ],
+        &[(csv, &files[0]), (json, &files[1]), (svg, &files[2])],
     )?;
     let mut text = summary(task, &history, seconds);
     for path in written {
