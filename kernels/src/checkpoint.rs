@@ -92,7 +92,9 @@
 //! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`],
 //!    not checked by [`decode_any`]) and the element type
 //!    ([`CheckpointError::WrongElementType`]).
-//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]), the
+//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]), a
+//!    scalar state that steps can produce (NAdam's μ-product in [0, 1]; ASGD's η finite
+//!    and ≥ 0, μ in (0, 1]: else `InvalidField { field: "scalar state" }`), the
 //!    hyperparameters pass the rule's `validate()` ([`Error::InvalidHyperparameter`]),
 //!    and `k` is the number of slices the rule's options need.
 //! 6. The destinations: `k` state slices ([`CheckpointError::SlotCount`]) of `n`
@@ -200,7 +202,8 @@ pub enum CheckpointError {
     /// although the checksum matches (a checkpoint not written by [`encode`]).
     InvalidField {
         /// Which field: `"length"`, `"element type"`, `"flags"`, `"reserved"`,
-        /// `"rule section length"`, `"n"`, `"options"` or `"state slots"`.
+        /// `"rule section length"`, `"n"`, `"options"`, `"scalar state"` or
+        /// `"state slots"`.
         field: &'static str,
     },
     /// The number of destination state slices is not the checkpoint's.
@@ -526,6 +529,18 @@ fn next_bit(bits: u64, k: &mut u32) -> bool {
     b
 }
 
+/// Scalar state that no sequence of steps produces (NaN, out of its range) is refused:
+/// restored, it would make every later step silently wrong.
+fn scalar_in_range(ok: bool) -> Result<(), CheckpointError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CheckpointError::InvalidField {
+            field: "scalar state",
+        })
+    }
+}
+
 impl ScalarCodec for StepCount {
     const LEN: usize = 8;
     fn write(&self, w: &mut Writer<'_>) {
@@ -543,10 +558,13 @@ impl ScalarCodec for NAdamScalars {
         w.f64(self.mu_product);
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError> {
-        Ok(NAdamScalars {
+        let s = NAdamScalars {
             step: r.u64()?,
             mu_product: r.f64()?,
-        })
+        };
+        // A product of momentum coefficients in [0, 1), starting from 1.
+        scalar_in_range((0.0..=1.0).contains(&s.mu_product))?;
+        Ok(s)
     }
 }
 
@@ -558,11 +576,14 @@ impl ScalarCodec for AsgdScalars {
         w.f64(self.mu);
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError> {
-        Ok(AsgdScalars {
+        let s = AsgdScalars {
             step: r.u64()?,
             eta: r.f64()?,
             mu: r.f64()?,
-        })
+        };
+        // η = γ / (1 + κγt)^α with γ, κ, α ≥ 0; μ = 1 / max(1, t − t₀).
+        scalar_in_range(s.eta.is_finite() && s.eta >= 0.0 && s.mu > 0.0 && s.mu <= 1.0)?;
+        Ok(s)
     }
 }
 
@@ -1137,5 +1158,68 @@ mod tests {
             inspect(&refused[..len]),
             Err(Error::InvalidHyperparameter { name: "lr", .. })
         ));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/checkpoint_decode.rs): a checkpoint with a valid
+    /// CRC and ASGD's η = NaN decoded, and every later step then wrote NaN params.
+    #[test]
+    fn scalar_state_no_step_produces_is_refused() {
+        fn forged(rule: AnyRule, scalars: AnyScalars, at: usize, value: f64) -> ([u8; 128], usize) {
+            let len = rule.encoded_len(ElementType::F64, 0, false).unwrap();
+            let mut buf = [0u8; 128];
+            let empty: [&[f64]; MAX_STATE_SLOTS] = [&[]; MAX_STATE_SLOTS];
+            let state = &empty[..rule.state_slots()];
+            encode_any::<f64>(&rule, &scalars, state, None, &mut buf).unwrap();
+            let section = HEADER_LEN + section_len(rule.id());
+            let field = section - at;
+            buf[field..field + 8].copy_from_slice(&value.to_le_bytes());
+            let crc = CRC32.checksum(&buf[..len - CHECKSUM_LEN]);
+            buf[len - CHECKSUM_LEN..len].copy_from_slice(&crc.to_le_bytes());
+            (buf, len)
+        }
+        let refused = Err(Error::Checkpoint(CheckpointError::InvalidField {
+            field: "scalar state",
+        }));
+        let asgd = AnyRule::from(Asgd::default());
+        let asgd_scalars = AnyScalars::Asgd(AsgdScalars {
+            step: 3,
+            eta: 0.01,
+            mu: 1.0,
+        });
+        let nadam = AnyRule::from(NAdam::default());
+        let nadam_scalars = AnyScalars::NAdam(NAdamScalars {
+            step: 3,
+            mu_product: 0.5,
+        });
+        // ASGD's section ends with η then μ; NAdam's with the μ-product.
+        for (rule, scalars, at, bad) in [
+            (asgd, asgd_scalars, 16, f64::NAN),
+            (asgd, asgd_scalars, 16, -0.5),
+            (asgd, asgd_scalars, 16, f64::INFINITY),
+            (asgd, asgd_scalars, 8, 0.0),
+            (asgd, asgd_scalars, 8, 1.5),
+            (asgd, asgd_scalars, 8, f64::NAN),
+            (nadam, nadam_scalars, 8, f64::NAN),
+            (nadam, nadam_scalars, 8, -1e-300),
+            (nadam, nadam_scalars, 8, 1.0 + f64::EPSILON),
+        ] {
+            let (buf, len) = forged(rule, scalars, at, bad);
+            let bytes = &buf[..len];
+            assert_eq!(inspect(bytes).map(|_| ()), refused, "{rule:?} {bad}");
+            let (mut a, mut b): ([f64; 0], [f64; 0]) = ([], []);
+            let mut state: [&mut [f64]; 2] = [&mut a, &mut b];
+            let state = &mut state[..rule.state_slots()];
+            assert_eq!(decode_any::<f64>(bytes, state, None).map(|_| ()), refused);
+        }
+        // The edges steps do reach are accepted.
+        for (rule, scalars, at, good) in [
+            (asgd, asgd_scalars, 16, 0.0),
+            (asgd, asgd_scalars, 8, 1.0),
+            (nadam, nadam_scalars, 8, 0.0),
+            (nadam, nadam_scalars, 8, 1.0),
+        ] {
+            let (buf, len) = forged(rule, scalars, at, good);
+            assert!(inspect(&buf[..len]).is_ok(), "{rule:?} {good}");
+        }
     }
 }
