@@ -92,14 +92,10 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn space(&mut self, len: usize) -> Result<&mut [u8], Error> {
         let end = self.at.checked_add(len).ok_or_else(too_large)?;
-        let start = self.at;
+        let (start, found) = (self.at, self.buf.len());
         self.at = end;
         self.buf.get_mut(start..end).ok_or(Error::Kernel(
-            gradstep::CheckpointError::BufferTooSmall {
-                needed: end,
-                found: 0,
-            }
-            .into(),
+            gradstep::CheckpointError::BufferTooSmall { needed: end, found }.into(),
         ))
     }
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {

@@ -85,12 +85,14 @@
 //!   param groups (hyperparameters, `initial_lr`, schedule position, tensor ids) and
 //!   per-tensor state (step, named slices).
 //!
-//! ## Threads and many tensors (to come)
-//! One call steps every tensor. Each tensor's update is elementwise given its scalar
-//! state, so a tensor can be cut into chunks stepped from copies of the same scalar
-//! state on different threads with the same bits as one call: the multi-threaded step
-//! (issue 15) will chunk inside [`Optimizer::step`] without changing its signature or
-//! its results.
+//! ## Threads and many tensors
+//! One call steps every tensor (torch's multi-tensor `_foreach` step). With more than
+//! [`Optimizer::threads`] = 1 and at least two chunks' worth of elements, the tensors
+//! are cut into chunks of [`Optimizer::chunk_len`] elements, shared out among the
+//! threads from one queue (mixed sizes balance themselves), each stepped from a copy of
+//! its tensor's scalar state: every rule's update is elementwise given that state, so
+//! the result is bit for bit the single-threaded one, for any thread count and chunk
+//! length.
 //!
 //! ## Checkpoint container, version 2
 //! [`Optimizer::checkpoint`] writes, and [`Optimizer::load_checkpoint`] reads, the
@@ -161,6 +163,7 @@
 
 mod container;
 mod error;
+mod parallel;
 mod schedule;
 mod state;
 
@@ -267,7 +270,17 @@ pub struct Optimizer<T> {
     kind: RuleId,
     groups: Vec<ParamGroup>,
     tensors: Vec<Tensor<T>>,
+    threads: usize,
+    chunk_len: usize,
 }
+
+/// The default [`Optimizer::chunk_len`]: 2¹⁶ elements, where a chunk's step (tens of
+/// microseconds) outweighs handing it to a thread.
+pub const DEFAULT_CHUNK_LEN: usize = 1 << 16;
+
+/// Chunk lengths are multiples of this many elements, so that no two threads write to
+/// the same cache line and every chunk but a tensor's last fills whole lanes.
+pub const CHUNK_ALIGN: usize = 64;
 
 impl<T: Element> Optimizer<T> {
     /// An optimizer of `rule`'s kind, with `rule`'s hyperparameters as group 0
@@ -284,7 +297,36 @@ impl<T: Element> Optimizer<T> {
                 schedule: None,
             }],
             tensors: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            chunk_len: DEFAULT_CHUNK_LEN,
         })
+    }
+
+    /// The most threads [`Optimizer::step`] uses. Default: the parallelism the system
+    /// reports (`std::thread::available_parallelism`, logical cores).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Sets the most threads [`Optimizer::step`] uses (0 counts as 1). The results do
+    /// not depend on it, bit for bit.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// The elements of a tensor stepped as one piece of work ([`DEFAULT_CHUNK_LEN`]).
+    /// A step with fewer than two chunks' worth of elements runs on the calling thread.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    /// Sets [`Optimizer::chunk_len`], rounded up to a multiple of [`CHUNK_ALIGN`]. The
+    /// results do not depend on it, bit for bit.
+    pub fn set_chunk_len(&mut self, chunk_len: usize) {
+        self.chunk_len = chunk_len
+            .max(1)
+            .div_ceil(CHUNK_ALIGN)
+            .saturating_mul(CHUNK_ALIGN);
     }
 
     /// The group [`Optimizer::new`] created.
@@ -563,8 +605,19 @@ impl<T: Element> Optimizer<T> {
         for g in &self.groups {
             g.rule.validate()?;
         }
+        let mut total = 0usize;
         for (i, (t, (p, g))) in self.tensors.iter().zip(tensors.iter()).enumerate() {
             self.check_tensor(TensorId(i), t, p, g)?;
+            total = total.saturating_add(t.n);
+        }
+        if self.threads > 1 && total / 2 >= self.chunk_len {
+            return parallel::step(
+                &self.groups,
+                &mut self.tensors,
+                tensors,
+                self.threads,
+                self.chunk_len,
+            );
         }
         for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter_mut()) {
             step_tensor(&self.groups[t.group].rule, t, p, g)?;

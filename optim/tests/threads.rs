@@ -1,0 +1,75 @@
+//! The threaded, chunked step gives the single-threaded step's bits, for every rule,
+//! any thread count and any chunk length.
+
+mod common;
+
+use common::{bits, data, variant, with_slots};
+use gradstep::checkpoint::Element;
+use gradstep::rules::RuleId;
+use gradstep::schedules::StepLr;
+use gradstep_optim::{CHUNK_ALIGN, DEFAULT_CHUNK_LEN, GroupId, Optimizer};
+
+/// Mixed sizes: empty, shorter than a chunk, exactly one, one and a bit, many.
+const LENS: [usize; 8] = [0, 1, 7, 64, 65, 1000, 5003, 33];
+
+fn run<T: Element>(id: RuleId, threads: usize, chunk_len: usize) -> (Vec<Vec<u64>>, Vec<u8>) {
+    let mut opt = Optimizer::<T>::new(with_slots(id)).unwrap();
+    let g = opt.add_group(variant(id)).unwrap();
+    for (k, &n) in LENS.iter().enumerate() {
+        opt.add_tensor(if k % 3 == 0 { g } else { GroupId(0) }, n)
+            .unwrap();
+    }
+    opt.attach_schedule(g, StepLr::new(1, 0.7)).unwrap();
+    opt.set_threads(threads);
+    opt.set_chunk_len(chunk_len);
+    let mut params: Vec<Vec<T>> = LENS.iter().map(|&n| data(n as u64, n)).collect();
+    for t in 0..4 {
+        let grads: Vec<Vec<T>> = LENS.iter().map(|&n| data(t * 31 + n as u64, n)).collect();
+        let mut list: Vec<(&mut [T], &[T])> = params
+            .iter_mut()
+            .zip(&grads)
+            .map(|(p, g)| (&mut p[..], &g[..]))
+            .collect();
+        opt.step(&mut list).unwrap();
+        opt.schedule_step().unwrap();
+    }
+    (
+        params.iter().map(|p| bits(p)).collect(),
+        opt.checkpoint().unwrap(),
+    )
+}
+
+fn same_bits<T: Element>() {
+    for &id in RuleId::ALL {
+        let one = run::<T>(id, 1, 64);
+        for (threads, chunk) in [(2, 64), (3, 64), (8, 128), (4, 1), (2, DEFAULT_CHUNK_LEN)] {
+            let many = run::<T>(id, threads, chunk);
+            assert!(one == many, "{id}: {threads} threads, chunks of {chunk}");
+        }
+    }
+}
+
+#[test]
+fn threads_give_the_same_bits_f32() {
+    same_bits::<f32>();
+}
+
+#[test]
+fn threads_give_the_same_bits_f64() {
+    same_bits::<f64>();
+}
+
+#[test]
+fn settings() {
+    let mut opt = Optimizer::<f32>::new(RuleId::Sgd.default_rule()).unwrap();
+    assert!(opt.threads() >= 1);
+    assert_eq!(opt.chunk_len(), DEFAULT_CHUNK_LEN);
+    opt.set_threads(0);
+    assert_eq!(opt.threads(), 1);
+    opt.set_chunk_len(1);
+    assert_eq!(opt.chunk_len(), CHUNK_ALIGN);
+    opt.set_chunk_len(65);
+    assert_eq!(opt.chunk_len(), 2 * CHUNK_ALIGN);
+    opt.set_chunk_len(usize::MAX);
+    assert!(opt.chunk_len() >= CHUNK_ALIGN);
+}
