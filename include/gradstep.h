@@ -10,17 +10,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GRADSTEP_VERSION_MAJOR 0
 #define GRADSTEP_VERSION_MINOR 1
 #define GRADSTEP_VERSION_PATCH 0
 #define GRADSTEP_VERSION_STRING "0.1.0"
 
-// Element type `float` for [`gradstep_optimizer`] functions.
-#define GRADSTEP_F32 1
-
-// Element type `double`.
-#define GRADSTEP_F64 2
+// The longest rule text [`gradstep_rule_parse`] reads, without its NUL.
+#define GRADSTEP_RULE_TEXT_MAX 4096
 
 // `StepLR`.
 #define GRADSTEP_SCHEDULE_STEP 1
@@ -127,6 +125,13 @@ enum gradstep_status
   // A checkpoint of an optimizer of another shape (groups, tensors, lengths, or a
   // schedule that is not attached again).
   GRADSTEP_CHECKPOINT_MISMATCH = 21,
+  // A length is more than one object can hold (`PTRDIFF_MAX` bytes), or a size
+  // computed from lengths overflows.
+  GRADSTEP_LENGTH_TOO_LARGE = 22,
+  // A rule's text (`gradstep_rule_parse`) is not `NAME[:FIELD=VALUE,...]` with a known
+  // name, known fields and values of their kind, or is longer than
+  // `GRADSTEP_RULE_TEXT_MAX` bytes.
+  GRADSTEP_BAD_RULE_TEXT = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -146,10 +151,9 @@ typedef struct gradstep_schedule gradstep_schedule;
 typedef struct gradstep_checkpoint_info {
   // Format version.
   uint32_t version;
-  // Rule id: 1 sgd, 2 adam, 3 adamw, 4 adamax, 5 nadam, 6 radam, 7 adagrad,
-  // 8 adadelta, 9 rmsprop, 10 rprop, 11 asgd.
+  // The rule's kind (a `GRADSTEP_RULE_*` constant).
   uint32_t rule;
-  // Element type: 1 = float, 2 = double.
+  // Element type: `GRADSTEP_F32` or `GRADSTEP_F64`.
   uint32_t element;
   // Number of state buffers of `n` elements (the state length is `slots · n`).
   uint32_t slots;
@@ -160,6 +164,12 @@ typedef struct gradstep_checkpoint_info {
   // The checkpoint's length in bytes.
   uint64_t len;
 } gradstep_checkpoint_info;
+
+// Which rule a [`gradstep_rule`] holds: a `GRADSTEP_RULE_*` constant, the rule's stable
+// id in gradstep's registry (also the `rule` of a checkpoint). Ids are never reused.
+// Functions take any `uint32_t` here and refuse unknown values with
+// `GRADSTEP_UNKNOWN_KIND`.
+typedef uint32_t gradstep_rule_kind;
 
 // SGD (torch `SGD`): momentum, dampening, Nesterov, weight decay.
 typedef struct gradstep_sgd {
@@ -176,28 +186,6 @@ typedef struct gradstep_sgd {
   // Maximize instead of minimize (0).
   uint8_t maximize;
 } gradstep_sgd;
-
-// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
-// and μ (unused fields are ignored and left as they are). All zeros = fresh.
-//
-// `cache` holds Adam's, AdamW's, Adamax's and RAdam's bias-correction powers β₁ᵗ and
-// β₂ᵗ between steps, so that each step advances them with one multiply instead of
-// computing them afresh (which matters without a double-precision FPU: on a
-// Cortex-M4F about 2 900 instructions per power at t = 10⁶). It never changes a
-// result: zeros (a fresh or restored state) or anything not written by gradstep is
-// detected and recomputed. Keep the struct from step to step and leave it alone.
-typedef struct gradstep_scalars {
-  // Steps taken; 0 means fresh state.
-  uint64_t step;
-  // NAdam: the product of the momentum coefficients so far.
-  double mu_product;
-  // ASGD: the current step size η.
-  double eta;
-  // ASGD: the current averaging coefficient μ.
-  double mu;
-  // Cached powers (see above); zeros are fine.
-  uint64_t cache[14];
-} gradstep_scalars;
 
 // Adam (torch `Adam`), with AMSGrad and optional decoupled weight decay.
 typedef struct gradstep_adam {
@@ -370,6 +358,68 @@ typedef struct gradstep_asgd {
   // Maximize (0).
   uint8_t maximize;
 } gradstep_asgd;
+
+// The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
+typedef union gradstep_rule_params {
+  // [`GRADSTEP_RULE_SGD`].
+  struct gradstep_sgd sgd;
+  // [`GRADSTEP_RULE_ADAM`].
+  struct gradstep_adam adam;
+  // [`GRADSTEP_RULE_ADAMW`].
+  struct gradstep_adamw adamw;
+  // [`GRADSTEP_RULE_ADAMAX`].
+  struct gradstep_adamax adamax;
+  // [`GRADSTEP_RULE_NADAM`].
+  struct gradstep_nadam nadam;
+  // [`GRADSTEP_RULE_RADAM`].
+  struct gradstep_radam radam;
+  // [`GRADSTEP_RULE_ADAGRAD`].
+  struct gradstep_adagrad adagrad;
+  // [`GRADSTEP_RULE_ADADELTA`].
+  struct gradstep_adadelta adadelta;
+  // [`GRADSTEP_RULE_RMSPROP`].
+  struct gradstep_rmsprop rmsprop;
+  // [`GRADSTEP_RULE_RPROP`].
+  struct gradstep_rprop rprop;
+  // [`GRADSTEP_RULE_ASGD`].
+  struct gradstep_asgd asgd;
+} gradstep_rule_params;
+
+// A rule and its hyperparameters: `kind` says which member of `params` holds them
+// (`rule.kind = GRADSTEP_RULE_ADAM; rule.params.adam.lr = 1e-3;`). Fill one with
+// [`gradstep_rule_default`] or [`gradstep_rule_parse`], then change fields.
+typedef struct gradstep_rule {
+  // Which rule (a `GRADSTEP_RULE_*` constant).
+  gradstep_rule_kind kind;
+  // Its hyperparameters, in the member `kind` names.
+  union gradstep_rule_params params;
+} gradstep_rule;
+
+// The element type of a buffer: [`GRADSTEP_F32`] or [`GRADSTEP_F64`]. Functions take
+// any `uint32_t` here and refuse other values with `GRADSTEP_UNKNOWN_KIND`.
+typedef uint32_t gradstep_element;
+
+// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
+// and μ (unused fields are ignored and left as they are). All zeros = fresh.
+//
+// `cache` holds Adam's, AdamW's, Adamax's and RAdam's bias-correction powers β₁ᵗ and
+// β₂ᵗ between steps, so that each step advances them with one multiply instead of
+// computing them afresh (which matters without a double-precision FPU: on a
+// Cortex-M4F about 2 900 instructions per power at t = 10⁶). It never changes a
+// result: zeros (a fresh or restored state) or anything not written by gradstep is
+// detected and recomputed. Keep the struct from step to step and leave it alone.
+typedef struct gradstep_scalars {
+  // Steps taken; 0 means fresh state.
+  uint64_t step;
+  // NAdam: the product of the momentum coefficients so far.
+  double mu_product;
+  // ASGD: the current step size η.
+  double eta;
+  // ASGD: the current averaging coefficient μ.
+  double mu;
+  // Cached powers (see above); zeros are fine.
+  uint64_t cache[14];
+} gradstep_scalars;
 
 // `StepLR`: multiply by `gamma` every `step_size` epochs.
 typedef struct gradstep_step_lr {
@@ -629,6 +679,49 @@ typedef struct gradstep_accumulator {
   uint64_t count;
 } gradstep_accumulator;
 
+// Element type `float`.
+#define GRADSTEP_F32 1
+
+// Element type `double`.
+#define GRADSTEP_F64 2
+
+// SGD: the `sgd` member.
+#define GRADSTEP_RULE_SGD 1
+
+// Adam: the `adam` member.
+#define GRADSTEP_RULE_ADAM 2
+
+// AdamW: the `adamw` member.
+#define GRADSTEP_RULE_ADAMW 3
+
+// Adamax: the `adamax` member.
+#define GRADSTEP_RULE_ADAMAX 4
+
+// NAdam: the `nadam` member.
+#define GRADSTEP_RULE_NADAM 5
+
+// RAdam: the `radam` member.
+#define GRADSTEP_RULE_RADAM 6
+
+// Adagrad: the `adagrad` member.
+#define GRADSTEP_RULE_ADAGRAD 7
+
+// Adadelta: the `adadelta` member.
+#define GRADSTEP_RULE_ADADELTA 8
+
+// RMSprop: the `rmsprop` member.
+#define GRADSTEP_RULE_RMSPROP 9
+
+// Rprop: the `rprop` member.
+#define GRADSTEP_RULE_RPROP 10
+
+// ASGD: the `asgd` member.
+#define GRADSTEP_RULE_ASGD 11
+
+// One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
+// (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
+#define GRADSTEP_RULE_KIND_END 12
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -639,7 +732,7 @@ extern "C" {
 const char *gradstep_version(void);
 
 // Reads a checkpoint's header (without checking its checksum) so that buffers can be
-// sized before [`load`](crate)ing it.
+// sized before [`gradstep_checkpoint_load_f32`]ing it.
 //
 // # Safety
 // `bytes` must be NULL or valid for `len` bytes; `out` NULL or valid for a write.
@@ -647,1039 +740,105 @@ gradstep_status gradstep_checkpoint_peek(const uint8_t *bytes,
                                          size_t len,
                                          struct gradstep_checkpoint_info *out);
 
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
+// The length of a checkpoint of `rule` over `n` parameters of type `element`, with
+// the params if `with_params` is non-zero.
 //
 // # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_sgd_checkpoint_len(const struct gradstep_sgd *hyper,
-                                            uint32_t element,
-                                            size_t n,
-                                            uint8_t with_params,
-                                            size_t *out_len);
+// `rule` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_checkpoint_len(const struct gradstep_rule *rule,
+                                        gradstep_element element,
+                                        size_t n,
+                                        uint8_t with_params,
+                                        size_t *out_len);
 
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
+// Writes a checkpoint of `rule`, its scalar state, the `float` state (`state_len`
+// elements: the rule's slices of `n`) and, unless `params` is NULL, the `n` params
+// into `out[..capacity]`, and its length into `*written`. Refused, with nothing
+// written: `out` too small (`GRADSTEP_BUFFER_TOO_SMALL`), `out` or `written`
+// overlapping the state or params, and the step functions' refusals.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_sgd_checkpoint_save_f32(const struct gradstep_sgd *hyper,
-                                                 const struct gradstep_scalars *scalars,
-                                                 const float *state,
-                                                 size_t state_len,
-                                                 const float *params,
-                                                 size_t n,
-                                                 uint8_t *out,
-                                                 size_t capacity,
-                                                 size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_sgd_checkpoint_load_f32(const uint8_t *bytes,
-                                                 size_t len,
-                                                 struct gradstep_sgd *hyper_out,
-                                                 struct gradstep_scalars *scalars_out,
-                                                 float *state,
-                                                 size_t state_len,
-                                                 float *params,
-                                                 size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_sgd_checkpoint_save_f64(const struct gradstep_sgd *hyper,
-                                                 const struct gradstep_scalars *scalars,
-                                                 const double *state,
-                                                 size_t state_len,
-                                                 const double *params,
-                                                 size_t n,
-                                                 uint8_t *out,
-                                                 size_t capacity,
-                                                 size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_sgd_checkpoint_load_f64(const uint8_t *bytes,
-                                                 size_t len,
-                                                 struct gradstep_sgd *hyper_out,
-                                                 struct gradstep_scalars *scalars_out,
-                                                 double *state,
-                                                 size_t state_len,
-                                                 double *params,
-                                                 size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adam_checkpoint_len(const struct gradstep_adam *hyper,
-                                             uint32_t element,
+// Each pointer must be NULL (`params` may be) or valid for its length (`state`:
+// `state_len`, `params`: `n`, `out`: `capacity`, the others one element).
+gradstep_status gradstep_checkpoint_save_f32(const struct gradstep_rule *rule,
+                                             const struct gradstep_scalars *scalars,
+                                             const float *state,
+                                             size_t state_len,
+                                             const float *params,
                                              size_t n,
-                                             uint8_t with_params,
-                                             size_t *out_len);
+                                             uint8_t *out,
+                                             size_t capacity,
+                                             size_t *written);
 
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
+// As [`gradstep_checkpoint_save_f32`], for `double` state and params.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adam_checkpoint_save_f32(const struct gradstep_adam *hyper,
-                                                  const struct gradstep_scalars *scalars,
-                                                  const float *state,
-                                                  size_t state_len,
-                                                  const float *params,
-                                                  size_t n,
-                                                  uint8_t *out,
-                                                  size_t capacity,
-                                                  size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adam_checkpoint_load_f32(const uint8_t *bytes,
-                                                  size_t len,
-                                                  struct gradstep_adam *hyper_out,
-                                                  struct gradstep_scalars *scalars_out,
-                                                  float *state,
-                                                  size_t state_len,
-                                                  float *params,
-                                                  size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adam_checkpoint_save_f64(const struct gradstep_adam *hyper,
-                                                  const struct gradstep_scalars *scalars,
-                                                  const double *state,
-                                                  size_t state_len,
-                                                  const double *params,
-                                                  size_t n,
-                                                  uint8_t *out,
-                                                  size_t capacity,
-                                                  size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adam_checkpoint_load_f64(const uint8_t *bytes,
-                                                  size_t len,
-                                                  struct gradstep_adam *hyper_out,
-                                                  struct gradstep_scalars *scalars_out,
-                                                  double *state,
-                                                  size_t state_len,
-                                                  double *params,
-                                                  size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adamw_checkpoint_len(const struct gradstep_adamw *hyper,
-                                              uint32_t element,
-                                              size_t n,
-                                              uint8_t with_params,
-                                              size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adamw_checkpoint_save_f32(const struct gradstep_adamw *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const float *state,
-                                                   size_t state_len,
-                                                   const float *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adamw_checkpoint_load_f32(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_adamw *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   float *state,
-                                                   size_t state_len,
-                                                   float *params,
-                                                   size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adamw_checkpoint_save_f64(const struct gradstep_adamw *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const double *state,
-                                                   size_t state_len,
-                                                   const double *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adamw_checkpoint_load_f64(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_adamw *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   double *state,
-                                                   size_t state_len,
-                                                   double *params,
-                                                   size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adamax_checkpoint_len(const struct gradstep_adamax *hyper,
-                                               uint32_t element,
-                                               size_t n,
-                                               uint8_t with_params,
-                                               size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adamax_checkpoint_save_f32(const struct gradstep_adamax *hyper,
-                                                    const struct gradstep_scalars *scalars,
-                                                    const float *state,
-                                                    size_t state_len,
-                                                    const float *params,
-                                                    size_t n,
-                                                    uint8_t *out,
-                                                    size_t capacity,
-                                                    size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adamax_checkpoint_load_f32(const uint8_t *bytes,
-                                                    size_t len,
-                                                    struct gradstep_adamax *hyper_out,
-                                                    struct gradstep_scalars *scalars_out,
-                                                    float *state,
-                                                    size_t state_len,
-                                                    float *params,
-                                                    size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adamax_checkpoint_save_f64(const struct gradstep_adamax *hyper,
-                                                    const struct gradstep_scalars *scalars,
-                                                    const double *state,
-                                                    size_t state_len,
-                                                    const double *params,
-                                                    size_t n,
-                                                    uint8_t *out,
-                                                    size_t capacity,
-                                                    size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adamax_checkpoint_load_f64(const uint8_t *bytes,
-                                                    size_t len,
-                                                    struct gradstep_adamax *hyper_out,
-                                                    struct gradstep_scalars *scalars_out,
-                                                    double *state,
-                                                    size_t state_len,
-                                                    double *params,
-                                                    size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_nadam_checkpoint_len(const struct gradstep_nadam *hyper,
-                                              uint32_t element,
-                                              size_t n,
-                                              uint8_t with_params,
-                                              size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_nadam_checkpoint_save_f32(const struct gradstep_nadam *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const float *state,
-                                                   size_t state_len,
-                                                   const float *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_nadam_checkpoint_load_f32(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_nadam *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   float *state,
-                                                   size_t state_len,
-                                                   float *params,
-                                                   size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_nadam_checkpoint_save_f64(const struct gradstep_nadam *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const double *state,
-                                                   size_t state_len,
-                                                   const double *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_nadam_checkpoint_load_f64(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_nadam *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   double *state,
-                                                   size_t state_len,
-                                                   double *params,
-                                                   size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_radam_checkpoint_len(const struct gradstep_radam *hyper,
-                                              uint32_t element,
-                                              size_t n,
-                                              uint8_t with_params,
-                                              size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_radam_checkpoint_save_f32(const struct gradstep_radam *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const float *state,
-                                                   size_t state_len,
-                                                   const float *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_radam_checkpoint_load_f32(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_radam *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   float *state,
-                                                   size_t state_len,
-                                                   float *params,
-                                                   size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_radam_checkpoint_save_f64(const struct gradstep_radam *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const double *state,
-                                                   size_t state_len,
-                                                   const double *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_radam_checkpoint_load_f64(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_radam *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   double *state,
-                                                   size_t state_len,
-                                                   double *params,
-                                                   size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adagrad_checkpoint_len(const struct gradstep_adagrad *hyper,
-                                                uint32_t element,
-                                                size_t n,
-                                                uint8_t with_params,
-                                                size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adagrad_checkpoint_save_f32(const struct gradstep_adagrad *hyper,
-                                                     const struct gradstep_scalars *scalars,
-                                                     const float *state,
-                                                     size_t state_len,
-                                                     const float *params,
-                                                     size_t n,
-                                                     uint8_t *out,
-                                                     size_t capacity,
-                                                     size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adagrad_checkpoint_load_f32(const uint8_t *bytes,
-                                                     size_t len,
-                                                     struct gradstep_adagrad *hyper_out,
-                                                     struct gradstep_scalars *scalars_out,
-                                                     float *state,
-                                                     size_t state_len,
-                                                     float *params,
-                                                     size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adagrad_checkpoint_save_f64(const struct gradstep_adagrad *hyper,
-                                                     const struct gradstep_scalars *scalars,
-                                                     const double *state,
-                                                     size_t state_len,
-                                                     const double *params,
-                                                     size_t n,
-                                                     uint8_t *out,
-                                                     size_t capacity,
-                                                     size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adagrad_checkpoint_load_f64(const uint8_t *bytes,
-                                                     size_t len,
-                                                     struct gradstep_adagrad *hyper_out,
-                                                     struct gradstep_scalars *scalars_out,
-                                                     double *state,
-                                                     size_t state_len,
-                                                     double *params,
-                                                     size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adadelta_checkpoint_len(const struct gradstep_adadelta *hyper,
-                                                 uint32_t element,
-                                                 size_t n,
-                                                 uint8_t with_params,
-                                                 size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adadelta_checkpoint_save_f32(const struct gradstep_adadelta *hyper,
-                                                      const struct gradstep_scalars *scalars,
-                                                      const float *state,
-                                                      size_t state_len,
-                                                      const float *params,
-                                                      size_t n,
-                                                      uint8_t *out,
-                                                      size_t capacity,
-                                                      size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adadelta_checkpoint_load_f32(const uint8_t *bytes,
-                                                      size_t len,
-                                                      struct gradstep_adadelta *hyper_out,
-                                                      struct gradstep_scalars *scalars_out,
-                                                      float *state,
-                                                      size_t state_len,
-                                                      float *params,
-                                                      size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_adadelta_checkpoint_save_f64(const struct gradstep_adadelta *hyper,
-                                                      const struct gradstep_scalars *scalars,
-                                                      const double *state,
-                                                      size_t state_len,
-                                                      const double *params,
-                                                      size_t n,
-                                                      uint8_t *out,
-                                                      size_t capacity,
-                                                      size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_adadelta_checkpoint_load_f64(const uint8_t *bytes,
-                                                      size_t len,
-                                                      struct gradstep_adadelta *hyper_out,
-                                                      struct gradstep_scalars *scalars_out,
-                                                      double *state,
-                                                      size_t state_len,
-                                                      double *params,
-                                                      size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_rmsprop_checkpoint_len(const struct gradstep_rmsprop *hyper,
-                                                uint32_t element,
-                                                size_t n,
-                                                uint8_t with_params,
-                                                size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_rmsprop_checkpoint_save_f32(const struct gradstep_rmsprop *hyper,
-                                                     const struct gradstep_scalars *scalars,
-                                                     const float *state,
-                                                     size_t state_len,
-                                                     const float *params,
-                                                     size_t n,
-                                                     uint8_t *out,
-                                                     size_t capacity,
-                                                     size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_rmsprop_checkpoint_load_f32(const uint8_t *bytes,
-                                                     size_t len,
-                                                     struct gradstep_rmsprop *hyper_out,
-                                                     struct gradstep_scalars *scalars_out,
-                                                     float *state,
-                                                     size_t state_len,
-                                                     float *params,
-                                                     size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_rmsprop_checkpoint_save_f64(const struct gradstep_rmsprop *hyper,
-                                                     const struct gradstep_scalars *scalars,
-                                                     const double *state,
-                                                     size_t state_len,
-                                                     const double *params,
-                                                     size_t n,
-                                                     uint8_t *out,
-                                                     size_t capacity,
-                                                     size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_rmsprop_checkpoint_load_f64(const uint8_t *bytes,
-                                                     size_t len,
-                                                     struct gradstep_rmsprop *hyper_out,
-                                                     struct gradstep_scalars *scalars_out,
-                                                     double *state,
-                                                     size_t state_len,
-                                                     double *params,
-                                                     size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_rprop_checkpoint_len(const struct gradstep_rprop *hyper,
-                                              uint32_t element,
-                                              size_t n,
-                                              uint8_t with_params,
-                                              size_t *out_len);
-
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_rprop_checkpoint_save_f32(const struct gradstep_rprop *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const float *state,
-                                                   size_t state_len,
-                                                   const float *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_rprop_checkpoint_load_f32(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_rprop *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   float *state,
-                                                   size_t state_len,
-                                                   float *params,
-                                                   size_t n);
-
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_rprop_checkpoint_save_f64(const struct gradstep_rprop *hyper,
-                                                   const struct gradstep_scalars *scalars,
-                                                   const double *state,
-                                                   size_t state_len,
-                                                   const double *params,
-                                                   size_t n,
-                                                   uint8_t *out,
-                                                   size_t capacity,
-                                                   size_t *written);
-
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_rprop_checkpoint_load_f64(const uint8_t *bytes,
-                                                   size_t len,
-                                                   struct gradstep_rprop *hyper_out,
-                                                   struct gradstep_scalars *scalars_out,
-                                                   double *state,
-                                                   size_t state_len,
-                                                   double *params,
-                                                   size_t n);
-
-// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-// 2 (double), with the params if `with_params` is non-zero.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_asgd_checkpoint_len(const struct gradstep_asgd *hyper,
-                                             uint32_t element,
+// As for the `_f32` function.
+gradstep_status gradstep_checkpoint_save_f64(const struct gradstep_rule *rule,
+                                             const struct gradstep_scalars *scalars,
+                                             const double *state,
+                                             size_t state_len,
+                                             const double *params,
                                              size_t n,
-                                             uint8_t with_params,
-                                             size_t *out_len);
+                                             uint8_t *out,
+                                             size_t capacity,
+                                             size_t *written);
 
-// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
+// Restores a checkpoint of `float` state: the rule into `*rule_out`, the scalar state
+// into `*scalars_out` (fields the rule does not use keep their values), the state into
+// `state[..state_len]` (size it with `gradstep_checkpoint_peek`: `slots · n`) and,
+// unless `params` is NULL, the params into `params[..n]`. With `expect` non-zero the
+// checkpoint must hold that rule kind (`GRADSTEP_CHECKPOINT_WRONG_RULE` otherwise); 0
+// accepts any rule. Refused, with nothing written: a damaged, wrong-version,
+// wrong-rule or wrong-type checkpoint, lengths other than the checkpoint's, and
+// outputs that overlap each other or `bytes`.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_asgd_checkpoint_save_f32(const struct gradstep_asgd *hyper,
-                                                  const struct gradstep_scalars *scalars,
-                                                  const float *state,
-                                                  size_t state_len,
-                                                  const float *params,
-                                                  size_t n,
-                                                  uint8_t *out,
-                                                  size_t capacity,
-                                                  size_t *written);
+// Each pointer must be NULL (`params` may be) or valid for its length (`bytes`: `len`,
+// `state`: `state_len`, `params`: `n`, the others one element).
+gradstep_status gradstep_checkpoint_load_f32(const uint8_t *bytes,
+                                             size_t len,
+                                             gradstep_rule_kind expect,
+                                             struct gradstep_rule *rule_out,
+                                             struct gradstep_scalars *scalars_out,
+                                             float *state,
+                                             size_t state_len,
+                                             float *params,
+                                             size_t n);
 
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+// As [`gradstep_checkpoint_load_f32`], for `double` state and params.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_asgd_checkpoint_load_f32(const uint8_t *bytes,
-                                                  size_t len,
-                                                  struct gradstep_asgd *hyper_out,
-                                                  struct gradstep_scalars *scalars_out,
-                                                  float *state,
-                                                  size_t state_len,
-                                                  float *params,
-                                                  size_t n);
+// As for the `_f32` function.
+gradstep_status gradstep_checkpoint_load_f64(const uint8_t *bytes,
+                                             size_t len,
+                                             gradstep_rule_kind expect,
+                                             struct gradstep_rule *rule_out,
+                                             struct gradstep_scalars *scalars_out,
+                                             double *state,
+                                             size_t state_len,
+                                             double *params,
+                                             size_t n);
 
-// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-// `out[..capacity]` and its length into `*written`.
+// Creates an optimizer with `rule` as group 0, over elements of type `element`
+// ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]), and writes its handle to `*out`. Refused:
+// unknown kinds or element types (`GRADSTEP_UNKNOWN_KIND`), invalid hyperparameters.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-// `n`, `out`: `capacity`, the others one element).
-gradstep_status gradstep_asgd_checkpoint_save_f64(const struct gradstep_asgd *hyper,
-                                                  const struct gradstep_scalars *scalars,
-                                                  const double *state,
-                                                  size_t state_len,
-                                                  const double *params,
-                                                  size_t n,
-                                                  uint8_t *out,
-                                                  size_t capacity,
-                                                  size_t *written);
+// `rule` NULL or valid for a read, `out` NULL or valid for a write.
+gradstep_status gradstep_optimizer_new(const struct gradstep_rule *rule,
+                                       gradstep_element element,
+                                       struct gradstep_optimizer **out);
 
-// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+// Adds a param group with these hyperparameters (of the optimizer's rule:
+// `GRADSTEP_WRONG_RULE` otherwise) and writes its index to `*group_out`.
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-// `state_len`, `params`: `n`, the others one element).
-gradstep_status gradstep_asgd_checkpoint_load_f64(const uint8_t *bytes,
-                                                  size_t len,
-                                                  struct gradstep_asgd *hyper_out,
-                                                  struct gradstep_scalars *scalars_out,
-                                                  double *state,
-                                                  size_t state_len,
-                                                  double *params,
-                                                  size_t n);
-
-// Creates an optimizer with Sgd and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_sgd(const struct gradstep_sgd *hyper,
-                                           uint32_t element,
-                                           struct gradstep_optimizer **out);
-
-// Adds a param group with its own Sgd hyperparameters (the optimizer must be a Sgd
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
+// `opt` a live handle or NULL; `rule` NULL or valid for a read; `group_out` NULL or
 // valid for a write.
-gradstep_status gradstep_optimizer_add_group_sgd(struct gradstep_optimizer *opt,
-                                                 const struct gradstep_sgd *hyper,
-                                                 size_t *group_out);
-
-// Creates an optimizer with Adam and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_adam(const struct gradstep_adam *hyper,
-                                            uint32_t element,
-                                            struct gradstep_optimizer **out);
-
-// Adds a param group with its own Adam hyperparameters (the optimizer must be a Adam
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_adam(struct gradstep_optimizer *opt,
-                                                  const struct gradstep_adam *hyper,
-                                                  size_t *group_out);
-
-// Creates an optimizer with AdamW and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_adamw(const struct gradstep_adamw *hyper,
-                                             uint32_t element,
-                                             struct gradstep_optimizer **out);
-
-// Adds a param group with its own AdamW hyperparameters (the optimizer must be a AdamW
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_adamw(struct gradstep_optimizer *opt,
-                                                   const struct gradstep_adamw *hyper,
-                                                   size_t *group_out);
-
-// Creates an optimizer with Adamax and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_adamax(const struct gradstep_adamax *hyper,
-                                              uint32_t element,
-                                              struct gradstep_optimizer **out);
-
-// Adds a param group with its own Adamax hyperparameters (the optimizer must be a Adamax
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_adamax(struct gradstep_optimizer *opt,
-                                                    const struct gradstep_adamax *hyper,
-                                                    size_t *group_out);
-
-// Creates an optimizer with NAdam and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_nadam(const struct gradstep_nadam *hyper,
-                                             uint32_t element,
-                                             struct gradstep_optimizer **out);
-
-// Adds a param group with its own NAdam hyperparameters (the optimizer must be a NAdam
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_nadam(struct gradstep_optimizer *opt,
-                                                   const struct gradstep_nadam *hyper,
-                                                   size_t *group_out);
-
-// Creates an optimizer with RAdam and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_radam(const struct gradstep_radam *hyper,
-                                             uint32_t element,
-                                             struct gradstep_optimizer **out);
-
-// Adds a param group with its own RAdam hyperparameters (the optimizer must be a RAdam
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_radam(struct gradstep_optimizer *opt,
-                                                   const struct gradstep_radam *hyper,
-                                                   size_t *group_out);
-
-// Creates an optimizer with Adagrad and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_adagrad(const struct gradstep_adagrad *hyper,
-                                               uint32_t element,
-                                               struct gradstep_optimizer **out);
-
-// Adds a param group with its own Adagrad hyperparameters (the optimizer must be a Adagrad
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_adagrad(struct gradstep_optimizer *opt,
-                                                     const struct gradstep_adagrad *hyper,
-                                                     size_t *group_out);
-
-// Creates an optimizer with Adadelta and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_adadelta(const struct gradstep_adadelta *hyper,
-                                                uint32_t element,
-                                                struct gradstep_optimizer **out);
-
-// Adds a param group with its own Adadelta hyperparameters (the optimizer must be a Adadelta
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_adadelta(struct gradstep_optimizer *opt,
-                                                      const struct gradstep_adadelta *hyper,
-                                                      size_t *group_out);
-
-// Creates an optimizer with RmsProp and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_rmsprop(const struct gradstep_rmsprop *hyper,
-                                               uint32_t element,
-                                               struct gradstep_optimizer **out);
-
-// Adds a param group with its own RmsProp hyperparameters (the optimizer must be a RmsProp
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_rmsprop(struct gradstep_optimizer *opt,
-                                                     const struct gradstep_rmsprop *hyper,
-                                                     size_t *group_out);
-
-// Creates an optimizer with Rprop and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_rprop(const struct gradstep_rprop *hyper,
-                                             uint32_t element,
-                                             struct gradstep_optimizer **out);
-
-// Adds a param group with its own Rprop hyperparameters (the optimizer must be a Rprop
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_rprop(struct gradstep_optimizer *opt,
-                                                   const struct gradstep_rprop *hyper,
-                                                   size_t *group_out);
-
-// Creates an optimizer with Asgd and these hyperparameters as group 0, over elements
-// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-//
-// # Safety
-// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-gradstep_status gradstep_optimizer_new_asgd(const struct gradstep_asgd *hyper,
-                                            uint32_t element,
-                                            struct gradstep_optimizer **out);
-
-// Adds a param group with its own Asgd hyperparameters (the optimizer must be a Asgd
-// one) and writes its index.
-//
-// # Safety
-// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-// valid for a write.
-gradstep_status gradstep_optimizer_add_group_asgd(struct gradstep_optimizer *opt,
-                                                  const struct gradstep_asgd *hyper,
-                                                  size_t *group_out);
+gradstep_status gradstep_optimizer_add_group(struct gradstep_optimizer *opt,
+                                             const struct gradstep_rule *rule,
+                                             size_t *group_out);
 
 // Registers a tensor of `n` floats in `group`: `params` (updated by each step) and
 // `grads` (read by each step). The optimizer allocates its state.
@@ -1784,61 +943,54 @@ gradstep_status gradstep_optimizer_checkpoint_load(struct gradstep_optimizer *op
                                                    const uint8_t *bytes,
                                                    size_t len);
 
-// torch's defaults for [`gradstep_sgd`].
-struct gradstep_sgd gradstep_sgd_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
+// Writes torch's defaults for rule `kind` to `*out`. Unknown kinds give
+// `GRADSTEP_UNKNOWN_KIND` and write nothing.
 //
 // # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_sgd_state_len(const struct gradstep_sgd *hyper, size_t n, size_t *out_len);
+// `out` must be NULL or valid for a write.
+gradstep_status gradstep_rule_default(gradstep_rule_kind kind, struct gradstep_rule *out);
 
-// One step over `n` `float` parameters (see the module docs).
+// The rule's name (`"adam"`, `"sgd"`, ...: the names `gradstep_rule_parse` reads) as a
+// static NUL-terminated string, or NULL if `kind` is not a rule.
+const char *gradstep_rule_name(gradstep_rule_kind kind);
+
+// Reads a rule from text in the CLI's syntax, `NAME[:FIELD=VALUE,...]`, e.g.
+// `"adam:lr=3e-4,amsgrad"` (a bare `FIELD` means `FIELD=true`; flags are `true` or
+// `false`; numbers in Rust's `f64` syntax, `1e-3`; torch's class names work too:
+// `"AdamW"`), starting from torch's defaults, and writes it to `*out`.
+//
+// `text` is NUL-terminated and at most [`GRADSTEP_RULE_TEXT_MAX`] bytes long; no byte
+// beyond that bound is read. Refused: an unknown rule name (`GRADSTEP_UNKNOWN_KIND`),
+// an unknown field, a value of the wrong kind, a field given twice or text that is not
+// UTF-8 (`GRADSTEP_BAD_RULE_TEXT`), values the rule refuses
+// (`GRADSTEP_INVALID_HYPERPARAMETER`), longer text (`GRADSTEP_LENGTH_TOO_LARGE`).
 //
 // # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_sgd_step_f32(const struct gradstep_sgd *hyper,
-                                      struct gradstep_scalars *scalars,
-                                      float *params,
-                                      const float *grads,
-                                      size_t n,
-                                      float *state,
-                                      size_t state_len);
+// `text` NULL, or readable up to its NUL or `GRADSTEP_RULE_TEXT_MAX + 1` bytes; `out`
+// NULL or valid for a write.
+gradstep_status gradstep_rule_parse(const char *text, struct gradstep_rule *out);
 
-// One step over `n` `double` parameters (see the module docs).
+// Writes to `*out_len` the state length a step over `n` parameters needs with this
+// rule (its state slices, one after another). Fails on NULL pointers, unknown kinds,
+// invalid hyperparameters, and a length that overflows (`GRADSTEP_LENGTH_TOO_LARGE`).
 //
 // # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_sgd_step_f64(const struct gradstep_sgd *hyper,
-                                      struct gradstep_scalars *scalars,
-                                      double *params,
-                                      const double *grads,
-                                      size_t n,
-                                      double *state,
-                                      size_t state_len);
-
-// torch's defaults for [`gradstep_adam`].
-struct gradstep_adam gradstep_adam_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adam_state_len(const struct gradstep_adam *hyper,
+// `rule` and `out_len` must each be NULL or valid for one element.
+gradstep_status gradstep_rule_state_len(const struct gradstep_rule *rule,
                                         size_t n,
                                         size_t *out_len);
 
-// One step over `n` `float` parameters (see the module docs).
+// One step of `rule` over `n` `float` parameters: `params` (updated), `grads` (read),
+// `state` (`gradstep_rule_state_len` elements, updated) and the scalar state.
+// Refused, with nothing written: NULL pointers (even with `n` 0), misaligned
+// pointers, lengths beyond `PTRDIFF_MAX` bytes, overlapping buffers, a state length
+// other than the rule needs, invalid hyperparameters, unknown kinds.
 //
 // # Safety
 // Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
+// `state_len`; `rule`, `scalars`: one), and the buffers must not be accessed by
 // anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_adam_step_f32(const struct gradstep_adam *hyper,
+gradstep_status gradstep_rule_step_f32(const struct gradstep_rule *rule,
                                        struct gradstep_scalars *scalars,
                                        float *params,
                                        const float *grads,
@@ -1846,353 +998,11 @@ gradstep_status gradstep_adam_step_f32(const struct gradstep_adam *hyper,
                                        float *state,
                                        size_t state_len);
 
-// One step over `n` `double` parameters (see the module docs).
+// As [`gradstep_rule_step_f32`], over `double`s.
 //
 // # Safety
 // As for the `_f32` function.
-gradstep_status gradstep_adam_step_f64(const struct gradstep_adam *hyper,
-                                       struct gradstep_scalars *scalars,
-                                       double *params,
-                                       const double *grads,
-                                       size_t n,
-                                       double *state,
-                                       size_t state_len);
-
-// torch's defaults for [`gradstep_adamw`].
-struct gradstep_adamw gradstep_adamw_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adamw_state_len(const struct gradstep_adamw *hyper,
-                                         size_t n,
-                                         size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_adamw_step_f32(const struct gradstep_adamw *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        float *params,
-                                        const float *grads,
-                                        size_t n,
-                                        float *state,
-                                        size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_adamw_step_f64(const struct gradstep_adamw *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        double *params,
-                                        const double *grads,
-                                        size_t n,
-                                        double *state,
-                                        size_t state_len);
-
-// torch's defaults for [`gradstep_adamax`].
-struct gradstep_adamax gradstep_adamax_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adamax_state_len(const struct gradstep_adamax *hyper,
-                                          size_t n,
-                                          size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_adamax_step_f32(const struct gradstep_adamax *hyper,
-                                         struct gradstep_scalars *scalars,
-                                         float *params,
-                                         const float *grads,
-                                         size_t n,
-                                         float *state,
-                                         size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_adamax_step_f64(const struct gradstep_adamax *hyper,
-                                         struct gradstep_scalars *scalars,
-                                         double *params,
-                                         const double *grads,
-                                         size_t n,
-                                         double *state,
-                                         size_t state_len);
-
-// torch's defaults for [`gradstep_nadam`].
-struct gradstep_nadam gradstep_nadam_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_nadam_state_len(const struct gradstep_nadam *hyper,
-                                         size_t n,
-                                         size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_nadam_step_f32(const struct gradstep_nadam *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        float *params,
-                                        const float *grads,
-                                        size_t n,
-                                        float *state,
-                                        size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_nadam_step_f64(const struct gradstep_nadam *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        double *params,
-                                        const double *grads,
-                                        size_t n,
-                                        double *state,
-                                        size_t state_len);
-
-// torch's defaults for [`gradstep_radam`].
-struct gradstep_radam gradstep_radam_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_radam_state_len(const struct gradstep_radam *hyper,
-                                         size_t n,
-                                         size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_radam_step_f32(const struct gradstep_radam *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        float *params,
-                                        const float *grads,
-                                        size_t n,
-                                        float *state,
-                                        size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_radam_step_f64(const struct gradstep_radam *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        double *params,
-                                        const double *grads,
-                                        size_t n,
-                                        double *state,
-                                        size_t state_len);
-
-// torch's defaults for [`gradstep_adagrad`].
-struct gradstep_adagrad gradstep_adagrad_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adagrad_state_len(const struct gradstep_adagrad *hyper,
-                                           size_t n,
-                                           size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_adagrad_step_f32(const struct gradstep_adagrad *hyper,
-                                          struct gradstep_scalars *scalars,
-                                          float *params,
-                                          const float *grads,
-                                          size_t n,
-                                          float *state,
-                                          size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_adagrad_step_f64(const struct gradstep_adagrad *hyper,
-                                          struct gradstep_scalars *scalars,
-                                          double *params,
-                                          const double *grads,
-                                          size_t n,
-                                          double *state,
-                                          size_t state_len);
-
-// torch's defaults for [`gradstep_adadelta`].
-struct gradstep_adadelta gradstep_adadelta_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_adadelta_state_len(const struct gradstep_adadelta *hyper,
-                                            size_t n,
-                                            size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_adadelta_step_f32(const struct gradstep_adadelta *hyper,
-                                           struct gradstep_scalars *scalars,
-                                           float *params,
-                                           const float *grads,
-                                           size_t n,
-                                           float *state,
-                                           size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_adadelta_step_f64(const struct gradstep_adadelta *hyper,
-                                           struct gradstep_scalars *scalars,
-                                           double *params,
-                                           const double *grads,
-                                           size_t n,
-                                           double *state,
-                                           size_t state_len);
-
-// torch's defaults for [`gradstep_rmsprop`].
-struct gradstep_rmsprop gradstep_rmsprop_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_rmsprop_state_len(const struct gradstep_rmsprop *hyper,
-                                           size_t n,
-                                           size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_rmsprop_step_f32(const struct gradstep_rmsprop *hyper,
-                                          struct gradstep_scalars *scalars,
-                                          float *params,
-                                          const float *grads,
-                                          size_t n,
-                                          float *state,
-                                          size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_rmsprop_step_f64(const struct gradstep_rmsprop *hyper,
-                                          struct gradstep_scalars *scalars,
-                                          double *params,
-                                          const double *grads,
-                                          size_t n,
-                                          double *state,
-                                          size_t state_len);
-
-// torch's defaults for [`gradstep_rprop`].
-struct gradstep_rprop gradstep_rprop_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_rprop_state_len(const struct gradstep_rprop *hyper,
-                                         size_t n,
-                                         size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_rprop_step_f32(const struct gradstep_rprop *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        float *params,
-                                        const float *grads,
-                                        size_t n,
-                                        float *state,
-                                        size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_rprop_step_f64(const struct gradstep_rprop *hyper,
-                                        struct gradstep_scalars *scalars,
-                                        double *params,
-                                        const double *grads,
-                                        size_t n,
-                                        double *state,
-                                        size_t state_len);
-
-// torch's defaults for [`gradstep_asgd`].
-struct gradstep_asgd gradstep_asgd_default(void);
-
-// Writes to `*out_len` the state length a step over `n` parameters needs with these
-// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-//
-// # Safety
-// `hyper` and `out_len` must each be NULL or valid for one element.
-gradstep_status gradstep_asgd_state_len(const struct gradstep_asgd *hyper,
-                                        size_t n,
-                                        size_t *out_len);
-
-// One step over `n` `float` parameters (see the module docs).
-//
-// # Safety
-// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-// anyone else during the call. Overlapping buffers are detected and refused.
-gradstep_status gradstep_asgd_step_f32(const struct gradstep_asgd *hyper,
-                                       struct gradstep_scalars *scalars,
-                                       float *params,
-                                       const float *grads,
-                                       size_t n,
-                                       float *state,
-                                       size_t state_len);
-
-// One step over `n` `double` parameters (see the module docs).
-//
-// # Safety
-// As for the `_f32` function.
-gradstep_status gradstep_asgd_step_f64(const struct gradstep_asgd *hyper,
+gradstep_status gradstep_rule_step_f64(const struct gradstep_rule *rule,
                                        struct gradstep_scalars *scalars,
                                        double *params,
                                        const double *grads,
@@ -2477,3 +1287,78 @@ gradstep_status gradstep_accumulate_finish_f64(struct gradstep_accumulator *acc,
 #endif  // __cplusplus
 
 #endif  /* GRADSTEP_H */
+
+
+#ifndef GRADSTEP_TYPED_DEFAULTS
+#define GRADSTEP_TYPED_DEFAULTS
+
+/* torch's defaults for each rule's hyperparameter struct (generated from the
+ * rule registry; each is gradstep_rule_default's member for its kind). */
+static inline gradstep_sgd gradstep_sgd_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_SGD, &r);
+    return r.params.sgd;
+}
+static inline gradstep_adam gradstep_adam_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAM, &r);
+    return r.params.adam;
+}
+static inline gradstep_adamw gradstep_adamw_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAMW, &r);
+    return r.params.adamw;
+}
+static inline gradstep_adamax gradstep_adamax_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAMAX, &r);
+    return r.params.adamax;
+}
+static inline gradstep_nadam gradstep_nadam_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_NADAM, &r);
+    return r.params.nadam;
+}
+static inline gradstep_radam gradstep_radam_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_RADAM, &r);
+    return r.params.radam;
+}
+static inline gradstep_adagrad gradstep_adagrad_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAGRAD, &r);
+    return r.params.adagrad;
+}
+static inline gradstep_adadelta gradstep_adadelta_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADADELTA, &r);
+    return r.params.adadelta;
+}
+static inline gradstep_rmsprop gradstep_rmsprop_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_RMSPROP, &r);
+    return r.params.rmsprop;
+}
+static inline gradstep_rprop gradstep_rprop_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_RPROP, &r);
+    return r.params.rprop;
+}
+static inline gradstep_asgd gradstep_asgd_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ASGD, &r);
+    return r.params.asgd;
+}
+
+#endif /* GRADSTEP_TYPED_DEFAULTS */

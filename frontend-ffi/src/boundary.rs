@@ -1,9 +1,18 @@
-//! What every exported function does at the boundary: catch panics, check pointers.
+//! What every exported function does at the boundary: catch panics, then check every
+//! pointer, every length and every overlap, and only then build slices.
+//!
+//! A caller's buffer first becomes a [`Raw`]: non-NULL, aligned, and at most
+//! [`max_len`] elements (`slice::from_raw_parts` requires the slice to fit in
+//! `isize::MAX` bytes). [`disjoint`] compares the raw byte spans. Only a `Raw` can
+//! become a slice ([`Raw::slice`], [`Raw::slice_mut`]), so no slice exists before its
+//! pointer and length are checked, and the functions that build `&mut` slices call
+//! [`disjoint`] before they do.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::status::{
-    GRADSTEP_INTERNAL_ERROR, GRADSTEP_MISALIGNED_POINTER, GRADSTEP_NULL_POINTER, GRADSTEP_OK,
+    GRADSTEP_INTERNAL_ERROR, GRADSTEP_LENGTH_TOO_LARGE, GRADSTEP_MISALIGNED_POINTER,
+    GRADSTEP_NULL_POINTER, GRADSTEP_OK, GRADSTEP_OUT_OF_MEMORY, GRADSTEP_OVERLAPPING_BUFFERS,
     gradstep_status,
 };
 
@@ -28,45 +37,187 @@ pub(crate) fn check<T>(ptr: *const T) -> Result<(), gradstep_status> {
     }
 }
 
-/// The bytes `ptr[..n]` covers, as `(start address, length)`.
-pub(crate) fn span<T>(ptr: *const T, n: usize) -> (usize, usize) {
-    (ptr as usize, n.saturating_mul(size_of::<T>()))
-}
-
-/// Whether two byte spans share a byte (empty spans share none).
-pub(crate) fn overlap(a: (usize, usize), b: (usize, usize)) -> bool {
-    a.1 > 0 && b.1 > 0 && a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
-}
-
-/// `ptr[..len]` as a shared slice, after [`check`].
+/// Reads one value the caller passed by pointer, after [`check`].
 ///
 /// # Safety
-/// If `ptr` passes [`check`], it must be valid for reads of `len` elements for `'a`, and
-/// not written through any other pointer meanwhile.
-pub(crate) unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], gradstep_status> {
+/// If `ptr` passes [`check`], it must be valid for a read of a `T`.
+pub(crate) unsafe fn read<T: Copy>(ptr: *const T) -> Result<T, gradstep_status> {
     check(ptr)?;
-    // SAFETY: non-NULL and aligned (checked); valid for `len` reads (caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    // SAFETY: non-NULL and aligned (checked); readable per the caller's contract.
+    Ok(unsafe { ptr.read() })
 }
 
-/// `ptr[..len]` as an exclusive slice, after [`check`].
-///
-/// # Safety
-/// If `ptr` passes [`check`], it must be valid for reads and writes of `len` elements
-/// for `'a`, and not accessed through any other pointer meanwhile.
-pub(crate) unsafe fn slice_mut<'a, T>(
+/// The most elements of `T` one slice may hold: `isize::MAX` bytes.
+pub(crate) const fn max_len<T>() -> usize {
+    match size_of::<T>() {
+        0 => usize::MAX,
+        size => isize::MAX as usize / size,
+    }
+}
+
+/// The bytes a buffer covers: start address and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// No bytes: overlaps nothing.
+    pub(crate) const EMPTY: Span = Span { start: 0, len: 0 };
+
+    /// The span of `len` elements at `ptr` (the length must already be bounded).
+    pub(crate) fn of<T>(ptr: *const T, len: usize) -> Span {
+        Span {
+            start: ptr as usize,
+            len: len.saturating_mul(size_of::<T>()),
+        }
+    }
+
+    /// The span of one `T` at `ptr`.
+    pub(crate) fn one<T>(ptr: *const T) -> Span {
+        Span::of(ptr, 1)
+    }
+
+    fn end(self) -> usize {
+        self.start.saturating_add(self.len)
+    }
+
+    /// Whether the two share a byte (empty spans share none).
+    pub(crate) fn overlaps(self, other: Span) -> bool {
+        self.len > 0 && other.len > 0 && self.start < other.end() && other.start < self.end()
+    }
+}
+
+/// Refuses with `GRADSTEP_OVERLAPPING_BUFFERS` if a span that will be written shares a
+/// byte with any other span given (written or only read).
+pub(crate) fn disjoint(written: &[Span], read: &[Span]) -> Result<(), gradstep_status> {
+    for (i, w) in written.iter().enumerate() {
+        let clash = written[i + 1..].iter().chain(read).any(|o| w.overlaps(*o));
+        if clash {
+            return Err(GRADSTEP_OVERLAPPING_BUFFERS);
+        }
+    }
+    Ok(())
+}
+
+/// A caller's buffer of `len` elements whose pointer is non-NULL and aligned and whose
+/// length is at most [`max_len`]; not yet a slice.
+pub(crate) struct Raw<T> {
     ptr: *mut T,
     len: usize,
-) -> Result<&'a mut [T], gradstep_status> {
-    check(ptr.cast_const())?;
-    // SAFETY: non-NULL and aligned (checked); valid for `len` reads and writes and
-    // unaliased (caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+impl<T> Clone for Raw<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Raw<T> {}
+
+impl<T> Raw<T> {
+    /// Checks a buffer that will only be read. NULL is refused even with `len` 0.
+    pub(crate) fn new(ptr: *const T, len: usize) -> Result<Raw<T>, gradstep_status> {
+        Raw::new_mut(ptr.cast_mut(), len)
+    }
+
+    /// Checks a buffer that will be written.
+    pub(crate) fn new_mut(ptr: *mut T, len: usize) -> Result<Raw<T>, gradstep_status> {
+        check(ptr.cast_const())?;
+        if len > max_len::<T>() {
+            return Err(GRADSTEP_LENGTH_TOO_LARGE);
+        }
+        Ok(Raw { ptr, len })
+    }
+
+    /// Its pointer.
+    pub(crate) fn ptr(self) -> *mut T {
+        self.ptr
+    }
+
+    /// The bytes it covers.
+    pub(crate) fn span(self) -> Span {
+        Span::of(self.ptr, self.len)
+    }
+
+    /// Element `i` (`i < len`), read without making a slice.
+    ///
+    /// # Safety
+    /// The buffer must be valid for reads of `len` elements.
+    pub(crate) unsafe fn get(self, i: usize) -> T
+    where
+        T: Copy,
+    {
+        debug_assert!(i < self.len);
+        // SAFETY: `i < len` and the buffer is readable (caller's contract).
+        unsafe { self.ptr.add(i).read() }
+    }
+
+    /// The shared slice.
+    ///
+    /// # Safety
+    /// The buffer must be valid for reads of `len` elements for `'a` and not written
+    /// meanwhile (by the caller, or through a `&mut` built here: check with
+    /// [`disjoint`] first).
+    pub(crate) unsafe fn slice<'a>(self) -> &'a [T] {
+        // SAFETY: non-NULL, aligned, at most isize::MAX bytes (checked by `new`);
+        // valid and unaliased per the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The exclusive slice.
+    ///
+    /// # Safety
+    /// The buffer must be valid for reads and writes of `len` elements for `'a` and not
+    /// accessed through any other pointer or slice meanwhile (check with [`disjoint`]
+    /// against every other buffer of the call first).
+    pub(crate) unsafe fn slice_mut<'a>(self) -> &'a mut [T] {
+        // SAFETY: as for `slice`, and exclusive per the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// An empty vector with room for `n` elements, or `GRADSTEP_OUT_OF_MEMORY`.
+pub(crate) fn vec_with_capacity<T>(n: usize) -> Result<Vec<T>, gradstep_status> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| GRADSTEP_OUT_OF_MEMORY)?;
+    Ok(v)
+}
+
+/// `n` copies of `value`, allocated fallibly.
+pub(crate) fn vec_filled<T: Clone>(value: T, n: usize) -> Result<Vec<T>, gradstep_status> {
+    let mut v = vec_with_capacity(n)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// `count` caller buffers given as parallel arrays of pointers and lengths, each
+/// checked as a [`Raw`]. The arrays themselves are read element by element (no slice
+/// of them is built) after their own pointers and `count` are checked.
+///
+/// # Safety
+/// `ptrs` and `lens`, if they pass [`Raw::new`], must be valid for `count` reads.
+unsafe fn raws<T>(
+    ptrs: *const *mut T,
+    lens: *const usize,
+    count: usize,
+) -> Result<(Vec<Raw<T>>, [Span; 2]), gradstep_status> {
+    let (p, l) = (Raw::new(ptrs, count)?, Raw::new(lens, count)?);
+    let mut out = vec_with_capacity(count)?;
+    for i in 0..count {
+        // SAFETY: `i < count`; readable per the caller's contract.
+        let (ptr, len) = unsafe { (p.get(i), l.get(i)) };
+        out.push(Raw::new_mut(ptr, len)?);
+    }
+    Ok((out, [p.span(), l.span()]))
 }
 
 /// `count` caller slices given as parallel arrays of pointers and lengths, each checked
-/// like [`slice_mut`], and refused with `GRADSTEP_OVERLAPPING_BUFFERS` if any two
-/// overlap (two `&mut` to the same memory would be undefined behaviour).
+/// like [`Raw::new_mut`], and refused with `GRADSTEP_OVERLAPPING_BUFFERS` if any two
+/// overlap, or overlap the two arrays (two `&mut` to the same memory would be
+/// undefined behaviour). `also_read` are other buffers of the call that are only read:
+/// none may overlap these either.
 ///
 /// # Safety
 /// `ptrs` and `lens` must be NULL or valid for `count` elements, and every slice that
@@ -75,36 +226,31 @@ pub(crate) unsafe fn slices_mut<'a, T>(
     ptrs: *const *mut T,
     lens: *const usize,
     count: usize,
+    also_read: &[Span],
 ) -> Result<Vec<&'a mut [T]>, gradstep_status> {
     // SAFETY: the caller's contract for the two arrays.
-    let (ptrs, lens) = unsafe { (slice(ptrs, count)?, slice(lens, count)?) };
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(count);
-    for (&p, &n) in ptrs.iter().zip(lens) {
-        check(p.cast_const())?;
-        let bytes = n
-            .checked_mul(size_of::<T>())
-            .ok_or(crate::status::GRADSTEP_LENGTH_MISMATCH)?;
-        if bytes > 0 {
-            spans.push((p as usize, bytes));
-        }
-    }
+    let (raws, arrays) = unsafe { raws(ptrs, lens, count)? };
+    let mut spans = vec_with_capacity(count)?;
+    spans.extend(raws.iter().map(|r| r.span()).filter(|s| s.len > 0));
     spans.sort_unstable();
-    if spans
-        .windows(2)
-        .any(|w| w[0].0.saturating_add(w[0].1) > w[1].0)
-    {
-        return Err(crate::status::GRADSTEP_OVERLAPPING_BUFFERS);
+    if spans.windows(2).any(|w| w[0].overlaps(w[1])) {
+        return Err(GRADSTEP_OVERLAPPING_BUFFERS);
     }
-    let mut out = Vec::with_capacity(count);
-    for (&p, &n) in ptrs.iter().zip(lens) {
-        // SAFETY: checked non-NULL, aligned and disjoint from the others above; valid
-        // per the caller's contract.
-        out.push(unsafe { slice_mut(p, n)? });
+    for s in &spans {
+        disjoint(&[*s], &arrays)?;
+        disjoint(&[*s], also_read)?;
+    }
+    let mut out = vec_with_capacity(count)?;
+    for r in raws {
+        // SAFETY: checked non-NULL, aligned, bounded, and disjoint from every other
+        // buffer of the call above; valid per the caller's contract.
+        out.push(unsafe { r.slice_mut() });
     }
     Ok(out)
 }
 
-/// Like [`slices_mut`], for slices that are only read (overlap is then harmless).
+/// Like [`slices_mut`], for slices that are only read (overlap among them is then
+/// harmless). Returns their spans too, for the caller's own overlap checks.
 ///
 /// # Safety
 /// As for [`slices_mut`], for reads.
@@ -112,12 +258,59 @@ pub(crate) unsafe fn slices<'a, T>(
     ptrs: *const *const T,
     lens: *const usize,
     count: usize,
-) -> Result<Vec<&'a [T]>, gradstep_status> {
-    // SAFETY: the caller's contract for the two arrays and every slice.
-    let (ptrs, lens) = unsafe { (slice(ptrs, count)?, slice(lens, count)?) };
-    ptrs.iter()
-        .zip(lens)
-        // SAFETY: as above.
-        .map(|(&p, &n)| unsafe { slice(p, n) })
-        .collect()
+) -> Result<(Vec<&'a [T]>, Vec<Span>), gradstep_status> {
+    // SAFETY: the caller's contract for the two arrays.
+    let (raws, arrays) = unsafe { raws(ptrs.cast::<*mut T>(), lens, count)? };
+    let mut spans = vec_with_capacity(count + 2)?;
+    spans.extend(raws.iter().map(|r| r.span()));
+    spans.extend(arrays);
+    let mut out = vec_with_capacity(count)?;
+    for r in raws {
+        // SAFETY: checked non-NULL, aligned and bounded; readable per the caller's
+        // contract (the caller checks that nothing it writes overlaps `spans`).
+        out.push(unsafe { r.slice() });
+    }
+    Ok((out, spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_beyond_isize_max_bytes_are_refused_before_any_slice() {
+        let x = [0f32; 4];
+        assert_eq!(max_len::<f32>(), isize::MAX as usize / 4);
+        assert!(Raw::new(x.as_ptr(), max_len::<f32>()).is_ok());
+        assert_eq!(
+            Raw::new(x.as_ptr(), max_len::<f32>() + 1).err(),
+            Some(GRADSTEP_LENGTH_TOO_LARGE)
+        );
+        assert_eq!(
+            Raw::new(x.as_ptr(), usize::MAX / 4).err(),
+            Some(GRADSTEP_LENGTH_TOO_LARGE)
+        );
+        assert_eq!(
+            Raw::<f32>::new(core::ptr::null(), 0).err(),
+            Some(GRADSTEP_NULL_POINTER)
+        );
+    }
+
+    #[test]
+    fn spans_overlap_only_when_they_share_a_byte() {
+        let x = [0f64; 4];
+        let p = x.as_ptr();
+        // SAFETY: in bounds of `x`.
+        let (a, b) = (Span::of(p, 2), Span::of(unsafe { p.add(2) }, 2));
+        assert!(!a.overlaps(b) && !b.overlaps(a));
+        // SAFETY: in bounds of `x`.
+        let c = Span::of(unsafe { p.add(1) }, 2);
+        assert!(a.overlaps(c) && c.overlaps(b));
+        assert!(!Span::of(p, 0).overlaps(a));
+        assert_eq!(disjoint(&[a], &[b]), Ok(()));
+        assert_eq!(disjoint(&[a, c], &[]), Err(GRADSTEP_OVERLAPPING_BUFFERS));
+        assert_eq!(disjoint(&[a], &[c]), Err(GRADSTEP_OVERLAPPING_BUFFERS));
+        // Two buffers that are only read may overlap.
+        assert_eq!(disjoint(&[b], &[a, a]), Ok(()));
+    }
 }

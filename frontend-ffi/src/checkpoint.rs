@@ -1,23 +1,24 @@
-//! Checkpoints from C: save an optimizer's complete state (rule, hyperparameters,
-//! scalar state, state buffer, optionally the params) into a caller-provided byte
-//! buffer, and restore it. The format is the kernel crate's `gradstep::checkpoint`
-//! (versioned, little-endian, CRC-32; documented there and in the README).
+//! Checkpoints from C: save a rule's complete state (rule, hyperparameters, scalar
+//! state, state buffer, optionally the params) into a caller-provided byte buffer, and
+//! restore it. The format is the kernel crate's `gradstep::checkpoint` (versioned,
+//! little-endian, CRC-32; documented there and in the README).
 //!
-//! For each rule `R`: `gradstep_R_checkpoint_len`, `gradstep_R_checkpoint_save_f32`/
-//! `_f64` and `gradstep_R_checkpoint_load_f32`/`_f64`; for any checkpoint,
-//! `gradstep_checkpoint_peek`. A truncated, corrupted, wrong-version, wrong-rule or
-//! wrong-type checkpoint is refused with its status, and nothing is written.
+//! `gradstep_checkpoint_len`, `gradstep_checkpoint_save_f32`/`_f64` and
+//! `gradstep_checkpoint_load_f32`/`_f64`, for every rule; `gradstep_checkpoint_peek`
+//! reads a header. A truncated, corrupted, wrong-version, wrong-rule or wrong-type
+//! checkpoint is refused with its status, and nothing is written.
 
-use gradstep::checkpoint::{self, Checkpointable, Element, ElementType};
-use gradstep::{Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, NAdam, RAdam, RmsProp, Rprop, Sgd};
+use gradstep::checkpoint::{self, Element};
 
-use crate::boundary::{check, guard, slice, slice_mut};
+use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_with_capacity};
 use crate::rules::{
-    CScalars, gradstep_adadelta, gradstep_adagrad, gradstep_adam, gradstep_adamax, gradstep_adamw,
-    gradstep_asgd, gradstep_nadam, gradstep_radam, gradstep_rmsprop, gradstep_rprop,
-    gradstep_scalars, gradstep_sgd, read,
+    element_type, from_any, gradstep_element, gradstep_rule, gradstep_rule_kind, gradstep_scalars,
+    scalars_from_c, scalars_to_c, to_any,
 };
-use crate::status::{GRADSTEP_STATE_LAYOUT, GRADSTEP_UNKNOWN_KIND, gradstep_status};
+use crate::status::{
+    GRADSTEP_CHECKPOINT_WRONG_RULE, GRADSTEP_LENGTH_MISMATCH, GRADSTEP_STATE_LAYOUT,
+    gradstep_status,
+};
 
 /// What [`gradstep_checkpoint_peek`] reads from a checkpoint's header.
 #[repr(C)]
@@ -25,10 +26,9 @@ use crate::status::{GRADSTEP_STATE_LAYOUT, GRADSTEP_UNKNOWN_KIND, gradstep_statu
 pub struct gradstep_checkpoint_info {
     /// Format version.
     pub version: u32,
-    /// Rule id: 1 sgd, 2 adam, 3 adamw, 4 adamax, 5 nadam, 6 radam, 7 adagrad,
-    /// 8 adadelta, 9 rmsprop, 10 rprop, 11 asgd.
+    /// The rule's kind (a `GRADSTEP_RULE_*` constant).
     pub rule: u32,
-    /// Element type: 1 = float, 2 = double.
+    /// Element type: `GRADSTEP_F32` or `GRADSTEP_F64`.
     pub element: u32,
     /// Number of state buffers of `n` elements (the state length is `slots · n`).
     pub slots: u32,
@@ -41,7 +41,7 @@ pub struct gradstep_checkpoint_info {
 }
 
 /// Reads a checkpoint's header (without checking its checksum) so that buffers can be
-/// sized before [`load`](crate)ing it.
+/// sized before [`gradstep_checkpoint_load_f32`]ing it.
 ///
 /// # Safety
 /// `bytes` must be NULL or valid for `len` bytes; `out` NULL or valid for a write.
@@ -52,8 +52,9 @@ pub unsafe extern "C" fn gradstep_checkpoint_peek(
     out: *mut gradstep_checkpoint_info,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: the caller's contract; `slice` and `check` reject NULL.
-        let b = unsafe { slice(bytes, len)? };
+        // SAFETY: checked non-NULL, aligned and bounded; readable per the caller's
+        // contract, and only read.
+        let b = unsafe { Raw::new(bytes, len)?.slice() };
         check(out.cast_const())?;
         let h = checkpoint::peek(b)?;
         let info = gradstep_checkpoint_info {
@@ -71,12 +72,48 @@ pub unsafe extern "C" fn gradstep_checkpoint_peek(
     })
 }
 
-/// Splits a flat state buffer into `slots` slices of `n`.
-fn split<T>(flat: &mut [T], slots: usize, n: usize) -> Result<Vec<&mut [T]>, gradstep_status> {
+/// The length of a checkpoint of `rule` over `n` parameters of type `element`, with
+/// the params if `with_params` is non-zero.
+///
+/// # Safety
+/// `rule` and `out_len` must each be NULL or valid for one element.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_checkpoint_len(
+    rule: *const gradstep_rule,
+    element: gradstep_element,
+    n: usize,
+    with_params: u8,
+    out_len: *mut usize,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        check(out_len.cast_const())?;
+        let element = element_type(element)?;
+        rule.validate()?;
+        let len = rule.encoded_len(element, n, with_params != 0)?;
+        // SAFETY: non-NULL and aligned (checked); writable.
+        unsafe { out_len.write(len) };
+        Ok(())
+    })
+}
+
+/// `state` as `slots` slices of `n`, or `GRADSTEP_STATE_LAYOUT`.
+fn split<T>(flat: &[T], slots: usize, n: usize) -> Result<Vec<&[T]>, gradstep_status> {
     if slots.checked_mul(n) != Some(flat.len()) {
         return Err(GRADSTEP_STATE_LAYOUT);
     }
-    let mut out = Vec::with_capacity(slots);
+    let mut out = vec_with_capacity(slots)?;
+    out.extend((0..slots).map(|k| &flat[k * n..(k + 1) * n]));
+    Ok(out)
+}
+
+/// `state` as `slots` exclusive slices of `n`, or `GRADSTEP_STATE_LAYOUT`.
+fn split_mut<T>(flat: &mut [T], slots: usize, n: usize) -> Result<Vec<&mut [T]>, gradstep_status> {
+    if slots.checked_mul(n) != Some(flat.len()) {
+        return Err(GRADSTEP_STATE_LAYOUT);
+    }
+    let mut out = vec_with_capacity(slots)?;
     let mut rest = flat;
     for _ in 0..slots {
         let (head, tail) = rest.split_at_mut(n);
@@ -86,33 +123,9 @@ fn split<T>(flat: &mut [T], slots: usize, n: usize) -> Result<Vec<&mut [T]>, gra
     Ok(out)
 }
 
-unsafe fn len_of<R: Checkpointable + From<C>, C: Copy>(
-    hyper: *const C,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out: *mut usize,
-) -> gradstep_status {
-    guard(|| {
-        // SAFETY: the caller's contract; `read` and `check` reject NULL.
-        let rule = R::from(unsafe { read(hyper)? });
-        check(out.cast_const())?;
-        let element = match element {
-            1 => ElementType::F32,
-            2 => ElementType::F64,
-            _ => return Err(GRADSTEP_UNKNOWN_KIND),
-        };
-        rule.validate()?;
-        let len = checkpoint::encoded_len(&rule, element, n, with_params != 0)?;
-        // SAFETY: non-NULL and aligned (checked); writable.
-        unsafe { out.write(len) };
-        Ok(())
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
-unsafe fn save<R, C, T>(
-    hyper: *const C,
+unsafe fn save<T: Element>(
+    rule: *const gradstep_rule,
     scalars: *const gradstep_scalars,
     state: *const T,
     state_len: usize,
@@ -121,113 +134,100 @@ unsafe fn save<R, C, T>(
     out: *mut u8,
     capacity: usize,
     written: *mut usize,
-) -> gradstep_status
-where
-    R: Checkpointable + From<C>,
-    R::Scalars: CScalars,
-    C: Copy,
-    T: Element,
-{
+) -> gradstep_status {
     guard(|| {
-        // SAFETY: the caller's contract; every pointer is checked before use, and
-        // `params` may be NULL (no params section).
-        let rule = R::from(unsafe { read(hyper)? });
-        let sc = R::Scalars::from_c(&unsafe { read(scalars)? });
-        let flat = unsafe { slice(state, state_len)? };
-        let params = if params.is_null() {
-            None
-        } else {
-            Some(unsafe { slice(params, n)? })
-        };
-        let buf = unsafe { slice_mut(out, capacity)? };
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        // SAFETY: as above.
+        let sc = scalars_from_c(&rule, &unsafe { read(scalars)? });
+        let st = Raw::new(state, state_len)?;
+        // `params` may be NULL: no params section.
+        let p = (!params.is_null())
+            .then(|| Raw::new(params, n))
+            .transpose()?;
+        let o = Raw::new_mut(out, capacity)?;
         check(written.cast_const())?;
+        let read_spans = [st.span(), p.map_or(Span::EMPTY, Raw::span)];
+        disjoint(&[o.span(), Span::one(written)], &read_spans)?;
         rule.validate()?;
-        let slots = rule.state_slots();
-        if slots.checked_mul(n) != Some(flat.len()) {
-            return Err(GRADSTEP_STATE_LAYOUT);
-        }
-        let slices: Vec<&[T]> = (0..slots).map(|k| &flat[k * n..(k + 1) * n]).collect();
-        let len = checkpoint::encode(&rule, &sc, &slices, params, buf)?;
-        // SAFETY: non-NULL and aligned (checked); writable.
+        // SAFETY: checked non-NULL, aligned and bounded; `out` is disjoint from the
+        // buffers read; valid per the caller's contract.
+        let (flat, params, buf) = unsafe { (st.slice(), p.map(|p| p.slice()), o.slice_mut()) };
+        let slices = split(flat, rule.state_slots(), n)?;
+        let len = checkpoint::encode_any(&rule, &sc, &slices, params, buf)?;
+        // SAFETY: non-NULL and aligned (checked); disjoint from `out`; writable.
         unsafe { written.write(len) };
         Ok(())
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn load<R, C, T>(
+unsafe fn load<T: Element>(
     bytes: *const u8,
     len: usize,
-    hyper_out: *mut C,
+    expect: gradstep_rule_kind,
+    rule_out: *mut gradstep_rule,
     scalars_out: *mut gradstep_scalars,
     state: *mut T,
     state_len: usize,
     params: *mut T,
     n: usize,
-) -> gradstep_status
-where
-    R: Checkpointable,
-    R::Scalars: CScalars,
-    C: Copy + From<R>,
-    T: Element,
-{
+) -> gradstep_status {
     guard(|| {
-        // SAFETY: the caller's contract; every pointer is checked before use, and
-        // `params` may be NULL (restore the optimizer state alone).
-        let b = unsafe { slice(bytes, len)? };
-        check(hyper_out.cast_const())?;
-        check(scalars_out.cast_const())?;
-        let flat = unsafe { slice_mut(state, state_len)? };
-        let params = if params.is_null() {
-            None
-        } else {
-            Some(unsafe { slice_mut(params, n)? })
-        };
+        let b = Raw::new(bytes, len)?;
+        check(rule_out.cast_const())?;
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment. Read
+        // first so that the fields the rule does not use keep the caller's values.
+        let mut c = unsafe { read(scalars_out.cast_const())? };
+        let st = Raw::new_mut(state, state_len)?;
+        // `params` may be NULL: restore the optimizer state alone.
+        let p = (!params.is_null())
+            .then(|| Raw::new_mut(params, n))
+            .transpose()?;
+        let written = [
+            st.span(),
+            p.map_or(Span::EMPTY, Raw::span),
+            Span::one(rule_out),
+            Span::one(scalars_out),
+        ];
+        disjoint(&written, &[b.span()])?;
+        // SAFETY: checked non-NULL, aligned and bounded; every buffer written is
+        // disjoint from every other one and from `bytes`; valid per the caller's
+        // contract.
+        let (b, flat, params) = unsafe { (b.slice(), st.slice_mut(), p.map(|p| p.slice_mut())) };
         let header = checkpoint::peek(b)?;
-        if header.n != n as u64 {
-            return Err(crate::status::GRADSTEP_LENGTH_MISMATCH);
+        if expect != 0 && u32::from(header.rule as u16) != expect {
+            return Err(GRADSTEP_CHECKPOINT_WRONG_RULE);
         }
-        let mut slices = split(flat, header.slots, n)?;
-        let (rule, sc) = checkpoint::decode::<R, T>(b, &mut slices, params)?;
-        // SAFETY: non-NULL and aligned (checked); writable; a read-modify-write so that
-        // the fields a rule does not use keep the caller's values.
+        if header.n != n as u64 {
+            return Err(GRADSTEP_LENGTH_MISMATCH);
+        }
+        let mut slices = split_mut(flat, header.slots, n)?;
+        let (rule, sc) = checkpoint::decode_any::<T>(b, &mut slices, params)?;
+        let rule = from_any(&rule)?;
+        scalars_to_c(&sc, &mut c);
+        // SAFETY: non-NULL and aligned (checked); writable; disjoint from the slices.
         unsafe {
-            hyper_out.write(C::from(rule));
-            let mut c = scalars_out.read();
-            sc.to_c(&mut c);
+            rule_out.write(rule);
             scalars_out.write(c);
         }
         Ok(())
     })
 }
 
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
+/// Writes a checkpoint of `rule`, its scalar state, the `float` state (`state_len`
+/// elements: the rule's slices of `n`) and, unless `params` is NULL, the `n` params
+/// into `out[..capacity]`, and its length into `*written`. Refused, with nothing
+/// written: `out` too small (`GRADSTEP_BUFFER_TOO_SMALL`), `out` or `written`
+/// overlapping the state or params, and the step functions' refusals.
 ///
 /// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_sgd_checkpoint_len(
-    hyper: *const gradstep_sgd,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Sgd, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
+/// Each pointer must be NULL (`params` may be) or valid for its length (`state`:
+/// `state_len`, `params`: `n`, `out`: `capacity`, the others one element).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_sgd_checkpoint_save_f32(
-    hyper: *const gradstep_sgd,
+pub unsafe extern "C" fn gradstep_checkpoint_save_f32(
+    rule: *const gradstep_rule,
     scalars: *const gradstep_scalars,
     state: *const f32,
     state_len: usize,
@@ -239,56 +239,20 @@ pub unsafe extern "C" fn gradstep_sgd_checkpoint_save_f32(
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
-        save::<Sgd, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
+        save(
+            rule, scalars, state, state_len, params, n, out, capacity, written,
         )
     }
 }
 
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+/// As [`gradstep_checkpoint_save_f32`], for `double` state and params.
 ///
 /// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
+/// As for the `_f32` function.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_sgd_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_sgd,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Sgd, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_sgd_checkpoint_save_f64(
-    hyper: *const gradstep_sgd,
+pub unsafe extern "C" fn gradstep_checkpoint_save_f64(
+    rule: *const gradstep_rule,
     scalars: *const gradstep_scalars,
     state: *const f64,
     state_len: usize,
@@ -300,103 +264,31 @@ pub unsafe extern "C" fn gradstep_sgd_checkpoint_save_f64(
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
-        save::<Sgd, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
+        save(
+            rule, scalars, state, state_len, params, n, out, capacity, written,
         )
     }
 }
 
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
+/// Restores a checkpoint of `float` state: the rule into `*rule_out`, the scalar state
+/// into `*scalars_out` (fields the rule does not use keep their values), the state into
+/// `state[..state_len]` (size it with `gradstep_checkpoint_peek`: `slots · n`) and,
+/// unless `params` is NULL, the params into `params[..n]`. With `expect` non-zero the
+/// checkpoint must hold that rule kind (`GRADSTEP_CHECKPOINT_WRONG_RULE` otherwise); 0
+/// accepts any rule. Refused, with nothing written: a damaged, wrong-version,
+/// wrong-rule or wrong-type checkpoint, lengths other than the checkpoint's, and
+/// outputs that overlap each other or `bytes`.
 ///
 /// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
+/// Each pointer must be NULL (`params` may be) or valid for its length (`bytes`: `len`,
+/// `state`: `state_len`, `params`: `n`, the others one element).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_sgd_checkpoint_load_f64(
+pub unsafe extern "C" fn gradstep_checkpoint_load_f32(
     bytes: *const u8,
     len: usize,
-    hyper_out: *mut gradstep_sgd,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Sgd, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adam_checkpoint_len(
-    hyper: *const gradstep_adam,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Adam, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adam_checkpoint_save_f32(
-    hyper: *const gradstep_adam,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adam_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adam,
+    expect: gradstep_rule_kind,
+    rule_out: *mut gradstep_rule,
     scalars_out: *mut gradstep_scalars,
     state: *mut f32,
     state_len: usize,
@@ -405,10 +297,11 @@ pub unsafe extern "C" fn gradstep_adam_checkpoint_load_f32(
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
-        load::<Adam, _, _>(
+        load(
             bytes,
             len,
-            hyper_out,
+            expect,
+            rule_out,
             scalars_out,
             state,
             state_len,
@@ -418,46 +311,17 @@ pub unsafe extern "C" fn gradstep_adam_checkpoint_load_f32(
     }
 }
 
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
+/// As [`gradstep_checkpoint_load_f32`], for `double` state and params.
 ///
 /// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
+/// As for the `_f32` function.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adam_checkpoint_save_f64(
-    hyper: *const gradstep_adam,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adam_checkpoint_load_f64(
+pub unsafe extern "C" fn gradstep_checkpoint_load_f64(
     bytes: *const u8,
     len: usize,
-    hyper_out: *mut gradstep_adam,
+    expect: gradstep_rule_kind,
+    rule_out: *mut gradstep_rule,
     scalars_out: *mut gradstep_scalars,
     state: *mut f64,
     state_len: usize,
@@ -466,1261 +330,11 @@ pub unsafe extern "C" fn gradstep_adam_checkpoint_load_f64(
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
     unsafe {
-        load::<Adam, _, _>(
+        load(
             bytes,
             len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamw_checkpoint_len(
-    hyper: *const gradstep_adamw,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<AdamW, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamw_checkpoint_save_f32(
-    hyper: *const gradstep_adamw,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<AdamW, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamw_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adamw,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<AdamW, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamw_checkpoint_save_f64(
-    hyper: *const gradstep_adamw,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<AdamW, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamw_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adamw,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<AdamW, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamax_checkpoint_len(
-    hyper: *const gradstep_adamax,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Adamax, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamax_checkpoint_save_f32(
-    hyper: *const gradstep_adamax,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adamax, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamax_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adamax,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adamax, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamax_checkpoint_save_f64(
-    hyper: *const gradstep_adamax,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adamax, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adamax_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adamax,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adamax, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_nadam_checkpoint_len(
-    hyper: *const gradstep_nadam,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<NAdam, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_nadam_checkpoint_save_f32(
-    hyper: *const gradstep_nadam,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<NAdam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_nadam_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_nadam,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<NAdam, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_nadam_checkpoint_save_f64(
-    hyper: *const gradstep_nadam,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<NAdam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_nadam_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_nadam,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<NAdam, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_radam_checkpoint_len(
-    hyper: *const gradstep_radam,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<RAdam, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_radam_checkpoint_save_f32(
-    hyper: *const gradstep_radam,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<RAdam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_radam_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_radam,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<RAdam, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_radam_checkpoint_save_f64(
-    hyper: *const gradstep_radam,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<RAdam, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_radam_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_radam,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<RAdam, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adagrad_checkpoint_len(
-    hyper: *const gradstep_adagrad,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Adagrad, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adagrad_checkpoint_save_f32(
-    hyper: *const gradstep_adagrad,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adagrad, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adagrad_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adagrad,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adagrad, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adagrad_checkpoint_save_f64(
-    hyper: *const gradstep_adagrad,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adagrad, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adagrad_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adagrad,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adagrad, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adadelta_checkpoint_len(
-    hyper: *const gradstep_adadelta,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Adadelta, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adadelta_checkpoint_save_f32(
-    hyper: *const gradstep_adadelta,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adadelta, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adadelta_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adadelta,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adadelta, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adadelta_checkpoint_save_f64(
-    hyper: *const gradstep_adadelta,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Adadelta, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_adadelta_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_adadelta,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Adadelta, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rmsprop_checkpoint_len(
-    hyper: *const gradstep_rmsprop,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<RmsProp, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rmsprop_checkpoint_save_f32(
-    hyper: *const gradstep_rmsprop,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<RmsProp, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rmsprop_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_rmsprop,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<RmsProp, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rmsprop_checkpoint_save_f64(
-    hyper: *const gradstep_rmsprop,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<RmsProp, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rmsprop_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_rmsprop,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<RmsProp, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rprop_checkpoint_len(
-    hyper: *const gradstep_rprop,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Rprop, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rprop_checkpoint_save_f32(
-    hyper: *const gradstep_rprop,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Rprop, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rprop_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_rprop,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Rprop, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rprop_checkpoint_save_f64(
-    hyper: *const gradstep_rprop,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Rprop, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_rprop_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_rprop,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Rprop, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// The length of a checkpoint of this rule over `n` parameters, `element` 1 (float) or
-/// 2 (double), with the params if `with_params` is non-zero.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_asgd_checkpoint_len(
-    hyper: *const gradstep_asgd,
-    element: u32,
-    n: usize,
-    with_params: u8,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { len_of::<Asgd, _>(hyper, element, n, with_params, out_len) }
-}
-
-/// Writes a checkpoint of `float` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_asgd_checkpoint_save_f32(
-    hyper: *const gradstep_asgd,
-    scalars: *const gradstep_scalars,
-    state: *const f32,
-    state_len: usize,
-    params: *const f32,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Asgd, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_asgd_checkpoint_load_f32(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_asgd,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f32,
-    state_len: usize,
-    params: *mut f32,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Asgd, _, _>(
-            bytes,
-            len,
-            hyper_out,
-            scalars_out,
-            state,
-            state_len,
-            params,
-            n,
-        )
-    }
-}
-
-/// Writes a checkpoint of `double` state (and the params unless `params` is NULL) into
-/// `out[..capacity]` and its length into `*written`.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`state`: `state_len`, `params`:
-/// `n`, `out`: `capacity`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_asgd_checkpoint_save_f64(
-    hyper: *const gradstep_asgd,
-    scalars: *const gradstep_scalars,
-    state: *const f64,
-    state_len: usize,
-    params: *const f64,
-    n: usize,
-    out: *mut u8,
-    capacity: usize,
-    written: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        save::<Asgd, _, _>(
-            hyper, scalars, state, state_len, params, n, out, capacity, written,
-        )
-    }
-}
-
-/// Restores a checkpoint of this rule: the hyperparameters into `*hyper_out`, the
-/// scalar state into `*scalars_out`, the state into `state[..state_len]` and, unless
-/// `params` is NULL, the params into `params[..n]`. On any failure nothing is written.
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`bytes`: `len`, `state`:
-/// `state_len`, `params`: `n`, the others one element).
-#[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn gradstep_asgd_checkpoint_load_f64(
-    bytes: *const u8,
-    len: usize,
-    hyper_out: *mut gradstep_asgd,
-    scalars_out: *mut gradstep_scalars,
-    state: *mut f64,
-    state_len: usize,
-    params: *mut f64,
-    n: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        load::<Asgd, _, _>(
-            bytes,
-            len,
-            hyper_out,
+            expect,
+            rule_out,
             scalars_out,
             state,
             state_len,

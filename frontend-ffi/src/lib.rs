@@ -9,6 +9,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)]
 
+// The kernel crate, depended on as `kernels` (see Cargo.toml), under its own name.
+extern crate kernels as gradstep;
+
 mod boundary;
 pub mod checkpoint;
 pub mod optimizer;

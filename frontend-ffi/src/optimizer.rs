@@ -6,29 +6,16 @@
 
 use gradstep::checkpoint::{self, AnyRule, AnyScalars};
 use gradstep::schedules::Group;
-use gradstep::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
-    Rprop, Rule, Sgd, StepCount,
-};
 
-use crate::boundary::{check, guard, overlap, span};
+use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_filled, vec_with_capacity};
 use crate::registry::{self, Kind};
-use crate::rules::{
-    gradstep_adadelta, gradstep_adagrad, gradstep_adam, gradstep_adamax, gradstep_adamw,
-    gradstep_asgd, gradstep_nadam, gradstep_radam, gradstep_rmsprop, gradstep_rprop, gradstep_sgd,
-    read,
-};
+use crate::rules::{GRADSTEP_F32, GRADSTEP_F64, gradstep_element, gradstep_rule, to_any};
 use crate::schedules::{Built, Position, Running, build, gradstep_schedule_config};
 use crate::status::{
     GRADSTEP_BAD_CHECKPOINT, GRADSTEP_BUFFER_TOO_SMALL, GRADSTEP_INVALID_HYPERPARAMETER,
-    GRADSTEP_LENGTH_MISMATCH, GRADSTEP_OVERLAPPING_BUFFERS, GRADSTEP_STEP_OVERFLOW,
-    GRADSTEP_UNKNOWN_KIND, GRADSTEP_WRONG_ELEMENT_TYPE, GRADSTEP_WRONG_RULE, gradstep_status,
+    GRADSTEP_LENGTH_MISMATCH, GRADSTEP_LENGTH_TOO_LARGE, GRADSTEP_OVERLAPPING_BUFFERS,
+    GRADSTEP_STEP_OVERFLOW, GRADSTEP_WRONG_ELEMENT_TYPE, GRADSTEP_WRONG_RULE, gradstep_status,
 };
-
-/// Element type `float` for [`gradstep_optimizer`] functions.
-pub const GRADSTEP_F32: u32 = 1;
-/// Element type `double`.
-pub const GRADSTEP_F64: u32 = 2;
 
 /// One parameter group: its hyperparameters, the learning rate (and momentum) that
 /// schedules drive, and its schedule.
@@ -64,10 +51,10 @@ enum Buffers {
 
 impl Buffers {
     /// The byte ranges of the caller's params and grads.
-    fn spans(&self, n: usize) -> [(usize, usize); 2] {
+    fn spans(&self, n: usize) -> [Span; 2] {
         match self {
-            Buffers::F32 { params, grads, .. } => [span(*params, n), span(*grads, n)],
-            Buffers::F64 { params, grads, .. } => [span(*params, n), span(*grads, n)],
+            Buffers::F32 { params, grads, .. } => [Span::of(*params, n), Span::of(*grads, n)],
+            Buffers::F64 { params, grads, .. } => [Span::of(*params, n), Span::of(*grads, n)],
         }
     }
 }
@@ -81,43 +68,15 @@ pub struct gradstep_optimizer {
 
 /// The rule with the group's scheduled learning rate and momentum/β₁.
 fn scheduled(g: &ParamGroup) -> Result<AnyRule, gradstep_status> {
-    let (lr, m) = (g.group.lr, g.group.momentum);
     let mut rule = g.rule;
-    macro_rules! set {
-        ($r:ident, $field:ident) => {{
-            $r.lr = lr;
-            if let Some(m) = m {
-                $r.$field = m;
-            }
-        }};
-        ($r:ident) => {{
-            $r.lr = lr;
-        }};
-    }
-    match &mut rule {
-        AnyRule::Sgd(r) => set!(r, momentum),
-        AnyRule::Adam(r) => set!(r, beta1),
-        AnyRule::AdamW(r) => set!(r, beta1),
-        AnyRule::Adamax(r) => set!(r, beta1),
-        AnyRule::NAdam(r) => set!(r, beta1),
-        AnyRule::RAdam(r) => set!(r, beta1),
-        AnyRule::Adagrad(r) => set!(r),
-        AnyRule::Adadelta(r) => set!(r),
-        AnyRule::RmsProp(r) => set!(r, momentum),
-        AnyRule::Rprop(r) => set!(r),
-        AnyRule::Asgd(r) => set!(r),
-        _ => return Err(GRADSTEP_UNKNOWN_KIND),
+    rule.set_lr(g.group.lr);
+    // A rule without a momentum field ignores the momentum schedules cycle.
+    if let (Some(m), Some(_)) = (g.group.momentum, rule.momentum()) {
+        rule.set_momentum(m)
+            .map_err(|_| GRADSTEP_INVALID_HYPERPARAMETER)?;
     }
     rule.validate()?;
     Ok(rule)
-}
-
-fn fresh(rule: &AnyRule) -> AnyScalars {
-    match rule {
-        AnyRule::NAdam(_) => NAdamScalars::default().into(),
-        AnyRule::Asgd(_) => AsgdScalars::default().into(),
-        _ => StepCount::default().into(),
-    }
 }
 
 fn step_tensor<T: gradstep::Real>(
@@ -127,568 +86,76 @@ fn step_tensor<T: gradstep::Real>(
     g: &[T],
     s: &mut [T],
 ) -> Result<(), gradstep_status> {
-    match (rule, scalars) {
-        (AnyRule::Sgd(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Adam(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::AdamW(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Adamax(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::NAdam(r), AnyScalars::NAdam(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::RAdam(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Adagrad(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Adadelta(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::RmsProp(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Rprop(r), AnyScalars::Step(sc)) => r.step_flat(sc, p, g, s)?,
-        (AnyRule::Asgd(r), AnyScalars::Asgd(sc)) => r.step_flat(sc, p, g, s)?,
-        _ => return Err(GRADSTEP_UNKNOWN_KIND),
-    }
+    rule.step_flat(scalars, p, g, s)?;
     Ok(())
 }
 
-fn steps_taken(s: &AnyScalars) -> u64 {
-    match s {
-        AnyScalars::Step(s) => s.step,
-        AnyScalars::NAdam(s) => s.step,
-        AnyScalars::Asgd(s) => s.step,
-    }
+/// Creates an optimizer with `rule` as group 0, over elements of type `element`
+/// ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]), and writes its handle to `*out`. Refused:
+/// unknown kinds or element types (`GRADSTEP_UNKNOWN_KIND`), invalid hyperparameters.
+///
+/// # Safety
+/// `rule` NULL or valid for a read, `out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_new(
+    rule: *const gradstep_rule,
+    element: gradstep_element,
+    out: *mut *mut gradstep_optimizer,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        check(out.cast_const())?;
+        crate::rules::element_type(element)?;
+        rule.validate()?;
+        let opt = gradstep_optimizer {
+            element,
+            groups: vec![ParamGroup {
+                rule,
+                group: Group::new(rule.lr()),
+                schedule: None,
+                origin: None,
+            }],
+            tensors: Vec::new(),
+        };
+        let handle = registry::register(opt, Kind::Optimizer);
+        // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
 }
 
-fn new_optimizer(
-    rule: AnyRule,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> Result<(), gradstep_status> {
-    check(out.cast_const())?;
-    if element != GRADSTEP_F32 && element != GRADSTEP_F64 {
-        return Err(GRADSTEP_UNKNOWN_KIND);
-    }
-    rule.validate()?;
-    let lr = lr_of(&rule);
-    let opt = gradstep_optimizer {
-        element,
-        groups: vec![ParamGroup {
+/// Adds a param group with these hyperparameters (of the optimizer's rule:
+/// `GRADSTEP_WRONG_RULE` otherwise) and writes its index to `*group_out`.
+///
+/// # Safety
+/// `opt` a live handle or NULL; `rule` NULL or valid for a read; `group_out` NULL or
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_add_group(
+    opt: *mut gradstep_optimizer,
+    rule: *const gradstep_rule,
+    group_out: *mut usize,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        // SAFETY: looked up in the registry.
+        let o = unsafe { registry::get(opt, Kind::Optimizer)? };
+        check(group_out.cast_const())?;
+        if o.groups[0].rule.id() != rule.id() {
+            return Err(GRADSTEP_WRONG_RULE);
+        }
+        rule.validate()?;
+        o.groups.push(ParamGroup {
             rule,
-            group: Group::new(lr),
+            group: Group::new(rule.lr()),
             schedule: None,
             origin: None,
-        }],
-        tensors: Vec::new(),
-    };
-    let handle = registry::register(opt, Kind::Optimizer);
-    // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
-    unsafe { out.write(handle) };
-    Ok(())
-}
-
-fn lr_of(rule: &AnyRule) -> f64 {
-    match rule {
-        AnyRule::Sgd(r) => r.lr,
-        AnyRule::Adam(r) => r.lr,
-        AnyRule::AdamW(r) => r.lr,
-        AnyRule::Adamax(r) => r.lr,
-        AnyRule::NAdam(r) => r.lr,
-        AnyRule::RAdam(r) => r.lr,
-        AnyRule::Adagrad(r) => r.lr,
-        AnyRule::Adadelta(r) => r.lr,
-        AnyRule::RmsProp(r) => r.lr,
-        AnyRule::Rprop(r) => r.lr,
-        AnyRule::Asgd(r) => r.lr,
-        _ => 0.0,
-    }
-}
-
-fn add_group(
-    opt: *mut gradstep_optimizer,
-    rule: AnyRule,
-    group_out: *mut usize,
-) -> Result<(), gradstep_status> {
-    // SAFETY: looked up in the registry.
-    let o = unsafe { registry::get(opt, Kind::Optimizer)? };
-    check(group_out.cast_const())?;
-    if core::mem::discriminant(&o.groups[0].rule) != core::mem::discriminant(&rule) {
-        return Err(GRADSTEP_WRONG_RULE);
-    }
-    rule.validate()?;
-    o.groups.push(ParamGroup {
-        rule,
-        group: Group::new(lr_of(&rule)),
-        schedule: None,
-        origin: None,
-    });
-    // SAFETY: checked; writable.
-    unsafe { group_out.write(o.groups.len() - 1) };
-    Ok(())
-}
-
-/// Creates an optimizer with Sgd and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_sgd(
-    hyper: *const gradstep_sgd,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Sgd(Sgd::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Sgd hyperparameters (the optimizer must be a Sgd
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_sgd(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_sgd,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Sgd(Sgd::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Adam and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_adam(
-    hyper: *const gradstep_adam,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Adam(Adam::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Adam hyperparameters (the optimizer must be a Adam
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_adam(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_adam,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Adam(Adam::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with AdamW and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_adamw(
-    hyper: *const gradstep_adamw,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::AdamW(AdamW::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own AdamW hyperparameters (the optimizer must be a AdamW
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_adamw(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_adamw,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::AdamW(AdamW::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Adamax and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_adamax(
-    hyper: *const gradstep_adamax,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Adamax(Adamax::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Adamax hyperparameters (the optimizer must be a Adamax
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_adamax(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_adamax,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Adamax(Adamax::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with NAdam and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_nadam(
-    hyper: *const gradstep_nadam,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::NAdam(NAdam::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own NAdam hyperparameters (the optimizer must be a NAdam
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_nadam(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_nadam,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::NAdam(NAdam::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with RAdam and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_radam(
-    hyper: *const gradstep_radam,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::RAdam(RAdam::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own RAdam hyperparameters (the optimizer must be a RAdam
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_radam(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_radam,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::RAdam(RAdam::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Adagrad and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_adagrad(
-    hyper: *const gradstep_adagrad,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Adagrad(Adagrad::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Adagrad hyperparameters (the optimizer must be a Adagrad
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_adagrad(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_adagrad,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Adagrad(Adagrad::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Adadelta and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_adadelta(
-    hyper: *const gradstep_adadelta,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Adadelta(Adadelta::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Adadelta hyperparameters (the optimizer must be a Adadelta
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_adadelta(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_adadelta,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Adadelta(Adadelta::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with RmsProp and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_rmsprop(
-    hyper: *const gradstep_rmsprop,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::RmsProp(RmsProp::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own RmsProp hyperparameters (the optimizer must be a RmsProp
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_rmsprop(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_rmsprop,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::RmsProp(RmsProp::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Rprop and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_rprop(
-    hyper: *const gradstep_rprop,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Rprop(Rprop::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Rprop hyperparameters (the optimizer must be a Rprop
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_rprop(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_rprop,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Rprop(Rprop::from(unsafe { read(hyper)? })),
-            group_out,
-        )
-    })
-}
-
-/// Creates an optimizer with Asgd and these hyperparameters as group 0, over elements
-/// of type `element` ([`GRADSTEP_F32`] or [`GRADSTEP_F64`]).
-///
-/// # Safety
-/// `hyper` NULL or valid for a read, `out` NULL or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_new_asgd(
-    hyper: *const gradstep_asgd,
-    element: u32,
-    out: *mut *mut gradstep_optimizer,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        new_optimizer(
-            AnyRule::Asgd(Asgd::from(unsafe { read(hyper)? })),
-            element,
-            out,
-        )
-    })
-}
-
-/// Adds a param group with its own Asgd hyperparameters (the optimizer must be a Asgd
-/// one) and writes its index.
-///
-/// # Safety
-/// `opt` a live handle or NULL; `hyper` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_optimizer_add_group_asgd(
-    opt: *mut gradstep_optimizer,
-    hyper: *const gradstep_asgd,
-    group_out: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract; `read` checks NULL and alignment.
-    guard(|| {
-        add_group(
-            opt,
-            AnyRule::Asgd(Asgd::from(unsafe { read(hyper)? })),
-            group_out,
-        )
+        });
+        // SAFETY: checked; writable.
+        unsafe { group_out.write(o.groups.len() - 1) };
+        Ok(())
     })
 }
 
@@ -702,23 +169,21 @@ fn add_params(
     let o = unsafe { registry::get(opt, Kind::Optimizer)? };
     let g = o.groups.get(group).ok_or(GRADSTEP_LENGTH_MISMATCH)?;
     let slots = g.rule.state_slots();
-    let len = slots.checked_mul(n).ok_or(GRADSTEP_LENGTH_MISMATCH)?;
+    let len = slots.checked_mul(n).ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
     let (element, buffers) = make(len)?;
     if element != o.element {
         return Err(GRADSTEP_WRONG_ELEMENT_TYPE);
     }
     // No two registered buffers may overlap, and a tensor's params not its grads.
     let [p, gr] = buffers.spans(n);
-    if overlap(p, gr) {
-        return Err(GRADSTEP_OVERLAPPING_BUFFERS);
-    }
+    disjoint(&[p], &[gr])?;
     for t in &o.tensors {
         let [tp, tg] = t.buffers.spans(t.n);
-        if overlap(p, tp) || overlap(p, tg) || overlap(gr, tp) {
+        if p.overlaps(tp) || p.overlaps(tg) || gr.overlaps(tp) {
             return Err(GRADSTEP_OVERLAPPING_BUFFERS);
         }
     }
-    let scalars = fresh(&g.rule);
+    let scalars = g.rule.fresh_scalars();
     o.tensors.push(Tensor {
         group,
         n,
@@ -743,15 +208,14 @@ pub unsafe extern "C" fn gradstep_optimizer_add_params_f32(
     n: usize,
 ) -> gradstep_status {
     guard(|| {
-        check(params.cast_const())?;
-        check(grads)?;
+        let (params, grads) = (Raw::new_mut(params, n)?, Raw::new(grads, n)?);
         add_params(opt, group, n, |len| {
             Ok((
                 GRADSTEP_F32,
                 Buffers::F32 {
-                    params,
-                    grads,
-                    state: vec![0.0; len],
+                    params: params.ptr(),
+                    grads: grads.ptr(),
+                    state: vec_filled(0.0, len)?,
                 },
             ))
         })
@@ -771,15 +235,14 @@ pub unsafe extern "C" fn gradstep_optimizer_add_params_f64(
     n: usize,
 ) -> gradstep_status {
     guard(|| {
-        check(params.cast_const())?;
-        check(grads)?;
+        let (params, grads) = (Raw::new_mut(params, n)?, Raw::new(grads, n)?);
         add_params(opt, group, n, |len| {
             Ok((
                 GRADSTEP_F64,
                 Buffers::F64 {
-                    params,
-                    grads,
-                    state: vec![0.0; len],
+                    params: params.ptr(),
+                    grads: grads.ptr(),
+                    state: vec_filled(0.0, len)?,
                 },
             ))
         })
@@ -802,10 +265,7 @@ pub unsafe extern "C" fn gradstep_optimizer_step(opt: *mut gradstep_optimizer) -
             .iter()
             .map(scheduled)
             .collect::<Result<Vec<_>, _>>()?;
-        if o.tensors
-            .iter()
-            .any(|t| steps_taken(&t.scalars) == u64::MAX)
-        {
+        if o.tensors.iter().any(|t| t.scalars.step() == u64::MAX) {
             return Err(GRADSTEP_STEP_OVERFLOW);
         }
         for t in &mut o.tensors {
@@ -1132,10 +592,10 @@ fn save_into(o: &mut gradstep_optimizer, out: &mut [u8]) -> Result<usize, gradst
         let slots = g.rule.state_slots();
         if o.element == GRADSTEP_F32 {
             let empty: Vec<&[f32]> = vec![&[]; slots];
-            checkpoint::encode_any(&g.rule, &fresh(&g.rule), &empty, None, space)?;
+            checkpoint::encode_any(&g.rule, &g.rule.fresh_scalars(), &empty, None, space)?;
         } else {
             let empty: Vec<&[f64]> = vec![&[]; slots];
-            checkpoint::encode_any(&g.rule, &fresh(&g.rule), &empty, None, space)?;
+            checkpoint::encode_any(&g.rule, &g.rule.fresh_scalars(), &empty, None, space)?;
         }
     }
     for t in &o.tensors {
@@ -1191,17 +651,7 @@ fn tensor_len_with(
     n: usize,
     params: bool,
 ) -> Result<usize, gradstep_status> {
-    macro_rules! len {
-        ($($r:ident),*) => {
-            match rule {
-                $(AnyRule::$r(r) => checkpoint::encoded_len(r, element, n, params)?,)*
-                _ => return Err(GRADSTEP_UNKNOWN_KIND),
-            }
-        };
-    }
-    Ok(len!(
-        Sgd, Adam, AdamW, Adamax, NAdam, RAdam, Adagrad, Adadelta, RmsProp, Rprop, Asgd
-    ))
+    Ok(rule.encoded_len(element, n, params)?)
 }
 
 /// The length of a checkpoint of the whole optimizer (its current shape).
@@ -1245,10 +695,17 @@ pub unsafe extern "C" fn gradstep_optimizer_checkpoint_save(
     written: *mut usize,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: looked up in the registry; the output checked by `slice_mut`.
+        // SAFETY: looked up in the registry.
         let o = unsafe { registry::get(opt, Kind::Optimizer)? };
-        let buf = unsafe { crate::boundary::slice_mut(out, capacity)? };
+        let out = Raw::new_mut(out, capacity)?;
         check(written.cast_const())?;
+        // The checkpoint is written from the registered params: `out` must not be one.
+        let mut read = vec_with_capacity(o.tensors.len())?;
+        read.extend(o.tensors.iter().map(|t| t.buffers.spans(t.n)[0]));
+        disjoint(&[out.span(), Span::one(written)], &read)?;
+        // SAFETY: checked non-NULL, aligned and bounded, disjoint from the params the
+        // encoder reads; writable per the caller's contract.
+        let buf = unsafe { out.slice_mut() };
         let len = save_into(o, buf)?;
         // SAFETY: checked; writable.
         unsafe { written.write(len) };
@@ -1298,9 +755,16 @@ pub unsafe extern "C" fn gradstep_optimizer_checkpoint_load(
     len: usize,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: looked up in the registry; the input checked by `slice`.
+        // SAFETY: looked up in the registry.
         let o = unsafe { registry::get(opt, Kind::Optimizer)? };
-        let b = unsafe { crate::boundary::slice(bytes, len)? };
+        let b = Raw::new(bytes, len)?;
+        // The params are written last, from the decoded copy: `bytes` must not be one.
+        let mut written = vec_with_capacity(o.tensors.len())?;
+        written.extend(o.tensors.iter().map(|t| t.buffers.spans(t.n)[0]));
+        disjoint(&written, &[b.span()])?;
+        // SAFETY: checked non-NULL, aligned and bounded; only read, and disjoint from
+        // the params the commit writes.
+        let b = unsafe { b.slice() };
         let body = b.len().checked_sub(4).ok_or(GRADSTEP_BAD_CHECKPOINT)?;
         let mut r = Reader { buf: b, at: 0 };
         if r.take(4)? != MAGIC {
@@ -1337,7 +801,7 @@ pub unsafe extern "C" fn gradstep_optimizer_checkpoint_load(
             } else {
                 decode_tensor::<f64>(rule_bytes, 0, slots)?.0
             };
-            if core::mem::discriminant(&rule) != core::mem::discriminant(&g.rule) {
+            if rule.id() != g.rule.id() {
                 return Err(crate::status::GRADSTEP_CHECKPOINT_WRONG_RULE);
             }
             let group = Group {
@@ -1425,7 +889,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::rules::gradstep_adam_default;
+    use crate::rules::{GRADSTEP_RULE_ADAM, gradstep_rule_default};
     use crate::status::{GRADSTEP_INTERNAL_ERROR, GRADSTEP_OK};
 
     /// An Adam handle over two tensors (params and grads leaked so they outlive it),
@@ -1436,16 +900,21 @@ mod tests {
         let g: &'static [f32] = Box::leak(vec![0.25f32; 7].into_boxed_slice());
         let gb: &'static [f32] = Box::leak(vec![-0.5f32; 3].into_boxed_slice());
         let mut opt = core::ptr::null_mut();
-        let adam = gradstep_adam_default();
+        // SAFETY: a zeroed rule is a valid value to overwrite.
+        let mut adam: gradstep_rule = unsafe { core::mem::zeroed() };
         let mut group = 0;
         // SAFETY: valid pointers throughout; the buffers live forever.
         unsafe {
             assert_eq!(
-                gradstep_optimizer_new_adam(&adam, GRADSTEP_F32, &mut opt),
+                gradstep_rule_default(GRADSTEP_RULE_ADAM, &mut adam),
                 GRADSTEP_OK
             );
             assert_eq!(
-                gradstep_optimizer_add_group_adam(opt, &adam, &mut group),
+                gradstep_optimizer_new(&adam, GRADSTEP_F32, &mut opt),
+                GRADSTEP_OK
+            );
+            assert_eq!(
+                gradstep_optimizer_add_group(opt, &adam, &mut group),
                 GRADSTEP_OK
             );
             assert_eq!(

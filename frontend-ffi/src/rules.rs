@@ -1,26 +1,89 @@
-//! The allocation-free API: one hyperparameter struct per rule, with a `_default()`
-//! equal to torch's defaults, and step functions over caller-owned buffers.
-//!
-//! For each rule `R` (sgd, adam, adamw, adamax, nadam, radam, adagrad, adadelta,
-//! rmsprop, rprop, asgd):
-//! - `gradstep_R` holds the hyperparameters (`double`s, and `uint8_t` flags where any
-//!   non-zero value means true);
-//! - `gradstep_R_default()` returns torch's defaults;
-//! - `gradstep_R_state_len(h, n, &len)` says how many state elements a step over `n`
+//! Rules from C as data: a [`gradstep_rule`] is a kind (a `GRADSTEP_RULE_*` constant,
+//! equal to the registry's stable id) and a union of the typed hyperparameter structs
+//! (`gradstep_sgd`, `gradstep_adam`, ...), one member per rule named as the rule. One
+//! family of functions serves every rule:
+//! - `gradstep_rule_default(kind, &rule)`: torch's defaults; the header's
+//!   `gradstep_R_default()` (static inline, generated from the registry) return one
+//!   member of it;
+//! - `gradstep_rule_parse("adam:lr=1e-3,amsgrad", &rule)`: a rule by name, in the CLI's
+//!   syntax;
+//! - `gradstep_rule_name(kind)`;
+//! - `gradstep_rule_state_len(&rule, n, &len)`: the state elements a step over `n`
 //!   parameters needs (the rule's state slices, one after another);
-//! - `gradstep_R_step_f32` / `_f64` take the hyperparameters, the scalar state, params,
-//!   grads, their length `n`, and the state buffer with its length.
+//! - `gradstep_rule_step_f32` / `_f64`: one step over caller-owned params, grads and
+//!   state, with the scalar state in a [`gradstep_scalars`].
 //!
-//! A zero-initialized [`gradstep_scalars`] is fresh state: the first step initializes
-//! the state buffer itself (its contents are ignored), as torch does lazily.
+//! Flags are `uint8_t`: any non-zero value means true. A zero-initialized
+//! [`gradstep_scalars`] is fresh state: the first step initializes the state buffer
+//! itself (its contents are ignored), as torch does lazily.
+//!
+//! The C-visible items are written out (cbindgen cannot see macro output); every
+//! conversion between them and the kernel's [`AnyRule`] expands from
+//! `gradstep::for_each_rule!`, so a registry row without its struct or union member
+//! does not compile.
 
-use gradstep::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
-    Rprop, Rule, Sgd, StepCount,
+use core::ffi::c_char;
+
+use gradstep::checkpoint::ElementType;
+use gradstep::rules::{AnyRule, AnyScalars, RuleId, SpecError};
+use gradstep::{AsgdScalars, NAdamScalars, Real, StepCount};
+
+use crate::boundary::{Raw, Span, check, disjoint, guard, read};
+use crate::status::{
+    GRADSTEP_BAD_RULE_TEXT, GRADSTEP_INTERNAL_ERROR, GRADSTEP_LENGTH_TOO_LARGE,
+    GRADSTEP_UNKNOWN_KIND, gradstep_status,
 };
 
-use crate::boundary::{guard, overlap, slice, slice_mut, span};
-use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, gradstep_status};
+/// The element type of a buffer: [`GRADSTEP_F32`] or [`GRADSTEP_F64`]. Functions take
+/// any `uint32_t` here and refuse other values with `GRADSTEP_UNKNOWN_KIND`.
+pub type gradstep_element = u32;
+/// Element type `float`.
+pub const GRADSTEP_F32: gradstep_element = 1;
+/// Element type `double`.
+pub const GRADSTEP_F64: gradstep_element = 2;
+
+/// The element type `element` names.
+pub(crate) fn element_type(element: gradstep_element) -> Result<ElementType, gradstep_status> {
+    match element {
+        GRADSTEP_F32 => Ok(ElementType::F32),
+        GRADSTEP_F64 => Ok(ElementType::F64),
+        _ => Err(GRADSTEP_UNKNOWN_KIND),
+    }
+}
+
+/// Which rule a [`gradstep_rule`] holds: a `GRADSTEP_RULE_*` constant, the rule's stable
+/// id in gradstep's registry (also the `rule` of a checkpoint). Ids are never reused.
+/// Functions take any `uint32_t` here and refuse unknown values with
+/// `GRADSTEP_UNKNOWN_KIND`.
+pub type gradstep_rule_kind = u32;
+/// SGD: the `sgd` member.
+pub const GRADSTEP_RULE_SGD: gradstep_rule_kind = 1;
+/// Adam: the `adam` member.
+pub const GRADSTEP_RULE_ADAM: gradstep_rule_kind = 2;
+/// AdamW: the `adamw` member.
+pub const GRADSTEP_RULE_ADAMW: gradstep_rule_kind = 3;
+/// Adamax: the `adamax` member.
+pub const GRADSTEP_RULE_ADAMAX: gradstep_rule_kind = 4;
+/// NAdam: the `nadam` member.
+pub const GRADSTEP_RULE_NADAM: gradstep_rule_kind = 5;
+/// RAdam: the `radam` member.
+pub const GRADSTEP_RULE_RADAM: gradstep_rule_kind = 6;
+/// Adagrad: the `adagrad` member.
+pub const GRADSTEP_RULE_ADAGRAD: gradstep_rule_kind = 7;
+/// Adadelta: the `adadelta` member.
+pub const GRADSTEP_RULE_ADADELTA: gradstep_rule_kind = 8;
+/// RMSprop: the `rmsprop` member.
+pub const GRADSTEP_RULE_RMSPROP: gradstep_rule_kind = 9;
+/// Rprop: the `rprop` member.
+pub const GRADSTEP_RULE_RPROP: gradstep_rule_kind = 10;
+/// ASGD: the `asgd` member.
+pub const GRADSTEP_RULE_ASGD: gradstep_rule_kind = 11;
+/// One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
+/// (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
+pub const GRADSTEP_RULE_KIND_END: gradstep_rule_kind = 12;
+
+/// The longest rule text [`gradstep_rule_parse`] reads, without its NUL.
+pub const GRADSTEP_RULE_TEXT_MAX: usize = 4096;
 
 /// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 /// and μ (unused fields are ignored and left as they are). All zeros = fresh.
@@ -48,143 +111,31 @@ pub struct gradstep_scalars {
 
 const _: () = assert!(gradstep::STEP_CACHE_WORDS == 14);
 
-/// How a rule's scalar state travels through [`gradstep_scalars`].
-pub(crate) trait CScalars: Sized {
-    fn from_c(c: &gradstep_scalars) -> Self;
-    fn to_c(&self, c: &mut gradstep_scalars);
-}
-
-impl CScalars for StepCount {
-    fn from_c(c: &gradstep_scalars) -> Self {
-        StepCount::with_cache(c.step, &c.cache)
-    }
-    fn to_c(&self, c: &mut gradstep_scalars) {
-        (c.step, c.cache) = (self.step, self.cache());
-    }
-}
-
-impl CScalars for NAdamScalars {
-    fn from_c(c: &gradstep_scalars) -> Self {
-        NAdamScalars {
+/// The scalar state of `rule`'s kind, read from `c`.
+pub(crate) fn scalars_from_c(rule: &AnyRule, c: &gradstep_scalars) -> AnyScalars {
+    match rule.fresh_scalars() {
+        AnyScalars::Step(_) => StepCount::with_cache(c.step, &c.cache).into(),
+        AnyScalars::NAdam(_) => NAdamScalars {
             step: c.step,
             mu_product: c.mu_product,
         }
-    }
-    fn to_c(&self, c: &mut gradstep_scalars) {
-        (c.step, c.mu_product) = (self.step, self.mu_product);
-    }
-}
-
-impl CScalars for AsgdScalars {
-    fn from_c(c: &gradstep_scalars) -> Self {
-        AsgdScalars {
+        .into(),
+        AnyScalars::Asgd(_) => AsgdScalars {
             step: c.step,
             eta: c.eta,
             mu: c.mu,
         }
-    }
-    fn to_c(&self, c: &mut gradstep_scalars) {
-        (c.step, c.eta, c.mu) = (self.step, self.eta, self.mu);
+        .into(),
     }
 }
 
-/// The body of every `gradstep_R_step_*`: checks, converts, steps, writes back.
-///
-/// # Safety
-/// The pointers must be NULL or valid as documented on the exported functions.
-unsafe fn step<R, C, T>(
-    hyper: *const C,
-    scalars: *mut gradstep_scalars,
-    params: *mut T,
-    grads: *const T,
-    n: usize,
-    state: *mut T,
-    state_len: usize,
-) -> gradstep_status
-where
-    R: Rule + From<C>,
-    R::Scalars: CScalars,
-    C: Copy,
-    T: gradstep::Real,
-{
-    guard(|| {
-        // SAFETY: the caller's contract; `read` and `check` reject NULL and misalignment.
-        let rule = R::from(unsafe { read(hyper)? });
-        crate::boundary::check(scalars.cast_const())?;
-        // SAFETY: as above.
-        let (p, g, s) = unsafe {
-            (
-                slice_mut(params, n)?,
-                slice(grads, n)?,
-                slice_mut(state, state_len)?,
-            )
-        };
-        let (pp, gp, sp) = (
-            span(p.as_ptr(), n),
-            span(g.as_ptr(), n),
-            span(s.as_ptr(), state_len),
-        );
-        if overlap(pp, gp) || overlap(pp, sp) || overlap(gp, sp) {
-            return Err(GRADSTEP_OVERLAPPING_BUFFERS);
-        }
-        // SAFETY: non-NULL and aligned (checked above); valid per the caller's contract.
-        let c = unsafe { &mut *scalars };
-        let mut rust = R::Scalars::from_c(c);
-        rule.step_flat(&mut rust, p, g, s)?;
-        rust.to_c(c);
-        Ok(())
-    })
-}
-
-/// The body of every `gradstep_R_state_len`.
-///
-/// # Safety
-/// `hyper` and `out` must each be NULL or valid for one element.
-unsafe fn state_len<R: Rule + From<C>, C: Copy>(
-    hyper: *const C,
-    n: usize,
-    out: *mut usize,
-) -> gradstep_status {
-    guard(|| {
-        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule = R::from(unsafe { read(hyper)? });
-        crate::boundary::check(out.cast_const())?;
-        rule.validate()?;
-        let len = rule
-            .state_slots()
-            .checked_mul(n)
-            .ok_or(crate::status::GRADSTEP_LENGTH_MISMATCH)?;
-        // SAFETY: non-NULL and aligned (checked); writable per the caller's contract.
-        unsafe { out.write(len) };
-        Ok(())
-    })
-}
-
-/// Reads a hyperparameter struct, or reports NULL.
-///
-/// # Safety
-/// `h` must be NULL or valid for a read.
-pub(crate) unsafe fn read<H: Copy>(h: *const H) -> Result<H, gradstep_status> {
-    crate::boundary::check(h)?;
-    // SAFETY: non-NULL and aligned (checked); readable per the caller's contract.
-    Ok(unsafe { h.read() })
-}
-
-/// Converts between a C hyperparameter struct and the kernel's rule, field by field
-/// (flags: any non-zero byte is true).
-macro_rules! convert {
-    ($c:ident = $rust:ident { $($field:ident),* } flags { $($flag:ident),* }) => {
-        impl From<$c> for $rust {
-            fn from(c: $c) -> $rust {
-                $rust { $( $field: c.$field, )* $( $flag: c.$flag != 0, )* }
-            }
-        }
-        impl From<$rust> for $c {
-            fn from(r: $rust) -> $c {
-                $c { $( $field: r.$field, )* $( $flag: u8::from(r.$flag), )* }
-            }
-        }
-    };
+/// Writes `s` into the fields of `c` its kind uses; the others keep their values.
+pub(crate) fn scalars_to_c(s: &AnyScalars, c: &mut gradstep_scalars) {
+    match s {
+        AnyScalars::Step(s) => (c.step, c.cache) = (s.step, s.cache()),
+        AnyScalars::NAdam(s) => (c.step, c.mu_product) = (s.step, s.mu_product),
+        AnyScalars::Asgd(s) => (c.step, c.eta, c.mu) = (s.step, s.eta, s.mu),
+    }
 }
 
 /// SGD (torch `SGD`): momentum, dampening, Nesterov, weight decay.
@@ -203,67 +154,6 @@ pub struct gradstep_sgd {
     pub nesterov: u8,
     /// Maximize instead of minimize (0).
     pub maximize: u8,
-}
-
-convert!(gradstep_sgd = Sgd { lr, momentum, dampening, weight_decay } flags { nesterov, maximize });
-
-/// torch's defaults for [`gradstep_sgd`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_sgd_default() -> gradstep_sgd {
-    Sgd::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_sgd_state_len(
-    hyper: *const gradstep_sgd,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Sgd, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_sgd_step_f32(
-    hyper: *const gradstep_sgd,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Sgd, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_sgd_step_f64(
-    hyper: *const gradstep_sgd,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Sgd, _, _>(hyper, scalars, params, grads, n, state, state_len) }
 }
 
 /// Adam (torch `Adam`), with AMSGrad and optional decoupled weight decay.
@@ -288,67 +178,6 @@ pub struct gradstep_adam {
     pub maximize: u8,
 }
 
-convert!(gradstep_adam = Adam { lr, beta1, beta2, eps, weight_decay } flags { decoupled_weight_decay, amsgrad, maximize });
-
-/// torch's defaults for [`gradstep_adam`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_adam_default() -> gradstep_adam {
-    Adam::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adam_state_len(
-    hyper: *const gradstep_adam,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Adam, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adam_step_f32(
-    hyper: *const gradstep_adam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adam_step_f64(
-    hyper: *const gradstep_adam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// AdamW (torch `AdamW`): Adam with decoupled weight decay (default 1e-2).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -369,67 +198,6 @@ pub struct gradstep_adamw {
     pub maximize: u8,
 }
 
-convert!(gradstep_adamw = AdamW { lr, beta1, beta2, eps, weight_decay } flags { amsgrad, maximize });
-
-/// torch's defaults for [`gradstep_adamw`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_adamw_default() -> gradstep_adamw {
-    AdamW::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamw_state_len(
-    hyper: *const gradstep_adamw,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<AdamW, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamw_step_f32(
-    hyper: *const gradstep_adamw,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<AdamW, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamw_step_f64(
-    hyper: *const gradstep_adamw,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<AdamW, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// Adamax (torch `Adamax`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -446,67 +214,6 @@ pub struct gradstep_adamax {
     pub weight_decay: f64,
     /// Maximize (0).
     pub maximize: u8,
-}
-
-convert!(gradstep_adamax = Adamax { lr, beta1, beta2, eps, weight_decay } flags { maximize });
-
-/// torch's defaults for [`gradstep_adamax`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_adamax_default() -> gradstep_adamax {
-    Adamax::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamax_state_len(
-    hyper: *const gradstep_adamax,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Adamax, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamax_step_f32(
-    hyper: *const gradstep_adamax,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adamax, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adamax_step_f64(
-    hyper: *const gradstep_adamax,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adamax, _, _>(hyper, scalars, params, grads, n, state, state_len) }
 }
 
 /// NAdam (torch `NAdam`); its scalar state uses `mu_product`.
@@ -531,67 +238,6 @@ pub struct gradstep_nadam {
     pub maximize: u8,
 }
 
-convert!(gradstep_nadam = NAdam { lr, beta1, beta2, eps, weight_decay, momentum_decay } flags { decoupled_weight_decay, maximize });
-
-/// torch's defaults for [`gradstep_nadam`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_nadam_default() -> gradstep_nadam {
-    NAdam::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_nadam_state_len(
-    hyper: *const gradstep_nadam,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<NAdam, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_nadam_step_f32(
-    hyper: *const gradstep_nadam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<NAdam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_nadam_step_f64(
-    hyper: *const gradstep_nadam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<NAdam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// RAdam (torch `RAdam`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -612,67 +258,6 @@ pub struct gradstep_radam {
     pub maximize: u8,
 }
 
-convert!(gradstep_radam = RAdam { lr, beta1, beta2, eps, weight_decay } flags { decoupled_weight_decay, maximize });
-
-/// torch's defaults for [`gradstep_radam`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_radam_default() -> gradstep_radam {
-    RAdam::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_radam_state_len(
-    hyper: *const gradstep_radam,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<RAdam, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_radam_step_f32(
-    hyper: *const gradstep_radam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<RAdam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_radam_step_f64(
-    hyper: *const gradstep_radam,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<RAdam, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// Adagrad (torch `Adagrad`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -691,67 +276,6 @@ pub struct gradstep_adagrad {
     pub maximize: u8,
 }
 
-convert!(gradstep_adagrad = Adagrad { lr, lr_decay, weight_decay, initial_accumulator_value, eps } flags { maximize });
-
-/// torch's defaults for [`gradstep_adagrad`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_adagrad_default() -> gradstep_adagrad {
-    Adagrad::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adagrad_state_len(
-    hyper: *const gradstep_adagrad,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Adagrad, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adagrad_step_f32(
-    hyper: *const gradstep_adagrad,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adagrad, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adagrad_step_f64(
-    hyper: *const gradstep_adagrad,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adagrad, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// Adadelta (torch `Adadelta`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -766,67 +290,6 @@ pub struct gradstep_adadelta {
     pub weight_decay: f64,
     /// Maximize (0).
     pub maximize: u8,
-}
-
-convert!(gradstep_adadelta = Adadelta { lr, rho, eps, weight_decay } flags { maximize });
-
-/// torch's defaults for [`gradstep_adadelta`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_adadelta_default() -> gradstep_adadelta {
-    Adadelta::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adadelta_state_len(
-    hyper: *const gradstep_adadelta,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Adadelta, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adadelta_step_f32(
-    hyper: *const gradstep_adadelta,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adadelta, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_adadelta_step_f64(
-    hyper: *const gradstep_adadelta,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Adadelta, _, _>(hyper, scalars, params, grads, n, state, state_len) }
 }
 
 /// RMSprop (torch `RMSprop`).
@@ -849,67 +312,6 @@ pub struct gradstep_rmsprop {
     pub maximize: u8,
 }
 
-convert!(gradstep_rmsprop = RmsProp { lr, alpha, eps, weight_decay, momentum } flags { centered, maximize });
-
-/// torch's defaults for [`gradstep_rmsprop`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_rmsprop_default() -> gradstep_rmsprop {
-    RmsProp::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rmsprop_state_len(
-    hyper: *const gradstep_rmsprop,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<RmsProp, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rmsprop_step_f32(
-    hyper: *const gradstep_rmsprop,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<RmsProp, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rmsprop_step_f64(
-    hyper: *const gradstep_rmsprop,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<RmsProp, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
 /// Rprop (torch `Rprop`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -926,67 +328,6 @@ pub struct gradstep_rprop {
     pub step_size_max: f64,
     /// Maximize (0).
     pub maximize: u8,
-}
-
-convert!(gradstep_rprop = Rprop { lr, etaminus, etaplus, step_size_min, step_size_max } flags { maximize });
-
-/// torch's defaults for [`gradstep_rprop`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_rprop_default() -> gradstep_rprop {
-    Rprop::default().into()
-}
-
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
-///
-/// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rprop_state_len(
-    hyper: *const gradstep_rprop,
-    n: usize,
-    out_len: *mut usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Rprop, _>(hyper, n, out_len) }
-}
-
-/// One step over `n` `float` parameters (see the module docs).
-///
-/// # Safety
-/// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
-/// anyone else during the call. Overlapping buffers are detected and refused.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rprop_step_f32(
-    hyper: *const gradstep_rprop,
-    scalars: *mut gradstep_scalars,
-    params: *mut f32,
-    grads: *const f32,
-    n: usize,
-    state: *mut f32,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Rprop, _, _>(hyper, scalars, params, grads, n, state, state_len) }
-}
-
-/// One step over `n` `double` parameters (see the module docs).
-///
-/// # Safety
-/// As for the `_f32` function.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_rprop_step_f64(
-    hyper: *const gradstep_rprop,
-    scalars: *mut gradstep_scalars,
-    params: *mut f64,
-    grads: *const f64,
-    n: usize,
-    state: *mut f64,
-    state_len: usize,
-) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Rprop, _, _>(hyper, scalars, params, grads, n, state, state_len) }
 }
 
 /// ASGD (torch `ASGD`); its scalar state uses `eta` and `mu`.
@@ -1007,38 +348,288 @@ pub struct gradstep_asgd {
     pub maximize: u8,
 }
 
-convert!(gradstep_asgd = Asgd { lr, lambd, alpha, t0, weight_decay } flags { maximize });
-
-/// torch's defaults for [`gradstep_asgd`].
-#[unsafe(no_mangle)]
-pub extern "C" fn gradstep_asgd_default() -> gradstep_asgd {
-    Asgd::default().into()
+/// The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union gradstep_rule_params {
+    /// [`GRADSTEP_RULE_SGD`].
+    pub sgd: gradstep_sgd,
+    /// [`GRADSTEP_RULE_ADAM`].
+    pub adam: gradstep_adam,
+    /// [`GRADSTEP_RULE_ADAMW`].
+    pub adamw: gradstep_adamw,
+    /// [`GRADSTEP_RULE_ADAMAX`].
+    pub adamax: gradstep_adamax,
+    /// [`GRADSTEP_RULE_NADAM`].
+    pub nadam: gradstep_nadam,
+    /// [`GRADSTEP_RULE_RADAM`].
+    pub radam: gradstep_radam,
+    /// [`GRADSTEP_RULE_ADAGRAD`].
+    pub adagrad: gradstep_adagrad,
+    /// [`GRADSTEP_RULE_ADADELTA`].
+    pub adadelta: gradstep_adadelta,
+    /// [`GRADSTEP_RULE_RMSPROP`].
+    pub rmsprop: gradstep_rmsprop,
+    /// [`GRADSTEP_RULE_RPROP`].
+    pub rprop: gradstep_rprop,
+    /// [`GRADSTEP_RULE_ASGD`].
+    pub asgd: gradstep_asgd,
 }
 
-/// Writes to `*out_len` the state length a step over `n` parameters needs with these
-/// hyperparameters. Fails on NULL pointers and invalid hyperparameters.
+/// A rule and its hyperparameters: `kind` says which member of `params` holds them
+/// (`rule.kind = GRADSTEP_RULE_ADAM; rule.params.adam.lr = 1e-3;`). Fill one with
+/// [`gradstep_rule_default`] or [`gradstep_rule_parse`], then change fields.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct gradstep_rule {
+    /// Which rule (a `GRADSTEP_RULE_*` constant).
+    pub kind: gradstep_rule_kind,
+    /// Its hyperparameters, in the member `kind` names.
+    pub params: gradstep_rule_params,
+}
+
+/// The conversions between C's [`gradstep_rule`] and the kernel's [`AnyRule`], and
+/// the rule names, from the registry rows.
+macro_rules! c_rules {
+    ($({
+        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        scalars: $scalars:ident, momentum: [$($momentum:ident)?],
+        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+    }),* $(,)?) => {
+        /// The rule `c` describes (not yet validated). Unknown kinds are refused.
+        pub(crate) fn to_any(c: &gradstep_rule) -> Result<AnyRule, gradstep_status> {
+            match c.kind {
+                $($id => {
+                    // SAFETY: `kind` names the member the caller filled; its fields are
+                    // `double`s and `uint8_t`s, for which every bit pattern is a value.
+                    let h = unsafe { c.params.$name };
+                    Ok(AnyRule::$rule(gradstep::$rule {
+                        $($f: h.$f,)*
+                        $($b: h.$b != 0,)*
+                    }))
+                })*
+                _ => Err(GRADSTEP_UNKNOWN_KIND),
+            }
+        }
+
+        /// The C form of `rule` (flags as 0 or 1).
+        pub(crate) fn from_any(rule: &AnyRule) -> Result<gradstep_rule, gradstep_status> {
+            // SAFETY: every member is `double`s and `uint8_t`s: all zeros is a value.
+            let mut params: gradstep_rule_params = unsafe { core::mem::zeroed() };
+            let kind = match *rule {
+                $(AnyRule::$rule(r) => {
+                    // Writes to the member that `kind` will name.
+                    $(params.$name.$f = r.$f;)*
+                    $(params.$name.$b = u8::from(r.$b);)*
+                    $id
+                })*
+                // `AnyRule` is non-exhaustive outside its crate; every registry row has
+                // its arm above, so this one is never taken.
+                _ => return Err(GRADSTEP_INTERNAL_ERROR),
+            };
+            Ok(gradstep_rule { kind, params })
+        }
+
+        /// The rule's name as a static NUL-terminated string, or NULL.
+        fn name_of(kind: gradstep_rule_kind) -> *const c_char {
+            match kind {
+                $($id => concat!(stringify!($name), "\0").as_ptr().cast(),)*
+                _ => core::ptr::null(),
+            }
+        }
+
+        #[cfg(test)]
+        mod registry_rows {
+            use super::*;
+
+            /// Each member's size is exactly its row's fields (8 bytes per number, 1 per
+            /// flag, padded to 8): a C struct with a field the registry lacks fails.
+            #[test]
+            fn members_hold_exactly_the_registry_fields() {
+                $({
+                    let rule = from_any(&RuleId::from_u16($id).unwrap().default_rule()).unwrap();
+                    // SAFETY: `from_any` filled this member.
+                    let member = unsafe { rule.params.$name };
+                    let numbers = [$(stringify!($f)),*].len();
+                    let flags = [$(stringify!($b)),*].len();
+                    assert_eq!(
+                        core::mem::size_of_val(&member),
+                        (numbers * 8 + flags).next_multiple_of(8),
+                        stringify!($name)
+                    );
+                    assert_eq!(rule.kind, $id);
+                })*
+            }
+        }
+    };
+}
+
+gradstep::for_each_rule!(c_rules);
+
+/// Writes torch's defaults for rule `kind` to `*out`. Unknown kinds give
+/// `GRADSTEP_UNKNOWN_KIND` and write nothing.
 ///
 /// # Safety
-/// `hyper` and `out_len` must each be NULL or valid for one element.
+/// `out` must be NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_asgd_state_len(
-    hyper: *const gradstep_asgd,
+pub unsafe extern "C" fn gradstep_rule_default(
+    kind: gradstep_rule_kind,
+    out: *mut gradstep_rule,
+) -> gradstep_status {
+    guard(|| {
+        check(out.cast_const())?;
+        let id = u16::try_from(kind)
+            .ok()
+            .and_then(RuleId::from_u16)
+            .ok_or(GRADSTEP_UNKNOWN_KIND)?;
+        let rule = from_any(&id.default_rule())?;
+        // SAFETY: non-NULL and aligned (checked); writable per the caller's contract.
+        unsafe { out.write(rule) };
+        Ok(())
+    })
+}
+
+/// The rule's name (`"adam"`, `"sgd"`, ...: the names `gradstep_rule_parse` reads) as a
+/// static NUL-terminated string, or NULL if `kind` is not a rule.
+#[unsafe(no_mangle)]
+pub extern "C" fn gradstep_rule_name(kind: gradstep_rule_kind) -> *const c_char {
+    name_of(kind)
+}
+
+/// The length of the NUL-terminated `text`, reading at most `max + 1` bytes.
+///
+/// # Safety
+/// `text` must be non-NULL and readable up to its NUL or `max + 1` bytes.
+unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
+    // SAFETY: each byte up to the NUL (or the bound) is readable (caller's contract);
+    // no slice is built.
+    (0..=max).find(|&i| unsafe { text.add(i).read() } == 0)
+}
+
+/// The status for a spec that does not parse.
+fn spec_status(e: SpecError<'_>) -> gradstep_status {
+    match e {
+        SpecError::UnknownRule { .. } => GRADSTEP_UNKNOWN_KIND,
+        SpecError::Invalid { error, .. } => error.into(),
+        _ => GRADSTEP_BAD_RULE_TEXT,
+    }
+}
+
+/// Reads a rule from text in the CLI's syntax, `NAME[:FIELD=VALUE,...]`, e.g.
+/// `"adam:lr=3e-4,amsgrad"` (a bare `FIELD` means `FIELD=true`; flags are `true` or
+/// `false`; numbers in Rust's `f64` syntax, `1e-3`; torch's class names work too:
+/// `"AdamW"`), starting from torch's defaults, and writes it to `*out`.
+///
+/// `text` is NUL-terminated and at most [`GRADSTEP_RULE_TEXT_MAX`] bytes long; no byte
+/// beyond that bound is read. Refused: an unknown rule name (`GRADSTEP_UNKNOWN_KIND`),
+/// an unknown field, a value of the wrong kind, a field given twice or text that is not
+/// UTF-8 (`GRADSTEP_BAD_RULE_TEXT`), values the rule refuses
+/// (`GRADSTEP_INVALID_HYPERPARAMETER`), longer text (`GRADSTEP_LENGTH_TOO_LARGE`).
+///
+/// # Safety
+/// `text` NULL, or readable up to its NUL or `GRADSTEP_RULE_TEXT_MAX + 1` bytes; `out`
+/// NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_rule_parse(
+    text: *const c_char,
+    out: *mut gradstep_rule,
+) -> gradstep_status {
+    guard(|| {
+        let text = text.cast::<u8>();
+        check(text)?;
+        check(out.cast_const())?;
+        // SAFETY: non-NULL; readable up to the bound (caller's contract).
+        let len = unsafe { bounded_strlen(text, GRADSTEP_RULE_TEXT_MAX) }
+            .ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
+        // SAFETY: non-NULL, `len` bytes before the NUL are readable, bounded by the
+        // constant; only read.
+        let bytes = unsafe { Raw::new(text, len)?.slice() };
+        let spec = core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)?;
+        let rule = from_any(&AnyRule::parse(spec).map_err(spec_status)?)?;
+        // SAFETY: non-NULL and aligned (checked); writable. `spec` is no longer used.
+        unsafe { out.write(rule) };
+        Ok(())
+    })
+}
+
+/// Writes to `*out_len` the state length a step over `n` parameters needs with this
+/// rule (its state slices, one after another). Fails on NULL pointers, unknown kinds,
+/// invalid hyperparameters, and a length that overflows (`GRADSTEP_LENGTH_TOO_LARGE`).
+///
+/// # Safety
+/// `rule` and `out_len` must each be NULL or valid for one element.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_rule_state_len(
+    rule: *const gradstep_rule,
     n: usize,
     out_len: *mut usize,
 ) -> gradstep_status {
-    // SAFETY: the caller's contract, forwarded.
-    unsafe { state_len::<Asgd, _>(hyper, n, out_len) }
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        check(out_len.cast_const())?;
+        rule.validate()?;
+        let len = rule
+            .state_slots()
+            .checked_mul(n)
+            .ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
+        // SAFETY: non-NULL and aligned (checked); writable per the caller's contract.
+        unsafe { out_len.write(len) };
+        Ok(())
+    })
 }
 
-/// One step over `n` `float` parameters (see the module docs).
+/// The body of both step functions: checks, converts, steps, writes back.
+///
+/// # Safety
+/// The pointers must be NULL or valid as documented on the exported functions.
+unsafe fn step<T: Real>(
+    rule: *const gradstep_rule,
+    scalars: *mut gradstep_scalars,
+    params: *mut T,
+    grads: *const T,
+    n: usize,
+    state: *mut T,
+    state_len: usize,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule = to_any(&unsafe { read(rule)? })?;
+        // SAFETY: as above.
+        let mut c = unsafe { read(scalars.cast_const())? };
+        let (p, g, s) = (
+            Raw::new_mut(params, n)?,
+            Raw::new(grads, n)?,
+            Raw::new_mut(state, state_len)?,
+        );
+        disjoint(&[p.span(), s.span(), Span::one(scalars)], &[g.span()])?;
+        let mut any = scalars_from_c(&rule, &c);
+        {
+            // SAFETY: checked non-NULL, aligned, bounded and pairwise disjoint above;
+            // valid for their lengths per the caller's contract.
+            let (p, g, s) = unsafe { (p.slice_mut(), g.slice(), s.slice_mut()) };
+            rule.step_flat(&mut any, p, g, s)?;
+        }
+        scalars_to_c(&any, &mut c);
+        // SAFETY: checked, disjoint from the buffers; the slices are gone.
+        unsafe { scalars.write(c) };
+        Ok(())
+    })
+}
+
+/// One step of `rule` over `n` `float` parameters: `params` (updated), `grads` (read),
+/// `state` (`gradstep_rule_state_len` elements, updated) and the scalar state.
+/// Refused, with nothing written: NULL pointers (even with `n` 0), misaligned
+/// pointers, lengths beyond `PTRDIFF_MAX` bytes, overlapping buffers, a state length
+/// other than the rule needs, invalid hyperparameters, unknown kinds.
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
-/// `state_len`; `hyper`, `scalars`: one), and the buffers must not be accessed by
+/// `state_len`; `rule`, `scalars`: one), and the buffers must not be accessed by
 /// anyone else during the call. Overlapping buffers are detected and refused.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_asgd_step_f32(
-    hyper: *const gradstep_asgd,
+pub unsafe extern "C" fn gradstep_rule_step_f32(
+    rule: *const gradstep_rule,
     scalars: *mut gradstep_scalars,
     params: *mut f32,
     grads: *const f32,
@@ -1047,16 +638,16 @@ pub unsafe extern "C" fn gradstep_asgd_step_f32(
     state_len: usize,
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Asgd, _, _>(hyper, scalars, params, grads, n, state, state_len) }
+    unsafe { step(rule, scalars, params, grads, n, state, state_len) }
 }
 
-/// One step over `n` `double` parameters (see the module docs).
+/// As [`gradstep_rule_step_f32`], over `double`s.
 ///
 /// # Safety
 /// As for the `_f32` function.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gradstep_asgd_step_f64(
-    hyper: *const gradstep_asgd,
+pub unsafe extern "C" fn gradstep_rule_step_f64(
+    rule: *const gradstep_rule,
     scalars: *mut gradstep_scalars,
     params: *mut f64,
     grads: *const f64,
@@ -1065,5 +656,62 @@ pub unsafe extern "C" fn gradstep_asgd_step_f64(
     state_len: usize,
 ) -> gradstep_status {
     // SAFETY: the caller's contract, forwarded.
-    unsafe { step::<Asgd, _, _>(hyper, scalars, params, grads, n, state, state_len) }
+    unsafe { step(rule, scalars, params, grads, n, state, state_len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_constants_are_the_registry_ids() {
+        let constants = [
+            (GRADSTEP_RULE_SGD, RuleId::Sgd),
+            (GRADSTEP_RULE_ADAM, RuleId::Adam),
+            (GRADSTEP_RULE_ADAMW, RuleId::AdamW),
+            (GRADSTEP_RULE_ADAMAX, RuleId::Adamax),
+            (GRADSTEP_RULE_NADAM, RuleId::NAdam),
+            (GRADSTEP_RULE_RADAM, RuleId::RAdam),
+            (GRADSTEP_RULE_ADAGRAD, RuleId::Adagrad),
+            (GRADSTEP_RULE_ADADELTA, RuleId::Adadelta),
+            (GRADSTEP_RULE_RMSPROP, RuleId::RmsProp),
+            (GRADSTEP_RULE_RPROP, RuleId::Rprop),
+            (GRADSTEP_RULE_ASGD, RuleId::Asgd),
+        ];
+        assert_eq!(
+            constants.len(),
+            RuleId::ALL.len(),
+            "a rule lacks its constant"
+        );
+        for (constant, id) in constants {
+            assert_eq!(constant, u32::from(id as u16), "{id}");
+        }
+        let end = RuleId::ALL.iter().map(|&id| id as u16).max().unwrap() + 1;
+        assert_eq!(GRADSTEP_RULE_KIND_END, u32::from(end));
+    }
+
+    #[test]
+    fn every_rule_round_trips_through_its_c_form() {
+        for &id in RuleId::ALL {
+            let mut any = id.default_rule();
+            // Change every field, so that a crossed or dropped field shows.
+            for (k, field) in id.fields().iter().enumerate() {
+                let v = match any.get(field.name).unwrap() {
+                    gradstep::rules::Value::Number(x) => {
+                        gradstep::rules::Value::Number(x + 0.01 * (k + 1) as f64)
+                    }
+                    gradstep::rules::Value::Flag(b) => gradstep::rules::Value::Flag(!b),
+                };
+                any.set(field.name, v).unwrap();
+            }
+            let c = from_any(&any).unwrap();
+            assert_eq!(c.kind, u32::from(id as u16));
+            assert_eq!(to_any(&c), Ok(any), "{id}");
+            // SAFETY: gradstep_rule_name returns a static string for known kinds.
+            let name = unsafe { core::ffi::CStr::from_ptr(gradstep_rule_name(c.kind)) };
+            assert_eq!(name.to_str(), Ok(id.name()));
+        }
+        assert!(gradstep_rule_name(0).is_null());
+        assert!(gradstep_rule_name(GRADSTEP_RULE_KIND_END).is_null());
+    }
 }

@@ -15,9 +15,8 @@ use gradstep::schedules::{
     Scheduler, SequentialLr, StepLr, ThresholdMode, WarmupDecay,
 };
 
-use crate::boundary::{check, guard, slice};
+use crate::boundary::{Raw, check, guard, read};
 use crate::registry::{self, Kind};
-use crate::rules::read;
 use crate::status::{GRADSTEP_INVALID_HYPERPARAMETER, GRADSTEP_UNKNOWN_KIND, gradstep_status};
 
 /// `StepLR`.
@@ -865,13 +864,21 @@ fn composite(
     })
 }
 
-/// Reads `count` configs (2 to 4) for a composite.
+/// Reads `count` configs (2 to 4) for a composite. The count is checked before the
+/// array is touched: a caller's array is only valid for the count it passes when that
+/// count is one gradstep accepts.
+///
+/// # Safety
+/// `members` NULL or valid for `count` reads when `count` is 2 to 4.
 unsafe fn read_members<'a>(
     members: *const gradstep_schedule_config,
     count: usize,
 ) -> Result<&'a [gradstep_schedule_config], gradstep_status> {
-    // SAFETY: the caller's contract; `slice` checks NULL and alignment.
-    unsafe { slice(members, count) }
+    if !(2..=4).contains(&count) {
+        return Err(GRADSTEP_INVALID_HYPERPARAMETER);
+    }
+    // SAFETY: checked non-NULL, aligned, and `count` at most 4; readable and only read.
+    Ok(unsafe { Raw::new(members, count)?.slice() })
 }
 
 /// A schedule handle: a schedule and the group values it drives.
@@ -933,7 +940,9 @@ pub unsafe extern "C" fn gradstep_schedule_new_sequential(
     guard(|| {
         // SAFETY: the caller's contract.
         let m = unsafe { read_members(members, count)? };
-        let ms = unsafe { slice(milestones, count.saturating_sub(1))? };
+        // SAFETY: `count` is 2 to 4 (checked by `read_members`); checked non-NULL and
+        // aligned; readable and only read.
+        let ms = unsafe { Raw::new(milestones, count - 1)?.slice() };
         new_handle(composite(m, Some(ms))?, lr, out)
     })
 }

@@ -57,6 +57,13 @@ pub enum gradstep_status {
     /// A checkpoint of an optimizer of another shape (groups, tensors, lengths, or a
     /// schedule that is not attached again).
     GRADSTEP_CHECKPOINT_MISMATCH = 21,
+    /// A length is more than one object can hold (`PTRDIFF_MAX` bytes), or a size
+    /// computed from lengths overflows.
+    GRADSTEP_LENGTH_TOO_LARGE = 22,
+    /// A rule's text (`gradstep_rule_parse`) is not `NAME[:FIELD=VALUE,...]` with a known
+    /// name, known fields and values of their kind, or is longer than
+    /// `GRADSTEP_RULE_TEXT_MAX` bytes.
+    GRADSTEP_BAD_RULE_TEXT = 23,
 }
 
 pub use gradstep_status::*;
@@ -86,34 +93,66 @@ impl From<Error> for gradstep_status {
     }
 }
 
+/// The one table of statuses and their messages. It is a `match` on the enum, so a
+/// variant without its row does not compile; [`gradstep_status::message`] and
+/// [`gradstep_status::from_u32`] both expand from it.
+macro_rules! table {
+    ($($status:ident => $message:literal,)*) => {
+        impl gradstep_status {
+            /// Every status, in number order.
+            pub const ALL: &'static [gradstep_status] = &[$($status),*];
+
+            /// A short English description, NUL-terminated for C.
+            pub const fn message(self) -> &'static core::ffi::CStr {
+                match self {
+                    $($status => $message,)*
+                }
+            }
+
+            /// The status numbered `code`, if there is one.
+            pub const fn from_u32(code: u32) -> Option<gradstep_status> {
+                $(if code == $status as u32 {
+                    return Some($status);
+                })*
+                None
+            }
+        }
+    };
+}
+
+table! {
+    GRADSTEP_OK => c"ok",
+    GRADSTEP_NULL_POINTER => c"null pointer",
+    GRADSTEP_MISALIGNED_POINTER => c"misaligned pointer",
+    GRADSTEP_LENGTH_MISMATCH => c"buffer length does not match the parameters",
+    GRADSTEP_STATE_LAYOUT => c"wrong number or length of state buffers",
+    GRADSTEP_INVALID_HYPERPARAMETER => c"invalid hyperparameter",
+    GRADSTEP_STEP_OVERFLOW => c"step counter overflow",
+    GRADSTEP_NON_FINITE_NORM => c"non-finite gradient norm",
+    GRADSTEP_SCHEDULE_FINISHED => c"schedule finished",
+    GRADSTEP_UNKNOWN_KIND => c"unknown rule, schedule or option",
+    GRADSTEP_INVALID_HANDLE => c"invalid handle",
+    GRADSTEP_BUFFER_TOO_SMALL => c"buffer too small",
+    GRADSTEP_BAD_CHECKPOINT => c"bad checkpoint",
+    GRADSTEP_OUT_OF_MEMORY => c"out of memory",
+    GRADSTEP_INTERNAL_ERROR => c"internal error",
+    GRADSTEP_OVERLAPPING_BUFFERS => c"overlapping buffers",
+    GRADSTEP_CHECKPOINT_VERSION => c"unsupported checkpoint version",
+    GRADSTEP_CHECKPOINT_WRONG_RULE => c"checkpoint is of another rule",
+    GRADSTEP_CHECKPOINT_WRONG_TYPE => c"checkpoint is of another element type",
+    GRADSTEP_WRONG_RULE => c"hyperparameters of another rule",
+    GRADSTEP_WRONG_ELEMENT_TYPE => c"buffers of another element type",
+    GRADSTEP_CHECKPOINT_MISMATCH => c"checkpoint is of an optimizer of another shape",
+    GRADSTEP_LENGTH_TOO_LARGE => c"length too large",
+    GRADSTEP_BAD_RULE_TEXT => c"bad rule text",
+}
+
 /// A short English description of `status`, as a static NUL-terminated string; never
 /// NULL (unknown numbers give "unknown status").
 #[unsafe(no_mangle)]
 pub extern "C" fn gradstep_status_str(status: u32) -> *const c_char {
-    let text: &'static str = match status {
-        0 => "ok\0",
-        1 => "null pointer\0",
-        2 => "misaligned pointer\0",
-        3 => "buffer length does not match the parameters\0",
-        4 => "wrong number or length of state buffers\0",
-        5 => "invalid hyperparameter\0",
-        6 => "step counter overflow\0",
-        7 => "non-finite gradient norm\0",
-        8 => "schedule finished\0",
-        9 => "unknown rule, schedule or option\0",
-        10 => "invalid handle\0",
-        11 => "buffer too small\0",
-        12 => "bad checkpoint\0",
-        13 => "out of memory\0",
-        14 => "internal error\0",
-        15 => "overlapping buffers\0",
-        16 => "unsupported checkpoint version\0",
-        17 => "checkpoint is of another rule\0",
-        18 => "checkpoint is of another element type\0",
-        19 => "hyperparameters of another rule\0",
-        20 => "buffers of another element type\0",
-        21 => "checkpoint is of an optimizer of another shape\0",
-        _ => "unknown status\0",
-    };
-    text.as_ptr().cast()
+    match gradstep_status::from_u32(status) {
+        Some(s) => s.message().as_ptr(),
+        None => c"unknown status".as_ptr(),
+    }
 }

@@ -6,9 +6,8 @@ use gradstep::{
     Accumulator, ClipNorm, ClipScope, GradScaler, NormType, Real, Reduction, ScalerState,
 };
 
-use crate::boundary::{check, guard, overlap, slices, slices_mut, span};
-use crate::rules::read;
-use crate::status::{GRADSTEP_OVERLAPPING_BUFFERS, GRADSTEP_UNKNOWN_KIND, gradstep_status};
+use crate::boundary::{Span, check, guard, read, slices, slices_mut};
+use crate::status::{GRADSTEP_UNKNOWN_KIND, gradstep_status};
 
 unsafe fn clip_norm<T: Real>(
     grads: *const *mut T,
@@ -21,7 +20,7 @@ unsafe fn clip_norm<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count)? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[Span::one(total_norm)])? };
         check(total_norm.cast_const())?;
         let norm = NormType::from_p(norm_type)?;
         let total = gradstep::clip_grad_norm(&mut g, max_norm, norm, error_if_nonfinite != 0)?;
@@ -103,7 +102,7 @@ unsafe fn per_slice<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count)? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[])? };
         let clip = ClipNorm {
             max_norm,
             norm_type: NormType::from_p(norm_type)?,
@@ -185,7 +184,7 @@ unsafe fn norm_of<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let g = unsafe { slices(grads, lens, count)? };
+        let (g, _) = unsafe { slices(grads, lens, count)? };
         check(out.cast_const())?;
         let total = gradstep::total_norm(&g, NormType::from_p(norm_type)?)?;
         // SAFETY: checked; writable.
@@ -235,7 +234,7 @@ unsafe fn clip_value<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count)? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[])? };
         gradstep::clip_grad_value(&mut g, clip_value)?;
         Ok(())
     })
@@ -279,7 +278,7 @@ unsafe fn finite<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let g = unsafe { slices(grads, lens, count)? };
+        let (g, _) = unsafe { slices(grads, lens, count)? };
         check(all_finite.cast_const())?;
         let ok = gradstep::all_finite_slices(&g);
         // SAFETY: checked; writable.
@@ -436,7 +435,7 @@ unsafe fn unscale<T: Real>(
     guard(|| {
         // SAFETY: the caller's contract; checked before use.
         let s = ScalerState::from(unsafe { read(state)? });
-        let mut g = unsafe { slices_mut(grads, lens, count)? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[Span::one(found_inf)])? };
         check(found_inf.cast_const())?;
         let inf = s.unscale(&mut g)?;
         // SAFETY: checked; writable.
@@ -500,19 +499,11 @@ unsafe fn accumulate<T: Real>(
         let mut a = Accumulator {
             count: unsafe { read(acc.cast_const())? }.count,
         };
-        let mut b = unsafe { slices_mut(buffers, lens, count)? };
-        let g = unsafe { slices(grads, lens, count)? };
-        let spans = |xs: &[&[T]]| -> Vec<(usize, usize)> {
-            xs.iter().map(|x| span(x.as_ptr(), x.len())).collect()
-        };
-        let reads = spans(&g);
-        let writes: Vec<&[T]> = b.iter().map(|b| &b[..]).collect();
-        if spans(&writes)
-            .iter()
-            .any(|w| reads.iter().any(|r| overlap(*w, *r)))
-        {
-            return Err(GRADSTEP_OVERLAPPING_BUFFERS);
-        }
+        // The gradients are only read; the buffers, written, must overlap none of them
+        // (checked by `slices_mut` before any `&mut` exists).
+        let (g, mut reads) = unsafe { slices(grads, lens, count)? };
+        reads.push(Span::one(acc));
+        let mut b = unsafe { slices_mut(buffers, lens, count, &reads)? };
         a.add(&mut b, &g)?;
         // SAFETY: checked by `read`; writable.
         unsafe { acc.write(gradstep_accumulator { count: a.count }) };
@@ -566,7 +557,7 @@ unsafe fn finish<T: Real>(
         let mut a = Accumulator {
             count: unsafe { read(acc.cast_const())? }.count,
         };
-        let mut b = unsafe { slices_mut(buffers, lens, count)? };
+        let mut b = unsafe { slices_mut(buffers, lens, count, &[])? };
         let reduction = match mean {
             0 => Reduction::Sum,
             1 => Reduction::Mean,

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use gradstep_tests::fixtures::{self, Case};
 use gradstep_tests::tolerance::tolerance;
+use kernels::rules::RuleId;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -70,16 +71,19 @@ fn cpp_program() -> &'static Path {
     EXE.get_or_init(|| compile("c++", "c++17", "tests/cpp/rules.cpp", "rules_cpp"))
 }
 
-/// Runs a program on a recorded case; returns the params after each step.
+/// Runs a program on a recorded case, the rule given by name as text
+/// (`"adam:lr=0.001,amsgrad=true,..."`); returns the params after each step.
 fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
-    let mut args = vec![rule.to_owned(), case.dtype.clone()];
-    for (name, value) in &case.hyper {
-        let v = match value {
-            serde_json::Value::Bool(b) => f64::from(u8::from(*b)),
-            v => v.as_f64().unwrap(),
-        };
-        args.push(format!("{name}={v:e}"));
-    }
+    let fields: Vec<String> = case
+        .hyper
+        .iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::Bool(b) => format!("{name}={b}"),
+            // `{:?}` is Rust's shortest round-trip form, which the parser reads exactly.
+            v => format!("{name}={:?}", v.as_f64().unwrap()),
+        })
+        .collect();
+    let args = vec![format!("{rule}:{}", fields.join(",")), case.dtype.clone()];
     let mut input = format!("{} {}\n", case.params0.len(), case.grads.len());
     for x in case.params0.iter().chain(case.grads.iter().flatten()) {
         input.push_str(&format!("{x:e} "));
@@ -250,17 +254,44 @@ fn c_program_round_trips_checkpoints() {
     self_check("--checkpoints", "checkpoints: ok\n");
 }
 
+/// Every registered rule replays its torch recording through the C ABI, chosen by name.
 #[test]
 fn c_program_follows_the_torch_trajectories() {
     let mut cases = 0;
-    for rule in ["sgd", "adam", "rmsprop", "nadam", "asgd"] {
-        cases += check_rule(c_program(), rule);
+    for id in RuleId::ALL {
+        cases += check_rule(c_program(), id.name());
     }
-    assert!(cases > 50, "only {cases} cases");
+    assert!(cases > 10 * RuleId::ALL.len(), "only {cases} cases");
 }
 
 #[test]
 fn cpp_program_follows_the_torch_trajectories() {
     let cases = check_rule(cpp_program(), "adam") + check_rule(cpp_program(), "sgd");
     assert!(cases > 20, "only {cases} cases");
+}
+
+/// The C program finds the rules by iterating the kinds, and runs every rule of the
+/// registry (defaults by kind and by name, f32 and f64 steps, a checkpoint round trip):
+/// a rule added to the registry is a C test case without any change to the program.
+#[test]
+fn c_program_runs_every_registered_rule() {
+    let out = Command::new(c_program())
+        .arg("--kinds")
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ran: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ran "))
+        .collect();
+    let registered: Vec<&str> = RuleId::ALL.iter().map(|id| id.name()).collect();
+    assert_eq!(ran, registered);
+    assert!(stdout.ends_with("kinds: ok\n"), "{stdout}");
 }

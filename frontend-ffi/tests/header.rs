@@ -1,7 +1,38 @@
 //! The committed `include/gradstep.h` must be exactly what cbindgen generates from the
 //! current source; `GRADSTEP_BLESS=1` rewrites it instead of comparing.
 
+use std::fmt::Write;
 use std::path::PathBuf;
+
+use kernels::rules::RuleId;
+
+/// The typed `gradstep_R_default()`s, one per registry row, as static inline functions
+/// over `gradstep_rule_default` (so they cost no exported symbol): a new rule gets its
+/// own without anyone writing it, and it only compiles if the rule has its
+/// `GRADSTEP_RULE_*` constant, its struct and its union member.
+fn typed_defaults() -> String {
+    // cbindgen writes the trailer after the include guard: it has its own.
+    let mut out = String::from(
+        "\n#ifndef GRADSTEP_TYPED_DEFAULTS\n#define GRADSTEP_TYPED_DEFAULTS\n\n\
+         /* torch's defaults for each rule's hyperparameter struct (generated from the\n \
+         * rule registry; each is gradstep_rule_default's member for its kind). */\n",
+    );
+    for id in RuleId::ALL {
+        let name = id.name();
+        let upper = name.to_uppercase();
+        writeln!(
+            out,
+            "static inline gradstep_{name} gradstep_{name}_default(void) {{\n    \
+             gradstep_rule r;\n    \
+             memset(&r, 0, sizeof r);\n    \
+             (void)gradstep_rule_default(GRADSTEP_RULE_{upper}, &r);\n    \
+             return r.params.{name};\n}}"
+        )
+        .unwrap();
+    }
+    out.push_str("\n#endif /* GRADSTEP_TYPED_DEFAULTS */");
+    out
+}
 
 fn generate() -> String {
     let crate_dir = env!("CARGO_MANIFEST_DIR");
@@ -16,6 +47,7 @@ fn generate() -> String {
         env!("CARGO_PKG_VERSION_PATCH"),
         env!("CARGO_PKG_VERSION"),
     ));
+    config.trailer = Some(typed_defaults());
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)
@@ -40,4 +72,23 @@ fn committed_header_is_current() {
         "include/gradstep.h is stale; regenerate it with \
          `GRADSTEP_BLESS=1 cargo test -p gradstep-ffi --test header`"
     );
+}
+
+/// Every registry row has its kind constant in the header, equal to its id.
+#[test]
+fn header_has_every_rule_kind() {
+    let header = generate();
+    for &id in RuleId::ALL {
+        let define = format!(
+            "#define GRADSTEP_RULE_{} {}\n",
+            id.name().to_uppercase(),
+            id as u16
+        );
+        assert!(
+            header.contains(&define),
+            "the header lacks `{}`",
+            define.trim()
+        );
+        assert!(header.contains(&format!("gradstep_{} {};", id.name(), id.name())));
+    }
 }

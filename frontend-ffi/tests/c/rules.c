@@ -1,11 +1,14 @@
-/* The allocation-free C API as a C11 program uses it.
+/* The C API as a C11 program uses it: rules as data (gradstep_rule), chosen by kind or
+ * by name.
  *
- *   rules RULE DTYPE [field=value ...] < input     run a trajectory
- *   rules --errors                                 exercise every error path
+ *   rules SPEC DTYPE < input     run a trajectory of the rule SPEC ("adam:lr=1e-3,...")
+ *   rules --kinds                run every rule the library has, by iterating the kinds
+ *   rules --errors | --cache | --checkpoints | --training | --handles
+ *   rules --schedule NAME STEPS
  *
  * Trajectory input (whitespace-separated decimal numbers): n, steps, the n initial
  * params, then steps × n gradients. Output: the n params after each step, one step per
- * line, printed so that they read back exactly (%.17g / %.9g). The Rust harness
+ * line, printed so that they read back exactly (%.17g, floats widened to double). The Rust harness
  * (frontend-ffi/tests/c_programs.rs) feeds recorded PyTorch cases and compares.
  */
 #include <stdint.h>
@@ -23,124 +26,13 @@
         exit(1);                                                                   \
     } while (0)
 
-/* One hyperparameter field, by name, for every rule's struct. */
-typedef struct {
-    const char *name;
-    size_t offset;
-    int is_flag;
-} field;
-
-#define F(T, f) {#f, offsetof(T, f), 0}
-#define G(T, f) {#f, offsetof(T, f), 1}
-
-typedef union {
-    gradstep_sgd sgd;
-    gradstep_adam adam;
-    gradstep_adamw adamw;
-    gradstep_adamax adamax;
-    gradstep_nadam nadam;
-    gradstep_radam radam;
-    gradstep_adagrad adagrad;
-    gradstep_adadelta adadelta;
-    gradstep_rmsprop rmsprop;
-    gradstep_rprop rprop;
-    gradstep_asgd asgd;
-} any_hyper;
-
-static const field sgd_fields[] = {F(gradstep_sgd, lr), F(gradstep_sgd, momentum),
-                                   F(gradstep_sgd, dampening), F(gradstep_sgd, weight_decay),
-                                   G(gradstep_sgd, nesterov), G(gradstep_sgd, maximize),
-                                   {NULL, 0, 0}};
-static const field adam_fields[] = {
-    F(gradstep_adam, lr), F(gradstep_adam, beta1), F(gradstep_adam, beta2),
-    F(gradstep_adam, eps), F(gradstep_adam, weight_decay),
-    G(gradstep_adam, decoupled_weight_decay), G(gradstep_adam, amsgrad),
-    G(gradstep_adam, maximize), {NULL, 0, 0}};
-static const field rmsprop_fields[] = {
-    F(gradstep_rmsprop, lr), F(gradstep_rmsprop, alpha), F(gradstep_rmsprop, eps),
-    F(gradstep_rmsprop, weight_decay), F(gradstep_rmsprop, momentum),
-    G(gradstep_rmsprop, centered), G(gradstep_rmsprop, maximize), {NULL, 0, 0}};
-static const field nadam_fields[] = {
-    F(gradstep_nadam, lr), F(gradstep_nadam, beta1), F(gradstep_nadam, beta2),
-    F(gradstep_nadam, eps), F(gradstep_nadam, weight_decay), F(gradstep_nadam, momentum_decay),
-    G(gradstep_nadam, decoupled_weight_decay), G(gradstep_nadam, maximize), {NULL, 0, 0}};
-static const field asgd_fields[] = {
-    F(gradstep_asgd, lr), F(gradstep_asgd, lambd), F(gradstep_asgd, alpha),
-    F(gradstep_asgd, t0), F(gradstep_asgd, weight_decay), G(gradstep_asgd, maximize),
-    {NULL, 0, 0}};
-
-typedef gradstep_status (*len_fn)(const void *, size_t, size_t *);
-typedef gradstep_status (*f32_fn)(const void *, gradstep_scalars *, float *, const float *,
-                                  size_t, float *, size_t);
-typedef gradstep_status (*f64_fn)(const void *, gradstep_scalars *, double *, const double *,
-                                  size_t, double *, size_t);
-
-typedef struct {
-    const char *name;
-    const field *fields;
-    len_fn state_len;
-    f32_fn step_f32;
-    f64_fn step_f64;
-} rule;
-
-/* The exported functions take typed pointers; calling them through `const void *`
- * wrappers keeps the table uniform without casting function pointers. */
-#define WRAP(R, H)                                                                       \
-    static gradstep_status R##_len(const void *h, size_t n, size_t *out) {             \
-        return gradstep_##R##_state_len((const H *)h, n, out);                          \
-    }                                                                                    \
-    static gradstep_status R##_f32(const void *h, gradstep_scalars *s, float *p,       \
-                                   const float *g, size_t n, float *st, size_t sl) {    \
-        return gradstep_##R##_step_f32((const H *)h, s, p, g, n, st, sl);               \
-    }                                                                                    \
-    static gradstep_status R##_f64(const void *h, gradstep_scalars *s, double *p,      \
-                                   const double *g, size_t n, double *st, size_t sl) {  \
-        return gradstep_##R##_step_f64((const H *)h, s, p, g, n, st, sl);               \
-    }
-
-WRAP(sgd, gradstep_sgd)
-WRAP(adam, gradstep_adam)
-WRAP(rmsprop, gradstep_rmsprop)
-WRAP(nadam, gradstep_nadam)
-WRAP(asgd, gradstep_asgd)
-
-static const rule rules[] = {
-    {"sgd", sgd_fields, sgd_len, sgd_f32, sgd_f64},
-    {"adam", adam_fields, adam_len, adam_f32, adam_f64},
-    {"rmsprop", rmsprop_fields, rmsprop_len, rmsprop_f32, rmsprop_f64},
-    {"nadam", nadam_fields, nadam_len, nadam_f32, nadam_f64},
-    {"asgd", asgd_fields, asgd_len, asgd_f32, asgd_f64},
-};
-
-static any_hyper defaults(const char *name) {
-    any_hyper h;
-    memset(&h, 0, sizeof h);
-    if (!strcmp(name, "sgd")) h.sgd = gradstep_sgd_default();
-    else if (!strcmp(name, "adam")) h.adam = gradstep_adam_default();
-    else if (!strcmp(name, "rmsprop")) h.rmsprop = gradstep_rmsprop_default();
-    else if (!strcmp(name, "nadam")) h.nadam = gradstep_nadam_default();
-    else if (!strcmp(name, "asgd")) h.asgd = gradstep_asgd_default();
-    return h;
-}
-
-static void set_field(any_hyper *h, const field *fields, const char *arg) {
-    const char *eq = strchr(arg, '=');
-    if (!eq) FAIL("expected field=value, got %s", arg);
-    for (const field *f = fields; f->name; f++) {
-        if (strlen(f->name) == (size_t)(eq - arg) && !strncmp(f->name, arg, (size_t)(eq - arg))) {
-            char *at = (char *)h + f->offset;
-            double v = strtod(eq + 1, NULL);
-            if (f->is_flag) {
-                uint8_t b = (uint8_t)(v != 0.0);
-                memcpy(at, &b, 1);
-            } else {
-                memcpy(at, &v, sizeof v);
-            }
-            return;
-        }
-    }
-    FAIL("unknown field %s", arg);
-}
+#define EXPECT(call, status)                                                           \
+    do {                                                                               \
+        gradstep_status got_ = (call);                                                 \
+        if (got_ != (status))                                                          \
+            FAIL("%s:%d: %s gave %u (%s), expected %s", __FILE__, __LINE__, #call,     \
+                 (unsigned)got_, gradstep_status_str(got_), #status);                  \
+    } while (0)
 
 static double read_number(void) {
     double v;
@@ -148,17 +40,14 @@ static double read_number(void) {
     return v;
 }
 
-static int trajectory(int argc, char **argv) {
-    const rule *r = NULL;
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
-        if (!strcmp(rules[i].name, argv[1])) r = &rules[i];
-    if (!r) FAIL("unknown rule %s", argv[1]);
-    int is_f32 = !strcmp(argv[2], "f32");
-    any_hyper h = defaults(r->name);
-    for (int i = 3; i < argc; i++) set_field(&h, r->fields, argv[i]);
-
+/* One recorded trajectory: the rule by name, as a config file would give it. */
+static int trajectory(const char *spec, const char *dtype) {
+    gradstep_rule rule;
+    gradstep_status s = gradstep_rule_parse(spec, &rule);
+    if (s != GRADSTEP_OK) FAIL("parse %s: %s", spec, gradstep_status_str(s));
+    int is_f32 = !strcmp(dtype, "f32");
     size_t n = (size_t)read_number(), steps = (size_t)read_number(), len = 0;
-    gradstep_status s = r->state_len(&h, n, &len);
+    s = gradstep_rule_state_len(&rule, n, &len);
     if (s != GRADSTEP_OK) FAIL("state_len: %s", gradstep_status_str(s));
     double *p = calloc(n + 1, sizeof *p), *g = calloc(n + 1, sizeof *g);
     double *st = calloc(len + 1, sizeof *st);
@@ -169,12 +58,12 @@ static int trajectory(int argc, char **argv) {
     gradstep_scalars sc = {0};
     for (size_t t = 0; t < steps; t++) {
         for (size_t i = 0; i < n; i++) gf[i] = (float)(g[i] = read_number());
-        s = is_f32 ? r->step_f32(&h, &sc, pf, gf, n, stf, len)
-                   : r->step_f64(&h, &sc, p, g, n, st, len);
+        s = is_f32 ? gradstep_rule_step_f32(&rule, &sc, pf, gf, n, stf, len)
+                   : gradstep_rule_step_f64(&rule, &sc, p, g, n, st, len);
         if (s != GRADSTEP_OK) FAIL("step %zu: %s", t, gradstep_status_str(s));
         for (size_t i = 0; i < n; i++) {
-            if (is_f32) printf(i ? " %.9g" : "%.9g", (double)pf[i]);
-            else printf(i ? " %.17g" : "%.17g", p[i]);
+            /* A float widened to double prints exactly with 17 digits. */
+            printf(i ? " %.17g" : "%.17g", is_f32 ? (double)pf[i] : p[i]);
         }
         printf("\n");
     }
@@ -183,20 +72,79 @@ static int trajectory(int argc, char **argv) {
     return 0;
 }
 
-#define EXPECT(call, status)                                                           \
-    do {                                                                               \
-        gradstep_status got_ = (call);                                                 \
-        if (got_ != (status))                                                          \
-            FAIL("%s:%d: %s gave %u (%s), expected %s", __FILE__, __LINE__, #call,     \
-                 (unsigned)got_, gradstep_status_str(got_), #status);                  \
-    } while (0)
+/* Every rule the library knows, found by iterating the kinds (a rule added to the
+ * registry is a case here without any change): its defaults by kind and by name agree,
+ * it steps f32 and f64 over data that moves every parameter, and a checkpoint taken
+ * mid-run restores into fresh buffers and continues with the same bits. Prints the name
+ * of every rule it ran, for the harness to compare with the registry. */
+static int kinds(void) {
+    enum { N = 7, K = 4, M = 3 };
+    int ran = 0;
+    for (gradstep_rule_kind kind = 0; kind <= GRADSTEP_RULE_KIND_END; kind++) {
+        const char *name = gradstep_rule_name(kind);
+        gradstep_rule rule, by_name;
+        if (!name) {
+            EXPECT(gradstep_rule_default(kind, &rule), GRADSTEP_UNKNOWN_KIND);
+            continue;
+        }
+        EXPECT(gradstep_rule_default(kind, &rule), GRADSTEP_OK);
+        EXPECT(gradstep_rule_parse(name, &by_name), GRADSTEP_OK);
+        if (rule.kind != kind || by_name.kind != kind) FAIL("%s: kind", name);
+        size_t len = 0, cap = 0, written = 0;
+        EXPECT(gradstep_rule_state_len(&rule, N, &len), GRADSTEP_OK);
+        if (len % N || len > 3 * N) FAIL("%s: state_len %zu", name, len);
+        EXPECT(gradstep_checkpoint_len(&rule, GRADSTEP_F64, N, 1, &cap), GRADSTEP_OK);
+        float pf[N], gf[N], sf[3 * N + 1];
+        double pd[N], gd[N], sd[3 * N + 1], pd2[N], sd2[3 * N + 1], pn[N], sn[3 * N + 1];
+        gradstep_scalars scf = {0}, scd = {0}, scn = {0}, sc2;
+        gradstep_rule back;
+        unsigned char *buf = malloc(cap);
+        if (!buf) FAIL("oom");
+        for (int i = 0; i < N; i++) pf[i] = (float)(pd[i] = pn[i] = 0.25 * i - 0.6);
+        for (int t = 0; t < K + M; t++) {
+            if (t == K) {
+                EXPECT(gradstep_checkpoint_save_f64(&rule, &scd, sd, len, pd, N, buf, cap,
+                                                    &written),
+                       GRADSTEP_OK);
+                if (written != cap) FAIL("%s: checkpoint %zu of %zu bytes", name, written, cap);
+                memset(&back, 0, sizeof back);
+                memset(&sc2, 0, sizeof sc2);
+                EXPECT(gradstep_checkpoint_load_f64(buf, written, kind, &back, &sc2, sd2, len,
+                                                    pd2, N),
+                       GRADSTEP_OK);
+                if (back.kind != kind || sc2.step != K) FAIL("%s: restored", name);
+            }
+            for (int i = 0; i < N; i++) gf[i] = (float)(gd[i] = (double)((i * 3 + t) % 5) - 1.5);
+            EXPECT(gradstep_rule_step_f32(&rule, &scf, pf, gf, N, sf, len), GRADSTEP_OK);
+            EXPECT(gradstep_rule_step_f64(&rule, &scd, pd, gd, N, sd, len), GRADSTEP_OK);
+            /* The rule read back by name steps the same. */
+            EXPECT(gradstep_rule_step_f64(&by_name, &scn, pn, gd, N, sn, len), GRADSTEP_OK);
+            if (t >= K)
+                EXPECT(gradstep_rule_step_f64(&back, &sc2, pd2, gd, N, sd2, len), GRADSTEP_OK);
+        }
+        for (int i = 0; i < N; i++) {
+            if (!isfinite(pd[i]) || pd[i] == 0.25 * i - 0.6) FAIL("%s: param %d stuck", name, i);
+            if (fabs((double)pf[i] - pd[i]) > 1e-3 * (1.0 + fabs(pd[i])))
+                FAIL("%s: f32 %g and f64 %g differ", name, (double)pf[i], pd[i]);
+        }
+        if (memcmp(pd, pn, sizeof pd)) FAIL("%s: the rule by name steps differently", name);
+        if (memcmp(pd, pd2, sizeof pd) || memcmp(sd, sd2, len * sizeof *sd) || scd.step != sc2.step)
+            FAIL("%s: the restored run differs", name);
+        free(buf);
+        printf("ran %s\n", name);
+        ran++;
+    }
+    if (!ran) FAIL("no rule ran");
+    printf("kinds: ok\n");
+    return 0;
+}
 
 /* The powers cache in gradstep_scalars never changes a result: steps with the cache
  * kept, cleared, or overwritten with garbage before every step give the same bits. */
 static int cache_is_invisible(void) {
     enum { N = 5, STEPS = 40 };
-    gradstep_adam adam = gradstep_adam_default();
-    adam.lr = 0.01;
+    gradstep_rule adam;
+    EXPECT(gradstep_rule_parse("adam:lr=0.01", &adam), GRADSTEP_OK);
     float p[3][N], st[3][2 * N], g[N];
     gradstep_scalars sc[3] = {{0}, {0}, {0}};
     for (int k = 0; k < 3; k++)
@@ -207,7 +155,7 @@ static int cache_is_invisible(void) {
         memset(sc[2].cache, 0x5a + t, sizeof sc[2].cache);
         sc[2].cache[t % 14] = sc[0].cache[t % 14];
         for (int k = 0; k < 3; k++) {
-            gradstep_status s = gradstep_adam_step_f32(&adam, &sc[k], p[k], g, N, st[k], 2 * N);
+            gradstep_status s = gradstep_rule_step_f32(&adam, &sc[k], p[k], g, N, st[k], 2 * N);
             if (s != GRADSTEP_OK) FAIL("cache: step %d: %s", t, gradstep_status_str(s));
         }
     }
@@ -223,47 +171,97 @@ static int cache_is_invisible(void) {
 }
 
 static int errors(void) {
-    gradstep_adam adam = gradstep_adam_default();
+    gradstep_rule adam, bad, rule;
+    EXPECT(gradstep_rule_default(GRADSTEP_RULE_ADAM, &adam), GRADSTEP_OK);
     gradstep_scalars sc = {0};
     float p[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     float st[17] = {0};
     size_t len = 0;
-    EXPECT(gradstep_adam_state_len(&adam, 8, &len), GRADSTEP_OK);
+    EXPECT(gradstep_rule_state_len(&adam, 8, &len), GRADSTEP_OK);
     if (len != 16) FAIL("adam state_len %zu", len);
-    EXPECT(gradstep_adam_state_len(NULL, 8, &len), GRADSTEP_NULL_POINTER);
-    EXPECT(gradstep_adam_state_len(&adam, 8, NULL), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_state_len(NULL, 8, &len), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_state_len(&adam, 8, NULL), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_state_len(&adam, SIZE_MAX / 2 + 1, &len), GRADSTEP_LENGTH_TOO_LARGE);
     /* NULL pointers are refused even for zero-length buffers. */
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, NULL, g, 0, st, 0), GRADSTEP_NULL_POINTER);
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, NULL, 0, st, 0), GRADSTEP_NULL_POINTER);
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 0, NULL, 0), GRADSTEP_NULL_POINTER);
-    EXPECT(gradstep_adam_step_f32(&adam, NULL, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
-    EXPECT(gradstep_adam_step_f32(NULL, &sc, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
-    /* Wrong state length, overlapping buffers, misaligned pointers. */
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 8, st, 15), GRADSTEP_STATE_LAYOUT);
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, p, 8, st, 16), GRADSTEP_OVERLAPPING_BUFFERS);
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 4, p + 2, 8),
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, NULL, g, 0, st, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, NULL, 0, st, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 0, NULL, 0), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_step_f32(&adam, NULL, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_step_f32(NULL, &sc, p, g, 8, st, 16), GRADSTEP_NULL_POINTER);
+    /* Wrong state length, overlapping buffers, misaligned pointers, lengths no object
+     * can have (refused before any slice is made of them). */
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 8, st, 15), GRADSTEP_STATE_LAYOUT);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, p, 8, st, 16), GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 4, p + 2, 8), GRADSTEP_OVERLAPPING_BUFFERS);
+    gradstep_scalars two[2] = {{0}, {0}}; /* the scalars inside the state buffer */
+    EXPECT(gradstep_rule_step_f32(&adam, &two[0], p, g, 4, (float *)(void *)two, 8),
            GRADSTEP_OVERLAPPING_BUFFERS);
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, (float *)((char *)p + 1), g, 4, st, 8),
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, (float *)((char *)p + 1), g, 4, st, 8),
            GRADSTEP_MISALIGNED_POINTER);
-    /* Invalid hyperparameters, including NaN. */
-    gradstep_adam bad = adam;
-    bad.beta1 = 1.5;
-    EXPECT(gradstep_adam_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, SIZE_MAX / 4, st, 16),
+           GRADSTEP_LENGTH_TOO_LARGE);
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 8, st, SIZE_MAX), GRADSTEP_LENGTH_TOO_LARGE);
+    /* Invalid hyperparameters, including NaN; unknown kinds. */
     bad = adam;
-    bad.lr = NAN;
-    EXPECT(gradstep_adam_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
-    EXPECT(gradstep_adam_state_len(&bad, 8, &len), GRADSTEP_INVALID_HYPERPARAMETER);
+    bad.params.adam.beta1 = 1.5;
+    EXPECT(gradstep_rule_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
+    bad = adam;
+    bad.params.adam.lr = NAN;
+    EXPECT(gradstep_rule_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_rule_state_len(&bad, 8, &len), GRADSTEP_INVALID_HYPERPARAMETER);
+    bad = adam;
+    bad.kind = 0;
+    EXPECT(gradstep_rule_step_f32(&bad, &sc, p, g, 8, st, 16), GRADSTEP_UNKNOWN_KIND);
+    bad.kind = GRADSTEP_RULE_KIND_END;
+    EXPECT(gradstep_rule_state_len(&bad, 8, &len), GRADSTEP_UNKNOWN_KIND);
+    bad.kind = 0xffffffffu;
+    EXPECT(gradstep_rule_state_len(&bad, 8, &len), GRADSTEP_UNKNOWN_KIND);
     /* None of the refused calls wrote anything. */
     for (int i = 0; i < 8; i++)
         if (p[i] != (float)(i + 1)) FAIL("params changed by a refused call");
     if (sc.step != 0) FAIL("scalars changed by a refused call");
     /* A flag byte other than 0/1 is just "true". */
-    adam.amsgrad = 200;
-    EXPECT(gradstep_adam_state_len(&adam, 8, &len), GRADSTEP_OK);
+    adam.params.adam.amsgrad = 200;
+    EXPECT(gradstep_rule_state_len(&adam, 8, &len), GRADSTEP_OK);
     if (len != 24) FAIL("amsgrad state_len %zu", len);
     /* Zero-length steps with valid pointers are fine. */
-    adam.amsgrad = 0;
-    EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, 0, st, 0), GRADSTEP_OK);
+    adam.params.adam.amsgrad = 0;
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 0, st, 0), GRADSTEP_OK);
+
+    /* Rules by kind and by name. */
+    memset(&rule, 0x5a, sizeof rule);
+    EXPECT(gradstep_rule_default(0, &rule), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_rule_default(GRADSTEP_RULE_ADAM, NULL), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_parse("adma", &rule), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_rule_parse("", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse("adam:lr=fast", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse("adam:momentum=0.9", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse("adam:lr=1e-3,lr=2e-3", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse("adam:amsgrad=maybe", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse("adam:beta1=1.5", &rule), GRADSTEP_INVALID_HYPERPARAMETER);
+    EXPECT(gradstep_rule_parse("adam:\xff", &rule), GRADSTEP_BAD_RULE_TEXT);
+    EXPECT(gradstep_rule_parse(NULL, &rule), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_parse("adam", NULL), GRADSTEP_NULL_POINTER);
+    if (rule.kind != 0x5a5a5a5au) FAIL("a refused parse wrote the rule");
+    /* Text without a NUL within GRADSTEP_RULE_TEXT_MAX bytes: refused without reading
+     * past the bound (the buffer ends right there: AddressSanitizer would see it). */
+    char *text = malloc(GRADSTEP_RULE_TEXT_MAX + 1);
+    if (!text) FAIL("oom");
+    memset(text, 'a', GRADSTEP_RULE_TEXT_MAX + 1);
+    EXPECT(gradstep_rule_parse(text, &rule), GRADSTEP_LENGTH_TOO_LARGE);
+    text[GRADSTEP_RULE_TEXT_MAX] = '\0';
+    EXPECT(gradstep_rule_parse(text, &rule), GRADSTEP_UNKNOWN_KIND);
+    memcpy(text, "AdamW: lr = 3e-4 , amsgrad", 27);
+    EXPECT(gradstep_rule_parse(text, &rule), GRADSTEP_OK);
+    if (rule.kind != GRADSTEP_RULE_ADAMW || rule.params.adamw.lr != 3e-4 ||
+        rule.params.adamw.amsgrad != 1 || rule.params.adamw.weight_decay != 1e-2)
+        FAIL("parsed AdamW");
+    free(text);
+    gradstep_adamw typed = gradstep_adamw_default();
+    if (typed.weight_decay != 1e-2 || typed.lr != 1e-3) FAIL("gradstep_adamw_default");
+    if (strcmp(gradstep_rule_name(GRADSTEP_RULE_RMSPROP), "rmsprop") || gradstep_rule_name(0))
+        FAIL("rule names");
+
     /* Status strings. */
     if (strcmp(gradstep_status_str(GRADSTEP_OK), "ok")) FAIL("status_str(OK)");
     if (strcmp(gradstep_status_str(12345), "unknown status")) FAIL("status_str(12345)");
@@ -276,12 +274,12 @@ static int errors(void) {
  * uninterrupted run; every damaged or mismatched checkpoint refused, nothing written. */
 static int checkpoints(void) {
     enum { N = 37, K = 5, M = 6 };
-    gradstep_adam adam = gradstep_adam_default();
-    adam.lr = 0.05;
-    adam.amsgrad = 1;
+    gradstep_rule adam;
+    EXPECT(gradstep_rule_parse("adam:lr=0.05,amsgrad", &adam), GRADSTEP_OK);
     size_t len = 0, cap = 0, written = 0;
-    EXPECT(gradstep_adam_state_len(&adam, N, &len), GRADSTEP_OK);
-    EXPECT(gradstep_adam_checkpoint_len(&adam, 1, N, 1, &cap), GRADSTEP_OK);
+    EXPECT(gradstep_rule_state_len(&adam, N, &len), GRADSTEP_OK);
+    EXPECT(gradstep_checkpoint_len(&adam, GRADSTEP_F32, N, 1, &cap), GRADSTEP_OK);
+    EXPECT(gradstep_checkpoint_len(&adam, 7, N, 1, &cap), GRADSTEP_UNKNOWN_KIND);
     float p[N], g[N], st[3 * N], p2[N], st2[3 * N];
     unsigned char *buf = malloc(cap);
     if (!buf || len != 3 * N) FAIL("setup");
@@ -289,27 +287,33 @@ static int checkpoints(void) {
     gradstep_scalars sc = {0}, sc2;
     for (int t = 0; t < K + M; t++) {
         if (t == K) {
-            EXPECT(gradstep_adam_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap - 1,
-                                                     &written),
+            EXPECT(gradstep_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap - 1,
+                                                &written),
                    GRADSTEP_BUFFER_TOO_SMALL);
-            EXPECT(gradstep_adam_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap,
-                                                     &written),
+            /* An output that overlaps the state or params it encodes is refused. */
+            EXPECT(gradstep_checkpoint_save_f32(&adam, &sc, st, len, p, N,
+                                                (unsigned char *)st, sizeof st, &written),
+                   GRADSTEP_OVERLAPPING_BUFFERS);
+            EXPECT(gradstep_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap,
+                                                (size_t *)(void *)buf),
+                   GRADSTEP_OVERLAPPING_BUFFERS);
+            EXPECT(gradstep_checkpoint_save_f32(&adam, &sc, st, len, p, N, buf, cap,
+                                                &written),
                    GRADSTEP_OK);
             if (written != cap) FAIL("written %zu of %zu", written, cap);
         }
         for (int i = 0; i < N; i++) g[i] = (float)((i * 7 + t * 3) % 11) - 5.0f;
-        EXPECT(gradstep_adam_step_f32(&adam, &sc, p, g, N, st, len), GRADSTEP_OK);
+        EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, N, st, len), GRADSTEP_OK);
     }
 
     gradstep_checkpoint_info info;
     EXPECT(gradstep_checkpoint_peek(buf, written, &info), GRADSTEP_OK);
-    if (info.rule != 2 || info.element != 1 || info.n != N || info.slots != 3 ||
-        !info.has_params || info.len != written)
+    if (info.rule != GRADSTEP_RULE_ADAM || info.element != GRADSTEP_F32 || info.n != N ||
+        info.slots != 3 || !info.has_params || info.len != written)
         FAIL("peek");
 
     /* Refusals leave every output untouched. */
-    gradstep_adam restored;
-    gradstep_sgd sgd;
+    gradstep_rule restored;
     memset(&restored, 0x5a, sizeof restored);
     memset(&sc2, 0x5a, sizeof sc2);
     memset(p2, 0x5a, sizeof p2);
@@ -317,36 +321,49 @@ static int checkpoints(void) {
     unsigned char *bad = malloc(written);
     double st64[3 * N], p64[N];
     if (!bad) FAIL("oom");
-    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written - 1, &restored, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(buf, written - 1, 0, &restored, &sc2, st2, len, p2, N),
            GRADSTEP_BAD_CHECKPOINT);
     memcpy(bad, buf, written);
     bad[written / 2] ^= 0x10;
-    EXPECT(gradstep_adam_checkpoint_load_f32(bad, written, &restored, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(bad, written, 0, &restored, &sc2, st2, len, p2, N),
            GRADSTEP_BAD_CHECKPOINT);
     memcpy(bad, buf, written);
     bad[4] = 99; /* the format version */
-    EXPECT(gradstep_adam_checkpoint_load_f32(bad, written, &restored, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(bad, written, 0, &restored, &sc2, st2, len, p2, N),
            GRADSTEP_CHECKPOINT_VERSION);
-    EXPECT(gradstep_sgd_checkpoint_load_f32(buf, written, &sgd, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, GRADSTEP_RULE_SGD, &restored, &sc2, st2,
+                                        len, p2, N),
            GRADSTEP_CHECKPOINT_WRONG_RULE);
-    EXPECT(gradstep_adam_checkpoint_load_f64(buf, written, &restored, &sc2, st64, len, p64, N),
+    EXPECT(gradstep_checkpoint_load_f64(buf, written, 0, &restored, &sc2, st64, len, p64, N),
            GRADSTEP_CHECKPOINT_WRONG_TYPE);
-    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written, &restored, &sc2, st2, len - 1, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, 0, &restored, &sc2, st2, len - 1, p2, N),
            GRADSTEP_STATE_LAYOUT);
-    EXPECT(gradstep_adam_checkpoint_load_f32(NULL, 0, &restored, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(NULL, 0, 0, &restored, &sc2, st2, len, p2, N),
            GRADSTEP_NULL_POINTER);
+    /* Outputs that overlap each other or the checkpoint are refused. */
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, 0, &restored, &sc2, st2, len, st2 + 1, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, 0, &restored, &sc2, (float *)(void *)buf,
+                                        len, p2, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, 0, (gradstep_rule *)(void *)st64, &sc2,
+                                        (float *)(void *)st64, len, p2, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
     const unsigned char *sentinel = (const unsigned char *)p2;
     for (size_t i = 0; i < sizeof p2; i++)
         if (sentinel[i] != 0x5a) FAIL("a refused load wrote the params");
-    if (restored.lr == adam.lr) FAIL("a refused load wrote the hyperparameters");
+    if (restored.kind != 0x5a5a5a5au) FAIL("a refused load wrote the rule");
 
     /* Restore and continue: bit-identical to the uninterrupted run. */
-    EXPECT(gradstep_adam_checkpoint_load_f32(buf, written, &restored, &sc2, st2, len, p2, N),
+    EXPECT(gradstep_checkpoint_load_f32(buf, written, GRADSTEP_RULE_ADAM, &restored, &sc2, st2,
+                                        len, p2, N),
            GRADSTEP_OK);
-    if (restored.lr != adam.lr || !restored.amsgrad || sc2.step != K) FAIL("restored values");
+    if (restored.kind != GRADSTEP_RULE_ADAM || restored.params.adam.lr != 0.05 ||
+        !restored.params.adam.amsgrad || sc2.step != K)
+        FAIL("restored values");
     for (int t = K; t < K + M; t++) {
         for (int i = 0; i < N; i++) g[i] = (float)((i * 7 + t * 3) % 11) - 5.0f;
-        EXPECT(gradstep_adam_step_f32(&restored, &sc2, p2, g, N, st2, len), GRADSTEP_OK);
+        EXPECT(gradstep_rule_step_f32(&restored, &sc2, p2, g, N, st2, len), GRADSTEP_OK);
     }
     if (memcmp(p, p2, sizeof p) || memcmp(st, st2, sizeof st) || sc.step != sc2.step)
         FAIL("resumed run differs from the uninterrupted one");
@@ -553,27 +570,35 @@ static int handles(void) {
     float w[N1], b[N2], gw[N1], gb[N2], rw[N1], rb[N2];
     for (int i = 0; i < N1; i++) w[i] = rw[i] = (float)i - 2.0f;
     for (int i = 0; i < N2; i++) b[i] = rb[i] = 0.5f * (float)i;
-    gradstep_adam h0 = gradstep_adam_default(), h1 = gradstep_adam_default();
-    h0.lr = 0.1;
-    h1.lr = 0.01;
-    h1.weight_decay = 0.1;
+    gradstep_rule h0, h1;
+    EXPECT(gradstep_rule_parse("adam:lr=0.1", &h0), GRADSTEP_OK);
+    EXPECT(gradstep_rule_parse("adam:lr=0.01,weight_decay=0.1", &h1), GRADSTEP_OK);
     gradstep_optimizer *opt = NULL;
     size_t g1 = 0;
-    EXPECT(gradstep_optimizer_new_adam(&h0, GRADSTEP_F32, &opt), GRADSTEP_OK);
-    EXPECT(gradstep_optimizer_add_group_adam(opt, &h1, &g1), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_new(&h0, GRADSTEP_F32, &opt), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_group(opt, &h1, &g1), GRADSTEP_OK);
     if (g1 != 1) FAIL("group index");
     EXPECT(gradstep_optimizer_add_params_f32(opt, 0, w, gw, N1), GRADSTEP_OK);
     EXPECT(gradstep_optimizer_add_params_f32(opt, g1, b, gb, N2), GRADSTEP_OK);
     /* Refusals. */
-    gradstep_sgd sgd = gradstep_sgd_default();
+    gradstep_rule sgd, unknown;
+    EXPECT(gradstep_rule_default(GRADSTEP_RULE_SGD, &sgd), GRADSTEP_OK);
     double dw[2];
-    EXPECT(gradstep_optimizer_add_group_sgd(opt, &sgd, &g1), GRADSTEP_WRONG_RULE);
+    EXPECT(gradstep_optimizer_add_group(opt, &sgd, &g1), GRADSTEP_WRONG_RULE);
+    unknown = sgd;
+    unknown.kind = 0;
+    EXPECT(gradstep_optimizer_add_group(opt, &unknown, &g1), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_optimizer_add_group(opt, NULL, &g1), GRADSTEP_NULL_POINTER);
     EXPECT(gradstep_optimizer_add_params_f32(opt, 0, rw, rw, 1), GRADSTEP_OVERLAPPING_BUFFERS);
     EXPECT(gradstep_optimizer_add_params_f64(opt, 0, dw, dw + 1, 1), GRADSTEP_WRONG_ELEMENT_TYPE);
     EXPECT(gradstep_optimizer_add_params_f32(opt, 0, w + 1, gw, 2), GRADSTEP_OVERLAPPING_BUFFERS);
     EXPECT(gradstep_optimizer_add_params_f32(opt, 7, rw, gw, 2), GRADSTEP_LENGTH_MISMATCH);
     EXPECT(gradstep_optimizer_set_lr(opt, 0, -1.0), GRADSTEP_INVALID_HYPERPARAMETER);
-    EXPECT(gradstep_optimizer_new_adam(&h0, 7, &opt), GRADSTEP_UNKNOWN_KIND);
+    gradstep_optimizer *none = NULL;
+    EXPECT(gradstep_optimizer_new(&h0, 7, &none), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_optimizer_new(&unknown, GRADSTEP_F32, &none), GRADSTEP_UNKNOWN_KIND);
+    EXPECT(gradstep_optimizer_new(NULL, GRADSTEP_F32, &none), GRADSTEP_NULL_POINTER);
+    if (none) FAIL("a refused constructor wrote a handle");
 
     /* A StepLR on group 0, stepped after each optimizer step. */
     gradstep_schedule_config c = gradstep_schedule_default(GRADSTEP_SCHEDULE_STEP);
@@ -584,15 +609,15 @@ static int handles(void) {
     /* The same run through the allocation-free API. */
     float s0[2 * N1] = {0}, s1[2 * N2] = {0};
     gradstep_scalars sc0 = {0}, sc1 = {0};
-    gradstep_adam r0 = h0;
+    gradstep_rule r0 = h0;
     for (int t = 0; t < 6; t++) {
         for (int i = 0; i < N1; i++) gw[i] = (float)((i + t) % 3) - 1.0f;
         for (int i = 0; i < N2; i++) gb[i] = 0.25f * (float)(i - t);
         EXPECT(gradstep_optimizer_step(opt), GRADSTEP_OK);
         EXPECT(gradstep_optimizer_schedule_step(opt), GRADSTEP_OK);
-        EXPECT(gradstep_adam_step_f32(&r0, &sc0, rw, gw, N1, s0, 2 * N1), GRADSTEP_OK);
-        EXPECT(gradstep_adam_step_f32(&h1, &sc1, rb, gb, N2, s1, 2 * N2), GRADSTEP_OK);
-        r0.lr = 0.1 * (t + 1 >= 2 ? 0.5 : 1.0) * (t + 1 >= 4 ? 0.5 : 1.0) * (t + 1 >= 6 ? 0.5 : 1.0);
+        EXPECT(gradstep_rule_step_f32(&r0, &sc0, rw, gw, N1, s0, 2 * N1), GRADSTEP_OK);
+        EXPECT(gradstep_rule_step_f32(&h1, &sc1, rb, gb, N2, s1, 2 * N2), GRADSTEP_OK);
+        r0.params.adam.lr = 0.1 * (t + 1 >= 2 ? 0.5 : 1.0) * (t + 1 >= 4 ? 0.5 : 1.0) * (t + 1 >= 6 ? 0.5 : 1.0);
     }
     if (memcmp(w, rw, sizeof w) || memcmp(b, rb, sizeof b)) FAIL("handle and flat API differ");
     double lr = 0.0;
@@ -609,9 +634,10 @@ static int handles(void) {
     if (written != cap) FAIL("handle checkpoint %zu of %zu bytes", written, cap);
     float w2[N1] = {0}, b2[N2] = {0};
     gradstep_optimizer *opt2 = NULL;
-    gradstep_adam fresh = gradstep_adam_default();
-    EXPECT(gradstep_optimizer_new_adam(&fresh, GRADSTEP_F32, &opt2), GRADSTEP_OK);
-    EXPECT(gradstep_optimizer_add_group_adam(opt2, &fresh, &g2), GRADSTEP_OK);
+    gradstep_rule fresh;
+    EXPECT(gradstep_rule_default(GRADSTEP_RULE_ADAM, &fresh), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_new(&fresh, GRADSTEP_F32, &opt2), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_group(opt2, &fresh, &g2), GRADSTEP_OK);
     EXPECT(gradstep_optimizer_add_params_f32(opt2, 0, w2, gw, N1), GRADSTEP_OK);
     EXPECT(gradstep_optimizer_checkpoint_load(opt2, ck, written), GRADSTEP_CHECKPOINT_MISMATCH);
     EXPECT(gradstep_optimizer_add_params_f32(opt2, g2, b2, gb, N2), GRADSTEP_OK);
@@ -679,12 +705,13 @@ static int handles(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--kinds")) return kinds();
     if (argc == 2 && !strcmp(argv[1], "--handles")) return handles();
     if (argc == 4 && !strcmp(argv[1], "--schedule")) return schedule(argv[2], atoi(argv[3]));
     if (argc == 2 && !strcmp(argv[1], "--training")) return training();
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
     if (argc == 2 && !strcmp(argv[1], "--cache")) return cache_is_invisible();
-    if (argc < 3) FAIL("usage: rules RULE f32|f64 [field=value ...] < input | rules --errors");
-    return trajectory(argc, argv);
+    if (argc != 3) FAIL("usage: rules SPEC f32|f64 < input | rules --kinds | rules --errors");
+    return trajectory(argv[1], argv[2]);
 }

@@ -1,8 +1,10 @@
 // The allocation-free C API from C++17: the same trajectory protocol as
-// tests/c/rules.c, for Adam and SGD, with RAII buffers and the header's extern "C".
+// tests/c/rules.c, with RAII buffers and the header's extern "C".
 //
-//   rules_cpp adam|sgd f32|f64 [field=value ...] < input
+//   rules_cpp SPEC f32|f64 < input      (SPEC: "adam:lr=0.001,amsgrad=false,...")
+//   rules_cpp --tour
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <cstdio>
@@ -30,59 +32,26 @@ double number() {
     return v;
 }
 
-template <typename H>
-void set(H &h, const std::string &arg) {
-    auto eq = arg.find('=');
-    if (eq == std::string::npos) fail("expected field=value: " + arg);
-    std::string name = arg.substr(0, eq);
-    double v = std::strtod(arg.c_str() + eq + 1, nullptr);
-    auto flag = static_cast<uint8_t>(v != 0.0);
-    if constexpr (std::is_same_v<H, gradstep_adam>) {
-        if (name == "lr") h.lr = v;
-        else if (name == "beta1") h.beta1 = v;
-        else if (name == "beta2") h.beta2 = v;
-        else if (name == "eps") h.eps = v;
-        else if (name == "weight_decay") h.weight_decay = v;
-        else if (name == "decoupled_weight_decay") h.decoupled_weight_decay = flag;
-        else if (name == "amsgrad") h.amsgrad = flag;
-        else if (name == "maximize") h.maximize = flag;
-        else fail("unknown field " + name);
-    } else {
-        if (name == "lr") h.lr = v;
-        else if (name == "momentum") h.momentum = v;
-        else if (name == "dampening") h.dampening = v;
-        else if (name == "weight_decay") h.weight_decay = v;
-        else if (name == "nesterov") h.nesterov = flag;
-        else if (name == "maximize") h.maximize = flag;
-        else fail("unknown field " + name);
-    }
-}
-
-template <typename T, typename H, typename Len, typename Step>
-void run(const H &h, Len state_len, Step step) {
+// The trajectory protocol of tests/c/rules.c: the rule by name ("adam:lr=0.001,..."),
+// with RAII buffers.
+template <typename T, typename Step>
+void run(const gradstep_rule &rule, Step step) {
     auto n = static_cast<size_t>(number());
     auto steps = static_cast<size_t>(number());
     size_t len = 0;
-    check(state_len(&h, n, &len), "state_len");
+    check(gradstep_rule_state_len(&rule, n, &len), "state_len");
     // `.data()` of an empty vector may be NULL, which gradstep refuses: keep one spare.
     std::vector<T> params(n + 1), grads(n + 1), state(len + 1);
     for (size_t i = 0; i < n; i++) params[i] = static_cast<T>(number());
     gradstep_scalars scalars{};
     for (size_t t = 0; t < steps; t++) {
         for (size_t i = 0; i < n; i++) grads[i] = static_cast<T>(number());
-        check(step(&h, &scalars, params.data(), grads.data(), n, state.data(), len), "step");
+        check(step(&rule, &scalars, params.data(), grads.data(), n, state.data(), len), "step");
         for (size_t i = 0; i < n; i++)
             std::printf(i ? " %.17g" : "%.17g", static_cast<double>(params[i]));
         std::printf("\n");
     }
     if (scalars.step != steps) fail("step count");
-}
-
-template <typename H, typename Len, typename F32, typename F64>
-void rule(H h, int argc, char **argv, Len len, F32 f32, F64 f64) {
-    for (int i = 3; i < argc; i++) set(h, argv[i]);
-    if (std::strcmp(argv[2], "f32") == 0) run<float>(h, len, f32);
-    else run<double>(h, len, f64);
 }
 
 // RAII for the handles.
@@ -104,12 +73,21 @@ int tour() {
     std::vector<float> w(n), g(n), w_flat(n);
     for (size_t i = 0; i < n; i++) w[i] = w_flat[i] = std::sin(static_cast<float>(i));
 
-    gradstep_sgd sgd = gradstep_sgd_default();
-    sgd.lr = 0.05;
-    sgd.momentum = 0.9;
-    sgd.nesterov = 1;
+    // A typed struct from its default, placed in a rule by hand...
+    gradstep_rule sgd{};
+    sgd.kind = GRADSTEP_RULE_SGD;
+    sgd.params.sgd = gradstep_sgd_default();
+    sgd.params.sgd.lr = 0.05;
+    sgd.params.sgd.momentum = 0.9;
+    sgd.params.sgd.nesterov = 1;
+    // ...is the rule the same text names.
+    gradstep_rule named{};
+    check(gradstep_rule_parse("SGD:lr=0.05,momentum=0.9,nesterov", &named), "parse");
+    if (named.kind != sgd.kind || std::memcmp(&named.params.sgd, &sgd.params.sgd,
+                                               offsetof(gradstep_sgd, maximize) + 1) != 0)
+        fail("parsed rule differs");
     gradstep_optimizer *raw = nullptr;
-    expect(gradstep_optimizer_new_sgd(&sgd, GRADSTEP_F32, &raw), GRADSTEP_OK, "new");
+    expect(gradstep_optimizer_new(&sgd, GRADSTEP_F32, &raw), GRADSTEP_OK, "new");
     Optimizer opt(raw);
     expect(gradstep_optimizer_add_params_f32(opt.get(), 0, w.data(), g.data(), n), GRADSTEP_OK,
            "add_params");
@@ -118,11 +96,11 @@ int tour() {
     expect(gradstep_optimizer_attach_schedule(opt.get(), 0, &cos), GRADSTEP_OK, "attach");
 
     size_t len = 0;
-    check(gradstep_sgd_state_len(&sgd, n, &len), "state_len");
+    check(gradstep_rule_state_len(&sgd, n, &len), "state_len");
     std::vector<float> state(len + 1);
     gradstep_scalars scalars{};
     gradstep_schedule *s = nullptr;
-    expect(gradstep_schedule_new(&cos, sgd.lr, &s), GRADSTEP_OK, "schedule");
+    expect(gradstep_schedule_new(&cos, sgd.params.sgd.lr, &s), GRADSTEP_OK, "schedule");
 
     for (int t = 0; t < 8; t++) {
         for (size_t i = 0; i < n; i++) g[i] = 10.0f * std::cos(static_cast<float>(i + t));
@@ -137,9 +115,9 @@ int tour() {
         // The same with the allocation-free API and a schedule handle.
         double lr = 0;
         check(gradstep_schedule_lr(s, &lr, nullptr, nullptr), "lr");
-        gradstep_sgd h = sgd;
-        h.lr = lr;
-        check(gradstep_sgd_step_f32(&h, &scalars, w_flat.data(), g.data(), n, state.data(), len),
+        gradstep_rule h = sgd;
+        h.params.sgd.lr = lr;
+        check(gradstep_rule_step_f32(&h, &scalars, w_flat.data(), g.data(), n, state.data(), len),
               "flat step");
         check(gradstep_schedule_step(s), "schedule step");
     }
@@ -147,34 +125,36 @@ int tour() {
 
     // Checkpoint the flat optimizer, restore into new buffers, compare.
     size_t cap = 0, written = 0;
-    check(gradstep_sgd_checkpoint_len(&sgd, GRADSTEP_F32, n, 1, &cap), "checkpoint_len");
+    check(gradstep_checkpoint_len(&sgd, GRADSTEP_F32, n, 1, &cap), "checkpoint_len");
     std::vector<uint8_t> bytes(cap);
-    check(gradstep_sgd_checkpoint_save_f32(&sgd, &scalars, state.data(), len, w_flat.data(), n,
-                                            bytes.data(), cap, &written),
+    check(gradstep_checkpoint_save_f32(&sgd, &scalars, state.data(), len, w_flat.data(), n,
+                                        bytes.data(), cap, &written),
           "save");
-    gradstep_sgd back{};
+    gradstep_rule back{};
     gradstep_scalars back_scalars{};
     std::vector<float> back_state(len + 1), back_w(n);
-    expect(gradstep_adam_checkpoint_load_f32(bytes.data(), written, nullptr, &back_scalars,
-                                             back_state.data(), len, back_w.data(), n),
+    expect(gradstep_checkpoint_load_f32(bytes.data(), written, GRADSTEP_RULE_SGD, nullptr,
+                                        &back_scalars, back_state.data(), len, back_w.data(), n),
            GRADSTEP_NULL_POINTER, "load into NULL");
-    gradstep_adam wrong{};
-    expect(gradstep_adam_checkpoint_load_f32(bytes.data(), written, &wrong, &back_scalars,
-                                             back_state.data(), len, back_w.data(), n),
+    expect(gradstep_checkpoint_load_f32(bytes.data(), written, GRADSTEP_RULE_ADAM, &back,
+                                        &back_scalars, back_state.data(), len, back_w.data(), n),
            GRADSTEP_CHECKPOINT_WRONG_RULE, "load as adam");
-    check(gradstep_sgd_checkpoint_load_f32(bytes.data(), written, &back, &back_scalars,
-                                            back_state.data(), len, back_w.data(), n),
+    check(gradstep_checkpoint_load_f32(bytes.data(), written, GRADSTEP_RULE_SGD, &back,
+                                        &back_scalars, back_state.data(), len, back_w.data(), n),
           "load");
-    if (back_w != w_flat || back.momentum != sgd.momentum || back_scalars.step != 8)
+    if (back_w != w_flat || back.kind != GRADSTEP_RULE_SGD ||
+        back.params.sgd.momentum != sgd.params.sgd.momentum || back_scalars.step != 8)
         fail("checkpoint round trip");
 
     // Refusals.
-    expect(gradstep_sgd_step_f32(&sgd, &scalars, nullptr, g.data(), 0, state.data(), 0),
+    expect(gradstep_rule_step_f32(&sgd, &scalars, nullptr, g.data(), 0, state.data(), 0),
            GRADSTEP_NULL_POINTER, "NULL params");
-    gradstep_sgd bad = sgd;
-    bad.lr = -1;
-    expect(gradstep_sgd_step_f32(&bad, &scalars, w.data(), g.data(), n, state.data(), len),
+    gradstep_rule bad = sgd;
+    bad.params.sgd.lr = -1;
+    expect(gradstep_rule_step_f32(&bad, &scalars, w.data(), g.data(), n, state.data(), len),
            GRADSTEP_INVALID_HYPERPARAMETER, "negative lr");
+    expect(gradstep_rule_parse("sgd:nesterov=perhaps", &bad), GRADSTEP_BAD_RULE_TEXT,
+           "bad flag");
     expect(gradstep_schedule_free(s), GRADSTEP_OK, "free schedule");
     expect(gradstep_schedule_free(s), GRADSTEP_INVALID_HANDLE, "double free");
     std::printf("tour: ok\n");
@@ -185,14 +165,10 @@ int tour() {
 
 int main(int argc, char **argv) {
     if (argc == 2 && std::strcmp(argv[1], "--tour") == 0) return tour();
-    if (argc < 3) fail("usage: rules_cpp adam|sgd f32|f64 [field=value ...] < input");
-    if (std::strcmp(argv[1], "adam") == 0)
-        rule(gradstep_adam_default(), argc, argv, gradstep_adam_state_len,
-             gradstep_adam_step_f32, gradstep_adam_step_f64);
-    else if (std::strcmp(argv[1], "sgd") == 0)
-        rule(gradstep_sgd_default(), argc, argv, gradstep_sgd_state_len, gradstep_sgd_step_f32,
-             gradstep_sgd_step_f64);
-    else
-        fail(std::string("unknown rule ") + argv[1]);
+    if (argc != 3) fail("usage: rules_cpp SPEC f32|f64 < input | rules_cpp --tour");
+    gradstep_rule rule{};
+    check(gradstep_rule_parse(argv[1], &rule), "parse");
+    if (std::strcmp(argv[2], "f32") == 0) run<float>(rule, gradstep_rule_step_f32);
+    else run<double>(rule, gradstep_rule_step_f64);
     return 0;
 }
