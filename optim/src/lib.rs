@@ -278,8 +278,9 @@ pub struct Optimizer<T> {
 /// microseconds) outweighs handing it to a thread.
 pub const DEFAULT_CHUNK_LEN: usize = 1 << 16;
 
-/// Chunk lengths are multiples of this many elements, so that no two threads write to
-/// the same cache line and every chunk but a tensor's last fills whole lanes.
+/// Chunk lengths are multiples of this many elements: every chunk but a tensor's last
+/// fills whole lanes of every instruction set, and two threads share at most the cache
+/// line at a chunk's boundary.
 pub const CHUNK_ALIGN: usize = 64;
 
 impl<T: Element> Optimizer<T> {
