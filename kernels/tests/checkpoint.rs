@@ -555,8 +555,9 @@ fn values() -> impl Strategy<Value = Vec<f64>> {
     )
 }
 
+/// One module of checkpoint round trips per registry row (`gradstep::for_each_rule!`).
 macro_rules! checkpoint_props {
-    ($($m:ident: $r:ty),* $(,)?) => {$(
+    ($({ id: $id:literal, rule: $r:ident, name: $m:ident, $($rest:tt)* }),* $(,)?) => {$(
         mod $m {
             use super::*;
             proptest! {
@@ -585,27 +586,17 @@ macro_rules! checkpoint_props {
     )*};
 }
 
-checkpoint_props! {
-    sgd: Sgd, adam: Adam, adamw: AdamW, adamax: Adamax, nadam: NAdam, radam: RAdam,
-    adagrad: Adagrad, adadelta: Adadelta, rmsprop: RmsProp, rprop: Rprop, asgd: Asgd,
-}
+gradstep::for_each_rule!(checkpoint_props);
 
 // ---- Fuzzing: no byte string panics the decoder. ----
 
 fn any_rule() -> impl Strategy<Value = AnyRule> {
-    prop_oneof![
-        Sgd::arb().prop_map(AnyRule::from),
-        Adam::arb().prop_map(AnyRule::from),
-        AdamW::arb().prop_map(AnyRule::from),
-        Adamax::arb().prop_map(AnyRule::from),
-        NAdam::arb().prop_map(AnyRule::from),
-        RAdam::arb().prop_map(AnyRule::from),
-        Adagrad::arb().prop_map(AnyRule::from),
-        Adadelta::arb().prop_map(AnyRule::from),
-        RmsProp::arb().prop_map(AnyRule::from),
-        Rprop::arb().prop_map(AnyRule::from),
-        Asgd::arb().prop_map(AnyRule::from),
-    ]
+    macro_rules! any_of {
+        ($({ id: $id:literal, rule: $r:ident, $($rest:tt)* }),* $(,)?) => {
+            prop_oneof![$($r::arb().prop_map(AnyRule::from)),*]
+        };
+    }
+    gradstep::for_each_rule!(any_of)
 }
 
 /// A valid checkpoint of a random rule, scalar state and arrays.
@@ -750,20 +741,11 @@ fn valid_section() -> impl Strategy<Value = (u16, Vec<u8>)> {
     })
 }
 
-/// The documented rule section lengths.
-fn real_len(id: u16) -> usize {
-    match id {
-        1 | 8 => 48,
-        5 | 11 => 72,
-        _ => 56,
-    }
-}
-
 /// A header of plausible fields (known and unknown values), a random body and a valid
 /// checksum: reaches the checks behind the checksum.
 fn forged() -> impl Strategy<Value = Vec<u8>> {
     (
-        prop_oneof![4 => 1u16..12, 1 => any::<u16>()],
+        prop_oneof![4 => 1u16..=RuleId::ALL.len() as u16, 1 => any::<u16>()],
         prop_oneof![4 => 1u8..3, 1 => any::<u8>()],
         prop_oneof![4 => 0u8..2, 1 => any::<u8>()],
         prop_oneof![4 => 0u8..4, 1 => any::<u8>()],
@@ -779,9 +761,10 @@ fn forged() -> impl Strategy<Value = Vec<u8>> {
                 // Mostly the rule's real section, so that decoding gets past it.
                 let (id, section, body) = match (section, rule) {
                     (None, (rule_id, real)) => {
+                        let len = real.len() as u32;
                         let mut b = real;
                         b.extend_from_slice(&body);
-                        (rule_id, real_len(rule_id) as u32, b)
+                        (rule_id, len, b)
                     }
                     (Some(section), _) => (id, section, body),
                 };
@@ -796,7 +779,11 @@ fn forged() -> impl Strategy<Value = Vec<u8>> {
                 b.extend_from_slice(&body);
                 let size = if element == 1 { 4u64 } else { 8 };
                 let arrays = (u64::from(slots) + u64::from(flags & 1)).saturating_mul(n);
-                let want = 36 + u64::from(section) + arrays.saturating_mul(size);
+                // Saturating: a forged `n` makes the arrays' size overflow `u64`, and such
+                // a header is then simply not made consistent.
+                let want = arrays
+                    .saturating_mul(size)
+                    .saturating_add(36 + u64::from(section));
                 if consistent && want <= b.len() as u64 + 4 && want >= 36 {
                     b.resize(want as usize - 4, 0x5A);
                 }

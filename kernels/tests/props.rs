@@ -318,8 +318,10 @@ fn values() -> impl Strategy<Value = Vec<f64>> {
     )
 }
 
+/// One module of property tests per registry row (`gradstep::for_each_rule!`): a rule
+/// without a [`Subject`] impl does not compile.
 macro_rules! rule_props {
-    ($($m:ident: $r:ty),* $(,)?) => {$(
+    ($({ id: $id:literal, rule: $r:ident, name: $m:ident, $($rest:tt)* }),* $(,)?) => {$(
         mod $m {
             use super::*;
             proptest! {
@@ -353,10 +355,7 @@ macro_rules! rule_props {
     )*};
 }
 
-rule_props! {
-    sgd: Sgd, adam: Adam, adamw: AdamW, adamax: Adamax, nadam: NAdam, radam: RAdam,
-    adagrad: Adagrad, adadelta: Adadelta, rmsprop: RmsProp, rprop: Rprop, asgd: Asgd,
-}
+gradstep::for_each_rule!(rule_props);
 
 #[test]
 fn nesterov_needs_momentum_and_no_dampening() {
