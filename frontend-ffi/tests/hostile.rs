@@ -1,0 +1,437 @@
+//! Hostile calls through the C ABI (issue 12): lengths no object can have, counts beyond
+//! the caller's array, overlapping buffers, huge allocations. Each is answered with a
+//! status, before any slice of the caller's memory exists, and writes nothing.
+//!
+//! These tests were written first against the per-rule ABI they replace (commit
+//! 4c4dd8b), where they failed as noted on each; Miri (`cargo +nightly miri test -p
+//! gradstep-ffi --test hostile`) also runs them.
+
+use core::ptr;
+
+use gradstep::checkpoint::{gradstep_checkpoint_len, gradstep_checkpoint_load_f32};
+use gradstep::checkpoint::{gradstep_checkpoint_save_f32, gradstep_checkpoint_save_f64};
+use gradstep::optimizer::{
+    gradstep_optimizer, gradstep_optimizer_add_params_f32, gradstep_optimizer_free,
+    gradstep_optimizer_new,
+};
+use gradstep::rules::{
+    GRADSTEP_F32, GRADSTEP_F64, GRADSTEP_RULE_ADAM, GRADSTEP_RULE_SGD, gradstep_rule,
+    gradstep_rule_default, gradstep_rule_state_len, gradstep_rule_step_f32, gradstep_scalars,
+};
+use gradstep::schedules::{
+    GRADSTEP_SCHEDULE_CONSTANT, GRADSTEP_SCHEDULE_EXPONENTIAL, gradstep_schedule,
+    gradstep_schedule_default, gradstep_schedule_free, gradstep_schedule_new_chained,
+    gradstep_schedule_new_sequential,
+};
+use gradstep::status::*;
+use gradstep::training::{gradstep_clip_grad_norm_f32, gradstep_total_norm_f32};
+
+fn rule(kind: u32) -> gradstep_rule {
+    let mut r = core::mem::MaybeUninit::<gradstep_rule>::zeroed();
+    // SAFETY: a valid pointer to write to.
+    assert_eq!(
+        unsafe { gradstep_rule_default(kind, r.as_mut_ptr()) },
+        GRADSTEP_OK
+    );
+    // SAFETY: written by gradstep_rule_default.
+    unsafe { r.assume_init() }
+}
+
+/// Finding 1: `n = SIZE_MAX/4` floats is more than any object; the per-rule step built
+/// the slices first (Miri: "slice is bigger than largest supported object") and then
+/// returned OVERLAPPING_BUFFERS by accident (the saturated spans overlapped).
+#[test]
+fn step_with_a_length_beyond_isize_max_bytes_is_refused_as_too_large() {
+    let sgd = rule(GRADSTEP_RULE_SGD);
+    let mut sc = gradstep_scalars::default();
+    let (mut p, g, mut s) = ([1.0f32; 4], [1.0f32; 4], [0.0f32; 4]);
+    for n in [usize::MAX / 4, isize::MAX as usize / 4 + 1] {
+        // SAFETY: the pointers are valid for 4 elements; the length is refused first.
+        let status = unsafe {
+            gradstep_rule_step_f32(
+                &sgd,
+                &mut sc,
+                p.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                s.as_mut_ptr(),
+                4,
+            )
+        };
+        assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE, "n = {n}");
+    }
+    // The state length is bounded too.
+    // SAFETY: as above.
+    let status = unsafe {
+        gradstep_rule_step_f32(
+            &sgd,
+            &mut sc,
+            p.as_mut_ptr(),
+            g.as_ptr(),
+            4,
+            s.as_mut_ptr(),
+            usize::MAX,
+        )
+    };
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
+    assert_eq!((p, sc.step), ([1.0; 4], 0), "a refused step wrote");
+}
+
+/// Finding 1: `params` and `grads` are the same bytes. The per-rule step made a `&mut`
+/// and a `&` over them before comparing (undefined behaviour: Miri, Stacked Borrows);
+/// now the spans are compared first. The scalars inside a buffer count too.
+#[test]
+fn overlapping_step_buffers_are_refused_before_any_slice() {
+    let adam = rule(GRADSTEP_RULE_ADAM);
+    let mut sc = gradstep_scalars::default();
+    let mut p = [1.0f32; 8];
+    let mut s = [0.0f32; 16];
+    let pp = p.as_mut_ptr();
+    // SAFETY: valid for 8 elements; refused before any slice.
+    let status = unsafe { gradstep_rule_step_f32(&adam, &mut sc, pp, pp, 8, s.as_mut_ptr(), 16) };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    // SAFETY: state starting inside params.
+    let status = unsafe {
+        gradstep_rule_step_f32(&adam, &mut sc, pp, [1.0f32; 4].as_ptr(), 4, pp.add(2), 8)
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    // The scalars inside the state buffer.
+    let mut two = [gradstep_scalars::default(); 2];
+    let sp = two.as_mut_ptr();
+    // SAFETY: `two` holds 2 × 144 bytes; 8 floats of state at its start.
+    let status = unsafe {
+        gradstep_rule_step_f32(
+            &adam,
+            sp,
+            p.as_mut_ptr(),
+            [0.5f32; 4].as_ptr(),
+            4,
+            sp.cast(),
+            8,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    assert_eq!((p, sc.step), ([1.0; 8], 0), "a refused step wrote");
+}
+
+/// Finding 1: a count of 5 with an array of 2 configs. The count (2 to 4) is checked
+/// before the array is read: here the elements past the 2 that a caller with count 2
+/// would own are poisoned, and the per-rule ABI read and refused them
+/// (GRADSTEP_UNKNOWN_KIND) before it looked at the count.
+#[test]
+fn composite_schedules_check_the_count_before_reading_the_members() {
+    let mut members = [gradstep_schedule_default(0); 5];
+    members[0] = gradstep_schedule_default(GRADSTEP_SCHEDULE_CONSTANT);
+    members[1] = gradstep_schedule_default(GRADSTEP_SCHEDULE_EXPONENTIAL);
+    members[0].params.constant.factor = 0.5;
+    members[0].params.constant.total_iters = 2;
+    members[1].params.exponential.gamma = 0.9;
+    for m in &mut members[2..] {
+        m.kind = 0xdead;
+    }
+    let mut s: *mut gradstep_schedule = ptr::null_mut();
+    let milestones = [3u64; 4];
+    for count in [0, 1, 5, usize::MAX] {
+        // SAFETY: valid for 5 members; counts outside 2..=4 are refused first.
+        let chained =
+            unsafe { gradstep_schedule_new_chained(members.as_ptr(), count, 0.1, &mut s) };
+        assert_eq!(chained, GRADSTEP_INVALID_HYPERPARAMETER, "count {count}");
+        // SAFETY: as above.
+        let sequential = unsafe {
+            gradstep_schedule_new_sequential(
+                members.as_ptr(),
+                count,
+                milestones.as_ptr(),
+                0.1,
+                &mut s,
+            )
+        };
+        assert_eq!(sequential, GRADSTEP_INVALID_HYPERPARAMETER, "count {count}");
+    }
+    assert!(s.is_null());
+    // The two good members with their count.
+    // SAFETY: valid for 2 members.
+    let status = unsafe { gradstep_schedule_new_chained(members.as_ptr(), 2, 0.1, &mut s) };
+    assert_eq!(status, GRADSTEP_OK);
+    // SAFETY: a live handle.
+    assert_eq!(unsafe { gradstep_schedule_free(s) }, GRADSTEP_OK);
+}
+
+/// A stepped Adam (amsgrad: 3 slots) over `N` params: its rule, scalars, state, params.
+const N: usize = 6;
+fn stepped() -> (gradstep_rule, gradstep_scalars, Vec<f32>, Vec<f32>) {
+    let mut adam = rule(GRADSTEP_RULE_ADAM);
+    adam.params.adam.amsgrad = 1;
+    let mut sc = gradstep_scalars::default();
+    let mut p: Vec<f32> = (0..N).map(|i| i as f32 * 0.5 - 1.0).collect();
+    let mut s = vec![0.0f32; 3 * N];
+    for t in 0..3 {
+        let g: Vec<f32> = (0..N).map(|i| ((i + t) % 3) as f32 - 1.0).collect();
+        // SAFETY: valid, disjoint buffers.
+        let status = unsafe {
+            gradstep_rule_step_f32(
+                &adam,
+                &mut sc,
+                p.as_mut_ptr(),
+                g.as_ptr(),
+                N,
+                s.as_mut_ptr(),
+                3 * N,
+            )
+        };
+        assert_eq!(status, GRADSTEP_OK);
+    }
+    (adam, sc, s, p)
+}
+
+fn checkpoint_len(rule: &gradstep_rule) -> usize {
+    let mut len = 0;
+    // SAFETY: valid pointers.
+    let status = unsafe { gradstep_checkpoint_len(rule, GRADSTEP_F32, N, 1, &mut len) };
+    assert_eq!(status, GRADSTEP_OK);
+    len
+}
+
+/// Finding 5: saving into an `out` that overlaps the state returned OK and wrote a
+/// checkpoint that restores different state (the encoder overwrote the state it was
+/// still reading).
+#[test]
+fn checkpoint_save_into_the_state_or_params_is_refused() {
+    let (adam, sc, mut s, mut p) = stepped();
+    let len = checkpoint_len(&adam);
+    let (s0, p0) = (s.clone(), p.clone());
+    // A buffer whose start is the state: big enough for the checkpoint.
+    let mut big = vec![0.0f32; len.div_ceil(4) + 3 * N];
+    big[..3 * N].copy_from_slice(&s);
+    let bp = big.as_mut_ptr();
+    let mut written = 0;
+    // SAFETY: `big` holds the state at its start and room for the checkpoint.
+    let status = unsafe {
+        gradstep_checkpoint_save_f32(
+            &adam,
+            &sc,
+            bp,
+            3 * N,
+            p.as_ptr(),
+            N,
+            bp.cast(),
+            len,
+            &mut written,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    // Into the params, and `written` inside `out`.
+    let mut out = vec![0u8; len];
+    // SAFETY: valid pointers for their lengths.
+    let status = unsafe {
+        gradstep_checkpoint_save_f32(
+            &adam,
+            &sc,
+            s.as_ptr(),
+            3 * N,
+            p.as_ptr(),
+            N,
+            p.as_mut_ptr().cast(),
+            N * 4,
+            &mut written,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    // SAFETY: `written` is the first 8 bytes of `out`.
+    let status = unsafe {
+        gradstep_checkpoint_save_f32(
+            &adam,
+            &sc,
+            s.as_ptr(),
+            3 * N,
+            p.as_ptr(),
+            N,
+            out.as_mut_ptr(),
+            len,
+            out.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    assert_eq!((&s, &p, written), (&s0, &p0, 0), "a refused save wrote");
+    assert!(out.iter().all(|&b| b == 0));
+    // A save with a length no object can have.
+    // SAFETY: refused before any slice.
+    let status = unsafe {
+        gradstep_checkpoint_save_f64(
+            &adam,
+            &sc,
+            s.as_mut_ptr().cast(),
+            usize::MAX / 8,
+            ptr::null(),
+            N,
+            out.as_mut_ptr(),
+            len,
+            &mut written,
+        )
+    };
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
+}
+
+/// Finding 5: a load whose state and params overlap built two `&mut` over the same
+/// memory and returned OK; now it is refused with nothing written. Loading over the
+/// checkpoint's own bytes is refused too.
+#[test]
+fn checkpoint_load_never_builds_two_mut_over_the_same_memory() {
+    let (adam, sc, s, p) = stepped();
+    let len = checkpoint_len(&adam);
+    let mut bytes = vec![0u8; len];
+    let mut written = 0;
+    // SAFETY: valid, disjoint buffers.
+    let status = unsafe {
+        gradstep_checkpoint_save_f32(
+            &adam,
+            &sc,
+            s.as_ptr(),
+            3 * N,
+            p.as_ptr(),
+            N,
+            bytes.as_mut_ptr(),
+            len,
+            &mut written,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OK);
+    let mut rule_out = rule(GRADSTEP_RULE_SGD);
+    let mut sc_out = gradstep_scalars::default();
+    let mut buf = vec![7.0f32; 4 * N];
+    let bp = buf.as_mut_ptr();
+    // State in buf[..3N], params in buf[3N-1..4N-1]: one element shared.
+    // SAFETY: `buf` holds 4N elements.
+    let status = unsafe {
+        gradstep_checkpoint_load_f32(
+            bytes.as_ptr(),
+            len,
+            0,
+            &mut rule_out,
+            &mut sc_out,
+            bp,
+            3 * N,
+            bp.add(3 * N - 1),
+            N,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    // The state over the checkpoint's own bytes.
+    // SAFETY: `bytes` holds `len` ≥ 3N·4 bytes, aligned for f32 (a Vec<u8> of this size
+    // from the global allocator is), and the params are separate.
+    let status = unsafe {
+        gradstep_checkpoint_load_f32(
+            bytes.as_ptr(),
+            len,
+            0,
+            &mut rule_out,
+            &mut sc_out,
+            bytes.as_mut_ptr().cast(),
+            3 * N,
+            bp,
+            N,
+        )
+    };
+    assert!(
+        status == GRADSTEP_OVERLAPPING_BUFFERS || status == GRADSTEP_MISALIGNED_POINTER,
+        "{status:?}"
+    );
+    assert!(buf.iter().all(|&x| x == 7.0), "a refused load wrote");
+    assert_eq!((rule_out.kind, sc_out.step), (GRADSTEP_RULE_SGD, 0));
+    // Disjoint buffers restore what was saved.
+    let (mut s2, mut p2) = (vec![0.0f32; 3 * N], vec![0.0f32; N]);
+    // SAFETY: valid, disjoint buffers.
+    let status = unsafe {
+        gradstep_checkpoint_load_f32(
+            bytes.as_ptr(),
+            len,
+            GRADSTEP_RULE_ADAM,
+            &mut rule_out,
+            &mut sc_out,
+            s2.as_mut_ptr(),
+            3 * N,
+            p2.as_mut_ptr(),
+            N,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OK);
+    assert_eq!((s2, p2, sc_out.step), (s, p, sc.step));
+}
+
+/// Finding 2: sizes the allocator cannot give are a status, not an abort of the host
+/// (the per-rule ABI aborted: "memory allocation of 8796093022208 bytes failed"). Not
+/// under Miri, which stops at an allocation this large instead of failing it.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn allocations_that_cannot_succeed_are_out_of_memory() {
+    let adam = rule(GRADSTEP_RULE_ADAM);
+    let mut opt: *mut gradstep_optimizer = ptr::null_mut();
+    // SAFETY: valid pointers.
+    assert_eq!(
+        unsafe { gradstep_optimizer_new(&adam, GRADSTEP_F32, &mut opt) },
+        GRADSTEP_OK
+    );
+    let (mut p, g) = ([0.0f32; 4], [0.0f32; 4]);
+    // 2^40 params: 8 TiB of Adam state. The optimizer keeps the pointers for later
+    // steps only; the state allocation is refused first.
+    // SAFETY: a live handle; the buffers would have to be valid for n for a later step.
+    let status =
+        unsafe { gradstep_optimizer_add_params_f32(opt, 0, p.as_mut_ptr(), g.as_ptr(), 1 << 40) };
+    assert_eq!(status, GRADSTEP_OUT_OF_MEMORY);
+    // More elements than an object can hold: refused before anything.
+    // SAFETY: as above.
+    let status = unsafe {
+        gradstep_optimizer_add_params_f32(opt, 0, p.as_mut_ptr(), g.as_ptr(), usize::MAX / 2)
+    };
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
+    // SAFETY: a live handle.
+    assert_eq!(unsafe { gradstep_optimizer_free(opt) }, GRADSTEP_OK);
+
+    // The per-tensor table of a clip over 2^40 tensors cannot be allocated: refused
+    // before the (here much shorter) arrays are read past their end.
+    let mut w = [3.0f32, 4.0];
+    let ptrs = [w.as_mut_ptr()];
+    let lens = [2usize];
+    let mut total = 0.0;
+    // SAFETY: the count is refused before the arrays are read beyond element 0.
+    let status = unsafe {
+        gradstep_clip_grad_norm_f32(
+            ptrs.as_ptr(),
+            lens.as_ptr(),
+            1 << 40,
+            1.0,
+            2.0,
+            0,
+            &mut total,
+        )
+    };
+    assert_eq!(status, GRADSTEP_OUT_OF_MEMORY);
+    let cptrs = [w.as_ptr()];
+    // SAFETY: as above; more pointers than an object can hold.
+    let status = unsafe {
+        gradstep_total_norm_f32(
+            cptrs.as_ptr(),
+            lens.as_ptr(),
+            usize::MAX / 4,
+            2.0,
+            &mut total,
+        )
+    };
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
+    assert_eq!(w, [3.0, 4.0]);
+}
+
+/// Lengths given with no buffer to go with them: a state length that overflows.
+#[test]
+fn state_lengths_that_overflow_are_too_large() {
+    let adam = rule(GRADSTEP_RULE_ADAM);
+    let mut len = 0;
+    // SAFETY: valid pointers.
+    let status = unsafe { gradstep_rule_state_len(&adam, usize::MAX / 2 + 1, &mut len) };
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
+    // SAFETY: valid pointers.
+    let status =
+        unsafe { gradstep_checkpoint_len(&adam, GRADSTEP_F64, usize::MAX / 2, 1, &mut len) };
+    assert_ne!(status, GRADSTEP_OK);
+    assert_eq!(len, 0);
+}
