@@ -145,6 +145,13 @@ type CrcTable = crc::Table<1>;
 
 static CRC32: crc::Crc<u32, CrcTable> = crc::Crc::<u32, CrcTable>::new(&crc::CRC_32_ISO_HDLC);
 
+/// The CRC-32 checkpoints carry (ISO-HDLC: zlib's, PNG's), of `bytes`: for containers
+/// that hold checkpoints (the owning optimizer's, firmware records) and for tests that
+/// forge checkpoints.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    CRC32.checksum(bytes)
+}
+
 /// Why a checkpoint could not be written or read. Wrapped in [`Error::Checkpoint`].
 ///
 /// [`Error::Checkpoint`]: crate::Error::Checkpoint

@@ -411,6 +411,7 @@ mod tests {
     /// few differ, by one ulp. `libm::pow` (what gradstep used before) differs in 3%.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg_attr(miri, ignore = "Miri's pow is the host's with added error, not glibc's")]
     fn agrees_with_the_c_library_pow() {
         let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
         let unit = |rng: &mut TestRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -447,6 +448,7 @@ mod tests {
     /// Powers around the smallest normal, where the result loses precision bit by bit.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg_attr(miri, ignore = "Miri's pow is the host's with added error, not glibc's")]
     fn near_the_subnormal_boundary() {
         for &x in &[0.5, 0.75, 0.9, 0.999, 0.123_456_789, 1e-300] {
             // The n whose power crosses 2^-1022, and its neighbours down to zero.
@@ -458,6 +460,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "120 000 powers: hours under Miri, and no unsafe code")]
     fn the_cache_gives_the_uncached_powers() {
         for &beta in &[0.9, 0.999, 0.99, 0.5, 0.123, 0.999_999] {
             let mut cache = Powers::default();

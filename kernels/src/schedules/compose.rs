@@ -74,6 +74,18 @@ impl<S: Scheduler + Clone, const N: usize> SequentialLr<S, N> {
         &self.milestones
     }
 
+    /// The members, to restore their saved state directly (a checkpoint loader), instead
+    /// of replaying every epoch. Their positions must be ones stepping reaches.
+    pub fn schedulers_mut(&mut self) -> &mut [S; N] {
+        &mut self.schedulers
+    }
+
+    /// Sets the composite's own epoch counter (torch's `SequentialLR.last_epoch`), for
+    /// restoring a saved state together with [`SequentialLr::schedulers_mut`].
+    pub fn set_last_epoch(&mut self, epoch: i64) {
+        self.last_epoch = epoch;
+    }
+
     /// Which member runs at `epoch` (Python's `bisect_right(milestones, epoch)`).
     fn member(&self, epoch: i64) -> usize {
         self.milestones
@@ -165,6 +177,11 @@ impl<S: Scheduler + Clone, const N: usize> ChainedScheduler<S, N> {
     /// The members.
     pub fn schedulers(&self) -> &[S; N] {
         &self.schedulers
+    }
+
+    /// The members, to restore their saved state directly (a checkpoint loader).
+    pub fn schedulers_mut(&mut self) -> &mut [S; N] {
+        &mut self.schedulers
     }
 
     fn each(
