@@ -223,16 +223,9 @@ const ALLOWED: &[(&str, Names, &str)] = &[
     ),
     (
         "kernels/src/checkpoint.rs",
-        Names::Every,
-        "imports every rule type for the codec's for_each_rule! callback, which names \
-         `$rule` unqualified (with `crate::$rule` in the callback this entry could go)",
-    ),
-    (
-        "optim/src/state.rs",
         Names::Only(&["nadam", "asgd"]),
-        "checks that loaded scalar state is finite by matching AnyScalars' kinds (NAdam's \
-         mu_product, ASGD's eta and mu); as a kernel method (AnyScalars::is_finite) this \
-         entry could go",
+        "the checkpoint codecs of the two scalar-state kinds beyond the step counter \
+         (NAdamScalars, AsgdScalars)",
     ),
     (
         "firmware/src/bin/bench.rs",

@@ -115,10 +115,7 @@ use core::fmt;
 use crate::error::{Buffer, Error};
 use crate::real::Real;
 use crate::rules::{MAX_STATE_SLOTS, ScalarKind};
-use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
-    Rprop, Rule, Sgd, StepCount,
-};
+use crate::{AsgdScalars, NAdamScalars, Rule, StepCount};
 
 pub use crate::rules::{AnyRule, AnyScalars, RuleId};
 
@@ -536,8 +533,22 @@ fn next_bit(bits: u64, k: &mut u32) -> bool {
     b
 }
 
-/// Scalar state that no sequence of steps produces (NaN, out of its range) is refused:
-/// restored, it would make every later step silently wrong.
+impl AnyScalars {
+    /// Whether steps can produce this scalar state: NAdam's μ-product in [0, 1] (a
+    /// product of momentum coefficients in [0, 1), from 1); ASGD's η finite and ≥ 0
+    /// (γ / (1 + κγt)^α with γ, κ, α ≥ 0) and μ in (0, 1] (1 / max(1, t − t₀)). The
+    /// decoder refuses any other (`InvalidField { field: "scalar state" }`): restored, it
+    /// would make every later step silently wrong.
+    pub fn is_reachable(&self) -> bool {
+        match self {
+            AnyScalars::Step(_) => true,
+            AnyScalars::NAdam(s) => (0.0..=1.0).contains(&s.mu_product),
+            AnyScalars::Asgd(s) => s.eta.is_finite() && s.eta >= 0.0 && s.mu > 0.0 && s.mu <= 1.0,
+        }
+    }
+}
+
+/// [`AnyScalars::is_reachable`] as the decoder's refusal.
 fn scalar_in_range(ok: bool) -> Result<(), CheckpointError> {
     if ok {
         Ok(())
@@ -569,8 +580,7 @@ impl ScalarCodec for NAdamScalars {
             step: r.u64()?,
             mu_product: r.f64()?,
         };
-        // A product of momentum coefficients in [0, 1), starting from 1.
-        scalar_in_range((0.0..=1.0).contains(&s.mu_product))?;
+        scalar_in_range(AnyScalars::NAdam(s).is_reachable())?;
         Ok(s)
     }
 }
@@ -588,8 +598,7 @@ impl ScalarCodec for AsgdScalars {
             eta: r.f64()?,
             mu: r.f64()?,
         };
-        // η = γ / (1 + κγt)^α with γ, κ, α ≥ 0; μ = 1 / max(1, t − t₀).
-        scalar_in_range(s.eta.is_finite() && s.eta >= 0.0 && s.mu > 0.0 && s.mu <= 1.0)?;
+        scalar_in_range(AnyScalars::Asgd(s).is_reachable())?;
         Ok(s)
     }
 }
@@ -607,20 +616,20 @@ macro_rules! codec {
         /// The rule section's length `R`.
         const fn section_len(rule: RuleId) -> usize {
             match rule {
-                $(RuleId::$rule => <$rule as RuleCodec>::SECTION_LEN,)*
+                $(RuleId::$rule => <crate::$rule as RuleCodec>::SECTION_LEN,)*
             }
         }
 
         $(
-            impl Checkpointable for $rule {
+            impl Checkpointable for crate::$rule {
                 const ID: RuleId = RuleId::$rule;
             }
 
-            impl RuleCodec for $rule {
+            impl RuleCodec for crate::$rule {
                 const SECTION_LEN: usize =
-                    8 * ([$(stringify!($f)),*].len() + 1) + <$scalars as ScalarCodec>::LEN;
+                    8 * ([$(stringify!($f)),*].len() + 1) + <crate::$scalars as ScalarCodec>::LEN;
 
-                fn write_section(&self, scalars: &$scalars, w: &mut Writer<'_>) {
+                fn write_section(&self, scalars: &crate::$scalars, w: &mut Writer<'_>) {
                     $(w.f64(self.$f);)*
                     let options = [$(self.$b),*];
                     let bits = options
@@ -633,7 +642,7 @@ macro_rules! codec {
 
                 fn read_section(
                     r: &mut Reader<'_>,
-                ) -> Result<(Self, $scalars), CheckpointError> {
+                ) -> Result<(Self, crate::$scalars), CheckpointError> {
                     $(let $f = r.f64()?;)*
                     let bits = r.u64()?;
                     let mut k = 0u32;
@@ -641,8 +650,8 @@ macro_rules! codec {
                     if bits.checked_shr(k).unwrap_or(0) != 0 {
                         return Err(CheckpointError::InvalidField { field: "options" });
                     }
-                    let scalars = <$scalars as ScalarCodec>::read(r)?;
-                    Ok(($rule { $($f,)* $($b,)* }, scalars))
+                    let scalars = <crate::$scalars as ScalarCodec>::read(r)?;
+                    Ok((crate::$rule { $($f,)* $($b,)* }, scalars))
                 }
             }
         )*
@@ -655,7 +664,7 @@ macro_rules! codec {
         ) -> Result<(AnyRule, AnyScalars), Error> {
             match c.header.rule {
                 $(RuleId::$rule => {
-                    let (r, s) = restore::<$rule, T>(c, state, params)?;
+                    let (r, s) = restore::<crate::$rule, T>(c, state, params)?;
                     Ok((AnyRule::$rule(r), s.into()))
                 })*
             }
@@ -665,7 +674,7 @@ macro_rules! codec {
         fn inspect_verified(c: &Verified<'_>) -> Result<(AnyRule, AnyScalars), Error> {
             match c.header.rule {
                 $(RuleId::$rule => {
-                    let (r, s) = checked_section::<$rule>(c)?;
+                    let (r, s) = checked_section::<crate::$rule>(c)?;
                     Ok((AnyRule::$rule(r), s.into()))
                 })*
             }
@@ -681,7 +690,7 @@ macro_rules! codec {
         ) -> Result<usize, Error> {
             match rule {
                 $(AnyRule::$rule(r) => {
-                    let s = <$scalars as ScalarKind>::from_any(*scalars)
+                    let s = <crate::$scalars as ScalarKind>::from_any(*scalars)
                         .ok_or(CheckpointError::WrongScalars { rule: RuleId::$rule })?;
                     encode(r, &s, state, params, out)
                 })*
@@ -1105,6 +1114,7 @@ pub fn decode_any<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Adam, Asgd, NAdam};
 
     #[test]
     fn section_lengths_match_the_documented_table() {

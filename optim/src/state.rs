@@ -74,14 +74,9 @@ pub struct Slot<'a, T> {
     pub values: &'a [T],
 }
 
-/// Finite scalar state: what the rules' own steps produce.
+/// Scalar state the rules' own steps can produce ([`AnyScalars::is_reachable`]).
 fn check_scalars(s: &AnyScalars) -> Result<(), Error> {
-    let finite = match s {
-        AnyScalars::Step(_) => true,
-        AnyScalars::NAdam(s) => s.mu_product.is_finite(),
-        AnyScalars::Asgd(s) => s.eta.is_finite() && s.mu.is_finite(),
-    };
-    if finite {
+    if s.is_reachable() {
         Ok(())
     } else {
         Err(Error::Invalid {
