@@ -45,17 +45,26 @@ mod tests {
     }
 
     #[test]
-    fn every_status_has_its_own_text() {
+    fn every_status_has_its_own_text_and_number() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=21u32 {
+        for (k, &status) in status::gradstep_status::ALL.iter().enumerate() {
+            let code = status as u32;
+            // Numbers are dense and never reused: the table is in number order.
+            assert_eq!(code as usize, k, "{status:?}");
+            assert_eq!(status::gradstep_status::from_u32(code), Some(status));
             // SAFETY: gradstep_status_str returns a static NUL-terminated string.
             let s = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(code)) };
+            assert_eq!(s, status.message());
             let s = s.to_str().unwrap();
             assert_ne!(s, "unknown status", "code {code}");
             assert!(seen.insert(s.to_owned()), "code {code} repeats {s}");
         }
-        // SAFETY: as above.
-        let unknown = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(9999)) };
-        assert_eq!(unknown.to_str(), Ok("unknown status"));
+        let after = status::gradstep_status::ALL.len() as u32;
+        assert_eq!(status::gradstep_status::from_u32(after), None);
+        for code in [after, 9999, u32::MAX] {
+            // SAFETY: as above.
+            let unknown = unsafe { core::ffi::CStr::from_ptr(status::gradstep_status_str(code)) };
+            assert_eq!(unknown.to_str(), Ok("unknown status"));
+        }
     }
 }

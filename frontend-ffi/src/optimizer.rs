@@ -668,12 +668,16 @@ pub unsafe extern "C" fn gradstep_optimizer_checkpoint_len(
         let o = unsafe { registry::get(opt, Kind::Optimizer)? };
         check(out_len.cast_const())?;
         let element = element_of(o);
+        let add = |len: usize, more: usize| len.checked_add(more).ok_or(GRADSTEP_LENGTH_TOO_LARGE);
         let mut len = 16 + 4;
         for g in &o.groups {
-            len += GROUP_FIXED + rule_len(&g.rule, element)?;
+            len = add(len, add(GROUP_FIXED, rule_len(&g.rule, element)?)?)?;
         }
         for t in &o.tensors {
-            len += 16 + tensor_len(&o.groups[t.group].rule, element, t.n)?;
+            len = add(
+                len,
+                add(16, tensor_len(&o.groups[t.group].rule, element, t.n)?)?,
+            )?;
         }
         // SAFETY: checked; writable.
         unsafe { out_len.write(len) };
