@@ -45,6 +45,21 @@ pub(crate) unsafe fn get<'a, T>(ptr: *mut T, kind: Kind) -> Result<&'a mut T, gr
     Ok(unsafe { &mut *ptr })
 }
 
+/// Runs `f` on the live handle `ptr` of `kind`: the one way to reach a handle's value.
+///
+/// NULL is `GRADSTEP_NULL_POINTER`; a pointer that is not a live handle of `kind`
+/// (freed, foreign, or of the other kind) is `GRADSTEP_INVALID_HANDLE`, and `f` does
+/// not run. Otherwise `f`'s result is returned.
+pub(crate) fn with<T, R>(
+    ptr: *mut T,
+    kind: Kind,
+    f: impl FnOnce(&mut T) -> Result<R, gradstep_status>,
+) -> Result<R, gradstep_status> {
+    // SAFETY: `get` checks that `ptr` is live and of `kind`; the borrow ends with `f`.
+    let obj = unsafe { get(ptr, kind)? };
+    f(obj)
+}
+
 /// Frees a live handle; NULL is a no-op, anything else not live is an error.
 pub(crate) fn free<T>(ptr: *mut T, kind: Kind) -> Result<(), gradstep_status> {
     if ptr.is_null() {

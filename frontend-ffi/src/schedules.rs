@@ -972,11 +972,7 @@ pub unsafe extern "C" fn gradstep_schedule_new_chained(
 /// detected); one thread at a time.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_schedule_step(s: *mut gradstep_schedule) -> gradstep_status {
-    guard(|| {
-        // SAFETY: looked up in the registry.
-        let h = unsafe { registry::get(s, Kind::Schedule)? };
-        h.running.step(&mut h.group, None)
-    })
+    guard(|| registry::with(s, Kind::Schedule, |h| h.running.step(&mut h.group, None)))
 }
 
 /// Jumps a CosineAnnealingWarmRestarts schedule to a (fractional) epoch: torch's
@@ -990,14 +986,12 @@ pub unsafe extern "C" fn gradstep_schedule_step_to(
     epoch: f64,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: looked up in the registry.
-        let h = unsafe { registry::get(s, Kind::Schedule)? };
-        match &mut h.running {
+        registry::with(s, Kind::Schedule, |h| match &mut h.running {
             Running::One(Member::Any(AnyScheduler::CosineAnnealingWarmRestarts(w))) => {
                 Ok(w.step_to(&mut h.group, epoch)?)
             }
             _ => Err(GRADSTEP_UNKNOWN_KIND),
-        }
+        })
     })
 }
 
@@ -1011,9 +1005,9 @@ pub unsafe extern "C" fn gradstep_schedule_step_metric(
     metric: f64,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: looked up in the registry.
-        let h = unsafe { registry::get(s, Kind::Schedule)? };
-        h.running.step(&mut h.group, Some(metric))
+        registry::with(s, Kind::Schedule, |h| {
+            h.running.step(&mut h.group, Some(metric))
+        })
     })
 }
 
@@ -1031,8 +1025,8 @@ pub unsafe extern "C" fn gradstep_schedule_lr(
     has_momentum: *mut u8,
 ) -> gradstep_status {
     guard(|| {
-        // SAFETY: looked up in the registry; the outputs are checked before writing.
-        let h = unsafe { registry::get(s, Kind::Schedule)? };
+        let (value, mom) =
+            registry::with(s, Kind::Schedule, |h| Ok((h.group.lr, h.group.momentum)))?;
         check(lr.cast_const())?;
         for p in [momentum.cast_const()] {
             if !p.is_null() {
@@ -1044,12 +1038,12 @@ pub unsafe extern "C" fn gradstep_schedule_lr(
         }
         // SAFETY: checked non-NULL (where written) and aligned.
         unsafe {
-            lr.write(h.group.lr);
+            lr.write(value);
             if !momentum.is_null() {
-                momentum.write(h.group.momentum.unwrap_or(0.0));
+                momentum.write(mom.unwrap_or(0.0));
             }
             if !has_momentum.is_null() {
-                has_momentum.write(u8::from(h.group.momentum.is_some()));
+                has_momentum.write(u8::from(mom.is_some()));
             }
         }
         Ok(())
