@@ -841,7 +841,11 @@ gradstep_status gradstep_optimizer_add_group(struct gradstep_optimizer *opt,
                                              size_t *group_out);
 
 // Registers a tensor of `n` floats in `group`: `params` (updated by each step) and
-// `grads` (read by each step). The optimizer allocates its state.
+// `grads` (read by each step). The optimizer allocates its state. Refused: a handle of
+// doubles (`GRADSTEP_WRONG_ELEMENT_TYPE`), an unknown group
+// (`GRADSTEP_LENGTH_MISMATCH`), state that cannot be allocated
+// (`GRADSTEP_OUT_OF_MEMORY`), buffers overlapping each other or any registered buffer
+// (`GRADSTEP_OVERLAPPING_BUFFERS`).
 //
 // # Safety
 // `opt` a live handle or NULL; `params`/`grads` NULL or valid for `n` elements until
@@ -863,14 +867,15 @@ gradstep_status gradstep_optimizer_add_params_f64(struct gradstep_optimizer *opt
                                                   size_t n);
 
 // Steps every registered tensor with its group's hyperparameters (and scheduled
-// learning rate and momentum). Every group is validated first: on a refusal no
-// tensor has been stepped.
+// learning rate and momentum), on as many threads as the system reports (the result
+// does not depend on it, bit for bit). Every group and tensor is checked first: on a
+// refusal no tensor has been stepped.
 //
 // # Safety
 // `opt` a live handle or NULL; the registered buffers still valid.
 gradstep_status gradstep_optimizer_step(struct gradstep_optimizer *opt);
 
-// Sets a group's learning rate (finite, ≥ 0).
+// Sets a group's learning rate (a value the rule accepts: finite, ≥ 0).
 //
 // # Safety
 // `opt` a live handle or NULL.
@@ -882,8 +887,14 @@ gradstep_status gradstep_optimizer_set_lr(struct gradstep_optimizer *opt, size_t
 // `opt` a live handle or NULL; `lr` NULL or valid for a write.
 gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t group, double *lr);
 
-// Attaches a schedule to a group (replacing any), starting it from the group's
-// current learning rate as torch's constructor does.
+// Attaches a schedule to a group (replacing any), started as torch's constructor
+// does: it records the group's `initial_lr` (once: the learning rate when the first
+// schedule is attached) and writes epoch 0's learning rate. Refused, with the group
+// unchanged: an invalid configuration, a cycling schedule on a rule without momentum,
+// and LambdaLR/MultiplicativeLR configs (`GRADSTEP_UNKNOWN_KIND`: the handle's
+// schedules are restored from a checkpoint by position, which a C callback's schedule
+// cannot be; drive such a rate with a `gradstep_schedule` handle and
+// [`gradstep_optimizer_set_lr`]).
 //
 // # Safety
 // `opt` a live handle or NULL; `config` NULL or valid for a read.
@@ -891,16 +902,17 @@ gradstep_status gradstep_optimizer_attach_schedule(struct gradstep_optimizer *op
                                                    size_t group,
                                                    const struct gradstep_schedule_config *config);
 
-// Steps every group's schedule one epoch (call after [`gradstep_optimizer_step`], as
-// in torch). Groups with a ReduceLROnPlateau schedule need
-// [`gradstep_optimizer_schedule_step_metric`].
+// Steps every group's epoch-driven schedule (call after [`gradstep_optimizer_step`],
+// as in torch); groups without one, or with ReduceLROnPlateau (stepped by
+// [`gradstep_optimizer_schedule_step_metric`]), are left as they are. All or nothing:
+// if any group's schedule refuses, no group changes.
 //
 // # Safety
 // `opt` a live handle or NULL.
 gradstep_status gradstep_optimizer_schedule_step(struct gradstep_optimizer *opt);
 
-// Steps every group's schedule with the epoch's metric (all of them must be
-// ReduceLROnPlateau).
+// Steps every group's ReduceLROnPlateau with the epoch's metric; other groups are
+// left as they are. All or nothing.
 //
 // # Safety
 // `opt` a live handle or NULL.
@@ -914,14 +926,21 @@ gradstep_status gradstep_optimizer_schedule_step_metric(struct gradstep_optimize
 // No other thread may use `opt` meanwhile.
 gradstep_status gradstep_optimizer_free(struct gradstep_optimizer *opt);
 
-// The length of a checkpoint of the whole optimizer (its current shape).
+// The length of a checkpoint of the whole optimizer (its current shape), params
+// included.
 //
 // # Safety
 // `opt` a live handle or NULL; `out_len` NULL or valid for a write.
 gradstep_status gradstep_optimizer_checkpoint_len(struct gradstep_optimizer *opt, size_t *out_len);
 
-// Saves the optimizer's complete state: every group's hyperparameters, learning rate,
-// momentum and schedule position, and every tensor's state, scalar state and params.
+// Saves the optimizer's complete state, params included, as an owning-optimizer
+// checkpoint (the `GSOP` container, format version 2: every group's hyperparameters
+// with its current learning rate and momentum, `initial_lr` and schedule position;
+// every tensor's scalar state, state slices and params, each a gradstep checkpoint;
+// CRC-32 checked). Version 1, written by gradstep's earlier handle, is no longer read
+// (`GRADSTEP_CHECKPOINT_VERSION`). `out` needs [`gradstep_optimizer_checkpoint_len`]
+// bytes (`GRADSTEP_BUFFER_TOO_SMALL` otherwise) and must not overlap a registered
+// params buffer.
 //
 // # Safety
 // `opt` a live handle or NULL; `out` NULL or valid for `capacity` bytes; `written`
@@ -933,9 +952,14 @@ gradstep_status gradstep_optimizer_checkpoint_save(struct gradstep_optimizer *op
 
 // Restores a checkpoint written by [`gradstep_optimizer_checkpoint_save`] into an
 // optimizer of the same shape: the same rule and element type, the same number of
-// groups, and tensors of the same lengths registered in the same groups and order.
-// Groups whose schedule was saved must have the same schedule attached again first;
-// it is brought back to the saved epoch. On any refusal nothing changes.
+// groups, tensors of the same lengths registered in the same groups and order, and
+// the same kinds of schedules attached again (torch: construct the optimizer and
+// schedulers, then load their state). Schedules are restored to the saved position
+// directly, never replayed, so a load takes time proportional to its bytes whatever
+// epoch they name. Every field is checked as the constructors check it (a
+// hyperparameter the rule refuses, a non-finite `initial_lr`, a schedule position no
+// run reaches: `GRADSTEP_BAD_CHECKPOINT`) before anything changes: on any refusal the
+// handle and the params are as they were.
 //
 // # Safety
 // `opt` a live handle or NULL; `bytes` NULL or valid for `len` bytes.

@@ -131,11 +131,6 @@ impl<T> Raw<T> {
         Ok(Raw { ptr, len })
     }
 
-    /// Its pointer.
-    pub(crate) fn ptr(self) -> *mut T {
-        self.ptr
-    }
-
     /// The bytes it covers.
     pub(crate) fn span(self) -> Span {
         Span::of(self.ptr, self.len)
@@ -182,13 +177,6 @@ impl<T> Raw<T> {
 pub(crate) fn vec_with_capacity<T>(n: usize) -> Result<Vec<T>, gradstep_status> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| GRADSTEP_OUT_OF_MEMORY)?;
-    Ok(v)
-}
-
-/// `n` copies of `value`, allocated fallibly.
-pub(crate) fn vec_filled<T: Clone>(value: T, n: usize) -> Result<Vec<T>, gradstep_status> {
-    let mut v = vec_with_capacity(n)?;
-    v.resize(n, value);
     Ok(v)
 }
 

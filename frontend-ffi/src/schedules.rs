@@ -747,52 +747,7 @@ pub(crate) enum Running {
     Chained4(ChainedScheduler<Member, 4>),
 }
 
-/// Where a running schedule is: enough to bring a fresh copy to the same state.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Position {
-    /// torch's `last_epoch`.
-    Epoch(i64),
-    /// ReduceLROnPlateau's whole state.
-    Plateau(ReduceLrOnPlateau),
-}
-
-/// The most epochs a checkpoint may ask to replay (a larger count is refused rather
-/// than looped over).
-const MAX_REPLAY: i64 = 1 << 32;
-
 impl Running {
-    /// Where the schedule is.
-    pub(crate) fn position(&mut self) -> Position {
-        match self {
-            Running::Plateau(p) => Position::Plateau(*p),
-            r => Position::Epoch(r.scheduler().map_or(-1, |s| s.last_epoch())),
-        }
-    }
-
-    /// A copy of `origin` (as attached, not started) started from `lr` and stepped to
-    /// `position`: the same state the saved schedule had (schedules are deterministic).
-    pub(crate) fn replay(
-        origin: &Running,
-        lr: f64,
-        position: Position,
-    ) -> Result<Running, gradstep_status> {
-        let mut r = origin.clone();
-        let mut group = Group::new(lr);
-        r.start(&mut group)?;
-        match (position, &mut r) {
-            (Position::Plateau(saved), Running::Plateau(p)) => *p = saved,
-            (Position::Epoch(e), r)
-                if !matches!(r, Running::Plateau(_)) && (0..MAX_REPLAY).contains(&e) =>
-            {
-                for _ in 0..e {
-                    r.step(&mut group, None)?;
-                }
-            }
-            _ => return Err(crate::status::GRADSTEP_BAD_CHECKPOINT),
-        }
-        Ok(r)
-    }
-
     fn scheduler(&mut self) -> Option<&mut dyn Scheduler> {
         Some(match self {
             Running::One(s) => s,

@@ -392,6 +392,14 @@ impl<T: Element> Optimizer<T> {
         Ok(TensorId(self.tensors.len() - 1))
     }
 
+    /// Unregisters the most recently registered tensor and frees its state, undoing
+    /// its [`Optimizer::add_tensor`] (e.g. when a frontend's own checks of the
+    /// tensor's buffers fail after the state was allocated). Returns its id, or `None`
+    /// if no tensor is registered.
+    pub fn pop_tensor(&mut self) -> Option<TensorId> {
+        self.tensors.pop().map(|_| TensorId(self.tensors.len()))
+    }
+
     /// Number of param groups.
     pub fn groups(&self) -> usize {
         self.groups.len()
