@@ -1,8 +1,8 @@
 //! Adadelta (`torch.optim.Adadelta`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -110,24 +110,8 @@ impl Rule for Adadelta {
         &["square_avg", "acc_delta"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        run_fresh(
-            &self.coeffs::<T>(),
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
+        drive.run::<2, _>(&self.coeffs::<T>(), Some([T::ZERO; 2]))
     }
 
     fn step_reference<T: Real>(
@@ -137,9 +121,7 @@ impl Rule for Adadelta {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let (rho, one_minus_rho, eps) = (
             T::from_f64(self.rho),
             T::from_f64(1.0 - self.rho),

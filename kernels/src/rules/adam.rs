@@ -1,8 +1,8 @@
 //! Adam, AdamW and AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::{Kernel, Plain};
+use super::{Rule, StepCount, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::power::Powers;
@@ -271,35 +271,17 @@ impl Rule for Adam {
         }
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, fresh) = (self.coeffs::<T>(t, &mut scalars.powers), scalars.step == 0);
-        let (init2, init3) = (fresh.then_some([T::ZERO; 2]), fresh.then_some([T::ZERO; 3]));
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
+        let (zero2, zero3) = (Some([T::ZERO; 2]), Some([T::ZERO; 3]));
         match (self.amsgrad, c.plain_variant()) {
-            (false, Some(0)) => {
-                run_fresh::<T, 2, _>(&Plain::<_, 0>(c), init2, params, grads, state)?
-            }
-            (false, Some(_)) => {
-                run_fresh::<T, 2, _>(&Plain::<_, 1>(c), init2, params, grads, state)?
-            }
-            (false, None) => run_fresh::<T, 2, _>(&c, init2, params, grads, state)?,
-            (true, Some(0)) => {
-                run_fresh::<T, 3, _>(&Plain::<_, 0>(c), init3, params, grads, state)?
-            }
-            (true, Some(_)) => {
-                run_fresh::<T, 3, _>(&Plain::<_, 1>(c), init3, params, grads, state)?
-            }
-            (true, None) => run_fresh::<T, 3, _>(&c, init3, params, grads, state)?,
+            (false, Some(0)) => drive.run::<2, _>(&Plain::<_, 0>(c), zero2),
+            (false, Some(_)) => drive.run::<2, _>(&Plain::<_, 1>(c), zero2),
+            (false, None) => drive.run::<2, _>(&c, zero2),
+            (true, Some(0)) => drive.run::<3, _>(&Plain::<_, 0>(c), zero3),
+            (true, Some(_)) => drive.run::<3, _>(&Plain::<_, 1>(c), zero3),
+            (true, None) => drive.run::<3, _>(&c, zero3),
         }
-        scalars.step = t;
-        Ok(())
     }
 
     fn step_reference<T: Real>(
@@ -309,9 +291,7 @@ impl Rule for Adam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, self.state_slots())?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let fresh = scalars.step == 0;
         let c = self.coeffs::<T>(t, &mut Powers::default());
         for i in 0..params.len() {
@@ -348,14 +328,8 @@ impl Rule for AdamW {
     fn slot_names(&self) -> &'static [&'static str] {
         self.as_adam().slot_names()
     }
-    fn step<T: Real>(
-        &self,
-        s: &mut StepCount,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.as_adam().step(s, p, g, st)
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        self.as_adam().run(scalars, t, drive)
     }
     fn step_reference<T: Real>(
         &self,

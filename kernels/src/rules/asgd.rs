@@ -1,8 +1,8 @@
 //! ASGD, averaged stochastic gradient descent (`torch.optim.ASGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, check_buffers, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, begin_step, powf};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -157,25 +157,10 @@ impl Rule for Asgd {
         &["ax"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut AsgdScalars,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut AsgdScalars, t: u64, drive: D) -> D::Out {
         let (eta, mu) = self.current::<T>(scalars);
-        run_fresh(
-            &self.coeffs::<T>(eta, mu),
-            (scalars.step == 0).then_some([T::ZERO]),
-            params,
-            grads,
-            state,
-        )?;
         *scalars = self.next::<T>(t);
-        Ok(())
+        drive.run::<1, _>(&self.coeffs::<T>(eta, mu), Some([T::ZERO]))
     }
 
     fn step_reference<T: Real>(
@@ -185,9 +170,7 @@ impl Rule for Asgd {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 1)?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let (eta, mu) = self.current::<T>(scalars);
         let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {

@@ -1,8 +1,8 @@
 //! NAdam, Adam with Nesterov momentum and a momentum schedule (`torch.optim.NAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -141,15 +141,40 @@ impl NAdam {
     }
 }
 
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// No `maximize`, no weight decay, and the `a + w·(b − a)` form of lerp (β₁ > 0.5):
+    /// the options [`Plain`] makes constants.
+    fn is_plain(&self) -> bool {
+        self.prelude.is_identity() && self.lerp.is_small()
+    }
+
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
-        let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply::<V, false>(*m, g);
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(
+        &self,
+        p: &mut V,
+        g: V,
+        [m, v]: &mut [V; 2],
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
+        *m = self.lerp.apply::<V, PLAIN>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
         let denom = (*v / V::splat(self.bias_correction2)).sqrt_abs() + V::splat(self.eps);
         *p = *p + V::splat(self.grad_coeff) * g / denom;
         *p = *p + V::splat(self.avg_coeff) * *m / denom;
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, false>(p, g, s);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.0.update::<V, true>(p, g, s);
     }
 }
 
@@ -170,28 +195,15 @@ impl Rule for NAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut NAdamScalars,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
-        run_fresh(
-            &c,
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        *scalars = NAdamScalars {
-            step: t,
-            mu_product,
-        };
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut NAdamScalars, t: u64, drive: D) -> D::Out {
+        let previous = if t == 1 { 1.0 } else { scalars.mu_product };
+        let (c, mu_product) = self.coeffs::<T>(t, previous);
+        scalars.mu_product = mu_product;
+        if c.is_plain() {
+            drive.run::<2, _>(&Plain(c), Some([T::ZERO; 2]))
+        } else {
+            drive.run::<2, _>(&c, Some([T::ZERO; 2]))
+        }
     }
 
     fn step_reference<T: Real>(
@@ -201,9 +213,7 @@ impl Rule for NAdam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
         let w = 1.0 - self.beta1;
         for i in 0..params.len() {

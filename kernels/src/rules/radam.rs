@@ -1,8 +1,8 @@
 //! RAdam, Adam with a rectified adaptive learning rate (`torch.optim.RAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::power::Powers;
@@ -154,24 +154,9 @@ impl Rule for RAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        run_fresh(
-            &self.coeffs::<T>(t, &mut scalars.powers),
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
+        drive.run::<2, _>(&c, Some([T::ZERO; 2]))
     }
 
     fn step_reference<T: Real>(
@@ -181,9 +166,7 @@ impl Rule for RAdam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let c = self.coeffs::<T>(t, &mut Powers::default());
         let w = 1.0 - self.beta1;
         for i in 0..params.len() {

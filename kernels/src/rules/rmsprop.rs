@@ -1,8 +1,8 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step, lerp};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -171,23 +171,13 @@ impl Rule for RmsProp {
         }
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, fresh) = (self.coeffs::<T>(), scalars.step == 0);
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>();
         match self.state_slots() {
-            1 => run_fresh::<T, 1, _>(&c, fresh.then_some([T::ZERO; 1]), params, grads, state)?,
-            2 => run_fresh::<T, 2, _>(&c, fresh.then_some([T::ZERO; 2]), params, grads, state)?,
-            _ => run_fresh::<T, 3, _>(&c, fresh.then_some([T::ZERO; 3]), params, grads, state)?,
+            1 => drive.run::<1, _>(&c, Some([T::ZERO; 1])),
+            2 => drive.run::<2, _>(&c, Some([T::ZERO; 2])),
+            _ => drive.run::<3, _>(&c, Some([T::ZERO; 3])),
         }
-        scalars.step = t;
-        Ok(())
     }
 
     fn step_reference<T: Real>(
@@ -197,9 +187,7 @@ impl Rule for RmsProp {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, self.state_slots())?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let names = self.slot_names();
         let slot = |name: &str| names.iter().position(|n| *n == name);
         let (buf, grad_avg) = (slot("momentum_buffer"), slot("grad_avg"));
