@@ -122,23 +122,26 @@ impl Rule for Adadelta {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let (rho, one_minus_rho, eps) = (
-            T::from_f64(self.rho),
-            T::from_f64(1.0 - self.rho),
-            T::from_f64(self.eps),
-        );
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let (rho, eps) = (T::from_f64(self.rho), T::from_f64(self.eps));
+        let one_minus_rho = T::from_f64(1.0 - self.rho);
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let v = state[0][i] * rho + one_minus_rho * g * g;
-            let delta = Lanes::sqrt_abs(state[1][i] + eps) / Lanes::sqrt_abs(v + eps) * g;
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let (v, u) = (state[0][i], state[1][i]);
+            let v = v * rho + one_minus_rho * g * g;
+            let delta = Lanes::sqrt_abs(u + eps) / Lanes::sqrt_abs(v + eps) * g;
             state[0][i] = v;
-            state[1][i] = state[1][i] * rho + one_minus_rho * delta * delta;
-            params[i] = params[i] + T::from_f64(-self.lr) * delta;
+            state[1][i] = u * rho + one_minus_rho * delta * delta;
+            params[i] = p - T::from_f64(self.lr) * delta;
         }
         scalars.step = t;
         Ok(())

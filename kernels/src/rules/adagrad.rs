@@ -116,17 +116,21 @@ impl Rule for Adagrad {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let clr = self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let clr = T::from_f64(self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::from_f64(self.initial_accumulator_value);
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
             let s = state[0][i] + g * g;
             state[0][i] = s;
-            params[i] =
-                params[i] + T::from_f64(-clr) * g / (Lanes::sqrt_abs(s) + T::from_f64(self.eps));
+            params[i] = p - clr * g / (Lanes::sqrt_abs(s) + T::from_f64(self.eps));
         }
         scalars.step = t;
         Ok(())

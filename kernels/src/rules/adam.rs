@@ -292,14 +292,26 @@ impl Rule for Adam {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let fresh = scalars.step == 0;
-        let c = self.coeffs::<T>(t, &mut Powers::default());
+        let (lr, lambda) = (self.lr, self.weight_decay);
+        let bias_correction1 = 1.0 - powf(self.beta1, t as f64);
+        let bias_correction2 = 1.0 - powf(self.beta2, t as f64);
+        let step_size = T::from_f64(lr / bias_correction1);
+        let bias_correction2_sqrt = T::from_f64(powf(bias_correction2, 0.5));
         for i in 0..params.len() {
-            if fresh {
+            if t == 1 {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if lambda != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * lambda);
+                } else {
+                    g = g + T::from_f64(lambda) * p;
+                }
+            }
             let m = lerp(state[0][i], g, 1.0 - self.beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
@@ -310,8 +322,8 @@ impl Rule for Adam {
                 second = if vmax > v { vmax } else { v };
                 state[2][i] = second;
             }
-            let denom = Lanes::sqrt_abs(second) / c.bc2_sqrt + T::from_f64(self.eps);
-            params[i] = p + c.neg_step_size * m / denom;
+            let denom = Lanes::sqrt_abs(second) / bias_correction2_sqrt + T::from_f64(self.eps);
+            params[i] = p - step_size * m / denom;
         }
         scalars.step = t;
         Ok(())

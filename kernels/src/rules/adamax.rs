@@ -150,23 +150,26 @@ impl Rule for Adamax {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let w = 1.0 - self.beta1;
-        let clr = self.lr / (1.0 - powf(self.beta1, t as f64));
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let clr = T::from_f64(self.lr / (1.0 - powf(self.beta1, t as f64)));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let m = lerp(state[0][i], g, 1.0 - self.beta1);
             let decayed = state[1][i] * T::from_f64(self.beta2);
             let fresh = Lanes::abs(g) + T::from_f64(self.eps);
             let u = if decayed > fresh { decayed } else { fresh };
             state[0][i] = m;
             state[1][i] = u;
-            params[i] = params[i] + T::from_f64(-clr) * m / u;
+            params[i] = p - clr * m / u;
         }
         scalars.step = t;
         Ok(())

@@ -171,23 +171,43 @@ impl Rule for Asgd {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let (eta, mu) = self.current::<T>(scalars);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let (lr, lambd) = (self.lr, self.lambd);
+        // η and μ are kept in the element type, as torch keeps them in tensors; a fresh
+        // state starts from η = γ, μ = 1.
+        let (eta, mu) = if t == 1 {
+            (T::from_f64(lr).to_f64(), 1.0)
+        } else {
+            (scalars.eta, scalars.mu)
+        };
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let p = params[i] * T::from_f64(1.0 - self.lambd * eta);
-            let p = p + T::from_f64(-eta) * g;
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            p = p * T::from_f64(1.0 - lambd * eta);
+            p = p - T::from_f64(eta) * g;
             params[i] = p;
-            state[0][i] = if mu != 1.0 {
-                state[0][i] + (p - state[0][i]) * T::from_f64(mu)
-            } else {
+            let ax = state[0][i];
+            state[0][i] = if mu == 1.0 {
                 p
+            } else {
+                ax + (p - ax) * T::from_f64(mu)
             };
         }
-        *scalars = self.next::<T>(t);
+        let step = t as f64;
+        let eta = lr / powf(1.0 + lambd * lr * step, self.alpha);
+        let mu = 1.0 / (step - self.t0).max(1.0);
+        *scalars = AsgdScalars {
+            step: t,
+            eta: T::from_f64(eta).to_f64(),
+            mu: T::from_f64(mu).to_f64(),
+        };
         Ok(())
     }
 }

@@ -130,15 +130,6 @@ impl NAdam {
         };
         (c, mu_product)
     }
-
-    /// The fresh-aware previous Π.
-    fn previous_mu_product(scalars: &NAdamScalars) -> f64 {
-        if scalars.step == 0 {
-            1.0
-        } else {
-            scalars.mu_product
-        }
-    }
 }
 
 impl<T: Real> Coeffs<T> {
@@ -214,23 +205,39 @@ impl Rule for NAdam {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
-        let w = 1.0 - self.beta1;
+        let (lr, beta1, psi) = (self.lr, self.beta1, self.momentum_decay);
+        let step = t as f64;
+        let mu = beta1 * (1.0 - 0.5 * powf(0.96, step * psi));
+        let mu_next = beta1 * (1.0 - 0.5 * powf(0.96, (step + 1.0) * psi));
+        // Π is kept in the element type, as torch keeps `mu_product` in a tensor.
+        let previous = if t == 1 { 1.0 } else { scalars.mu_product };
+        let mu_product = (T::from_f64(previous) * T::from_f64(mu)).to_f64();
+        let bias_correction2 = T::from_f64(1.0 - powf(self.beta2, step));
+        let grad_step = T::from_f64(lr * (1.0 - mu) / (1.0 - mu_product));
+        let avg_step = T::from_f64(lr * mu_next / (1.0 - mu_product * mu_next));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * self.weight_decay);
+                } else {
+                    g = g + T::from_f64(self.weight_decay) * p;
+                }
+            }
+            let m = lerp(state[0][i], g, 1.0 - beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
-            let denom = Lanes::sqrt_abs(v / c.bias_correction2) + T::from_f64(self.eps);
-            p = p + c.grad_coeff * g / denom;
-            params[i] = p + c.avg_coeff * m / denom;
+            let denom = Lanes::sqrt_abs(v / bias_correction2) + T::from_f64(self.eps);
+            p = p - grad_step * g / denom;
+            params[i] = p - avg_step * m / denom;
         }
         *scalars = NAdamScalars {
             step: t,

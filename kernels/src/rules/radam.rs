@@ -167,27 +167,48 @@ impl Rule for RAdam {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let c = self.coeffs::<T>(t, &mut Powers::default());
-        let w = 1.0 - self.beta1;
+        let (lr, beta2) = (self.lr, self.beta2);
+        let step = t as f64;
+        let bias_correction1 = T::from_f64(1.0 - powf(self.beta1, step));
+        let beta2_t = powf(beta2, step);
+        let bias_correction2 = 1.0 - beta2_t;
+        let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+        let rho_t = rho_inf - 2.0 * step * beta2_t / bias_correction2;
+        let rect = powf(
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t),
+            0.5,
+        );
+        let (rect, bias_correction2_sqrt) =
+            (T::from_f64(rect), T::from_f64(powf(bias_correction2, 0.5)));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
-            let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * self.weight_decay);
+                } else {
+                    g = g + T::from_f64(self.weight_decay) * p;
+                }
+            }
+            let m = lerp(state[0][i], g, 1.0 - self.beta1);
+            let v = state[1][i] * T::from_f64(beta2) + T::from_f64(1.0 - beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
-            let mut update = m / c.bias_correction1 * T::from_f64(self.lr);
-            if let Some((bc2_sqrt, rect)) = c.rectified {
-                update = update
-                    * (T::ONE / (Lanes::sqrt_abs(v) + T::from_f64(self.eps)) * bc2_sqrt)
-                    * rect;
-            }
-            params[i] = p - update;
+            let m_hat = m / bias_correction1;
+            params[i] = if rho_t > 5.0 {
+                // torch computes `l` as `(√v + ε).reciprocal() · √(1 − β₂ᵗ)`.
+                let l =
+                    T::ONE / (Lanes::sqrt_abs(v) + T::from_f64(self.eps)) * bias_correction2_sqrt;
+                p - m_hat * T::from_f64(lr) * l * rect
+            } else {
+                p - m_hat * T::from_f64(lr)
+            };
         }
         scalars.step = t;
         Ok(())

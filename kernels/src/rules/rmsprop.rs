@@ -188,22 +188,28 @@ impl Rule for RmsProp {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let names = self.slot_names();
-        let slot = |name: &str| names.iter().position(|n| *n == name);
-        let (buf, grad_avg) = (slot("momentum_buffer"), slot("grad_avg"));
-        let w = 1.0 - self.alpha;
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        // Slots in order: square_avg, then momentum_buffer if μ > 0, then grad_avg.
+        let buf = (self.momentum > 0.0).then_some(1);
+        let grad_avg = self
+            .centered
+            .then_some(1 + usize::from(self.momentum > 0.0));
+        let alpha = T::from_f64(self.alpha);
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let v = state[0][i] * T::from_f64(self.alpha) + T::from_f64(1.0 - self.alpha) * g * g;
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let v = state[0][i] * alpha + T::from_f64(1.0 - self.alpha) * g * g;
             state[0][i] = v;
             let root = match grad_avg {
                 Some(k) => {
-                    let ga = state[k][i];
-                    let ga = lerp(ga, g, w);
+                    let ga = lerp(state[k][i], g, 1.0 - self.alpha);
                     state[k][i] = ga;
                     let var = v - ga * ga;
                     Lanes::sqrt_abs(if var > T::ZERO { var } else { T::ZERO })
@@ -215,9 +221,9 @@ impl Rule for RmsProp {
                 Some(k) => {
                     let b = state[k][i] * T::from_f64(self.momentum) + g / avg;
                     state[k][i] = b;
-                    params[i] + T::from_f64(-self.lr) * b
+                    p - T::from_f64(self.lr) * b
                 }
-                None => params[i] + T::from_f64(-self.lr) * g / avg,
+                None => p - T::from_f64(self.lr) * g / avg,
             };
         }
         scalars.step = t;

@@ -163,8 +163,12 @@ impl Rule for Rprop {
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
         let (etaminus, etaplus) = (T::from_f64(self.etaminus), T::from_f64(self.etaplus));
+        let (min, max) = (
+            T::from_f64(self.step_size_min),
+            T::from_f64(self.step_size_max),
+        );
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::from_f64(self.lr);
             }
@@ -180,16 +184,8 @@ impl Rule for Rprop {
                 product
             };
             let mut step = state[1][i] * factor;
-            step = if step > T::from_f64(self.step_size_min) {
-                step
-            } else {
-                T::from_f64(self.step_size_min)
-            };
-            step = if step < T::from_f64(self.step_size_max) {
-                step
-            } else {
-                T::from_f64(self.step_size_max)
-            };
+            step = if step > min { step } else { min };
+            step = if step < max { step } else { max };
             state[1][i] = step;
             let g = if factor == etaminus { T::ZERO } else { g };
             let sign = if g > T::ZERO {

@@ -196,11 +196,16 @@ impl Rule for Sgd {
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
         let mu = T::from_f64(self.momentum);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
-            let mut g = prelude.apply(&mut params[i], grads[i]);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
             if self.momentum != 0.0 {
-                let b = if scalars.step == 0 {
+                let b = if t == 1 {
                     g
                 } else {
                     state[0][i] * mu + T::from_f64(1.0 - self.dampening) * g
@@ -208,7 +213,7 @@ impl Rule for Sgd {
                 state[0][i] = b;
                 g = if self.nesterov { g + mu * b } else { b };
             }
-            params[i] = params[i] + T::from_f64(-self.lr) * g;
+            params[i] = p - T::from_f64(self.lr) * g;
         }
         scalars.step = t;
         Ok(())
