@@ -13,7 +13,7 @@ use crate::real::Real;
 /// g ← −g                          if maximize
 /// g ← g + λθ                      if λ ≠ 0
 /// v ← αv + (1 − α)g²
-/// if centered:  ḡ ← ḡ + (1 − α)(g − ḡ);   a = √max(v − ḡ², 0) + ε
+/// if centered:  ḡ ← ḡ + (1 − α)(g − ḡ);   a = √(v − ḡ²) + ε   (finite v − ḡ² < 0 taken as 0)
 /// else:         a = √v + ε
 /// if μ > 0:     b ← μb + g/a;   θ ← θ − γb
 /// else:         θ ← θ − γg/a
@@ -36,7 +36,9 @@ use crate::real::Real;
 /// α (`rho`) to 0.9 and γ to 1e-3. torch accepts α > 1, which can make v negative;
 /// gradstep requires α ≤ 1. In the centered form rounding can make v − ḡ² slightly
 /// negative (e.g. after many equal gradients), where torch returns NaN; gradstep clamps
-/// it to 0, which changes no result that torch computes finitely.
+/// it to 0, which changes no result that torch computes finitely. Only a finite negative
+/// value is clamped: a non-finite one (∞ − ∞ = NaN once g² overflows, or −∞) gives NaN
+/// as in torch, so a diverging run shows NaN instead of going on with huge finite params.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsProp {
     /// Learning rate γ.
@@ -111,7 +113,13 @@ impl<T: Real> Coeffs<T> {
         let avg = match grad_avg {
             Some(ga) => {
                 *ga = self.lerp.apply::<V, false>(*ga, g);
-                (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt_abs()
+                let var = *v - *ga * *ga;
+                // Clamp a finite negative variance (rounding) to 0; a non-finite one
+                // (∞ − ∞ once g² overflows, or −∞) is divergence, and gives NaN as
+                // torch's √ does. `0.max(var)` keeps a NaN var; the select catches −∞.
+                let finite_or_above = var.gt(V::splat(T::from_f64(f64::NEG_INFINITY)));
+                let nan = V::splat(T::from_f64(f64::NAN));
+                V::select(finite_or_above, V::splat(T::ZERO).max(var), nan).sqrt_abs()
             }
             None => v.sqrt_abs(),
         } + V::splat(self.eps);
@@ -212,7 +220,12 @@ impl Rule for RmsProp {
                     let ga = lerp(state[k][i], g, 1.0 - self.alpha);
                     state[k][i] = ga;
                     let var = v - ga * ga;
-                    Lanes::sqrt_abs(if var > T::ZERO { var } else { T::ZERO })
+                    let var = if var > T::from_f64(f64::NEG_INFINITY) {
+                        if T::ZERO > var { T::ZERO } else { var }
+                    } else {
+                        T::from_f64(f64::NAN)
+                    };
+                    Lanes::sqrt_abs(var)
                 }
                 None => Lanes::sqrt_abs(v),
             };
