@@ -3,14 +3,23 @@
 //! The body of the slices runs on the target's widest lanes, the remainder on one-lane
 //! scalars, both through the same generic kernel, so tails need no special code and
 //! give the same bits as the body would.
+//!
+//! A rule reaches the loop through [`Drive::run`], called once per step from its
+//! [`Rule::run`](crate::rules::Rule::run) with the kernel its options select.
+//!
+//! [`Kernel`] and [`Drive`] are `pub` only so that the public [`Rule`](crate::rules::Rule)
+//! trait can name them; this module is private, so other crates can neither name nor
+//! implement them (the rules are the crate's own).
 
+use crate::error::Error;
 use crate::lanes::{Lanes, LoadStore};
 use crate::real::Real;
+use crate::rules::check_buffers;
 
 /// The per-element update of a rule, with its per-step scalars already computed.
 ///
 /// `K` is the number of state slices the rule uses with its current options.
-pub(crate) trait Kernel<T: Real, const K: usize>: Copy {
+pub trait Kernel<T: Real, const K: usize>: Copy {
     /// Updates one group of lanes: `p` (params) in place, given `g` (grads) and the
     /// rule's state `s`, also in place.
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; K]);
@@ -28,6 +37,80 @@ pub(crate) trait Kernel<T: Real, const K: usize>: Copy {
 /// among a rule's common states (SGD: Nesterov or not; Adam: decoupled decay or none).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plain<C, const VARIANT: u8 = 0>(pub(crate) C);
+
+/// Where a rule's element kernel runs: the buffers of one step, already checked.
+///
+/// [`Rule::run`](crate::rules::Rule::run) computes the step's coefficients and calls
+/// [`Drive::run`] exactly once, with the kernel its options select (a [`Plain`]
+/// specialisation or the general kernel) and its slot count `K`. That call is the single
+/// entry point from every rule into the element loop, so it is where runtime ISA
+/// dispatch goes (issue 15): a `Drive` that picks, once, among `#[target_feature]`
+/// instantiations of [`run`] (AVX2, AVX-512, ...) serves every rule without a rule
+/// changing.
+pub trait Drive<T: Real> {
+    /// What the call gives back to the caller of [`Rule::run`](crate::rules::Rule::run).
+    type Out;
+
+    /// Fills state slot `k` with `init[k]` if the state is fresh and `init` is given
+    /// (`None`: the kernel itself initializes the state on the first step), then runs
+    /// `kernel` over every element.
+    fn run<const K: usize, F: Kernel<T, K>>(self, kernel: &F, init: Option<[T; K]>) -> Self::Out;
+}
+
+/// The [`Drive`] of [`Rule::step`](crate::rules::Rule::step): the caller's buffers.
+pub(crate) struct Buffers<'a, 'b, T> {
+    params: &'a mut [T],
+    grads: &'a [T],
+    state: &'a mut [&'b mut [T]],
+    fresh: bool,
+}
+
+impl<'a, 'b, T> Buffers<'a, 'b, T> {
+    /// `fresh`: the state slices hold garbage and the step initializes them.
+    pub(crate) fn new(
+        params: &'a mut [T],
+        grads: &'a [T],
+        state: &'a mut [&'b mut [T]],
+        fresh: bool,
+    ) -> Self {
+        Buffers {
+            params,
+            grads,
+            state,
+            fresh,
+        }
+    }
+}
+
+impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
+    /// The lengths and the slot count are checked here, against the kernel's `K`, before
+    /// anything is written: with `K` a constant the check is unrolled, and the shell
+    /// around the element loop stays free of loops (a loop over the state slices next
+    /// to the element loop costs LLVM's unswitching budget, and Adamax 8 instructions
+    /// per parameter on a Cortex-M4F).
+    type Out = Result<(), Error>;
+
+    fn run<const K: usize, F: Kernel<T, K>>(
+        self,
+        kernel: &F,
+        init: Option<[T; K]>,
+    ) -> Result<(), Error> {
+        check_buffers(self.params, self.grads, self.state, K)?;
+        let found = self.state.len();
+        let slots: &mut [&mut [T]; K] = self
+            .state
+            .try_into()
+            .map_err(|_| Error::StateSlots { expected: K, found })?;
+        let mut slots = slots.each_mut().map(|s| &mut **s);
+        if let (true, Some(init)) = (self.fresh, init) {
+            for (slot, value) in slots.iter_mut().zip(init) {
+                slot.fill(value);
+            }
+        }
+        run(kernel, self.params, self.grads, slots);
+        Ok(())
+    }
+}
 
 /// Runs `kernel` over every element. The lengths are checked by the caller; this
 /// function still uses the shortest of them so that no call can read or write out of

@@ -28,6 +28,7 @@
 //! [`all_finite_slices`], step each tensor (or none), and record the decision with
 //! [`NonFiniteCounts::record`].
 
+use crate::driver::Drive;
 use crate::error::Error;
 use crate::real::Real;
 use crate::reduce::{self, NonFinite};
@@ -114,6 +115,9 @@ impl<S: crate::rules::ScalarState> crate::rules::ScalarState for IfFiniteScalars
     fn step(&self) -> u64 {
         self.inner.step()
     }
+    fn set_step(&mut self, step: u64) {
+        self.inner.set_step(step);
+    }
 }
 
 /// Any [`Rule`], stepped only when every gradient is finite (optax `apply_if_finite`).
@@ -194,6 +198,13 @@ impl<R: Rule> Rule for ApplyIfFinite<R> {
         self.rule.slot_names()
     }
 
+    /// The wrapped rule's step. Only the wrapped rule's checks lead here: this type's
+    /// [`Rule::step`] is not the shared shell but checks the gradients first.
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut Self::Scalars, t: u64, drive: D) -> D::Out {
+        self.rule.run(&mut scalars.inner, t, drive)
+    }
+
+    /// Steps the wrapped rule if every gradient is finite; see [`ApplyIfFinite::apply`].
     fn step<T: Real>(
         &self,
         scalars: &mut Self::Scalars,

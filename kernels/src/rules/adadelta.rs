@@ -1,8 +1,8 @@
 //! Adadelta (`torch.optim.Adadelta`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -110,24 +110,8 @@ impl Rule for Adadelta {
         &["square_avg", "acc_delta"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        run_fresh(
-            &self.coeffs::<T>(),
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
+        drive.run::<2, _>(&self.coeffs::<T>(), Some([T::ZERO; 2]))
     }
 
     fn step_reference<T: Real>(
@@ -137,26 +121,27 @@ impl Rule for Adadelta {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
-        let (rho, one_minus_rho, eps) = (
-            T::from_f64(self.rho),
-            T::from_f64(1.0 - self.rho),
-            T::from_f64(self.eps),
-        );
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let (rho, eps) = (T::from_f64(self.rho), T::from_f64(self.eps));
+        let one_minus_rho = T::from_f64(1.0 - self.rho);
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let v = state[0][i] * rho + one_minus_rho * g * g;
-            let delta = Lanes::sqrt_abs(state[1][i] + eps) / Lanes::sqrt_abs(v + eps) * g;
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let (v, u) = (state[0][i], state[1][i]);
+            let v = v * rho + one_minus_rho * g * g;
+            let delta = Lanes::sqrt_abs(u + eps) / Lanes::sqrt_abs(v + eps) * g;
             state[0][i] = v;
-            state[1][i] = state[1][i] * rho + one_minus_rho * delta * delta;
-            params[i] = params[i] + T::from_f64(-self.lr) * delta;
+            state[1][i] = u * rho + one_minus_rho * delta * delta;
+            params[i] = p - T::from_f64(self.lr) * delta;
         }
         scalars.step = t;
         Ok(())

@@ -1,8 +1,8 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -103,25 +103,9 @@ impl Rule for Adagrad {
         &["sum"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, t: u64, drive: D) -> D::Out {
         let init = [T::from_f64(self.initial_accumulator_value)];
-        run_fresh(
-            &self.coeffs::<T>(t),
-            (scalars.step == 0).then_some(init),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+        drive.run::<1, _>(&self.coeffs::<T>(t), Some(init))
     }
 
     fn step_reference<T: Real>(
@@ -131,20 +115,22 @@ impl Rule for Adagrad {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 1)?;
-        let clr = self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let clr = T::from_f64(self.lr / (1.0 + (t as f64 - 1.0) * self.lr_decay));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::from_f64(self.initial_accumulator_value);
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
             let s = state[0][i] + g * g;
             state[0][i] = s;
-            params[i] =
-                params[i] + T::from_f64(-clr) * g / (Lanes::sqrt_abs(s) + T::from_f64(self.eps));
+            params[i] = p - clr * g / (Lanes::sqrt_abs(s) + T::from_f64(self.eps));
         }
         scalars.step = t;
         Ok(())

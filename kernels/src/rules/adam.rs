@@ -1,8 +1,8 @@
 //! Adam, AdamW and AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::{Kernel, Plain};
+use super::{Rule, StepCount, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::power::Powers;
@@ -271,35 +271,17 @@ impl Rule for Adam {
         }
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, fresh) = (self.coeffs::<T>(t, &mut scalars.powers), scalars.step == 0);
-        let (init2, init3) = (fresh.then_some([T::ZERO; 2]), fresh.then_some([T::ZERO; 3]));
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
+        let (zero2, zero3) = (Some([T::ZERO; 2]), Some([T::ZERO; 3]));
         match (self.amsgrad, c.plain_variant()) {
-            (false, Some(0)) => {
-                run_fresh::<T, 2, _>(&Plain::<_, 0>(c), init2, params, grads, state)?
-            }
-            (false, Some(_)) => {
-                run_fresh::<T, 2, _>(&Plain::<_, 1>(c), init2, params, grads, state)?
-            }
-            (false, None) => run_fresh::<T, 2, _>(&c, init2, params, grads, state)?,
-            (true, Some(0)) => {
-                run_fresh::<T, 3, _>(&Plain::<_, 0>(c), init3, params, grads, state)?
-            }
-            (true, Some(_)) => {
-                run_fresh::<T, 3, _>(&Plain::<_, 1>(c), init3, params, grads, state)?
-            }
-            (true, None) => run_fresh::<T, 3, _>(&c, init3, params, grads, state)?,
+            (false, Some(0)) => drive.run::<2, _>(&Plain::<_, 0>(c), zero2),
+            (false, Some(_)) => drive.run::<2, _>(&Plain::<_, 1>(c), zero2),
+            (false, None) => drive.run::<2, _>(&c, zero2),
+            (true, Some(0)) => drive.run::<3, _>(&Plain::<_, 0>(c), zero3),
+            (true, Some(_)) => drive.run::<3, _>(&Plain::<_, 1>(c), zero3),
+            (true, None) => drive.run::<3, _>(&c, zero3),
         }
-        scalars.step = t;
-        Ok(())
     }
 
     fn step_reference<T: Real>(
@@ -309,17 +291,27 @@ impl Rule for Adam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, self.state_slots())?;
-        let fresh = scalars.step == 0;
-        let c = self.coeffs::<T>(t, &mut Powers::default());
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let (lr, lambda) = (self.lr, self.weight_decay);
+        let bias_correction1 = 1.0 - powf(self.beta1, t as f64);
+        let bias_correction2 = 1.0 - powf(self.beta2, t as f64);
+        let step_size = T::from_f64(lr / bias_correction1);
+        let bias_correction2_sqrt = T::from_f64(powf(bias_correction2, 0.5));
         for i in 0..params.len() {
-            if fresh {
+            if t == 1 {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if lambda != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * lambda);
+                } else {
+                    g = g + T::from_f64(lambda) * p;
+                }
+            }
             let m = lerp(state[0][i], g, 1.0 - self.beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
@@ -330,8 +322,8 @@ impl Rule for Adam {
                 second = if vmax > v { vmax } else { v };
                 state[2][i] = second;
             }
-            let denom = Lanes::sqrt_abs(second) / c.bc2_sqrt + T::from_f64(self.eps);
-            params[i] = p + c.neg_step_size * m / denom;
+            let denom = Lanes::sqrt_abs(second) / bias_correction2_sqrt + T::from_f64(self.eps);
+            params[i] = p - step_size * m / denom;
         }
         scalars.step = t;
         Ok(())
@@ -348,14 +340,8 @@ impl Rule for AdamW {
     fn slot_names(&self) -> &'static [&'static str] {
         self.as_adam().slot_names()
     }
-    fn step<T: Real>(
-        &self,
-        s: &mut StepCount,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.as_adam().step(s, p, g, st)
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        self.as_adam().run(scalars, t, drive)
     }
     fn step_reference<T: Real>(
         &self,

@@ -1,8 +1,8 @@
 //! Adamax, Adam's infinity-norm variant (`torch.optim.Adamax`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::power::Powers;
@@ -82,13 +82,38 @@ impl Adamax {
     }
 }
 
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// No `maximize`, no weight decay, and the `a + w·(b − a)` form of lerp (β₁ > 0.5):
+    /// the options [`Plain`] makes constants.
+    fn is_plain(&self) -> bool {
+        self.prelude.is_identity() && self.lerp.is_small()
+    }
+
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, u]: &mut [V; 2]) {
-        let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply::<V, false>(*m, g);
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(
+        &self,
+        p: &mut V,
+        g: V,
+        [m, u]: &mut [V; 2],
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
+        *m = self.lerp.apply::<V, PLAIN>(*m, g);
         *u = (*u * V::splat(self.beta2)).max(g.abs() + V::splat(self.eps));
         *p = *p + V::splat(self.neg_clr) * *m / *u;
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, false>(p, g, s);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.0.update::<V, true>(p, g, s);
     }
 }
 
@@ -108,24 +133,13 @@ impl Rule for Adamax {
         &["exp_avg", "exp_inf"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        run_fresh(
-            &self.coeffs::<T>(t, &mut scalars.powers),
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
+        if c.is_plain() {
+            drive.run::<2, _>(&Plain(c), Some([T::ZERO; 2]))
+        } else {
+            drive.run::<2, _>(&c, Some([T::ZERO; 2]))
+        }
     }
 
     fn step_reference<T: Real>(
@@ -135,26 +149,27 @@ impl Rule for Adamax {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
-        let w = 1.0 - self.beta1;
-        let clr = self.lr / (1.0 - powf(self.beta1, t as f64));
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let clr = T::from_f64(self.lr / (1.0 - powf(self.beta1, t as f64)));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let m = lerp(state[0][i], g, 1.0 - self.beta1);
             let decayed = state[1][i] * T::from_f64(self.beta2);
             let fresh = Lanes::abs(g) + T::from_f64(self.eps);
             let u = if decayed > fresh { decayed } else { fresh };
             state[0][i] = m;
             state[1][i] = u;
-            params[i] = params[i] + T::from_f64(-clr) * m / u;
+            params[i] = p - clr * m / u;
         }
         scalars.step = t;
         Ok(())

@@ -1,8 +1,8 @@
 //! ASGD, averaged stochastic gradient descent (`torch.optim.ASGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, check_buffers, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, begin_step, powf};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -157,25 +157,10 @@ impl Rule for Asgd {
         &["ax"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut AsgdScalars,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut AsgdScalars, t: u64, drive: D) -> D::Out {
         let (eta, mu) = self.current::<T>(scalars);
-        run_fresh(
-            &self.coeffs::<T>(eta, mu),
-            (scalars.step == 0).then_some([T::ZERO]),
-            params,
-            grads,
-            state,
-        )?;
         *scalars = self.next::<T>(t);
-        Ok(())
+        drive.run::<1, _>(&self.coeffs::<T>(eta, mu), Some([T::ZERO]))
     }
 
     fn step_reference<T: Real>(
@@ -185,26 +170,44 @@ impl Rule for Asgd {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 1)?;
-        let (eta, mu) = self.current::<T>(scalars);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let (lr, lambd) = (self.lr, self.lambd);
+        // η and μ are kept in the element type, as torch keeps them in tensors; a fresh
+        // state starts from η = γ, μ = 1.
+        let (eta, mu) = if t == 1 {
+            (T::from_f64(lr).to_f64(), 1.0)
+        } else {
+            (scalars.eta, scalars.mu)
+        };
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let p = params[i] * T::from_f64(1.0 - self.lambd * eta);
-            let p = p + T::from_f64(-eta) * g;
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            p = p * T::from_f64(1.0 - lambd * eta);
+            p = p - T::from_f64(eta) * g;
             params[i] = p;
-            state[0][i] = if mu != 1.0 {
-                state[0][i] + (p - state[0][i]) * T::from_f64(mu)
-            } else {
+            let ax = state[0][i];
+            state[0][i] = if mu == 1.0 {
                 p
+            } else {
+                ax + (p - ax) * T::from_f64(mu)
             };
         }
-        *scalars = self.next::<T>(t);
+        let step = t as f64;
+        let eta = lr / powf(1.0 + lambd * lr * step, self.alpha);
+        let mu = 1.0 / (step - self.t0).max(1.0);
+        *scalars = AsgdScalars {
+            step: t,
+            eta: T::from_f64(eta).to_f64(),
+            mu: T::from_f64(mu).to_f64(),
+        };
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ pub use registry::{
     AnyRule, AnyScalars, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
 };
 
-use crate::driver::{Kernel, run};
+use crate::driver::{Buffers, Drive};
 use crate::error::{Buffer, Error};
 use crate::power::{Powers, powi};
 use crate::real::Real;
@@ -41,6 +41,15 @@ use crate::real::Real;
 pub const MAX_STATE_SLOTS: usize = 3;
 
 /// An optimizer update rule over caller-owned slices.
+///
+/// A rule supplies its validation ([`Rule::validate`]), its state slices
+/// ([`Rule::slot_names`]), its step once every check has passed ([`Rule::run`]: per-step
+/// coefficients, any scalar state of its own, the element kernel and the state's initial
+/// values) and its scalar reference ([`Rule::step_reference`]). The provided
+/// [`Rule::step`] is the shell around `run` that every rule shares.
+///
+/// [`Rule::run`] names crate-private types, so only the crate's own rules (and wrappers
+/// such as [`ApplyIfFinite`](crate::ApplyIfFinite)) implement `Rule`.
 pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     /// The rule's scalar state: the step counter, plus NAdam's μ-product or ASGD's η and
     /// μ. `Default` is the fresh state (step 0). Plain values, to read, save and restore.
@@ -62,21 +71,54 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
         self.slot_names().len()
     }
 
+    /// Step `t` (1 for the first step, on fresh state), called by [`Rule::step`] once the
+    /// hyperparameters and the step counter are checked: computes the step's
+    /// coefficients from the hyperparameters, `t` and the rule's own scalar state (which
+    /// it may advance: NAdam's Π, ASGD's η and μ, the powers cache of [`StepCount`]; the
+    /// step counter itself is the shell's), then calls `Drive::run` exactly once with
+    /// the element kernel its options select, `K` = [`Rule::state_slots`], and the
+    /// values the state slices start from. The drive checks the buffers before it
+    /// writes anything. That one call is the single entry point from every rule into
+    /// the element loop, where runtime instruction-set dispatch goes.
+    ///
+    /// If the drive fails, the shell puts `scalars` back as they were.
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut Self::Scalars, t: u64, drive: D) -> D::Out;
+
     /// One optimizer step: updates `params` in place from `grads`, advancing the state.
     ///
     /// `state` holds [`Rule::state_slots`] slices, each as long as `params`. On `Err`
-    /// nothing was written.
+    /// nothing was written: the hyperparameters, the step counter's overflow, every
+    /// length and the slot count are checked before any write, and the scalar state is
+    /// restored if the step fails. Fresh state (step 0) is initialized here, with the
+    /// values [`Rule::run`] gives.
     fn step<T: Real>(
         &self,
         scalars: &mut Self::Scalars,
         params: &mut [T],
         grads: &[T],
         state: &mut [&mut [T]],
-    ) -> Result<(), Error>;
+    ) -> Result<(), Error> {
+        let t = next_step(self, scalars)?;
+        let before = *scalars;
+        match self.run(scalars, t, Buffers::new(params, grads, state, t == 1)) {
+            Ok(()) => {
+                scalars.set_step(t);
+                Ok(())
+            }
+            Err(e) => {
+                *scalars = before;
+                Err(e)
+            }
+        }
+    }
 
-    /// The scalar reference implementation: the same step as [`Rule::step`], written as
-    /// a plain loop over elements without lanes. It is the oracle the vectorized path is
-    /// tested against (bit-for-bit), and the most direct reading of the equations.
+    /// The scalar reference implementation: the same step as [`Rule::step`], written
+    /// from the rule's documented equations as a plain loop over elements, with its
+    /// coefficients computed inline in `f64`. It shares no coefficient, weight-decay or
+    /// kernel code with [`Rule::run`] (only the checks of [`Rule::step`] and the
+    /// primitives that define the semantics: torch's `lerp` formula, Python's `pow`,
+    /// the scalar square root), so the tests comparing the two bit for bit check the
+    /// coefficients as well as the lanes.
     fn step_reference<T: Real>(
         &self,
         scalars: &mut Self::Scalars,
@@ -222,42 +264,26 @@ pub(crate) fn check_buffers<T>(
     Ok(())
 }
 
-/// [`check_buffers`], returning the state as an array of exactly `K` slices.
-pub(crate) fn buffers<'a, T, const K: usize>(
+/// The checks of a step that come before its coefficients: the hyperparameters, then
+/// the step counter's overflow. Returns the step number `t` (1 on fresh state). The
+/// buffers are checked by the drive, before it writes anything.
+pub(crate) fn next_step<R: Rule>(rule: &R, scalars: &R::Scalars) -> Result<u64, Error> {
+    rule.validate()?;
+    scalars.step().checked_add(1).ok_or(Error::StepOverflow)
+}
+
+/// Every check of a step, in the order [`Rule::step`] makes them: [`next_step`], then
+/// the lengths and the slot count. For the references, which check before they loop.
+pub(crate) fn begin_step<R: Rule, T>(
+    rule: &R,
+    scalars: &R::Scalars,
     params: &[T],
     grads: &[T],
-    state: &'a mut [&mut [T]],
-) -> Result<[&'a mut [T]; K], Error> {
-    check_buffers(params, grads, state, K)?;
-    let found = state.len();
-    let slots: &'a mut [&mut [T]; K] = state
-        .try_into()
-        .map_err(|_| Error::StateSlots { expected: K, found })?;
-    Ok(slots.each_mut().map(|s| &mut **s))
-}
-
-/// Checks the buffers, initializes fresh state (`init[k]` into slot `k` when `init` is
-/// given, i.e. at step 0), and runs `kernel` over every element.
-pub(crate) fn run_fresh<T: Real, const K: usize, F: Kernel<T, K>>(
-    kernel: &F,
-    init: Option<[T; K]>,
-    params: &mut [T],
-    grads: &[T],
-    state: &mut [&mut [T]],
-) -> Result<(), Error> {
-    let mut slots = buffers::<T, K>(params, grads, state)?;
-    if let Some(init) = init {
-        for (slot, value) in slots.iter_mut().zip(init) {
-            slot.fill(value);
-        }
-    }
-    run(kernel, params, grads, slots);
-    Ok(())
-}
-
-/// The next step number, or the overflow error.
-pub(crate) fn next_step(step: u64) -> Result<u64, Error> {
-    step.checked_add(1).ok_or(Error::StepOverflow)
+    state: &[&mut [T]],
+) -> Result<u64, Error> {
+    let t = next_step(rule, scalars)?;
+    check_buffers(params, grads, state, rule.state_slots())?;
+    Ok(t)
 }
 
 /// `torch.lerp(a, b, weight)` on scalars, for the reference implementations:

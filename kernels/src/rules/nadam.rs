@@ -1,8 +1,8 @@
 //! NAdam, Adam with Nesterov momentum and a momentum schedule (`torch.optim.NAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -130,26 +130,42 @@ impl NAdam {
         };
         (c, mu_product)
     }
+}
 
-    /// The fresh-aware previous Π.
-    fn previous_mu_product(scalars: &NAdamScalars) -> f64 {
-        if scalars.step == 0 {
-            1.0
-        } else {
-            scalars.mu_product
-        }
+impl<T: Real> Coeffs<T> {
+    /// No `maximize`, no weight decay, and the `a + w·(b − a)` form of lerp (β₁ > 0.5):
+    /// the options [`Plain`] makes constants.
+    fn is_plain(&self) -> bool {
+        self.prelude.is_identity() && self.lerp.is_small()
+    }
+
+    #[inline(always)]
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(
+        &self,
+        p: &mut V,
+        g: V,
+        [m, v]: &mut [V; 2],
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
+        *m = self.lerp.apply::<V, PLAIN>(*m, g);
+        *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
+        let denom = (*v / V::splat(self.bias_correction2)).sqrt_abs() + V::splat(self.eps);
+        *p = *p + V::splat(self.grad_coeff) * g / denom;
+        *p = *p + V::splat(self.avg_coeff) * *m / denom;
     }
 }
 
 impl<T: Real> Kernel<T, 2> for Coeffs<T> {
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
-        let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply::<V, false>(*m, g);
-        *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
-        let denom = (*v / V::splat(self.bias_correction2)).sqrt_abs() + V::splat(self.eps);
-        *p = *p + V::splat(self.grad_coeff) * g / denom;
-        *p = *p + V::splat(self.avg_coeff) * *m / denom;
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, false>(p, g, s);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.0.update::<V, true>(p, g, s);
     }
 }
 
@@ -170,28 +186,15 @@ impl Rule for NAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut NAdamScalars,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
-        run_fresh(
-            &c,
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        *scalars = NAdamScalars {
-            step: t,
-            mu_product,
-        };
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut NAdamScalars, t: u64, drive: D) -> D::Out {
+        let previous = if t == 1 { 1.0 } else { scalars.mu_product };
+        let (c, mu_product) = self.coeffs::<T>(t, previous);
+        scalars.mu_product = mu_product;
+        if c.is_plain() {
+            drive.run::<2, _>(&Plain(c), Some([T::ZERO; 2]))
+        } else {
+            drive.run::<2, _>(&c, Some([T::ZERO; 2]))
+        }
     }
 
     fn step_reference<T: Real>(
@@ -201,26 +204,40 @@ impl Rule for NAdam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
-        let (c, mu_product) = self.coeffs::<T>(t, Self::previous_mu_product(scalars));
-        let w = 1.0 - self.beta1;
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let (lr, beta1, psi) = (self.lr, self.beta1, self.momentum_decay);
+        let step = t as f64;
+        let mu = beta1 * (1.0 - 0.5 * powf(0.96, step * psi));
+        let mu_next = beta1 * (1.0 - 0.5 * powf(0.96, (step + 1.0) * psi));
+        // Π is kept in the element type, as torch keeps `mu_product` in a tensor.
+        let previous = if t == 1 { 1.0 } else { scalars.mu_product };
+        let mu_product = (T::from_f64(previous) * T::from_f64(mu)).to_f64();
+        let bias_correction2 = T::from_f64(1.0 - powf(self.beta2, step));
+        let grad_step = T::from_f64(lr * (1.0 - mu) / (1.0 - mu_product));
+        let avg_step = T::from_f64(lr * mu_next / (1.0 - mu_product * mu_next));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * self.weight_decay);
+                } else {
+                    g = g + T::from_f64(self.weight_decay) * p;
+                }
+            }
+            let m = lerp(state[0][i], g, 1.0 - beta1);
             let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
-            let denom = Lanes::sqrt_abs(v / c.bias_correction2) + T::from_f64(self.eps);
-            p = p + c.grad_coeff * g / denom;
-            params[i] = p + c.avg_coeff * m / denom;
+            let denom = Lanes::sqrt_abs(v / bias_correction2) + T::from_f64(self.eps);
+            p = p - grad_step * g / denom;
+            params[i] = p - avg_step * m / denom;
         }
         *scalars = NAdamScalars {
             step: t,

@@ -1,8 +1,8 @@
 //! RAdam, Adam with a rectified adaptive learning rate (`torch.optim.RAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, powf, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step, lerp, powf};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::power::Powers;
@@ -154,24 +154,9 @@ impl Rule for RAdam {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        run_fresh(
-            &self.coeffs::<T>(t, &mut scalars.powers),
-            (scalars.step == 0).then_some([T::ZERO; 2]),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
+        drive.run::<2, _>(&c, Some([T::ZERO; 2]))
     }
 
     fn step_reference<T: Real>(
@@ -181,30 +166,49 @@ impl Rule for RAdam {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
-        let c = self.coeffs::<T>(t, &mut Powers::default());
-        let w = 1.0 - self.beta1;
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let (lr, beta2) = (self.lr, self.beta2);
+        let step = t as f64;
+        let bias_correction1 = T::from_f64(1.0 - powf(self.beta1, step));
+        let beta2_t = powf(beta2, step);
+        let bias_correction2 = 1.0 - beta2_t;
+        let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+        let rho_t = rho_inf - 2.0 * step * beta2_t / bias_correction2;
+        let rect = powf(
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t),
+            0.5,
+        );
+        let (rect, bias_correction2_sqrt) =
+            (T::from_f64(rect), T::from_f64(powf(bias_correction2, 0.5)));
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::ZERO;
             }
-            let mut p = params[i];
-            let g = c.prelude.apply(&mut p, grads[i]);
-            let m = state[0][i];
-            let m = lerp(m, g, w);
-            let v = state[1][i] * T::from_f64(self.beta2) + T::from_f64(1.0 - self.beta2) * g * g;
+            let (mut p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                if self.decoupled_weight_decay {
+                    p = p * T::from_f64(1.0 - lr * self.weight_decay);
+                } else {
+                    g = g + T::from_f64(self.weight_decay) * p;
+                }
+            }
+            let m = lerp(state[0][i], g, 1.0 - self.beta1);
+            let v = state[1][i] * T::from_f64(beta2) + T::from_f64(1.0 - beta2) * g * g;
             state[0][i] = m;
             state[1][i] = v;
-            let mut update = m / c.bias_correction1 * T::from_f64(self.lr);
-            if let Some((bc2_sqrt, rect)) = c.rectified {
-                update = update
-                    * (T::ONE / (Lanes::sqrt_abs(v) + T::from_f64(self.eps)) * bc2_sqrt)
-                    * rect;
-            }
-            params[i] = p - update;
+            let m_hat = m / bias_correction1;
+            params[i] = if rho_t > 5.0 {
+                // torch computes `l` as `(√v + ε).reciprocal() · √(1 − β₂ᵗ)`.
+                let l =
+                    T::ONE / (Lanes::sqrt_abs(v) + T::from_f64(self.eps)) * bias_correction2_sqrt;
+                p - m_hat * T::from_f64(lr) * l * rect
+            } else {
+                p - m_hat * T::from_f64(lr)
+            };
         }
         scalars.step = t;
         Ok(())

@@ -143,6 +143,9 @@ macro_rules! for_each_rule {
 pub trait ScalarState: Copy + Default + PartialEq + fmt::Debug {
     /// Steps taken so far; 0 means fresh state.
     fn step(&self) -> u64;
+    /// Sets the step counter, leaving the rest as it is: [`Rule::step`] stores the new
+    /// step number with it after a successful step.
+    fn set_step(&mut self, step: u64);
 }
 
 /// A scalar state that [`AnyScalars`] holds: the registered rules' kinds.
@@ -348,6 +351,9 @@ macro_rules! scalar_state {
         impl ScalarState for $t {
             fn step(&self) -> u64 {
                 self.step
+            }
+            fn set_step(&mut self, step: u64) {
+                self.step = step;
             }
         }
         impl ScalarKind for $t {

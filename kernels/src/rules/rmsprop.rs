@@ -1,8 +1,8 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, lerp, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step, lerp};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -13,7 +13,7 @@ use crate::real::Real;
 /// g ← −g                          if maximize
 /// g ← g + λθ                      if λ ≠ 0
 /// v ← αv + (1 − α)g²
-/// if centered:  ḡ ← ḡ + (1 − α)(g − ḡ);   a = √max(v − ḡ², 0) + ε
+/// if centered:  ḡ ← ḡ + (1 − α)(g − ḡ);   a = √(v − ḡ²) + ε   (finite v − ḡ² < 0 taken as 0)
 /// else:         a = √v + ε
 /// if μ > 0:     b ← μb + g/a;   θ ← θ − γb
 /// else:         θ ← θ − γg/a
@@ -36,7 +36,9 @@ use crate::real::Real;
 /// α (`rho`) to 0.9 and γ to 1e-3. torch accepts α > 1, which can make v negative;
 /// gradstep requires α ≤ 1. In the centered form rounding can make v − ḡ² slightly
 /// negative (e.g. after many equal gradients), where torch returns NaN; gradstep clamps
-/// it to 0, which changes no result that torch computes finitely.
+/// it to 0, which changes no result that torch computes finitely. Only a finite negative
+/// value is clamped: a non-finite one (∞ − ∞ = NaN once g² overflows, or −∞) gives NaN
+/// as in torch, so a diverging run shows NaN instead of going on with huge finite params.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsProp {
     /// Learning rate γ.
@@ -111,7 +113,13 @@ impl<T: Real> Coeffs<T> {
         let avg = match grad_avg {
             Some(ga) => {
                 *ga = self.lerp.apply::<V, false>(*ga, g);
-                (*v - *ga * *ga).max(V::splat(T::ZERO)).sqrt_abs()
+                let var = *v - *ga * *ga;
+                // Clamp a finite negative variance (rounding) to 0; a non-finite one
+                // (∞ − ∞ once g² overflows, or −∞) is divergence, and gives NaN as
+                // torch's √ does. `0.max(var)` keeps a NaN var; the select catches −∞.
+                let finite_or_above = var.gt(V::splat(T::from_f64(f64::NEG_INFINITY)));
+                let nan = V::splat(T::from_f64(f64::NAN));
+                V::select(finite_or_above, V::splat(T::ZERO).max(var), nan).sqrt_abs()
             }
             None => v.sqrt_abs(),
         } + V::splat(self.eps);
@@ -171,23 +179,13 @@ impl Rule for RmsProp {
         }
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let (c, fresh) = (self.coeffs::<T>(), scalars.step == 0);
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>();
         match self.state_slots() {
-            1 => run_fresh::<T, 1, _>(&c, fresh.then_some([T::ZERO; 1]), params, grads, state)?,
-            2 => run_fresh::<T, 2, _>(&c, fresh.then_some([T::ZERO; 2]), params, grads, state)?,
-            _ => run_fresh::<T, 3, _>(&c, fresh.then_some([T::ZERO; 3]), params, grads, state)?,
+            1 => drive.run::<1, _>(&c, Some([T::ZERO; 1])),
+            2 => drive.run::<2, _>(&c, Some([T::ZERO; 2])),
+            _ => drive.run::<3, _>(&c, Some([T::ZERO; 3])),
         }
-        scalars.step = t;
-        Ok(())
     }
 
     fn step_reference<T: Real>(
@@ -197,28 +195,37 @@ impl Rule for RmsProp {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, self.state_slots())?;
-        let names = self.slot_names();
-        let slot = |name: &str| names.iter().position(|n| *n == name);
-        let (buf, grad_avg) = (slot("momentum_buffer"), slot("grad_avg"));
-        let w = 1.0 - self.alpha;
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
+        let t = begin_step(self, scalars, params, grads, state)?;
+        // Slots in order: square_avg, then momentum_buffer if μ > 0, then grad_avg.
+        let buf = (self.momentum > 0.0).then_some(1);
+        let grad_avg = self
+            .centered
+            .then_some(1 + usize::from(self.momentum > 0.0));
+        let alpha = T::from_f64(self.alpha);
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state.iter_mut().for_each(|s| s[i] = T::ZERO);
             }
-            let g = prelude.apply(&mut params[i], grads[i]);
-            let v = state[0][i] * T::from_f64(self.alpha) + T::from_f64(1.0 - self.alpha) * g * g;
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
+            let v = state[0][i] * alpha + T::from_f64(1.0 - self.alpha) * g * g;
             state[0][i] = v;
             let root = match grad_avg {
                 Some(k) => {
-                    let ga = state[k][i];
-                    let ga = lerp(ga, g, w);
+                    let ga = lerp(state[k][i], g, 1.0 - self.alpha);
                     state[k][i] = ga;
                     let var = v - ga * ga;
-                    Lanes::sqrt_abs(if var > T::ZERO { var } else { T::ZERO })
+                    let var = if var > T::from_f64(f64::NEG_INFINITY) {
+                        if T::ZERO > var { T::ZERO } else { var }
+                    } else {
+                        T::from_f64(f64::NAN)
+                    };
+                    Lanes::sqrt_abs(var)
                 }
                 None => Lanes::sqrt_abs(v),
             };
@@ -227,9 +234,9 @@ impl Rule for RmsProp {
                 Some(k) => {
                     let b = state[k][i] * T::from_f64(self.momentum) + g / avg;
                     state[k][i] = b;
-                    params[i] + T::from_f64(-self.lr) * b
+                    p - T::from_f64(self.lr) * b
                 }
-                None => params[i] + T::from_f64(-self.lr) * g / avg,
+                None => p - T::from_f64(self.lr) * g / avg,
             };
         }
         scalars.step = t;

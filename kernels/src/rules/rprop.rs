@@ -1,7 +1,7 @@
 //! Rprop, resilient backpropagation (`torch.optim.Rprop`).
 
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::Kernel;
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -149,25 +149,9 @@ impl Rule for Rprop {
         &["prev", "step_size"]
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
         let init = [T::ZERO, T::from_f64(self.lr)];
-        run_fresh(
-            &self.coeffs::<T>(),
-            (scalars.step == 0).then_some(init),
-            params,
-            grads,
-            state,
-        )?;
-        scalars.step = t;
-        Ok(())
+        drive.run::<2, _>(&self.coeffs::<T>(), Some(init))
     }
 
     fn step_reference<T: Real>(
@@ -177,12 +161,14 @@ impl Rule for Rprop {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, 2)?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let (etaminus, etaplus) = (T::from_f64(self.etaminus), T::from_f64(self.etaplus));
+        let (min, max) = (
+            T::from_f64(self.step_size_min),
+            T::from_f64(self.step_size_max),
+        );
         for i in 0..params.len() {
-            if scalars.step == 0 {
+            if t == 1 {
                 state[0][i] = T::ZERO;
                 state[1][i] = T::from_f64(self.lr);
             }
@@ -198,16 +184,8 @@ impl Rule for Rprop {
                 product
             };
             let mut step = state[1][i] * factor;
-            step = if step > T::from_f64(self.step_size_min) {
-                step
-            } else {
-                T::from_f64(self.step_size_min)
-            };
-            step = if step < T::from_f64(self.step_size_max) {
-                step
-            } else {
-                T::from_f64(self.step_size_max)
-            };
+            step = if step > min { step } else { min };
+            step = if step < max { step } else { max };
             state[1][i] = step;
             let g = if factor == etaminus { T::ZERO } else { g };
             let sign = if g > T::ZERO {

@@ -1,8 +1,8 @@
 //! Stochastic gradient descent with momentum and Nesterov momentum (`torch.optim.SGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, check_buffers, next_step, run_fresh};
-use crate::driver::{Kernel, Plain};
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -176,32 +176,15 @@ impl Rule for Sgd {
         }
     }
 
-    fn step<T: Real>(
-        &self,
-        scalars: &mut StepCount,
-        params: &mut [T],
-        grads: &[T],
-        state: &mut [&mut [T]],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        let c = self.coeffs::<T>(scalars.step == 0);
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t == 1);
         // No initialization: the first step sets the buffer to g.
-        if self.momentum != 0.0 {
-            match (c.is_plain(), self.nesterov) {
-                (true, false) => {
-                    run_fresh::<T, 1, _>(&Plain::<_, 0>(c), None, params, grads, state)?
-                }
-                (true, true) => {
-                    run_fresh::<T, 1, _>(&Plain::<_, 1>(c), None, params, grads, state)?
-                }
-                (false, _) => run_fresh::<T, 1, _>(&c, None, params, grads, state)?,
-            }
-        } else {
-            run_fresh::<T, 0, _>(&c, None, params, grads, state)?;
+        match (self.momentum != 0.0, c.is_plain(), self.nesterov) {
+            (false, _, _) => drive.run::<0, _>(&c, None),
+            (true, true, false) => drive.run::<1, _>(&Plain::<_, 0>(c), None),
+            (true, true, true) => drive.run::<1, _>(&Plain::<_, 1>(c), None),
+            (true, false, _) => drive.run::<1, _>(&c, None),
         }
-        scalars.step = t;
-        Ok(())
     }
 
     fn step_reference<T: Real>(
@@ -211,15 +194,18 @@ impl Rule for Sgd {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.validate()?;
-        let t = next_step(scalars.step)?;
-        check_buffers(params, grads, state, self.state_slots())?;
+        let t = begin_step(self, scalars, params, grads, state)?;
         let mu = T::from_f64(self.momentum);
-        let prelude = Prelude::<T>::new(self.maximize, self.weight_decay, false, self.lr);
         for i in 0..params.len() {
-            let mut g = prelude.apply(&mut params[i], grads[i]);
+            let (p, mut g) = (params[i], grads[i]);
+            if self.maximize {
+                g = -g;
+            }
+            if self.weight_decay != 0.0 {
+                g = g + T::from_f64(self.weight_decay) * p;
+            }
             if self.momentum != 0.0 {
-                let b = if scalars.step == 0 {
+                let b = if t == 1 {
                     g
                 } else {
                     state[0][i] * mu + T::from_f64(1.0 - self.dampening) * g
@@ -227,7 +213,7 @@ impl Rule for Sgd {
                 state[0][i] = b;
                 g = if self.nesterov { g + mu * b } else { b };
             }
-            params[i] = params[i] + T::from_f64(-self.lr) * g;
+            params[i] = p - T::from_f64(self.lr) * g;
         }
         scalars.step = t;
         Ok(())

@@ -1,0 +1,151 @@
+//! Regression tests for reported numerical defects (issue 12's hardening findings), each
+//! written before its fix.
+//!
+//! Finding 10: centered RMSprop hid divergence. Once g² overflows, v − ḡ² is ∞ − ∞ = NaN;
+//! clamping the variance at 0 turned that NaN into 0, and the run went on with huge
+//! finite params where torch gives NaN. Only a finite negative variance (rounding, e.g.
+//! after many equal gradients) may be clamped; a non-finite one gives NaN, as torch's
+//! `sqrt` does.
+
+use gradstep::*;
+
+/// Elements per tensor: more than one vector of lanes plus a tail, so that both the
+/// vector body and the scalar tail of the fast path are exercised.
+const N: usize = 19;
+
+/// Centered RMSprop, with or without momentum.
+fn centered(momentum: f64) -> RmsProp {
+    RmsProp {
+        centered: true,
+        momentum,
+        ..RmsProp::default()
+    }
+}
+
+/// One step of `rule` from `scalars` and `state` (one value per slot, broadcast), on
+/// the fast path or the reference, returning params and state after the step.
+fn step<T: Real>(
+    rule: RmsProp,
+    scalars: StepCount,
+    param: f64,
+    grad: f64,
+    state: &[f64],
+    reference: bool,
+) -> (Vec<T>, Vec<Vec<T>>) {
+    let mut scalars = scalars;
+    let mut params = vec![T::from_f64(param); N];
+    let grads = vec![T::from_f64(grad); N];
+    let mut state: Vec<Vec<T>> = state.iter().map(|&s| vec![T::from_f64(s); N]).collect();
+    let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| s.as_mut_slice()).collect();
+    let result = if reference {
+        rule.step_reference(&mut scalars, &mut params, &grads, &mut slots)
+    } else {
+        rule.step(&mut scalars, &mut params, &grads, &mut slots)
+    };
+    assert_eq!(result, Ok(()));
+    (params, state)
+}
+
+/// Slot values for `rule` (square_avg, [momentum_buffer,] grad_avg).
+fn slots(rule: RmsProp, square_avg: f64, grad_avg: f64) -> Vec<f64> {
+    if rule.momentum > 0.0 {
+        vec![square_avg, 0.0, grad_avg]
+    } else {
+        vec![square_avg, grad_avg]
+    }
+}
+
+/// A gradient whose square overflows, and whose running mean's square does too.
+fn huge<T: Real>() -> f64 {
+    if T::from_f64(1e300).is_finite() {
+        1e200
+    } else {
+        1e30
+    }
+}
+
+fn overflow_gives_nan<T: Real>() {
+    for momentum in [0.0, 0.9] {
+        let rule = centered(momentum);
+        let fresh = slots(rule, 0.0, 0.0);
+        for reference in [false, true] {
+            // Fresh state, a first gradient of 1e30 (f32) or 1e200 (f64): v = ∞ and ḡ² = ∞.
+            let (params, _) =
+                step::<T>(rule, StepCount::new(0), 1.0, huge::<T>(), &fresh, reference);
+            assert!(
+                params.iter().all(|p| p.to_f64().is_nan()),
+                "{rule:?} (reference: {reference}): params {:?}, torch gives NaN",
+                params[0].to_f64()
+            );
+        }
+    }
+}
+
+#[test]
+fn centered_rmsprop_overflow_gives_nan_f32() {
+    overflow_gives_nan::<f32>();
+}
+
+#[test]
+fn centered_rmsprop_overflow_gives_nan_f64() {
+    overflow_gives_nan::<f64>();
+}
+
+/// A variance of −∞ (v finite, ḡ² overflowing; reachable from a restored state) is not a
+/// rounding error either: torch's `sqrt(−∞)` is NaN.
+fn minus_infinity_gives_nan<T: Real>() {
+    for momentum in [0.0, 0.9] {
+        let rule = centered(momentum);
+        for reference in [false, true] {
+            let state = slots(rule, 1.0, huge::<T>());
+            let (params, _) = step::<T>(rule, StepCount::new(3), 1.0, 0.0, &state, reference);
+            assert!(
+                params.iter().all(|p| p.to_f64().is_nan()),
+                "{rule:?} (reference: {reference}): params {:?}, torch gives NaN",
+                params[0].to_f64()
+            );
+        }
+    }
+}
+
+#[test]
+fn centered_rmsprop_minus_infinite_variance_gives_nan_f32() {
+    minus_infinity_gives_nan::<f32>();
+}
+
+#[test]
+fn centered_rmsprop_minus_infinite_variance_gives_nan_f64() {
+    minus_infinity_gives_nan::<f64>();
+}
+
+/// A finite negative variance is still clamped to 0 (the documented difference from
+/// torch, which returns NaN there): the step divides by ε alone.
+fn finite_negative_variance_is_clamped<T: Real>() {
+    let rule = centered(0.0);
+    // v = 0.99·1 + 0.01·2² = 1.03, ḡ = lerp(2, 2, 0.01) = 2: v − ḡ² = −2.97.
+    let state = slots(rule, 1.0, 2.0);
+    let expected =
+        T::from_f64(1.0) - T::from_f64(rule.lr) * T::from_f64(2.0) / T::from_f64(rule.eps);
+    for reference in [false, true] {
+        let (params, after) = step::<T>(rule, StepCount::new(3), 1.0, 2.0, &state, reference);
+        assert!((after[0][0].to_f64() - 1.03).abs() < 1e-6);
+        assert_eq!(after[1][0].to_f64(), 2.0);
+        for p in &params {
+            assert_eq!(
+                p.to_f64().to_bits(),
+                expected.to_f64().to_bits(),
+                "reference: {reference}"
+            );
+        }
+    }
+}
+
+#[test]
+fn centered_rmsprop_clamps_finite_negative_variance_f32() {
+    finite_negative_variance_is_clamped::<f32>();
+}
+
+#[test]
+fn centered_rmsprop_clamps_finite_negative_variance_f64() {
+    finite_negative_variance_is_clamped::<f64>();
+}
