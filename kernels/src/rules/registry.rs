@@ -152,7 +152,7 @@ pub trait ScalarState: Copy + Default + PartialEq + fmt::Debug {
 pub trait ScalarKind: ScalarState + Into<AnyScalars> {
     /// The state of this kind inside `any`, if it is of this kind.
     fn from_any(any: AnyScalars) -> Option<Self>;
-    /// [`ScalarState::from_any`], borrowed.
+    /// [`ScalarKind::from_any`], borrowed.
     fn from_any_mut(any: &mut AnyScalars) -> Option<&mut Self>;
 }
 
