@@ -6,7 +6,9 @@ use gradstep::rules::{AnyRule, AnyScalars};
 use gradstep::schedules::Progress;
 
 use crate::error::{Buffer, Error};
-use crate::schedule::{PLATEAU_KIND, ScheduleState};
+use crate::schedule::{
+    CHAINED_KIND, MAX_MEMBERS, MemberState, PLATEAU_KIND, SEQUENTIAL_KIND, ScheduleState,
+};
 use crate::state::{GroupState, Slot, StateDict, TensorState};
 use crate::{GroupId, Optimizer, TensorId, zeros};
 
@@ -24,7 +26,10 @@ const G_MOMENTUM: u64 = 1 << 1;
 const G_SCHEDULE: u64 = 1 << 2;
 const G_PLATEAU: u64 = 1 << 3;
 const G_RESTARTS: u64 = 1 << 4;
-const G_ALL: u64 = (1 << 5) - 1;
+const G_COMPOSITE: u64 = 1 << 5;
+const G_ALL: u64 = (1 << 6) - 1;
+/// A composite's member record: kind, flags, last_epoch, step_count, base_lr, T_i, T_cur.
+const MEMBER_LEN: usize = 56;
 
 static CRC32: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
@@ -65,6 +70,12 @@ fn schedule_words(s: Option<&ScheduleState>) -> (u64, [u64; 6]) {
                 ],
             )
         }
+        Some(ScheduleState::Composite {
+            kind, last_epoch, ..
+        }) => (
+            G_SCHEDULE | G_COMPOSITE,
+            [u64::from(*kind), *last_epoch as u64, 0, 0, 0, 0],
+        ),
         Some(ScheduleState::Plateau {
             best,
             num_bad_epochs,
@@ -82,6 +93,41 @@ fn schedule_words(s: Option<&ScheduleState>) -> (u64, [u64; 6]) {
             ],
         ),
     }
+}
+
+/// A composite's members, if `s` is one.
+fn members(s: Option<&ScheduleState>) -> &[Option<MemberState>] {
+    match s {
+        Some(ScheduleState::Composite { members, .. }) => members,
+        _ => &[],
+    }
+}
+
+/// The length of a group record's member block: a count, then one record per member
+/// (none for a schedule that is not a composite).
+fn members_len(s: Option<&ScheduleState>) -> usize {
+    match s {
+        Some(ScheduleState::Composite { members, .. }) => {
+            8 + MEMBER_LEN * members.iter().flatten().count()
+        }
+        _ => 0,
+    }
+}
+
+/// A member record's seven words.
+fn member_words(m: &MemberState) -> [u64; 7] {
+    let (t_i, t_cur) = m
+        .restarts
+        .map_or((0, 0), |(a, b)| (a.to_bits(), b.to_bits()));
+    [
+        u64::from(m.kind),
+        u64::from(m.restarts.is_some()),
+        m.progress.last_epoch as u64,
+        m.progress.step_count,
+        m.progress.base_lr.to_bits(),
+        t_i,
+        t_cur,
+    ]
 }
 
 struct Writer<'a> {
@@ -177,9 +223,11 @@ impl<T: Element> Optimizer<T> {
         let mut len = HEADER_LEN + CHECKSUM_LEN;
         for g in &self.groups {
             let r = g.rule.encoded_len(T::TYPE, 0, false)?;
+            let state = g.schedule.as_ref().map(|s| s.state());
             let record = GROUP_FIXED
                 .checked_add(r)
                 .and_then(padded)
+                .and_then(|l| l.checked_add(members_len(state.as_ref())))
                 .ok_or_else(too_large)?;
             len = len.checked_add(record).ok_or_else(too_large)?;
         }
@@ -273,6 +321,15 @@ impl<T: Element> Optimizer<T> {
                 w.space(r)?,
             )?;
             w.pad()?;
+            let members = members(state.as_ref());
+            if !members.is_empty() {
+                w.u64(members.iter().flatten().count() as u64)?;
+                for m in members.iter().flatten() {
+                    for word in member_words(m) {
+                        w.u64(word)?;
+                    }
+                }
+            }
         }
         for (i, t) in self.tensors.iter().enumerate() {
             let rule = &self.groups[t.group].rule;
@@ -521,6 +578,50 @@ impl<T: Element> Optimizer<T> {
         }
         let rule_bytes = r.block()?;
         r.pad()?;
+        let mut members = [None; MAX_MEMBERS];
+        if flags & G_COMPOSITE != 0 {
+            let count = usize::try_from(r.u64()?)
+                .ok()
+                .filter(|c| (2..=MAX_MEMBERS).contains(c))
+                .ok_or(Error::Invalid {
+                    field: "number of schedule members",
+                })?;
+            for m in members.iter_mut().take(count) {
+                let mut w = [0u64; 7];
+                for word in &mut w {
+                    *word = r.u64()?;
+                }
+                let state = MemberState {
+                    kind: u16::try_from(w[0])
+                        .ok()
+                        .filter(|&k| k != 0 && k != PLATEAU_KIND)
+                        .ok_or(Error::Invalid {
+                            field: "schedule kind",
+                        })?,
+                    progress: Progress {
+                        last_epoch: w[2] as i64,
+                        step_count: w[3],
+                        base_lr: f64::from_bits(w[4]),
+                    },
+                    restarts: match w[1] {
+                        0 => None,
+                        1 => Some((f64::from_bits(w[5]), f64::from_bits(w[6]))),
+                        _ => {
+                            return Err(Error::Invalid {
+                                field: "schedule member flags",
+                            });
+                        }
+                    },
+                };
+                // Canonical: unused words are zero.
+                if member_words(&state) != w {
+                    return Err(Error::Invalid {
+                        field: "unused schedule fields",
+                    });
+                }
+                *m = Some(state);
+            }
+        }
         let initial_lr = if flags & G_INITIAL_LR != 0 {
             Some(initial)
         } else if initial.to_bits() != 0 {
@@ -530,8 +631,21 @@ impl<T: Element> Optimizer<T> {
         } else {
             None
         };
-        let schedule = match flags & (G_SCHEDULE | G_PLATEAU | G_RESTARTS) {
+        let schedule = match flags & (G_SCHEDULE | G_PLATEAU | G_RESTARTS | G_COMPOSITE) {
             0 => None,
+            f if f == G_SCHEDULE | G_COMPOSITE => {
+                let kind = u16::try_from(w[0])
+                    .ok()
+                    .filter(|&k| k == SEQUENTIAL_KIND || k == CHAINED_KIND)
+                    .ok_or(Error::Invalid {
+                        field: "schedule kind",
+                    })?;
+                Some(ScheduleState::Composite {
+                    kind,
+                    last_epoch: w[1] as i64,
+                    members,
+                })
+            }
             f if f == G_SCHEDULE || f == G_SCHEDULE | G_RESTARTS => {
                 let kind = u16::try_from(w[0])
                     .ok()

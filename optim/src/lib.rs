@@ -79,7 +79,9 @@
 //!   torch's `group["lr"]`, and **schedules** ([`Optimizer::attach_schedule`],
 //!   [`Optimizer::attach_plateau`], then [`Optimizer::schedule_step`] or
 //!   [`Optimizer::schedule_step_metric`] after each step): gradstep's torch-exact
-//!   schedules ([`gradstep::schedules`]) reading and writing the group's `lr`,
+//!   schedules ([`gradstep::schedules`]; alone, as `SequentialLR` or `ChainedScheduler`
+//!   of up to 4 ([`EpochSchedule`]), or the caller's own ([`CustomSchedule`])) reading
+//!   and writing the group's `lr`,
 //!   `initial_lr` and momentum.
 //! - **`state_dict`** ([`Optimizer::state_dict`], [`Optimizer::load_state_dict`]):
 //!   param groups (hyperparameters, `initial_lr`, schedule position, tensor ids) and
@@ -117,20 +119,33 @@
 //! | `L` − 4 | 4 | CRC-32 (ISO-HDLC, as the kernel's checkpoints), `u32`, of bytes `0..L−4` |
 //!
 //! A group record (its length is `72 + R` rounded up to a multiple of 8, the padding
-//! zero):
+//! zero, then, for a composite schedule only, its member block):
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 8 | flags, `u64`: bit 0 `initial_lr` set, bit 1 momentum cycled by a schedule, bit 2 a schedule attached, bit 3 it is ReduceLROnPlateau, bit 4 `CosineAnnealingWarmRestarts`' `(T_i, T_cur)` present; other bits 0 |
+//! | 0 | 8 | flags, `u64`: bit 0 `initial_lr` set, bit 1 momentum cycled by a schedule, bit 2 a schedule attached, bit 3 it is ReduceLROnPlateau, bit 4 `CosineAnnealingWarmRestarts`' `(T_i, T_cur)` present, bit 5 a composite schedule (a member block follows); other bits 0 |
 //! | 8 | 8 | `initial_lr`, `f64` (0 if unset) |
-//! | 16 | 8 | schedule kind, `u64` ([`schedule_kind`]; [`PLATEAU_KIND`] = 16; 0 without a schedule) |
-//! | 24 | 8 | `last_epoch`: `i64` (epoch schedules) or `u64` (plateau) |
+//! | 16 | 8 | schedule kind, `u64` ([`schedule_kind`]; [`PLATEAU_KIND`] = 16; [`SEQUENTIAL_KIND`] = 17, [`CHAINED_KIND`] = 18; 0 without a schedule) |
+//! | 24 | 8 | `last_epoch`: `i64` (epoch schedules; a `SequentialLR`'s own; 0 for a `ChainedScheduler`) or `u64` (plateau) |
 //! | 32 | 8 | `_step_count`, `u64` (epoch schedules) or `num_bad_epochs` (plateau) |
 //! | 40 | 8 | `base_lr`, `f64` (epoch schedules) or `best` (plateau) |
 //! | 48 | 8 | `T_i`, `f64` (warm restarts) or `cooldown_counter`, `u64` (plateau) |
 //! | 56 | 8 | `T_cur`, `f64` (warm restarts) |
 //! | 64 | 8 | length `R` of the kernel checkpoint that follows, `u64` |
 //! | 72 | `R` | the group's hyperparameters (with the learning rate and momentum the next step uses) as a kernel checkpoint with `n` = 0, fresh scalar state, no params |
+//!
+//! A composite's member block: the number of members `M` (2 to [`MAX_MEMBERS`]), `u64`,
+//! then `M` records of 56 bytes, in member order:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | the member's kind, `u64` ([`schedule_kind`], or a [`CustomSchedule`]'s) |
+//! | 8 | 8 | flags, `u64`: bit 0 `(T_i, T_cur)` present; other bits 0 |
+//! | 16 | 8 | `last_epoch`, `i64` (−1: a `SequentialLR` member not reached yet) |
+//! | 24 | 8 | `_step_count`, `u64` |
+//! | 32 | 8 | `base_lr`, `f64` |
+//! | 40 | 8 | `T_i`, `f64` (warm restarts) |
+//! | 48 | 8 | `T_cur`, `f64` (warm restarts) |
 //!
 //! Fields a group does not use are 0. A tensor record (its length `16 + R` rounded up
 //! to a multiple of 8, the padding zero):
@@ -169,10 +184,13 @@ mod state;
 
 use gradstep::checkpoint::Element;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
-use gradstep::schedules::{AnyScheduler, Group, ReduceLrOnPlateau};
+use gradstep::schedules::{Group, ReduceLrOnPlateau};
 
 pub use error::{Buffer, Error};
-pub use schedule::{PLATEAU_KIND, ScheduleState, schedule_kind};
+pub use schedule::{
+    CHAINED_KIND, CustomSchedule, EpochSchedule, MAX_MEMBERS, Member, MemberState, PLATEAU_KIND,
+    SEQUENTIAL_KIND, ScheduleState, schedule_kind,
+};
 pub use state::{GroupState, Slot, StateDict, TensorState};
 
 use schedule::Schedule;
@@ -516,12 +534,14 @@ impl<T: Element> Optimizer<T> {
     /// Attaches an epoch-driven schedule to a group (replacing any), started as
     /// torch's scheduler constructor does: it records `initial_lr` (if not yet set)
     /// and writes epoch 0's learning rate (and momentum, for a cycling schedule).
-    /// Refused, with the group unchanged: an invalid configuration, a cycling schedule
-    /// on a rule without momentum, a learning rate the rule refuses.
+    /// Any built-in schedule, a [`CustomSchedule`], or a `SequentialLR` or
+    /// `ChainedScheduler` of 2 to 4 [`Member`]s ([`EpochSchedule`]). Refused, with the
+    /// group unchanged: an invalid configuration, a cycling schedule on a rule without
+    /// momentum, a learning rate the rule refuses.
     pub fn attach_schedule(
         &mut self,
         group: GroupId,
-        schedule: impl Into<AnyScheduler>,
+        schedule: impl Into<EpochSchedule>,
     ) -> Result<(), Error> {
         self.attach(group, Schedule::Epochs(Box::new(schedule.into())))
     }
