@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the unsafe code under Miri, once with Stacked Borrows and once with Tree Borrows:
+# the kernel's driver, lanes and reductions (kernels/tests/unsafe_paths.rs: every length
+# around each vector width, misaligned, for rules with one, two and three state slices,
+# and the reductions) and the C boundary (frontend-ffi's unit tests and
+# tests/hostile.rs, which call the exported functions the way a hostile C caller would).
+# The kernel's own unit tests are numerics, not unsafe code (4 minutes under Miri).
+# Usage: scripts/miri.sh        (scripts/test.sh runs it)
+# Installs the nightly toolchain's miri and rust-src components if missing. libm's
+# inline-assembly sqrt is swapped for its software one (feature soft-float-libm: the
+# same correctly rounded results), which Miri can run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal --component miri,rust-src
+fi
+rustup +nightly component list --installed | grep -q '^miri' ||
+    rustup +nightly component add miri rust-src
+cargo +nightly miri setup >/dev/null 2>&1 || cargo +nightly miri setup
+
+# proptest reads the working directory (its regression files): no isolation.
+base="-Zmiri-disable-isolation"
+for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do
+    name=${model%%:*}
+    flags="$base ${model#*:}"
+    printf '\n-- Miri, %s\n' "$name"
+    MIRIFLAGS="$flags" PROPTEST_CASES=2 cargo +nightly miri test -q -p gradstep \
+        --features soft-float-libm --test unsafe_paths
+    MIRIFLAGS="$flags" PROPTEST_CASES=2 cargo +nightly miri test -q -p gradstep-ffi \
+        --features kernels/soft-float-libm --lib --test hostile
+done
