@@ -132,6 +132,9 @@ enum gradstep_status
   // name, known fields and values of their kind, or is longer than
   // `GRADSTEP_RULE_TEXT_MAX` bytes.
   GRADSTEP_BAD_RULE_TEXT = 23,
+  // The handle is in use by another call (on another thread, or a callback calling
+  // back into the handle it was called from); nothing was done. Retry later.
+  GRADSTEP_BUSY = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -144,7 +147,9 @@ typedef uint32_t gradstep_status;
 // An optimizer over registered tensors (opaque).
 typedef struct gradstep_optimizer gradstep_optimizer;
 
-// A schedule handle: a schedule and the group values it drives.
+// A schedule handle: a schedule and the group values it drives. Handles are opaque
+// values (never addresses), not reused after a free, and usable from any thread, one
+// call at a time per handle (a concurrent call gets `GRADSTEP_BUSY`).
 typedef struct gradstep_schedule gradstep_schedule;
 
 // What [`gradstep_checkpoint_peek`] reads from a checkpoint's header.
@@ -1071,8 +1076,11 @@ gradstep_status gradstep_schedule_new_chained(const struct gradstep_schedule_con
 // Advances one epoch (every kind but ReduceLROnPlateau).
 //
 // # Safety
-// `s` must be NULL or a handle from this library (freed or foreign handles are
-// detected); one thread at a time.
+// `s` may be any value: NULL, freed, foreign or mistyped handles are detected
+// (`GRADSTEP_NULL_POINTER`, `GRADSTEP_INVALID_HANDLE`; handle values are never reused).
+// Any thread may call; a call made while another is inside the same handle (another
+// thread, or a callback of this schedule calling back into it) gets `GRADSTEP_BUSY`
+// and does nothing.
 gradstep_status gradstep_schedule_step(struct gradstep_schedule *s);
 
 // Jumps a CosineAnnealingWarmRestarts schedule to a (fractional) epoch: torch's
@@ -1103,7 +1111,9 @@ gradstep_status gradstep_schedule_lr(struct gradstep_schedule *s,
 // `GRADSTEP_INVALID_HANDLE`.
 //
 // # Safety
-// No other thread may use `s` meanwhile.
+// `s` may be any value, as for [`gradstep_schedule_step`]. A call that is inside `s`
+// meanwhile (another thread's, or the schedule's own callback's) finishes normally;
+// from this free's return on, `s` is refused.
 gradstep_status gradstep_schedule_free(struct gradstep_schedule *s);
 
 // A short English description of `status`, as a static NUL-terminated string; never

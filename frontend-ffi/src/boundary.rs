@@ -8,7 +8,9 @@
 //! pointer and length are checked, and the functions that build `&mut` slices call
 //! [`disjoint`] before they do.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
 
 use crate::status::{
     GRADSTEP_INTERNAL_ERROR, GRADSTEP_LENGTH_TOO_LARGE, GRADSTEP_MISALIGNED_POINTER,
@@ -17,13 +19,66 @@ use crate::status::{
 };
 
 /// Runs `f`, turning its `Err` into the status and a panic into
-/// `GRADSTEP_INTERNAL_ERROR`, so that no unwind crosses into C.
+/// `GRADSTEP_INTERNAL_ERROR`, so that no unwind crosses into C, and nothing is printed:
+/// while `f` runs, this thread is marked as inside gradstep, and [`quiet_hook`] keeps
+/// its panics silent.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep_status {
+    quiet_hook();
+    let _inside = Inside::enter();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => GRADSTEP_OK,
         Ok(Err(status)) => status,
         Err(_) => GRADSTEP_INTERNAL_ERROR,
     }
+}
+
+thread_local! {
+    /// How many gradstep calls this thread is inside (more than one when a C callback
+    /// calls back into gradstep).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as inside a gradstep call until dropped (also on unwind).
+struct Inside;
+
+impl Inside {
+    fn enter() -> Inside {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        Inside
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Whether the current thread is inside a gradstep call.
+fn inside() -> bool {
+    // During thread teardown the flag may be gone: then no gradstep call is running.
+    DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
+}
+
+/// Installs, once, a panic hook that chains to the one installed before it: silent for
+/// panics of a thread inside a gradstep call (they become `GRADSTEP_INTERNAL_ERROR`),
+/// the previous hook's behaviour for every other panic, so the host's own panics still
+/// print (or abort, or whatever its hook does). No global hook replaces the host's.
+/// A hook the host installs later replaces this one, and is the host's choice.
+fn quiet_hook() {
+    static ONCE: Once = Once::new();
+    // `take_hook` panics on a panicking thread; a later call installs it then.
+    if ONCE.is_completed() || std::thread::panicking() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !inside() {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Checks that `ptr` is non-NULL and aligned for `T`.
@@ -264,6 +319,61 @@ pub(crate) unsafe fn slices<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12, finding 2 (printing): a panic inside the boundary (here a size that
+    /// overflows, as `Vec` reports it) printed its message and a backtrace on the host's
+    /// stderr. Run in a child process (this test binary again) whose stderr is captured:
+    /// the boundary's panics print nothing, even nested, while a panic of the host's own
+    /// in the same process still reaches the previous hook and prints.
+    #[test]
+    fn boundary_panics_print_nothing_and_host_panics_still_print() {
+        const CHILD: &str = "GRADSTEP_TEST_PANIC_CHILD";
+        const NAME: &str =
+            "boundary::tests::boundary_panics_print_nothing_and_host_panics_still_print";
+        if std::env::var_os(CHILD).is_some() {
+            let overflow = guard(|| {
+                let n = std::hint::black_box(usize::MAX);
+                let v: Vec<u64> = Vec::with_capacity(n);
+                Err(if v.is_empty() {
+                    GRADSTEP_OK
+                } else {
+                    GRADSTEP_OUT_OF_MEMORY
+                })
+            });
+            assert_eq!(overflow, GRADSTEP_INTERNAL_ERROR);
+            let nested = guard(|| {
+                assert_eq!(
+                    guard(|| panic!("inner boundary marker")),
+                    GRADSTEP_INTERNAL_ERROR
+                );
+                panic!("outer boundary marker")
+            });
+            assert_eq!(nested, GRADSTEP_INTERNAL_ERROR);
+            let host = catch_unwind(|| panic!("host panic marker"));
+            assert!(host.is_err());
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test:\n{stdout}"
+        );
+        for quiet in ["capacity overflow", "boundary marker"] {
+            assert!(!stderr.contains(quiet), "printed {quiet:?}:\n{stderr}");
+        }
+        assert!(
+            stderr.contains("host panic marker"),
+            "host panic silenced:\n{stderr}"
+        );
+    }
 
     #[test]
     fn lengths_beyond_isize_max_bytes_are_refused_before_any_slice() {

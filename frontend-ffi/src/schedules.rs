@@ -836,7 +836,9 @@ unsafe fn read_members<'a>(
     Ok(unsafe { Raw::new(members, count)?.slice() })
 }
 
-/// A schedule handle: a schedule and the group values it drives.
+/// A schedule handle: a schedule and the group values it drives. Handles are opaque
+/// values (never addresses), not reused after a free, and usable from any thread, one
+/// call at a time per handle (a concurrent call gets `GRADSTEP_BUSY`).
 pub struct gradstep_schedule {
     running: Running,
     group: Group,
@@ -923,8 +925,11 @@ pub unsafe extern "C" fn gradstep_schedule_new_chained(
 /// Advances one epoch (every kind but ReduceLROnPlateau).
 ///
 /// # Safety
-/// `s` must be NULL or a handle from this library (freed or foreign handles are
-/// detected); one thread at a time.
+/// `s` may be any value: NULL, freed, foreign or mistyped handles are detected
+/// (`GRADSTEP_NULL_POINTER`, `GRADSTEP_INVALID_HANDLE`; handle values are never reused).
+/// Any thread may call; a call made while another is inside the same handle (another
+/// thread, or a callback of this schedule calling back into it) gets `GRADSTEP_BUSY`
+/// and does nothing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_schedule_step(s: *mut gradstep_schedule) -> gradstep_status {
     guard(|| registry::with(s, Kind::Schedule, |h| h.running.step(&mut h.group, None)))
@@ -1009,7 +1014,9 @@ pub unsafe extern "C" fn gradstep_schedule_lr(
 /// `GRADSTEP_INVALID_HANDLE`.
 ///
 /// # Safety
-/// No other thread may use `s` meanwhile.
+/// `s` may be any value, as for [`gradstep_schedule_step`]. A call that is inside `s`
+/// meanwhile (another thread's, or the schedule's own callback's) finishes normally;
+/// from this free's return on, `s` is refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_schedule_free(s: *mut gradstep_schedule) -> gradstep_status {
     guard(|| registry::free(s, Kind::Schedule))

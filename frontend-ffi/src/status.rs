@@ -64,6 +64,9 @@ pub enum gradstep_status {
     /// name, known fields and values of their kind, or is longer than
     /// `GRADSTEP_RULE_TEXT_MAX` bytes.
     GRADSTEP_BAD_RULE_TEXT = 23,
+    /// The handle is in use by another call (on another thread, or a callback calling
+    /// back into the handle it was called from); nothing was done. Retry later.
+    GRADSTEP_BUSY = 24,
 }
 
 pub use gradstep_status::*;
@@ -145,6 +148,7 @@ table! {
     GRADSTEP_CHECKPOINT_MISMATCH => c"checkpoint is of an optimizer of another shape",
     GRADSTEP_LENGTH_TOO_LARGE => c"length too large",
     GRADSTEP_BAD_RULE_TEXT => c"bad rule text",
+    GRADSTEP_BUSY => c"handle busy in another call",
 }
 
 /// A short English description of `status`, as a static NUL-terminated string; never

@@ -40,11 +40,17 @@ fn library() -> &'static Path {
 
 /// Compiles one test program with warnings as errors and both sanitizers.
 fn compile(compiler: &str, std: &str, source: &str, name: &str) -> PathBuf {
+    compile_with(compiler, std, source, name, "address,undefined")
+}
+
+/// Compiles one test program with warnings as errors and the sanitizers named.
+fn compile_with(compiler: &str, std: &str, source: &str, name: &str, sanitize: &str) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let output = Command::new(compiler)
         .arg(format!("-std={std}"))
         .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
-        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg(format!("-fsanitize={sanitize}"))
+        .arg("-fno-sanitize-recover=all")
         .arg("-I")
         .arg(repo().join("include"))
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(source))
@@ -294,4 +300,58 @@ fn c_program_runs_every_registered_rule() {
     let registered: Vec<&str> = RuleId::ALL.iter().map(|id| id.name()).collect();
     assert_eq!(ran, registered);
     assert!(stdout.ends_with("kinds: ok\n"), "{stdout}");
+}
+
+/// Runs a program that prints `expected` on stdout when every check passed, and must
+/// print nothing else, on stdout or stderr (issue 12: the library never prints).
+fn run_quiet(exe: &Path, env: &[(&str, &str)], expected: &str) {
+    let mut cmd = Command::new(exe);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{exe:?} failed:\n{stdout}\n{stderr}");
+    assert_eq!(stdout, expected, "{stderr}");
+    // ASan notes an allocation it refused (the system allocator says nothing); anything
+    // else on stderr is the library printing.
+    let printed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("WARNING: AddressSanitizer failed to allocate"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(printed.is_empty(), "printed on stderr:\n{stderr}");
+}
+
+/// Every finding of issue 12 the C ABI can show, as a hostile C caller would try it
+/// (tests/c/abuse.c): each call returns a status, refusals write nothing, nothing
+/// crashes, aborts or prints, under ASan and UBSan. ASan's allocator is told to return
+/// NULL for impossible sizes as the system allocator does (it aborts by default).
+#[test]
+fn c_abuse_program_gets_a_status_for_everything() {
+    let exe = compile("cc", "c11", "tests/c/abuse.c", "abuse_c");
+    let asan = "detect_leaks=1:abort_on_error=1:allocator_may_return_null=1";
+    run_quiet(&exe, &[("ASAN_OPTIONS", asan)], "abuse ok\n");
+}
+
+/// Two threads on one handle, on two handles, and a free racing steps
+/// (tests/c/stress.c), under ASan/UBSan.
+#[test]
+fn c_stress_program_two_threads_under_asan() {
+    let exe = compile("cc", "c11", "tests/c/stress.c", "stress_c_asan");
+    run_quiet(
+        &exe,
+        &[("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")],
+        "stress ok\n",
+    );
+}
+
+/// The same under ThreadSanitizer, linked against the ordinary `libgradstep.a`.
+#[test]
+fn c_stress_program_two_threads_under_tsan() {
+    let exe = compile_with("cc", "c11", "tests/c/stress.c", "stress_c_tsan", "thread");
+    run_quiet(&exe, &[("TSAN_OPTIONS", "halt_on_error=1")], "stress ok\n");
 }

@@ -1,0 +1,138 @@
+/* Two threads against the handle registry (issue 12, finding 4), as a C11 program with
+ * pthreads, run by frontend-ffi/tests/c_programs.rs under ThreadSanitizer and under
+ * AddressSanitizer/UndefinedBehaviorSanitizer:
+ *   1. two threads step one Adam handle (n = 4096): every call is OK or GRADSTEP_BUSY,
+ *      and the params equal, bit for bit, a sequential run with as many steps as OKs;
+ *   2. two threads step two handles: both all OK, each equal to its sequential run;
+ *   3. a free racing steps: the free succeeds, the steps are OK or BUSY until it and
+ *      INVALID_HANDLE after it, never a crash.
+ * Prints "stress ok" and nothing else.
+ */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradstep.h"
+
+#define FAIL(...)                                                                  \
+    do {                                                                           \
+        fprintf(stdout, __VA_ARGS__);                                              \
+        fprintf(stdout, "\n");                                                     \
+        exit(1);                                                                   \
+    } while (0)
+
+enum { N = 4096, CALLS = 300 };
+
+static gradstep_optimizer *make(float *p, float *g) {
+    for (size_t i = 0; i < N; i++) {
+        p[i] = (float)(i % 17) * 0.25f - 2.0f;
+        g[i] = (float)(i % 5) * 0.5f - 1.0f;
+    }
+    gradstep_rule adam;
+    gradstep_optimizer *opt = NULL;
+    if (gradstep_rule_default(GRADSTEP_RULE_ADAM, &adam) != GRADSTEP_OK ||
+        gradstep_optimizer_new(&adam, GRADSTEP_F32, &opt) != GRADSTEP_OK ||
+        gradstep_optimizer_add_params_f32(opt, 0, p, g, N) != GRADSTEP_OK)
+        FAIL("making an optimizer failed");
+    return opt;
+}
+
+/* The params after `steps` sequential steps. */
+static void sequential(float *p, size_t steps) {
+    float *g = malloc(N * sizeof *g);
+    if (!g) FAIL("out of memory");
+    gradstep_optimizer *opt = make(p, g);
+    for (size_t t = 0; t < steps; t++)
+        if (gradstep_optimizer_step(opt) != GRADSTEP_OK) FAIL("sequential step failed");
+    if (gradstep_optimizer_free(opt) != GRADSTEP_OK) FAIL("free failed");
+    free(g);
+}
+
+typedef struct {
+    gradstep_optimizer *opt;
+    size_t ok, busy, invalid, other;
+    pthread_barrier_t *start;
+} worker;
+
+static void *stepper(void *arg) {
+    worker *w = arg;
+    pthread_barrier_wait(w->start);
+    for (int i = 0; i < CALLS; i++) {
+        switch (gradstep_optimizer_step(w->opt)) {
+        case GRADSTEP_OK:
+            if (w->invalid) w->other++; /* stepped after it was refused as freed */
+            w->ok++;
+            break;
+        case GRADSTEP_BUSY: w->busy++; break;
+        case GRADSTEP_INVALID_HANDLE: w->invalid++; break;
+        default: w->other++;
+        }
+    }
+    return NULL;
+}
+
+static void same(const float *a, const float *b, const char *what) {
+    if (memcmp(a, b, N * sizeof *a)) {
+        size_t wrong = 0;
+        for (size_t i = 0; i < N; i++) wrong += memcmp(&a[i], &b[i], sizeof *a) != 0;
+        FAIL("%s: %zu params differ from the sequential run", what, wrong);
+    }
+}
+
+int main(void) {
+    float *p = malloc(N * sizeof *p), *g = malloc(N * sizeof *g);
+    float *p2 = malloc(N * sizeof *p2), *g2 = malloc(N * sizeof *g2);
+    float *want = malloc(N * sizeof *want);
+    if (!p || !g || !p2 || !g2 || !want) FAIL("out of memory");
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+
+    /* 1. One handle, two threads. */
+    gradstep_optimizer *opt = make(p, g);
+    worker w[2] = {{opt, 0, 0, 0, 0, &start}, {opt, 0, 0, 0, 0, &start}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, stepper, &w[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    size_t ok = w[0].ok + w[1].ok;
+    if (w[0].other + w[1].other + w[0].invalid + w[1].invalid) FAIL("a step was neither OK nor BUSY");
+    if (ok < CALLS) FAIL("only %zu of %d calls succeeded", ok, 2 * CALLS);
+    if (gradstep_optimizer_free(opt) != GRADSTEP_OK) FAIL("free failed");
+    sequential(want, ok);
+    same(p, want, "one handle on two threads");
+
+    /* 2. Two handles, two threads. */
+    gradstep_optimizer *a = make(p, g), *b = make(p2, g2);
+    worker v[2] = {{a, 0, 0, 0, 0, &start}, {b, 0, 0, 0, 0, &start}};
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, stepper, &v[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    if (v[0].ok != CALLS || v[1].ok != CALLS) FAIL("two handles: %zu and %zu OK", v[0].ok, v[1].ok);
+    sequential(want, CALLS);
+    same(p, want, "handle a");
+    same(p2, want, "handle b");
+    if (gradstep_optimizer_free(a) != GRADSTEP_OK || gradstep_optimizer_free(b) != GRADSTEP_OK)
+        FAIL("free failed");
+
+    /* 3. A free racing steps. */
+    for (int round = 0; round < 20; round++) {
+        gradstep_optimizer *h = make(p, g);
+        worker x = {h, 0, 0, 0, 0, &start};
+        pthread_create(&t[0], NULL, stepper, &x);
+        pthread_barrier_wait(&start);
+        if (gradstep_optimizer_free(h) != GRADSTEP_OK) FAIL("racing free failed");
+        pthread_join(t[0], NULL);
+        if (x.other) FAIL("a step after the free succeeded, or an unexpected status");
+        if (gradstep_optimizer_free(h) != GRADSTEP_INVALID_HANDLE) FAIL("double free accepted");
+        if (gradstep_optimizer_step(h) != GRADSTEP_INVALID_HANDLE) FAIL("freed handle stepped");
+    }
+    pthread_barrier_destroy(&start);
+    free(p);
+    free(g);
+    free(p2);
+    free(g2);
+    free(want);
+    printf("stress ok\n");
+    return 0;
+}
