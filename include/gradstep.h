@@ -895,17 +895,27 @@ gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t gro
 // Attaches a schedule to a group (replacing any), started as torch's constructor
 // does: it records the group's `initial_lr` (once: the learning rate when the first
 // schedule is attached) and writes epoch 0's learning rate. Refused, with the group
-// unchanged: an invalid configuration, a cycling schedule on a rule without momentum,
-// and LambdaLR/MultiplicativeLR configs (`GRADSTEP_UNKNOWN_KIND`: the handle's
-// schedules are restored from a checkpoint by position, which a C callback's schedule
-// cannot be; drive such a rate with a `gradstep_schedule` handle and
-// [`gradstep_optimizer_set_lr`]).
+// unchanged: an invalid configuration, a cycling schedule on a rule without momentum.
+// A LambdaLR/MultiplicativeLR callback is called from the thread that calls
+// [`gradstep_optimizer_schedule_step`] (and this function), never during a load.
 //
 // # Safety
 // `opt` a live handle or NULL; `config` NULL or valid for a read.
 gradstep_status gradstep_optimizer_attach_schedule(struct gradstep_optimizer *opt,
                                                    size_t group,
                                                    const struct gradstep_schedule_config *config);
+
+// Attaches a copy of a schedule handle's schedule to a group (replacing any): any
+// kind, including the SequentialLR and ChainedScheduler composites. Only its
+// configuration is copied: it is started on the group as
+// [`gradstep_optimizer_attach_schedule`] starts a config, wherever the handle's own
+// copy is. The schedule handle stays the caller's (free it as usual).
+//
+// # Safety
+// `opt` a live optimizer handle or NULL; `schedule` a live schedule handle or NULL.
+gradstep_status gradstep_optimizer_attach_schedule_handle(struct gradstep_optimizer *opt,
+                                                          size_t group,
+                                                          struct gradstep_schedule *schedule);
 
 // Steps every group's epoch-driven schedule (call after [`gradstep_optimizer_step`],
 // as in torch); groups without one, or with ReduceLROnPlateau (stepped by

@@ -15,7 +15,9 @@ use gradstep_optim::{Error, GroupId, Optimizer};
 use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_with_capacity};
 use crate::registry::{self, Kind};
 use crate::rules::{GRADSTEP_F32, gradstep_element, gradstep_rule, to_any};
-use crate::schedules::{Built, Member, build, gradstep_schedule_config};
+use crate::schedules::{
+    Attach, attach_config, attach_handle, gradstep_schedule, gradstep_schedule_config,
+};
 use crate::status::*;
 
 /// A registered tensor's buffers, as the caller passed them (checked, not yet slices).
@@ -298,14 +300,28 @@ pub unsafe extern "C" fn gradstep_optimizer_lr(
     })
 }
 
+/// Attaches `schedule` to a group of the handle.
+fn attach(
+    opt: *mut gradstep_optimizer,
+    group: usize,
+    schedule: Attach,
+) -> Result<(), gradstep_status> {
+    registry::with(opt, Kind::Optimizer, |o| {
+        let g = GroupId(group);
+        match schedule {
+            Attach::Epochs(s) => typed!(o, |opt, _t| opt.attach_schedule(g, s.clone())),
+            Attach::Plateau(p) => typed!(o, |opt, _t| opt.attach_plateau(g, p)),
+        }
+        .map_err(status)
+    })
+}
+
 /// Attaches a schedule to a group (replacing any), started as torch's constructor
 /// does: it records the group's `initial_lr` (once: the learning rate when the first
 /// schedule is attached) and writes epoch 0's learning rate. Refused, with the group
-/// unchanged: an invalid configuration, a cycling schedule on a rule without momentum,
-/// and LambdaLR/MultiplicativeLR configs (`GRADSTEP_UNKNOWN_KIND`: the handle's
-/// schedules are restored from a checkpoint by position, which a C callback's schedule
-/// cannot be; drive such a rate with a `gradstep_schedule` handle and
-/// [`gradstep_optimizer_set_lr`]).
+/// unchanged: an invalid configuration, a cycling schedule on a rule without momentum.
+/// A LambdaLR/MultiplicativeLR callback is called from the thread that calls
+/// [`gradstep_optimizer_schedule_step`] (and this function), never during a load.
 ///
 /// # Safety
 /// `opt` a live handle or NULL; `config` NULL or valid for a read.
@@ -318,19 +334,25 @@ pub unsafe extern "C" fn gradstep_optimizer_attach_schedule(
     guard(|| {
         // SAFETY: `read` checks NULL and alignment; readable per the caller's contract.
         let c = unsafe { read(config)? };
-        let built = build(&c)?;
-        registry::with(opt, Kind::Optimizer, |o| {
-            let g = GroupId(group);
-            match built {
-                Built::Scheduler(Member::Any(s)) => {
-                    typed!(o, |opt, _t| opt.attach_schedule(g, s.clone()))
-                }
-                Built::Plateau(p) => typed!(o, |opt, _t| opt.attach_plateau(g, p)),
-                Built::Scheduler(Member::Lambda(_)) => return Err(GRADSTEP_UNKNOWN_KIND),
-            }
-            .map_err(status)
-        })
+        attach(opt, group, attach_config(&c)?)
     })
+}
+
+/// Attaches a copy of a schedule handle's schedule to a group (replacing any): any
+/// kind, including the SequentialLR and ChainedScheduler composites. Only its
+/// configuration is copied: it is started on the group as
+/// [`gradstep_optimizer_attach_schedule`] starts a config, wherever the handle's own
+/// copy is. The schedule handle stays the caller's (free it as usual).
+///
+/// # Safety
+/// `opt` a live optimizer handle or NULL; `schedule` a live schedule handle or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_attach_schedule_handle(
+    opt: *mut gradstep_optimizer,
+    group: usize,
+    schedule: *mut gradstep_schedule,
+) -> gradstep_status {
+    guard(|| attach(opt, group, attach_handle(schedule)?))
 }
 
 /// Steps every group's epoch-driven schedule (call after [`gradstep_optimizer_step`],

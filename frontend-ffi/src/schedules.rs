@@ -1021,3 +1021,109 @@ pub unsafe extern "C" fn gradstep_schedule_lr(
 pub unsafe extern "C" fn gradstep_schedule_free(s: *mut gradstep_schedule) -> gradstep_status {
     guard(|| registry::free(s, Kind::Schedule))
 }
+
+// The optimizer handle's schedules: gradstep-optim's, from a config or a schedule handle.
+
+// SAFETY: a CLambda is a C function pointer and the caller's `user` pointer, which
+// gradstep only passes back to that function, from the thread that called into the
+// handle holding it (the optimizer's threaded step never calls schedules); sharing or
+// moving it between threads is the C caller's contract, as for the handle itself.
+unsafe impl Send for CLambda {}
+// SAFETY: as above.
+unsafe impl Sync for CLambda {}
+
+impl core::fmt::Debug for CLambda {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CLambda")
+            .field("multiplicative", &self.multiplicative)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+impl gradstep_optim::CustomSchedule for CLambda {
+    fn kind(&self) -> (u16, &'static str) {
+        if self.multiplicative {
+            (2, "MultiplicativeLR")
+        } else {
+            (1, "LambdaLR")
+        }
+    }
+    fn progress(&self) -> Progress {
+        self.progress
+    }
+    fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
+    }
+    fn clone_box(&self) -> Box<dyn gradstep_optim::CustomSchedule> {
+        Box::new(*self)
+    }
+}
+
+impl Member {
+    /// The same schedule as gradstep-optim's member.
+    fn to_optim(&self) -> gradstep_optim::Member {
+        match self {
+            Member::Any(s) => gradstep_optim::Member::Builtin(s.clone()),
+            Member::Lambda(l) => gradstep_optim::Member::Custom(Box::new(*l)),
+        }
+    }
+}
+
+/// A schedule for the optimizer handle to attach (short-lived: built, then moved
+/// into the optimizer).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Attach {
+    /// Epoch-driven.
+    Epochs(gradstep_optim::EpochSchedule),
+    /// ReduceLROnPlateau.
+    Plateau(ReduceLrOnPlateau),
+}
+
+impl Running {
+    /// The same schedule (its configuration; the optimizer starts it again) as
+    /// gradstep-optim's.
+    fn to_optim(&self) -> Result<Attach, gradstep_status> {
+        use gradstep_optim::EpochSchedule as E;
+        Ok(Attach::Epochs(match self {
+            Running::One(s) => E::One(s.to_optim()),
+            Running::Plateau(p) => return Ok(Attach::Plateau(*p)),
+            Running::Sequential2(s) => E::Sequential2(SequentialLr::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+                s.milestones(),
+            )?),
+            Running::Sequential3(s) => E::Sequential3(SequentialLr::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+                s.milestones(),
+            )?),
+            Running::Sequential4(s) => E::Sequential4(SequentialLr::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+                s.milestones(),
+            )?),
+            Running::Chained2(s) => E::Chained2(ChainedScheduler::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+            )?),
+            Running::Chained3(s) => E::Chained3(ChainedScheduler::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+            )?),
+            Running::Chained4(s) => E::Chained4(ChainedScheduler::new(
+                s.schedulers().each_ref().map(Member::to_optim),
+            )?),
+        }))
+    }
+}
+
+/// A config's schedule, for the optimizer handle.
+pub(crate) fn attach_config(c: &gradstep_schedule_config) -> Result<Attach, gradstep_status> {
+    match build(c)? {
+        Built::Scheduler(s) => Running::One(s),
+        Built::Plateau(p) => Running::Plateau(p),
+    }
+    .to_optim()
+}
+
+/// A schedule handle's schedule (its configuration, restarted on attach), for the
+/// optimizer handle.
+pub(crate) fn attach_handle(s: *mut gradstep_schedule) -> Result<Attach, gradstep_status> {
+    registry::with(s, Kind::Schedule, |h| h.running.to_optim())
+}

@@ -12,6 +12,7 @@
 
 use core::ptr;
 
+use gradstep::optimizer::gradstep_optimizer_attach_schedule_handle;
 use gradstep::optimizer::{
     gradstep_optimizer, gradstep_optimizer_add_params_f32, gradstep_optimizer_attach_schedule,
     gradstep_optimizer_checkpoint_len, gradstep_optimizer_checkpoint_load,
@@ -19,7 +20,11 @@ use gradstep::optimizer::{
     gradstep_optimizer_new, gradstep_optimizer_schedule_step, gradstep_optimizer_step,
 };
 use gradstep::rules::{GRADSTEP_F32, GRADSTEP_RULE_SGD, gradstep_rule, gradstep_rule_default};
-use gradstep::schedules::{GRADSTEP_SCHEDULE_STEP, gradstep_schedule_default};
+use gradstep::schedules::{
+    GRADSTEP_SCHEDULE_EXPONENTIAL, GRADSTEP_SCHEDULE_LAMBDA, GRADSTEP_SCHEDULE_LINEAR,
+    GRADSTEP_SCHEDULE_STEP, gradstep_schedule, gradstep_schedule_config, gradstep_schedule_default,
+    gradstep_schedule_free, gradstep_schedule_new_sequential,
+};
 use gradstep::status::*;
 
 const N: usize = 6;
@@ -316,4 +321,155 @@ fn the_genuine_checkpoint_loads_and_the_crc_oracle_agrees() {
     assert_eq!(b.w, trained_b.w);
     assert_eq!(lr(opt), 0.05);
     free(opt);
+}
+
+/// Counts a LambdaLR callback's calls and remembers the last epoch it was called with.
+#[derive(Default)]
+struct Calls {
+    count: u64,
+    last_epoch: u64,
+}
+
+/// `0.9^(epoch mod 5)`, counting calls in `user` (a `Calls`).
+unsafe extern "C" fn counted(epoch: u64, user: *mut core::ffi::c_void) -> f64 {
+    // SAFETY: every test passes a live `Calls` it alone uses.
+    let calls = unsafe { &mut *user.cast::<Calls>() };
+    calls.count += 1;
+    calls.last_epoch = epoch;
+    0.9f64.powi((epoch % 5) as i32)
+}
+
+fn lambda(calls: &mut Calls) -> gradstep_schedule_config {
+    let mut c = gradstep_schedule_default(GRADSTEP_SCHEDULE_LAMBDA);
+    c.params.lambda.lr_lambda = Some(counted);
+    c.params.lambda.user = (calls as *mut Calls).cast();
+    c
+}
+
+/// Finding 6 with a C callback: loading calls the LambdaLR's function not once, where
+/// the v1 loader replayed it once per saved epoch; the first schedule step after the
+/// load calls it for epoch 2⁶² + 1.
+#[test]
+fn a_lambda_schedule_at_epoch_two_to_the_62_loads_without_calling_back() {
+    let mut calls = Calls::default();
+    let mut b = Buffers::new();
+    let opt = handle(&mut b);
+    // SAFETY: a live handle; `calls` outlives it.
+    assert_eq!(
+        unsafe { gradstep_optimizer_attach_schedule(opt, 0, &lambda(&mut calls)) },
+        GRADSTEP_OK
+    );
+    for _ in 0..3 {
+        epoch(opt);
+    }
+    assert_eq!(
+        (calls.count, calls.last_epoch),
+        (4, 3),
+        "attach, then 3 epochs"
+    );
+    let good = save(opt);
+    free(opt);
+    let (_, _, at) = group0(&good);
+    assert_eq!(get_u64(&good, at - 8), 1, "LambdaLR's kind");
+    let mut forged = good.clone();
+    put_u64(&mut forged, at, 1 << 62);
+    fix_crc(&mut forged);
+
+    let mut calls = Calls::default();
+    let mut b = Buffers::new();
+    let opt = handle(&mut b);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { gradstep_optimizer_attach_schedule(opt, 0, &lambda(&mut calls)) },
+        GRADSTEP_OK
+    );
+    let attached = calls.count;
+    assert_eq!(load(opt, &forged), GRADSTEP_OK);
+    assert_eq!(calls.count, attached, "the load called the lambda");
+    epoch(opt);
+    assert_eq!(
+        (calls.count, calls.last_epoch),
+        (attached + 1, (1 << 62) + 1)
+    );
+    // lr = initial_lr · f(2^62 + 1); 2^62 + 1 ≡ 0 (mod 5), so f = 1.
+    assert_eq!(lr(opt), 0.1);
+    free(opt);
+}
+
+/// A SequentialLR schedule handle (LinearLR warmup, then StepLR) attached to the
+/// optimizer handle: a checkpoint after any epoch, loaded into a fresh handle with the
+/// same schedule attached, continues with the same learning rates and params, bit for
+/// bit, as never stopping.
+#[test]
+fn a_sequential_schedule_handle_round_trips_through_handle_checkpoints() {
+    let mut members = [
+        gradstep_schedule_default(GRADSTEP_SCHEDULE_LINEAR),
+        gradstep_schedule_default(GRADSTEP_SCHEDULE_STEP),
+        gradstep_schedule_default(GRADSTEP_SCHEDULE_EXPONENTIAL),
+    ];
+    members[0].params.linear.start_factor = 0.25;
+    members[0].params.linear.total_iters = 3;
+    members[1].params.step.step_size = 2;
+    members[1].params.step.gamma = 0.5;
+    members[2].params.exponential.gamma = 0.75;
+    let milestones = [3u64, 7];
+    let mut sched: *mut gradstep_schedule = ptr::null_mut();
+    // SAFETY: valid arrays of 3 and 2 elements, a valid output.
+    assert_eq!(
+        unsafe {
+            gradstep_schedule_new_sequential(
+                members.as_ptr(),
+                3,
+                milestones.as_ptr(),
+                1.0,
+                &mut sched,
+            )
+        },
+        GRADSTEP_OK
+    );
+    let attached = |b: &mut Buffers| {
+        let opt = handle(b);
+        // SAFETY: live handles.
+        let status = unsafe { gradstep_optimizer_attach_schedule_handle(opt, 0, sched) };
+        assert_eq!(status, GRADSTEP_OK);
+        opt
+    };
+    const EPOCHS: usize = 11;
+    let mut b = Buffers::new();
+    let opt = attached(&mut b);
+    assert_eq!(lr(opt), 0.1 * 0.25, "the warmup's first rate");
+    let mut straight = Vec::new();
+    for _ in 0..EPOCHS {
+        epoch(opt);
+        straight.push(lr(opt).to_bits());
+    }
+    let final_w = b.w.clone();
+    free(opt);
+    let distinct: std::collections::HashSet<_> = straight.iter().collect();
+    assert!(distinct.len() >= 5, "{straight:?}");
+    for stop in 0..EPOCHS {
+        let mut b1 = Buffers::new();
+        let first = attached(&mut b1);
+        let mut lrs = Vec::new();
+        for _ in 0..stop {
+            epoch(first);
+            lrs.push(lr(first).to_bits());
+        }
+        let bytes = save(first);
+        free(first);
+        let mut b2 = Buffers::new();
+        b2.w.fill(0.0);
+        let second = attached(&mut b2);
+        assert_eq!(load(second, &bytes), GRADSTEP_OK);
+        assert_eq!(b2.w, b1.w);
+        for _ in stop..EPOCHS {
+            epoch(second);
+            lrs.push(lr(second).to_bits());
+        }
+        assert_eq!(lrs, straight, "stopped after {stop}");
+        assert_eq!(b2.w, final_w, "stopped after {stop}");
+        free(second);
+    }
+    // SAFETY: a live handle.
+    assert_eq!(unsafe { gradstep_schedule_free(sched) }, GRADSTEP_OK);
 }
