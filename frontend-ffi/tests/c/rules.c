@@ -670,6 +670,38 @@ static int handles(void) {
     EXPECT(gradstep_optimizer_free(opt2), GRADSTEP_OK);
     free(ck), free(damaged);
 
+    /* A composite schedule handle attached to an optimizer group: the group's rate
+     * follows the standalone handle's exactly (the optimizer starts its own copy). */
+    {
+        gradstep_schedule_config m[2] = {gradstep_schedule_default(GRADSTEP_SCHEDULE_CONSTANT),
+                                         gradstep_schedule_default(GRADSTEP_SCHEDULE_EXPONENTIAL)};
+        m[0].params.constant.factor = 0.1;
+        m[0].params.constant.total_iters = 2;
+        m[1].params.exponential.gamma = 0.9;
+        gradstep_schedule *chain = NULL;
+        gradstep_optimizer *o3 = NULL;
+        float w3[N1] = {0}, g3[N1] = {0};
+        EXPECT(gradstep_schedule_new_chained(m, 2, 0.1, &chain), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_new(&h0, GRADSTEP_F32, &o3), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_add_params_f32(o3, 0, w3, g3, N1), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_attach_schedule_handle(o3, 0, chain), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_attach_schedule_handle(o3, 1, chain), GRADSTEP_LENGTH_MISMATCH);
+        EXPECT(gradstep_optimizer_attach_schedule_handle(o3, 0, (gradstep_schedule *)o3),
+               GRADSTEP_INVALID_HANDLE);
+        EXPECT(gradstep_optimizer_attach_schedule_handle(o3, 0, NULL), GRADSTEP_NULL_POINTER);
+        for (int t = 0; t < 5; t++) {
+            double a = 0.0, want = 0.0;
+            EXPECT(gradstep_optimizer_lr(o3, 0, &a), GRADSTEP_OK);
+            EXPECT(gradstep_schedule_lr(chain, &want, NULL, NULL), GRADSTEP_OK);
+            if (a != want) FAIL("attached chain at epoch %d: %g, standalone %g", t, a, want);
+            EXPECT(gradstep_optimizer_step(o3), GRADSTEP_OK);
+            EXPECT(gradstep_optimizer_schedule_step(o3), GRADSTEP_OK);
+            EXPECT(gradstep_schedule_step(chain), GRADSTEP_OK);
+        }
+        EXPECT(gradstep_schedule_free(chain), GRADSTEP_OK);
+        EXPECT(gradstep_optimizer_free(o3), GRADSTEP_OK);
+    }
+
     /* Handles: NULL frees are no-ops; freed, foreign and mistyped handles are refused. */
     gradstep_schedule *sched = NULL;
     EXPECT(gradstep_schedule_new(&c, 0.1, &sched), GRADSTEP_OK);
