@@ -606,3 +606,20 @@ proptest! {
         }
     }
 }
+
+/// `pop_tensor` undoes the last `add_tensor` (a frontend whose own checks of a
+/// tensor's buffers fail after its state was allocated): the optimizer is as before.
+#[test]
+fn pop_tensor_undoes_the_last_registration() {
+    let mut opt = Optimizer::<f32>::new(AnyRule::parse("adam:lr=0.01").unwrap()).unwrap();
+    assert_eq!(opt.pop_tensor(), None);
+    let g = opt.default_group();
+    opt.add_tensor(g, 5).unwrap();
+    let before = opt.checkpoint().unwrap();
+    assert_eq!(opt.add_tensor(g, 3).unwrap(), TensorId(1));
+    assert_eq!(opt.pop_tensor(), Some(TensorId(1)));
+    assert_eq!(opt.tensors(), 1);
+    assert_eq!(opt.checkpoint().unwrap(), before);
+    assert_eq!(opt.add_tensor(g, 7).unwrap(), TensorId(1));
+    assert_eq!(opt.tensor_len(TensorId(1)).unwrap(), 7);
+}
