@@ -309,7 +309,7 @@ fn attach(
     registry::with(opt, Kind::Optimizer, |o| {
         let g = GroupId(group);
         match schedule {
-            Attach::Epochs(s) => typed!(o, |opt, _t| opt.attach_schedule(g, s.clone())),
+            Attach::Epochs(s) => typed!(o, |opt, _t| opt.attach_schedule(g, s)),
             Attach::Plateau(p) => typed!(o, |opt, _t| opt.attach_plateau(g, p)),
         }
         .map_err(status)
