@@ -108,7 +108,9 @@ enum gradstep_status
   GRADSTEP_BAD_CHECKPOINT = 12,
   // Memory could not be allocated (handle API only).
   GRADSTEP_OUT_OF_MEMORY = 13,
-  // gradstep hit an internal error (a caught panic); please report it.
+  // gradstep hit an internal error (a caught panic, printed nowhere); please report
+  // it. A handle whose call it was is refused with this status from then on (its
+  // state may be half-updated); it can still be freed.
   GRADSTEP_INTERNAL_ERROR = 14,
   // Two buffers that must be distinct overlap (e.g. params and grads).
   GRADSTEP_OVERLAPPING_BUFFERS = 15,
