@@ -146,7 +146,11 @@ typedef uint32_t gradstep_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// An optimizer over registered tensors (opaque).
+// An optimizer over registered tensors (opaque). Any thread may use a handle, one call
+// at a time: a call made while another is inside the same handle gets
+// `GRADSTEP_BUSY` and does nothing (gradstep never waits for a handle); different
+// handles run in parallel. A step may use helper threads of its own (the owning
+// optimizer's, with the same bits for any number of threads).
 typedef struct gradstep_optimizer gradstep_optimizer;
 
 // A schedule handle: a schedule and the group values it drives. Handles are opaque
@@ -940,7 +944,9 @@ gradstep_status gradstep_optimizer_schedule_step_metric(struct gradstep_optimize
 // no-op; a handle that is not live gives `GRADSTEP_INVALID_HANDLE`.
 //
 // # Safety
-// No other thread may use `opt` meanwhile.
+// `opt` may be any value (handle values are never reused). It may race any other call
+// on the same handle: a call already inside finishes, every later call gets
+// `GRADSTEP_INVALID_HANDLE`, and the state is dropped when the last call leaves.
 gradstep_status gradstep_optimizer_free(struct gradstep_optimizer *opt);
 
 // The length of a checkpoint of the whole optimizer (its current shape), params

@@ -74,7 +74,9 @@ fn quiet_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !inside() {
+            // The owning optimizer's helper threads work only inside a gradstep call.
+            let worker = std::thread::current().name() == Some(gradstep_optim::WORKER_THREAD_NAME);
+            if !inside() && !worker {
                 previous(info);
             }
         }));

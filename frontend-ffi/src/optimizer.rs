@@ -33,7 +33,11 @@ enum Typed {
     F64(Optimizer<f64>, Vec<Tensor<f64>>),
 }
 
-/// An optimizer over registered tensors (opaque).
+/// An optimizer over registered tensors (opaque). Any thread may use a handle, one call
+/// at a time: a call made while another is inside the same handle gets
+/// `GRADSTEP_BUSY` and does nothing (gradstep never waits for a handle); different
+/// handles run in parallel. A step may use helper threads of its own (the owning
+/// optimizer's, with the same bits for any number of threads).
 pub struct gradstep_optimizer {
     typed: Typed,
 }
@@ -394,7 +398,9 @@ pub unsafe extern "C" fn gradstep_optimizer_schedule_step_metric(
 /// no-op; a handle that is not live gives `GRADSTEP_INVALID_HANDLE`.
 ///
 /// # Safety
-/// No other thread may use `opt` meanwhile.
+/// `opt` may be any value (handle values are never reused). It may race any other call
+/// on the same handle: a call already inside finishes, every later call gets
+/// `GRADSTEP_INVALID_HANDLE`, and the state is dropped when the last call leaves.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_free(opt: *mut gradstep_optimizer) -> gradstep_status {
     guard(|| registry::free(opt, Kind::Optimizer))

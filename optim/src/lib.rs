@@ -280,6 +280,11 @@ pub(crate) fn zeros<T: Element>(len: usize) -> Result<Vec<T>, Error> {
     Ok(v)
 }
 
+/// The name of the helper threads a multi-threaded [`Optimizer::step`] starts (the
+/// calling thread works too). The C ABI's panic hook stays silent for them as for its
+/// own calls, so that a C host sees no output from inside gradstep.
+pub const WORKER_THREAD_NAME: &str = "gradstep-worker";
+
 /// An optimizer that owns its state: param groups of one rule kind, each with its own
 /// hyperparameters and schedule, and registered tensors, each with its own state. The
 /// caller owns the params and grads and passes them to [`Optimizer::step`].

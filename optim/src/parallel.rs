@@ -112,7 +112,12 @@ pub(crate) fn step<T: Element>(
     let results: Vec<_> = std::thread::scope(|s| {
         // A thread the system refuses to start leaves its share to the others.
         let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name(crate::WORKER_THREAD_NAME.into())
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
             .collect();
         let mut all = work();
         for h in helpers {
