@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every gradstep test. On a fresh machine it first installs what it needs (rustup
-# components and targets, Debian's C toolchain and qemu-system-arm).
-# Usage: scripts/test.sh        (from anywhere; CI calls it through .ci/run)
+# components and targets, the nightly toolchain's miri, cargo-fuzz, Debian's C toolchain
+# and qemu-system-arm).
+# Usage: scripts/test.sh                 (from anywhere; CI calls it through .ci/run)
+#        FUZZ_SECONDS=600 scripts/test.sh  (fuzz each target longer; scripts/fuzz.sh 3600
+#                                          alone for an hour each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +88,15 @@ step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M
     done
     ./sizes.sh
 )
+
+step "kernel tests in the debug profile (overflow checks on)"
+PROPTEST_CASES=32 run_tests -p gradstep --lib --tests
+
+step "Miri: the kernel's unsafe paths and the C boundary, Stacked and Tree Borrows"
+scripts/miri.sh
+
+step "fuzzing: every cargo-fuzz target for ${FUZZ_SECONDS:-45} s from the committed seeds"
+scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 
 step "lints and docs (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -328,6 +328,7 @@ mod tests {
     /// the boundary's panics print nothing, even nested, while a panic of the host's own
     /// in the same process still reaches the previous hook and prints.
     #[test]
+    #[cfg_attr(miri, ignore = "re-runs its own binary: Miri cannot spawn processes")]
     fn boundary_panics_print_nothing_and_host_panics_still_print() {
         const CHILD: &str = "GRADSTEP_TEST_PANIC_CHILD";
         const NAME: &str =

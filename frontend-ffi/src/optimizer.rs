@@ -528,18 +528,44 @@ mod tests {
     use super::*;
     use crate::rules::{GRADSTEP_RULE_ADAM, gradstep_rule_default};
 
+    /// Leaks `values` as a raw buffer, as C memory is: no Rust reference to it remains
+    /// that a retag could invalidate while the handle holds its pointer (Miri checks).
+    fn leak(values: Vec<f32>) -> *mut f32 {
+        Box::into_raw(values.into_boxed_slice()).cast::<f32>()
+    }
+
+    /// The buffers [`handle`] leaked, to give back once its handle is freed.
+    struct Buffers([(*mut f32, usize); 4]);
+
+    impl Drop for Buffers {
+        fn drop(&mut self) {
+            for &(ptr, len) in &self.0 {
+                // SAFETY: made by `leak` with this length; the handle is freed.
+                drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) });
+            }
+        }
+    }
+
+    /// The 7 params of [`handle`]'s first tensor, read through its raw pointer.
+    fn params_of(w: *mut f32) -> Vec<f32> {
+        // SAFETY: leaked by `leak` with 7 elements; no call is writing it now.
+        unsafe { core::slice::from_raw_parts(w, 7) }.to_vec()
+    }
+
     /// An Adam handle over two tensors (params and grads leaked so they outlive it),
     /// stepped a few times, and its checkpoint.
-    fn handle() -> (*mut gradstep_optimizer, &'static mut [f32], Vec<u8>) {
-        let w: &'static mut [f32] = Box::leak(vec![0.5f32; 7].into_boxed_slice());
-        let b: &'static mut [f32] = Box::leak(vec![-1.0f32; 3].into_boxed_slice());
-        let g: &'static [f32] = Box::leak(vec![0.25f32; 7].into_boxed_slice());
-        let gb: &'static [f32] = Box::leak(vec![-0.5f32; 3].into_boxed_slice());
+    fn handle() -> (*mut gradstep_optimizer, *mut f32, Vec<u8>, Buffers) {
+        let (w, b) = (leak(vec![0.5f32; 7]), leak(vec![-1.0f32; 3]));
+        let (g, gb) = (
+            leak(vec![0.25f32; 7]).cast_const(),
+            leak(vec![-0.5f32; 3]).cast_const(),
+        );
+        let buffers = Buffers([(w, 7), (b, 3), (g.cast_mut(), 7), (gb.cast_mut(), 3)]);
         let mut opt = core::ptr::null_mut();
         // SAFETY: a zeroed rule is a valid value to overwrite.
         let mut adam: gradstep_rule = unsafe { core::mem::zeroed() };
         let mut group = 0;
-        // SAFETY: valid pointers throughout; the buffers live forever.
+        // SAFETY: valid pointers throughout; the buffers outlive the handle.
         unsafe {
             assert_eq!(
                 gradstep_rule_default(GRADSTEP_RULE_ADAM, &mut adam),
@@ -554,11 +580,11 @@ mod tests {
                 GRADSTEP_OK
             );
             assert_eq!(
-                gradstep_optimizer_add_params_f32(opt, 0, w.as_mut_ptr(), g.as_ptr(), 7),
+                gradstep_optimizer_add_params_f32(opt, 0, w, g, 7),
                 GRADSTEP_OK
             );
             assert_eq!(
-                gradstep_optimizer_add_params_f32(opt, group, b.as_mut_ptr(), gb.as_ptr(), 3),
+                gradstep_optimizer_add_params_f32(opt, group, b, gb, 3),
                 GRADSTEP_OK
             );
             for _ in 0..3 {
@@ -576,7 +602,7 @@ mod tests {
                 GRADSTEP_OK
             );
             assert_eq!(written, len);
-            (opt, w, bytes)
+            (opt, w, bytes, buffers)
         }
     }
 
@@ -623,8 +649,8 @@ mod tests {
             mutations in prop::collection::vec(mutation(), 1..4),
             random in prop::collection::vec(any::<u8>(), 0..600),
         ) {
-            let (opt, w, good) = handle();
-            let before = w.to_vec();
+            let (opt, w, good, buffers) = handle();
+            let before = params_of(w);
             for bytes in [
                 {
                     let mut b = good.clone();
@@ -639,7 +665,7 @@ mod tests {
                 let status = unsafe { gradstep_optimizer_checkpoint_load(opt, bytes.as_ptr(), bytes.len()) };
                 prop_assert_ne!(status, GRADSTEP_INTERNAL_ERROR);
                 if status != GRADSTEP_OK {
-                    prop_assert_eq!(&w[..], &before[..]);
+                    prop_assert_eq!(&params_of(w)[..], &before[..]);
                 } else {
                     // Bytes after the stated length are ignored; everything before
                     // it is checked (CRC), so an accepted checkpoint is the good one.
@@ -652,6 +678,7 @@ mod tests {
             prop_assert_eq!(status, GRADSTEP_OK);
             // SAFETY: a live handle.
             prop_assert_eq!(unsafe { gradstep_optimizer_free(opt) }, GRADSTEP_OK);
+            drop(buffers);
         }
     }
 
