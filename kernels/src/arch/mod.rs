@@ -2,7 +2,7 @@
 //! among them (memchr's `arch/` layout).
 //!
 //! [`Dispatch::run_dispatched`] is what [`crate::driver`] calls for every rule's step. On
-//! x86-64 it runs the level [`crate::isa`] chose (AVX-512F, AVX2, SSE2 or scalar lanes,
+//! x86-64 it runs the level `crate::isa` chose (AVX-512F, AVX2, SSE2 or scalar lanes,
 //! the first two inside `#[target_feature]` entry points); on every other target it runs
 //! the target's compile-time lanes ([`crate::real::Real::Vector`]) exactly as before.
 
@@ -13,7 +13,7 @@ use crate::driver::Kernel;
 use crate::real::Real;
 
 /// How the element loop runs for one element type: the supertrait of
-/// [`Real`](crate::real::Real) that maps `f32`/`f64` to their lane types per instruction
+/// [`Real`] that maps `f32`/`f64` to their lane types per instruction
 /// set. Sealed: it lives in a private module, and its only method is `unsafe`.
 pub trait Dispatch: Sized {
     /// Runs `kernel` over `n` elements on the lanes of the selected instruction set.
