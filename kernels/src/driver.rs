@@ -43,10 +43,10 @@ pub(crate) struct Plain<C, const VARIANT: u8 = 0>(pub(crate) C);
 /// [`Rule::run`](crate::rules::Rule::run) computes the step's coefficients and calls
 /// [`Drive::run`] exactly once, with the kernel its options select (a [`Plain`]
 /// specialisation or the general kernel) and its slot count `K`. That call is the single
-/// entry point from every rule into the element loop, so it is where runtime ISA
-/// dispatch goes (issue 15): a `Drive` that picks, once, among `#[target_feature]`
-/// instantiations of [`run`] (AVX2, AVX-512, ...) serves every rule without a rule
-/// changing.
+/// entry point from every rule into the element loop, and [`run`] the single place it
+/// reaches the lanes: through `crate::arch::Dispatch`, which on x86-64 picks the
+/// `#[target_feature]` instantiation (AVX-512F, AVX2) or SSE2/scalar lanes that
+/// [`crate::isa`] selected, for every rule without a rule changing.
 pub trait Drive<T: Real> {
     /// What the call gives back to the caller of [`Rule::run`](crate::rules::Rule::run).
     type Out;
@@ -142,7 +142,7 @@ pub(crate) fn run<T, const K: usize, F>(
     // SAFETY: `p`, `g` and every `s[k]` are valid for `n` elements (n is the shortest
     // length), and they do not alias: `params` and each state slice are distinct
     // `&mut` borrows, `grads` a shared borrow that cannot overlap them.
-    unsafe { run_lanes::<T::Vector, T, T, T, K, F>(kernel, p, g, s, n) }
+    unsafe { T::run_dispatched::<K, F>(kernel, p, g, s, n) }
 }
 
 /// The loop itself, generic over the lane type and over how each buffer is stored.
@@ -150,7 +150,7 @@ pub(crate) fn run<T, const K: usize, F>(
 /// # Safety
 /// `p`, `g` and every `s[k]` must be valid for `n` elements and must not overlap.
 #[inline(always)]
-unsafe fn run_lanes<V, P, G, S, const K: usize, F>(
+pub(crate) unsafe fn run_lanes<V, P, G, S, const K: usize, F>(
     kernel: &F,
     p: *mut P,
     g: *const G,

@@ -73,11 +73,14 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod accumulate;
+mod arch;
 pub mod checkpoint;
 pub mod clip;
 mod driver;
 mod error;
 pub mod guard;
+#[cfg(target_arch = "x86_64")]
+pub mod isa;
 pub mod lanes;
 pub mod loss_scale;
 mod power;

@@ -17,6 +17,7 @@ mod sealed {
 /// the compile target (chosen in [`crate::lanes`]).
 pub trait Real:
     sealed::Sealed
+    + crate::arch::Dispatch
     + Lanes<Scalar = Self>
     + LoadStore<Self>
     + PartialOrd

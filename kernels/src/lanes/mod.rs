@@ -14,10 +14,13 @@
 //! no approximate reciprocal or square root), so every lane type gives bit-identical
 //! results and the vector path can be tested for exact equality with the scalar one.
 //!
-//! Adding an instruction set (AVX2, AVX-512, NEON with runtime detection) means
-//! implementing [`Lanes`] and [`LoadStore`] for its register types with
-//! `#[inline(always)]` methods, and instantiating the driver inside a
-//! `#[target_feature]` function; the rules do not change.
+//! On x86-64 the rules' element loop does not stop at the compile-time vector: the
+//! crate's `arch` module implements [`Lanes`] and [`LoadStore`] for the AVX2 and AVX-512
+//! registers with `#[inline(always)]` methods and instantiates the driver inside
+//! `#[target_feature]` functions, chosen at run time by `crate::isa`. Adding an
+//! instruction set (NEON, ...) is done the same way; the rules do not change. The
+//! reductions (`crate::reduce`: norms, finiteness checks) still run on the compile-time
+//! vector.
 
 mod scalar;
 mod vector;

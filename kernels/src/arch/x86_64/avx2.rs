@@ -1,0 +1,185 @@
+//! AVX2 lanes over `core::arch`: `__m256` (8 × f32) and `__m256d` (4 × f64).
+//!
+//! Every op is one correctly rounded IEEE instruction (no FMA), so the bits equal those of
+//! the scalar and SSE2 lanes. The methods are `#[inline(always)]` without
+//! `#[target_feature]`: they inline into the `#[target_feature(enable = "avx2")]` entry
+//! point ([`super::run_avx2`]), the only code that creates values of these types, and
+//! which runs only after [`crate::isa`] found AVX2 on the CPU.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::lanes::{Lanes, LoadStore};
+
+macro_rules! avx2_lanes {
+    (
+        $name:ident, $reg:ty, $t:ty, $n:literal, $neg0:expr,
+        $set1:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $sqrt:ident,
+        $andnot:ident, $xor:ident, $max:ident, $min:ident, $cmp:ident, $blendv:ident,
+        $loadu:ident, $storeu:ident
+    ) => {
+        /// A lane vector in one AVX register. Values exist only inside the AVX2 entry
+        /// point, after runtime detection (see the module docs).
+        #[derive(Clone, Copy, Debug)]
+        #[repr(transparent)]
+        pub struct $name($reg);
+
+        impl Add for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $add(self.0, o.0) })
+            }
+        }
+        impl Sub for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $sub(self.0, o.0) })
+            }
+        }
+        impl Mul for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $mul(self.0, o.0) })
+            }
+        }
+        impl Div for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $div(self.0, o.0) })
+            }
+        }
+        impl Neg for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                // Flips the sign bit, as scalar negation does (also of 0 and NaN).
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $xor(self.0, $set1($neg0)) })
+            }
+        }
+
+        impl Lanes for $name {
+            type Scalar = $t;
+            type Mask = $reg;
+            const WIDTH: usize = $n;
+            #[inline(always)]
+            fn splat(x: $t) -> Self {
+                // SAFETY: called only inside the AVX2 entry point (module docs).
+                $name(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $sqrt(self.0) })
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                // Clears the sign bit.
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $andnot($set1($neg0), self.0) })
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                // `vmaxps a, b` is `if a > b { a } else { b }`: the second operand when
+                // either is NaN or both are zero, which is the trait's convention.
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $max(self.0, other.0) })
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                // `vminps a, b` is `if a < b { a } else { b }`.
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $min(self.0, other.0) })
+            }
+            #[inline(always)]
+            fn gt(self, other: Self) -> $reg {
+                // Ordered, quiet: false when either is NaN, as scalar `>`.
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                unsafe { $cmp::<_CMP_GT_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn lt(self, other: Self) -> $reg {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                unsafe { $cmp::<_CMP_LT_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn eq(self, other: Self) -> $reg {
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                unsafe { $cmp::<_CMP_EQ_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn select(mask: $reg, if_true: Self, if_false: Self) -> Self {
+                // `blendv(a, b, m)` takes `b` where the mask lane's sign bit is set; the
+                // compares give all-ones or all-zeros lanes.
+                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                $name(unsafe { $blendv(if_false.0, if_true.0, mask) })
+            }
+        }
+
+        impl LoadStore<$t> for $name {
+            #[inline(always)]
+            unsafe fn load(src: *const $t) -> Self {
+                // SAFETY: the caller guarantees `$n` readable elements at `src`; the load
+                // is unaligned; called only inside the AVX2 entry point.
+                $name(unsafe { $loadu(src) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, dst: *mut $t) {
+                // SAFETY: the caller guarantees `$n` writable elements at `dst`; the
+                // store is unaligned.
+                unsafe { $storeu(dst, self.0) }
+            }
+        }
+    };
+}
+
+avx2_lanes!(
+    F32x8,
+    __m256,
+    f32,
+    8,
+    -0.0f32,
+    _mm256_set1_ps,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    _mm256_mul_ps,
+    _mm256_div_ps,
+    _mm256_sqrt_ps,
+    _mm256_andnot_ps,
+    _mm256_xor_ps,
+    _mm256_max_ps,
+    _mm256_min_ps,
+    _mm256_cmp_ps,
+    _mm256_blendv_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps
+);
+avx2_lanes!(
+    F64x4,
+    __m256d,
+    f64,
+    4,
+    -0.0f64,
+    _mm256_set1_pd,
+    _mm256_add_pd,
+    _mm256_sub_pd,
+    _mm256_mul_pd,
+    _mm256_div_pd,
+    _mm256_sqrt_pd,
+    _mm256_andnot_pd,
+    _mm256_xor_pd,
+    _mm256_max_pd,
+    _mm256_min_pd,
+    _mm256_cmp_pd,
+    _mm256_blendv_pd,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd
+);

@@ -1,0 +1,189 @@
+//! AVX-512F lanes over `core::arch`: `__m512` (16 × f32) and `__m512d` (8 × f64).
+//!
+//! Only AVX-512F instructions (no DQ: negation is an integer XOR of the sign bit), each
+//! one correctly rounded IEEE operation (no FMA), so the bits equal those of the scalar
+//! lanes. As in [`super::avx2`], the methods are `#[inline(always)]` and inline into the
+//! `#[target_feature(enable = "avx512f")]` entry point ([`super::run_avx512`]), the only
+//! code that creates values of these types, run only after [`crate::isa`] found
+//! AVX-512F (and its register state enabled by the OS) on the CPU.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::lanes::{Lanes, LoadStore};
+
+macro_rules! avx512_lanes {
+    (
+        $name:ident, $reg:ty, $t:ty, $n:literal, $mask:ty, $sign:expr,
+        $set1:ident, $set1i:ident, $add:ident, $sub:ident, $mul:ident, $div:ident,
+        $sqrt:ident, $abs:ident, $castto:ident, $castfrom:ident, $max:ident, $min:ident,
+        $cmp:ident, $blend:ident, $loadu:ident, $storeu:ident
+    ) => {
+        /// A lane vector in one AVX-512 register. Values exist only inside the AVX-512
+        /// entry point, after runtime detection (see the module docs).
+        #[derive(Clone, Copy, Debug)]
+        #[repr(transparent)]
+        pub struct $name($reg);
+
+        impl Add for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $add(self.0, o.0) })
+            }
+        }
+        impl Sub for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $sub(self.0, o.0) })
+            }
+        }
+        impl Mul for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $mul(self.0, o.0) })
+            }
+        }
+        impl Div for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $div(self.0, o.0) })
+            }
+        }
+        impl Neg for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                // Flips the sign bit, as scalar negation does (also of 0 and NaN).
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $castfrom(_mm512_xor_si512($castto(self.0), $set1i($sign))) })
+            }
+        }
+
+        impl Lanes for $name {
+            type Scalar = $t;
+            type Mask = $mask;
+            const WIDTH: usize = $n;
+            #[inline(always)]
+            fn splat(x: $t) -> Self {
+                // SAFETY: called only inside the AVX-512 entry point (module docs).
+                $name(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $sqrt(self.0) })
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $abs(self.0) })
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                // `vmaxps a, b` is `if a > b { a } else { b }` (the second operand when
+                // either is NaN or both are zero), the trait's convention.
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $max(self.0, other.0) })
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $min(self.0, other.0) })
+            }
+            #[inline(always)]
+            fn gt(self, other: Self) -> $mask {
+                // Ordered, quiet: false when either is NaN, as scalar `>`.
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                unsafe { $cmp::<_CMP_GT_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn lt(self, other: Self) -> $mask {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                unsafe { $cmp::<_CMP_LT_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn eq(self, other: Self) -> $mask {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                unsafe { $cmp::<_CMP_EQ_OQ>(self.0, other.0) }
+            }
+            #[inline(always)]
+            fn select(mask: $mask, if_true: Self, if_false: Self) -> Self {
+                // `mask_blend(k, a, b)` takes `b` where bit `k` is set.
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                $name(unsafe { $blend(mask, if_false.0, if_true.0) })
+            }
+        }
+
+        impl LoadStore<$t> for $name {
+            #[inline(always)]
+            unsafe fn load(src: *const $t) -> Self {
+                // SAFETY: the caller guarantees `$n` readable elements at `src`; the load
+                // is unaligned; called only inside the AVX-512 entry point.
+                $name(unsafe { $loadu(src) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, dst: *mut $t) {
+                // SAFETY: the caller guarantees `$n` writable elements at `dst`; the
+                // store is unaligned.
+                unsafe { $storeu(dst, self.0) }
+            }
+        }
+    };
+}
+
+avx512_lanes!(
+    F32x16,
+    __m512,
+    f32,
+    16,
+    __mmask16,
+    i32::MIN,
+    _mm512_set1_ps,
+    _mm512_set1_epi32,
+    _mm512_add_ps,
+    _mm512_sub_ps,
+    _mm512_mul_ps,
+    _mm512_div_ps,
+    _mm512_sqrt_ps,
+    _mm512_abs_ps,
+    _mm512_castps_si512,
+    _mm512_castsi512_ps,
+    _mm512_max_ps,
+    _mm512_min_ps,
+    _mm512_cmp_ps_mask,
+    _mm512_mask_blend_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps
+);
+avx512_lanes!(
+    F64x8,
+    __m512d,
+    f64,
+    8,
+    __mmask8,
+    i64::MIN,
+    _mm512_set1_pd,
+    _mm512_set1_epi64,
+    _mm512_add_pd,
+    _mm512_sub_pd,
+    _mm512_mul_pd,
+    _mm512_div_pd,
+    _mm512_sqrt_pd,
+    _mm512_abs_pd,
+    _mm512_castpd_si512,
+    _mm512_castsi512_pd,
+    _mm512_max_pd,
+    _mm512_min_pd,
+    _mm512_cmp_pd_mask,
+    _mm512_mask_blend_pd,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd
+);
