@@ -886,6 +886,15 @@ gradstep_status gradstep_optimizer_add_params_f64(struct gradstep_optimizer *opt
 // `opt` a live handle or NULL; the registered buffers still valid.
 gradstep_status gradstep_optimizer_step(struct gradstep_optimizer *opt);
 
+// Sets the most threads `gradstep_optimizer_step` uses (default: the number of
+// logical cores the system reports; 0 counts as 1, which keeps every step on the
+// calling thread). Results are the same bits for any number: tensors are cut into
+// chunks that are stepped independently, whichever thread takes them.
+//
+// # Safety
+// `opt` may be any value (handles are checked).
+gradstep_status gradstep_optimizer_set_threads(struct gradstep_optimizer *opt, size_t threads);
+
 // Sets a group's learning rate (a value the rule accepts: finite, ≥ 0).
 //
 // # Safety

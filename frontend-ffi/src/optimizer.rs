@@ -266,6 +266,26 @@ pub unsafe extern "C" fn gradstep_optimizer_step(opt: *mut gradstep_optimizer) -
     })
 }
 
+/// Sets the most threads `gradstep_optimizer_step` uses (default: the number of
+/// logical cores the system reports; 0 counts as 1, which keeps every step on the
+/// calling thread). Results are the same bits for any number: tensors are cut into
+/// chunks that are stepped independently, whichever thread takes them.
+///
+/// # Safety
+/// `opt` may be any value (handles are checked).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_set_threads(
+    opt: *mut gradstep_optimizer,
+    threads: usize,
+) -> gradstep_status {
+    guard(|| {
+        registry::with(opt, Kind::Optimizer, |o| {
+            typed!(o, |opt, _t| opt.set_threads(threads));
+            Ok(())
+        })
+    })
+}
+
 /// Sets a group's learning rate (a value the rule accepts: finite, ≥ 0).
 ///
 /// # Safety
