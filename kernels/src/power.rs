@@ -411,7 +411,10 @@ mod tests {
     /// few differ, by one ulp. `libm::pow` (what gradstep used before) differs in 3%.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[cfg_attr(miri, ignore = "Miri's pow is the host's with added error, not glibc's")]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri's pow is the host's with added error, not glibc's"
+    )]
     fn agrees_with_the_c_library_pow() {
         let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
         let unit = |rng: &mut TestRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -448,7 +451,10 @@ mod tests {
     /// Powers around the smallest normal, where the result loses precision bit by bit.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[cfg_attr(miri, ignore = "Miri's pow is the host's with added error, not glibc's")]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri's pow is the host's with added error, not glibc's"
+    )]
     fn near_the_subnormal_boundary() {
         for &x in &[0.5, 0.75, 0.9, 0.999, 0.123_456_789, 1e-300] {
             // The n whose power crosses 2^-1022, and its neighbours down to zero.
