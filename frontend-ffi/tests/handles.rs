@@ -210,10 +210,10 @@ fn one_handle_on_two_threads_is_ok_or_busy_and_never_corrupts() {
         }
     });
     let oks = oks.into_inner();
-    assert!(
-        oks >= CALLS,
-        "at most one of two overlapping calls is refused"
-    );
+    // A BUSY means another call was inside, and that call succeeds; how many of each
+    // depends on scheduling (a thread preempted inside a call can see the other refused
+    // many times), so only this much is certain.
+    assert!(oks >= 1, "every call was refused");
     assert_eq!(free(t.opt), GRADSTEP_OK);
     let want = sequential(N, oks);
     let wrong = t
