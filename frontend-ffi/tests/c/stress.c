@@ -98,7 +98,9 @@ int main(void) {
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
     size_t ok = w[0].ok + w[1].ok;
     if (w[0].other + w[1].other + w[0].invalid + w[1].invalid) FAIL("a step was neither OK nor BUSY");
-    if (ok < CALLS) FAIL("only %zu of %d calls succeeded", ok, 2 * CALLS);
+    /* A BUSY means the other thread's call was inside and succeeds; how many of each
+     * depends on scheduling, so only this much is certain. */
+    if (ok == 0) FAIL("all %d calls were refused", 2 * CALLS);
     if (gradstep_optimizer_free(opt) != GRADSTEP_OK) FAIL("free failed");
     sequential(want, ok);
     same(p, want, "one handle on two threads");
