@@ -103,6 +103,17 @@
 //!
 //! Only then are the state slices and params written.
 //!
+//! [`Sgd`]: crate::Sgd
+//! [`Adam`]: crate::Adam
+//! [`AdamW`]: crate::AdamW
+//! [`Adamax`]: crate::Adamax
+//! [`NAdam`]: crate::NAdam
+//! [`RAdam`]: crate::RAdam
+//! [`Adagrad`]: crate::Adagrad
+//! [`Adadelta`]: crate::Adadelta
+//! [`RmsProp`]: crate::RmsProp
+//! [`Rprop`]: crate::Rprop
+//! [`Asgd`]: crate::Asgd
 //! [`StepCount`]: crate::StepCount
 //! [`NAdamScalars`]: crate::NAdamScalars
 //! [`AsgdScalars`]: crate::AsgdScalars
