@@ -11,28 +11,8 @@ use gradstep_ffi::rules::{
     gradstep_rule, gradstep_rule_default, gradstep_rule_step_f32, gradstep_rule_step_f64,
     gradstep_scalars,
 };
+use gradstep_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
-
-/// Reads the fuzzer's bytes front to back; past the end everything is 0.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        let (first, rest) = self.0.split_first().unwrap_or((&0, &[]));
-        self.0 = rest;
-        *first
-    }
-    fn fill(&mut self, out: &mut [u8]) {
-        for b in out {
-            *b = self.u8();
-        }
-    }
-    fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill(&mut b);
-        u64::from_le_bytes(b)
-    }
-}
 
 /// A plain-old-data value of `T` from raw bytes.
 ///

@@ -11,52 +11,38 @@ use core::ffi::c_void;
 
 use gradstep_ffi::schedules::*;
 use gradstep_ffi::status::*;
+use gradstep_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
 
-/// Reads the fuzzer's bytes front to back; past the end everything is 0.
-struct Bytes<'a>(&'a [u8]);
+/// Values a caller would pass, sometimes hostile ones, sometimes any bits.
+fn value(b: &mut Bytes<'_>) -> f64 {
+    const TYPICAL: [f64; 16] = [
+        0.0,
+        0.1,
+        0.5,
+        0.9,
+        1.0,
+        2.0,
+        10.0,
+        1e-8,
+        -1.0,
+        1e300,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        5e-324,
+        0.999,
+    ];
+    b.f64_from(&TYPICAL, 223)
+}
 
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        let (first, rest) = self.0.split_first().unwrap_or((&0, &[]));
-        self.0 = rest;
-        *first
-    }
-    fn u64(&mut self) -> u64 {
-        (0..8).fold(0, |acc, _| acc << 8 | u64::from(self.u8()))
-    }
-    /// Values a caller would pass, sometimes hostile ones, sometimes any bits.
-    fn f64(&mut self) -> f64 {
-        const TYPICAL: [f64; 16] = [
-            0.0,
-            0.1,
-            0.5,
-            0.9,
-            1.0,
-            2.0,
-            10.0,
-            1e-8,
-            -1.0,
-            1e300,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            -0.0,
-            5e-324,
-            0.999,
-        ];
-        match self.u8() {
-            0..=223 => TYPICAL[usize::from(self.u8() % 16)],
-            _ => f64::from_bits(self.u64()),
-        }
-    }
-    /// One 8-byte word of a config: a float, a small count or epoch, or any bits.
-    fn word(&mut self) -> [u8; 8] {
-        match self.u8() % 8 {
-            0..=3 => self.f64().to_ne_bytes(),
-            4..=6 => u64::from(self.u8() % 40).to_ne_bytes(),
-            _ => self.u64().to_ne_bytes(),
-        }
+/// One 8-byte word of a config: a float, a small count or epoch, or any bits.
+fn word(b: &mut Bytes<'_>) -> [u8; 8] {
+    match b.u8() % 8 {
+        0..=3 => value(b).to_ne_bytes(),
+        4..=6 => u64::from(b.u8() % 40).to_ne_bytes(),
+        _ => b.u64().to_ne_bytes(),
     }
 }
 
@@ -87,7 +73,7 @@ fn config(b: &mut Bytes<'_>) -> gradstep_schedule_config {
     // Keep the defaults for a prefix sometimes, so that valid configs are common.
     let keep = (usize::from(b.u8() % 4) * 8).min(bytes.len());
     for chunk in bytes[keep..].chunks_mut(8) {
-        let w = b.word();
+        let w = word(b);
         chunk.copy_from_slice(&w[..chunk.len()]);
     }
     c
@@ -102,7 +88,7 @@ fn known(s: gradstep_status) -> gradstep_status {
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
     let shape = b.u8() % 4;
-    let lr = b.f64();
+    let lr = value(&mut b);
     let mut s: *mut gradstep_schedule = core::ptr::null_mut();
     let status = match shape {
         0 | 1 => {
@@ -140,8 +126,8 @@ fuzz_target!(|data: &[u8]| {
         // SAFETY: a live handle, valid outputs.
         unsafe {
             match b.u8() % 8 {
-                0 => known(gradstep_schedule_step_metric(s, b.f64())),
-                1 => known(gradstep_schedule_step_to(s, b.f64())),
+                0 => known(gradstep_schedule_step_metric(s, value(&mut b))),
+                1 => known(gradstep_schedule_step_to(s, value(&mut b))),
                 _ => known(gradstep_schedule_step(s)),
             };
             known(gradstep_schedule_lr(s, &mut lr, &mut m, &mut has));

@@ -5,32 +5,16 @@
 
 use gradstep::Real;
 use gradstep::rules::{AnyRule, FieldKind, RuleId, Value};
+use gradstep_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
 
-/// Reads the fuzzer's bytes front to back; past the end everything is 0.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        let (first, rest) = self.0.split_first().unwrap_or((&0, &[]));
-        self.0 = rest;
-        *first
-    }
-    fn u64(&mut self) -> u64 {
-        (0..8).fold(0, |acc, _| acc << 8 | u64::from(self.u8()))
-    }
-    /// Mostly values a caller would pass (so that steps get past validation), sometimes
-    /// any bits at all (NaN payloads, subnormals, infinities, huge and negative values).
-    fn f64(&mut self) -> f64 {
-        const TYPICAL: [f64; 16] = [
-            0.0, 1e-3, 0.9, 0.999, 1e-8, 0.5, 1.0, 1.2, 1e-6, 50.0, 0.99, 1e4, -0.0, 1e-300, 0.1,
-            2.0,
-        ];
-        match self.u8() {
-            0..=191 => TYPICAL[usize::from(self.u8() % 16)],
-            _ => f64::from_bits(self.u64()),
-        }
-    }
+/// Mostly values a caller would pass (so that steps get past validation), sometimes
+/// any bits at all.
+fn value(b: &mut Bytes<'_>) -> f64 {
+    const TYPICAL: [f64; 16] = [
+        0.0, 1e-3, 0.9, 0.999, 1e-8, 0.5, 1.0, 1.2, 1e-6, 50.0, 0.99, 1e4, -0.0, 1e-300, 0.1, 2.0,
+    ];
+    b.f64_from(&TYPICAL, 191)
 }
 
 fn step<T: Real>(rule: &AnyRule, b: &mut Bytes<'_>) {
@@ -42,9 +26,9 @@ fn step<T: Real>(rule: &AnyRule, b: &mut Bytes<'_>) {
         250..=252 => 1,
         _ => -1,
     });
-    let mut params: Vec<T> = (0..n).map(|_| T::from_f64(b.f64())).collect();
-    let grads: Vec<T> = (0..n).map(|_| T::from_f64(b.f64())).collect();
-    let mut state: Vec<T> = (0..state_len).map(|_| T::from_f64(b.f64())).collect();
+    let mut params: Vec<T> = (0..n).map(|_| T::from_f64(value(b))).collect();
+    let grads: Vec<T> = (0..n).map(|_| T::from_f64(value(b))).collect();
+    let mut state: Vec<T> = (0..state_len).map(|_| T::from_f64(value(b))).collect();
     let mut scalars = rule.fresh_scalars();
     for _ in 0..1 + b.u8() % 4 {
         let before = (params.clone(), state.clone(), scalars);
@@ -75,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
             continue; // keep torch's default
         }
         let value = match field.kind {
-            FieldKind::Number => Value::Number(b.f64()),
+            FieldKind::Number => Value::Number(value(&mut b)),
             FieldKind::Flag => Value::Flag(b.u8() & 1 == 1),
         };
         rule.set(field.name, value)
