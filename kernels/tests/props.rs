@@ -61,8 +61,15 @@ impl<T: Real> Bufs<T> {
     }
 }
 
+/// The bits of each value, with every NaN mapped to one value: IEEE 754 and Rust leave
+/// the sign and payload of a NaN that an operation produces unspecified (x86 gives the
+/// negative default NaN, libm and Arm the positive one), so "same bits" means the same
+/// bits for every number and NaN where the other side has NaN.
 fn bits<T: Real>(xs: &[T]) -> Vec<u64> {
-    xs.iter().map(|x| x.to_f64().to_bits()).collect()
+    xs.iter()
+        .map(|x| x.to_f64())
+        .map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() })
+        .collect()
 }
 
 /// Vector path == reference path, bit for bit, at every step; outputs finite.
