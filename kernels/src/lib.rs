@@ -70,8 +70,8 @@
 //! torch 2.15 within a few ulps for every rule in every recorded regime (gradients ×1e4,
 //! ×1e-6, mixed with zeros, hyperparameters at the edges of their ranges, runs of 1000
 //! steps), and is bit-identical to torch's scalar CPU kernels wherever torch's square
-//! root is correctly rounded (NAdam in `f64` excepted: its non-integer power
-//! `0.96^(tψ)` comes from `libm::pow`, 1 ulp off in about 6.5% of steps). The
+//! root is correctly rounded (NAdam's μₜ and ASGD's η in `f64` excepted: their
+//! non-integer powers come from `libm::pow`, which is not always correctly rounded). The
 //! differences from torch's default (AVX2/AVX-512) kernels are theirs: they fuse
 //! multiply-adds, which changes results by an ulp of the largest term, many ulps of a
 //! cancelling result. Whole trajectories agree to 1e-12 relative in `f64` on
