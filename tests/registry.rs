@@ -29,12 +29,12 @@ fn every_rule_has_a_torch_fixture_in_f32_and_f64() {
     let mut missing = Vec::new();
     for &id in RuleId::ALL {
         let name = id.name();
-        let path = fixtures::dir().join(format!("{name}.json"));
+        let path = fixtures::dir_for(id).join(format!("{name}.json"));
         if !path.is_file() {
             missing.push(format!("{name}: no {}", path.display()));
             continue;
         }
-        let fixture = fixtures::load(name);
+        let fixture = fixtures::load_for(id);
         assert_eq!(fixture.rule, name, "{}", path.display());
         for dtype in ["f32", "f64"] {
             let cases = fixture.cases.iter().filter(|c| c.dtype == dtype).count();
@@ -93,7 +93,7 @@ fn every_rule_is_chosen_by_its_name_and_parses_back() {
     for &id in RuleId::ALL {
         let rule = AnyRule::named(id.name()).unwrap();
         assert_eq!(rule.id(), id);
-        assert_eq!(AnyRule::named(id.torch_name()).unwrap().id(), id);
+        assert_eq!(AnyRule::named(id.reference_class()).unwrap().id(), id);
         let text = rule.to_string();
         assert_eq!(AnyRule::parse(&text), Ok(rule), "{text}");
     }

@@ -392,7 +392,7 @@ pub struct gradstep_rule {
 /// the rule names, from the registry rows.
 macro_rules! c_rules {
     ($({
-        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
     }),* $(,)?) => {
