@@ -1147,6 +1147,29 @@ gradstep_status gradstep_schedule_free(struct gradstep_schedule *s);
 // NULL (unknown numbers give "unknown status").
 const char *gradstep_status_str(uint32_t status);
 
+// The message of this thread's last refused call, as the Rust side words it, with the
+// numbers: `"invalid hyperparameter lr = -1: must be finite and >= 0"`, `"state
+// length 7, expected 8 (2 slots × 4)"` (UTF-8). It is thread-local: a call on another
+// thread never changes it.
+//
+// Every function that returns a `gradstep_status` sets it: to the refusal's message
+// when it returns anything but `GRADSTEP_OK` (the status's own `gradstep_status_str`
+// text when there is nothing more to say, e.g. `"null pointer"`), and to the empty
+// string when it returns `GRADSTEP_OK`. Functions that return no status
+// (`gradstep_version`, `gradstep_status_str`, `gradstep_rule_name`,
+// `gradstep_schedule_default`, this one) leave it as it is. So read it right after
+// the call that failed, before any other gradstep call on the same thread.
+//
+// Works like `snprintf`: copies at most `len - 1` bytes of the message (cut at a
+// character boundary) into `buf` and a terminating NUL, writes nothing when `buf` is
+// NULL or `len` is 0, never writes past `len`, and returns the full message length
+// in bytes (without the NUL). A result `>= len` means the message was cut:
+// `gradstep_last_error(NULL, 0) + 1` bytes always hold it.
+//
+// # Safety
+// `buf` must be NULL or valid for writes of `len` bytes.
+size_t gradstep_last_error(char *buf, size_t len);
+
 // torch's `clip_grad_norm_` over `count` float gradients: the `norm_type`-norm (1, 2,
 // `INFINITY` or any p > 0) of all of them together is written to `*total_norm`, and
 // if it exceeds `max_norm` every gradient is scaled by `max_norm / (total + 1e-6)`.

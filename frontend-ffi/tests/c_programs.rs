@@ -178,6 +178,13 @@ fn c_program_keeps_the_powers_cache_invisible() {
     self_check("--cache", "cache: ok\n");
 }
 
+/// `gradstep_last_error` from C: the messages, the `snprintf` contract, emptied by a
+/// success.
+#[test]
+fn c_program_reads_the_last_error() {
+    self_check("--last-error", "last-error: ok\n");
+}
+
 #[test]
 fn c_program_clips_scales_and_accumulates() {
     self_check("--training", "training: ok\n");
