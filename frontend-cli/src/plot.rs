@@ -227,6 +227,39 @@ pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String,
     render(SIZE, |root| draw_loss(root, &axes, series, scale))
 }
 
+/// [`loss_svg`] above, and below it the learning rate each run used at each step (a
+/// schedule's shape, one curve per rule since each starts from its own lr).
+pub fn loss_and_lr_svg(
+    title: &str,
+    series: &[Series<'_>],
+    log: bool,
+    lrs: &[Series<'_>],
+) -> Result<String, Failure> {
+    let (scale, y) = if log {
+        (Scale::Log, "f(x) − f*  (log scale)")
+    } else {
+        (Scale::SymLog, "f(x)  (symmetric log scale)")
+    };
+    let axes = Axes {
+        title: Some(title),
+        x: "step",
+        y,
+        markers: false,
+    };
+    render(TRAINING_SIZE, |root| {
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(f64::from(TRAINING_SIZE.1) * 0.62);
+        draw_loss(&top, &axes, series, scale)?;
+        let lr_axes = Axes {
+            title: None,
+            x: "step",
+            y: "learning rate",
+            markers: false,
+        };
+        draw_linear(&bottom, &lr_axes, lrs)
+    })
+}
+
 /// Renders curves on linear axes (e.g. learning rate against epoch).
 pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result<String, Failure> {
     let axes = Axes {
@@ -677,6 +710,8 @@ pub struct Heatmap<'a> {
     /// What the colour shows (the colour bar's description, to which the scale is
     /// added).
     pub colour_desc: &'a str,
+    /// The column of each row's cell to outline (the best of the row), if any.
+    pub best: &'a [Option<usize>],
     /// The top of the colour scale: larger values get its colour (their cells still
     /// show the value). A diverging run would otherwise wash out every other colour.
     pub cap: Option<f64>,
@@ -864,6 +899,25 @@ fn draw_heatmap(
         }
     }
 
+    // The best cell of each row: a thick outline in the ink that reads on its colour.
+    for (r, best) in map.best.iter().enumerate() {
+        let Some(c) = *best else { continue };
+        let Some(&v) = map.values.get(r).and_then(|row| row.get(c)) else {
+            continue;
+        };
+        let (x, y) = (c as f64, (n_rows - 1 - r) as f64);
+        let outline = if v.is_finite() {
+            ink(colour_of(v))
+        } else {
+            BLACK
+        };
+        // A closed path: the SVG backend drops the stroke width of a rectangle.
+        let (a, b, c, d) = (x + 0.04, y + 0.06, x + 0.96, y + 0.94);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(a, b), (c, b), (c, d), (a, d), (a, b)],
+            outline.stroke_width(3),
+        )))?;
+    }
     if map.values.iter().flatten().any(|v| !v.is_finite()) {
         let (_, h) = bar.dim_in_pixel();
         let y = i32::try_from(h).unwrap_or(i32::MAX) - 30;

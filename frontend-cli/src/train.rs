@@ -1,5 +1,5 @@
 //! `gradstep train`: fit a model to a real data set with any rule, schedule, clipping,
-//! batch size, epochs and seed; per-epoch lines, `log.csv`, `log.json` and `loss.svg`.
+//! batch size, epochs and seed; per-epoch lines, `train-log.csv`, `train-log.json` and `train-loss.svg`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -8,7 +8,6 @@ use std::time::Instant;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use gradstep::ClipNorm;
-use gradstep::schedules::{AnyScheduler, Group, Scheduler};
 use serde::Serialize;
 
 use crate::Failure;
@@ -245,7 +244,7 @@ pub struct Run<'a> {
     /// The rule.
     pub rule: AnyRule,
     /// The schedule, stepped once per epoch.
-    pub schedule: Option<AnyScheduler>,
+    pub schedule: Option<schedule::Schedule>,
     /// Gradient clipping.
     pub clip: Option<ClipNorm>,
     /// Rows per batch.
@@ -284,11 +283,12 @@ impl Run<'_> {
         let sizes = model.sizes();
         let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let mut optimizer = rules::Optimizer::new(self.rule, &sizes);
-        let mut schedule = self.schedule.clone();
-        let mut group = Group::new(self.rule.lr());
-        if let Some(s) = &mut schedule {
-            s.start(&mut group).map_err(rule_error)?;
-        }
+        let mut schedule = self
+            .schedule
+            .as_ref()
+            .map(|s| s.start(&mut optimizer.rule))
+            .transpose()
+            .map_err(rule_error)?;
         let mut order: Vec<usize> = (0..self.data.train.len()).collect();
         let mut rng = crate::rng::Rng::new(self.seed, crate::rng::Stream::Batches);
         let mut scratch = Scratch::default();
@@ -297,12 +297,12 @@ impl Run<'_> {
             diverged: None,
         };
         let record = |epoch, lr, params: &[Vec<f32>]| evaluate(model, self.data, epoch, lr, params);
-        let first = record(0, group.lr, &params);
+        let first = record(0, optimizer.rule.lr(), &params);
         on_epoch(&first)?;
         history.epochs.push(first);
         for epoch in 1..=self.epochs {
             rng.shuffle(&mut order);
-            let lr = group.lr;
+            let lr = optimizer.rule.lr();
             for batch in order.chunks(self.batch_size) {
                 model.loss_and_gradient(&params, &self.data.train, batch, &mut grads, &mut scratch);
                 if let Some(clip) = &self.clip {
@@ -310,9 +310,7 @@ impl Run<'_> {
                         grads.iter_mut().map(|g| &mut g[..]).collect();
                     clip.clip(&mut slices).map_err(rule_error)?;
                 }
-                optimizer
-                    .step(lr, &mut params, &grads)
-                    .map_err(rule_error)?;
+                optimizer.step(&mut params, &grads).map_err(rule_error)?;
                 on_batch();
             }
             let line = record(epoch, lr, &params);
@@ -322,8 +320,12 @@ impl Run<'_> {
                 history.diverged = Some(epoch);
                 break;
             }
-            if let Some(s) = &mut schedule {
-                s.step(&mut group).map_err(rule_error)?;
+            // Not after the last epoch: OneCycleLR's total_steps = epochs.
+            if epoch < self.epochs
+                && let Some(s) = &mut schedule
+            {
+                s.step(&mut optimizer.rule, f64::from(line.val_loss))
+                    .map_err(rule_error)?;
             }
         }
         Ok(history)
@@ -374,7 +376,7 @@ pub struct TrainArgs {
     /// file of at most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory for log.csv, log.json and loss.svg (created if missing).
+    /// Directory for train-log.csv, train-log.json and train-loss.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
 }
@@ -430,19 +432,22 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
 }
 
 /// The files a run writes into its output directory.
-const FILES: [&str; 3] = ["log.csv", "log.json", "loss.svg"];
+const FILES: [&str; 3] = ["train-log.csv", "train-log.json", "train-loss.svg"];
 
 /// The rule and schedule of a run of `epochs` epochs, checked.
 pub fn rule_and_schedule(
     rule: &Spec,
     schedule: Option<&Spec>,
     epochs: u64,
-) -> Result<(AnyRule, Option<AnyScheduler>), Failure> {
+) -> Result<(AnyRule, Option<schedule::Schedule>), Failure> {
     let any = rules::from_spec(rule).map_err(Failure::usage)?;
     let schedule = schedule
         .map(|s| schedule::from_spec(s, epochs))
         .transpose()
         .map_err(Failure::usage)?;
+    if let Some(s) = &schedule {
+        s.check_rule(&any, true).map_err(Failure::usage)?;
+    }
     Ok((any, schedule))
 }
 
@@ -526,8 +531,17 @@ fn header(settings: &Settings, run: &Run<'_>) -> String {
     if let Some(c) = t.clip_norm {
         let _ = write!(text, ", clip-norm {c}");
     }
-    let (metric, loss) = columns(t.task);
     text.push('\n');
+    let rows = run.data.train.len();
+    if crate::explain::full_batch_only(&run.rule) && t.batch_size < rows {
+        let _ = writeln!(
+            text,
+            "note: {} is a full-batch method: it steps by the sign of the gradient, which \
+             changes from one mini-batch to the next; use --batch-size {rows} for full batch",
+            run.rule.name()
+        );
+    }
+    let (metric, loss) = columns(t.task);
     text + &row([
         "epoch".into(),
         "lr".into(),
@@ -637,7 +651,7 @@ struct Log<'a> {
     log: &'a [Epoch],
 }
 
-/// log.csv, log.json and loss.svg.
+/// train-log.csv, train-log.json and train-loss.svg.
 fn log_files(
     settings: &Settings,
     run: &Run<'_>,

@@ -1,0 +1,112 @@
+//! What a learner following the README meets: every subcommand's files side by side,
+//! clap's hints, Rprop's full-batch note, `explain`.
+
+mod common;
+
+use common::{gradstep, listing, run_ok, stdout};
+
+/// Following the README into one directory: no subcommand overwrites another's files.
+#[test]
+fn every_subcommand_writes_its_own_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gradstep-out");
+    for args in [
+        &["demo"][..],
+        &["schedules"],
+        &["compare", "--steps", "50"],
+        &["train", "--epochs", "2"],
+        &["sweep", "--steps", "50", "--lrs", "0.01,0.1"],
+    ] {
+        let o = gradstep()
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    }
+    assert_eq!(
+        listing(&out),
+        [
+            "compare-loss.svg",
+            "compare-trajectories.svg",
+            "demo.svg",
+            "schedules.svg",
+            "sweep-heatmap.svg",
+            "sweep-results.csv",
+            "sweep-results.json",
+            "train-log.csv",
+            "train-log.json",
+            "train-loss.svg",
+        ]
+    );
+}
+
+#[test]
+fn clap_hints_survive_on_the_one_error_line() {
+    let out = gradstep()
+        .args(["compare", "--rul", "sgd"])
+        .output()
+        .unwrap();
+    common::assert_refused(
+        &out,
+        2,
+        "unexpected argument '--rul' found (a similar argument exists: '--rule'; see --help)",
+    );
+}
+
+#[test]
+fn rprop_on_mini_batches_says_it_is_a_full_batch_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = run_ok(
+        "train",
+        dir.path(),
+        "a",
+        &["--rule", "rprop", "--epochs", "1"],
+    );
+    assert!(
+        text.contains(
+            "note: rprop is a full-batch method: it steps by the sign of the gradient, which \
+             changes from one mini-batch to the next; use --batch-size 1438 for full batch"
+        ),
+        "{text}"
+    );
+    let (_, text) = run_ok(
+        "train",
+        dir.path(),
+        "b",
+        &["--rule", "rprop", "--epochs", "1", "--batch-size", "1438"],
+    );
+    assert!(!text.contains("full-batch"), "{text}");
+    let (_, text) = run_ok("train", dir.path(), "c", &["--epochs", "1"]);
+    assert!(!text.contains("full-batch"), "adam: {text}");
+}
+
+#[test]
+fn explain_gives_equations_fields_differences_and_the_idea() {
+    let out = gradstep().args(["explain", "adagrad"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for part in [
+        "adagrad (torch.optim.Adagrad)",
+        "s ← s + g²",
+        // Every field, with torch's default from the registry and what it does.
+        "lr                        = 0.01",
+        "initial_accumulator_value = 0       the starting value of s (torch 0; Keras and optax 0.1)",
+        "eps                       = 1e-10",
+        "maximize                  = false   climb instead of descend",
+        "Where frameworks differ:",
+        "The idea:",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in\n{text}");
+    }
+    // Without a rule: one line per registered rule.
+    let out = gradstep().arg("explain").output().unwrap();
+    let list = stdout(&out);
+    for name in ["sgd", "adam", "rmsprop", "rprop", "asgd"] {
+        assert!(list.contains(&format!("\n  {name} ")), "{list}");
+    }
+    assert!(!list.contains("not explained yet"), "{list}");
+    let out = gradstep().args(["explain", "adamm"]).output().unwrap();
+    common::assert_refused(&out, 2, "unknown rule 'adamm'");
+}
