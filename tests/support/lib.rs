@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod clip_fixtures;
 pub mod fixtures;
+pub mod steps;
 pub mod tolerance;
 
 // The README's Rust example runs as a doctest of this crate.

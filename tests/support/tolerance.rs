@@ -173,3 +173,77 @@ pub fn clip_tolerance(p: f64, dtype: &str) -> Tolerance {
         abs: 0.0,
     }
 }
+
+/// The per-step bound, in ulps, for `rule` in `dtype` against torch's kernel set `kernels`
+/// (`"simd"`, `"scalar"`, `"scalar_crsqrt"`: `tests/fixtures/torch/record_steps.py`), as
+/// `tests/torch_per_step.rs` measures it: gradstep starts from torch's full state after
+/// step k − 1 and takes step k; each element of its params, state slices and scalar state
+/// may differ from torch's by this many ulps of the larger of the element before and
+/// after the step (torch's). Unlike a trajectory bound it does not grow with the number
+/// of steps.
+///
+/// Each bound is the measured worst case over every recorded step (torch 2.15, 192 runs
+/// of 1 to 1000 steps, lengths 1 to 1000, gradients ×1e4, ×1e-6 and mixed 1e-6…1e4 with
+/// exact zeros, hyperparameters at the edges of their ranges), doubled and rounded up to
+/// a power of two, at least what the operations allow, the same in f32 and f64 unless
+/// said. Measured worst cases (f32/f64) in brackets.
+///
+/// **`scalar_crsqrt`: 0, bit-identical, for every rule** but NAdam in f64 (2). torch's
+/// scalar kernels round every operation once, in the order gradstep does; with a
+/// correctly rounded square root in place of torch's, the only difference left is NAdam's
+/// μₜ = β₁(1 − ½·0.96^(tψ)): gradstep takes the non-integer power with Rust's
+/// `libm::pow`, which is 1 ulp off the correctly rounded value at 65 of the first 1001
+/// steps with ψ = 4e-3, where Python's (glibc's) `pow` is correctly rounded at all of
+/// them; Π = Πμₜ then differs by 1 ulp in f64 [0/1] (f32 rounds it away).
+///
+/// **`scalar`** (`ATEN_CPU_CAPABILITY=default`): the same, except that torch's CPU `sqrt`
+/// is not correctly rounded (1 ulp low for about 0.7% of standard-normal float32 and
+/// float64 inputs, with every kernel set). One square root on the update path moves the
+/// denominator by 1 ulp and the update by 1–2 ulps: 2 for Adam, AdamW, Adagrad, RAdam
+/// [1/1, 1/1, 0/0, 0/0]; 4 for NAdam and RMSprop, where it also enters the momentum or
+/// the second addcdiv term [2/1, 2/1]; 8 for Adadelta, whose ratio of two roots is
+/// squared into `acc_delta` [4/4]. 0 for the rules without a square root (SGD, ASGD,
+/// Adamax, Rprop) [0/0].
+///
+/// **`simd`** (AVX2/AVX-512, torch's default): torch fuses `add_(x, alpha=a)`,
+/// `addcmul_`, `addcdiv_` and `lerp_` into one rounding where gradstep rounds twice (it
+/// does not fuse, so that every target gives the same bits), plus the square root above.
+/// A fused sum differs by at most 1 ulp of its largest term; where that sum cancels, the
+/// difference is many ulps of the result and of everything computed from it:
+/// - Rprop 0 (step sizes are products of the etas, updates ±Δ: nothing fuses) [0/0];
+/// - AdamW 2 [1/1];
+/// - Adagrad 4, Adamax 4, SGD 4, NAdam 4 (one or two fused sums, no cancellation
+///   beyond the operands') [2/1, 2/1, 2/2, 1/2];
+/// - RAdam 8 [2/4], Adadelta 8 [4/4] (a fused sum under a square root or squared);
+/// - ASGD 32 [9/11]: θ·(1 − κη) − ηg cancels when the step nearly zeroes θ, and `ax`
+///   copies θ (μ = 1) or averages it;
+/// - RMSprop 64 [17/23]: centered, v − ḡ² is one fused `addcmul` in torch and cancels
+///   whenever the gradient's sign holds (ḡ² ≈ v);
+/// - Adam 128 [37/59]: L2 decay g + λθ is fused in torch and cancels when g ≈ −λθ; v
+///   squares the difference.
+///
+/// A wrong equation moves results by far more: a missing bias correction or ε in the
+/// wrong place is millions of ulps on the first step.
+pub fn per_step_ulps(rule: &str, dtype: &str, kernels: &str) -> f64 {
+    assert!(matches!(dtype, "f32" | "f64"), "unknown dtype {dtype}");
+    let (simd, scalar, crsqrt) = match rule {
+        "rprop" => (0.0, 0.0, 0.0),
+        "sgd" => (4.0, 0.0, 0.0),
+        "asgd" => (32.0, 0.0, 0.0),
+        "adamax" => (4.0, 0.0, 0.0),
+        "adagrad" => (4.0, 2.0, 0.0),
+        "adamw" => (2.0, 2.0, 0.0),
+        "adam" => (128.0, 2.0, 0.0),
+        "radam" => (8.0, 2.0, 0.0),
+        "nadam" => (4.0, 4.0, if dtype == "f64" { 2.0 } else { 0.0 }),
+        "rmsprop" => (64.0, 4.0, 0.0),
+        "adadelta" => (8.0, 8.0, 0.0),
+        _ => panic!("no per-step bound for rule {rule}"),
+    };
+    match kernels {
+        "simd" => simd,
+        "scalar" => scalar,
+        "scalar_crsqrt" => crsqrt,
+        other => panic!("unknown kernel set {other}"),
+    }
+}
