@@ -307,11 +307,11 @@ pub fn missing(id: RuleId) -> Option<String> {
     let Some(_) = of(name) else {
         let fields: Vec<&str> = id.fields().iter().map(|f| f.name).collect();
         return Some(format!(
-            "rule '{name}' (torch {}) has no explanation: add an `Explanation {{ name: \
+            "rule '{name}' (reference {}) has no explanation: add an `Explanation {{ name: \
              \"{name}\", summary, equations, fields, differences, concept, full_batch }}` to \
              EXPLANATIONS in frontend-cli/src/explain.rs, describing in `fields` each of \
              its fields that COMMON_FIELDS does not: {}",
-            id.torch_name(),
+            id.reference(),
             fields
                 .iter()
                 .filter(|f| !COMMON_FIELDS.iter().any(|(c, _)| c == *f))
@@ -351,9 +351,9 @@ pub fn run(rule: Option<&str>) -> Result<(), Failure> {
         Failure::usage(missing(id).unwrap_or_else(|| format!("no explanation of '{name}'")))
     })?;
     let mut text = format!(
-        "{} (torch.optim.{})\n{}\n\n",
+        "{} ({})\n{}\n\n",
         id.name(),
-        id.torch_name(),
+        id.reference(),
         e.summary
     );
     text += "Update (g = gradient, θ = parameters, t = step number from 1):\n";
