@@ -67,6 +67,59 @@ fn compile_with(compiler: &str, std: &str, source: &str, name: &str, sanitize: &
     out
 }
 
+/// The header compiles, links and works as C89, C99, C11, C++17 and C++20 with
+/// warnings as errors (tests/c/header.c, written in C89).
+#[test]
+fn header_is_valid_c89_c99_c11_cpp17_cpp20() {
+    for (compiler, std) in [
+        ("cc", "c89"),
+        ("cc", "c99"),
+        ("cc", "c11"),
+        ("c++", "c++17"),
+        ("c++", "c++20"),
+    ] {
+        let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("header_{std}"));
+        let mut cmd = Command::new(compiler);
+        cmd.arg(format!("-std={std}"))
+            .args([
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+                "-fsanitize=address,undefined",
+            ])
+            .arg("-I")
+            .arg(repo().join("include"));
+        if compiler == "c++" {
+            cmd.args(["-x", "c++"]);
+        }
+        let output = cmd
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c/header.c"))
+            .args(["-x", "none"])
+            .arg(library().join("libgradstep.a"))
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&exe)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{compiler} -std={std}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let out = Command::new(&exe).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{std}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "header: ok\n",
+            "{std}"
+        );
+    }
+}
+
 fn c_program() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| compile("cc", "c11", "tests/c/rules.c", "rules_c"))
