@@ -120,6 +120,41 @@ fn header_is_valid_c89_c99_c11_cpp17_cpp20() {
     }
 }
 
+/// The C++ wrapper (include/gradstep.hpp) as C++17 and C++20, with exceptions and
+/// without, under ASan/UBSan with leak detection (tests/cpp/wrapper.cpp).
+#[test]
+fn cpp_wrapper_in_each_of_its_builds() {
+    for std in ["c++17", "c++20"] {
+        for exceptions in ["-fexceptions", "-fno-exceptions"] {
+            let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("wrapper_{std}{exceptions}"));
+            let output = Command::new("c++")
+                .arg(format!("-std={std}"))
+                .arg(exceptions)
+                .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
+                .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+                .arg("-I")
+                .arg(repo().join("include"))
+                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cpp/wrapper.cpp"))
+                .arg(library().join("libgradstep.a"))
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "c++ -std={std} {exceptions}:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            run_quiet(
+                &exe,
+                &[("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")],
+                "wrapper: ok\n",
+            );
+        }
+    }
+}
+
 fn c_program() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| compile("cc", "c11", "tests/c/rules.c", "rules_c"))
