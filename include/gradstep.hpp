@@ -75,11 +75,12 @@ public:
     constexpr view(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
     template <std::size_t N>
     constexpr view(T (&array)[N]) noexcept : data_(array), size_(N) {}
-    /** From any container with data() and size() whose elements convert to T*. */
+    /** From a container (an lvalue: the optimizer keeps the pointer) with data() and
+     * size() whose data() converts to T*. */
     template <class C, class = std::enable_if_t<
                            std::is_convertible_v<decltype(std::declval<C &>().data()), T *> &&
-                           !std::is_same_v<std::decay_t<C>, view>>>
-    constexpr view(C &&c) noexcept : data_(c.data()), size_(c.size()) {}
+                           !std::is_same_v<std::remove_cv_t<C>, view>>>
+    constexpr view(C &c) noexcept : data_(c.data()), size_(c.size()) {}
     constexpr T *data() const noexcept { return data_; }
     constexpr std::size_t size() const noexcept { return size_; }
     constexpr bool empty() const noexcept { return size_ == 0; }
@@ -208,6 +209,8 @@ class rule {
 public:
     gradstep_rule c;
 
+    /** A rule from its C form. */
+    explicit rule(const gradstep_rule &r) noexcept : c(r) {}
     /** torch's defaults for `kind` (a GRADSTEP_RULE_* constant). */
     static ret<rule> defaults(gradstep_rule_kind kind) {
         rule r;

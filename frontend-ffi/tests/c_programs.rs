@@ -155,6 +155,49 @@ fn cpp_wrapper_in_each_of_its_builds() {
     }
 }
 
+/// The C++17 view refuses a temporary container (the optimizer keeps the pointer past
+/// the call), and takes a named one.
+#[test]
+fn cpp_wrapper_view_refuses_temporaries() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (name, body, compiles) in [
+        (
+            "view_named.cpp",
+            "std::vector<float> x{1.0f}; gradstep::view<const float> v = x;",
+            true,
+        ),
+        (
+            "view_temporary.cpp",
+            "gradstep::view<const float> v = std::vector<float>{1.0f};",
+            false,
+        ),
+    ] {
+        let source = dir.join(name);
+        std::fs::write(
+            &source,
+            format!(
+                "#include \"gradstep.hpp\"\n#include <vector>\n\
+                 int main() {{ {body} return static_cast<int>(v.size()) - 1; }}\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+            .arg("-fsyntax-only")
+            .arg("-I")
+            .arg(repo().join("include"))
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            compiles,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 fn c_program() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| compile("cc", "c11", "tests/c/rules.c", "rules_c"))

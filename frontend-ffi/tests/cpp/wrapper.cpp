@@ -97,8 +97,9 @@ int main() {
     std::vector<float> one_grad(1);
     REFUSED(adam.step(scalars, params, one_grad, state), GRADSTEP_LENGTH_MISMATCH,
             "gradient buffer has length 1, parameters have 2");
-    gradstep::rule bad = adam;
-    bad.c.params.adam.lr = -1;
+    gradstep_rule c = adam.c;
+    c.params.adam.lr = -1;
+    gradstep::rule bad(c);
     REFUSED(bad.step(scalars, params, grads, state), GRADSTEP_INVALID_HYPERPARAMETER,
             "invalid hyperparameter lr = -1: must be finite and >= 0");
 
