@@ -2,7 +2,7 @@
 # Builds the C library (cargo, release) and installs it under PREFIX, for users without
 # CMake (with CMake: `cmake -B build && cmake --build build && cmake --install build
 # --prefix PREFIX` installs the same files):
-#   PREFIX/include/gradstep.h
+#   PREFIX/include/gradstep.h, gradstep.hpp (the header-only C++17 wrapper)
 #   PREFIX/lib/libgradstep.a               only gradstep_* symbols global, no debug info
 #   PREFIX/lib/libgradstep.so.VERSION      stripped, SONAME libgradstep.so.ABI
 #   PREFIX/lib/libgradstep.so.ABI -> libgradstep.so.VERSION, libgradstep.so -> .ABI
@@ -27,7 +27,7 @@ version=$(sed -n 's/^#define GRADSTEP_VERSION_STRING "\(.*\)"/\1/p' "$root/inclu
 
 mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/gradstep"
 "$root/cmake/stage-libs.sh" "$release" "$prefix/lib" "$version"
-install -m 644 "$root/include/gradstep.h" "$prefix/include/"
+install -m 644 "$root/include/gradstep.h" "$root/include/gradstep.hpp" "$prefix/include/"
 soname=$(readelf -d "$prefix/lib/libgradstep.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 pointer=$(getconf LONG_BIT)
 fill() {

@@ -34,13 +34,24 @@ use crate::status::{
     GRADSTEP_STATE_LAYOUT, GRADSTEP_UNKNOWN_KIND, gradstep_status,
 };
 
-/// The element type of a buffer: [`GRADSTEP_F32`] or [`GRADSTEP_F64`]. Functions take
-/// any `uint32_t` here and refuse other values with `GRADSTEP_UNKNOWN_KIND`.
+/// The element types of buffers, for `gradstep_element` arguments.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gradstep_element_type {
+    /// `float`.
+    GRADSTEP_F32 = 1,
+    /// `double`.
+    GRADSTEP_F64 = 2,
+}
+
+/// The element type of a buffer: a `gradstep_element_type` value (`GRADSTEP_F32` or
+/// `GRADSTEP_F64`). Functions take any `uint32_t` here and refuse other values with
+/// `GRADSTEP_UNKNOWN_KIND`.
 pub type gradstep_element = u32;
-/// Element type `float`.
-pub const GRADSTEP_F32: gradstep_element = 1;
-/// Element type `double`.
-pub const GRADSTEP_F64: gradstep_element = 2;
+/// `gradstep_element_type::GRADSTEP_F32` as a `gradstep_element`.
+pub const GRADSTEP_F32: gradstep_element = gradstep_element_type::GRADSTEP_F32 as u32;
+/// `gradstep_element_type::GRADSTEP_F64` as a `gradstep_element`.
+pub const GRADSTEP_F64: gradstep_element = gradstep_element_type::GRADSTEP_F64 as u32;
 
 /// The element type `element` names.
 pub(crate) fn element_type(element: gradstep_element) -> Result<ElementType, gradstep_status> {

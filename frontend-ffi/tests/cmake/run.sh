@@ -4,7 +4,7 @@
 # its SONAME, versioned symlinks, no debug info and exports only gradstep_*; the static
 # library has no other global symbol; pkg-config, find_package (shared and static, also
 # after the tree is moved) and FetchContent from the source tree all build and run
-# tests/cmake/consumer.
+# tests/cmake/consumer (C, and C++ through gradstep.hpp).
 # Usage: frontend-ffi/tests/cmake/run.sh   (CARGO_TARGET_DIR is honoured)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +58,7 @@ consumer() { # NAME CMAKE-ARGS...: configure, build and run the consumer project
         { cat "$work/build-$name.log"; fail "$name: configure"; }
     cmake --build "$work/build-$name" >>"$work/build-$name.log" 2>&1 || { cat "$work/build-$name.log"; fail "$name: build"; }
     [[ $("$work/build-$name/consumer") == "consumer ok" ]] || fail "$name: consumer"
+    [[ $("$work/build-$name/consumer_cpp") == "consumer ok" ]] || fail "$name: consumer_cpp"
 }
 
 echo "-- pkg-config"
