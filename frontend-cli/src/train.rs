@@ -485,7 +485,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
 
-    let title = format!(
+    let mut title = format!(
         "{}: {}, {}, batch {}, seed {}",
         task.name(),
         run.model.describe(),
@@ -493,6 +493,12 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         t.batch_size,
         t.seed
     );
+    if let Some(s) = &settings.schedule {
+        let _ = write!(title, ", schedule {}", s.label());
+    }
+    if let Some(c) = t.clip_norm {
+        let _ = write!(title, ", clip-norm {c}");
+    }
     let files = log_files(settings, &run, &history, &title)?;
     let [csv, json, svg] = FILES;
     let written = write_files(
@@ -739,6 +745,16 @@ fn log_files(
             colour: plot::colour(1),
         },
     ];
-    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc)?;
+    let lr_points = points(|e| e.lr as f32);
+    let lr_label = match &settings.schedule {
+        Some(s) => format!("lr, schedule {} (per epoch)", s.label()),
+        None => "lr (no schedule)".to_string(),
+    };
+    let lrs = [Series {
+        label: &lr_label,
+        points: &lr_points,
+        colour: plot::colour(2),
+    }];
+    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc, &lrs)?;
     Ok([csv, json, svg])
 }
