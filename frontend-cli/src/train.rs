@@ -43,7 +43,8 @@ pub struct TaskArgs {
     activation: String,
     /// The data file (CSV as in data/README.md; a regular file of at most 16 MiB).
     ///
-    /// [default: the repository's data/digits.csv or data/diabetes.csv]
+    /// [default: the built-in copy of the repository's data/digits.csv or
+    /// data/diabetes.csv, embedded in the program]
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Fraction of the rows held out for validation (chosen at random from --seed).
@@ -110,8 +111,8 @@ pub struct TaskSettings {
     pub hidden: usize,
     /// Activation name.
     pub activation: String,
-    /// The data file.
-    pub data: PathBuf,
+    /// The data file; `None` for the built-in data set.
+    pub data: Option<PathBuf>,
     /// Validation fraction.
     pub val_fraction: f64,
     /// Rows per batch.
@@ -134,10 +135,7 @@ impl TaskArgs {
             model: self.model.or_else(|| c.model.clone()),
             hidden: pick(given("hidden"), self.hidden, c.hidden),
             activation: pick(given("activation"), self.activation, c.activation.clone()),
-            data: self
-                .data
-                .or_else(|| c.data.clone())
-                .unwrap_or_else(|| task.default_data()),
+            data: self.data.or_else(|| c.data.clone()),
             val_fraction: pick(given("val_fraction"), self.val_fraction, c.val_fraction),
             batch_size: pick(given("batch_size"), self.batch_size, c.batch_size),
             epochs: pick(given("epochs"), self.epochs, c.epochs),
@@ -211,9 +209,20 @@ impl TaskSettings {
         Ok((model, clip))
     }
 
+    /// The data file's path, or the built-in data set's name.
+    pub fn data_name(&self) -> String {
+        self.data.as_ref().map_or_else(
+            || self.task.builtin_name().to_string(),
+            |p| p.display().to_string(),
+        )
+    }
+
     /// Reads the data file and splits it.
     pub fn load(&self) -> Result<Split, Failure> {
-        let rows = data::read(self.task, &self.data)?;
+        let rows = match &self.data {
+            Some(path) => data::read(self.task, path)?,
+            None => data::read_builtin(self.task)?,
+        };
         Ok(data::split(self.task, &rows, self.val_fraction, self.seed))
     }
 }
@@ -521,7 +530,7 @@ fn header(settings: &Settings, run: &Run<'_>) -> String {
         run.model.describe(),
         run.data.train.len(),
         run.data.val.len(),
-        t.data.display()
+        t.data_name()
     );
     let _ = write!(
         text,
@@ -678,7 +687,7 @@ fn log_files(
     let log = Log {
         task: task.name(),
         model: run.model.describe(),
-        data: settings.task.data.display().to_string(),
+        data: settings.task.data_name(),
         train_rows: run.data.train.len(),
         val_rows: run.data.val.len(),
         rule: settings.rule.label(),

@@ -205,3 +205,32 @@ fn legends_never_cover_data_and_twelve_series_stay_apart() {
     let dashed = styles.iter().filter(|s| s.1 != "solid").count();
     assert_eq!(dashed, 3, "{styles:?}");
 }
+
+/// The program carries its data sets: a copy of the binary in an empty directory, far
+/// from the source checkout, trains on both tasks.
+#[test]
+fn a_moved_binary_trains_on_its_built_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let moved = bin.join("gradstep");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("gradstep"), &moved).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for (task, rows) in [("digits", "1438 training"), ("diabetes", "354 training")] {
+        let out = std::process::Command::new(&moved)
+            .args(["train", "--task", task, "--epochs", "2"])
+            .current_dir(&work)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{task}: {out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("{rows} and"))
+                && text.contains(&format!("from built-in data/{task}.csv")),
+            "{text}"
+        );
+        assert!(work.join("gradstep-out/train-log.csv").exists());
+    }
+}
