@@ -40,6 +40,10 @@ struct Trace {
     name: String,
     /// torch's name and the spec, for the legend.
     label: String,
+    /// torch's name.
+    torch: &'static str,
+    /// The spec as typed.
+    spec: String,
     /// `[epoch, lr]` for epochs 0..=epochs.
     points: Vec<[f64; 2]>,
 }
@@ -69,7 +73,9 @@ fn traces(epochs: u64, lr: f64) -> Result<Vec<Trace>, Failure> {
         }
         traces.push(Trace {
             name: spec.name.clone(),
-            label: format!("{torch}: --schedule {text}"),
+            label: format!("{torch}: {text}"),
+            torch,
+            spec: text.clone(),
             points,
         });
     }
@@ -104,7 +110,7 @@ fn table(traces: &[Trace], epochs: u64, lr: f64) -> String {
          (columns: the --schedule names of compare, train and sweep):\n"
     );
     for t in traces {
-        let _ = writeln!(text, "  {:<22} {}", t.name, t.label);
+        let _ = writeln!(text, "  {:<22} {}: --schedule {}", t.name, t.torch, t.spec);
     }
     let widths: Vec<usize> = traces.iter().map(|t| t.name.len().max(8)).collect();
     let _ = write!(text, "{:>6}", "epoch");

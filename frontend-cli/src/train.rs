@@ -43,7 +43,8 @@ pub struct TaskArgs {
     activation: String,
     /// The data file (CSV as in data/README.md; a regular file of at most 16 MiB).
     ///
-    /// [default: the repository's data/digits.csv or data/diabetes.csv]
+    /// [default: the built-in copy of the repository's data/digits.csv or
+    /// data/diabetes.csv, embedded in the program]
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Fraction of the rows held out for validation (chosen at random from --seed).
@@ -110,8 +111,8 @@ pub struct TaskSettings {
     pub hidden: usize,
     /// Activation name.
     pub activation: String,
-    /// The data file.
-    pub data: PathBuf,
+    /// The data file; `None` for the built-in data set.
+    pub data: Option<PathBuf>,
     /// Validation fraction.
     pub val_fraction: f64,
     /// Rows per batch.
@@ -134,10 +135,7 @@ impl TaskArgs {
             model: self.model.or_else(|| c.model.clone()),
             hidden: pick(given("hidden"), self.hidden, c.hidden),
             activation: pick(given("activation"), self.activation, c.activation.clone()),
-            data: self
-                .data
-                .or_else(|| c.data.clone())
-                .unwrap_or_else(|| task.default_data()),
+            data: self.data.or_else(|| c.data.clone()),
             val_fraction: pick(given("val_fraction"), self.val_fraction, c.val_fraction),
             batch_size: pick(given("batch_size"), self.batch_size, c.batch_size),
             epochs: pick(given("epochs"), self.epochs, c.epochs),
@@ -211,9 +209,20 @@ impl TaskSettings {
         Ok((model, clip))
     }
 
+    /// The data file's path, or the built-in data set's name.
+    pub fn data_name(&self) -> String {
+        self.data.as_ref().map_or_else(
+            || self.task.builtin_name().to_string(),
+            |p| p.display().to_string(),
+        )
+    }
+
     /// Reads the data file and splits it.
     pub fn load(&self) -> Result<Split, Failure> {
-        let rows = data::read(self.task, &self.data)?;
+        let rows = match &self.data {
+            Some(path) => data::read(self.task, path)?,
+            None => data::read_builtin(self.task)?,
+        };
         Ok(data::split(self.task, &rows, self.val_fraction, self.seed))
     }
 }
@@ -485,7 +494,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
 
-    let title = format!(
+    let mut title = format!(
         "{}: {}, {}, batch {}, seed {}",
         task.name(),
         run.model.describe(),
@@ -493,6 +502,12 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         t.batch_size,
         t.seed
     );
+    if let Some(s) = &settings.schedule {
+        let _ = write!(title, ", schedule {}", s.label());
+    }
+    if let Some(c) = t.clip_norm {
+        let _ = write!(title, ", clip-norm {c}");
+    }
     let files = log_files(settings, &run, &history, &title)?;
     let [csv, json, svg] = FILES;
     let written = write_files(
@@ -515,7 +530,7 @@ fn header(settings: &Settings, run: &Run<'_>) -> String {
         run.model.describe(),
         run.data.train.len(),
         run.data.val.len(),
-        t.data.display()
+        t.data_name()
     );
     let _ = write!(
         text,
@@ -672,7 +687,7 @@ fn log_files(
     let log = Log {
         task: task.name(),
         model: run.model.describe(),
-        data: settings.task.data.display().to_string(),
+        data: settings.task.data_name(),
         train_rows: run.data.train.len(),
         val_rows: run.data.val.len(),
         rule: settings.rule.label(),
@@ -739,6 +754,16 @@ fn log_files(
             colour: plot::colour(1),
         },
     ];
-    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc)?;
+    let lr_points = points(|e| e.lr as f32);
+    let lr_label = match &settings.schedule {
+        Some(s) => format!("lr, schedule {} (per epoch)", s.label()),
+        None => "lr (no schedule)".to_string(),
+    };
+    let lrs = [Series {
+        label: &lr_label,
+        points: &lr_points,
+        colour: plot::colour(2),
+    }];
+    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc, &lrs)?;
     Ok([csv, json, svg])
 }

@@ -110,3 +110,127 @@ fn explain_gives_equations_fields_differences_and_the_idea() {
     let out = gradstep().args(["explain", "adamm"]).output().unwrap();
     common::assert_refused(&out, 2, "unknown rule 'adamm'");
 }
+
+/// Twelve rules on Beale (the case): the legend sits beside the plot, not over
+/// the minimum or the ends of the paths; every picture's legend is clear of its data;
+/// the twelve paths differ in colour or line style.
+#[test]
+fn legends_never_cover_data_and_twelve_series_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let rules = [
+        "sgd:lr=0.001",
+        "sgd:lr=0.001,momentum=0.9",
+        "adam:lr=0.1",
+        "adamw:lr=0.1",
+        "adamax:lr=0.1",
+        "nadam:lr=0.1",
+        "radam:lr=0.1",
+        "adagrad:lr=0.5",
+        "adadelta",
+        "rmsprop:lr=0.01",
+        "rprop",
+        "asgd:lr=0.01",
+    ];
+    let mut compare = gradstep();
+    compare
+        .args(["compare", "--function", "beale", "--out"])
+        .arg(&out);
+    for r in rules {
+        compare.args(["--rule", r]);
+    }
+    assert!(compare.output().unwrap().status.success());
+    for args in [
+        &["demo"][..],
+        &["schedules"],
+        &["train", "--epochs", "3", "--schedule", "cosine"],
+    ] {
+        let o = gradstep()
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    }
+    for (file, legends) in [
+        ("compare-trajectories.svg", 1),
+        ("compare-loss.svg", 1),
+        ("demo.svg", 1),
+        ("schedules.svg", 1),
+        // loss, accuracy and learning rate: a legend beside each panel.
+        ("train-loss.svg", 3),
+    ] {
+        assert_eq!(
+            common::assert_legend_clear_of_data(&out.join(file)),
+            legends,
+            "{file}"
+        );
+    }
+    // train's picture: a learning-rate panel, and the schedule in the title.
+    let train = common::Svg::read(&out.join("train-loss.svg"));
+    assert!(train.has_label("learning rate"), "{:?}", train.texts);
+    assert!(
+        train.has_label("lr, schedule cosine (per epoch)"),
+        "{:?}",
+        train.texts
+    );
+    assert!(
+        train
+            .texts
+            .iter()
+            .any(|t| t.ends_with("seed 0, schedule cosine")),
+        "{:?}",
+        train.texts
+    );
+    // The twelve paths: (colour, dash) pairs all different, and the first nine colours
+    // all different.
+    let text = std::fs::read_to_string(out.join("compare-trajectories.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let mut styles: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .map(|n| {
+            (
+                n.attribute("stroke").unwrap().to_string(),
+                n.attribute("stroke-dasharray")
+                    .unwrap_or("solid")
+                    .to_string(),
+            )
+        })
+        .collect();
+    styles.sort();
+    styles.dedup();
+    assert_eq!(styles.len(), 12, "{styles:?}");
+    let dashed = styles.iter().filter(|s| s.1 != "solid").count();
+    assert_eq!(dashed, 3, "{styles:?}");
+}
+
+/// The program carries its data sets: a copy of the binary in an empty directory, far
+/// from the source checkout, trains on both tasks.
+#[test]
+fn a_moved_binary_trains_on_its_built_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let moved = bin.join("gradstep");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("gradstep"), &moved).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for (task, rows) in [("digits", "1438 training"), ("diabetes", "354 training")] {
+        let out = std::process::Command::new(&moved)
+            .args(["train", "--task", task, "--epochs", "2"])
+            .current_dir(&work)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{task}: {out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("{rows} and"))
+                && text.contains(&format!("from built-in data/{task}.csv")),
+            "{text}"
+        );
+        assert!(work.join("gradstep-out/train-log.csv").exists());
+    }
+}

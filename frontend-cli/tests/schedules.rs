@@ -83,12 +83,12 @@ fn gallery_prints_a_labelled_table_and_draws_every_schedule() {
     assert_eq!(listing(dir.path()), ["schedules.svg"]);
     let svg = Svg::read(&dir.path().join("schedules.svg"));
     for label in [
-        "StepLR: --schedule step:",
-        "CosineAnnealingLR: --schedule cosine",
-        "CosineAnnealingWarmRestarts: --schedule cosine_warm_restarts",
-        "CyclicLR: --schedule cyclic",
-        "OneCycleLR: --schedule onecycle",
-        "warmup + cosine decay: --schedule warmup_cosine",
+        "StepLR: step:step_size=25,gamma=0.5",
+        "CosineAnnealingLR: cosine",
+        "CosineAnnealingWarmRestarts: cosine_warm_restarts:t_0=14,t_mult=2",
+        "CyclicLR: cyclic:step_size_up=12,cycle_momentum=false",
+        "OneCycleLR: onecycle",
+        "warmup + cosine decay: warmup_cosine",
         "learning-rate schedules",
         "epoch",
         "learning rate",
