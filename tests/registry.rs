@@ -79,6 +79,23 @@ fn every_rule_has_tolerance_rows() {
         "no row in tests/support/tolerance.rs for: {}",
         missing.join(", ")
     );
+    let missing: Vec<String> = RuleId::ALL
+        .iter()
+        .flat_map(|id| ["f32", "f64"].map(|dtype| (id.name(), dtype)))
+        .flat_map(|(name, dtype)| tolerance::PER_STEP_KERNELS.map(|k| (name, dtype, k)))
+        .filter(|&(name, dtype, k)| tolerance::per_step_row(name, dtype, k).is_none())
+        .map(|(name, dtype, k)| format!("{name} {dtype} {k}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no per-step row in tests/support/tolerance.rs for: {}",
+        missing.join(", ")
+    );
+    assert_eq!(tolerance::per_step_row("no_such_rule", "f32", "simd"), None);
+    assert_eq!(
+        tolerance::per_step_row("sgd", "f32", "no_such_kernels"),
+        None
+    );
     // The table refuses what it does not know, so the check above can fail.
     assert_eq!(tolerance::row("no_such_rule", "f32"), None);
     assert_eq!(tolerance::row("sgd", "f16"), None);

@@ -24,10 +24,10 @@ use std::collections::BTreeMap;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId, Value};
 use gradstep::{Real, StepCount};
 use gradstep_tests::steps::{self, Bits, Snapshot, StepCase, StepFixture};
-use gradstep_tests::tolerance::{Tolerance, per_step_ulps, tolerance};
+use gradstep_tests::tolerance::{PER_STEP_KERNELS, Tolerance, per_step_ulps, tolerance};
 
-/// The kernel sets recorded, in the order reported.
-const KERNELS: [&str; 3] = ["simd", "scalar", "scalar_crsqrt"];
+/// The kernel sets recorded.
+const KERNELS: [&str; 3] = PER_STEP_KERNELS;
 
 /// Cases whose comparison with one kernel set is a named difference from torch instead
 /// of a rounding bound (README, "Deliberate differences from torch"), and the test that
