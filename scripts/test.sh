@@ -24,12 +24,13 @@ for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 
-step "system packages: C and C++ compilers for the C ABI tests"
+step "system packages: C and C++ compilers, make, pkg-config and CMake for the C ABI tests"
 missing=()
 command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v cmake >/dev/null || missing+=(cmake)
 if ((${#missing[@]})); then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
@@ -56,6 +57,9 @@ make -s -C examples/c clean
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" make -s -C examples/c PKG=1 run
 make -s -C examples/c clean
 rm -rf "$prefix"
+
+step "C/C++ packaging: scripts/install.sh and CMake install, find_package, FetchContent, nm, readelf"
+frontend-ffi/tests/cmake/run.sh
 
 step "no_std builds: Cortex-M4F and Cortex-M0 (no std, no alloc)"
 cargo build -p gradstep --release --target thumbv7em-none-eabihf

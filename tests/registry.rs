@@ -29,12 +29,12 @@ fn every_rule_has_a_torch_fixture_in_f32_and_f64() {
     let mut missing = Vec::new();
     for &id in RuleId::ALL {
         let name = id.name();
-        let path = fixtures::dir().join(format!("{name}.json"));
+        let path = fixtures::dir_for(id).join(format!("{name}.json"));
         if !path.is_file() {
             missing.push(format!("{name}: no {}", path.display()));
             continue;
         }
-        let fixture = fixtures::load(name);
+        let fixture = fixtures::load_for(id);
         assert_eq!(fixture.rule, name, "{}", path.display());
         for dtype in ["f32", "f64"] {
             let cases = fixture.cases.iter().filter(|c| c.dtype == dtype).count();
@@ -79,8 +79,11 @@ fn every_rule_has_tolerance_rows() {
         "no row in tests/support/tolerance.rs for: {}",
         missing.join(", ")
     );
+    // Per-step recordings are of torch's kernels: rules whose reference is another
+    // package are replayed by trajectory (tests/torch_trajectories.rs) only.
     let missing: Vec<String> = RuleId::ALL
         .iter()
+        .filter(|id| id.torch_name().is_some())
         .flat_map(|id| ["f32", "f64"].map(|dtype| (id.name(), dtype)))
         .flat_map(|(name, dtype)| tolerance::PER_STEP_KERNELS.map(|k| (name, dtype, k)))
         .filter(|&(name, dtype, k)| tolerance::per_step_row(name, dtype, k).is_none())
@@ -110,7 +113,7 @@ fn every_rule_is_chosen_by_its_name_and_parses_back() {
     for &id in RuleId::ALL {
         let rule = AnyRule::named(id.name()).unwrap();
         assert_eq!(rule.id(), id);
-        assert_eq!(AnyRule::named(id.torch_name()).unwrap().id(), id);
+        assert_eq!(AnyRule::named(id.reference_class()).unwrap().id(), id);
         let text = rule.to_string();
         assert_eq!(AnyRule::parse(&text), Ok(rule), "{text}");
     }
@@ -253,6 +256,16 @@ const ALLOWED: &[(&str, Names, &str)] = &[
         "firmware/src/train.rs",
         Names::Only(&["sgd", "adam"]),
         "the firmware example trains with SGD with momentum and with Adam",
+    ),
+    (
+        "benches/c/adam.c",
+        Names::Only(&["adam"]),
+        "the plain C loop the speed targets compare against is f32 Adam's",
+    ),
+    (
+        "benches/speed.rs",
+        Names::Only(&["adam"]),
+        "measures every rule from RuleId::ALL, and f32 Adam against the plain C loop",
     ),
 ];
 

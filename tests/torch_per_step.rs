@@ -233,7 +233,8 @@ fn every_rule_is_recorded_per_step() {
         assert!(index.kernels.contains_key(k), "no {k} recording");
     }
     assert_eq!(index.kernels["scalar"], "DEFAULT");
-    for &id in RuleId::ALL {
+    // Rules torch lacks are checked against their own references by trajectory.
+    for &id in RuleId::ALL.iter().filter(|id| id.torch_name().is_some()) {
         for dtype in ["f32", "f64"] {
             let cases: Vec<&StepCase> = index
                 .cases

@@ -280,7 +280,8 @@ fn replay_case<R: Replay, T: Real>(rule: R, case: &Case, tol: &Tolerance) -> Wor
 }
 
 fn replay<R: Replay>(file: &str) {
-    let fixture = fixtures::load(file);
+    let id = gradstep::rules::RuleId::from_name(file).expect("a registered rule");
+    let fixture = fixtures::load_for(id);
     assert_eq!(fixture.rule, file);
     assert!(fixture.generator.ends_with("record.py") && fixture.torch_version.starts_with("2."));
     let defaults = Hyper::new(&fixture.defaults);

@@ -36,6 +36,8 @@ pub struct Settings {
 struct Outcome {
     label: String,
     path: Vec<[f64; 2]>,
+    /// `[t, lr]`: the learning rate of each step.
+    lrs: Vec<[f64; 2]>,
     /// f(x_t) − f* (or f(x_t) for the saddle), for each iterate.
     losses: Vec<[f64; 2]>,
     reached: Option<usize>,
@@ -67,7 +69,8 @@ pub fn check_function(name: &str, steps: u64, tol: f64) -> Result<&'static Funct
 pub struct Measured {
     /// `[t, f(x_t) − f*]` (or f(x_t) for the saddle), for each iterate.
     pub losses: Vec<[f64; 2]>,
-    /// The first step that meets the tolerance.
+    /// The first step from which every iterate meets the tolerance (the run converged
+    /// there and stayed); `None` if the last one does not.
     pub reached: Option<usize>,
     /// Whether the run stopped early at a non-finite iterate or ended non-finite.
     pub diverged: bool,
@@ -82,8 +85,19 @@ pub fn measure(function: &Function, path: &[[f64; 2]], steps: u64, tol: f64) -> 
         .enumerate()
         .map(|(t, x)| [t as f64, (function.f)(*x) - offset])
         .collect();
-    let reached = losses.iter().position(|l| target.reached(l[1] + offset));
     let diverged = path.len() as u64 <= steps || losses.last().is_some_and(|l| !l[1].is_finite());
+    // Touching the tolerance once is not convergence: an oscillating run (RMSprop on
+    // Beale) dips below it and climbs out again. Counted from the end: the step after
+    // the last iterate that misses it.
+    let reached = if diverged {
+        None
+    } else {
+        match losses.iter().rposition(|l| !target.reached(l[1] + offset)) {
+            None => Some(0),
+            Some(k) if k + 1 < losses.len() => Some(k + 1),
+            Some(_) => None,
+        }
+    };
     Measured {
         losses,
         reached,
@@ -107,14 +121,31 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         .map(|s| schedule::from_spec(s, settings.steps))
         .transpose()
         .map_err(Failure::usage)?;
+    if let Some(s) = &schedule {
+        for rule in &rules {
+            s.check_rule(rule, false).map_err(Failure::usage)?;
+        }
+    }
 
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, rule) in settings.rules.iter().zip(&rules) {
-        let run = rules::run(rule, function, settings.steps as usize, schedule.clone())
-            .map_err(|e| Failure::usage(format!("rule '{}': {e}", spec.name)))?;
+        let run = rules::run(
+            rule,
+            function,
+            function.start,
+            settings.steps as usize,
+            schedule.as_ref(),
+        )
+        .map_err(|e| Failure::usage(format!("rule '{}': {e}", spec.name)))?;
         let measured = measure(function, &run.path, settings.steps, settings.tol);
         outcomes.push(Outcome {
             label: spec.label(),
+            lrs: run
+                .lrs
+                .iter()
+                .enumerate()
+                .map(|(t, &lr)| [t as f64, lr])
+                .collect(),
             path: run.path,
             losses: measured.losses,
             reached: measured.reached,
@@ -155,10 +186,22 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     } else {
         format!("{}: f(x) against step", function.name)
     };
-    let loss = plot::loss_svg(&loss_title, &series(|o| &o.losses), log)?;
+    let loss = if schedule.is_some() {
+        plot::loss_and_lr_svg(
+            &format!("{loss_title}; schedule {}", schedule_label(settings)),
+            &series(|o| &o.losses),
+            log,
+            &series(|o| &o.lrs),
+        )?
+    } else {
+        plot::loss_svg(&loss_title, &series(|o| &o.losses), log)?
+    };
     let written = write_files(
         &settings.out,
-        &[("trajectories.svg", &trajectories), ("loss.svg", &loss)],
+        &[
+            ("compare-trajectories.svg", &trajectories),
+            ("compare-loss.svg", &loss),
+        ],
     )?;
 
     crate::print(&table(function, settings, &outcomes, &written))
@@ -233,6 +276,13 @@ fn table(
             o.label
         );
     }
+    if function.minimum.is_some() {
+        let _ = writeln!(
+            text,
+            "(steps to tol: the step from which f − f* stays ≤ tol to the end; - if the last \
+             step is not within tol)"
+        );
+    }
     for path in written {
         let _ = writeln!(text, "wrote {}", path.display());
     }
@@ -246,4 +296,12 @@ fn coordinate(v: f64) -> String {
     } else {
         format!("{v:.6e}")
     }
+}
+
+/// The schedule as given, for titles.
+fn schedule_label(settings: &Settings) -> String {
+    settings
+        .schedule
+        .as_ref()
+        .map_or_else(String::new, Spec::label)
 }

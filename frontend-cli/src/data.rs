@@ -11,7 +11,7 @@
 //!   loss in the target's units (MSE × σ², σ ≤ 10⁹) stay finite;
 //! - at least 2 rows.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::Failure;
 use crate::input::{DATA_LIMIT, read_limited};
@@ -47,15 +47,21 @@ impl Task {
         }
     }
 
-    /// The repository's copy of the data, found from where this program was built.
-    pub fn default_data(self) -> PathBuf {
-        // The crate's parent directory is the repository's root.
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = crate_dir.parent().unwrap_or(crate_dir).join("data");
-        dir.join(match self {
-            Task::Digits => "digits.csv",
-            Task::Diabetes => "diabetes.csv",
-        })
+    /// The data set shipped inside the program (the repository's `data/` files, embedded
+    /// at build time): the program works from anywhere, installed or moved.
+    pub fn builtin(self) -> &'static [u8] {
+        match self {
+            Task::Digits => include_bytes!("../../data/digits.csv"),
+            Task::Diabetes => include_bytes!("../../data/diabetes.csv"),
+        }
+    }
+
+    /// How the built-in data set is named in logs: `built-in data/digits.csv`.
+    pub fn builtin_name(self) -> &'static str {
+        match self {
+            Task::Digits => "built-in data/digits.csv",
+            Task::Diabetes => "built-in data/diabetes.csv",
+        }
     }
 
     /// Columns per row and what they are, for messages.
@@ -140,9 +146,17 @@ pub const DIABETES_BOUND: f32 = 1e9;
 pub fn read(task: Task, path: &Path) -> Result<Rows, Failure> {
     let bytes = read_limited(path, DATA_LIMIT)
         .map_err(|e| Failure::io(format!("cannot read data {}: {e}", path.display())))?;
-    let bad = |line: usize, what: String| {
-        Failure::io(format!("data {}, line {line}: {what}", path.display()))
-    };
+    parse(task, bytes, &path.display().to_string())
+}
+
+/// Reads the built-in data set of `task`.
+pub fn read_builtin(task: Task) -> Result<Rows, Failure> {
+    parse(task, task.builtin().to_vec(), task.builtin_name())
+}
+
+/// Parses the contents of a data file called `name` (for messages).
+fn parse(task: Task, bytes: Vec<u8>, name: &str) -> Result<Rows, Failure> {
+    let bad = |line: usize, what: String| Failure::io(format!("data {name}, line {line}: {what}"));
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()
@@ -231,8 +245,7 @@ pub fn read(task: Task, path: &Path) -> Result<Rows, Failure> {
     }
     if rows.len() < 2 {
         return Err(Failure::io(format!(
-            "data {}: {} rows, at least 2 are needed (one to train on, one to validate)",
-            path.display(),
+            "data {name}: {} rows, at least 2 are needed (one to train on, one to validate)",
             rows.len()
         )));
     }
@@ -292,16 +305,16 @@ mod tests {
 
     #[test]
     fn the_shipped_files_read() {
-        let digits = read(Task::Digits, &Task::Digits.default_data()).unwrap();
+        let digits = read_builtin(Task::Digits).unwrap();
         assert_eq!((digits.len(), digits.width), (1797, 64));
         assert!(digits.x.iter().all(|v| (0.0..=1.0).contains(v)));
-        let diabetes = read(Task::Diabetes, &Task::Diabetes.default_data()).unwrap();
+        let diabetes = read_builtin(Task::Diabetes).unwrap();
         assert_eq!((diabetes.len(), diabetes.width), (442, 10));
     }
 
     #[test]
     fn the_split_is_seeded_and_standardizes_regression() {
-        let rows = read(Task::Diabetes, &Task::Diabetes.default_data()).unwrap();
+        let rows = read_builtin(Task::Diabetes).unwrap();
         let a = split(Task::Diabetes, &rows, 0.2, 1);
         assert_eq!((a.train.len(), a.val.len()), (354, 88));
         assert_eq!(a.val.y, split(Task::Diabetes, &rows, 0.2, 1).val.y);

@@ -1,99 +1,89 @@
-//! `gradstep schedules`: the learning-rate schedules side by side, as torch steps them.
+//! `gradstep schedules`: the learning-rate schedules side by side, as torch steps them,
+//! each built from the `--schedule` spec that `compare`, `train` and `sweep` take.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
-use gradstep::schedules::{
-    AnyScheduler, CosineAnnealingLr, CosineAnnealingWarmRestarts, CyclicLr, Group, LinearLr,
-    OneCycleLr, Scheduler, SequentialLr, StepLr,
-};
+use gradstep::rules::AnyRule;
 
 use crate::Failure;
 use crate::output::write_files;
-use crate::plot::{self, Series};
+use crate::plot::{self, Series, short};
+use crate::rules::Spec;
+use crate::schedule;
 
-/// The gallery over `epochs` epochs from base rate `lr`: (label, schedule).
-/// A labelled schedule of the gallery.
-type Entry = (String, Box<dyn Scheduler>);
-
-fn gallery(epochs: u64, lr: f64) -> Result<Vec<Entry>, Failure> {
-    let usage = |e: gradstep::Error| Failure::usage(e.to_string());
-    let mut cyclic = CyclicLr::new(lr / 10.0, lr);
-    cyclic.step_size_up = (epochs / 8).max(1);
-    cyclic.cycle_momentum = false;
+/// The gallery over `epochs` epochs: (torch's name, the spec a user would type).
+fn specs(epochs: u64) -> Vec<(&'static str, String)> {
     let step = (epochs / 4).max(1);
     let restart = (epochs / 7).max(1);
-    let warm = (epochs / 10).max(1);
-    let warmup = SequentialLr::<AnyScheduler, 2>::new(
-        [
-            LinearLr {
-                start_factor: 0.01,
-                total_iters: warm,
-                ..LinearLr::default()
-            }
-            .into(),
-            CosineAnnealingLr::new(epochs.saturating_sub(warm).max(1), 0.0).into(),
-        ],
-        &[warm],
-    )
-    .map_err(usage)?;
-    let entries: Vec<Entry> = vec![
+    // A period of a quarter of the run: the triangles are visible at any length.
+    let half_cycle = (epochs / 8).max(1);
+    vec![
+        ("StepLR", format!("step:step_size={step},gamma=0.5")),
+        ("CosineAnnealingLR", "cosine".to_string()),
         (
-            format!("StepLR(step_size={step}, gamma=0.5)"),
-            boxed(AnyScheduler::from(StepLr::new(step, 0.5))),
+            "CosineAnnealingWarmRestarts",
+            format!("cosine_warm_restarts:t_0={restart},t_mult=2"),
         ),
         (
-            format!("CosineAnnealingLR(T_max={epochs})"),
-            boxed(AnyScheduler::from(CosineAnnealingLr::new(
-                epochs.max(1),
-                0.0,
-            ))),
+            "CyclicLR",
+            format!("cyclic:step_size_up={half_cycle},cycle_momentum=false"),
         ),
-        (
-            format!("CosineAnnealingWarmRestarts(T_0={restart}, T_mult=2)"),
-            boxed(AnyScheduler::from(CosineAnnealingWarmRestarts::new(
-                restart, 2, 0.0,
-            ))),
-        ),
-        (
-            format!(
-                "CyclicLR(triangular, {}..{}, step_size_up={})",
-                lr / 10.0,
-                lr,
-                cyclic.step_size_up
-            ),
-            boxed(AnyScheduler::from(cyclic)),
-        ),
-        (
-            format!("OneCycleLR(max_lr={lr}, total_steps={})", epochs + 1),
-            boxed(AnyScheduler::from(OneCycleLr::new(lr, epochs + 1))),
-        ),
-        (
-            format!("SequentialLR(LinearLR warmup {warm}, CosineAnnealingLR)"),
-            Box::new(warmup) as Box<dyn Scheduler>,
-        ),
-    ];
-    Ok(entries)
+        ("OneCycleLR", "onecycle".to_string()),
+        ("warmup + cosine decay", "warmup_cosine".to_string()),
+    ]
 }
 
-fn boxed(s: AnyScheduler) -> Box<dyn Scheduler> {
-    Box::new(s)
+/// One schedule of the gallery, traced.
+struct Trace {
+    /// The schedule's name (the table's column).
+    name: String,
+    /// torch's name and the spec, for the legend.
+    label: String,
+    /// torch's name.
+    torch: &'static str,
+    /// The spec as typed.
+    spec: String,
+    /// `[epoch, lr]` for epochs 0..=epochs.
+    points: Vec<[f64; 2]>,
 }
 
-/// The learning rate at epochs 0..=epochs.
-fn trace(s: &mut dyn Scheduler, epochs: u64, lr: f64) -> Result<Vec<[f64; 2]>, Failure> {
-    let mut group = Group::new(lr);
-    s.start(&mut group)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let mut points = vec![[0.0, group.lr]];
-    for t in 1..=epochs {
-        s.step(&mut group)
-            .map_err(|e| Failure::usage(e.to_string()))?;
-        points.push([t as f64, group.lr]);
+/// The learning rate of every schedule at epochs 0..=epochs, from base rate `lr`.
+fn traces(epochs: u64, lr: f64) -> Result<Vec<Trace>, Failure> {
+    let usage = |e: String| Failure::usage(e);
+    let mut traces = Vec::new();
+    for (torch, text) in specs(epochs) {
+        let spec = Spec::parse("schedule", &text).map_err(usage)?;
+        let s = schedule::from_spec(&spec, epochs).map_err(usage)?;
+        // Any rule with a momentum field: OneCycleLR cycles it (torch's default).
+        let mut rule = AnyRule::parse("sgd")
+            .map_err(|e| usage(e.to_string()))?
+            .checked()
+            .map_err(|e| usage(e.to_string()))?;
+        rule.set_lr(lr);
+        let mut running = s
+            .start(&mut rule)
+            .map_err(|e| usage(format!("schedule '{text}': {e}")))?;
+        let mut points = vec![[0.0, running.lr()]];
+        for t in 1..=epochs {
+            running
+                .step(&mut rule, f64::NAN)
+                .map_err(|e| usage(format!("schedule '{text}': {e}")))?;
+            points.push([t as f64, running.lr()]);
+        }
+        traces.push(Trace {
+            name: spec.name.clone(),
+            label: format!("{torch}: {text}"),
+            torch,
+            spec: text.clone(),
+            points,
+        });
     }
-    Ok(points)
+    Ok(traces)
 }
 
-/// Prints the gallery's rates at a few epochs and draws DIR/schedules.svg.
+/// Prints the gallery's rates as a table (a row every 5% of the run, fine enough not to
+/// alias CyclicLR's period) and draws DIR/schedules.svg.
 pub fn run(epochs: u64, lr: f64, out: &Path) -> Result<(), Failure> {
     if epochs == 0 || epochs > 100_000 {
         return Err(Failure::usage(format!(
@@ -103,41 +93,54 @@ pub fn run(epochs: u64, lr: f64, out: &Path) -> Result<(), Failure> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(Failure::usage(format!("--lr {lr}: must be finite and > 0")));
     }
-    let svg = svg(epochs, lr, |label, points| {
-        let at = |f: f64| points[((epochs as f64 * f) as usize).min(points.len() - 1)][1];
-        println!(
-            "{label:<52} {:>10.4e} {:>10.4e} {:>10.4e} {:>10.4e} {:>10.4e}",
-            at(0.0),
-            at(0.25),
-            at(0.5),
-            at(0.75),
-            at(1.0)
-        );
-    })?;
+    let traces = traces(epochs, lr)?;
+    let svg = svg_of(&traces, epochs, lr)?;
+    let mut text = table(&traces, epochs, lr);
     for path in write_files(out, &[("schedules.svg", &svg)])? {
-        println!("wrote {}", path.display());
+        let _ = writeln!(text, "wrote {}", path.display());
     }
-    Ok(())
+    crate::print(&text)
 }
 
-/// The gallery's picture; `each` sees every schedule's label and trace first.
-pub fn svg(
-    epochs: u64,
-    lr: f64,
-    mut each: impl FnMut(&str, &[[f64; 2]]),
-) -> Result<String, Failure> {
-    let mut traces = Vec::new();
-    for (label, mut entry) in gallery(epochs, lr)? {
-        let points = trace(entry.as_mut(), epochs, lr)?;
-        each(&label, &points);
-        traces.push((label, points));
+/// The table: what each column is, then the learning rate of each schedule at every
+/// 20th of the run.
+fn table(traces: &[Trace], epochs: u64, lr: f64) -> String {
+    let mut text = format!(
+        "learning rate at the start of each epoch, base lr {lr}, {epochs} epochs \
+         (columns: the --schedule names of compare, train and sweep):\n"
+    );
+    for t in traces {
+        let _ = writeln!(text, "  {:<22} {}: --schedule {}", t.name, t.torch, t.spec);
     }
+    let widths: Vec<usize> = traces.iter().map(|t| t.name.len().max(8)).collect();
+    let _ = write!(text, "{:>6}", "epoch");
+    for (t, w) in traces.iter().zip(&widths) {
+        let _ = write!(text, "  {:>w$}", t.name);
+    }
+    text.push('\n');
+    let stride = (epochs / 20).max(1);
+    let mut rows: Vec<u64> = (0..=epochs).step_by(stride as usize).collect();
+    if rows.last() != Some(&epochs) {
+        rows.push(epochs);
+    }
+    for e in rows {
+        let _ = write!(text, "{e:>6}");
+        for (t, w) in traces.iter().zip(&widths) {
+            let _ = write!(text, "  {:>w$}", short(t.points[e as usize][1]));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// The gallery's picture.
+fn svg_of(traces: &[Trace], epochs: u64, lr: f64) -> Result<String, Failure> {
     let series: Vec<Series<'_>> = traces
         .iter()
         .enumerate()
-        .map(|(i, (label, points))| Series {
-            label,
-            points,
+        .map(|(i, t)| Series {
+            label: &t.label,
+            points: &t.points,
             colour: plot::colour(i),
         })
         .collect();

@@ -12,6 +12,7 @@ mod compare;
 mod config;
 mod data;
 mod demo;
+mod explain;
 mod functions;
 mod gallery;
 mod input;
@@ -42,7 +43,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The seed articles' experiment: gradient descent and momentum on
+    /// The source article's experiment (Dive into Deep Learning's momentum section): gradient descent and momentum on
     /// f(x1, x2) = 0.1·x1² + 2·x2² from (−5, −2), 20 steps each; prints the final points
     /// and draws the four trajectories over the contour lines of f into DIR/demo.svg.
     Demo(DemoArgs),
@@ -50,20 +51,24 @@ enum Command {
     /// rate of each at a few epochs and draws DIR/schedules.svg.
     Schedules(SchedulesArgs),
     /// Run several update rules on a 2-D test function: prints a table (final loss,
-    /// steps to reach the tolerance) and draws DIR/trajectories.svg (paths over the
-    /// contour lines of f) and DIR/loss.svg (f − f* against step, log scale).
+    /// steps to reach the tolerance) and draws DIR/compare-trajectories.svg (paths over the
+    /// contour lines of f) and DIR/compare-loss.svg (f − f* against step, log scale).
     #[command(after_long_help = compare_help())]
     Compare(CompareArgs),
     /// Train a model on a real data set shipped with gradstep (8×8 handwritten digits:
     /// softmax regression or an MLP; diabetes: linear regression or an MLP) with any
     /// rule, schedule, clipping, batch size, epochs and seed; prints train and
-    /// validation loss and accuracy (R² for diabetes) per epoch and writes DIR/log.csv,
-    /// DIR/log.json and DIR/loss.svg. The same seed gives the same numbers.
+    /// validation loss and accuracy (R² for diabetes) per epoch and writes DIR/train-log.csv,
+    /// DIR/train-log.json and DIR/train-loss.svg. The same seed gives the same numbers.
     #[command(after_long_help = rules_help())]
     Train(train::TrainArgs),
+    /// Explain an update rule in plain words: its equations, each field with torch's
+    /// default, where torch, Keras and optax differ, and the idea behind it. Without a
+    /// RULE: every rule in one line.
+    Explain(ExplainArgs),
     /// Sweep a grid of rules × learning rates (× one more hyperparameter) on a test
     /// function or a training task: prints the final loss of every run and the best
-    /// settings, and writes DIR/results.csv, DIR/results.json and DIR/heatmap.svg.
+    /// settings, and writes DIR/sweep-results.csv, DIR/sweep-results.json and DIR/sweep-heatmap.svg.
     #[command(after_long_help = sweep_help())]
     Sweep(sweep::SweepArgs),
 }
@@ -76,12 +81,29 @@ struct DemoArgs {
 }
 
 #[derive(Args)]
+struct ExplainArgs {
+    /// The rule's name (sgd, adam, ...).
+    #[arg(value_name = "RULE")]
+    rule: Option<String>,
+}
+
+#[derive(Args)]
 struct SchedulesArgs {
     /// Epochs to show.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        allow_negative_numbers = true
+    )]
     epochs: u64,
     /// The base (or peak) learning rate.
-    #[arg(long, value_name = "LR", default_value_t = 0.1)]
+    #[arg(
+        long,
+        value_name = "LR",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
     lr: f64,
     /// Directory for schedules.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
@@ -123,7 +145,7 @@ struct CompareArgs {
     /// most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory for trajectories.svg and loss.svg (created if missing).
+    /// Directory for compare-trajectories.svg and compare-loss.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
 }
@@ -144,6 +166,9 @@ fn rules_and_schedules(length: &str) -> String {
     for (name, torch, fields) in schedule::SCHEDULES {
         text += &format!("  {name:<21} {torch}: {}\n", fields.replace("STEPS", unit));
     }
+    let (name, torch, fields) = schedule::PLATEAU;
+    text += &format!("  {name:<21} {torch}: {fields}\n");
+    text += "  (LR = the rule's lr; list fields separate their values with /)\n";
     text
 }
 
@@ -282,16 +307,26 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            // clap's message is the first line of its rendering ("error: ..."); the
-            // usage hint after it would make a multi-line answer.
+            // One line: clap's message ("error: ..."), then its tips ("a similar
+            // argument exists: '--rule'") in parentheses; the usage lines are left out.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            let tips: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter_map(|l| l.strip_prefix("tip: "))
+                .collect();
+            if tips.is_empty() {
+                eprintln!("{first} (see --help)");
+            } else {
+                eprintln!("{first} ({}; see --help)", tips.join("; "));
+            }
             return ExitCode::from(2);
         }
     };
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args.out),
+        Command::Explain(args) => explain::run(args.rule.as_deref()),
         Command::Schedules(args) => gallery::run(args.epochs, args.lr, &args.out),
         Command::Compare(args) => {
             let sub = matches

@@ -15,9 +15,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Failure;
 
-/// Series colours: matplotlib's `tab10` without its grey (the contours' colour), then
-/// the dark row of `tab20b`.
-pub const PALETTE: [RGBColor; 14] = [
+/// Series colours: matplotlib's `tab10` without its grey (the contours' colour): nine
+/// colours that stay apart for the colour-blind too. Series 10–18 reuse them dashed,
+/// 19–27 dotted, so up to 27 series differ in colour or line style.
+pub const PALETTE: [RGBColor; 9] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -27,16 +28,181 @@ pub const PALETTE: [RGBColor; 14] = [
     RGBColor(0xe3, 0x77, 0xc2),
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
-    RGBColor(0x39, 0x3b, 0x79),
-    RGBColor(0x63, 0x79, 0x39),
-    RGBColor(0x8c, 0x6d, 0x31),
-    RGBColor(0x84, 0x3c, 0x39),
-    RGBColor(0x7b, 0x41, 0x73),
 ];
 
-/// The colour of the `i`-th series.
+/// The SVG dash patterns of the second and third rounds through the palette.
+const DASHES: [&str; 2] = ["9 5", "2 4"];
+
+/// The colour of the `i`-th series. From the tenth on, the colour is the palette's with
+/// its blue channel moved by 1 or 2 (no one sees that): [`apply_dashes`] finds the
+/// series' lines by that colour and dashes or dots them.
 pub fn colour(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
+    let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+    let round = ((i / PALETTE.len()) % 3) as u8;
+    RGBColor(r, g, b + round)
+}
+
+/// Adds `stroke-dasharray` to the polylines drawn in a dashed or dotted series colour.
+fn apply_dashes(svg: &str) -> String {
+    let mut out = svg.to_string();
+    for (round, dash) in DASHES.iter().enumerate() {
+        for base in PALETTE {
+            let c = RGBColor(base.0, base.1, base.2 + round as u8 + 1);
+            let stroke = format!("stroke=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+            out = out.replace(
+                &format!("<polyline fill=\"none\" opacity=\"1\" {stroke}"),
+                &format!(
+                    "<polyline fill=\"none\" opacity=\"1\" stroke-dasharray=\"{dash}\" {stroke}"
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// One line of a legend.
+#[derive(Clone, Debug)]
+struct Key {
+    label: String,
+    mark: Mark,
+}
+
+/// What a legend line shows before its text.
+#[derive(Clone, Copy, Debug)]
+enum Mark {
+    /// A line in the colour, with a dot if the series has them.
+    Line(RGBColor, bool),
+    /// A thin grey line (contours).
+    Contour,
+    /// The start point's ring.
+    Start,
+    /// The minimum's cross.
+    Minimum,
+}
+
+/// Legend text size (SVG font-size = size / 1.24) and line height.
+const KEY_FONT: f64 = 15.0;
+const KEY_LINE: i32 = 22;
+/// About the width of a character of the legend's text, in pixels (DejaVu Sans at
+/// 12 px averages 7.2; a little more keeps labels inside).
+const KEY_CHAR: f64 = 7.2;
+
+/// The width of the legend column for `keys`: the longest label, 36 px of mark and
+/// margins; at most 460 (longer labels wrap).
+fn legend_width(keys: &[Key]) -> u32 {
+    let longest = keys
+        .iter()
+        .map(|k| k.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    ((longest as f64 * KEY_CHAR) as u32 + 72).clamp(140, 560)
+}
+
+/// Splits `label` into lines of at most `chars` characters, at spaces.
+fn wrap(label: &str, chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in label.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > chars {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line += word;
+    }
+    lines.push(line);
+    lines
+}
+
+/// The legend, in its own column beside the plot: never over the data. A framed box
+/// (background `#FBFBFB`) holding one line per key.
+fn draw_keys(area: &DrawingArea<SVGBackend<'_>, Shift>, keys: &[Key]) -> DrawResult {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (width, _) = area.dim_in_pixel();
+    let width = i32::try_from(width).unwrap_or(i32::MAX);
+    let chars = (((width - 64).max(40)) as f64 / KEY_CHAR) as usize + 1;
+    let lines: Vec<Vec<String>> = keys.iter().map(|k| wrap(&k.label, chars)).collect();
+    let rows: i32 = lines.iter().map(|l| l.len() as i32).sum();
+    let (top, left) = (40, 6);
+    let frame = [(left, top), (width - 10, top + rows * KEY_LINE + 14)];
+    area.draw(&Rectangle::new(frame, RGBColor(0xfb, 0xfb, 0xfb).filled()))?;
+    area.draw(&Rectangle::new(frame, BLACK.mix(0.5).stroke_width(1)))?;
+    let style = TextStyle::from((FONT, KEY_FONT)).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut y = top + 7 + KEY_LINE / 2;
+    for (key, text) in keys.iter().zip(&lines) {
+        let (x0, x1, xm) = (left + 8, left + 32, left + 20);
+        match key.mark {
+            Mark::Line(c, dot) => {
+                area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.stroke_width(2)))?;
+                if dot {
+                    area.draw(&Circle::new((xm, y), 3, c.filled()))?;
+                }
+            }
+            Mark::Contour => area.draw(&PathElement::new(
+                vec![(x0, y), (x1, y)],
+                CONTOUR.stroke_width(1),
+            ))?,
+            Mark::Start => area.draw(&Circle::new((xm, y), 6, BLACK.stroke_width(2)))?,
+            Mark::Minimum => area.draw(&Cross::new((xm, y), 7, BLACK.stroke_width(2)))?,
+        }
+        for line in text {
+            area.draw(&Text::new(line.clone(), (left + 40, y), style.clone()))?;
+            y += KEY_LINE;
+        }
+    }
+    Ok(())
+}
+
+/// Draws panel `i` into an area and returns its legend's keys.
+type PanelFn<'f> = dyn Fn(
+        usize,
+        &DrawingArea<SVGBackend<'_>, Shift>,
+    ) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>>
+    + 'f;
+
+/// `area` cut into rows of `heights` pixels.
+fn split_rows<'a>(
+    area: &DrawingArea<SVGBackend<'a>, Shift>,
+    heights: &[u32],
+) -> Vec<DrawingArea<SVGBackend<'a>, Shift>> {
+    let mut breaks = Vec::new();
+    let mut y = 0u32;
+    for h in &heights[..heights.len().saturating_sub(1)] {
+        y += h;
+        breaks.push(y);
+    }
+    area.split_by_breakpoints(Vec::<u32>::new(), breaks)
+}
+
+/// A picture of panels stacked vertically (`heights` in pixels, `width` each), each
+/// with its legend in a column to its right. `draw(i, area)` draws panel `i` and returns
+/// its keys; it runs twice, first to measure the legend column.
+fn render_panels(width: u32, heights: &[u32], draw: &PanelFn<'_>) -> Result<String, Failure> {
+    let total: u32 = heights.iter().sum();
+    let mut legend = 0;
+    {
+        let mut scratch = String::new();
+        let root = SVGBackend::with_string(&mut scratch, (width, total)).into_drawing_area();
+        for (i, panel) in split_rows(&root, heights).iter().enumerate() {
+            let keys = draw(i, panel).map_err(draw_error)?;
+            legend = legend.max(legend_width(&keys));
+        }
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width + legend, total)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        for (i, row) in split_rows(&root, heights).iter().enumerate() {
+            let (plot, side) = row.split_horizontally(width);
+            let keys = draw(i, &plot).map_err(draw_error)?;
+            draw_keys(&side, &keys).map_err(draw_error)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    Ok(apply_dashes(&svg))
 }
 
 const CONTOUR: RGBColor = RGBColor(0x9a, 0xa8, 0xb8);
@@ -94,13 +260,9 @@ pub fn trajectories_svg(
     series: &[Series<'_>],
     markers: bool,
 ) -> Result<String, Failure> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw_trajectories(&root, title, surface, series, markers).map_err(draw_error)?;
-        root.present().map_err(draw_error)?;
-    }
-    Ok(svg)
+    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_trajectories(area, title, surface, series, markers)
+    })
 }
 
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
@@ -111,7 +273,8 @@ fn draw_trajectories(
     surface: &Surface<'_>,
     series: &[Series<'_>],
     markers: bool,
-) -> DrawResult {
+) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>> {
+    let mut keys = Vec::new();
     let view = surface.view;
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
@@ -134,14 +297,15 @@ fn draw_trajectories(
     for &level in surface.levels {
         lines.extend(contour(surface.f, view, level));
     }
-    chart
-        .draw_series(
-            lines
-                .into_iter()
-                .map(|l| PathElement::new(l, CONTOUR.stroke_width(1))),
-        )?
-        .label(surface.levels_label)
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], CONTOUR.stroke_width(1)));
+    chart.draw_series(
+        lines
+            .into_iter()
+            .map(|l| PathElement::new(l, CONTOUR.stroke_width(1))),
+    )?;
+    keys.push(Key {
+        label: surface.levels_label.to_string(),
+        mark: Mark::Contour,
+    });
 
     let mut ends = Vec::with_capacity(series.len());
     for s in series {
@@ -167,14 +331,11 @@ fn draw_trajectories(
             visible_points(&prefix[prefix.len().saturating_sub(1)..], view)
         };
         let colour = s.colour;
-        chart
-            .draw_series(pieces.into_iter().map(|p| PathElement::new(p, style)))?
-            .label(label)
-            .legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
-                    + Circle::new((12, 0), 3, colour.filled())
-            });
+        chart.draw_series(pieces.into_iter().map(|p| PathElement::new(p, style)))?;
+        keys.push(Key {
+            label,
+            mark: Mark::Line(colour, true),
+        });
         ends.push((dots, colour));
     }
     // Dots on top of every line, so that no run hides where another ended.
@@ -187,26 +348,27 @@ fn draw_trajectories(
     }
 
     let [sx, sy] = surface.start;
-    chart
-        .draw_series(std::iter::once(Circle::new(
-            (sx, sy),
-            6,
-            BLACK.stroke_width(2),
-        )))?
-        .label(format!("start ({}, {})", num(sx), num(sy)))
-        .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.stroke_width(2)));
+    chart.draw_series(std::iter::once(Circle::new(
+        (sx, sy),
+        6,
+        BLACK.stroke_width(2),
+    )))?;
+    keys.push(Key {
+        label: format!("start ({}, {})", num(sx), num(sy)),
+        mark: Mark::Start,
+    });
     if let Some([mx, my]) = surface.minimum {
-        chart
-            .draw_series(std::iter::once(Cross::new(
-                (mx, my),
-                7,
-                BLACK.stroke_width(2),
-            )))?
-            .label(format!("minimum ({}, {})", num(mx), num(my)))
-            .legend(|(x, y)| Cross::new((x + 12, y), 7, BLACK.stroke_width(2)));
+        chart.draw_series(std::iter::once(Cross::new(
+            (mx, my),
+            7,
+            BLACK.stroke_width(2),
+        )))?;
+        keys.push(Key {
+            label: format!("minimum ({}, {})", num(mx), num(my)),
+            mark: Mark::Minimum,
+        });
     }
-
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    Ok(keys)
 }
 
 /// Renders loss against step as an SVG document: the gap `f(x) − f*` on a log scale
@@ -224,7 +386,43 @@ pub fn loss_svg(title: &str, series: &[Series<'_>], log: bool) -> Result<String,
         y,
         markers: false,
     };
-    render(SIZE, |root| draw_loss(root, &axes, series, scale))
+    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_loss(area, &axes, series, scale)
+    })
+}
+
+/// [`loss_svg`] above, and below it the learning rate each run used at each step (a
+/// schedule's shape, one curve per rule since each starts from its own lr).
+pub fn loss_and_lr_svg(
+    title: &str,
+    series: &[Series<'_>],
+    log: bool,
+    lrs: &[Series<'_>],
+) -> Result<String, Failure> {
+    let (scale, y) = if log {
+        (Scale::Log, "f(x) − f*  (log scale)")
+    } else {
+        (Scale::SymLog, "f(x)  (symmetric log scale)")
+    };
+    let axes = Axes {
+        title: Some(title),
+        x: "step",
+        y,
+        markers: false,
+    };
+    let lr_axes = Axes {
+        title: None,
+        x: "step",
+        y: "learning rate",
+        markers: false,
+    };
+    render_panels(SIZE.0, &[560, 340], &|i, area| {
+        if i == 0 {
+            draw_loss(area, &axes, series, scale)
+        } else {
+            draw_linear(area, &lr_axes, lrs)
+        }
+    })
 }
 
 /// Renders curves on linear axes (e.g. learning rate against epoch).
@@ -235,9 +433,8 @@ pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result
         y,
         markers: false,
     };
-    render(SIZE, |root| {
-        root.fill(&WHITE)?;
-        draw_linear(root, &axes, series)
+    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_linear(area, &axes, series)
     })
 }
 
@@ -250,26 +447,32 @@ pub fn training_svg(
     loss_desc: &str,
     metrics: &[Series<'_>],
     metric_desc: &str,
+    lrs: &[Series<'_>],
 ) -> Result<String, Failure> {
     let epochs = losses.iter().map(|s| s.points.len()).max().unwrap_or(0);
     let markers = epochs <= 61;
-    render(TRAINING_SIZE, |root| {
-        root.fill(&WHITE)?;
-        let (top, bottom) = root.split_vertically(f64::from(TRAINING_SIZE.1) * 0.56);
-        let loss = Axes {
-            title: Some(title),
-            x: "epoch",
-            y: loss_desc,
-            markers,
-        };
-        draw_loss(&top, &loss, losses, Scale::Log)?;
-        let metric = Axes {
-            title: None,
-            x: "epoch",
-            y: metric_desc,
-            markers,
-        };
-        draw_linear(&bottom, &metric, metrics)
+    let loss = Axes {
+        title: Some(title),
+        x: "epoch",
+        y: loss_desc,
+        markers,
+    };
+    let metric = Axes {
+        title: None,
+        x: "epoch",
+        y: metric_desc,
+        markers,
+    };
+    let lr = Axes {
+        title: None,
+        x: "epoch",
+        y: "learning rate",
+        markers,
+    };
+    render_panels(SIZE.0, &[480, 320, 260], &|i, area| match i {
+        0 => draw_loss(area, &loss, losses, Scale::Log),
+        1 => draw_linear(area, &metric, metrics),
+        _ => draw_linear(area, &lr, lrs),
     })
 }
 
@@ -286,9 +489,6 @@ fn render(
     }
     Ok(svg)
 }
-
-/// Size of the training picture: two panels above each other.
-const TRAINING_SIZE: (u32, u32) = (900, 900);
 
 /// A chart's title and axis descriptions.
 struct Axes<'a> {
@@ -319,22 +519,6 @@ fn whole_ticks(max: f64) -> Vec<(f64, String)> {
         .take_while(|&v| v <= max)
         .map(|v| (v, format!("{v:.0}")))
         .collect()
-}
-
-/// The legend box of every chart, at `position`.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .margin(12)
-        .legend_area_size(34)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.6))
-        .draw()
 }
 
 /// The smallest positive value shown on a log axis: anything below is drawn there.
@@ -442,8 +626,7 @@ fn draw_loss(
     axes: &Axes<'_>,
     series: &[Series<'_>],
     scale: Scale,
-) -> DrawResult {
-    root.fill(&WHITE)?;
+) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>> {
     let steps = series
         .iter()
         .filter_map(|s| s.points.last())
@@ -510,10 +693,17 @@ fn draw_loss(
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
+    let mut keys = Vec::with_capacity(series.len());
     for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
-        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
+        keys.push(draw_curve(
+            &mut chart,
+            s.colour,
+            curve,
+            label,
+            axes.markers,
+        )?);
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    Ok(keys)
 }
 
 /// Ends `curve` where it first passes `limit` (goes above it if `upper`, else below),
@@ -546,35 +736,30 @@ fn note_non_finite(series: &[Series<'_>], labels: &mut [String], x_desc: &str) {
     }
 }
 
-/// One curve and its legend entry, with a dot at every point if `markers`.
+/// One curve, with a dot at every point if `markers`; returns its legend entry.
 fn draw_curve<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<TickAxis, TickAxis>>,
     colour: RGBColor,
     curve: Vec<(f64, f64)>,
     label: String,
     markers: bool,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+) -> Result<Key, DrawingAreaErrorKind<DB::ErrorType>> {
     if markers {
         chart.draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
     }
-    chart
-        .draw_series(LineSeries::new(curve, colour.stroke_width(2)))?
-        .label(label)
-        .legend(move |(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (24, 0)], colour.stroke_width(2))
-                + Circle::new((12, 0), if markers { 3 } else { 0 }, colour.filled())
-        });
-    Ok(())
+    chart.draw_series(LineSeries::new(curve, colour.stroke_width(2)))?;
+    Ok(Key {
+        label,
+        mark: Mark::Line(colour, markers),
+    })
 }
 
-/// Curves on a linear vertical axis fitted to their finite values down to −1, legend at
-/// the lower right (accuracy and R² rise towards the upper right).
+/// Curves on a linear vertical axis fitted to their finite values down to −1.
 fn draw_linear(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
     axes: &Axes<'_>,
     series: &[Series<'_>],
-) -> DrawResult {
+) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>> {
     let steps = series
         .iter()
         .filter_map(|s| s.points.last())
@@ -631,10 +816,17 @@ fn draw_linear(
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
+    let mut keys = Vec::with_capacity(series.len());
     for ((s, curve), label) in series.iter().zip(curves).zip(labels) {
-        draw_curve(&mut chart, s.colour, curve, label, axes.markers)?;
+        keys.push(draw_curve(
+            &mut chart,
+            s.colour,
+            curve,
+            label,
+            axes.markers,
+        )?);
     }
-    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
+    Ok(keys)
 }
 
 /// About six ticks at round numbers (1, 2 or 5 times a power of ten apart) in `lo..=hi`.
@@ -677,6 +869,8 @@ pub struct Heatmap<'a> {
     /// What the colour shows (the colour bar's description, to which the scale is
     /// added).
     pub colour_desc: &'a str,
+    /// The column of each row's cell to outline (the best of the row), if any.
+    pub best: &'a [Option<usize>],
     /// The top of the colour scale: larger values get its colour (their cells still
     /// show the value). A diverging run would otherwise wash out every other colour.
     pub cap: Option<f64>,
@@ -864,6 +1058,25 @@ fn draw_heatmap(
         }
     }
 
+    // The best cell of each row: a thick outline in the ink that reads on its colour.
+    for (r, best) in map.best.iter().enumerate() {
+        let Some(c) = *best else { continue };
+        let Some(&v) = map.values.get(r).and_then(|row| row.get(c)) else {
+            continue;
+        };
+        let (x, y) = (c as f64, (n_rows - 1 - r) as f64);
+        let outline = if v.is_finite() {
+            ink(colour_of(v))
+        } else {
+            BLACK
+        };
+        // A closed path: the SVG backend drops the stroke width of a rectangle.
+        let (a, b, c, d) = (x + 0.04, y + 0.06, x + 0.96, y + 0.94);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(a, b), (c, b), (c, d), (a, d), (a, b)],
+            outline.stroke_width(3),
+        )))?;
+    }
     if map.values.iter().flatten().any(|v| !v.is_finite()) {
         let (_, h) = bar.dim_in_pixel();
         let y = i32::try_from(h).unwrap_or(i32::MAX) - 30;

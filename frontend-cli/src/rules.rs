@@ -4,11 +4,10 @@
 
 use std::str::FromStr;
 
+use crate::functions::{Function, num};
+use crate::schedule::Schedule;
 use gradstep::MAX_STATE_SLOTS;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
-use gradstep::schedules::{AnyScheduler, Group, Scheduler};
-
-use crate::functions::{Function, num};
 
 /// A parsed `NAME[:FIELD=VALUE,...]`: the name and the fields in the order given.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,13 +153,17 @@ pub fn defaults_help() -> String {
 pub struct Run {
     /// x₀, x₁, …
     pub path: Vec<[f64; 2]>,
+    /// The learning rate of each step taken: `lrs[t]` moved x_t to x_{t+1}.
+    pub lrs: Vec<f64>,
 }
 
 /// A rule stepping several f32 parameter tensors at a learning rate given per step,
 /// each tensor with its own scalar and slice state (as torch keeps
 /// `optimizer.state[p]` per parameter).
 pub struct Optimizer {
-    rule: AnyRule,
+    /// The rule and its hyperparameters for the next step (a schedule changes its lr,
+    /// and a cycling schedule its momentum).
+    pub rule: AnyRule,
     scalars: Vec<AnyScalars>,
     /// `state[i]` holds the rule's state slices for tensor `i`.
     state: Vec<Vec<Vec<f32>>>,
@@ -179,15 +182,14 @@ impl Optimizer {
         }
     }
 
-    /// One step of every tensor at learning rate `lr`; `grads[i]` belongs to `params[i]`.
+    /// One step of every tensor with [`Optimizer::rule`]; `grads[i]` belongs to
+    /// `params[i]`.
     pub fn step(
         &mut self,
-        lr: f64,
         params: &mut [Vec<f32>],
         grads: &[Vec<f32>],
     ) -> Result<(), gradstep::Error> {
-        let mut rule = self.rule;
-        rule.set_lr(lr);
+        let rule = self.rule;
         let tensors = params.iter_mut().zip(grads);
         for ((p, g), (scalars, state)) in tensors.zip(self.scalars.iter_mut().zip(&mut self.state))
         {
@@ -198,36 +200,41 @@ impl Optimizer {
     }
 }
 
-/// `steps` steps of `rule` on `function` from its start, the learning rate set by
-/// `schedule` before each step if there is one.
+/// `steps` steps of `rule` on `function` from `start`, the learning rate (and momentum)
+/// set by `schedule` before each step if there is one.
 pub fn run(
     rule: &AnyRule,
     function: &Function,
+    start: [f64; 2],
     steps: usize,
-    schedule: Option<AnyScheduler>,
+    schedule: Option<&Schedule>,
 ) -> Result<Run, gradstep::Error> {
-    descend(*rule, function.start, function.grad, steps, schedule)
+    descend(*rule, start, function.grad, steps, schedule)
 }
 
 /// The optimization loop on a 2-D function given by its gradient, from `start`.
 pub fn descend(
     mut rule: AnyRule,
     start: [f64; 2],
-    grad: impl Fn([f64; 2]) -> [f64; 2],
+    mut grad: impl FnMut([f64; 2]) -> [f64; 2],
     steps: usize,
-    mut schedule: Option<AnyScheduler>,
+    schedule: Option<&Schedule>,
 ) -> Result<Run, gradstep::Error> {
-    let mut group = Group::new(rule.lr());
-    if let Some(s) = &mut schedule {
-        s.start(&mut group)?;
-        rule.set_lr(group.lr);
-    }
+    let mut running = schedule.map(|s| s.start(&mut rule)).transpose()?;
     let mut x = start;
     let mut path = Vec::with_capacity(steps + 1);
+    let mut lrs = Vec::with_capacity(steps);
     path.push(x);
     let mut state = [[0.0f64; 2]; MAX_STATE_SLOTS];
     let mut scalars = rule.fresh_scalars();
-    for _ in 0..steps {
+    for t in 0..steps {
+        // The schedule steps after each optimizer step but the last (torch's
+        // `scheduler.step()` after `optimizer.step()`; OneCycleLR's total_steps = steps).
+        if t > 0
+            && let Some(s) = &mut running
+        {
+            s.step(&mut rule, f64::NAN)?;
+        }
         let g = grad(x);
         if !(g[0].is_finite() && g[1].is_finite()) {
             break;
@@ -235,14 +242,11 @@ pub fn descend(
         let [a, b, c] = &mut state;
         let mut slots: [&mut [f64]; MAX_STATE_SLOTS] = [a, b, c];
         rule.step(&mut scalars, &mut x, &g, &mut slots[..rule.state_slots()])?;
+        lrs.push(rule.lr());
         path.push(x);
         if !(x[0].is_finite() && x[1].is_finite()) {
             break;
         }
-        if let Some(s) = &mut schedule {
-            s.step(&mut group)?;
-            rule.set_lr(group.lr);
-        }
     }
-    Ok(Run { path })
+    Ok(Run { path, lrs })
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use gradstep::schedules::AnyScheduler;
 use serde::Serialize;
 
 use crate::Failure;
@@ -91,7 +90,7 @@ pub struct SweepArgs {
     /// regular file of at most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory for results.csv, results.json and heatmap.svg (created if missing).
+    /// Directory for sweep-results.csv, sweep-results.json and sweep-heatmap.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
 }
@@ -250,6 +249,12 @@ fn parse_lrs(text: &str) -> Result<Vec<f64>, Failure> {
             .parse::<f64>()
             .map_err(|_| bad(&format!("'{}' is not a number", s.trim())))
     };
+    if !text.contains(':') && text.contains("..") {
+        return Err(bad(
+            "a range needs the number of values: FROM..TO:N, e.g. 1e-4..1:9 \
+             (N values evenly spaced on a log scale)",
+        ));
+    }
     if let Some((range, n)) = text.split_once(':') {
         let (from, to) = range
             .split_once("..")
@@ -307,7 +312,11 @@ fn parse_grid(text: &str) -> Result<(String, Vec<String>), Failure> {
 }
 
 /// The files a sweep writes into its output directory.
-const FILES: [&str; 3] = ["results.csv", "results.json", "heatmap.svg"];
+const FILES: [&str; 3] = [
+    "sweep-results.csv",
+    "sweep-results.json",
+    "sweep-heatmap.svg",
+];
 
 /// One row of the heatmap: a rule with its fixed fields and the grid's value.
 struct Row {
@@ -343,14 +352,14 @@ enum Ready<'a> {
         function: &'static Function,
         steps: u64,
         tol: f64,
-        schedule: Option<AnyScheduler>,
+        schedule: Option<schedule::Schedule>,
     },
     Task {
         settings: &'a TaskSettings,
         model: crate::model::Model,
         clip: Option<gradstep::ClipNorm>,
         data: crate::data::Split,
-        schedule: Option<AnyScheduler>,
+        schedule: Option<schedule::Schedule>,
     },
 }
 
@@ -363,8 +372,14 @@ impl Ready<'_> {
                 tol,
                 schedule,
             } => {
-                let run = rules::run(&rule, function, *steps as usize, schedule.clone())
-                    .map_err(|e| Failure::usage(format!("rule: {e}")))?;
+                let run = rules::run(
+                    &rule,
+                    function,
+                    function.start,
+                    *steps as usize,
+                    schedule.as_ref(),
+                )
+                .map_err(|e| Failure::usage(format!("rule: {e}")))?;
                 let m = measure(function, &run.path, *steps, *tol);
                 let last = m.losses.last().map_or(f64::NAN, |l| l[1]);
                 Ok(Point {
@@ -476,6 +491,17 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
             }
         }
     };
+    let (schedule, metric) = match &ready {
+        Ready::Function { schedule, .. } => (schedule.as_ref(), false),
+        Ready::Task { schedule, .. } => (schedule.as_ref(), true),
+    };
+    if let Some(s) = schedule {
+        for row in &rows {
+            if let Some(rule) = row.rules.first() {
+                s.check_rule(rule, metric).map_err(Failure::usage)?;
+            }
+        }
+    }
     check_writable(&settings.out, &FILES)?;
 
     let started = Instant::now();
@@ -647,7 +673,11 @@ fn report(
     if let Some(s) = &settings.schedule {
         let _ = write!(text, "; schedule {}", s.label());
     }
-    let _ = writeln!(text, " ({seconds:.1} s)\n{} (- = diverged):", what.loss);
+    let _ = writeln!(
+        text,
+        " ({seconds:.1} s)\n{} (- = diverged, * = the best lr of the row):",
+        what.loss
+    );
     let width = rows
         .iter()
         .map(|r| r.label.chars().count())
@@ -655,21 +685,24 @@ fn report(
         .unwrap_or(4)
         .max(4);
     let _ = write!(text, "{:<width$}", "rule");
+    let mut line = String::new();
     for lr in &settings.lrs {
-        let _ = write!(text, "  {:>8}", lr_label(*lr));
+        let _ = write!(line, "  {:>8} ", lr_label(*lr));
     }
-    text.push('\n');
+    let _ = writeln!(text, "{}", line.trim_end());
     for (row, points) in rows.iter().zip(results) {
-        let _ = write!(text, "{:<width$}", row.label);
-        for p in points {
+        let mut line = format!("{:<width$}", row.label);
+        let best_column = best(points).map(|(c, _)| c);
+        for (c, p) in points.iter().enumerate() {
             let cell = if p.loss.is_finite() {
                 short(p.loss)
             } else {
                 "-".to_string()
             };
-            let _ = write!(text, "  {cell:>8}");
+            let mark = if Some(c) == best_column { "*" } else { " " };
+            let _ = write!(line, "  {cell:>8}{mark}");
         }
-        text.push('\n');
+        let _ = writeln!(text, "{}", line.trim_end());
     }
     let describe = |row: &Row, lr: f64, p: &Point| {
         let mut s = format!("{}: {} {}", with_lr(row, lr), what.loss, short(p.loss));
@@ -703,6 +736,42 @@ fn report(
         }
         None => text += "best overall: none, every run diverged\n",
     }
+    text += &edge_hints(settings, rows, results);
+    text
+}
+
+/// A hint for each row whose best learning rate is the smallest or the largest swept:
+/// the best may lie outside the range.
+fn edge_hints(settings: &Settings, rows: &[Row], results: &[Vec<Point>]) -> String {
+    let lrs = &settings.lrs;
+    let mut text = String::new();
+    if lrs.len() < 2 {
+        return text;
+    }
+    let (lowest, highest) = lrs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    for (row, points) in rows.iter().zip(results) {
+        let Some((c, _)) = best(points) else { continue };
+        let lr = lrs[c];
+        let side = if lr == lowest {
+            "smallest"
+        } else if lr == highest {
+            "largest"
+        } else {
+            continue;
+        };
+        let direction = if side == "smallest" { "below" } else { "above" };
+        let _ = writeln!(
+            text,
+            "hint: {}'s best lr {} is the {side} swept: widen the range (--lrs) {direction} \
+             it, the best may lie outside",
+            row.label,
+            lr_label(lr)
+        );
+    }
     text
 }
 
@@ -724,7 +793,7 @@ struct Results<'a> {
     runs: Vec<Run<'a>>,
 }
 
-/// One run in results.json.
+/// One run in sweep-results.json.
 #[derive(Serialize)]
 struct Run<'a> {
     rule: &'a str,
@@ -735,7 +804,7 @@ struct Run<'a> {
     point: Point,
 }
 
-/// results.csv, results.json and heatmap.svg.
+/// sweep-results.csv, sweep-results.json and sweep-heatmap.svg.
 fn files(
     settings: &Settings,
     rows: &[Row],
@@ -813,7 +882,14 @@ fn files(
         .iter()
         .map(|points| points.iter().map(|p| p.loss).collect())
         .collect();
-    let title = format!("sweep: {} — {}", what.target, what.loss);
+    let title = format!(
+        "sweep: {} — {} (outlined: the best lr of each row)",
+        what.target, what.loss
+    );
+    let best_cells: Vec<Option<usize>> = results
+        .iter()
+        .map(|points| best(points).map(|(c, _)| c))
+        .collect();
     let svg = plot::heatmap_svg(&Heatmap {
         title: &title,
         rows: &labels,
@@ -822,6 +898,7 @@ fn files(
         x_desc: "learning rate",
         y_desc: "rule",
         colour_desc: what.loss,
+        best: &best_cells,
         cap: start_loss
             .is_finite()
             .then(|| start_loss.abs().max(f64::MIN_POSITIVE) * 1e4),

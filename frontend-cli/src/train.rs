@@ -1,5 +1,5 @@
 //! `gradstep train`: fit a model to a real data set with any rule, schedule, clipping,
-//! batch size, epochs and seed; per-epoch lines, `log.csv`, `log.json` and `loss.svg`.
+//! batch size, epochs and seed; per-epoch lines, `train-log.csv`, `train-log.json` and `train-loss.svg`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -8,7 +8,6 @@ use std::time::Instant;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use gradstep::ClipNorm;
-use gradstep::schedules::{AnyScheduler, Group, Scheduler};
 use serde::Serialize;
 
 use crate::Failure;
@@ -44,7 +43,8 @@ pub struct TaskArgs {
     activation: String,
     /// The data file (CSV as in data/README.md; a regular file of at most 16 MiB).
     ///
-    /// [default: the repository's data/digits.csv or data/diabetes.csv]
+    /// [default: the built-in copy of the repository's data/digits.csv or
+    /// data/diabetes.csv, embedded in the program]
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Fraction of the rows held out for validation (chosen at random from --seed).
@@ -111,8 +111,8 @@ pub struct TaskSettings {
     pub hidden: usize,
     /// Activation name.
     pub activation: String,
-    /// The data file.
-    pub data: PathBuf,
+    /// The data file; `None` for the built-in data set.
+    pub data: Option<PathBuf>,
     /// Validation fraction.
     pub val_fraction: f64,
     /// Rows per batch.
@@ -135,10 +135,7 @@ impl TaskArgs {
             model: self.model.or_else(|| c.model.clone()),
             hidden: pick(given("hidden"), self.hidden, c.hidden),
             activation: pick(given("activation"), self.activation, c.activation.clone()),
-            data: self
-                .data
-                .or_else(|| c.data.clone())
-                .unwrap_or_else(|| task.default_data()),
+            data: self.data.or_else(|| c.data.clone()),
             val_fraction: pick(given("val_fraction"), self.val_fraction, c.val_fraction),
             batch_size: pick(given("batch_size"), self.batch_size, c.batch_size),
             epochs: pick(given("epochs"), self.epochs, c.epochs),
@@ -212,9 +209,20 @@ impl TaskSettings {
         Ok((model, clip))
     }
 
+    /// The data file's path, or the built-in data set's name.
+    pub fn data_name(&self) -> String {
+        self.data.as_ref().map_or_else(
+            || self.task.builtin_name().to_string(),
+            |p| p.display().to_string(),
+        )
+    }
+
     /// Reads the data file and splits it.
     pub fn load(&self) -> Result<Split, Failure> {
-        let rows = data::read(self.task, &self.data)?;
+        let rows = match &self.data {
+            Some(path) => data::read(self.task, path)?,
+            None => data::read_builtin(self.task)?,
+        };
         Ok(data::split(self.task, &rows, self.val_fraction, self.seed))
     }
 }
@@ -245,7 +253,7 @@ pub struct Run<'a> {
     /// The rule.
     pub rule: AnyRule,
     /// The schedule, stepped once per epoch.
-    pub schedule: Option<AnyScheduler>,
+    pub schedule: Option<schedule::Schedule>,
     /// Gradient clipping.
     pub clip: Option<ClipNorm>,
     /// Rows per batch.
@@ -284,11 +292,12 @@ impl Run<'_> {
         let sizes = model.sizes();
         let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let mut optimizer = rules::Optimizer::new(self.rule, &sizes);
-        let mut schedule = self.schedule.clone();
-        let mut group = Group::new(self.rule.lr());
-        if let Some(s) = &mut schedule {
-            s.start(&mut group).map_err(rule_error)?;
-        }
+        let mut schedule = self
+            .schedule
+            .as_ref()
+            .map(|s| s.start(&mut optimizer.rule))
+            .transpose()
+            .map_err(rule_error)?;
         let mut order: Vec<usize> = (0..self.data.train.len()).collect();
         let mut rng = crate::rng::Rng::new(self.seed, crate::rng::Stream::Batches);
         let mut scratch = Scratch::default();
@@ -297,12 +306,12 @@ impl Run<'_> {
             diverged: None,
         };
         let record = |epoch, lr, params: &[Vec<f32>]| evaluate(model, self.data, epoch, lr, params);
-        let first = record(0, group.lr, &params);
+        let first = record(0, optimizer.rule.lr(), &params);
         on_epoch(&first)?;
         history.epochs.push(first);
         for epoch in 1..=self.epochs {
             rng.shuffle(&mut order);
-            let lr = group.lr;
+            let lr = optimizer.rule.lr();
             for batch in order.chunks(self.batch_size) {
                 model.loss_and_gradient(&params, &self.data.train, batch, &mut grads, &mut scratch);
                 if let Some(clip) = &self.clip {
@@ -310,9 +319,7 @@ impl Run<'_> {
                         grads.iter_mut().map(|g| &mut g[..]).collect();
                     clip.clip(&mut slices).map_err(rule_error)?;
                 }
-                optimizer
-                    .step(lr, &mut params, &grads)
-                    .map_err(rule_error)?;
+                optimizer.step(&mut params, &grads).map_err(rule_error)?;
                 on_batch();
             }
             let line = record(epoch, lr, &params);
@@ -322,8 +329,12 @@ impl Run<'_> {
                 history.diverged = Some(epoch);
                 break;
             }
-            if let Some(s) = &mut schedule {
-                s.step(&mut group).map_err(rule_error)?;
+            // Not after the last epoch: OneCycleLR's total_steps = epochs.
+            if epoch < self.epochs
+                && let Some(s) = &mut schedule
+            {
+                s.step(&mut optimizer.rule, f64::from(line.val_loss))
+                    .map_err(rule_error)?;
             }
         }
         Ok(history)
@@ -374,7 +385,7 @@ pub struct TrainArgs {
     /// file of at most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory for log.csv, log.json and loss.svg (created if missing).
+    /// Directory for train-log.csv, train-log.json and train-loss.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
 }
@@ -430,19 +441,22 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
 }
 
 /// The files a run writes into its output directory.
-const FILES: [&str; 3] = ["log.csv", "log.json", "loss.svg"];
+const FILES: [&str; 3] = ["train-log.csv", "train-log.json", "train-loss.svg"];
 
 /// The rule and schedule of a run of `epochs` epochs, checked.
 pub fn rule_and_schedule(
     rule: &Spec,
     schedule: Option<&Spec>,
     epochs: u64,
-) -> Result<(AnyRule, Option<AnyScheduler>), Failure> {
+) -> Result<(AnyRule, Option<schedule::Schedule>), Failure> {
     let any = rules::from_spec(rule).map_err(Failure::usage)?;
     let schedule = schedule
         .map(|s| schedule::from_spec(s, epochs))
         .transpose()
         .map_err(Failure::usage)?;
+    if let Some(s) = &schedule {
+        s.check_rule(&any, true).map_err(Failure::usage)?;
+    }
     Ok((any, schedule))
 }
 
@@ -480,7 +494,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
 
-    let title = format!(
+    let mut title = format!(
         "{}: {}, {}, batch {}, seed {}",
         task.name(),
         run.model.describe(),
@@ -488,6 +502,12 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         t.batch_size,
         t.seed
     );
+    if let Some(s) = &settings.schedule {
+        let _ = write!(title, ", schedule {}", s.label());
+    }
+    if let Some(c) = t.clip_norm {
+        let _ = write!(title, ", clip-norm {c}");
+    }
     let files = log_files(settings, &run, &history, &title)?;
     let [csv, json, svg] = FILES;
     let written = write_files(
@@ -510,7 +530,7 @@ fn header(settings: &Settings, run: &Run<'_>) -> String {
         run.model.describe(),
         run.data.train.len(),
         run.data.val.len(),
-        t.data.display()
+        t.data_name()
     );
     let _ = write!(
         text,
@@ -526,8 +546,17 @@ fn header(settings: &Settings, run: &Run<'_>) -> String {
     if let Some(c) = t.clip_norm {
         let _ = write!(text, ", clip-norm {c}");
     }
-    let (metric, loss) = columns(t.task);
     text.push('\n');
+    let rows = run.data.train.len();
+    if crate::explain::full_batch_only(&run.rule) && t.batch_size < rows {
+        let _ = writeln!(
+            text,
+            "note: {} is a full-batch method: it steps by the sign of the gradient, which \
+             changes from one mini-batch to the next; use --batch-size {rows} for full batch",
+            run.rule.name()
+        );
+    }
+    let (metric, loss) = columns(t.task);
     text + &row([
         "epoch".into(),
         "lr".into(),
@@ -637,7 +666,7 @@ struct Log<'a> {
     log: &'a [Epoch],
 }
 
-/// log.csv, log.json and loss.svg.
+/// train-log.csv, train-log.json and train-loss.svg.
 fn log_files(
     settings: &Settings,
     run: &Run<'_>,
@@ -658,7 +687,7 @@ fn log_files(
     let log = Log {
         task: task.name(),
         model: run.model.describe(),
-        data: settings.task.data.display().to_string(),
+        data: settings.task.data_name(),
         train_rows: run.data.train.len(),
         val_rows: run.data.val.len(),
         rule: settings.rule.label(),
@@ -725,6 +754,16 @@ fn log_files(
             colour: plot::colour(1),
         },
     ];
-    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc)?;
+    let lr_points = points(|e| e.lr as f32);
+    let lr_label = match &settings.schedule {
+        Some(s) => format!("lr, schedule {} (per epoch)", s.label()),
+        None => "lr (no schedule)".to_string(),
+    };
+    let lrs = [Series {
+        label: &lr_label,
+        points: &lr_points,
+        colour: plot::colour(2),
+    }];
+    let svg = plot::training_svg(title, &losses, loss_desc, &metrics, metric_desc, &lrs)?;
     Ok([csv, json, svg])
 }

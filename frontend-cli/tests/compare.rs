@@ -13,7 +13,7 @@ fn rows(out: &str) -> Vec<(String, String, String)> {
     let mut lines = out.lines().skip_while(|l| !l.starts_with("rule "));
     lines.next();
     lines
-        .take_while(|l| !l.starts_with("wrote "))
+        .take_while(|l| !l.starts_with("wrote ") && !l.starts_with("(steps to tol"))
         .map(|l| {
             let cols: Vec<&str> = l
                 .split("  ")
@@ -81,10 +81,13 @@ fn adam_and_momentum_beat_gradient_descent_on_rosenbrock() {
         assert!((300..1000).contains(&steps), "{text}");
     }
 
-    assert_eq!(listing(dir.path()), ["loss.svg", "trajectories.svg"]);
+    assert_eq!(
+        listing(dir.path()),
+        ["compare-loss.svg", "compare-trajectories.svg"]
+    );
     let colours = ["#1f77b4", "#ff7f0e", "#2ca02c"];
-    let trajectories = Svg::read(&dir.path().join("trajectories.svg"));
-    let loss_svg = Svg::read(&dir.path().join("loss.svg"));
+    let trajectories = Svg::read(&dir.path().join("compare-trajectories.svg"));
+    let loss_svg = Svg::read(&dir.path().join("compare-loss.svg"));
     for (svg, min_points) in [(&trajectories, 50), (&loss_svg, 1001)] {
         for (label, colour) in labels.iter().zip(colours) {
             assert!(svg.has_label(label), "legend {label:?} in {:?}", svg.texts);
@@ -151,7 +154,7 @@ fn every_rule_of_the_kernel_crate_runs_by_name() {
         // Every rule gets somewhere from f = 10.5 in 100 steps.
         assert!(loss(row) < 10.5, "{text}");
     }
-    let svg = Svg::read(&dir.path().join("loss.svg"));
+    let svg = Svg::read(&dir.path().join("compare-loss.svg"));
     assert!(
         svg.has_label("rmsprop(lr=0.01, centered=true, momentum=0.5)"),
         "{:?}",
@@ -244,7 +247,7 @@ gamma = 0.999
     // `out` is relative to the config file.
     assert_eq!(
         listing(&dir.path().join("from-config")),
-        ["loss.svg", "trajectories.svg"]
+        ["compare-loss.svg", "compare-trajectories.svg"]
     );
 
     let flags = dir.path().join("from-flags");
@@ -266,7 +269,10 @@ gamma = 0.999
         1,
         "--rule replaces the file's rules: {text}"
     );
-    assert_eq!(listing(&flags), ["loss.svg", "trajectories.svg"]);
+    assert_eq!(
+        listing(&flags),
+        ["compare-loss.svg", "compare-trajectories.svg"]
+    );
 }
 
 #[test]
@@ -442,4 +448,41 @@ fn an_unwritable_output_directory_leaves_nothing_behind() {
     assert_refused(&out, 1, "cannot create output directory");
     assert_eq!(listing(dir.path()), ["a-file"]);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+/// "Steps to tol" is convergence, not the first touch: RMSprop at lr 0.01 on Beale dips
+/// below f − f* = 1e-6 at step 642 and climbs out again (final 3.4e-5 after 1000 steps).
+#[test]
+fn steps_to_tol_counts_from_where_the_run_stays_within_tol() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |steps: &str| -> String {
+        let (_, text) = common::run_ok(
+            "compare",
+            dir.path(),
+            steps,
+            &[
+                "--function",
+                "beale",
+                "--steps",
+                steps,
+                "--rule",
+                "rmsprop:lr=0.01",
+            ],
+        );
+        assert!(text.contains("(steps to tol: the step from which f − f* stays ≤ tol"));
+        text.lines()
+            .find(|l| l.starts_with("rmsprop(lr=0.01)"))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // 1000 steps: not within tol at the end, so no step count.
+    assert_eq!(
+        row("1000"),
+        "rmsprop(lr=0.01) 3.437650e-5 - (2.997153, 0.498092)"
+    );
+    // Stopped at 642, the first touch is also where it stays.
+    assert!(row("642").contains(" 642 "), "{}", row("642"));
+    assert!(row("641").contains(" - "), "{}", row("641"));
 }

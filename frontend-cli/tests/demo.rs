@@ -16,12 +16,26 @@ fn demo_prints_the_seed_numbers_and_draws_them() {
     assert!(out.status.success(), "{out:?}");
     let out = stdout(&out);
     for line in [
-        "gradient descent, eta = 0.4        epoch 20, x1 -0.943467, x2 -0.000073",
-        "gradient descent, eta = 0.6        epoch 20, x1 -0.387814, x2 -1673.365109",
-        "momentum, eta = 0.4, gamma = 0.5   epoch 20, x1 -0.062843, x2 0.001202",
-        "momentum, eta = 0.6, gamma = 0.5   epoch 20, x1 0.007188, x2 0.002553",
+        "gradient descent, eta = 0.4        after 20 steps: x1 -0.943467, x2 -0.000073",
+        "gradient descent, eta = 0.6        after 20 steps: x1 -0.387814, x2 -1673.365109",
+        "momentum, eta = 0.4, gamma = 0.5   after 20 steps: x1 -0.062843, x2 0.001202",
+        "momentum, eta = 0.6, gamma = 0.5   after 20 steps: x1 0.007188, x2 0.002553",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    // In words: the article's "epoch" is a step, η = 0.6 diverged (the x2 factor
+    // 1 − 0.6·4 = −1.4), momentum fixed it, and where the numbers come from.
+    for words in [
+        "the article prints \"epoch 20\": each of its epochs is one step",
+        "eta = 0.6 DIVERGED: each step multiplies x2 by 1 - 0.6*4 = -1.4",
+        "stable only for eta < 2/4 = 0.5",
+        "momentum (gamma = 0.5) fixes it",
+        "With eta = 0.6 it converges (x1 0.007, x2 0.003)",
+        "it ends 15x closer in x1 (-0.063)",
+        "Source: 【从零开始学习深度学习】39. 梯度下降优化之动量法介绍及其Pytorch实现",
+        "Dive into Deep Learning",
+    ] {
+        assert!(out.contains(words), "missing {words:?} in:\n{out}");
     }
     assert_eq!(listing(&out_dir), ["demo.svg"], "no temporary file left");
     assert!(

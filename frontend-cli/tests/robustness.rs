@@ -70,12 +70,12 @@ fn earlier_run_survives(subcommand: &str, first: &[&str], second: &[&str], block
 
 #[test]
 fn a_failed_train_keeps_the_earlier_run() {
-    // The third file written (log.csv, log.json, loss.svg) cannot be replaced.
+    // The third file written (train-log.csv, train-log.json, train-loss.svg) cannot be replaced.
     earlier_run_survives(
         "train",
         &["--epochs", "1", "--seed", "1"],
         &["--epochs", "1", "--seed", "2"],
-        "loss.svg",
+        "train-loss.svg",
     );
 }
 
@@ -85,7 +85,7 @@ fn a_failed_compare_keeps_the_earlier_run() {
         "compare",
         &["--steps", "20", "--rule", "sgd"],
         &["--steps", "30", "--rule", "adam"],
-        "loss.svg",
+        "compare-loss.svg",
     );
 }
 

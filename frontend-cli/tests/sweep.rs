@@ -12,9 +12,9 @@ fn sweep(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
     common::run_ok("sweep", dir, name, args)
 }
 
-/// results.csv as rows of fields (no field here holds a quoted comma but the rule).
+/// sweep-results.csv as rows of fields (no field here holds a quoted comma but the rule).
 fn csv(dir: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let text = std::fs::read_to_string(dir.join("sweep-results.csv")).unwrap();
     text.lines()
         .map(|line| {
             let mut fields = Vec::new();
@@ -36,6 +36,51 @@ fn csv(dir: &Path) -> Vec<Vec<String>> {
             fields
         })
         .collect()
+}
+
+/// The texts inside the heatmap's outlines (closed paths of stroke width 3), sorted.
+fn outlined_values(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let number = |n: roxmltree::Node<'_, '_>, a: &str| -> f64 {
+        n.attribute(a).unwrap_or("0").parse().unwrap()
+    };
+    let boxes: Vec<[f64; 4]> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("3"))
+        .map(|n| {
+            let points: Vec<(f64, f64)> = n
+                .attribute("points")
+                .unwrap()
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            let xs = points.iter().map(|p| p.0);
+            let ys = points.iter().map(|p| p.1);
+            [
+                xs.clone().fold(f64::INFINITY, f64::min),
+                ys.clone().fold(f64::INFINITY, f64::min),
+                xs.fold(f64::NEG_INFINITY, f64::max),
+                ys.fold(f64::NEG_INFINITY, f64::max),
+            ]
+        })
+        .collect();
+    let mut inside: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter(|n| {
+            let (x, y) = (number(*n, "x"), number(*n, "y"));
+            boxes
+                .iter()
+                .any(|b| (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y))
+        })
+        .map(|n| n.text().unwrap_or("").trim().to_string())
+        .collect();
+    inside.sort();
+    inside
 }
 
 #[test]
@@ -63,8 +108,26 @@ fn a_sweep_on_rosenbrock_tables_every_grid_point_and_draws_the_heatmap() {
     );
     // Measured: plain SGD and momentum diverge at lr ≥ 0.01, Adam does not; momentum
     // at lr = 0.001 is best (f − f* = 0.0119), Adam's best is lr = 0.1 (0.192).
+    // The best cell of each row is starred.
     assert!(
-        text.contains("sgd                    3.10         -         -"),
+        text.contains("\nsgd                    3.10*         -          -\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nadam                   4.26       3.83      0.192*\n"),
+        "{text}"
+    );
+    // Best at an end of the range: a hint to widen it on that side.
+    assert!(
+        text.contains(
+            "hint: adam's best lr 1e-1 is the largest swept: widen the range (--lrs) above it"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "hint: sgd's best lr 1e-3 is the smallest swept: widen the range (--lrs) below it"
+        ),
         "{text}"
     );
     assert!(
@@ -78,7 +141,11 @@ fn a_sweep_on_rosenbrock_tables_every_grid_point_and_draws_the_heatmap() {
 
     assert_eq!(
         listing(&out),
-        ["heatmap.svg", "results.csv", "results.json"]
+        [
+            "sweep-heatmap.svg",
+            "sweep-results.csv",
+            "sweep-results.json"
+        ]
     );
     let rows = csv(&out);
     assert_eq!(
@@ -105,11 +172,17 @@ fn a_sweep_on_rosenbrock_tables_every_grid_point_and_draws_the_heatmap() {
         ]
     );
     let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep-results.json")).unwrap())
+            .unwrap();
     assert_eq!(json["runs"].as_array().unwrap().len(), 9);
     assert_eq!(json["runs"][1]["loss"], Value::Null, "diverged: no loss");
 
-    let svg = Svg::read(&out.join("heatmap.svg"));
+    // The outlined cells hold the best value of each row.
+    assert_eq!(
+        outlined_values(&out.join("sweep-heatmap.svg")),
+        ["0.0119", "0.192", "3.10"]
+    );
+    let svg = Svg::read(&out.join("sweep-heatmap.svg"));
     for label in [
         "sweep: rosenbrock, 300 steps — final f − f*",
         "sgd",
@@ -176,7 +249,7 @@ fn a_grid_over_momentum_and_a_log_range_of_learning_rates() {
         text.contains("best overall: sgd(lr=0.1, nesterov=true, momentum=0.9)"),
         "{text}"
     );
-    let svg = Svg::read(&out.join("heatmap.svg"));
+    let svg = Svg::read(&out.join("sweep-heatmap.svg"));
     for label in [
         "sgd(momentum=0.5)",
         "sgd(momentum=0.9)",
@@ -222,14 +295,18 @@ fn a_sweep_on_the_digits_is_reproducible() {
     );
     assert_eq!(rows.len(), 5);
     let (b, _) = sweep(dir.path(), "b", &args);
-    for file in ["results.csv", "results.json", "heatmap.svg"] {
+    for file in [
+        "sweep-results.csv",
+        "sweep-results.json",
+        "sweep-heatmap.svg",
+    ] {
         assert_eq!(
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),
             "{file}"
         );
     }
-    let svg = Svg::read(&a.join("heatmap.svg"));
+    let svg = Svg::read(&a.join("sweep-heatmap.svg"));
     assert!(svg.has_label("final validation loss  (log scale)"));
 }
 
@@ -334,6 +411,12 @@ fn bad_input_is_refused_before_anything_runs() {
         &["--lrs", "fast"],
         2,
         "lrs 'fast': 'fast' is not a number",
+    );
+    refused_in(
+        d,
+        &["--lrs", "1e-4..1"],
+        2,
+        "lrs '1e-4..1': a range needs the number of values: FROM..TO:N, e.g. 1e-4..1:9",
     );
     refused_in(
         d,

@@ -15,10 +15,10 @@ fn train(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
 }
 
 fn log(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("log.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(dir.join("train-log.json")).unwrap()).unwrap()
 }
 
-/// The last epoch's value of `key` in log.json.
+/// The last epoch's value of `key` in train-log.json.
 fn last(log: &Value, key: &str) -> f64 {
     let epochs = log["log"].as_array().unwrap();
     epochs[epochs.len() - 1][key].as_f64().unwrap()
@@ -50,8 +50,11 @@ fn softmax_regression_with_adam_learns_the_digits_reproducibly() {
     assert!(last(&log_a, "val_loss") < 0.2, "{text}");
     assert!(text.contains(&format!("val acc {accuracy:.4}")), "{text}");
 
-    assert_eq!(listing(&a), ["log.csv", "log.json", "loss.svg"]);
-    let csv = std::fs::read_to_string(a.join("log.csv")).unwrap();
+    assert_eq!(
+        listing(&a),
+        ["train-log.csv", "train-log.json", "train-loss.svg"]
+    );
+    let csv = std::fs::read_to_string(a.join("train-log.csv")).unwrap();
     let mut rows = csv.lines();
     assert_eq!(
         rows.next(),
@@ -61,7 +64,7 @@ fn softmax_regression_with_adam_learns_the_digits_reproducibly() {
 
     // The same seed gives the same bytes; another seed other numbers.
     let (b, _) = train(dir.path(), "b", &[]);
-    for file in ["log.csv", "log.json", "loss.svg"] {
+    for file in ["train-log.csv", "train-log.json", "train-loss.svg"] {
         assert_eq!(
             std::fs::read(a.join(file)).unwrap(),
             std::fs::read(b.join(file)).unwrap(),
@@ -70,11 +73,11 @@ fn softmax_regression_with_adam_learns_the_digits_reproducibly() {
     }
     let (c, _) = train(dir.path(), "c", &["--seed", "1"]);
     assert_ne!(
-        std::fs::read(a.join("log.csv")).unwrap(),
-        std::fs::read(c.join("log.csv")).unwrap()
+        std::fs::read(a.join("train-log.csv")).unwrap(),
+        std::fs::read(c.join("train-log.csv")).unwrap()
     );
 
-    let svg = Svg::read(&a.join("loss.svg"));
+    let svg = Svg::read(&a.join("train-loss.svg"));
     assert!(svg.has_label("digits: softmax regression (64 → 10), adam(lr=0.01)"));
     for label in [
         "train loss",
@@ -155,9 +158,9 @@ fn linear_regression_fits_the_diabetes_data() {
     assert!(first["val_loss"].as_f64().unwrap() > 6000.0, "{text}");
     assert!(last(&log, "val_loss") < 3300.0, "{text}");
     assert!(last(&log, "val_metric") > 0.45, "{text}");
-    let csv = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("train-log.csv")).unwrap();
     assert!(csv.starts_with("epoch,lr,train_loss,train_r2,val_loss,val_r2\n"));
-    let svg = Svg::read(&out.join("loss.svg"));
+    let svg = Svg::read(&out.join("train-loss.svg"));
     for label in ["train MSE", "validation MSE", "train R²", "validation R²"] {
         assert!(svg.has_label(label), "{label:?} in {:?}", svg.texts);
     }
@@ -239,7 +242,7 @@ name = "cosine"
     );
     assert_eq!(
         listing(&dir.path().join("from-config")),
-        ["log.csv", "log.json", "loss.svg"]
+        ["train-log.csv", "train-log.json", "train-loss.svg"]
     );
 
     let flags = dir.path().join("from-flags");
@@ -256,7 +259,10 @@ name = "cosine"
         text.contains("rule adam, batch 64, 2 epochs, seed 7"),
         "{text}"
     );
-    assert_eq!(listing(&flags), ["log.csv", "log.json", "loss.svg"]);
+    assert_eq!(
+        listing(&flags),
+        ["train-log.csv", "train-log.json", "train-loss.svg"]
+    );
 }
 
 #[test]
@@ -488,12 +494,12 @@ fn a_diverging_run_stops_and_says_so() {
         Value::Null,
         "inf is null in JSON"
     );
-    let csv = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("train-log.csv")).unwrap();
     assert!(
         csv.lines().nth(2).unwrap().starts_with("1,5.0,inf,"),
         "{csv}"
     );
-    let svg = Svg::read(&out.join("loss.svg"));
+    let svg = Svg::read(&out.join("train-loss.svg"));
     for label in [
         "train MSE (not finite from epoch 1)",
         "validation R² (below −1 from epoch 1)",

@@ -7,8 +7,13 @@
 //! become a slice ([`Raw::slice`], [`Raw::slice_mut`]), so no slice exists before its
 //! pointer and length are checked, and the functions that build `&mut` slices call
 //! [`disjoint`] before they do.
+//!
+//! Every refusal also leaves its message for `gradstep_last_error`: [`guard`] records,
+//! per thread, the detail noted by [`note`] during the call (a kernel error's
+//! `Display`, a rule text's parse error), or else the status's own message.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fmt::{Display, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
@@ -22,14 +27,89 @@ use crate::status::{
 /// `GRADSTEP_INTERNAL_ERROR`, so that no unwind crosses into C, and nothing is printed:
 /// while `f` runs, this thread is marked as inside gradstep, and [`quiet_hook`] keeps
 /// its panics silent.
+///
+/// It also sets the thread's last error: the detail [`note`]d for the returned status
+/// during `f` (or the status's own message), or empty on `GRADSTEP_OK`.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep_status {
     quiet_hook();
     let _inside = Inside::enter();
-    match catch_unwind(AssertUnwindSafe(f)) {
+    // A call nested in this one (from a C callback) has its own pending detail; the
+    // outer call's is put back when it returns.
+    let outer = PENDING.try_with(|p| p.take()).ok().flatten();
+    let status = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => GRADSTEP_OK,
         Ok(Err(status)) => status,
         Err(_) => GRADSTEP_INTERNAL_ERROR,
-    }
+    };
+    let pending = PENDING.try_with(|p| p.replace(outer)).ok().flatten();
+    // Recording allocates at most once per thread and message length: a panic there
+    // (out of memory) must not unwind into C either.
+    let _ = catch_unwind(AssertUnwindSafe(|| record(status, pending)));
+    status
+}
+
+thread_local! {
+    /// The detail noted during the running call: its status and message.
+    static PENDING: Cell<Option<(gradstep_status, String)>> = const { Cell::new(None) };
+    /// The message of this thread's last call that returned a status (empty if it
+    /// succeeded), as `gradstep_last_error` returns it.
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Notes `detail` as the message of a refusal with `status` and returns `status`, for
+/// `map_err(|e| note(status_of(&e), e))`. A note whose status is not the one the call
+/// finally returns (an error handled on the way) is not used.
+pub(crate) fn note(status: gradstep_status, detail: impl Display) -> gradstep_status {
+    // The message is formatted only when a call is refused; a failed allocation leaves
+    // it shorter, never panics.
+    let mut message = String::new();
+    let _ = write!(message, "{detail}");
+    // During thread teardown the slot may be gone: then there is no one to tell.
+    let _ = PENDING.try_with(|p| p.set(Some((status, message))));
+    status
+}
+
+/// Sets the thread's last error after a call returned `status`.
+fn record(status: gradstep_status, pending: Option<(gradstep_status, String)>) {
+    let _ = LAST_ERROR.try_with(|last| {
+        let mut last = last.borrow_mut();
+        last.clear();
+        match pending {
+            _ if status == GRADSTEP_OK => {}
+            Some((noted, detail)) if noted == status => last.push_str(&detail),
+            _ => {
+                let message = status.message().to_str().unwrap_or("internal error");
+                last.push_str(message);
+            }
+        }
+    });
+}
+
+/// Copies the thread's last error into `buf[..len]` as `snprintf` would: at most
+/// `len - 1` bytes of it (cut at a character boundary) and a NUL, nothing if `buf` is
+/// NULL or `len` is 0; returns the message's full length in bytes.
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `len` bytes.
+pub(crate) unsafe fn last_error(buf: *mut u8, len: usize) -> usize {
+    let copy = |last: &RefCell<String>| {
+        let last = last.borrow();
+        if !buf.is_null() && len > 0 {
+            let mut n = last.len().min(len - 1);
+            while !last.is_char_boundary(n) {
+                n -= 1;
+            }
+            // SAFETY: `n + 1 <= len` bytes, writable per the caller's contract; the
+            // message is this thread's own allocation, which the caller cannot have
+            // a pointer into.
+            unsafe {
+                core::ptr::copy_nonoverlapping(last.as_ptr(), buf, n);
+                buf.add(n).write(0);
+            }
+        }
+        last.len()
+    };
+    catch_unwind(AssertUnwindSafe(|| LAST_ERROR.try_with(copy).unwrap_or(0))).unwrap_or(0)
 }
 
 thread_local! {

@@ -12,7 +12,7 @@
 use gradstep::checkpoint::{CheckpointError, Element};
 use gradstep_optim::{Error, GroupId, Optimizer};
 
-use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_with_capacity};
+use crate::boundary::{Raw, Span, check, disjoint, guard, note, read, vec_with_capacity};
 use crate::registry::{self, Kind};
 use crate::rules::{GRADSTEP_F32, gradstep_element, gradstep_rule, to_any};
 use crate::schedules::{
@@ -52,8 +52,19 @@ macro_rules! typed {
     };
 }
 
-/// The status of a refusal by the owning optimizer (outside checkpoint loading).
+/// The status of a refusal by the owning optimizer (outside checkpoint loading), its
+/// message noted for `gradstep_last_error`.
 fn status(e: Error) -> gradstep_status {
+    note(status_kind(e), e)
+}
+
+/// The status of a refused checkpoint load, its message noted.
+fn load_status(e: Error) -> gradstep_status {
+    note(load_status_kind(e), e)
+}
+
+/// The status of a refusal by the owning optimizer (outside checkpoint loading).
+fn status_kind(e: Error) -> gradstep_status {
     match e {
         Error::Kernel(k) => k.into(),
         Error::WrongRule { .. } => GRADSTEP_WRONG_RULE,
@@ -63,13 +74,13 @@ fn status(e: Error) -> gradstep_status {
         | Error::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
         Error::OutOfMemory { .. } => GRADSTEP_OUT_OF_MEMORY,
         Error::NoMomentum { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
-        e => load_status(e),
+        e => load_status_kind(e),
     }
 }
 
 /// The status of a refused checkpoint load: the checkpoint is at fault, or does not
 /// fit this handle.
-fn load_status(e: Error) -> gradstep_status {
+fn load_status_kind(e: Error) -> gradstep_status {
     match e {
         Error::Kernel(gradstep::Error::Checkpoint(c)) => match c {
             CheckpointError::WrongRule { .. } => GRADSTEP_CHECKPOINT_WRONG_RULE,

@@ -28,19 +28,30 @@ use gradstep::checkpoint::ElementType;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId, SpecError};
 use gradstep::{AsgdScalars, NAdamScalars, Real, StepCount};
 
-use crate::boundary::{Raw, Span, check, disjoint, guard, read};
+use crate::boundary::{Raw, Span, check, disjoint, guard, note, read};
 use crate::status::{
     GRADSTEP_BAD_RULE_TEXT, GRADSTEP_INTERNAL_ERROR, GRADSTEP_LENGTH_TOO_LARGE,
-    GRADSTEP_UNKNOWN_KIND, gradstep_status,
+    GRADSTEP_STATE_LAYOUT, GRADSTEP_UNKNOWN_KIND, gradstep_status,
 };
 
-/// The element type of a buffer: [`GRADSTEP_F32`] or [`GRADSTEP_F64`]. Functions take
-/// any `uint32_t` here and refuse other values with `GRADSTEP_UNKNOWN_KIND`.
+/// The element types of buffers, for `gradstep_element` arguments.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gradstep_element_type {
+    /// `float`.
+    GRADSTEP_F32 = 1,
+    /// `double`.
+    GRADSTEP_F64 = 2,
+}
+
+/// The element type of a buffer: a `gradstep_element_type` value (`GRADSTEP_F32` or
+/// `GRADSTEP_F64`). Functions take any `uint32_t` here and refuse other values with
+/// `GRADSTEP_UNKNOWN_KIND`.
 pub type gradstep_element = u32;
-/// Element type `float`.
-pub const GRADSTEP_F32: gradstep_element = 1;
-/// Element type `double`.
-pub const GRADSTEP_F64: gradstep_element = 2;
+/// `gradstep_element_type::GRADSTEP_F32` as a `gradstep_element`.
+pub const GRADSTEP_F32: gradstep_element = gradstep_element_type::GRADSTEP_F32 as u32;
+/// `gradstep_element_type::GRADSTEP_F64` as a `gradstep_element`.
+pub const GRADSTEP_F64: gradstep_element = gradstep_element_type::GRADSTEP_F64 as u32;
 
 /// The element type `element` names.
 pub(crate) fn element_type(element: gradstep_element) -> Result<ElementType, gradstep_status> {
@@ -392,7 +403,7 @@ pub struct gradstep_rule {
 /// the rule names, from the registry rows.
 macro_rules! c_rules {
     ($({
-        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
     }),* $(,)?) => {
@@ -506,13 +517,15 @@ unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
     (0..=max).find(|&i| unsafe { text.add(i).read() } == 0)
 }
 
-/// The status for a spec that does not parse.
+/// The status for a spec that does not parse, its message (the CLI's: `unknown field
+/// "lx" for adam; its fields are lr, beta1, ...`) noted for `gradstep_last_error`.
 fn spec_status(e: SpecError<'_>) -> gradstep_status {
-    match e {
+    let status = match e {
         SpecError::UnknownRule { .. } => GRADSTEP_UNKNOWN_KIND,
         SpecError::Invalid { error, .. } => error.into(),
         _ => GRADSTEP_BAD_RULE_TEXT,
-    }
+    };
+    note(status, e)
 }
 
 /// Reads a rule from text in the CLI's syntax, `NAME[:FIELD=VALUE,...]`, e.g.
@@ -608,7 +621,17 @@ unsafe fn step<T: Real>(
             // SAFETY: checked non-NULL, aligned, bounded and pairwise disjoint above;
             // valid for their lengths per the caller's contract.
             let (p, g, s) = unsafe { (p.slice_mut(), g.slice(), s.slice_mut()) };
-            rule.step_flat(&mut any, p, g, s)?;
+            rule.step_flat(&mut any, p, g, s).map_err(|e| match e {
+                // The kernel knows the total; the C caller also wants its factors.
+                gradstep::Error::FlatStateLength { expected, found } => note(
+                    GRADSTEP_STATE_LAYOUT,
+                    format_args!(
+                        "state length {found}, expected {expected} ({} slots \u{d7} {n})",
+                        rule.state_slots()
+                    ),
+                ),
+                e => e.into(),
+            })?;
         }
         scalars_to_c(&any, &mut c);
         // SAFETY: checked, disjoint from the buffers; the slices are gone.

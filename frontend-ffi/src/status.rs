@@ -5,6 +5,8 @@ use core::ffi::c_char;
 use gradstep::Error;
 use gradstep::checkpoint::CheckpointError;
 
+use crate::boundary::note;
+
 /// The result of a gradstep call. `GRADSTEP_OK` is 0; every other value names one kind
 /// of refusal, and in every case nothing the caller passed was written. Numbers are
 /// never reused: a code that is retired stays reserved.
@@ -73,28 +75,36 @@ pub enum gradstep_status {
 
 pub use gradstep_status::*;
 
+/// The status of a kernel error; the conversion also [`note`]s the error's message
+/// (`"invalid hyperparameter lr = -1: must be finite and >= 0"`) for
+/// `gradstep_last_error`, so every `?` on a kernel result carries its detail.
 impl From<Error> for gradstep_status {
     fn from(e: Error) -> Self {
-        match e {
-            Error::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
-            Error::StateSlots { .. } | Error::FlatStateLength { .. } => GRADSTEP_STATE_LAYOUT,
-            Error::InvalidHyperparameter { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
-            Error::StepOverflow => GRADSTEP_STEP_OVERFLOW,
-            Error::NonFiniteNorm { .. } => GRADSTEP_NON_FINITE_NORM,
-            Error::ScheduleFinished { .. } => GRADSTEP_SCHEDULE_FINISHED,
-            Error::Checkpoint(c) => match c {
-                CheckpointError::BufferTooSmall { .. } | CheckpointError::TooLarge => {
-                    GRADSTEP_BUFFER_TOO_SMALL
-                }
-                CheckpointError::UnsupportedVersion { .. } => GRADSTEP_CHECKPOINT_VERSION,
-                CheckpointError::WrongRule { .. } => GRADSTEP_CHECKPOINT_WRONG_RULE,
-                CheckpointError::WrongElementType { .. } => GRADSTEP_CHECKPOINT_WRONG_TYPE,
-                CheckpointError::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
-                CheckpointError::SlotCount { .. } => GRADSTEP_STATE_LAYOUT,
-                _ => GRADSTEP_BAD_CHECKPOINT,
-            },
-            _ => GRADSTEP_INTERNAL_ERROR,
-        }
+        note(status_of(e), e)
+    }
+}
+
+/// The status of a kernel error.
+fn status_of(e: Error) -> gradstep_status {
+    match e {
+        Error::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
+        Error::StateSlots { .. } | Error::FlatStateLength { .. } => GRADSTEP_STATE_LAYOUT,
+        Error::InvalidHyperparameter { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
+        Error::StepOverflow => GRADSTEP_STEP_OVERFLOW,
+        Error::NonFiniteNorm { .. } => GRADSTEP_NON_FINITE_NORM,
+        Error::ScheduleFinished { .. } => GRADSTEP_SCHEDULE_FINISHED,
+        Error::Checkpoint(c) => match c {
+            CheckpointError::BufferTooSmall { .. } | CheckpointError::TooLarge => {
+                GRADSTEP_BUFFER_TOO_SMALL
+            }
+            CheckpointError::UnsupportedVersion { .. } => GRADSTEP_CHECKPOINT_VERSION,
+            CheckpointError::WrongRule { .. } => GRADSTEP_CHECKPOINT_WRONG_RULE,
+            CheckpointError::WrongElementType { .. } => GRADSTEP_CHECKPOINT_WRONG_TYPE,
+            CheckpointError::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
+            CheckpointError::SlotCount { .. } => GRADSTEP_STATE_LAYOUT,
+            _ => GRADSTEP_BAD_CHECKPOINT,
+        },
+        _ => GRADSTEP_INTERNAL_ERROR,
     }
 }
 
@@ -161,4 +171,31 @@ pub extern "C" fn gradstep_status_str(status: u32) -> *const c_char {
         Some(s) => s.message().as_ptr(),
         None => c"unknown status".as_ptr(),
     }
+}
+
+/// The message of this thread's last refused call, as the Rust side words it, with the
+/// numbers: `"invalid hyperparameter lr = -1: must be finite and >= 0"`, `"state
+/// length 7, expected 8 (2 slots × 4)"` (UTF-8). It is thread-local: a call on another
+/// thread never changes it.
+///
+/// Every function that returns a `gradstep_status` sets it: to the refusal's message
+/// when it returns anything but `GRADSTEP_OK` (the status's own `gradstep_status_str`
+/// text when there is nothing more to say, e.g. `"null pointer"`), and to the empty
+/// string when it returns `GRADSTEP_OK`. Functions that return no status
+/// (`gradstep_version`, `gradstep_status_str`, `gradstep_rule_name`,
+/// `gradstep_schedule_default`, this one) leave it as it is. So read it right after
+/// the call that failed, before any other gradstep call on the same thread.
+///
+/// Works like `snprintf`: copies at most `len - 1` bytes of the message (cut at a
+/// character boundary) into `buf` and a terminating NUL, writes nothing when `buf` is
+/// NULL or `len` is 0, never writes past `len`, and returns the full message length
+/// in bytes (without the NUL). A result `>= len` means the message was cut:
+/// `gradstep_last_error(NULL, 0) + 1` bytes always hold it.
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_last_error(buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe { crate::boundary::last_error(buf.cast(), len) }
 }

@@ -67,6 +67,137 @@ fn compile_with(compiler: &str, std: &str, source: &str, name: &str, sanitize: &
     out
 }
 
+/// The header compiles, links and works as C89, C99, C11, C++17 and C++20 with
+/// warnings as errors (tests/c/header.c, written in C89).
+#[test]
+fn header_is_valid_c89_c99_c11_cpp17_cpp20() {
+    for (compiler, std) in [
+        ("cc", "c89"),
+        ("cc", "c99"),
+        ("cc", "c11"),
+        ("c++", "c++17"),
+        ("c++", "c++20"),
+    ] {
+        let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("header_{std}"));
+        let mut cmd = Command::new(compiler);
+        cmd.arg(format!("-std={std}"))
+            .args([
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+                "-fsanitize=address,undefined",
+            ])
+            .arg("-I")
+            .arg(repo().join("include"));
+        if compiler == "c++" {
+            cmd.args(["-x", "c++"]);
+        }
+        let output = cmd
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c/header.c"))
+            .args(["-x", "none"])
+            .arg(library().join("libgradstep.a"))
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&exe)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{compiler} -std={std}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let out = Command::new(&exe).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{std}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "header: ok\n",
+            "{std}"
+        );
+    }
+}
+
+/// The C++ wrapper (include/gradstep.hpp) as C++17 and C++20, with exceptions and
+/// without, under ASan/UBSan with leak detection (tests/cpp/wrapper.cpp).
+#[test]
+fn cpp_wrapper_in_each_of_its_builds() {
+    for std in ["c++17", "c++20"] {
+        for exceptions in ["-fexceptions", "-fno-exceptions"] {
+            let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("wrapper_{std}{exceptions}"));
+            let output = Command::new("c++")
+                .arg(format!("-std={std}"))
+                .arg(exceptions)
+                .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
+                .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+                .arg("-I")
+                .arg(repo().join("include"))
+                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cpp/wrapper.cpp"))
+                .arg(library().join("libgradstep.a"))
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "c++ -std={std} {exceptions}:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            run_quiet(
+                &exe,
+                &[("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")],
+                "wrapper: ok\n",
+            );
+        }
+    }
+}
+
+/// The C++17 view refuses a temporary container (the optimizer keeps the pointer past
+/// the call), and takes a named one.
+#[test]
+fn cpp_wrapper_view_refuses_temporaries() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (name, body, compiles) in [
+        (
+            "view_named.cpp",
+            "std::vector<float> x{1.0f}; gradstep::view<const float> v = x;",
+            true,
+        ),
+        (
+            "view_temporary.cpp",
+            "gradstep::view<const float> v = std::vector<float>{1.0f};",
+            false,
+        ),
+    ] {
+        let source = dir.join(name);
+        std::fs::write(
+            &source,
+            format!(
+                "#include \"gradstep.hpp\"\n#include <vector>\n\
+                 int main() {{ {body} return static_cast<int>(v.size()) - 1; }}\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+            .arg("-fsyntax-only")
+            .arg("-I")
+            .arg(repo().join("include"))
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            compiles,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 fn c_program() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| compile("cc", "c11", "tests/c/rules.c", "rules_c"))
@@ -176,6 +307,13 @@ fn c_program_refuses_every_bad_input() {
 #[test]
 fn c_program_keeps_the_powers_cache_invisible() {
     self_check("--cache", "cache: ok\n");
+}
+
+/// `gradstep_last_error` from C: the messages, the `snprintf` contract, emptied by a
+/// success.
+#[test]
+fn c_program_reads_the_last_error() {
+    self_check("--last-error", "last-error: ok\n");
 }
 
 #[test]

@@ -620,7 +620,7 @@ impl ScalarCodec for AsgdScalars {
 /// that the format changes.
 macro_rules! codec {
     ($({
-        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
     }),* $(,)?) => {

@@ -68,7 +68,13 @@ impl<T: Real> Bufs<T> {
 fn bits<T: Real>(xs: &[T]) -> Vec<u64> {
     xs.iter()
         .map(|x| x.to_f64())
-        .map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() })
+        .map(|x| {
+            if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            }
+        })
         .collect()
 }
 

@@ -49,7 +49,13 @@ fn buffer<T: Real>(n: usize, offset: usize, salt: usize) -> Vec<T> {
 fn bits<T: Real>(xs: &[T]) -> Vec<u64> {
     xs.iter()
         .map(|x| x.to_f64())
-        .map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() })
+        .map(|x| {
+            if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            }
+        })
         .collect()
 }
 
@@ -79,7 +85,7 @@ fn against_reference<R: Rule, T: Real>(rule: R, n: usize, offset: usize) {
 
 macro_rules! every_rule {
     ($({
-        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
     }),* $(,)?) => {

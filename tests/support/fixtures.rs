@@ -46,6 +46,22 @@ pub fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
 }
 
+/// Directory of a rule's recorded fixtures: `tests/fixtures/<package>/`, the package of
+/// its reference implementation ([`RuleId::reference_package`]).
+pub fn dir_for(id: gradstep::rules::RuleId) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(id.reference_package())
+}
+
+/// Loads a rule's fixture, `tests/fixtures/<package>/<rule>.json`.
+pub fn load_for(id: gradstep::rules::RuleId) -> RuleFixture {
+    let path = dir_for(id).join(format!("{}.json", id.name()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
 /// Loads `tests/fixtures/torch/<rule>.json`.
 pub fn load(rule: &str) -> RuleFixture {
     let path = dir().join(format!("{rule}.json"));

@@ -127,3 +127,61 @@ impl Svg {
             .unwrap_or(0)
     }
 }
+
+/// Checks that the picture's legend (the framed box filled `#FBFBFB`) covers no data:
+/// every polyline is either wholly inside a legend box (a legend sample) or has no
+/// point in any; every circle (iterates, start) lies outside. Returns the number of
+/// legend boxes.
+pub fn assert_legend_clear_of_data(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let f = |n: roxmltree::Node<'_, '_>, a: &str| -> f64 {
+        n.attribute(a).unwrap_or("0").parse().unwrap()
+    };
+    let boxes: Vec<[f64; 4]> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("#FBFBFB"))
+        .map(|n| {
+            let (x, y) = (f(n, "x"), f(n, "y"));
+            [x, y, x + f(n, "width"), y + f(n, "height")]
+        })
+        .collect();
+    assert!(!boxes.is_empty(), "{}: no legend", path.display());
+    let inside = |(x, y): (f64, f64)| {
+        boxes
+            .iter()
+            .any(|b| (b[0]..=b[2]).contains(&x) && (b[1]..=b[3]).contains(&y))
+    };
+    for n in doc.descendants() {
+        if n.has_tag_name("polyline") {
+            let points: Vec<(f64, f64)> = n
+                .attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            let n_in = points.iter().filter(|p| inside(**p)).count();
+            assert!(
+                n_in == 0 || n_in == points.len(),
+                "{}: a line of {} points runs into the legend",
+                path.display(),
+                points.len()
+            );
+        } else if n.has_tag_name("circle") {
+            let c = (f(n, "cx"), f(n, "cy"));
+            // Legend marks are small circles inside a box at its left edge.
+            let is_mark = boxes
+                .iter()
+                .any(|b| (b[0]..=b[0] + 40.0).contains(&c.0) && (b[1]..=b[3]).contains(&c.1));
+            assert!(
+                is_mark || !inside(c),
+                "{}: a point under the legend",
+                path.display()
+            );
+        }
+    }
+    boxes.len()
+}

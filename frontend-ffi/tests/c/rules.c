@@ -736,6 +736,67 @@ static int handles(void) {
     return 0;
 }
 
+/* Expects the thread's last error to be `expected`, read as a C caller would: the
+ * length first, then into a buffer of that size plus one. */
+static void expect_last_error(int line, const char *expected) {
+    size_t len = gradstep_last_error(NULL, 0);
+    char *buf = malloc(len + 1);
+    if (!buf) FAIL("malloc");
+    if (gradstep_last_error(buf, len + 1) != len || buf[len] != '\0')
+        FAIL("line %d: last error not NUL-terminated at its length %zu", line, len);
+    if (strcmp(buf, expected))
+        FAIL("line %d: last error \"%s\", expected \"%s\"", line, buf, expected);
+    free(buf);
+}
+
+/* gradstep_last_error: the Rust message of the last refusal on this thread, copied
+ * as snprintf copies; emptied by a success. */
+static int last_error(void) {
+    gradstep_rule adam, parsed;
+    gradstep_scalars sc = {0};
+    float p[4] = {1, 2, 3, 4}, g[4] = {1, 1, 1, 1}, st[12] = {0};
+    char small[8];
+    size_t k;
+    EXPECT(gradstep_rule_default(GRADSTEP_RULE_ADAM, &adam), GRADSTEP_OK);
+    expect_last_error(__LINE__, "");
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 4, st, 7), GRADSTEP_STATE_LAYOUT);
+    expect_last_error(__LINE__, "state length 7, expected 8 (2 slots \xc3\x97 4)");
+    /* snprintf's contract: never past the length, always NUL-terminated, the full
+     * length returned. */
+    memset(small, 'x', sizeof small);
+    if (gradstep_last_error(small, 6) != strlen("state length 7, expected 8 (2 slots \xc3\x97 4)"))
+        FAIL("length of a cut message");
+    if (memcmp(small, "state\0xx", 8)) FAIL("cut message: \"%.8s\"", small);
+    memset(small, 'x', sizeof small);
+    if (gradstep_last_error(small, 0) == 0 || small[0] != 'x') FAIL("wrote with length 0");
+    adam.params.adam.lr = -1;
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 4, st, 8), GRADSTEP_INVALID_HYPERPARAMETER);
+    expect_last_error(__LINE__, "invalid hyperparameter lr = -1: must be finite and >= 0");
+    EXPECT(gradstep_rule_step_f32(&adam, NULL, p, g, 4, st, 8), GRADSTEP_NULL_POINTER);
+    expect_last_error(__LINE__, "null pointer");
+    /* gradstep_status_str and gradstep_version do not touch it. */
+    (void)gradstep_status_str(GRADSTEP_OK);
+    (void)gradstep_version();
+    expect_last_error(__LINE__, "null pointer");
+    EXPECT(gradstep_rule_parse("adam:betas=0.9", &parsed), GRADSTEP_BAD_RULE_TEXT);
+    k = gradstep_last_error(NULL, 0);
+    {
+        char *msg = malloc(k + 1);
+        if (!msg) FAIL("malloc");
+        gradstep_last_error(msg, k + 1);
+        if (!strstr(msg, "betas") || !strstr(msg, "beta1"))
+            FAIL("parse message lacks the field and the choices: %s", msg);
+        free(msg);
+    }
+    EXPECT(gradstep_rule_parse("adam:lr=-1", &parsed), GRADSTEP_INVALID_HYPERPARAMETER);
+    if (!gradstep_last_error(NULL, 0)) FAIL("no message for a refused value");
+    adam.params.adam.lr = 1e-3;
+    EXPECT(gradstep_rule_step_f32(&adam, &sc, p, g, 4, st, 8), GRADSTEP_OK);
+    expect_last_error(__LINE__, "");
+    printf("last-error: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--kinds")) return kinds();
     if (argc == 2 && !strcmp(argv[1], "--handles")) return handles();
@@ -744,6 +805,7 @@ int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
     if (argc == 2 && !strcmp(argv[1], "--cache")) return cache_is_invisible();
+    if (argc == 2 && !strcmp(argv[1], "--last-error")) return last_error();
     if (argc != 3) FAIL("usage: rules SPEC f32|f64 < input | rules --kinds | rules --errors");
     return trajectory(argv[1], argv[2]);
 }

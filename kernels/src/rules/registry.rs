@@ -52,10 +52,14 @@ use crate::{
 /// The registry: calls `$callback!` with one `{ ... }` row per rule.
 ///
 /// Each row is
-/// `{ id: 2, rule: Adam, name: adam, torch: "Adam", scalars: StepCount, momentum: [beta1],
-/// f64: [lr, ...], bool: [amsgrad, ...] }`: the stable id (never reused), the rule's type
-/// (in the crate root), its lower-case name (an identifier, also the C union member),
-/// `torch.optim`'s class name, the scalar-state type (in the crate root), the field that
+/// `{ id: 2, rule: Adam, name: adam, reference: "torch.optim.Adam", scalars: StepCount,
+/// momentum: [beta1], f64: [lr, ...], bool: [amsgrad, ...] }`: the stable id (never
+/// reused), the rule's type (in the crate root), its lower-case name (an identifier, also
+/// the C union member), its reference implementation as a Python path (`torch.optim.Adam`;
+/// for rules torch lacks, the named reference package's: `optax.lamb`,
+/// `pytorch_optimizer.Adan`, `keras.optimizers.Ftrl`; its first component names the
+/// fixture directory, `tests/fixtures/<package>/`), the scalar-state type (in the crate
+/// root), the field that
 /// schedules with momentum cycling drive (empty if none), and the hyperparameter
 /// fields, numbers then flags, in the order of the checkpoint's rule section.
 ///
@@ -64,7 +68,7 @@ use crate::{
 /// ```text
 /// macro_rules! my_callback {
 ///     ($({
-///         id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+///         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
 ///         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
 ///         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
 ///     }),* $(,)?) => { ... };
@@ -76,61 +80,61 @@ macro_rules! for_each_rule {
     ($callback:ident) => {
         $callback! {
             {
-                id: 1, rule: Sgd, name: sgd, torch: "SGD", scalars: StepCount,
+                id: 1, rule: Sgd, name: sgd, reference: "torch.optim.SGD", scalars: StepCount,
                 momentum: [momentum],
                 f64: [lr, momentum, dampening, weight_decay], bool: [nesterov, maximize],
             },
             {
-                id: 2, rule: Adam, name: adam, torch: "Adam", scalars: StepCount,
+                id: 2, rule: Adam, name: adam, reference: "torch.optim.Adam", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay],
                 bool: [decoupled_weight_decay, amsgrad, maximize],
             },
             {
-                id: 3, rule: AdamW, name: adamw, torch: "AdamW", scalars: StepCount,
+                id: 3, rule: AdamW, name: adamw, reference: "torch.optim.AdamW", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay], bool: [amsgrad, maximize],
             },
             {
-                id: 4, rule: Adamax, name: adamax, torch: "Adamax", scalars: StepCount,
+                id: 4, rule: Adamax, name: adamax, reference: "torch.optim.Adamax", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
             },
             {
-                id: 5, rule: NAdam, name: nadam, torch: "NAdam", scalars: NAdamScalars,
+                id: 5, rule: NAdam, name: nadam, reference: "torch.optim.NAdam", scalars: NAdamScalars,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay, momentum_decay],
                 bool: [decoupled_weight_decay, maximize],
             },
             {
-                id: 6, rule: RAdam, name: radam, torch: "RAdam", scalars: StepCount,
+                id: 6, rule: RAdam, name: radam, reference: "torch.optim.RAdam", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay],
                 bool: [decoupled_weight_decay, maximize],
             },
             {
-                id: 7, rule: Adagrad, name: adagrad, torch: "Adagrad", scalars: StepCount,
+                id: 7, rule: Adagrad, name: adagrad, reference: "torch.optim.Adagrad", scalars: StepCount,
                 momentum: [],
                 f64: [lr, lr_decay, weight_decay, initial_accumulator_value, eps],
                 bool: [maximize],
             },
             {
-                id: 8, rule: Adadelta, name: adadelta, torch: "Adadelta", scalars: StepCount,
+                id: 8, rule: Adadelta, name: adadelta, reference: "torch.optim.Adadelta", scalars: StepCount,
                 momentum: [],
                 f64: [lr, rho, eps, weight_decay], bool: [maximize],
             },
             {
-                id: 9, rule: RmsProp, name: rmsprop, torch: "RMSprop", scalars: StepCount,
+                id: 9, rule: RmsProp, name: rmsprop, reference: "torch.optim.RMSprop", scalars: StepCount,
                 momentum: [momentum],
                 f64: [lr, alpha, eps, weight_decay, momentum], bool: [centered, maximize],
             },
             {
-                id: 10, rule: Rprop, name: rprop, torch: "Rprop", scalars: StepCount,
+                id: 10, rule: Rprop, name: rprop, reference: "torch.optim.Rprop", scalars: StepCount,
                 momentum: [],
                 f64: [lr, etaminus, etaplus, step_size_min, step_size_max], bool: [maximize],
             },
             {
-                id: 11, rule: Asgd, name: asgd, torch: "ASGD", scalars: AsgdScalars,
+                id: 11, rule: Asgd, name: asgd, reference: "torch.optim.ASGD", scalars: AsgdScalars,
                 momentum: [],
                 f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
             },
@@ -419,7 +423,7 @@ macro_rules! set_momentum_of {
 
 macro_rules! registry {
     ($({
-        id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+        id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
     }),* $(,)?) => {
@@ -430,7 +434,7 @@ macro_rules! registry {
         pub enum RuleId {
             $(
                 #[doc = concat!("[`", stringify!($rule), "`](crate::", stringify!($rule),
-                    ") (`torch.optim.", $torch, "`).")]
+                    ") (reference: `", $reference, "`).")]
                 $rule = $id,
             )*
         }
@@ -447,11 +451,12 @@ macro_rules! registry {
                 }
             }
 
-            /// The rule called `name` (its [`RuleId::name`] or torch's class name,
-            /// in any case), if any.
+            /// The rule called `name` (its [`RuleId::name`] or its reference's class
+            /// name, `"Adam"`, `"RMSprop"`, in any case), if any.
             pub fn from_name(name: &str) -> Option<Self> {
                 RuleId::ALL.iter().copied().find(|r| {
-                    name.eq_ignore_ascii_case(r.name()) || name.eq_ignore_ascii_case(r.torch_name())
+                    name.eq_ignore_ascii_case(r.name())
+                        || name.eq_ignore_ascii_case(r.reference_class())
                 })
             }
 
@@ -462,11 +467,32 @@ macro_rules! registry {
                 }
             }
 
-            /// `torch.optim`'s class name (`"Adam"`, `"SGD"`, ...).
-            pub const fn torch_name(self) -> &'static str {
+            /// The reference implementation, as a Python path: `"torch.optim.Adam"`,
+            /// or for a rule torch lacks its named reference package's
+            /// (`"optax.lamb"`, `"pytorch_optimizer.Adan"`).
+            pub const fn reference(self) -> &'static str {
                 match self {
-                    $(RuleId::$rule => $torch,)*
+                    $(RuleId::$rule => $reference,)*
                 }
+            }
+
+            /// The reference's package: the first component of [`RuleId::reference`]
+            /// (`"torch"`, `"optax"`, ...), which names its fixture directory.
+            pub fn reference_package(self) -> &'static str {
+                let r = self.reference();
+                r.split('.').next().unwrap_or(r)
+            }
+
+            /// The reference's class or function name: the last component of
+            /// [`RuleId::reference`] (`"Adam"`, `"lamb"`).
+            pub fn reference_class(self) -> &'static str {
+                let r = self.reference();
+                r.rsplit('.').next().unwrap_or(r)
+            }
+
+            /// `torch.optim`'s class name (`"Adam"`, `"SGD"`, ...), if torch has the rule.
+            pub fn torch_name(self) -> Option<&'static str> {
+                self.reference().strip_prefix("torch.optim.")
             }
 
             /// The hyperparameter fields, numbers first, then flags.
@@ -781,7 +807,7 @@ mod tests {
     fn ids_names_and_types_agree() {
         macro_rules! check {
             ($({
-                id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+                id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
                 scalars: $scalars:ident, momentum: [$($momentum:ident)?],
                 f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
             }),* $(,)?) => {$(
@@ -789,7 +815,8 @@ mod tests {
                 assert_eq!(RuleId::$rule as u16, $id);
                 assert_eq!(RuleId::from_u16($id), Some(RuleId::$rule));
                 assert_eq!(AnyRule::from($rule::default()).id(), RuleId::$rule);
-                assert_eq!(RuleId::from_name($torch), Some(RuleId::$rule));
+                assert_eq!(RuleId::from_name($reference.rsplit('.').next().unwrap()),
+                    Some(RuleId::$rule));
                 // Every field of the struct is in the row: the literal names them all.
                 let r = $rule::default();
                 let _ = $rule { $($f: r.$f,)* $($b: r.$b,)* };

@@ -71,7 +71,7 @@ pub fn kernel_run<T: Element>(
 ) {
     macro_rules! typed {
         ($({
-            id: $id:literal, rule: $rule:ident, name: $name:ident, torch: $torch:literal,
+            id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
             scalars: $scalars:ident, momentum: [$($momentum:ident)?],
             f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
         }),* $(,)?) => {

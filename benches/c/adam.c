@@ -1,0 +1,82 @@
+/* The plain C loop of f32 Adam (torch's formulas, lr 1e-3, default betas and eps): the
+ * compute limit that benches/speed.rs compares gradstep against. Build it the way the
+ * issue states the comparison: `cc -O3 -march=native -fno-math-errno` (the compiler may
+ * vectorize and fuse multiply-adds as it likes).
+ *
+ * Usage: adam cpu|wall MS N... ; for each N: allocates, runs one warm-up step, then steps
+ * for MS milliseconds (at least twice) of the thread's CPU time or of wall time, and
+ * prints "N Gparam/s" (params updated per second / 1e9), one line per N.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void adam(float *restrict p, const float *restrict g, float *restrict m,
+                 float *restrict v, size_t n, long t) {
+    const double beta1 = 0.9, beta2 = 0.999, lr = 1e-3;
+    const double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
+    const float w = (float)(1.0 - beta1), b2 = (float)beta2, omb2 = (float)(1.0 - beta2);
+    const float bc2_sqrt = (float)sqrt(bc2), eps = 1e-8f;
+    const float neg_step = (float)(-(lr / bc1));
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = m[i] + w * (gi - m[i]);
+        float vi = v[i] * b2 + omb2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] + neg_step * mi / (sqrtf(vi) / bc2_sqrt + eps);
+    }
+}
+
+static clockid_t clock_id = CLOCK_THREAD_CPUTIME_ID;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(clock_id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        return 2;
+    }
+    if (strcmp(argv[1], "wall") == 0) {
+        clock_id = CLOCK_MONOTONIC;
+    }
+    double budget = strtod(argv[2], NULL) * 1e-3;
+    for (int a = 3; a < argc; a++) {
+        size_t n = (size_t)strtoull(argv[a], NULL, 10);
+        if (n == 0) {
+            return 2;
+        }
+        float *p = malloc(n * sizeof *p), *g = malloc(n * sizeof *g);
+        float *m = calloc(n, sizeof *m), *v = calloc(n, sizeof *v);
+        if (!p || !g || !m || !v) {
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            g[i] = (float)((int)(i % 97) - 48) * 1e-3f;
+            p[i] = (float)(i % 89) * 1e-2f;
+        }
+        long t = 1;
+        adam(p, g, m, v, n, t++);
+        long reps = 0;
+        double start = now(), secs;
+        do {
+            adam(p, g, m, v, n, t++);
+            reps++;
+            secs = now() - start;
+        } while (reps < 2 || secs < budget);
+        /* Keep the result observable. */
+        volatile float sink = p[n / 2];
+        (void)sink;
+        printf("%zu %.6f\n", n, (double)n * (double)reps / secs / 1e9);
+        free(p);
+        free(g);
+        free(m);
+        free(v);
+    }
+    return 0;
+}

@@ -1,0 +1,669 @@
+//! Every registered rule's f32 step in Gparam/s (parameters updated per second / 1e9),
+//! side by side in one run, with the fraction of a roofline the program measures itself.
+//!
+//! Rows: every rule of the registry with torch's defaults (`RuleId::ALL`, so a new rule
+//! appears without a change here) plus SGD with momentum 0.9. Sizes: 4K, 64K, 1M, 16M
+//! parameters. Columns:
+//!
+//! - `default`: the portable build's own choice of lanes (`gradstep::isa` dispatch);
+//! - `sse2`, `avx2`, `avx512`: each x86-64 level this CPU has, forced with the hidden
+//!   `gradstep::isa::set_level`;
+//! - `native`: the same step in a `-C target-cpu=native` build of this program
+//!   (`--native PATH`, run as a child process once per round; `scripts/bench.sh` builds
+//!   it);
+//! - `optim/1`: the owning optimizer (`gradstep-optim`) on one thread;
+//! - `roof`: the roofline, the same loads and stores as the rule (params and every state
+//!   slice read and written, grads read) with trivial math (additions), on the widest
+//!   lanes the CPU has;
+//! - at 16M, for the two-thread ratios: the optimizer on one and on two threads and the
+//!   roofline on one and on two threads (each on half the elements), in wall time;
+//! - for Adam, `C`: the plain C loop (`benches/c/adam.c`, `cc -O3 -march=native
+//!   -fno-math-errno`, compiled when the program starts and run as a child process once
+//!   per round; `--no-c` skips it).
+//!
+//! Each measurement steps for `--ms` milliseconds (at least two steps) after a warm-up
+//! step, timed by the thread's CPU time (`--clock cpu`, the default on Linux: on a
+//! machine shared with other work, time the thread spent descheduled would otherwise
+//! land on whichever column was running) or by wall time (`--clock wall`). Rounds are interleaved (every rule, size and column once per round), and the
+//! median over the rounds is printed, so a noisy, shared machine affects every column
+//! alike: the ratios within one run are the claims, not the absolute numbers. A summary
+//! of the ratios the speed issue targets follows the tables.
+//!
+//! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
+//! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
+//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c]`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use gradstep::rules::{AnyRule, RuleId};
+use gradstep_optim::{GroupId, Optimizer};
+
+#[cfg(target_arch = "x86_64")]
+use gradstep::isa::{self, Level};
+
+const K: usize = 1 << 10;
+const M: usize = 1 << 20;
+/// The size at which the two-thread columns are measured.
+const THREADED: usize = 16 * M;
+
+struct Args {
+    rounds: usize,
+    sizes: Vec<usize>,
+    rules: Option<Vec<String>>,
+    ms: f64,
+    native: Option<PathBuf>,
+    c_loop: bool,
+    clock: Clock,
+    /// Child mode: one round of the `default` column only, printed as `rule size gps`.
+    worker: bool,
+}
+
+fn parse_size(s: &str) -> usize {
+    let s = s.trim();
+    let (num, mul) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], K),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], M),
+        _ => (s, 1),
+    };
+    num.parse::<usize>()
+        .unwrap_or_else(|_| panic!("bad size {s:?}"))
+        * mul
+}
+
+fn size_name(n: usize) -> String {
+    if n >= M && n.is_multiple_of(M) {
+        format!("{}M", n / M)
+    } else if n >= K && n.is_multiple_of(K) {
+        format!("{}K", n / K)
+    } else {
+        n.to_string()
+    }
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rounds: 7,
+        sizes: vec![4 * K, 64 * K, M, 16 * M],
+        rules: None,
+        ms: 25.0,
+        native: None,
+        c_loop: true,
+        clock: if cfg!(target_os = "linux") {
+            Clock::Cpu
+        } else {
+            Clock::Wall
+        },
+        worker: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            // `cargo bench` passes `--bench` to every bench binary.
+            "--bench" => {}
+            "--rounds" => args.rounds = value().parse().expect("--rounds N"),
+            "--ms" => args.ms = value().parse().expect("--ms MILLISECONDS"),
+            "--sizes" => args.sizes = value().split(',').map(parse_size).collect(),
+            "--rules" => args.rules = Some(value().split(',').map(str::to_string).collect()),
+            "--native" => args.native = Some(PathBuf::from(value())),
+            "--no-c" => args.c_loop = false,
+            "--clock" => {
+                args.clock = match value().as_str() {
+                    "cpu" => Clock::Cpu,
+                    "wall" => Clock::Wall,
+                    other => panic!("--clock cpu|wall, not {other:?}"),
+                }
+            }
+            "--worker" => args.worker = true,
+            other => panic!("unknown argument {other:?} (see the doc comment of benches/speed.rs)"),
+        }
+    }
+    args.rounds = args.rounds.max(1);
+    args
+}
+
+/// The benchmarked rules: every registered rule with torch's defaults, then the
+/// variants the issue's targets name.
+fn cases(filter: &Option<Vec<String>>) -> Vec<(String, AnyRule)> {
+    let mut out: Vec<(String, AnyRule)> = RuleId::ALL
+        .iter()
+        .map(|id| (id.name().to_string(), id.default_rule()))
+        .collect();
+    let momentum = AnyRule::parse("sgd:momentum=0.9").expect("SGD has momentum");
+    out.push(("sgd_momentum".into(), momentum));
+    if let Some(names) = filter {
+        out.retain(|(name, _)| names.iter().any(|n| n == name));
+    }
+    out
+}
+
+/// Bytes each step moves per parameter: params read and written, grads read, every
+/// state slice read and written.
+fn bytes_per_param(rule: &AnyRule) -> usize {
+    4 * (3 + 2 * rule.state_slots())
+}
+
+/// Which clock a measurement reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Clock {
+    /// The calling thread's CPU time: time the scheduler gave to other processes of a
+    /// shared machine does not count. For one-thread columns.
+    Cpu,
+    /// Wall time: for the two-thread columns and their one-thread baselines.
+    Wall,
+}
+
+impl Clock {
+    fn name(self) -> &'static str {
+        match self {
+            Clock::Cpu => "cpu",
+            Clock::Wall => "wall",
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn thread_cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec (64-bit `time_t` and `long` on the
+    // 64-bit Linux targets this runs on); the clock id is Linux's.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_seconds() -> f64 {
+    panic!("--clock cpu needs Linux; use --clock wall")
+}
+
+/// Runs `step` until `ms` milliseconds of `clock` passed (at least twice) after one
+/// warm-up step; Gparam/s for `n` parameters per step.
+fn measure(n: usize, ms: f64, clock: Clock, mut step: impl FnMut()) -> f64 {
+    step();
+    let wall = Instant::now();
+    let now = || match clock {
+        Clock::Cpu => thread_cpu_seconds(),
+        Clock::Wall => wall.elapsed().as_secs_f64(),
+    };
+    let start = now();
+    let mut reps = 0usize;
+    loop {
+        step();
+        reps += 1;
+        let secs = now() - start;
+        if reps >= 2 && secs * 1e3 >= ms {
+            return (n * reps) as f64 / secs / 1e9;
+        }
+    }
+}
+
+fn data(n: usize, seed: u32) -> impl Iterator<Item = f32> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n).map(move |_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        (x as f32 / u32::MAX as f32) * 0.2 - 0.1
+    })
+}
+
+/// Buffers for the largest size, reused by every case.
+struct Buffers {
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    state: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(n: usize, slots: usize) -> Self {
+        Buffers {
+            params: data(n, 1).collect(),
+            grads: data(n, 2).collect(),
+            state: vec![0.0; n * slots],
+        }
+    }
+
+    /// Fresh values for the first `n` params and `slots · n` state elements.
+    fn reset(&mut self, n: usize, slots: usize) {
+        for (p, x) in self.params[..n].iter_mut().zip(data(n, 1)) {
+            *p = x;
+        }
+        self.state[..n * slots].fill(0.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The roofline: the loads and stores of a rule with `S` state slices, trivial math.
+
+#[inline(always)]
+fn roof_body<const S: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    let n = p.len();
+    let g = &g[..n];
+    let mut s = s.map(|s| &mut s[..n]);
+    for i in 0..n {
+        let gi = g[i];
+        p[i] += gi;
+        for slot in s.iter_mut() {
+            slot[i] += gi;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn roof_avx512<const S: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    roof_body(p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn roof_avx2<const S: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    roof_body(p, g, s)
+}
+
+fn roof_lanes<const S: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { roof_avx512(p, g, s) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { roof_avx2(p, g, s) };
+        }
+    }
+    roof_body(p, g, s)
+}
+
+/// One roofline pass: `p`, `g` and the state slices `s`, all of `p.len()` elements.
+fn roof(p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
+    match s {
+        [] => roof_lanes::<0>(p, g, []),
+        [a] => roof_lanes::<1>(p, g, [a]),
+        [a, b] => roof_lanes::<2>(p, g, [a, b]),
+        [a, b, c] => roof_lanes::<3>(p, g, [a, b, c]),
+        [a, b, c, d, ..] => roof_lanes::<4>(p, g, [a, b, c, d]),
+    }
+}
+
+/// The state slices of `n` elements each, one after another in `state`.
+fn slices(state: &mut [f32], n: usize, slots: usize) -> Vec<&mut [f32]> {
+    state[..n * slots].chunks_exact_mut(n.max(1)).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes: the native build of this program and the C loop.
+
+/// Runs `cmd` and parses its `name size value` (or `size value`) lines.
+fn child(cmd: &mut Command) -> Vec<(String, usize, f64)> {
+    let out = match cmd.output() {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => {
+            eprintln!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            return Vec::new();
+        }
+        Err(e) => {
+            eprintln!("{cmd:?}: {e}");
+            return Vec::new();
+        }
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (name, rest) = match f.len() {
+                3 => (f[0].to_string(), &f[1..]),
+                2 => ("adam".to_string(), &f[..]),
+                _ => return None,
+            };
+            Some((name, rest[0].parse().ok()?, rest[1].parse().ok()?))
+        })
+        .collect()
+}
+
+/// Compiles benches/c/adam.c; `None` (said on stderr) without a C compiler.
+fn build_c_loop() -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c/adam.c");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gradstep-bench-adam-c");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(["-O3", "-march=native", "-fno-math-errno", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-lm")
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(exe),
+        other => {
+            eprintln!(
+                "no C loop column: {cc} failed on {}: {other:?}",
+                src.display()
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Measuring.
+
+/// Medians are taken over the rounds of each (rule, size, column).
+type Samples = BTreeMap<(String, usize, &'static str), Vec<f64>>;
+
+/// The kernel columns: the default dispatch, then every level this CPU has (scalar
+/// lanes aside: the reference path, not a contender).
+fn kernel_columns() -> Vec<&'static str> {
+    let mut cols = vec!["default"];
+    #[cfg(target_arch = "x86_64")]
+    for level in [Level::Sse2, Level::Avx2, Level::Avx512] {
+        if isa::available(level) {
+            cols.push(level.name());
+        }
+    }
+    cols
+}
+
+/// Selects the lanes of a kernel column.
+fn select(col: &str) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = Level::ALL.into_iter().find(|l| l.name() == col);
+        assert!(isa::set_level(level), "level {col} not available");
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = col;
+}
+
+/// One round over every rule and size: the kernel columns (in an order rotated by
+/// `round`), the roofline and the owning optimizer.
+fn round(
+    args: &Args,
+    cases: &[(String, AnyRule)],
+    b: &mut Buffers,
+    round: usize,
+    samples: &mut Samples,
+) {
+    let mut cols = kernel_columns();
+    if args.worker {
+        cols.truncate(1);
+    }
+    let len = cols.len();
+    cols.rotate_left(round % len);
+    for &n in &args.sizes {
+        for (name, rule) in cases {
+            let slots = rule.state_slots();
+            let mut push = |col: &'static str, v: f64| {
+                samples.entry((name.clone(), n, col)).or_default().push(v)
+            };
+            b.reset(n, slots);
+            let mut scalars = rule.fresh_scalars();
+            let (params, grads, state) = (&mut b.params[..n], &b.grads[..n], &mut b.state);
+            let clock = args.clock;
+            for &col in &cols {
+                select(col);
+                let v = measure(n, args.ms, clock, || {
+                    let r = rule.step_flat(
+                        &mut scalars,
+                        params,
+                        black_box(grads),
+                        &mut state[..n * slots],
+                    );
+                    black_box(r).expect("benchmark step");
+                });
+                push(col, v);
+            }
+            select("default");
+            if args.worker {
+                continue;
+            }
+            let mut s = slices(state, n, slots);
+            let v = measure(n, args.ms, clock, || roof(params, black_box(grads), &mut s));
+            push("roof", v);
+            let mut opt = Optimizer::<f32>::new(*rule).expect("valid rule");
+            opt.add_tensor(GroupId(0), n).expect("tensor");
+            opt.set_threads(1);
+            let mut step = |opt: &mut Optimizer<f32>, clock| {
+                measure(n, args.ms, clock, || {
+                    let r = opt.step(&mut [(&mut *params, black_box(&*grads))]);
+                    black_box(r).expect("optimizer step");
+                })
+            };
+            push("optim/1", step(&mut opt, clock));
+            if n != THREADED {
+                continue;
+            }
+            // Threads: wall time, one thread and two back to back.
+            push("optim/1w", step(&mut opt, Clock::Wall));
+            opt.set_threads(2);
+            push("optim/2w", step(&mut opt, Clock::Wall));
+            let half = n / 2;
+            let mut s = slices(state, n, slots);
+            let v = measure(n, args.ms, Clock::Wall, || {
+                roof(params, black_box(grads), &mut s)
+            });
+            push("roof/1w", v);
+            let (mut lo, mut hi): (Vec<&mut [f32]>, Vec<&mut [f32]>) =
+                s.iter_mut().map(|x| x.split_at_mut(half)).unzip();
+            let (p0, p1) = params.split_at_mut(half);
+            let (g0, g1) = grads.split_at(half);
+            let v = measure(n, args.ms, Clock::Wall, || {
+                std::thread::scope(|sc| {
+                    sc.spawn(|| roof(p1, black_box(g1), &mut hi));
+                    roof(p0, black_box(g0), &mut lo);
+                })
+            });
+            push("roof/2w", v);
+        }
+    }
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+fn main() {
+    let args = parse_args();
+    let cases = cases(&args.rules);
+    let max_n = args.sizes.iter().copied().max().unwrap_or(0);
+    let max_slots = cases
+        .iter()
+        .map(|(_, r)| r.state_slots())
+        .max()
+        .unwrap_or(0);
+    let mut buffers = Buffers::new(max_n, max_slots);
+    let mut samples = Samples::new();
+
+    if args.worker {
+        round(&args, &cases, &mut buffers, 0, &mut samples);
+        for ((name, n, _), v) in &samples {
+            println!("{name} {n} {}", v[0]);
+        }
+        return;
+    }
+
+    let has_adam = cases.iter().any(|(name, _)| name == "adam");
+    let c_loop = if args.c_loop && has_adam {
+        build_c_loop()
+    } else {
+        None
+    };
+    let names: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
+    let sizes: Vec<String> = args.sizes.iter().map(|n| n.to_string()).collect();
+    #[cfg(target_arch = "x86_64")]
+    eprintln!("default level on this CPU: {}", isa::detected().name());
+    for r in 0..args.rounds {
+        eprintln!("round {}/{}", r + 1, args.rounds);
+        round(&args, &cases, &mut buffers, r, &mut samples);
+        if let Some(native) = &args.native {
+            let mut cmd = Command::new(native);
+            cmd.args(["--worker", "--ms", &args.ms.to_string()])
+                .args(["--clock", args.clock.name()])
+                .args(["--sizes", &sizes.join(",")])
+                .args(["--rules", &names.join(",")]);
+            for (name, n, v) in child(&mut cmd) {
+                samples.entry((name, n, "native")).or_default().push(v);
+            }
+        }
+        if let Some(exe) = &c_loop {
+            let mut cmd = Command::new(exe);
+            cmd.args([args.clock.name(), &args.ms.to_string()])
+                .args(&sizes);
+            for (name, n, v) in child(&mut cmd) {
+                samples.entry((name, n, "C")).or_default().push(v);
+            }
+        }
+    }
+    report(&args, &cases, &samples);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reporting.
+
+fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
+    let med = |name: &str, n: usize, col: &'static str| {
+        samples
+            .get(&(name.to_string(), n, col))
+            .and_then(|v| median(v))
+    };
+    let fmt =
+        |x: Option<f64>, digits: usize| x.map_or("–".to_string(), |x| format!("{x:.digits$}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+
+    let mut cols: Vec<&'static str> = kernel_columns();
+    for c in ["native", "C", "optim/1", "roof"] {
+        if samples.keys().any(|k| k.2 == c) {
+            cols.push(c);
+        }
+    }
+    println!(
+        "\nf32, Gparam/s, medians of {} interleaved rounds; clock: {}",
+        args.rounds,
+        match args.clock {
+            Clock::Cpu => "the thread's CPU time (two-thread rows: wall time)",
+            Clock::Wall => "wall time",
+        }
+    );
+    for &n in &args.sizes {
+        println!("\n### {} parameters\n", size_name(n));
+        print!("| rule | B/param |");
+        for c in &cols {
+            print!(" {c} |");
+        }
+        println!(" default/roof | default/native |");
+        print!("|---|---|");
+        for _ in &cols {
+            print!("---|");
+        }
+        println!("---|---|");
+        for (name, rule) in cases {
+            print!("| {name} | {} |", bytes_per_param(rule));
+            for c in &cols {
+                print!(" {} |", fmt(med(name, n, c), 3));
+            }
+            let d = med(name, n, "default");
+            println!(
+                " {} | {} |",
+                fmt(ratio(d, med(name, n, "roof")), 2),
+                fmt(ratio(d, med(name, n, "native")), 2)
+            );
+        }
+    }
+
+    println!("\n### The issue's targets, as ratios of the medians above\n");
+    let per_size = |f: &dyn Fn(usize) -> Option<f64>| {
+        args.sizes
+            .iter()
+            .map(|&n| format!("{} {}", size_name(n), fmt(f(n), 2)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // Default vs native, every rule and size.
+    let mut worst: Option<(f64, String, usize)> = None;
+    for (name, _) in cases {
+        for &n in &args.sizes {
+            if let Some(r) = ratio(med(name, n, "default"), med(name, n, "native"))
+                && worst
+                    .as_ref()
+                    .is_none_or(|w| (r - 1.0).abs() > (w.0 - 1.0).abs())
+            {
+                worst = Some((r, name.clone(), n));
+            }
+        }
+    }
+    match worst {
+        Some((r, name, n)) => println!(
+            "- default / native: farthest from 1 is {r:.3} ({name}, {}); per rule and size in the tables",
+            size_name(n)
+        ),
+        None => println!("- default / native: not measured (no --native)"),
+    }
+    let a = |n: usize, col: &'static str| med("adam", n, col);
+    println!(
+        "- adam default / C loop: {}",
+        per_size(&|n| ratio(a(n, "default"), a(n, "C")))
+    );
+    println!(
+        "- adam default / roofline: {}",
+        per_size(&|n| ratio(a(n, "default"), a(n, "roof")))
+    );
+    println!(
+        "- adam C loop / roofline: {}",
+        per_size(&|n| ratio(a(n, "C"), a(n, "roof")))
+    );
+    println!(
+        "- adam default / sse2: {}",
+        per_size(&|n| ratio(a(n, "default"), a(n, "sse2")))
+    );
+    println!(
+        "- adam optimizer (1 thread) / kernel: {}",
+        per_size(&|n| ratio(a(n, "optim/1"), a(n, "default")))
+    );
+    // Time per byte relative to SGD-momentum: (gps·bytes) of SGD-m / (gps·bytes) of rule.
+    let sgdm = cases.iter().find(|(name, _)| name == "sgd_momentum");
+    if let Some((_, sgdm_rule)) = sgdm {
+        println!("- time per byte / SGD-momentum's (1.0 = as fast per byte):");
+        for (name, rule) in cases {
+            let tpb = |n: usize| {
+                let s = med("sgd_momentum", n, "default")? * bytes_per_param(sgdm_rule) as f64;
+                let r = med(name, n, "default")? * bytes_per_param(rule) as f64;
+                Some(s / r)
+            };
+            println!("  - {name}: {}", per_size(&tpb));
+        }
+    }
+    if args.sizes.contains(&THREADED) {
+        let n = THREADED;
+        println!(
+            "- two threads / one at {} (wall time, back to back):",
+            size_name(n)
+        );
+        for (name, _) in cases {
+            println!(
+                "  - {name}: optimizer {}, roofline {} (optimizer/2 of roofline/2: {})",
+                fmt(ratio(med(name, n, "optim/2w"), med(name, n, "optim/1w")), 2),
+                fmt(ratio(med(name, n, "roof/2w"), med(name, n, "roof/1w")), 2),
+                fmt(ratio(med(name, n, "optim/2w"), med(name, n, "roof/2w")), 2)
+            );
+        }
+    }
+}
