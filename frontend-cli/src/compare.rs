@@ -29,6 +29,8 @@ pub struct Settings {
     pub tol: f64,
     /// Learning-rate schedule spec, applied to every rule.
     pub schedule: Option<Spec>,
+    /// Whether to write the animation too.
+    pub animate: bool,
     /// Output directory.
     pub out: PathBuf,
 }
@@ -196,13 +198,23 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     } else {
         plot::loss_svg(&loss_title, &series(|o| &o.losses), log)?
     };
-    let written = write_files(
-        &settings.out,
-        &[
-            ("compare-trajectories.svg", &trajectories),
-            ("compare-loss.svg", &loss),
-        ],
-    )?;
+    let animation = if settings.animate {
+        Some(plot::animation_html(
+            &format!("{title}, {} steps", settings.steps),
+            &surface,
+            &series(|o| &o.path),
+        )?)
+    } else {
+        None
+    };
+    let mut files = vec![
+        ("compare-trajectories.svg", trajectories.as_str()),
+        ("compare-loss.svg", loss.as_str()),
+    ];
+    if let Some(html) = &animation {
+        files.push(("compare-animation.html", html));
+    }
+    let written = write_files(&settings.out, &files)?;
 
     crate::print(&table(function, settings, &outcomes, &written))
 }

@@ -145,6 +145,10 @@ struct CompareArgs {
     /// most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Also write DIR/compare-animation.html: the runs moving along their paths, step
+    /// by step (a self-contained page; open it in a browser).
+    #[arg(long)]
+    animate: bool,
     /// Directory for compare-trajectories.svg and compare-loss.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
@@ -259,6 +263,7 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
         steps: pick(given("steps"), args.steps, config.steps),
         tol: pick(given("tol"), args.tol, config.tol),
         schedule,
+        animate: args.animate,
         out: pick(given("out"), args.out, config.out),
     })
 }

@@ -261,8 +261,120 @@ pub fn trajectories_svg(
     markers: bool,
 ) -> Result<String, Failure> {
     render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_trajectories(area, title, surface, series, markers)
+        draw_trajectories(area, title, surface, series, markers, None)
     })
+}
+
+/// Each run's iterates in picture coordinates, filled in while drawing.
+type PixelPaths = std::cell::RefCell<Vec<Vec<(i32, i32)>>>;
+
+/// Most frames of an animation: longer runs show every k-th iterate.
+const FRAMES: usize = 240;
+
+/// A self-contained HTML page (no network) animating the trajectories: the picture of
+/// [`trajectories_svg`] with the paths faint, a dot per run moving along its path and
+/// leaving a trail, and a step counter; about 12 s per loop.
+pub fn animation_html(
+    title: &str,
+    surface: &Surface<'_>,
+    series: &[Series<'_>],
+) -> Result<String, Failure> {
+    let pixels = std::cell::RefCell::new(Vec::new());
+    let svg = render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_trajectories(area, title, surface, series, false, Some(&pixels))
+    })?;
+    let pixels = pixels.into_inner();
+    let steps = pixels
+        .iter()
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1);
+    let stride = steps.div_ceil(FRAMES).max(1);
+    let frames: Vec<usize> = (0..=steps)
+        .step_by(stride)
+        .chain(std::iter::once(steps))
+        .collect();
+    let mut data = String::from("[");
+    for (i, (path, s)) in pixels.iter().zip(series).enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        let RGBColor(r, g, b) = s.colour;
+        data += &format!("{{\"colour\":\"#{r:02x}{g:02x}{b:02x}\",\"points\":[");
+        for (k, &t) in frames.iter().enumerate() {
+            // A run that stopped early (diverged) stays at its last point.
+            let (x, y) = path[t.min(path.len() - 1)];
+            if k > 0 {
+                data.push(',');
+            }
+            data += &format!("[{x},{y}]");
+        }
+        data += "]}";
+    }
+    data.push(']');
+    // Paths faint under the moving dots.
+    let svg = svg.replacen("<svg ", "<svg id=\"picture\" ", 1);
+    let steps_json: Vec<String> = frames.iter().map(|t| t.to_string()).collect();
+    Ok(format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 16px; }}
+#picture polyline[stroke-width="2"] {{ opacity: 0.25; }}
+</style>
+</head>
+<body>
+<p id="counter">step 0 of {steps}</p>
+{svg}
+<script>
+"use strict";
+const runs = {data};
+const steps = [{steps_list}];
+const svg = document.getElementById("picture");
+const ns = "http://www.w3.org/2000/svg";
+const marks = runs.map(run => {{
+  const trail = document.createElementNS(ns, "polyline");
+  trail.setAttribute("fill", "none");
+  trail.setAttribute("stroke", run.colour);
+  trail.setAttribute("stroke-width", "3");
+  trail.setAttribute("class", "trail");
+  const dot = document.createElementNS(ns, "circle");
+  dot.setAttribute("r", "6");
+  dot.setAttribute("fill", run.colour);
+  dot.setAttribute("stroke", "black");
+  dot.setAttribute("class", "dot");
+  svg.appendChild(trail);
+  svg.appendChild(dot);
+  return {{ trail, dot }};
+}});
+let frame = 0;
+function show() {{
+  runs.forEach((run, i) => {{
+    const [x, y] = run.points[frame];
+    marks[i].dot.setAttribute("cx", x);
+    marks[i].dot.setAttribute("cy", y);
+    marks[i].trail.setAttribute("points", run.points.slice(0, frame + 1).map(p => p.join(",")).join(" "));
+  }});
+  document.getElementById("counter").textContent = "step " + steps[frame] + " of {steps}";
+  svg.setAttribute("data-frame", frame);
+}}
+show();
+// 50 ms a frame, a second's pause at the end, then again.
+let pause = 0;
+setInterval(() => {{
+  if (frame + 1 < steps.length) {{ frame += 1; show(); }}
+  else if (++pause > 20) {{ pause = 0; frame = 0; show(); }}
+}}, 50);
+</script>
+</body>
+</html>
+"#,
+        steps_list = steps_json.join(","),
+    ))
 }
 
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
@@ -273,6 +385,7 @@ fn draw_trajectories(
     surface: &Surface<'_>,
     series: &[Series<'_>],
     markers: bool,
+    pixels: Option<&PixelPaths>,
 ) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>> {
     let mut keys = Vec::new();
     let view = surface.view;
@@ -284,6 +397,27 @@ fn draw_trajectories(
         .x_label_area_size(52)
         .y_label_area_size(64)
         .build_cartesian_2d(view.x.0..view.x.1, view.y.0..view.y.1)?;
+    if let Some(pixels) = pixels {
+        // Every iterate in picture coordinates, for the animation: a point outside the
+        // view (or not finite) is pinned to the view's edge.
+        let clamp = |p: &[f64; 2]| {
+            let x = if p[0].is_nan() {
+                view.x.1
+            } else {
+                p[0].clamp(view.x.0, view.x.1)
+            };
+            let y = if p[1].is_nan() {
+                view.y.1
+            } else {
+                p[1].clamp(view.y.0, view.y.1)
+            };
+            chart.backend_coord(&(x, y))
+        };
+        *pixels.borrow_mut() = series
+            .iter()
+            .map(|s| s.points.iter().map(clamp).collect())
+            .collect();
+    }
     chart
         .configure_mesh()
         .disable_mesh()
