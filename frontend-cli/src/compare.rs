@@ -8,6 +8,7 @@ use crate::Failure;
 use crate::functions::{self, Function, num};
 use crate::output::write_files;
 use crate::plot::{self, Series, Surface};
+use crate::rng::{Rng, Stream};
 use crate::rules::{self, Spec};
 use crate::schedule;
 
@@ -31,6 +32,12 @@ pub struct Settings {
     pub schedule: Option<Spec>,
     /// Whether to write the animation too.
     pub animate: bool,
+    /// Where every run starts, instead of the function's start.
+    pub start: Option<[f64; 2]>,
+    /// σ of the Gaussian noise added to each gradient coordinate (0: none).
+    pub noise: f64,
+    /// Seed of the noise.
+    pub seed: u64,
     /// Output directory.
     pub out: PathBuf,
 }
@@ -129,12 +136,41 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         }
     }
 
+    let start = settings.start.unwrap_or(function.start);
+    if !(start[0].is_finite()
+        && start[1].is_finite()
+        && start[0].abs() <= 1e6
+        && start[1].abs() <= 1e6)
+    {
+        return Err(Failure::usage(format!(
+            "start = ({}, {}): both coordinates must be finite numbers of magnitude at most 1e6",
+            start[0], start[1]
+        )));
+    }
+    if !(settings.noise.is_finite() && settings.noise >= 0.0) {
+        return Err(Failure::usage(format!(
+            "noise = {}: must be a finite number ≥ 0",
+            settings.noise
+        )));
+    }
+
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, rule) in settings.rules.iter().zip(&rules) {
-        let run = rules::run(
-            rule,
-            function,
-            function.start,
+        // Every rule sees the same noise sequence: the comparison stays fair.
+        let mut rng = Rng::new(settings.seed, Stream::Noise);
+        let sigma = settings.noise;
+        let grad = |x: [f64; 2]| {
+            let g = (function.grad)(x);
+            if sigma == 0.0 {
+                g
+            } else {
+                [g[0] + sigma * rng.normal(), g[1] + sigma * rng.normal()]
+            }
+        };
+        let run = rules::descend(
+            *rule,
+            start,
+            grad,
             settings.steps as usize,
             schedule.as_ref(),
         )
@@ -155,7 +191,10 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         });
     }
 
-    let title = format!("{}: f(x1, x2) = {}", function.name, function.formula);
+    let mut title = format!("{}: f(x1, x2) = {}", function.name, function.formula);
+    if settings.noise > 0.0 {
+        title += &format!(", gradient noise σ = {}", num(settings.noise));
+    }
     let series = |data: fn(&Outcome) -> &[[f64; 2]]| -> Vec<Series<'_>> {
         outcomes
             .iter()
@@ -172,8 +211,8 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         f: &function.f,
         levels: function.levels,
         levels_label: &levels_label,
-        view: function.view,
-        start: function.start,
+        view: view_with(function.view, start),
+        start,
         minimum: function.minimum.map(|(x, _)| x),
     };
     let trajectories = plot::trajectories_svg(
@@ -227,7 +266,7 @@ fn table(
 ) -> String {
     let target = function.target(settings.tol);
     let mut text = String::new();
-    let [sx, sy] = function.start;
+    let [sx, sy] = settings.start.unwrap_or(function.start);
     let _ = write!(
         text,
         "{}: f(x1, x2) = {}, from ({}, {}), ",
@@ -254,6 +293,15 @@ fn table(
     };
     if let Some(s) = &settings.schedule {
         let _ = writeln!(text, "schedule: {}", s.label());
+    }
+    if settings.noise > 0.0 {
+        let _ = writeln!(
+            text,
+            "gradient noise: N(0, {}²) added to each coordinate of every gradient (seed {}), \
+             as a mini-batch gradient scatters around the full one",
+            num(settings.noise),
+            settings.seed
+        );
     }
     let width = outcomes
         .iter()
@@ -316,4 +364,22 @@ fn schedule_label(settings: &Settings) -> String {
         .schedule
         .as_ref()
         .map_or_else(String::new, Spec::label)
+}
+
+/// `view` widened to show `start` with a margin, if it lies outside.
+fn view_with(view: crate::plot::View, start: [f64; 2]) -> crate::plot::View {
+    let widen = |(lo, hi): (f64, f64), v: f64| {
+        let pad = 0.08 * (hi - lo).max(v - hi).max(lo - v);
+        if v < lo {
+            (v - pad, hi)
+        } else if v > hi {
+            (lo, v + pad)
+        } else {
+            (lo, hi)
+        }
+    };
+    crate::plot::View {
+        x: widen(view.x, start[0]),
+        y: widen(view.y, start[1]),
+    }
 }

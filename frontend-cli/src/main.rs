@@ -145,6 +145,23 @@ struct CompareArgs {
     /// most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Start every run at X1,X2 instead of the function's start point (e.g.
+    /// `--start=-1,2`).
+    #[arg(long, value_name = "X1,X2", allow_hyphen_values = true, value_parser = parse_point)]
+    start: Option<[f64; 2]>,
+    /// Add Gaussian noise of standard deviation SIGMA to each gradient coordinate, as a
+    /// mini-batch gradient scatters around the full one (every rule gets the same
+    /// noise, from --seed).
+    #[arg(
+        long,
+        value_name = "SIGMA",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    noise: f64,
+    /// Seed of the gradient noise.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
     /// Also write DIR/compare-animation.html: the runs moving along their paths, step
     /// by step (a self-contained page; open it in a browser).
     #[arg(long)]
@@ -214,6 +231,15 @@ fn functions_help() -> String {
     text
 }
 
+/// `X1,X2` as a point.
+fn parse_point(text: &str) -> Result<[f64; 2], String> {
+    let bad = || format!("'{text}' is not a point X1,X2 (e.g. -1,2)");
+    let (a, b) = text.split_once(',').ok_or_else(bad)?;
+    let a: f64 = a.trim().parse().map_err(|_| bad())?;
+    let b: f64 = b.trim().parse().map_err(|_| bad())?;
+    Ok([a, b])
+}
+
 /// The config file keys of `compare`.
 const COMPARE_KEYS: &[&str] = &["function", "steps", "tol", "out", "rule", "schedule"];
 
@@ -264,6 +290,9 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
         tol: pick(given("tol"), args.tol, config.tol),
         schedule,
         animate: args.animate,
+        start: args.start,
+        noise: args.noise,
+        seed: args.seed,
         out: pick(given("out"), args.out, config.out),
     })
 }
