@@ -55,12 +55,23 @@ struct Outcome {
 
 /// The function called `name`, after checking the number of steps and the tolerance.
 pub fn check_function(name: &str, steps: u64, tol: f64) -> Result<&'static Function, Failure> {
-    let function = functions::by_name(name).ok_or_else(|| {
-        Failure::usage(format!(
-            "unknown function '{name}' (functions: {})",
-            functions::names()
-        ))
-    })?;
+    let function = match functions::by_name(name) {
+        Some(f) => f,
+        // A bare word is a misspelt name; anything else is an expression.
+        None if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.contains("x1")
+            && !name.contains("x2")
+            && name != "x"
+            && name != "y" =>
+        {
+            return Err(Failure::usage(format!(
+                "unknown function '{name}' (functions: {}; or an expression in x1 and x2 \
+                 such as \"x1^2 + 10*x2^2\")",
+                functions::names()
+            )));
+        }
+        None => functions::typed(name).map_err(|e| Failure::usage(format!("function: {e}")))?,
+    };
     if !(1..=MAX_STEPS).contains(&steps) {
         return Err(Failure::usage(format!(
             "steps = {steps} must be between 1 and {MAX_STEPS}"
@@ -284,6 +295,11 @@ fn table(
             num(value),
             settings.steps,
             num(settings.tol)
+        ),
+        None if function.name == functions::TYPED_NAME => writeln!(
+            text,
+            "minimum unknown (loss is f itself); {} steps",
+            settings.steps
         ),
         None => writeln!(
             text,

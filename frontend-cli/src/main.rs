@@ -13,6 +13,7 @@ mod config;
 mod data;
 mod demo;
 mod explain;
+mod expr;
 mod functions;
 mod gallery;
 mod input;
@@ -120,7 +121,10 @@ struct CompareArgs {
     /// [default: sgd:lr=0.001 sgd:lr=0.001,momentum=0.9 adam:lr=0.1]
     #[arg(long = "rule", value_name = "SPEC")]
     rules: Vec<String>,
-    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin.
+    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin, or your own
+    /// expression in x1 and x2, e.g. "x1^2 + 10*x2^2" or "sin(x1) + (x2 - 1)^2"
+    /// (+ - * / ^, sin cos tan exp ln sqrt abs tanh, pi, e; the gradient is exact, by
+    /// forward-mode dual numbers; shown on [−3, 3]², from (1, 1) unless --start).
     #[arg(long, value_name = "NAME", default_value = "rosenbrock")]
     function: String,
     /// Steps per rule (at most 1000000).

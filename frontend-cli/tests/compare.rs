@@ -542,3 +542,70 @@ fn a_start_point_and_gradient_noise_of_ones_own() {
         "magnitude at most 1e6",
     );
 }
+
+/// Your own function: parsed by evalexpr, differentiated by dual numbers. Typed
+/// Rosenbrock gives the built-in one's numbers digit for digit.
+#[test]
+fn a_typed_function_runs_like_a_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |f: &'static str| {
+        vec![
+            "--function",
+            f,
+            "--start=-1.2,1",
+            "--rule",
+            "adam:lr=0.1",
+            "--steps",
+            "300",
+        ]
+    };
+    let (_, typed) = common::run_ok(
+        "compare",
+        dir.path(),
+        "t",
+        &args("(1 - x1)^2 + 100*(x2 - x1^2)^2"),
+    );
+    let (_, builtin) = common::run_ok("compare", dir.path(), "b", &args("rosenbrock"));
+    assert!(typed.starts_with("your function: f(x1, x2) = (1 - x1)^2 + 100*(x2 - x1^2)^2, from (-1.2, 1), minimum unknown"), "{typed}");
+    let (t, b) = (rows(&typed), rows(&builtin));
+    // f itself vs f − f* with f* = 0: the same number; the final point the same.
+    assert_eq!(t[0].1, b[0].1, "{typed}\n{builtin}");
+    let last = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("adam"))
+            .unwrap()
+            .rsplit("  ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(last(&typed), last(&builtin));
+    let svg = Svg::read(&dir.path().join("t/compare-trajectories.svg"));
+    assert!(
+        svg.has_label("your function: f(x1, x2) = (1 - x1)^2"),
+        "{:?}",
+        svg.texts
+    );
+
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "rosenbrok"],
+        2,
+        "unknown function 'rosenbrok' (functions: quadratic",
+    );
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "x1 + z"],
+        2,
+        "function: \"x1 + z\": unknown variable 'z'",
+    );
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "x1 +* 2"],
+        2,
+        "function: \"x1 +* 2\": an operator is missing an operand",
+    );
+}
