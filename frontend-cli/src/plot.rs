@@ -391,7 +391,7 @@ fn draw_trajectories(
     let view = surface.view;
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, title_size(title)))
+        .caption(title, (FONT, title_size(title, root.dim_in_pixel().0)))
         .margin(18)
         .margin_right(30)
         .x_label_area_size(52)
@@ -567,9 +567,9 @@ pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result
         y,
         markers: false,
     };
-    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_linear(area, &axes, series)
-    })
+    // Narrower than the other pictures: with its legend it fits the width of a rustdoc
+    // page (about 960 px), where the kernel crate shows it at its natural size.
+    render_panels(620, &[SIZE.1], &|_, area| draw_linear(area, &axes, series))
 }
 
 /// Renders a training run: `losses` against epoch on a log scale above, `metrics`
@@ -810,7 +810,7 @@ fn draw_loss(
     };
     let mut builder = ChartBuilder::on(root);
     if let Some(title) = axes.title {
-        builder.caption(title, (FONT, title_size(title)));
+        builder.caption(title, (FONT, title_size(title, root.dim_in_pixel().0)));
     }
     let mut chart = builder
         .margin(18)
@@ -938,7 +938,7 @@ fn draw_linear(
         .x_label_area_size(52)
         .y_label_area_size(72);
     if let Some(title) = axes.title {
-        builder.caption(title, (FONT, title_size(title)));
+        builder.caption(title, (FONT, title_size(title, root.dim_in_pixel().0)));
     }
     let mut chart = builder.build_cartesian_2d(x_axis, y_axis)?;
     chart
@@ -1102,7 +1102,7 @@ fn draw_heatmap(
     show_values: bool,
 ) -> DrawResult {
     root.fill(&WHITE)?;
-    let root = root.titled(map.title, (FONT, title_size(map.title)))?;
+    let root = root.titled(map.title, (FONT, title_size(map.title, SIZE.0)))?;
     let (width, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(width.saturating_sub(BAR_AREA));
     let axis_values: Vec<f64> = map
@@ -1307,9 +1307,9 @@ impl ValueFormatter<f64> for TickAxis {
 /// A title's font size: 22, smaller for a long title so that it fits the width. The
 /// SVG backend writes `font-size = size / 1.24`; a sans-serif title with formulas
 /// measures about 0.52 of that per character (DejaVu Sans), 0.56 leaves a margin.
-fn title_size(title: &str) -> f64 {
+fn title_size(title: &str, width: u32) -> f64 {
     let chars = title.chars().count() as f64;
-    (0.92 * f64::from(SIZE.0) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
+    (0.92 * f64::from(width) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
 }
 
 /// A number as a short label: `-1.2`, `1`, `0.5`.
