@@ -40,6 +40,12 @@ if ! command -v qemu-system-arm >/dev/null; then
     apt-get update -qq && apt-get install -y -qq qemu-system-arm
 fi
 
+step "system packages: Chromium for the CLI's animation test"
+if ! command -v chromium >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium
+fi
+export GRADSTEP_REQUIRE_CHROMIUM=1
+
 step "formatting"
 cargo fmt --all --check
 

@@ -8,6 +8,7 @@ use crate::Failure;
 use crate::functions::{self, Function, num};
 use crate::output::write_files;
 use crate::plot::{self, Series, Surface};
+use crate::rng::{Rng, Stream};
 use crate::rules::{self, Spec};
 use crate::schedule;
 
@@ -29,6 +30,14 @@ pub struct Settings {
     pub tol: f64,
     /// Learning-rate schedule spec, applied to every rule.
     pub schedule: Option<Spec>,
+    /// Whether to write the animation too.
+    pub animate: bool,
+    /// Where every run starts, instead of the function's start.
+    pub start: Option<[f64; 2]>,
+    /// σ of the Gaussian noise added to each gradient coordinate (0: none).
+    pub noise: f64,
+    /// Seed of the noise.
+    pub seed: u64,
     /// Output directory.
     pub out: PathBuf,
 }
@@ -46,12 +55,23 @@ struct Outcome {
 
 /// The function called `name`, after checking the number of steps and the tolerance.
 pub fn check_function(name: &str, steps: u64, tol: f64) -> Result<&'static Function, Failure> {
-    let function = functions::by_name(name).ok_or_else(|| {
-        Failure::usage(format!(
-            "unknown function '{name}' (functions: {})",
-            functions::names()
-        ))
-    })?;
+    let function = match functions::by_name(name) {
+        Some(f) => f,
+        // A bare word is a misspelt name; anything else is an expression.
+        None if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.contains("x1")
+            && !name.contains("x2")
+            && name != "x"
+            && name != "y" =>
+        {
+            return Err(Failure::usage(format!(
+                "unknown function '{name}' (functions: {}; or an expression in x1 and x2 \
+                 such as \"x1^2 + 10*x2^2\")",
+                functions::names()
+            )));
+        }
+        None => functions::typed(name).map_err(|e| Failure::usage(format!("function: {e}")))?,
+    };
     if !(1..=MAX_STEPS).contains(&steps) {
         return Err(Failure::usage(format!(
             "steps = {steps} must be between 1 and {MAX_STEPS}"
@@ -127,12 +147,41 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         }
     }
 
+    let start = settings.start.unwrap_or(function.start);
+    if !(start[0].is_finite()
+        && start[1].is_finite()
+        && start[0].abs() <= 1e6
+        && start[1].abs() <= 1e6)
+    {
+        return Err(Failure::usage(format!(
+            "start = ({}, {}): both coordinates must be finite numbers of magnitude at most 1e6",
+            start[0], start[1]
+        )));
+    }
+    if !(settings.noise.is_finite() && settings.noise >= 0.0) {
+        return Err(Failure::usage(format!(
+            "noise = {}: must be a finite number ≥ 0",
+            settings.noise
+        )));
+    }
+
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, rule) in settings.rules.iter().zip(&rules) {
-        let run = rules::run(
-            rule,
-            function,
-            function.start,
+        // Every rule sees the same noise sequence: the comparison stays fair.
+        let mut rng = Rng::new(settings.seed, Stream::Noise);
+        let sigma = settings.noise;
+        let grad = |x: [f64; 2]| {
+            let g = (function.grad)(x);
+            if sigma == 0.0 {
+                g
+            } else {
+                [g[0] + sigma * rng.normal(), g[1] + sigma * rng.normal()]
+            }
+        };
+        let run = rules::descend(
+            *rule,
+            start,
+            grad,
             settings.steps as usize,
             schedule.as_ref(),
         )
@@ -153,7 +202,10 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         });
     }
 
-    let title = format!("{}: f(x1, x2) = {}", function.name, function.formula);
+    let mut title = format!("{}: f(x1, x2) = {}", function.name, function.formula);
+    if settings.noise > 0.0 {
+        title += &format!(", gradient noise σ = {}", num(settings.noise));
+    }
     let series = |data: fn(&Outcome) -> &[[f64; 2]]| -> Vec<Series<'_>> {
         outcomes
             .iter()
@@ -170,8 +222,8 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         f: &function.f,
         levels: function.levels,
         levels_label: &levels_label,
-        view: function.view,
-        start: function.start,
+        view: view_with(function.view, start),
+        start,
         minimum: function.minimum.map(|(x, _)| x),
     };
     let trajectories = plot::trajectories_svg(
@@ -196,13 +248,23 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     } else {
         plot::loss_svg(&loss_title, &series(|o| &o.losses), log)?
     };
-    let written = write_files(
-        &settings.out,
-        &[
-            ("compare-trajectories.svg", &trajectories),
-            ("compare-loss.svg", &loss),
-        ],
-    )?;
+    let animation = if settings.animate {
+        Some(plot::animation_html(
+            &format!("{title}, {} steps", settings.steps),
+            &surface,
+            &series(|o| &o.path),
+        )?)
+    } else {
+        None
+    };
+    let mut files = vec![
+        ("compare-trajectories.svg", trajectories.as_str()),
+        ("compare-loss.svg", loss.as_str()),
+    ];
+    if let Some(html) = &animation {
+        files.push(("compare-animation.html", html));
+    }
+    let written = write_files(&settings.out, &files)?;
 
     crate::print(&table(function, settings, &outcomes, &written))
 }
@@ -215,7 +277,7 @@ fn table(
 ) -> String {
     let target = function.target(settings.tol);
     let mut text = String::new();
-    let [sx, sy] = function.start;
+    let [sx, sy] = settings.start.unwrap_or(function.start);
     let _ = write!(
         text,
         "{}: f(x1, x2) = {}, from ({}, {}), ",
@@ -234,6 +296,11 @@ fn table(
             settings.steps,
             num(settings.tol)
         ),
+        None if function.name == functions::TYPED_NAME => writeln!(
+            text,
+            "minimum unknown (loss is f itself); {} steps",
+            settings.steps
+        ),
         None => writeln!(
             text,
             "no minimum (loss is f itself); {} steps",
@@ -242,6 +309,15 @@ fn table(
     };
     if let Some(s) = &settings.schedule {
         let _ = writeln!(text, "schedule: {}", s.label());
+    }
+    if settings.noise > 0.0 {
+        let _ = writeln!(
+            text,
+            "gradient noise: N(0, {}²) added to each coordinate of every gradient (seed {}), \
+             as a mini-batch gradient scatters around the full one",
+            num(settings.noise),
+            settings.seed
+        );
     }
     let width = outcomes
         .iter()
@@ -304,4 +380,22 @@ fn schedule_label(settings: &Settings) -> String {
         .schedule
         .as_ref()
         .map_or_else(String::new, Spec::label)
+}
+
+/// `view` widened to show `start` with a margin, if it lies outside.
+fn view_with(view: crate::plot::View, start: [f64; 2]) -> crate::plot::View {
+    let widen = |(lo, hi): (f64, f64), v: f64| {
+        let pad = 0.08 * (hi - lo).max(v - hi).max(lo - v);
+        if v < lo {
+            (v - pad, hi)
+        } else if v > hi {
+            (lo, v + pad)
+        } else {
+            (lo, hi)
+        }
+    };
+    crate::plot::View {
+        x: widen(view.x, start[0]),
+        y: widen(view.y, start[1]),
+    }
 }

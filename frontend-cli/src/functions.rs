@@ -3,6 +3,9 @@
 
 use std::f64::consts::PI;
 
+use std::sync::OnceLock;
+
+use crate::expr::Expr;
 use crate::plot::View;
 
 /// A 2-D test function.
@@ -128,6 +131,59 @@ pub fn by_name(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
+/// The name of a typed function in tables and titles.
+pub const TYPED_NAME: &str = "your function";
+
+/// The typed expression of this run (a program runs one `compare` or `sweep`).
+static TYPED: OnceLock<Expr> = OnceLock::new();
+
+fn typed_expr() -> &'static Expr {
+    TYPED
+        .get()
+        .expect("a typed function is parsed before it is called")
+}
+
+/// The function an expression such as `x1^2 + 3*x2^2` describes: its gradient by
+/// forward-mode dual numbers, shown on [−3, 3]² (widened to the start point), from
+/// (1, 1) unless `--start` says otherwise, contour levels at quantiles of f there.
+pub fn typed(text: &str) -> Result<&'static Function, String> {
+    let expr = Expr::parse(text)?;
+    let expr = match TYPED.set(expr) {
+        Ok(()) => typed_expr(),
+        Err(_) => return Err("only one typed function per run".into()),
+    };
+    let view = View {
+        x: (-3.0, 3.0),
+        y: (-3.0, 3.0),
+    };
+    let mut values: Vec<f64> = (0..41 * 41)
+        .map(|k| {
+            let (i, j) = (f64::from(k % 41), f64::from(k / 41));
+            expr.value([-3.0 + 0.15 * i, -3.0 + 0.15 * j])
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    // Denser near the low end, where the runs end.
+    let mut levels: Vec<f64> = [0.01, 0.03, 0.08, 0.15, 0.25, 0.4, 0.6, 0.8]
+        .iter()
+        .filter_map(|q| values.get((values.len() as f64 * q) as usize).copied())
+        .map(|v| format!("{v:.2e}").parse().unwrap_or(v))
+        .collect();
+    levels.dedup();
+    let function = Function {
+        name: TYPED_NAME,
+        formula: Box::leak(text.trim().to_string().into_boxed_str()),
+        f: |x| typed_expr().value(x),
+        grad: |x| typed_expr().gradient(x),
+        start: [1.0, 1.0],
+        minimum: None,
+        view,
+        levels: Box::leak(levels.into_boxed_slice()),
+    };
+    Ok(Box::leak(Box::new(function)))
+}
+
 /// The names, for messages.
 pub fn names() -> String {
     FUNCTIONS.map(|f| f.name).join(", ")
@@ -145,6 +201,9 @@ pub fn num(v: f64) -> String {
 impl Function {
     /// What "reaching the tolerance" means for this function.
     pub fn target(&self, tol: f64) -> Target {
+        if self.name == TYPED_NAME {
+            return Target::Unknown;
+        }
         match self.minimum {
             Some((_, value)) => Target::Gap(value, tol),
             None => Target::Escape,
@@ -174,6 +233,8 @@ pub enum Target {
     Gap(f64, f64),
     /// f ≤ −1: the saddle has no minimum; the run has left the saddle point.
     Escape,
+    /// A typed function: its minimum is not known, so there is nothing to reach.
+    Unknown,
 }
 
 impl Target {
@@ -182,6 +243,7 @@ impl Target {
         match self {
             Target::Gap(min, tol) => loss - min <= tol,
             Target::Escape => loss <= -1.0,
+            Target::Unknown => false,
         }
     }
 
@@ -190,6 +252,7 @@ impl Target {
         match self {
             Target::Gap(..) => "steps to tol",
             Target::Escape => "steps to f ≤ −1",
+            Target::Unknown => "(f* unknown)",
         }
     }
 }

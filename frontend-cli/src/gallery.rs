@@ -25,10 +25,7 @@ fn specs(epochs: u64) -> Vec<(&'static str, String)> {
             "CosineAnnealingWarmRestarts",
             format!("cosine_warm_restarts:t_0={restart},t_mult=2"),
         ),
-        (
-            "CyclicLR",
-            format!("cyclic:step_size_up={half_cycle},cycle_momentum=false"),
-        ),
+        ("CyclicLR", format!("cyclic:step_size_up={half_cycle}")),
         ("OneCycleLR", "onecycle".to_string()),
         ("warmup + cosine decay", "warmup_cosine".to_string()),
     ]
@@ -38,7 +35,7 @@ fn specs(epochs: u64) -> Vec<(&'static str, String)> {
 struct Trace {
     /// The schedule's name (the table's column).
     name: String,
-    /// torch's name and the spec, for the legend.
+    /// The spec, for the legend (the table names torch's class too).
     label: String,
     /// torch's name.
     torch: &'static str,
@@ -73,7 +70,7 @@ fn traces(epochs: u64, lr: f64) -> Result<Vec<Trace>, Failure> {
         }
         traces.push(Trace {
             name: spec.name.clone(),
-            label: format!("{torch}: {text}"),
+            label: text.clone(),
             torch,
             spec: text.clone(),
             points,

@@ -13,6 +13,7 @@ mod config;
 mod data;
 mod demo;
 mod explain;
+mod expr;
 mod functions;
 mod gallery;
 mod input;
@@ -120,7 +121,10 @@ struct CompareArgs {
     /// [default: sgd:lr=0.001 sgd:lr=0.001,momentum=0.9 adam:lr=0.1]
     #[arg(long = "rule", value_name = "SPEC")]
     rules: Vec<String>,
-    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin.
+    /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin, or your own
+    /// expression in x1 and x2, e.g. "x1^2 + 10*x2^2" or "sin(x1) + (x2 - 1)^2"
+    /// (+ - * / ^, sin cos tan exp ln sqrt abs tanh, pi, e; the gradient is exact, by
+    /// forward-mode dual numbers; shown on [−3, 3]², from (1, 1) unless --start).
     #[arg(long, value_name = "NAME", default_value = "rosenbrock")]
     function: String,
     /// Steps per rule (at most 1000000).
@@ -145,6 +149,27 @@ struct CompareArgs {
     /// most 1 MiB.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Start every run at X1,X2 instead of the function's start point (e.g.
+    /// `--start=-1,2`).
+    #[arg(long, value_name = "X1,X2", allow_hyphen_values = true, value_parser = parse_point)]
+    start: Option<[f64; 2]>,
+    /// Add Gaussian noise of standard deviation SIGMA to each gradient coordinate, as a
+    /// mini-batch gradient scatters around the full one (every rule gets the same
+    /// noise, from --seed).
+    #[arg(
+        long,
+        value_name = "SIGMA",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    noise: f64,
+    /// Seed of the gradient noise.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Also write DIR/compare-animation.html: the runs moving along their paths, step
+    /// by step (a self-contained page; open it in a browser).
+    #[arg(long)]
+    animate: bool,
     /// Directory for compare-trajectories.svg and compare-loss.svg (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
     out: PathBuf,
@@ -210,6 +235,15 @@ fn functions_help() -> String {
     text
 }
 
+/// `X1,X2` as a point.
+fn parse_point(text: &str) -> Result<[f64; 2], String> {
+    let bad = || format!("'{text}' is not a point X1,X2 (e.g. -1,2)");
+    let (a, b) = text.split_once(',').ok_or_else(bad)?;
+    let a: f64 = a.trim().parse().map_err(|_| bad())?;
+    let b: f64 = b.trim().parse().map_err(|_| bad())?;
+    Ok([a, b])
+}
+
 /// The config file keys of `compare`.
 const COMPARE_KEYS: &[&str] = &["function", "steps", "tol", "out", "rule", "schedule"];
 
@@ -259,6 +293,10 @@ fn compare_settings(args: CompareArgs, matches: &ArgMatches) -> Result<compare::
         steps: pick(given("steps"), args.steps, config.steps),
         tol: pick(given("tol"), args.tol, config.tol),
         schedule,
+        animate: args.animate,
+        start: args.start,
+        noise: args.noise,
+        seed: args.seed,
         out: pick(given("out"), args.out, config.out),
     })
 }

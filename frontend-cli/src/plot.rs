@@ -261,8 +261,120 @@ pub fn trajectories_svg(
     markers: bool,
 ) -> Result<String, Failure> {
     render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_trajectories(area, title, surface, series, markers)
+        draw_trajectories(area, title, surface, series, markers, None)
     })
+}
+
+/// Each run's iterates in picture coordinates, filled in while drawing.
+type PixelPaths = std::cell::RefCell<Vec<Vec<(i32, i32)>>>;
+
+/// Most frames of an animation: longer runs show every k-th iterate.
+const FRAMES: usize = 240;
+
+/// A self-contained HTML page (no network) animating the trajectories: the picture of
+/// [`trajectories_svg`] with the paths faint, a dot per run moving along its path and
+/// leaving a trail, and a step counter; about 12 s per loop.
+pub fn animation_html(
+    title: &str,
+    surface: &Surface<'_>,
+    series: &[Series<'_>],
+) -> Result<String, Failure> {
+    let pixels = std::cell::RefCell::new(Vec::new());
+    let svg = render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_trajectories(area, title, surface, series, false, Some(&pixels))
+    })?;
+    let pixels = pixels.into_inner();
+    let steps = pixels
+        .iter()
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1);
+    let stride = steps.div_ceil(FRAMES).max(1);
+    let frames: Vec<usize> = (0..=steps)
+        .step_by(stride)
+        .chain(std::iter::once(steps))
+        .collect();
+    let mut data = String::from("[");
+    for (i, (path, s)) in pixels.iter().zip(series).enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        let RGBColor(r, g, b) = s.colour;
+        data += &format!("{{\"colour\":\"#{r:02x}{g:02x}{b:02x}\",\"points\":[");
+        for (k, &t) in frames.iter().enumerate() {
+            // A run that stopped early (diverged) stays at its last point.
+            let (x, y) = path[t.min(path.len() - 1)];
+            if k > 0 {
+                data.push(',');
+            }
+            data += &format!("[{x},{y}]");
+        }
+        data += "]}";
+    }
+    data.push(']');
+    // Paths faint under the moving dots.
+    let svg = svg.replacen("<svg ", "<svg id=\"picture\" ", 1);
+    let steps_json: Vec<String> = frames.iter().map(|t| t.to_string()).collect();
+    Ok(format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 16px; }}
+#picture polyline[stroke-width="2"] {{ opacity: 0.25; }}
+</style>
+</head>
+<body>
+<p id="counter">step 0 of {steps}</p>
+{svg}
+<script>
+"use strict";
+const runs = {data};
+const steps = [{steps_list}];
+const svg = document.getElementById("picture");
+const ns = "http://www.w3.org/2000/svg";
+const marks = runs.map(run => {{
+  const trail = document.createElementNS(ns, "polyline");
+  trail.setAttribute("fill", "none");
+  trail.setAttribute("stroke", run.colour);
+  trail.setAttribute("stroke-width", "3");
+  trail.setAttribute("class", "trail");
+  const dot = document.createElementNS(ns, "circle");
+  dot.setAttribute("r", "6");
+  dot.setAttribute("fill", run.colour);
+  dot.setAttribute("stroke", "black");
+  dot.setAttribute("class", "dot");
+  svg.appendChild(trail);
+  svg.appendChild(dot);
+  return {{ trail, dot }};
+}});
+let frame = 0;
+function show() {{
+  runs.forEach((run, i) => {{
+    const [x, y] = run.points[frame];
+    marks[i].dot.setAttribute("cx", x);
+    marks[i].dot.setAttribute("cy", y);
+    marks[i].trail.setAttribute("points", run.points.slice(0, frame + 1).map(p => p.join(",")).join(" "));
+  }});
+  document.getElementById("counter").textContent = "step " + steps[frame] + " of {steps}";
+  svg.setAttribute("data-frame", frame);
+}}
+show();
+// 50 ms a frame, a second's pause at the end, then again.
+let pause = 0;
+setInterval(() => {{
+  if (frame + 1 < steps.length) {{ frame += 1; show(); }}
+  else if (++pause > 20) {{ pause = 0; frame = 0; show(); }}
+}}, 50);
+</script>
+</body>
+</html>
+"#,
+        steps_list = steps_json.join(","),
+    ))
 }
 
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
@@ -273,17 +385,39 @@ fn draw_trajectories(
     surface: &Surface<'_>,
     series: &[Series<'_>],
     markers: bool,
+    pixels: Option<&PixelPaths>,
 ) -> Result<Vec<Key>, DrawingAreaErrorKind<std::io::Error>> {
     let mut keys = Vec::new();
     let view = surface.view;
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, title_size(title)))
+        .caption(title, (FONT, title_size(title, root.dim_in_pixel().0)))
         .margin(18)
         .margin_right(30)
         .x_label_area_size(52)
         .y_label_area_size(64)
         .build_cartesian_2d(view.x.0..view.x.1, view.y.0..view.y.1)?;
+    if let Some(pixels) = pixels {
+        // Every iterate in picture coordinates, for the animation: a point outside the
+        // view (or not finite) is pinned to the view's edge.
+        let clamp = |p: &[f64; 2]| {
+            let x = if p[0].is_nan() {
+                view.x.1
+            } else {
+                p[0].clamp(view.x.0, view.x.1)
+            };
+            let y = if p[1].is_nan() {
+                view.y.1
+            } else {
+                p[1].clamp(view.y.0, view.y.1)
+            };
+            chart.backend_coord(&(x, y))
+        };
+        *pixels.borrow_mut() = series
+            .iter()
+            .map(|s| s.points.iter().map(clamp).collect())
+            .collect();
+    }
     chart
         .configure_mesh()
         .disable_mesh()
@@ -433,9 +567,9 @@ pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result
         y,
         markers: false,
     };
-    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_linear(area, &axes, series)
-    })
+    // Narrower than the other pictures: with its legend it fits the width of a rustdoc
+    // page (about 960 px), where the kernel crate shows it at its natural size.
+    render_panels(620, &[SIZE.1], &|_, area| draw_linear(area, &axes, series))
 }
 
 /// Renders a training run: `losses` against epoch on a log scale above, `metrics`
@@ -676,7 +810,7 @@ fn draw_loss(
     };
     let mut builder = ChartBuilder::on(root);
     if let Some(title) = axes.title {
-        builder.caption(title, (FONT, title_size(title)));
+        builder.caption(title, (FONT, title_size(title, root.dim_in_pixel().0)));
     }
     let mut chart = builder
         .margin(18)
@@ -804,7 +938,7 @@ fn draw_linear(
         .x_label_area_size(52)
         .y_label_area_size(72);
     if let Some(title) = axes.title {
-        builder.caption(title, (FONT, title_size(title)));
+        builder.caption(title, (FONT, title_size(title, root.dim_in_pixel().0)));
     }
     let mut chart = builder.build_cartesian_2d(x_axis, y_axis)?;
     chart
@@ -968,7 +1102,7 @@ fn draw_heatmap(
     show_values: bool,
 ) -> DrawResult {
     root.fill(&WHITE)?;
-    let root = root.titled(map.title, (FONT, title_size(map.title)))?;
+    let root = root.titled(map.title, (FONT, title_size(map.title, SIZE.0)))?;
     let (width, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(width.saturating_sub(BAR_AREA));
     let axis_values: Vec<f64> = map
@@ -1173,9 +1307,9 @@ impl ValueFormatter<f64> for TickAxis {
 /// A title's font size: 22, smaller for a long title so that it fits the width. The
 /// SVG backend writes `font-size = size / 1.24`; a sans-serif title with formulas
 /// measures about 0.52 of that per character (DejaVu Sans), 0.56 leaves a margin.
-fn title_size(title: &str) -> f64 {
+fn title_size(title: &str, width: u32) -> f64 {
     let chars = title.chars().count() as f64;
-    (0.92 * f64::from(SIZE.0) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
+    (0.92 * f64::from(width) * 1.24 / (0.56 * chars)).clamp(12.0, 22.0)
 }
 
 /// A number as a short label: `-1.2`, `1`, `0.5`.

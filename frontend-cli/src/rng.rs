@@ -24,6 +24,8 @@ pub enum Stream {
     Init = 2,
     /// The order of the training rows in each epoch.
     Batches = 3,
+    /// `compare --noise`: the noise added to each gradient.
+    Noise = 4,
 }
 
 impl Rng {
@@ -57,6 +59,15 @@ impl Rng {
     pub fn uniform(&mut self, bound: f32) -> f32 {
         let unit = (self.next_u64() >> 40) as f32 / (1u32 << 24) as f32;
         (2.0 * unit - 1.0) * bound
+    }
+
+    /// A standard normal sample (Box–Muller on two 53-bit uniforms; the first in (0, 1]
+    /// so that its logarithm is finite).
+    pub fn normal(&mut self) -> f64 {
+        let unit = |bits: u64| (bits >> 11) as f64 / (1u64 << 53) as f64;
+        let u1 = 1.0 - unit(self.next_u64());
+        let u2 = unit(self.next_u64());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
     /// Shuffles `items` in place (Fisher–Yates).

@@ -486,3 +486,126 @@ fn steps_to_tol_counts_from_where_the_run_stays_within_tol() {
     assert!(row("642").contains(" 642 "), "{}", row("642"));
     assert!(row("641").contains(" - "), "{}", row("641"));
 }
+
+/// Your own start point, and gradient noise: seeded, the same for every rule, and
+/// enough to keep SGD from settling within tol (why SGD is stochastic).
+#[test]
+fn a_start_point_and_gradient_noise_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| -> String {
+        let mut args = vec!["--function", "quadratic", "--rule", "sgd:lr=0.1"];
+        args.extend_from_slice(extra);
+        common::run_ok("compare", dir.path(), name, &args).1
+    };
+    let text = run("start", &["--start=-8,3"]);
+    assert!(
+        text.starts_with("quadratic: f(x1, x2) = 0.1·x1² + 2·x2², from (-8, 3),"),
+        "{text}"
+    );
+    // From (−8, 3) plain SGD at lr 0.1 reaches 1e-6: x1 shrinks by 0.98 per step.
+    let r = rows(&text);
+    assert!(loss(&r[0]) < 1e-12, "{r:?}");
+    let svg = Svg::read(&dir.path().join("start/compare-trajectories.svg"));
+    assert!(svg.has_label("start (-8, 3)"), "{:?}", svg.texts);
+
+    let quiet = rows(&run("quiet", &[]));
+    let noisy = run("noisy", &["--noise", "0.5"]);
+    assert!(
+        noisy.contains("gradient noise: N(0, 0.5²) added to each coordinate"),
+        "{noisy}"
+    );
+    let noisy = rows(&noisy);
+    assert!(loss(&quiet[0]) < 1e-12, "{quiet:?}");
+    // The noise keeps it hovering around the minimum, never within tol.
+    assert!(loss(&noisy[0]) > 1e-5 && loss(&noisy[0]) < 0.1, "{noisy:?}");
+    assert_eq!(noisy[0].2, "-");
+    // Seeded: the same seed repeats it, another seed differs.
+    assert_eq!(rows(&run("again", &["--noise", "0.5"])), noisy);
+    assert_ne!(
+        rows(&run("seed1", &["--noise", "0.5", "--seed", "1"])),
+        noisy
+    );
+
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--start", "1"],
+        2,
+        "'1' is not a point X1,X2",
+    );
+    common::refused_in("compare", dir.path(), &["--noise", "-1"], 2, "noise = -1");
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--start=1e9,0"],
+        2,
+        "magnitude at most 1e6",
+    );
+}
+
+/// Your own function: parsed by evalexpr, differentiated by dual numbers. Typed
+/// Rosenbrock gives the built-in one's numbers digit for digit.
+#[test]
+fn a_typed_function_runs_like_a_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |f: &'static str| {
+        vec![
+            "--function",
+            f,
+            "--start=-1.2,1",
+            "--rule",
+            "adam:lr=0.1",
+            "--steps",
+            "300",
+        ]
+    };
+    let (_, typed) = common::run_ok(
+        "compare",
+        dir.path(),
+        "t",
+        &args("(1 - x1)^2 + 100*(x2 - x1^2)^2"),
+    );
+    let (_, builtin) = common::run_ok("compare", dir.path(), "b", &args("rosenbrock"));
+    assert!(typed.starts_with("your function: f(x1, x2) = (1 - x1)^2 + 100*(x2 - x1^2)^2, from (-1.2, 1), minimum unknown"), "{typed}");
+    let (t, b) = (rows(&typed), rows(&builtin));
+    // f itself vs f − f* with f* = 0: the same number; the final point the same.
+    assert_eq!(t[0].1, b[0].1, "{typed}\n{builtin}");
+    let last = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("adam"))
+            .unwrap()
+            .rsplit("  ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(last(&typed), last(&builtin));
+    let svg = Svg::read(&dir.path().join("t/compare-trajectories.svg"));
+    assert!(
+        svg.has_label("your function: f(x1, x2) = (1 - x1)^2"),
+        "{:?}",
+        svg.texts
+    );
+
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "rosenbrok"],
+        2,
+        "unknown function 'rosenbrok' (functions: quadratic",
+    );
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "x1 + z"],
+        2,
+        "function: \"x1 + z\": unknown variable 'z'",
+    );
+    common::refused_in(
+        "compare",
+        dir.path(),
+        &["--function", "x1 +* 2"],
+        2,
+        "function: \"x1 +* 2\": an operator is missing an operand",
+    );
+}
