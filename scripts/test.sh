@@ -55,6 +55,19 @@ run_tests --workspace --release
 step "tests: kernel crate on the scalar lane backend (force-scalar)"
 run_tests -p gradstep --release --features force-scalar
 
+step "aarch64 under qemu-user: the kernel's NEON lanes, unit, property and isa tests"
+missing=()
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+[[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ]] || missing+=(libc6-dev-arm64-cross)
+if ((${#missing[@]})); then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
+grep -qx aarch64-unknown-linux-gnu <<<"$installed" || rustup target add aarch64-unknown-linux-gnu
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    run_tests -p gradstep --release --target aarch64-unknown-linux-gnu --lib --test props --test isa
+
 step "C example (examples/c): with make, then installed and found by pkg-config"
 make -s -C examples/c clean run
 prefix=$(mktemp -d)

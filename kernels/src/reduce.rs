@@ -1,7 +1,12 @@
 //! Lane loops for the gradient utilities: in-place maps and reductions over one slice.
 //!
-//! Maps are element-wise, so they run on the target's widest lanes for the body and on
-//! scalars for the tail, with the same bits either way (as the rules do).
+//! Every loop here runs on the lanes of the selected instruction set
+//! (`crate::arch::Dispatch::with_lanes`: on x86-64 AVX-512F, AVX2, SSE2 or scalar, chosen
+//! by `crate::isa`, as the rules' element loop is), and gives the same bits on each
+//! (`kernels/tests/isa.rs` checks every level the machine has).
+//!
+//! Maps are element-wise, so they run on the lanes for the body and on scalars for the
+//! tail, with the same bits either way (as the rules do).
 //!
 //! Reductions (sums of squares, sums of absolute values, maxima) would normally depend
 //! on the lane width: summing into 4 lanes or into 16 rounds differently. To keep
@@ -21,6 +26,9 @@
 //!
 //! A reduction stops early once its total is NaN: no later element can change it.
 
+use core::marker::PhantomData;
+
+use crate::arch::LaneFn;
 use crate::lanes::{Lanes, LoadStore};
 use crate::real::Real;
 
@@ -40,7 +48,15 @@ pub(crate) trait Map<T: Real> {
 /// Applies `f` to every element of `xs`, in place.
 #[inline(always)]
 pub(crate) fn map<T: Real, F: Map<T>>(f: &F, xs: &mut [T]) {
-    map_lanes::<T::Vector, T, F>(f, xs);
+    struct Call<'a, F, T>(&'a F, &'a mut [T]);
+    impl<T: Real, F: Map<T>> LaneFn<T> for Call<'_, F, T> {
+        type Output = ();
+        #[inline(always)]
+        fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) {
+            map_lanes::<V, T, F>(self.0, self.1)
+        }
+    }
+    T::with_lanes(Call(f, xs))
 }
 
 #[inline(always)]
@@ -162,7 +178,15 @@ impl Total {
 /// Reduces `xs` with `F`, returning the `f64` total (see the module docs for the order).
 #[inline(always)]
 pub(crate) fn reduce<T: Real, F: Fold>(xs: &[T]) -> f64 {
-    reduce_lanes::<T::Vector, T, F>(xs)
+    struct Call<'a, F, T>(&'a [T], PhantomData<F>);
+    impl<T: Real, F: Fold> LaneFn<T> for Call<'_, F, T> {
+        type Output = f64;
+        #[inline(always)]
+        fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> f64 {
+            reduce_lanes::<V, T, F>(self.0)
+        }
+    }
+    T::with_lanes(Call::<F, T>(xs, PhantomData))
 }
 
 #[inline(always)]
@@ -236,7 +260,15 @@ fn fold<V: LoadStore<T> + Lanes<Scalar = T>, T: Real, F: Fold>(acc: &[V], total:
 /// Multiplies every element by `factor` in place and reports whether every element was
 /// finite *before* the multiplication (torch's `_amp_non_finite_check_and_unscale_`).
 pub(crate) fn scale_and_check<T: Real>(xs: &mut [T], factor: T) -> bool {
-    scale_and_check_lanes::<T::Vector, T>(xs, factor)
+    struct Call<'a, T>(&'a mut [T], T);
+    impl<T: Real> LaneFn<T> for Call<'_, T> {
+        type Output = bool;
+        #[inline(always)]
+        fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> bool {
+            scale_and_check_lanes::<V, T>(self.0, self.1)
+        }
+    }
+    T::with_lanes(Call(xs, factor))
 }
 
 #[inline(always)]

@@ -1,16 +1,20 @@
 //! Every rule gives the same bits on every instruction-set level this machine has
 //! (x86-64: scalar, SSE2, AVX2, AVX-512F), selected with the hidden override
 //! `gradstep::isa::set_level`: lengths 0..=70 (every tail of every width), unaligned
-//! starts, each rule's flags and weight decay, three steps from garbage state.
+//! starts, each rule's flags and weight decay, three steps from garbage state. So do the
+//! gradient utilities' reductions and maps (norms of every vectorized order, clipping in
+//! every scope, the finiteness check, loss-scale unscaling, the accumulator's mean) over
+//! lengths that cross their 256-element folding blocks, with NaN and ∞ mixed in.
 //!
 //! A custom harness (`harness = false`) so that the report of which levels ran, and
 //! which this CPU lacks, is always printed rather than captured.
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use gradstep::clip::{ClipNorm, ClipScope, NormType, total_norm};
     use gradstep::isa::{self, Level};
     use gradstep::rules::{AnyRule, FieldKind, RuleId, Value};
-    use gradstep::{Error, Real};
+    use gradstep::{Accumulator, Error, GradScaler, Real, Reduction, all_finite};
 
     /// Per step: the bits of params and state, or the error.
     type Outcomes = Vec<Result<Vec<u64>, Error>>;
@@ -89,6 +93,84 @@ mod x86 {
         out
     }
 
+    /// Lengths for the utilities: every tail of the 16 virtual lanes around 0, one and
+    /// two 256-element blocks, and a long slice.
+    fn utility_lengths() -> Vec<usize> {
+        let mut out: Vec<usize> = (0..=40).collect();
+        for base in [256, 512] {
+            out.extend(base - 17..=base + 17);
+        }
+        out.push(3001);
+        out
+    }
+
+    /// Bits of every utility's results (values returned and slices written) at the
+    /// current level. `special`: one element in 7 of some slices is NaN or ±∞. Every NaN
+    /// counts as one value: IEEE 754 leaves a produced NaN's sign open, and x86's default
+    /// NaN is negative where a NaN operand's sign passes through (the props tests'
+    /// convention too).
+    fn utilities<T: Real>(bits: impl Fn(T) -> u64) -> Vec<u64> {
+        let bits = |x: T| {
+            if x.to_f64().is_nan() {
+                u64::MAX - 1
+            } else {
+                bits(x)
+            }
+        };
+        let mut out = Vec::new();
+        let norms = [NormType::L1, NormType::L2, NormType::Inf];
+        for n in utility_lengths() {
+            for o in [0, 1, 3] {
+                for special in [None, Some(f64::NAN), Some(f64::INFINITY)] {
+                    let seed = (n * 4 + o) as u64;
+                    let mut x = values::<T>(seed, n + o);
+                    // Large values too, so that sums of squares are not all tiny.
+                    for (i, e) in x.iter_mut().enumerate() {
+                        if i % 11 == 3 {
+                            *e = T::from_f64(e.to_f64() * 1e3);
+                        }
+                        if let (Some(s), 6) = (special, i % 7) {
+                            *e = T::from_f64(if i % 2 == 0 { s } else { -s });
+                        }
+                    }
+                    let y = values::<T>(seed ^ 0x5555, n / 2 + 1);
+                    for norm in norms {
+                        let t = total_norm::<T, &[T]>(&[&x[o..], &y], norm).expect("norm");
+                        out.push(bits(t));
+                    }
+                    out.push(all_finite(&x[o..]) as u64);
+                    for (scope, norm) in [
+                        (ClipScope::Global, NormType::L2),
+                        (ClipScope::PerSlice, NormType::Inf),
+                        (ClipScope::PerSliceKeras, NormType::L1),
+                    ] {
+                        let (mut a, mut b) = (x.clone(), y.clone());
+                        let clip = ClipNorm {
+                            norm_type: norm,
+                            scope,
+                            ..ClipNorm::new(0.5)
+                        };
+                        let r = clip.clip(&mut [&mut a[o..], &mut b[..]]);
+                        out.push(r.map_or(u64::MAX, &bits));
+                        out.extend(a[o..].iter().chain(&b).map(|&e| bits(e)));
+                    }
+                    let mut a = x.clone();
+                    let state = GradScaler::default().init().expect("scaler");
+                    let found_inf = state.unscale(&mut [&mut a[o..]]).expect("unscale");
+                    out.push(found_inf as u64);
+                    out.extend(a[o..].iter().map(|&e| bits(e)));
+                    let (mut a, mut acc) = (x.clone(), Accumulator::default());
+                    for _ in 0..3 {
+                        acc.add(&mut [&mut a[o..]], &[&x[o..]]).expect("add");
+                    }
+                    acc.finish(&mut [&mut a[o..]], Reduction::Mean);
+                    out.extend(a[o..].iter().map(|&e| bits(e)));
+                }
+            }
+        }
+        out
+    }
+
     fn check_level(level: Level, reference: &(Outcomes, Outcomes)) {
         assert!(isa::set_level(Some(level)));
         assert_eq!(isa::level(), level);
@@ -100,6 +182,24 @@ mod x86 {
         }
         for (i, (got, want)) in f64s.iter().zip(&reference.1).enumerate() {
             assert_eq!(got, want, "f64 case {i} differs at level {}", level.name());
+        }
+    }
+
+    /// The utilities at `level` against their results at the scalar level.
+    fn check_utilities(level: Level, reference: &(Vec<u64>, Vec<u64>)) {
+        assert!(isa::set_level(Some(level)));
+        let f32s = utilities::<f32>(|x| x.to_bits() as u64);
+        let f64s = utilities::<f64>(f64::to_bits);
+        for (what, got, want) in [("f32", &f32s, &reference.0), ("f64", &f64s, &reference.1)] {
+            assert_eq!(got.len(), want.len());
+            if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+                panic!(
+                    "{what} utilities differ at level {}: value {i}: {:#x} vs {:#x}",
+                    level.name(),
+                    got[i],
+                    want[i]
+                );
+            }
         }
     }
 
@@ -130,10 +230,30 @@ mod x86 {
             RuleId::ALL.len(),
             reference.0.len()
         );
+        assert!(isa::set_level(Some(Level::Scalar)));
+        let utilities_reference = (
+            utilities::<f32>(|x| x.to_bits() as u64),
+            utilities::<f64>(f64::to_bits),
+        );
+        // The utilities' results must not be trivial: finite norms and clipped values.
+        let finite = utilities_reference
+            .0
+            .iter()
+            .filter(|&&b| b < 1 << 32 && f32::from_bits(b as u32).is_finite() && b != 0)
+            .count();
+        assert!(finite * 2 > utilities_reference.0.len(), "{finite}");
+        println!(
+            "isa: scalar: utilities reference ({} values per type)",
+            utilities_reference.0.len()
+        );
         for level in [Level::Sse2, Level::Avx2, Level::Avx512] {
             if isa::available(level) {
                 check_level(level, &reference);
-                println!("isa: {}: tested, bit-identical to scalar", level.name());
+                check_utilities(level, &utilities_reference);
+                println!(
+                    "isa: {}: tested (rules and utilities), bit-identical to scalar",
+                    level.name()
+                );
             } else {
                 println!(
                     "isa: {}: not available on this CPU (or build), not tested",
@@ -153,6 +273,11 @@ mod x86 {
 fn main() {
     #[cfg(target_arch = "x86_64")]
     x86::main();
-    #[cfg(not(target_arch = "x86_64"))]
-    println!("isa: not x86-64: the compile-time lanes only, nothing to select");
+    #[cfg(target_arch = "aarch64")]
+    println!(
+        "isa: aarch64: NEON lanes only (baseline, nothing to select); the props tests \
+         compare them with the scalar reference, the lib tests each lane op"
+    );
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    println!("isa: neither x86-64 nor aarch64: the compile-time lanes only, nothing to select");
 }

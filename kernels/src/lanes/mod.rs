@@ -19,8 +19,8 @@
 //! registers with `#[inline(always)]` methods and instantiates the driver inside
 //! `#[target_feature]` functions, chosen at run time by `crate::isa`. Adding an
 //! instruction set (NEON, ...) is done the same way; the rules do not change. The
-//! reductions (`crate::reduce`: norms, finiteness checks) still run on the compile-time
-//! vector.
+//! reductions and maps of the gradient utilities (`crate::reduce`: norms, finiteness
+//! checks) are dispatched the same way.
 
 mod scalar;
 mod vector;

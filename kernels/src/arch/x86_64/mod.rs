@@ -9,6 +9,7 @@
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
+use super::LaneFn;
 use crate::driver::{Kernel, run_lanes};
 use crate::isa::{self, Level};
 use crate::lanes::{Lanes, LoadStore};
@@ -45,6 +46,57 @@ pub(crate) unsafe fn run<T, S2, A2, A5, const K: usize, F>(
         // SAFETY: the buffers are forwarded from the caller.
         Level::Scalar => unsafe { run_lanes::<T, T, T, T, K, F>(kernel, p, g, s, n) },
     }
+}
+
+/// Calls `f` with the lanes of the selected level: `S2` (SSE2), `A2` (AVX2) or `A5`
+/// (AVX-512F), or `T` itself.
+#[inline(always)]
+pub(crate) fn with_lanes<T, S2, A2, A5, F>(f: F) -> F::Output
+where
+    T: Real,
+    S2: Lanes<Scalar = T> + LoadStore<T>,
+    A2: Lanes<Scalar = T> + LoadStore<T>,
+    A5: Lanes<Scalar = T> + LoadStore<T>,
+    F: LaneFn<T>,
+{
+    match isa::level() {
+        // SAFETY: `level` returns `Avx512` only when the CPU has AVX-512F and the OS
+        // saves its registers.
+        Level::Avx512 => unsafe { with_avx512::<T, A5, F>(f) },
+        // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and the OS saves
+        // the AVX registers.
+        Level::Avx2 => unsafe { with_avx2::<T, A2, F>(f) },
+        Level::Sse2 => f.call::<S2>(),
+        Level::Scalar => f.call::<T>(),
+    }
+}
+
+/// `f` on AVX2 lanes, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 (and the OS save the AVX state).
+#[target_feature(enable = "avx2")]
+unsafe fn with_avx2<T, V, F>(f: F) -> F::Output
+where
+    T: Real,
+    V: Lanes<Scalar = T> + LoadStore<T>,
+    F: LaneFn<T>,
+{
+    f.call::<V>()
+}
+
+/// `f` on AVX-512F lanes, compiled for AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F (and the OS save the AVX-512 state).
+#[target_feature(enable = "avx512f")]
+unsafe fn with_avx512<T, V, F>(f: F) -> F::Output
+where
+    T: Real,
+    V: Lanes<Scalar = T> + LoadStore<T>,
+    F: LaneFn<T>,
+{
+    f.call::<V>()
 }
 
 /// The element loop compiled for AVX2.

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""f32 Adam (lr 1e-3, torch's defaults otherwise), one thread, in Gparam/s (params updated
+per second / 1e9): gradstep's default build, the plain C loop, torch's fused and foreach
+Adam and, when it can be imported, DeepSpeedCPUAdam, measured side by side in one run.
+
+Rounds are interleaved (every contender at every size once per round) and the medians
+are printed, with the ratios of gradstep to each contender: on a shared machine only the
+ratios within one run are claims. Every contender is timed by its thread's CPU time
+(`time.thread_time`, `CLOCK_THREAD_CPUTIME_ID` in the C loop and in gradstep's
+benches/speed.rs), for about `--ms` milliseconds after a warm-up step, so that time the
+scheduler gives to other processes counts for no one.
+
+gradstep runs as benches/speed.rs in its worker mode (built here with
+`cargo bench --bench speed --no-run`); the C loop is benches/c/adam.c built with
+`cc -O3 -march=native -fno-math-errno`.
+
+Recorded with: Python 3.11 from /work/venv, torch 2.15.0 (its +cu132 wheel, run on the
+CPU, capability AVX512). DeepSpeedCPUAdam is measured when `deepspeed` imports and its
+CPU Adam op builds: deepspeed 0.19.8 installs without CUDA by `pip install --target DIR
+--no-deps deepspeed==0.19.8 hjson ninja py-cpuinfo pydantic pydantic-core
+annotated-types typing-inspection einops msgpack psutil tqdm packaging` with DIR on
+PYTHONPATH (and DIR/bin on PATH, for ninja); the op is compiled on first use by torch's
+C++ extension loader. Not part of the test command: nothing in the tests needs Python.
+
+Run: /work/venv/bin/python scripts/bench_compare.py [--rounds 7] [--ms 25]
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# One thread everywhere, before torch (and DeepSpeed's OpenMP) start any.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20]
+
+
+def size_name(n):
+    return f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
+
+
+def measure(step, n, ms):
+    """Gparam/s of `step` (n params per call) over `ms` ms of thread CPU time."""
+    step()
+    start = time.thread_time()
+    reps = 0
+    while True:
+        step()
+        reps += 1
+        secs = time.thread_time() - start
+        if reps >= 2 and secs * 1e3 >= ms:
+            return n * reps / secs / 1e9
+
+
+def torch_adam(n, **kwargs):
+    p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
+    p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
+    opt = torch.optim.Adam([p], lr=1e-3, **kwargs)
+    return opt.step
+
+
+def deepspeed_adam():
+    """DeepSpeedCPUAdam's constructor, or the reason it is not available."""
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+    except Exception as e:  # noqa: BLE001 - any import failure means "not measured"
+        return None, f"{type(e).__name__}: {e}"
+
+    def make(n):
+        p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
+        p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
+        opt = DeepSpeedCPUAdam([p], lr=1e-3, adamw_mode=False)
+        return opt.step
+
+    try:
+        make(1024)()
+    except Exception as e:  # noqa: BLE001
+        return None, f"{type(e).__name__}: {e}"
+    return make, None
+
+
+def gradstep_exe():
+    out = subprocess.run(
+        ["cargo", "bench", "--bench", "speed", "--no-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.findall(r"Executable benches/speed\.rs \((.*)\)", out.stderr)
+    if not found:
+        sys.exit("bench_compare: no speed bench executable in cargo's output")
+    return found[-1]
+
+
+def c_loop_exe(tmp):
+    exe = os.path.join(tmp, "adam_c")
+    subprocess.run(
+        [os.environ.get("CC", "cc"), "-O3", "-march=native", "-fno-math-errno",
+         "-o", exe, str(ROOT / "benches/c/adam.c"), "-lm"],
+        check=True,
+    )
+    return exe
+
+
+def child(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result = {}
+    for line in out.splitlines():
+        f = line.split()
+        result[int(f[-2])] = float(f[-1])
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--ms", type=float, default=25.0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ds, ds_why = deepspeed_adam()
+    exe = gradstep_exe()
+    sizes = ",".join(str(n) for n in SIZES)
+    samples = {}
+
+    def push(name, n, v):
+        samples.setdefault(name, {}).setdefault(n, []).append(v)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c_exe = c_loop_exe(tmp)
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+            for n, v in child([exe, "--worker", "--rules", "adam", "--sizes", sizes,
+                               "--ms", str(args.ms), "--clock", "cpu"]).items():
+                push("gradstep (default build)", n, v)
+            for n, v in child([c_exe, "cpu", str(args.ms)] + [str(n) for n in SIZES]).items():
+                push("plain C loop (gcc -O3 -march=native)", n, v)
+            for n in SIZES:
+                push("torch Adam(fused=True)", n, measure(torch_adam(n, fused=True), n, args.ms))
+                push("torch Adam(foreach=True)", n,
+                     measure(torch_adam(n, foreach=True), n, args.ms))
+                if ds is not None:
+                    push("DeepSpeedCPUAdam", n, measure(ds(n), n, args.ms))
+
+    med = {k: {n: statistics.median(v) for n, v in by.items()} for k, by in samples.items()}
+    print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds "
+          f"(torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
+    print("| | " + " | ".join(size_name(n) for n in SIZES) + " |")
+    print("|---|" + "---|" * len(SIZES))
+    for name, by in med.items():
+        print(f"| {name} | " + " | ".join(f"{by[n]:.3f}" for n in SIZES) + " |")
+    g = med["gradstep (default build)"]
+    print()
+    for name, by in med.items():
+        if name.startswith("gradstep"):
+            continue
+        print(f"| gradstep / {name} | " + " | ".join(f"{g[n] / by[n]:.2f}" for n in SIZES) + " |")
+    if ds is None:
+        print(f"\nDeepSpeedCPUAdam not measured: {ds_why}")
+
+
+if __name__ == "__main__":
+    main()
