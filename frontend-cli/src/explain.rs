@@ -350,12 +350,7 @@ pub fn run(rule: Option<&str>) -> Result<(), Failure> {
     let e = of(id.name()).ok_or_else(|| {
         Failure::usage(missing(id).unwrap_or_else(|| format!("no explanation of '{name}'")))
     })?;
-    let mut text = format!(
-        "{} ({})\n{}\n\n",
-        id.name(),
-        id.reference(),
-        e.summary
-    );
+    let mut text = format!("{} ({})\n{}\n\n", id.name(), id.reference(), e.summary);
     text += "Update (g = gradient, θ = parameters, t = step number from 1):\n";
     for line in e.equations.lines() {
         let _ = writeln!(text, "  {line}");
