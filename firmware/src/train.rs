@@ -275,7 +275,7 @@ pub fn run<W: Write, F: Flash>(
         let baseline = evaluate(&b.grads, TRAIN..IMAGES);
         writeln!(
             out,
-            "{name}: untrained: held-out loss {} accuracy {}%",
+            "{name}: baseline (the zero model, for comparison): held-out loss {} accuracy {}%",
             Fixed(baseline.loss, 4),
             Fixed(100.0 * baseline.accuracy(), 1)
         )?;
