@@ -662,6 +662,127 @@ typedef struct gradstep_asgd {
 } gradstep_asgd;
 
 /**
+ * RMSprop with bias correction (optax `rmsprop(bias_correction=True,
+ * eps_in_sqrt=False)`).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * square_avg.
+ */
+typedef struct gradstep_rmsprop_bc {
+  /**
+   * Learning rate (1e-2).
+   */
+  double lr;
+  /**
+   * α, the decay of the average of g² (0.99).
+   */
+  double alpha;
+  /**
+   * ε (1e-8).
+   */
+  double eps;
+  /**
+   * Weight decay (0).
+   */
+  double weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_rmsprop_bc;
+
+/**
+ * Online RMSprop (Mukkamala & Hein 2017, Algorithm 1 with βₜ = 1 − γ/t).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * square_avg.
+ */
+typedef struct gradstep_online_rmsprop {
+  /**
+   * Learning rate α (1e-2).
+   */
+  double lr;
+  /**
+   * γ in βₜ = 1 − γ/t, in (0, 1] (0.9).
+   */
+  double gamma;
+  /**
+   * δ, added to √(t·v) (1e-8).
+   */
+  double eps;
+  /**
+   * Weight decay (0).
+   */
+  double weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_online_rmsprop;
+
+/**
+ * SC-Adagrad (Mukkamala & Hein 2017, Algorithm 2).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * sum.
+ */
+typedef struct gradstep_sc_adagrad {
+  /**
+   * Learning rate α (1e-2).
+   */
+  double lr;
+  /**
+   * ξ₁, the damping's decay rate (0.1).
+   */
+  double xi_1;
+  /**
+   * ξ₂, the damping at v = 0 (0.1).
+   */
+  double xi_2;
+  /**
+   * Weight decay (0).
+   */
+  double weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_sc_adagrad;
+
+/**
+ * SC-RMSprop (Mukkamala & Hein 2017, the SC-RMSProp algorithm).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * square_avg.
+ */
+typedef struct gradstep_sc_rmsprop {
+  /**
+   * Learning rate α (1e-2).
+   */
+  double lr;
+  /**
+   * γ in βₜ = 1 − γ/t, in (0, 1] (0.9).
+   */
+  double gamma;
+  /**
+   * ξ₁, the damping's decay rate (0.1).
+   */
+  double xi_1;
+  /**
+   * ξ₂, the damping at v = 0 (0.1).
+   */
+  double xi_2;
+  /**
+   * Weight decay (0).
+   */
+  double weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_sc_rmsprop;
+
+/**
  * The hyperparameters of a `gradstep_rule`: the member its `kind` names.
  */
 typedef union gradstep_rule_params {
@@ -709,6 +830,22 @@ typedef union gradstep_rule_params {
    * `GRADSTEP_RULE_ASGD`.
    */
   struct gradstep_asgd asgd;
+  /**
+   * `GRADSTEP_RULE_RMSPROP_BC`.
+   */
+  struct gradstep_rmsprop_bc rmsprop_bc;
+  /**
+   * `GRADSTEP_RULE_ONLINE_RMSPROP`.
+   */
+  struct gradstep_online_rmsprop online_rmsprop;
+  /**
+   * `GRADSTEP_RULE_SC_ADAGRAD`.
+   */
+  struct gradstep_sc_adagrad sc_adagrad;
+  /**
+   * `GRADSTEP_RULE_SC_RMSPROP`.
+   */
+  struct gradstep_sc_rmsprop sc_rmsprop;
 } gradstep_rule_params;
 
 /**
@@ -783,10 +920,30 @@ typedef struct gradstep_rule {
 #define GRADSTEP_RULE_ASGD 11
 
 /**
+ * RMSprop with bias correction: the `rmsprop_bc` member.
+ */
+#define GRADSTEP_RULE_RMSPROP_BC 16
+
+/**
+ * Online RMSprop: the `online_rmsprop` member.
+ */
+#define GRADSTEP_RULE_ONLINE_RMSPROP 17
+
+/**
+ * SC-Adagrad: the `sc_adagrad` member.
+ */
+#define GRADSTEP_RULE_SC_ADAGRAD 18
+
+/**
+ * SC-RMSprop: the `sc_rmsprop` member.
+ */
+#define GRADSTEP_RULE_SC_RMSPROP 19
+
+/**
  * One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
  * (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
  */
-#define GRADSTEP_RULE_KIND_END 12
+#define GRADSTEP_RULE_KIND_END 20
 
 /**
  * Writes torch's defaults for rule `kind` to `*out`. Unknown kinds give
@@ -890,6 +1047,30 @@ GRADSTEP_INLINE gradstep_asgd gradstep_asgd_default(void) {
     memset(&r, 0, sizeof r);
     (void)gradstep_rule_default(GRADSTEP_RULE_ASGD, &r);
     return r.params.asgd;
+}
+GRADSTEP_INLINE gradstep_rmsprop_bc gradstep_rmsprop_bc_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_RMSPROP_BC, &r);
+    return r.params.rmsprop_bc;
+}
+GRADSTEP_INLINE gradstep_online_rmsprop gradstep_online_rmsprop_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ONLINE_RMSPROP, &r);
+    return r.params.online_rmsprop;
+}
+GRADSTEP_INLINE gradstep_sc_adagrad gradstep_sc_adagrad_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_SC_ADAGRAD, &r);
+    return r.params.sc_adagrad;
+}
+GRADSTEP_INLINE gradstep_sc_rmsprop gradstep_sc_rmsprop_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_SC_RMSPROP, &r);
+    return r.params.sc_rmsprop;
 }
 
 /* ==================================================================================== */

@@ -389,7 +389,8 @@ fn source_files(path: &Path) -> Vec<String> {
 /// The rules that `code` names as identifiers: a token equal to the rule's type, or
 /// starting with it and going on in upper case (`NAdamScalars`, unless a longer rule
 /// type is the prefix: `AdamW`), or with a `_`-separated part equal to the rule's name
-/// in any case (`adam`, `gradstep_adam_step_f32`, `GRADSTEP_RULE_ADAM`).
+/// in any case (`adam`, `gradstep_adam_step_f32`, `GRADSTEP_RULE_ADAM`), or with a run of
+/// such parts equal to a name that has underscores (`gradstep_sc_adagrad`).
 fn names_in(code: &str, rules: &[(RuleId, String)]) -> BTreeSet<RuleId> {
     let mut named = BTreeSet::new();
     let tokens = code
@@ -415,7 +416,12 @@ fn names_in(code: &str, rules: &[(RuleId, String)]) -> BTreeSet<RuleId> {
             named.insert(*id);
         }
         for (id, _) in rules {
-            if parts.iter().any(|p| p == id.name()) {
+            // A name with underscores (`sc_adagrad`) is a run of consecutive parts.
+            let name: Vec<&str> = id.name().split('_').collect();
+            if parts
+                .windows(name.len())
+                .any(|w| w.iter().zip(&name).all(|(a, b)| a == b))
+            {
                 named.insert(*id);
             }
         }

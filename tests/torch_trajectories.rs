@@ -200,6 +200,67 @@ impl Replay for Asgd {
     }
 }
 
+impl Replay for RmsPropBc {
+    fn from_hyper(h: &Hyper) -> Self {
+        RmsPropBc {
+            lr: h.f("lr"),
+            alpha: h.f("alpha"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for OnlineRmsProp {
+    fn from_hyper(h: &Hyper) -> Self {
+        OnlineRmsProp {
+            lr: h.f("lr"),
+            gamma: h.f("gamma"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for ScAdagrad {
+    fn from_hyper(h: &Hyper) -> Self {
+        ScAdagrad {
+            lr: h.f("lr"),
+            xi_1: h.f("xi_1"),
+            xi_2: h.f("xi_2"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for ScRmsProp {
+    fn from_hyper(h: &Hyper) -> Self {
+        ScRmsProp {
+            lr: h.f("lr"),
+            gamma: h.f("gamma"),
+            xi_1: h.f("xi_1"),
+            xi_2: h.f("xi_2"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
 /// The worst use of the tolerance budget in one case, and where.
 struct Worst {
     usage: f64,
@@ -281,9 +342,22 @@ fn replay_case<R: Replay, T: Real>(rule: R, case: &Case, tol: &Tolerance) -> Wor
 
 fn replay<R: Replay>(file: &str) {
     let id = gradstep::rules::RuleId::from_name(file).expect("a registered rule");
-    let fixture = fixtures::load_for(id);
+    replay_fixture::<R>(file, fixtures::load_for(id), file);
+}
+
+/// Replays `fixture` (of the rule called `file`) within the tolerance row `row`.
+fn replay_fixture<R: Replay>(file: &str, fixture: fixtures::RuleFixture, row: &str) {
+    let id = gradstep::rules::RuleId::from_name(file).expect("a registered rule");
     assert_eq!(fixture.rule, file);
-    assert!(fixture.generator.ends_with("record.py") && fixture.torch_version.starts_with("2."));
+    // torch fixtures name torch's version; the others their reference's (recorded by a
+    // script in their own directory).
+    let generator = format!("tests/fixtures/{}/", id.reference_package());
+    assert!(fixture.generator.starts_with(&generator) && fixture.generator.ends_with(".py"));
+    assert!(if id.reference_package() == "torch" {
+        fixture.torch_version.starts_with("2.")
+    } else {
+        !fixture.torch_version.is_empty()
+    });
     let defaults = Hyper::new(&fixture.defaults);
     assert_eq!(
         R::from_hyper(&defaults),
@@ -302,7 +376,7 @@ fn replay<R: Replay>(file: &str) {
         let hyper = Hyper::new(&case.hyper);
         let rule = R::from_hyper(&hyper);
         hyper.finish();
-        let tol = tolerance(file, &case.dtype);
+        let tol = tolerance(row, &case.dtype);
         let worst = match case.dtype.as_str() {
             "f32" => replay_case::<R, f32>(rule, case, &tol),
             "f64" => replay_case::<R, f64>(rule, case, &tol),
@@ -338,3 +412,59 @@ macro_rules! replay_tests {
 }
 
 gradstep::for_each_rule!(replay_tests);
+
+/// `torch.optim.Adam(betas=(0, α))` is RMSprop with bias correction: its recording of
+/// the `rmsprop_bc` cases replays within the cross-check row of the tolerance table.
+#[test]
+fn rmsprop_bc_equals_torch_adam_with_beta1_0() {
+    let path = fixtures::dir_for(gradstep::rules::RuleId::RmsPropBc).join("rmsprop_bc_torch.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixture: fixtures::RuleFixture = serde_json::from_str(&text).unwrap();
+    assert!(fixture.torch_version.starts_with("torch 2."));
+    replay_fixture::<RmsPropBc>("rmsprop_bc", fixture, "rmsprop_bc_torch");
+}
+
+/// Online RMSprop with γ = 1 is Adagrad (`t·vₜ = Σ g²` in exact arithmetic): torch's
+/// Adagrad recordings without `lr_decay` and with the accumulator from 0 replay through
+/// `online_rmsprop` (lr = α, eps = δ) within the cross-check row of the tolerance
+/// table. Not bit for bit: gradstep rounds `t·v`, torch the running sum.
+#[test]
+fn online_rmsprop_with_gamma_1_is_torch_adagrad() {
+    let fixture = fixtures::load_for(gradstep::rules::RuleId::Adagrad);
+    let mut replayed = 0;
+    for case in &fixture.cases {
+        let h = Hyper::new(&case.hyper);
+        if h.f("lr_decay") != 0.0 || h.f("initial_accumulator_value") != 0.0 {
+            continue;
+        }
+        let rule = OnlineRmsProp {
+            lr: h.f("lr"),
+            gamma: 1.0,
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        };
+        h.finish();
+        let tol = tolerance("online_rmsprop_torch_adagrad", &case.dtype);
+        // torch's state is the sum; ours the mean: compare t·v with it.
+        let mut state = case.state.clone();
+        let sum = state.remove("sum").unwrap();
+        let steps = case.grads.len() as f64;
+        state.insert("square_avg".into(), sum.iter().map(|s| s / steps).collect());
+        let case = fixtures::Case {
+            state,
+            ..case.clone()
+        };
+        let worst = match case.dtype.as_str() {
+            "f32" => replay_case::<OnlineRmsProp, f32>(rule, &case, &tol),
+            _ => replay_case::<OnlineRmsProp, f64>(rule, &case, &tol),
+        };
+        println!(
+            "{:<40} {} budget used {:>8.4}  worst at {}",
+            case.name, case.dtype, worst.usage, worst.at
+        );
+        assert!(worst.usage <= 1.0, "{}: {}", case.name, worst.at);
+        replayed += 1;
+    }
+    assert!(replayed >= 8, "only {replayed} Adagrad cases replayed");
+}

@@ -89,9 +89,17 @@ pub const GRADSTEP_RULE_RMSPROP: gradstep_rule_kind = 9;
 pub const GRADSTEP_RULE_RPROP: gradstep_rule_kind = 10;
 /// ASGD: the `asgd` member.
 pub const GRADSTEP_RULE_ASGD: gradstep_rule_kind = 11;
+/// RMSprop with bias correction: the `rmsprop_bc` member.
+pub const GRADSTEP_RULE_RMSPROP_BC: gradstep_rule_kind = 16;
+/// Online RMSprop: the `online_rmsprop` member.
+pub const GRADSTEP_RULE_ONLINE_RMSPROP: gradstep_rule_kind = 17;
+/// SC-Adagrad: the `sc_adagrad` member.
+pub const GRADSTEP_RULE_SC_ADAGRAD: gradstep_rule_kind = 18;
+/// SC-RMSprop: the `sc_rmsprop` member.
+pub const GRADSTEP_RULE_SC_RMSPROP: gradstep_rule_kind = 19;
 /// One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
 /// (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
-pub const GRADSTEP_RULE_KIND_END: gradstep_rule_kind = 12;
+pub const GRADSTEP_RULE_KIND_END: gradstep_rule_kind = 20;
 
 /// The longest rule text [`gradstep_rule_parse`] reads, without its NUL.
 pub const GRADSTEP_RULE_TEXT_MAX: usize = 4096;
@@ -359,6 +367,73 @@ pub struct gradstep_asgd {
     pub maximize: u8,
 }
 
+/// RMSprop with bias correction (optax `rmsprop(bias_correction=True,
+/// eps_in_sqrt=False)`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_rmsprop_bc {
+    /// Learning rate (1e-2).
+    pub lr: f64,
+    /// α, the decay of the average of g² (0.99).
+    pub alpha: f64,
+    /// ε (1e-8).
+    pub eps: f64,
+    /// Weight decay (0).
+    pub weight_decay: f64,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
+/// Online RMSprop (Mukkamala & Hein 2017, Algorithm 1 with βₜ = 1 − γ/t).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_online_rmsprop {
+    /// Learning rate α (1e-2).
+    pub lr: f64,
+    /// γ in βₜ = 1 − γ/t, in (0, 1] (0.9).
+    pub gamma: f64,
+    /// δ, added to √(t·v) (1e-8).
+    pub eps: f64,
+    /// Weight decay (0).
+    pub weight_decay: f64,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
+/// SC-Adagrad (Mukkamala & Hein 2017, Algorithm 2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_sc_adagrad {
+    /// Learning rate α (1e-2).
+    pub lr: f64,
+    /// ξ₁, the damping's decay rate (0.1).
+    pub xi_1: f64,
+    /// ξ₂, the damping at v = 0 (0.1).
+    pub xi_2: f64,
+    /// Weight decay (0).
+    pub weight_decay: f64,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
+/// SC-RMSprop (Mukkamala & Hein 2017, the SC-RMSProp algorithm).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_sc_rmsprop {
+    /// Learning rate α (1e-2).
+    pub lr: f64,
+    /// γ in βₜ = 1 − γ/t, in (0, 1] (0.9).
+    pub gamma: f64,
+    /// ξ₁, the damping's decay rate (0.1).
+    pub xi_1: f64,
+    /// ξ₂, the damping at v = 0 (0.1).
+    pub xi_2: f64,
+    /// Weight decay (0).
+    pub weight_decay: f64,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
 /// The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -385,6 +460,14 @@ pub union gradstep_rule_params {
     pub rprop: gradstep_rprop,
     /// [`GRADSTEP_RULE_ASGD`].
     pub asgd: gradstep_asgd,
+    /// [`GRADSTEP_RULE_RMSPROP_BC`].
+    pub rmsprop_bc: gradstep_rmsprop_bc,
+    /// [`GRADSTEP_RULE_ONLINE_RMSPROP`].
+    pub online_rmsprop: gradstep_online_rmsprop,
+    /// [`GRADSTEP_RULE_SC_ADAGRAD`].
+    pub sc_adagrad: gradstep_sc_adagrad,
+    /// [`GRADSTEP_RULE_SC_RMSPROP`].
+    pub sc_rmsprop: gradstep_sc_rmsprop,
 }
 
 /// A rule and its hyperparameters: `kind` says which member of `params` holds them
@@ -700,6 +783,10 @@ mod tests {
             (GRADSTEP_RULE_RMSPROP, RuleId::RmsProp),
             (GRADSTEP_RULE_RPROP, RuleId::Rprop),
             (GRADSTEP_RULE_ASGD, RuleId::Asgd),
+            (GRADSTEP_RULE_RMSPROP_BC, RuleId::RmsPropBc),
+            (GRADSTEP_RULE_ONLINE_RMSPROP, RuleId::OnlineRmsProp),
+            (GRADSTEP_RULE_SC_ADAGRAD, RuleId::ScAdagrad),
+            (GRADSTEP_RULE_SC_RMSPROP, RuleId::ScRmsProp),
         ];
         assert_eq!(
             constants.len(),

@@ -255,7 +255,7 @@ fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
 }
 
 fn check_rule(exe: &Path, rule: &str) -> usize {
-    let fixture = fixtures::load(rule);
+    let fixture = fixtures::load_for(RuleId::from_name(rule).expect("a registered rule"));
     for case in &fixture.cases {
         let tol = tolerance(rule, &case.dtype);
         let got = run(exe, rule, case);

@@ -74,6 +74,10 @@
 //! | 9 | [`RmsProp`] | lr, alpha, eps, weight_decay, momentum | centered, maximize | step | 56 |
 //! | 10 | [`Rprop`] | lr, etaminus, etaplus, step_size_min, step_size_max | maximize | step | 56 |
 //! | 11 | [`Asgd`] | lr, lambd, alpha, t0, weight_decay | maximize | step, eta, mu | 72 |
+//! | 16 | [`RmsPropBc`] | lr, alpha, eps, weight_decay | maximize | step | 48 |
+//! | 17 | [`OnlineRmsProp`] | lr, gamma, eps, weight_decay | maximize | step | 48 |
+//! | 18 | [`ScAdagrad`] | lr, xi_1, xi_2, weight_decay | maximize | step | 48 |
+//! | 19 | [`ScRmsProp`] | lr, gamma, xi_1, xi_2, weight_decay | maximize | step | 56 |
 //!
 //! Rule ids are never reused; a new rule gets the next number. Any change to the layout
 //! of an existing rule or of the header is a new format version.
@@ -114,6 +118,10 @@
 //! [`RmsProp`]: crate::RmsProp
 //! [`Rprop`]: crate::Rprop
 //! [`Asgd`]: crate::Asgd
+//! [`RmsPropBc`]: crate::RmsPropBc
+//! [`OnlineRmsProp`]: crate::OnlineRmsProp
+//! [`ScAdagrad`]: crate::ScAdagrad
+//! [`ScRmsProp`]: crate::ScRmsProp
 //! [`StepCount`]: crate::StepCount
 //! [`NAdamScalars`]: crate::NAdamScalars
 //! [`AsgdScalars`]: crate::AsgdScalars

@@ -37,7 +37,9 @@
 //! ## Rules
 //! [`Sgd`] (momentum, dampening, Nesterov), [`Adam`] (AMSGrad, decoupled decay),
 //! [`AdamW`], [`Adamax`], [`NAdam`], [`RAdam`], [`Adagrad`], [`Adadelta`], [`RmsProp`],
-//! [`Rprop`], [`Asgd`].
+//! [`Rprop`], [`Asgd`]; from the seed articles: [`RmsPropBc`] (RMSprop with bias
+//! correction), and Mukkamala & Hein's [`OnlineRmsProp`], [`ScAdagrad`] and
+//! [`ScRmsProp`].
 //!
 //! ## Around the rules
 //! - [`schedules`]: every `torch.optim.lr_scheduler` (torch's chainable recursions
@@ -137,8 +139,12 @@ pub use rules::adam::{Adam, AdamW};
 pub use rules::adamax::Adamax;
 pub use rules::asgd::{Asgd, AsgdScalars};
 pub use rules::nadam::{NAdam, NAdamScalars};
+pub use rules::online_rmsprop::OnlineRmsProp;
 pub use rules::radam::RAdam;
 pub use rules::rmsprop::RmsProp;
+pub use rules::rmsprop_bc::RmsPropBc;
 pub use rules::rprop::Rprop;
+pub use rules::sc_adagrad::ScAdagrad;
+pub use rules::sc_rmsprop::ScRmsProp;
 pub use rules::sgd::Sgd;
 pub use rules::{MAX_STATE_SLOTS, Rule, STEP_CACHE_WORDS, StepCount};

@@ -10,7 +10,10 @@ use serde::Deserialize;
 pub struct RuleFixture {
     /// The script that wrote the file.
     pub generator: String,
-    /// `torch.__version__` at recording time.
+    /// `torch.__version__` at recording time; for a rule torch lacks, the version of its
+    /// reference package (`"reference_version"` in the file, e.g. `"optax 0.2.8, jax
+    /// 0.10.2"`).
+    #[serde(alias = "reference_version")]
     pub torch_version: String,
     /// The rule's name (file stem).
     pub rule: String,
@@ -21,7 +24,7 @@ pub struct RuleFixture {
 }
 
 /// One recorded run: a configuration, its gradients and the params after each step.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct Case {
     /// Unique, descriptive name.
     pub name: String,

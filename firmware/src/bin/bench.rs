@@ -287,6 +287,14 @@ fn main() -> ! {
     );
     limits("rprop", &measure(&clock, b, Rprop::default()));
     limits("asgd", &measure(&clock, b, Asgd::default()));
+    limits("rmsprop_bc", &measure(&clock, b, RmsPropBc::default()));
+    limits(
+        "online_rmsprop",
+        &measure(&clock, b, OnlineRmsProp::default()),
+    );
+    // The damping ξ₂·e^(−ξ₁·v) costs an exponential per element (polynomial, no libm).
+    limits("sc_adagrad", &measure(&clock, b, ScAdagrad::default()));
+    limits("sc_rmsprop", &measure(&clock, b, ScRmsProp::default()));
     if cfg!(target_abi = "eabihf") {
         let _ = writeln!(
             out,

@@ -19,11 +19,16 @@ pub mod adam;
 pub mod adamax;
 pub mod asgd;
 pub mod nadam;
+pub mod online_rmsprop;
 pub mod radam;
 pub mod rmsprop;
+pub mod rmsprop_bc;
 pub mod rprop;
+pub mod sc_adagrad;
+pub mod sc_rmsprop;
 pub mod sgd;
 
+mod mukkamala2017;
 mod prelude;
 pub mod registry;
 

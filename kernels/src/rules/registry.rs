@@ -45,8 +45,8 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::rules::Rule;
 use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
-    Rprop, Sgd, StepCount,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, OnlineRmsProp,
+    RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp, Sgd, StepCount,
 };
 
 /// The registry: calls `$callback!` with one `{ ... }` row per rule.
@@ -137,6 +137,26 @@ macro_rules! for_each_rule {
                 id: 11, rule: Asgd, name: asgd, reference: "torch.optim.ASGD", scalars: AsgdScalars,
                 momentum: [],
                 f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
+            },
+            {
+                id: 16, rule: RmsPropBc, name: rmsprop_bc, reference: "optax.rmsprop_bc",
+                scalars: StepCount, momentum: [],
+                f64: [lr, alpha, eps, weight_decay], bool: [maximize],
+            },
+            {
+                id: 17, rule: OnlineRmsProp, name: online_rmsprop,
+                reference: "mukkamala2017.online_rmsprop", scalars: StepCount, momentum: [],
+                f64: [lr, gamma, eps, weight_decay], bool: [maximize],
+            },
+            {
+                id: 18, rule: ScAdagrad, name: sc_adagrad,
+                reference: "mukkamala2017.sc_adagrad", scalars: StepCount, momentum: [],
+                f64: [lr, xi_1, xi_2, weight_decay], bool: [maximize],
+            },
+            {
+                id: 19, rule: ScRmsProp, name: sc_rmsprop,
+                reference: "mukkamala2017.sc_rmsprop", scalars: StepCount, momentum: [],
+                f64: [lr, gamma, xi_1, xi_2, weight_decay], bool: [maximize],
             },
         }
     };

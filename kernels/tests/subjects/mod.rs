@@ -361,3 +361,95 @@ impl Subject for Asgd {
         fields!(Asgd; lr: [-1.0], lambd: [-1.0], alpha: [-0.5], t0: [], weight_decay: [-1.0])
     }
 }
+
+impl Subject for RmsPropBc {
+    fn arb() -> BoxedStrategy<Self> {
+        (lr(), beta(), eps(), decay(), any::<bool>())
+            .prop_map(|(lr, alpha, eps, weight_decay, maximize)| RmsPropBc {
+                lr,
+                alpha,
+                eps,
+                weight_decay,
+                maximize,
+            })
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(RmsPropBc; lr: [-1.0], alpha: [1.0, -0.1, 1.5], eps: [0.0, -1e-8], weight_decay: [-1.0])
+    }
+}
+
+fn gamma() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(1.0), Just(0.9), 1e-3..=1.0f64]
+}
+
+fn xi() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.1), Just(1.0), 1e-3..10.0f64]
+}
+
+impl Subject for OnlineRmsProp {
+    fn arb() -> BoxedStrategy<Self> {
+        (lr(), gamma(), eps(), decay(), any::<bool>())
+            .prop_map(|(lr, gamma, eps, weight_decay, maximize)| OnlineRmsProp {
+                lr,
+                gamma,
+                eps,
+                weight_decay,
+                maximize,
+            })
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(OnlineRmsProp; lr: [-1.0], gamma: [0.0, -0.5, 1.01], eps: [0.0, -1e-8], weight_decay: [-1.0])
+    }
+}
+
+impl Subject for ScAdagrad {
+    fn arb() -> BoxedStrategy<Self> {
+        (
+            lr(),
+            prop_oneof![Just(0.0), xi()],
+            xi(),
+            decay(),
+            any::<bool>(),
+        )
+            .prop_map(|(lr, xi_1, xi_2, weight_decay, maximize)| ScAdagrad {
+                lr,
+                xi_1,
+                xi_2,
+                weight_decay,
+                maximize,
+            })
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(ScAdagrad; lr: [-1.0], xi_1: [-0.1], xi_2: [0.0, -0.1], weight_decay: [-1.0])
+    }
+}
+
+impl Subject for ScRmsProp {
+    fn arb() -> BoxedStrategy<Self> {
+        (
+            lr(),
+            gamma(),
+            prop_oneof![Just(0.0), xi()],
+            xi(),
+            decay(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(lr, gamma, xi_1, xi_2, weight_decay, maximize)| ScRmsProp {
+                    lr,
+                    gamma,
+                    xi_1,
+                    xi_2,
+                    weight_decay,
+                    maximize,
+                },
+            )
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(ScRmsProp; lr: [-1.0], gamma: [0.0, -0.5, 1.01], xi_1: [-0.1], xi_2: [0.0, -0.1], weight_decay: [-1.0])
+    }
+}
