@@ -370,6 +370,42 @@ typedef struct gradstep_asgd {
   uint8_t maximize;
 } gradstep_asgd;
 
+// Adan (`pytorch_optimizer.Adan`).
+typedef struct gradstep_adan {
+  // Learning rate (1e-3).
+  double lr;
+  // β₁, decay of the gradient's average (0.98).
+  double beta1;
+  // β₂, decay of the gradient difference's average (0.92).
+  double beta2;
+  // β₃, decay of the second moment (0.99).
+  double beta3;
+  // ε (1e-8).
+  double eps;
+  // Weight decay (0).
+  double weight_decay;
+  // Decoupled weight decay (0: proximal, θ divided by 1 + lr·weight_decay).
+  uint8_t decoupled_weight_decay;
+  // Maximize (0).
+  uint8_t maximize;
+} gradstep_adan;
+
+// LAMB (`optax.lamb`); one step over one tensor: the trust ratio is per call.
+typedef struct gradstep_lamb {
+  // Learning rate (1e-3).
+  double lr;
+  // β₁ (0.9).
+  double beta1;
+  // β₂ (0.999).
+  double beta2;
+  // ε (1e-6).
+  double eps;
+  // Weight decay, added to the update before the trust ratio (0).
+  double weight_decay;
+  // Maximize (0).
+  uint8_t maximize;
+} gradstep_lamb;
+
 // The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
 typedef union gradstep_rule_params {
   // [`GRADSTEP_RULE_SGD`].
@@ -394,6 +430,10 @@ typedef union gradstep_rule_params {
   struct gradstep_rprop rprop;
   // [`GRADSTEP_RULE_ASGD`].
   struct gradstep_asgd asgd;
+  // [`GRADSTEP_RULE_ADAN`].
+  struct gradstep_adan adan;
+  // [`GRADSTEP_RULE_LAMB`].
+  struct gradstep_lamb lamb;
 } gradstep_rule_params;
 
 // A rule and its hyperparameters: `kind` says which member of `params` holds them
@@ -729,9 +769,15 @@ typedef struct gradstep_accumulator {
 // ASGD: the `asgd` member.
 #define GRADSTEP_RULE_ASGD 11
 
+// Adan: the `adan` member.
+#define GRADSTEP_RULE_ADAN 14
+
+// LAMB: the `lamb` member.
+#define GRADSTEP_RULE_LAMB 15
+
 // One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
 // (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
-#define GRADSTEP_RULE_KIND_END 12
+#define GRADSTEP_RULE_KIND_END 16
 
 #ifdef __cplusplus
 extern "C" {
@@ -1420,6 +1466,18 @@ static inline gradstep_asgd gradstep_asgd_default(void) {
     memset(&r, 0, sizeof r);
     (void)gradstep_rule_default(GRADSTEP_RULE_ASGD, &r);
     return r.params.asgd;
+}
+static inline gradstep_adan gradstep_adan_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAN, &r);
+    return r.params.adan;
+}
+static inline gradstep_lamb gradstep_lamb_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_LAMB, &r);
+    return r.params.lamb;
 }
 
 #endif /* GRADSTEP_TYPED_DEFAULTS */

@@ -124,7 +124,8 @@ fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
 }
 
 fn check_rule(exe: &Path, rule: &str) -> usize {
-    let fixture = fixtures::load(rule);
+    let id = RuleId::from_name(rule).expect("a registered rule");
+    let fixture = fixtures::load_for(id);
     for case in &fixture.cases {
         let tol = tolerance(rule, &case.dtype);
         let got = run(exe, rule, case);

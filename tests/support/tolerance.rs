@@ -95,6 +95,12 @@ pub fn row(rule: &str, dtype: &str) -> Option<Tolerance> {
                 "sgd" => 8.0,
                 // Centered: v − ḡ² cancels, and momentum sums g/a over steps. [4.80]
                 "rmsprop" => 16.0,
+                // pytorch_optimizer.Adan: two addcdiv terms and three lerp/addcmul
+                // moments, fused in torch (scale-30 proximal case worst). [4.18]
+                "adan" => 16.0,
+                // optax.lamb: optax sums the norms in f32, gradstep in compensated f64;
+                // r multiplies the whole update. [1.47]
+                "lamb" => 4.0,
                 _ => return None,
             };
             Tolerance {
