@@ -266,3 +266,84 @@ impl Rule for Lamb {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::vec::Vec;
+
+    /// The norms' block boundaries (every 256 elements) are beyond the property tests'
+    /// lengths: the fast path equals the reference bit for bit across them, and the
+    /// trust ratio is the exact one to within rounding.
+    fn long_slices<T: Real>() {
+        for n in [255usize, 256, 257, 511, 1000, 4099] {
+            let rule = Lamb {
+                lr: 0.1,
+                weight_decay: 0.01,
+                ..Lamb::default()
+            };
+            let x = |i: usize, k: usize| T::from_f64(((i * k + 7) % 23) as f64 / 7.0 - 1.5);
+            let mut p: Vec<T> = (0..n).map(|i| x(i, 5)).collect();
+            let mut q = p.clone();
+            let mut s = [Vec::from_iter((0..n).map(|_| T::ZERO)), Vec::new()];
+            s[1] = s[0].clone();
+            let mut r = s.clone();
+            let (mut a, mut b) = (StepCount::default(), StepCount::default());
+            for step in 0..3 {
+                let g: Vec<T> = (0..n).map(|i| x(i, 3 + step)).collect();
+                let [s0, s1] = &mut s;
+                rule.step(&mut a, &mut p, &g, &mut [s0, s1]).unwrap();
+                let [r0, r1] = &mut r;
+                rule.step_reference(&mut b, &mut q, &g, &mut [r0, r1])
+                    .unwrap();
+                let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&p), bits(&q), "n = {n}, step {step}");
+            }
+            // The first step's u is ±1/(1 + ε') + λθ elementwise; the ratio makes
+            // ‖Δθ‖ = γ‖θ‖ exactly up to rounding.
+            let mut p1: Vec<T> = (0..n).map(|i| x(i, 5)).collect();
+            let before: f64 = p1
+                .iter()
+                .map(|v| v.to_f64() * v.to_f64())
+                .sum::<f64>()
+                .sqrt();
+            let orig = p1.clone();
+            let g: Vec<T> = (0..n).map(|i| x(i, 3)).collect();
+            let (mut m, mut v) = (
+                Vec::from_iter((0..n).map(|_| T::ZERO)),
+                Vec::from_iter((0..n).map(|_| T::ZERO)),
+            );
+            rule.step(
+                &mut StepCount::default(),
+                &mut p1,
+                &g,
+                &mut [&mut m, &mut v],
+            )
+            .unwrap();
+            let moved: f64 = p1
+                .iter()
+                .zip(&orig)
+                .map(|(a, b)| (a.to_f64() - b.to_f64()).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let rel = (moved - 0.1 * before).abs() / (0.1 * before);
+            assert!(
+                rel < 1e-3,
+                "n = {n}: moved {moved}, expected {}",
+                0.1 * before
+            );
+        }
+    }
+
+    #[test]
+    fn long_slices_f32() {
+        long_slices::<f32>();
+    }
+
+    #[test]
+    fn long_slices_f64() {
+        long_slices::<f64>();
+    }
+}
