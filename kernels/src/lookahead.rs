@@ -53,9 +53,9 @@ use crate::rules::{Rule, ScalarState, check_buffers, lerp};
 /// `momentum_buffer`, SGD's; other rules have none and are unchanged, as in
 /// pytorch_optimizer). Its `'pullback'` (interpolating the momentum with a slow copy
 /// of its own) is not provided. `optax.lookahead(fast, sync_period, slow_step_size)`
-/// is the same rule with `k = sync_period`, `α = slow_step_size` and the fast state
-/// kept (`reset_state=False`); optax returns the slow weights as the params between
-/// syncs only when used through its `LookaheadParams`.
+/// is the same rule in exact arithmetic with `k = sync_period`, `α = slow_step_size`
+/// and the fast state kept (`reset_state=False`), but interpolates from the slow side,
+/// φ + α(θ − φ), which rounds differently; it is not recorded here.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lookahead<R> {
     /// The wrapped (fast) rule.
