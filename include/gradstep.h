@@ -662,6 +662,80 @@ typedef struct gradstep_asgd {
 } gradstep_asgd;
 
 /**
+ * Adan (`pytorch_optimizer.Adan`).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * exp_avg, exp_avg_sq, exp_avg_diff, previous_grad.
+ */
+typedef struct gradstep_adan {
+  /**
+   * Learning rate (1e-3).
+   */
+  double lr;
+  /**
+   * β₁, decay of the gradient's average (0.98).
+   */
+  double beta1;
+  /**
+   * β₂, decay of the gradient difference's average (0.92).
+   */
+  double beta2;
+  /**
+   * β₃, decay of the second moment (0.99).
+   */
+  double beta3;
+  /**
+   * ε (1e-8).
+   */
+  double eps;
+  /**
+   * Weight decay (0).
+   */
+  double weight_decay;
+  /**
+   * Decoupled weight decay (0: proximal, θ divided by 1 + lr·weight_decay).
+   */
+  uint8_t decoupled_weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_adan;
+
+/**
+ * LAMB (`optax.lamb`); one step over one tensor: the trust ratio is per call.
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * mu, nu.
+ */
+typedef struct gradstep_lamb {
+  /**
+   * Learning rate (1e-3).
+   */
+  double lr;
+  /**
+   * β₁ (0.9).
+   */
+  double beta1;
+  /**
+   * β₂ (0.999).
+   */
+  double beta2;
+  /**
+   * ε (1e-6).
+   */
+  double eps;
+  /**
+   * Weight decay, added to the update before the trust ratio (0).
+   */
+  double weight_decay;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_lamb;
+
+/**
  * RMSprop with bias correction (optax `rmsprop(bias_correction=True,
  * eps_in_sqrt=False)`).
  *
@@ -831,6 +905,14 @@ typedef union gradstep_rule_params {
    */
   struct gradstep_asgd asgd;
   /**
+   * `GRADSTEP_RULE_ADAN`.
+   */
+  struct gradstep_adan adan;
+  /**
+   * `GRADSTEP_RULE_LAMB`.
+   */
+  struct gradstep_lamb lamb;
+  /**
    * `GRADSTEP_RULE_RMSPROP_BC`.
    */
   struct gradstep_rmsprop_bc rmsprop_bc;
@@ -918,6 +1000,16 @@ typedef struct gradstep_rule {
  * ASGD: the `asgd` member.
  */
 #define GRADSTEP_RULE_ASGD 11
+
+/**
+ * Adan: the `adan` member.
+ */
+#define GRADSTEP_RULE_ADAN 14
+
+/**
+ * LAMB: the `lamb` member.
+ */
+#define GRADSTEP_RULE_LAMB 15
 
 /**
  * RMSprop with bias correction: the `rmsprop_bc` member.
@@ -1047,6 +1139,18 @@ GRADSTEP_INLINE gradstep_asgd gradstep_asgd_default(void) {
     memset(&r, 0, sizeof r);
     (void)gradstep_rule_default(GRADSTEP_RULE_ASGD, &r);
     return r.params.asgd;
+}
+GRADSTEP_INLINE gradstep_adan gradstep_adan_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_ADAN, &r);
+    return r.params.adan;
+}
+GRADSTEP_INLINE gradstep_lamb gradstep_lamb_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_LAMB, &r);
+    return r.params.lamb;
 }
 GRADSTEP_INLINE gradstep_rmsprop_bc gradstep_rmsprop_bc_default(void) {
     gradstep_rule r;

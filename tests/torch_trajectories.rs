@@ -261,6 +261,40 @@ impl Replay for ScRmsProp {
     }
 }
 
+impl Replay for Adan {
+    fn from_hyper(h: &Hyper) -> Self {
+        Adan {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            beta3: h.f("beta3"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            decoupled_weight_decay: h.b("decoupled_weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Lamb {
+    fn from_hyper(h: &Hyper) -> Self {
+        Lamb {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            beta2: h.f("beta2"),
+            eps: h.f("eps"),
+            weight_decay: h.f("weight_decay"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
 /// The worst use of the tolerance budget in one case, and where.
 struct Worst {
     usage: f64,
@@ -356,7 +390,7 @@ fn replay_fixture<R: Replay>(file: &str, fixture: fixtures::RuleFixture, row: &s
     assert!(if id.reference_package() == "torch" {
         fixture.torch_version.starts_with("2.")
     } else {
-        !fixture.torch_version.is_empty()
+        !fixture.reference_version.is_empty()
     });
     let defaults = Hyper::new(&fixture.defaults);
     assert_eq!(
@@ -420,7 +454,7 @@ fn rmsprop_bc_equals_torch_adam_with_beta1_0() {
     let path = fixtures::dir_for(gradstep::rules::RuleId::RmsPropBc).join("rmsprop_bc_torch.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let fixture: fixtures::RuleFixture = serde_json::from_str(&text).unwrap();
-    assert!(fixture.torch_version.starts_with("torch 2."));
+    assert!(fixture.reference_version.starts_with("torch 2."));
     replay_fixture::<RmsPropBc>("rmsprop_bc", fixture, "rmsprop_bc_torch");
 }
 

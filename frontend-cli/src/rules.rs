@@ -239,8 +239,7 @@ pub fn descend(
         if !(g[0].is_finite() && g[1].is_finite()) {
             break;
         }
-        let [a, b, c] = &mut state;
-        let mut slots: [&mut [f64]; MAX_STATE_SLOTS] = [a, b, c];
+        let mut slots = state.each_mut().map(|s| &mut s[..]);
         rule.step(&mut scalars, &mut x, &g, &mut slots[..rule.state_slots()])?;
         lrs.push(rule.lr());
         path.push(x);

@@ -89,6 +89,10 @@ pub const GRADSTEP_RULE_RMSPROP: gradstep_rule_kind = 9;
 pub const GRADSTEP_RULE_RPROP: gradstep_rule_kind = 10;
 /// ASGD: the `asgd` member.
 pub const GRADSTEP_RULE_ASGD: gradstep_rule_kind = 11;
+/// Adan: the `adan` member.
+pub const GRADSTEP_RULE_ADAN: gradstep_rule_kind = 14;
+/// LAMB: the `lamb` member.
+pub const GRADSTEP_RULE_LAMB: gradstep_rule_kind = 15;
 /// RMSprop with bias correction: the `rmsprop_bc` member.
 pub const GRADSTEP_RULE_RMSPROP_BC: gradstep_rule_kind = 16;
 /// Online RMSprop: the `online_rmsprop` member.
@@ -434,6 +438,46 @@ pub struct gradstep_sc_rmsprop {
     pub maximize: u8,
 }
 
+/// Adan (`pytorch_optimizer.Adan`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_adan {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// β₁, decay of the gradient's average (0.98).
+    pub beta1: f64,
+    /// β₂, decay of the gradient difference's average (0.92).
+    pub beta2: f64,
+    /// β₃, decay of the second moment (0.99).
+    pub beta3: f64,
+    /// ε (1e-8).
+    pub eps: f64,
+    /// Weight decay (0).
+    pub weight_decay: f64,
+    /// Decoupled weight decay (0: proximal, θ divided by 1 + lr·weight_decay).
+    pub decoupled_weight_decay: u8,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
+/// LAMB (`optax.lamb`); one step over one tensor: the trust ratio is per call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_lamb {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// β₁ (0.9).
+    pub beta1: f64,
+    /// β₂ (0.999).
+    pub beta2: f64,
+    /// ε (1e-6).
+    pub eps: f64,
+    /// Weight decay, added to the update before the trust ratio (0).
+    pub weight_decay: f64,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
 /// The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -460,6 +504,10 @@ pub union gradstep_rule_params {
     pub rprop: gradstep_rprop,
     /// [`GRADSTEP_RULE_ASGD`].
     pub asgd: gradstep_asgd,
+    /// [`GRADSTEP_RULE_ADAN`].
+    pub adan: gradstep_adan,
+    /// [`GRADSTEP_RULE_LAMB`].
+    pub lamb: gradstep_lamb,
     /// [`GRADSTEP_RULE_RMSPROP_BC`].
     pub rmsprop_bc: gradstep_rmsprop_bc,
     /// [`GRADSTEP_RULE_ONLINE_RMSPROP`].
@@ -783,6 +831,8 @@ mod tests {
             (GRADSTEP_RULE_RMSPROP, RuleId::RmsProp),
             (GRADSTEP_RULE_RPROP, RuleId::Rprop),
             (GRADSTEP_RULE_ASGD, RuleId::Asgd),
+            (GRADSTEP_RULE_ADAN, RuleId::Adan),
+            (GRADSTEP_RULE_LAMB, RuleId::Lamb),
             (GRADSTEP_RULE_RMSPROP_BC, RuleId::RmsPropBc),
             (GRADSTEP_RULE_ONLINE_RMSPROP, RuleId::OnlineRmsProp),
             (GRADSTEP_RULE_SC_ADAGRAD, RuleId::ScAdagrad),

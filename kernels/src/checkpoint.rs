@@ -43,7 +43,7 @@
 //! | 8 | 8 | total length `L` in bytes, `u64`, including the checksum |
 //! | 16 | 1 | element type ([`ElementType`]): 1 = `f32`, 2 = `f64`; size `e` = 4 or 8 |
 //! | 17 | 1 | flags: bit 0 = params section present; bits 1–7 are 0 |
-//! | 18 | 1 | number of state slices `k` (as the rule's options need, 0–3) |
+//! | 18 | 1 | number of state slices `k` (as the rule's options need, 0–4) |
 //! | 19 | 1 | reserved, 0 |
 //! | 20 | 4 | rule section length `R` in bytes, `u32` (fixed per rule, see below) |
 //! | 24 | 8 | element count `n`, `u64`: length of the params and of every state slice (0 if there are none) |
@@ -74,6 +74,8 @@
 //! | 9 | [`RmsProp`] | lr, alpha, eps, weight_decay, momentum | centered, maximize | step | 56 |
 //! | 10 | [`Rprop`] | lr, etaminus, etaplus, step_size_min, step_size_max | maximize | step | 56 |
 //! | 11 | [`Asgd`] | lr, lambd, alpha, t0, weight_decay | maximize | step, eta, mu | 72 |
+//! | 14 | [`Adan`] | lr, beta1, beta2, beta3, eps, weight_decay | decoupled_weight_decay, maximize | step | 64 |
+//! | 15 | [`Lamb`] | lr, beta1, beta2, eps, weight_decay | maximize | step | 56 |
 //! | 16 | [`RmsPropBc`] | lr, alpha, eps, weight_decay | maximize | step | 48 |
 //! | 17 | [`OnlineRmsProp`] | lr, gamma, eps, weight_decay | maximize | step | 48 |
 //! | 18 | [`ScAdagrad`] | lr, xi_1, xi_2, weight_decay | maximize | step | 48 |
@@ -90,7 +92,7 @@
 //!    of up to 32 consecutive bits, so any single corrupted byte is caught here (or in
 //!    step 1, if it hits the magic, the version or the length).
 //! 3. The header's structure: a known rule and element type, reserved bits and byte 0,
-//!    at most 3 slices, the rule's section length, `n` = 0 when there are no arrays,
+//!    at most 4 slices, the rule's section length, `n` = 0 when there are no arrays,
 //!    and `L` agreeing with `k`, `n` and `e` ([`CheckpointError::UnknownRule`],
 //!    [`CheckpointError::InvalidField`]). [`peek`] stops here, without step 2.
 //! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`],
@@ -118,6 +120,8 @@
 //! [`RmsProp`]: crate::RmsProp
 //! [`Rprop`]: crate::Rprop
 //! [`Asgd`]: crate::Asgd
+//! [`Adan`]: crate::Adan
+//! [`Lamb`]: crate::Lamb
 //! [`RmsPropBc`]: crate::RmsPropBc
 //! [`OnlineRmsProp`]: crate::OnlineRmsProp
 //! [`ScAdagrad`]: crate::ScAdagrad
@@ -835,7 +839,7 @@ pub fn encode<R: Checkpointable, T: Element>(
     w.u64(len as u64);
     w.u8(T::TYPE as u8);
     w.u8(if params.is_some() { FLAG_PARAMS } else { 0 });
-    // At most MAX_STATE_SLOTS (3): fits.
+    // At most MAX_STATE_SLOTS (4): fits.
     w.u8(slots as u8);
     w.u8(0);
     w.u32(R::SECTION_LEN as u32);
@@ -1149,14 +1153,19 @@ mod tests {
             (RuleId::RmsProp, 56),
             (RuleId::Rprop, 56),
             (RuleId::Asgd, 72),
+            (RuleId::Adan, 64),
+            (RuleId::Lamb, 56),
         ];
-        for (k, (id, len)) in table.into_iter().enumerate() {
-            assert_eq!(id as u16, k as u16 + 1);
+        for (id, len) in table {
             assert_eq!(RuleId::from_u16(id as u16), Some(id));
             assert_eq!(section_len(id), len, "{id}");
         }
+        assert_eq!(table.len(), RuleId::ALL.len(), "a row per rule");
         assert_eq!(RuleId::from_u16(0), None);
-        assert_eq!(RuleId::from_u16(12), None);
+        assert_eq!(
+            RuleId::from_u16(*RuleId::ALL.last().unwrap() as u16 + 1),
+            None
+        );
     }
 
     #[test]

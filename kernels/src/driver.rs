@@ -14,6 +14,7 @@
 use crate::error::Error;
 use crate::lanes::{Lanes, LoadStore};
 use crate::real::Real;
+use crate::reduce::{BLOCK, Total, VIRTUAL_LANES};
 use crate::rules::check_buffers;
 
 /// The per-element update of a rule, with its per-step scalars already computed.
@@ -55,6 +56,32 @@ pub trait Drive<T: Real> {
     /// (`None`: the kernel itself initializes the state on the first step), then runs
     /// `kernel` over every element.
     fn run<const K: usize, F: Kernel<T, K>>(self, kernel: &F, init: Option<[T; K]>) -> Self::Out;
+
+    /// The two-pass shape of the layer-wise rules (LAMB; LARS), whose update is scaled
+    /// by a ratio of norms over the whole slice: fills the state as [`Drive::run`]
+    /// does, runs `first` over every element (it updates the state and must leave the
+    /// params as they are), then sums the squares of the two [`Norms::terms`] of every
+    /// element ([`sum_squares`]: the same bits on every target and instruction set),
+    /// and finally runs the kernel `second` builds from the two sums.
+    fn run_two_pass<const K: usize, A, N, B>(
+        self,
+        first: &A,
+        init: Option<[T; K]>,
+        norms: &N,
+        second: impl FnOnce([f64; 2]) -> B,
+    ) -> Self::Out
+    where
+        A: Kernel<T, K>,
+        N: Norms<T, K>,
+        B: Kernel<T, K>;
+}
+
+/// What one element contributes to the two sums of squares of a layer-wise rule
+/// ([`Drive::run_two_pass`]): LAMB's parameter and update, `(θ, u)`.
+pub trait Norms<T: Real, const K: usize>: Copy {
+    /// The two values whose squares are summed, from an element's param, gradient and
+    /// state as the first pass left them.
+    fn terms<V: Lanes<Scalar = T>>(&self, p: V, g: V, s: &[V; K]) -> [V; 2];
 }
 
 /// The [`Drive`] of [`Rule::step`](crate::rules::Rule::step): the caller's buffers.
@@ -95,21 +122,145 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
         kernel: &F,
         init: Option<[T; K]>,
     ) -> Result<(), Error> {
-        check_buffers(self.params, self.grads, self.state, K)?;
-        let found = self.state.len();
-        let slots: &mut [&mut [T]; K] = self
-            .state
-            .try_into()
-            .map_err(|_| Error::StateSlots { expected: K, found })?;
-        let mut slots = slots.each_mut().map(|s| &mut **s);
-        if let (true, Some(init)) = (self.fresh, init) {
-            for (slot, value) in slots.iter_mut().zip(init) {
-                slot.fill(value);
-            }
-        }
+        let slots = checked_slots(self.params, self.grads, self.state, self.fresh, init)?;
         run(kernel, self.params, self.grads, slots);
         Ok(())
     }
+
+    fn run_two_pass<const K: usize, A, N, B>(
+        self,
+        first: &A,
+        init: Option<[T; K]>,
+        norms: &N,
+        second: impl FnOnce([f64; 2]) -> B,
+    ) -> Result<(), Error>
+    where
+        A: Kernel<T, K>,
+        N: Norms<T, K>,
+        B: Kernel<T, K>,
+    {
+        let mut slots = checked_slots(self.params, self.grads, self.state, self.fresh, init)?;
+        run(
+            first,
+            self.params,
+            self.grads,
+            slots.each_mut().map(|s| &mut **s),
+        );
+        let sums = sum_squares(
+            norms,
+            self.params,
+            self.grads,
+            slots.each_ref().map(|s| &**s),
+        );
+        run(&second(sums), self.params, self.grads, slots);
+        Ok(())
+    }
+}
+
+/// The checked state slots of a [`Drive`] call over `params` and `grads`, filled with
+/// `init` when `fresh`.
+fn checked_slots<'s, T: Real, const K: usize>(
+    params: &[T],
+    grads: &[T],
+    state: &'s mut [&mut [T]],
+    fresh: bool,
+    init: Option<[T; K]>,
+) -> Result<[&'s mut [T]; K], Error> {
+    check_buffers(params, grads, state, K)?;
+    let found = state.len();
+    let slots: &mut [&mut [T]; K] = state
+        .try_into()
+        .map_err(|_| Error::StateSlots { expected: K, found })?;
+    let mut slots = slots.each_mut().map(|s| &mut **s);
+    if let (true, Some(init)) = (fresh, init) {
+        for (slot, value) in slots.iter_mut().zip(init) {
+            slot.fill(value);
+        }
+    }
+    Ok(slots)
+}
+
+/// Sums `Σ a²` and `Σ b²` over every element, for `[a, b] = norms.terms(p, g, s)`, in
+/// the order of `crate::reduce`'s reductions, so that the sums are the same bits on
+/// every target and instruction set: element `i` goes to virtual lane `i mod 16`, each
+/// virtual lane sums its squares in index order in the element type, and after every
+/// 256 elements (and after the last) the 16 lanes are added, in lane order, to an
+/// `f64` total with Neumaier's compensation. The body runs on the target's
+/// compile-time lanes (as `crate::reduce` does), the ragged end on scalars.
+#[inline(always)]
+pub(crate) fn sum_squares<T: Real, const K: usize, N: Norms<T, K>>(
+    norms: &N,
+    params: &[T],
+    grads: &[T],
+    state: [&[T]; K],
+) -> [f64; 2] {
+    sum_squares_lanes::<T::Vector, T, K, N>(norms, params, grads, state)
+}
+
+#[inline(always)]
+fn sum_squares_lanes<V, T, const K: usize, N>(
+    norms: &N,
+    params: &[T],
+    grads: &[T],
+    state: [&[T]; K],
+) -> [f64; 2]
+where
+    V: Lanes<Scalar = T> + LoadStore<T>,
+    T: Real,
+    N: Norms<T, K>,
+{
+    const {
+        assert!(V::WIDTH <= VIRTUAL_LANES && VIRTUAL_LANES.is_multiple_of(V::WIDTH));
+    }
+    let mut n = params.len().min(grads.len());
+    for s in state.iter() {
+        n = n.min(s.len());
+    }
+    let mut totals = [Total::ZERO; 2];
+    let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2]| {
+        for (lanes, total) in lanes.iter().zip(totals.iter_mut()) {
+            for lane in lanes {
+                total.add(lane.to_f64());
+            }
+        }
+    };
+    let mut start = 0;
+    while start < n {
+        let end = n.min(start + BLOCK);
+        let mut lanes = [[T::ZERO; VIRTUAL_LANES]; 2];
+        let body = start + (end - start) / V::WIDTH * V::WIDTH;
+        let mut i = start;
+        while i < body {
+            let lane = (i - start) % VIRTUAL_LANES;
+            // SAFETY: i + WIDTH <= body <= n, within every slice; `lane` is a multiple
+            // of WIDTH (i − start is) and lane + WIDTH <= 16, so the lane group is in
+            // bounds of the arrays of 16.
+            unsafe {
+                let p = <V as LoadStore<T>>::load(params.as_ptr().add(i));
+                let g = <V as LoadStore<T>>::load(grads.as_ptr().add(i));
+                let s = state.map(|s| <V as LoadStore<T>>::load(s.as_ptr().add(i)));
+                let terms = norms.terms(p, g, &s);
+                for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
+                    let at = acc.as_mut_ptr().add(lane);
+                    let sum = <V as LoadStore<T>>::load(at) + x * x;
+                    sum.store(at);
+                }
+            }
+            i += V::WIDTH;
+        }
+        while i < end {
+            let lane = (i - start) % VIRTUAL_LANES;
+            let s = state.map(|s| s[i]);
+            let terms = norms.terms(params[i], grads[i], &s);
+            for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
+                acc[lane] = acc[lane] + x * x;
+            }
+            i += 1;
+        }
+        fold(&lanes, &mut totals);
+        start = end;
+    }
+    totals.map(|t| t.value())
 }
 
 /// Runs `kernel` over every element. The lengths are checked by the caller; this

@@ -189,6 +189,7 @@ impl<R: Rule> ApplyIfFinite<R> {
 impl<R: Rule> Rule for ApplyIfFinite<R> {
     type Scalars = IfFiniteScalars<R::Scalars>;
     const NAME: &'static str = R::NAME;
+    const WHOLE_SLICE: bool = R::WHOLE_SLICE;
 
     fn validate(&self) -> Result<(), Error> {
         self.rule.validate()

@@ -37,7 +37,8 @@
 //! ## Rules
 //! [`Sgd`] (momentum, dampening, Nesterov), [`Adam`] (AMSGrad, decoupled decay),
 //! [`AdamW`], [`Adamax`], [`NAdam`], [`RAdam`], [`Adagrad`], [`Adadelta`], [`RmsProp`],
-//! [`Rprop`], [`Asgd`]; from the seed articles: [`RmsPropBc`] (RMSprop with bias
+//! [`Rprop`], [`Asgd`]; beyond torch.optim: [`Adan`], [`Lamb`]; from the seed
+//! articles: [`RmsPropBc`] (RMSprop with bias
 //! correction), and Mukkamala & Hein's [`OnlineRmsProp`], [`ScAdagrad`] and
 //! [`ScRmsProp`].
 //!
@@ -47,6 +48,7 @@
 //! - [`clip`]: clip by value, by global p-norm (torch's `clip_grad_norm_`) or per slice
 //!   (Keras' `clipnorm`), over many gradient slices at once.
 //! - [`guard`]: skip a step whose gradients are not finite ([`ApplyIfFinite`]).
+//! - [`lookahead`]: Lookahead's slow weights over any rule ([`Lookahead`]).
 //! - [`loss_scale`]: dynamic loss scaling for f16 training ([`GradScaler`], torch's
 //!   `GradScaler` state machine).
 //! - [`accumulate`]: gradient accumulation over micro-batches ([`Accumulator`]).
@@ -117,6 +119,7 @@ pub mod guard;
 #[cfg(target_arch = "x86_64")]
 pub mod isa;
 pub mod lanes;
+pub mod lookahead;
 pub mod loss_scale;
 mod power;
 mod real;
@@ -131,13 +134,16 @@ pub use error::{Buffer, Error};
 pub use guard::{
     ApplyIfFinite, IfFiniteScalars, NonFiniteCounts, Outcome, all_finite, all_finite_slices,
 };
+pub use lookahead::Lookahead;
 pub use loss_scale::{GradScaler, ScalerState};
 pub use real::Real;
 pub use rules::adadelta::Adadelta;
 pub use rules::adagrad::Adagrad;
 pub use rules::adam::{Adam, AdamW};
 pub use rules::adamax::Adamax;
+pub use rules::adan::Adan;
 pub use rules::asgd::{Asgd, AsgdScalars};
+pub use rules::lamb::Lamb;
 pub use rules::nadam::{NAdam, NAdamScalars};
 pub use rules::online_rmsprop::OnlineRmsProp;
 pub use rules::radam::RAdam;

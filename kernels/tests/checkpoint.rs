@@ -403,7 +403,8 @@ where
         fix_crc(&mut b);
         b
     };
-    for id in [0u16, 12, 0x0101, u16::MAX] {
+    let past_last = *gradstep::rules::RuleId::ALL.last().unwrap() as u16 + 1;
+    for id in [0u16, past_last, 0x0101, u16::MAX] {
         prop_assert_eq!(
             refuse(&forged(6, &id.to_le_bytes()))?,
             ck(CheckpointError::UnknownRule { found: id })
@@ -414,7 +415,8 @@ where
     }
     prop_assert_eq!(refuse(&forged(17, &[bytes[17] | 2]))?, field("flags"));
     prop_assert_eq!(refuse(&forged(17, &[bytes[17] | 0x80]))?, field("flags"));
-    prop_assert_eq!(refuse(&forged(18, &[4]))?, field("state slots"));
+    let too_many = gradstep::MAX_STATE_SLOTS as u8 + 1;
+    prop_assert_eq!(refuse(&forged(18, &[too_many]))?, field("state slots"));
     prop_assert_eq!(refuse(&forged(19, &[1]))?, field("reserved"));
     let section = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
     for wrong in [section + 8, section - 8, 0] {

@@ -312,7 +312,7 @@ impl<T: Element> Optimizer<T> {
             w.u64(r as u64)?;
             // The hyperparameters alone: `n` = 0, every state slice empty.
             let slots = g.rule.state_slots();
-            let empty: [&[T]; gradstep::MAX_STATE_SLOTS] = [&[], &[], &[]];
+            let empty: [&[T]; gradstep::MAX_STATE_SLOTS] = Default::default();
             checkpoint::encode_any(
                 &g.rule,
                 &g.rule.fresh_scalars(),
@@ -339,7 +339,7 @@ impl<T: Element> Optimizer<T> {
             let r = rule.encoded_len(T::TYPE, t.n, p.is_some())?;
             w.u64(r as u64)?;
             let slots = rule.state_slots();
-            let mut slices: [&[T]; gradstep::MAX_STATE_SLOTS] = [&[], &[], &[]];
+            let mut slices: [&[T]; gradstep::MAX_STATE_SLOTS] = Default::default();
             for (s, slot) in slices.iter_mut().zip(t.slots(slots)) {
                 *s = slot;
             }
@@ -458,7 +458,7 @@ impl<T: Element> Optimizer<T> {
             let mut state = zeros::<T>(slots * t.n)?;
             let mut tensor_params = zeros::<T>(if params.is_some() { t.n } else { 0 })?;
             let (rule, scalars) = {
-                let mut slices: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+                let mut slices: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
                 for (s, chunk) in slices.iter_mut().zip(state.chunks_mut(t.n.max(1))) {
                     *s = chunk;
                 }
@@ -689,7 +689,7 @@ impl<T: Element> Optimizer<T> {
                 field: "a group's hyperparameter record",
             });
         }
-        let mut empty: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+        let mut empty: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
         let slots = header.slots.min(gradstep::MAX_STATE_SLOTS);
         let (rule, scalars): (AnyRule, AnyScalars) =
             checkpoint::decode_any(rule_bytes, &mut empty[..slots], None)?;

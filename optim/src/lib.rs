@@ -701,7 +701,7 @@ fn step_tensor<T: Element>(
     grads: &[T],
 ) -> Result<(), Error> {
     let slots = rule.state_slots();
-    let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+    let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
     for (part, slot) in parts
         .iter_mut()
         .zip(t.state.chunks_mut(t.n.max(1)))

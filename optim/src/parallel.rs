@@ -9,9 +9,9 @@
 //! nothing: the result is bit for bit the single-threaded one, for any thread count
 //! and chunk length (tested for every rule in `tests/threads.rs`).
 //!
-//! A rule whose update needs a reduction over the whole tensor (LAMB's trust ratio,
-//! Adafactor's factored moments) would break this: it would need a reduction pass
-//! before the chunks, like `gradstep::clip`'s norm.
+//! A rule whose update needs a reduction over the whole tensor (LAMB's trust ratio;
+//! `AnyRule::whole_slice`) is not cut: each of its tensors is one job, so its result
+//! is the single-threaded one too.
 
 use std::sync::Mutex;
 
@@ -62,17 +62,22 @@ pub(crate) fn step<T: Element>(
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
         let rule = groups[t.group].rule;
         let count = rule.state_slots().min(gradstep::MAX_STATE_SLOTS);
-        let mut slots: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+        let mut slots: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
         for (s, c) in slots.iter_mut().zip(t.state.chunks_mut(t.n.max(1))) {
             *s = c;
         }
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
         let mut first = true;
         loop {
-            let len = p.len().min(chunk_len);
+            // A layer-wise rule's norm is over the whole tensor: one job.
+            let len = if rule.whole_slice() {
+                p.len()
+            } else {
+                p.len().min(chunk_len)
+            };
             let (ph, pt) = core::mem::take(&mut p).split_at_mut(len);
             let (gh, gt) = g.split_at(len);
-            let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+            let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
             for (part, s) in parts.iter_mut().zip(slots.iter_mut()).take(count) {
                 let (head, tail) = core::mem::take(s).split_at_mut(len);
                 (*part, *s) = (head, tail);

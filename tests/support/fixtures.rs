@@ -10,11 +10,13 @@ use serde::Deserialize;
 pub struct RuleFixture {
     /// The script that wrote the file.
     pub generator: String,
-    /// `torch.__version__` at recording time; for a rule torch lacks, the version of its
-    /// reference package (`"reference_version"` in the file, e.g. `"optax 0.2.8, jax
-    /// 0.10.2"`).
-    #[serde(alias = "reference_version")]
+    /// `torch.__version__` at recording time (empty for a reference without torch).
+    #[serde(default)]
     pub torch_version: String,
+    /// For a reference outside torch.optim, its package and version
+    /// (`"pytorch_optimizer 4.1.0"`, `"optax 0.2.8, jax 0.10.2"`); empty for torch's.
+    #[serde(default)]
+    pub reference_version: String,
     /// The rule's name (file stem).
     pub rule: String,
     /// torch's constructor defaults, under gradstep's field names.

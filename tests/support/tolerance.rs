@@ -95,6 +95,12 @@ pub fn row(rule: &str, dtype: &str) -> Option<Tolerance> {
             // scales 1e-3..30) in brackets; k = that × 2, rounded up to a power of 2.
             let k = match rule {
                 // Every operation is exact or a single comparison-driven choice:
+                // pytorch_optimizer.Adan: two addcdiv terms and three lerp/addcmul
+                // moments, fused in torch (scale-30 proximal case worst). [4.18]
+                "adan" => 16.0,
+                // optax.lamb: optax sums the norms in f32, gradstep in compensated f64;
+                // r multiplies the whole update. [1.47]
+                "lamb" => 4.0,
                 // step sizes are products of the etas, updates ±Δ. Bit-exact. [0]
                 "rprop" => 0.0,
                 // One √ ratio per step, no bias correction. [0.98]

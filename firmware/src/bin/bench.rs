@@ -287,6 +287,8 @@ fn main() -> ! {
     );
     limits("rprop", &measure(&clock, b, Rprop::default()));
     limits("asgd", &measure(&clock, b, Asgd::default()));
+    limits("adan", &measure(&clock, b, Adan::default()));
+    limits("lamb", &measure(&clock, b, Lamb::default()));
     limits("rmsprop_bc", &measure(&clock, b, RmsPropBc::default()));
     limits(
         "online_rmsprop",

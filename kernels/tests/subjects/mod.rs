@@ -453,3 +453,59 @@ impl Subject for ScRmsProp {
         fields!(ScRmsProp; lr: [-1.0], gamma: [0.0, -0.5, 1.01], xi_1: [-0.1], xi_2: [0.0, -0.1], weight_decay: [-1.0])
     }
 }
+
+impl Subject for Adan {
+    fn arb() -> BoxedStrategy<Self> {
+        (
+            lr(),
+            (beta(), beta(), beta()),
+            eps(),
+            decay(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    lr,
+                    (beta1, beta2, beta3),
+                    eps,
+                    weight_decay,
+                    decoupled_weight_decay,
+                    maximize,
+                )| {
+                    Adan {
+                        lr,
+                        beta1,
+                        beta2,
+                        beta3,
+                        eps,
+                        weight_decay,
+                        decoupled_weight_decay,
+                        maximize,
+                    }
+                },
+            )
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(Adan; lr: [-1e-3], beta1: [1.0, -0.1], beta2: [1.0, -0.1], beta3: [1.0, 1.5], eps: [0.0, -1e-8], weight_decay: [-0.1])
+    }
+}
+
+impl Subject for Lamb {
+    fn arb() -> BoxedStrategy<Self> {
+        (lr(), beta(), beta(), eps(), decay(), any::<bool>())
+            .prop_map(|(lr, beta1, beta2, eps, weight_decay, maximize)| Lamb {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                maximize,
+            })
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(Lamb; lr: [-1e-3], beta1: [1.0, -0.1], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
+    }
+}
