@@ -117,7 +117,7 @@ unsafe fn run_avx2<T, V, const K: usize, F>(
     F: Kernel<T, K>,
 {
     // SAFETY: forwarded from the caller.
-    unsafe { run_lanes::<V, T, T, T, K, F>(kernel, p, g, s, n) }
+    unsafe { run_aligned::<T, V, K, F>(kernel, p, g, s, n) }
 }
 
 /// The element loop compiled for AVX-512F.
@@ -138,7 +138,48 @@ unsafe fn run_avx512<T, V, const K: usize, F>(
     F: Kernel<T, K>,
 {
     // SAFETY: forwarded from the caller.
-    unsafe { run_lanes::<V, T, T, T, K, F>(kernel, p, g, s, n) }
+    unsafe { run_aligned::<T, V, K, F>(kernel, p, g, s, n) }
+}
+
+/// The element loop with its first elements, up to the first params address that is a
+/// multiple of the vector's size, on scalar lanes: a vector access that straddles two
+/// cache lines costs two, and with 64-byte AVX-512 vectors every access of a buffer
+/// that is not 64-byte aligned straddles (`malloc` gives 16). Buffers allocated alike,
+/// the usual case, then all align. Same bits: the update is element by element.
+///
+/// # Safety
+/// As for [`run`]; inside the entry point of `V`'s instruction set.
+#[inline(always)]
+unsafe fn run_aligned<T, V, const K: usize, F>(
+    kernel: &F,
+    p: *mut T,
+    g: *const T,
+    s: [*mut T; K],
+    n: usize,
+) where
+    T: Real,
+    V: Lanes<Scalar = T> + LoadStore<T>,
+    F: Kernel<T, K>,
+{
+    let bytes = V::WIDTH * size_of::<T>();
+    let off = p as usize % bytes;
+    let head = if off.is_multiple_of(size_of::<T>()) {
+        ((bytes - off) % bytes / size_of::<T>()).min(n)
+    } else {
+        0
+    };
+    // SAFETY: head <= n, so both parts are in bounds of every buffer; forwarded from
+    // the caller otherwise.
+    unsafe {
+        run_lanes::<T, T, T, T, K, F>(kernel, p, g, s, head);
+        run_lanes::<V, T, T, T, K, F>(
+            kernel,
+            p.add(head),
+            g.add(head),
+            s.map(|x| x.add(head)),
+            n - head,
+        );
+    }
 }
 
 #[cfg(test)]
