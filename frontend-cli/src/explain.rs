@@ -281,6 +281,133 @@ pub const EXPLANATIONS: &[Explanation] = &[
                   of the final answer (Polyak–Ruppert averaging).",
         full_batch: false,
     },
+    Explanation {
+        name: "adan",
+        summary: "Adaptive Nesterov momentum: Adam-style steps whose momentum also follows \
+                  how the gradient changes between steps, which is Nesterov's look-ahead \
+                  without a second gradient evaluation.",
+        equations: "d = g − g₋                     (0 on the first step)\n\
+                    m ← m + (1 − β₁)(g − m)\n\
+                    n ← n + (1 − β₂)(d − n)\n\
+                    v ← β₃v + (1 − β₃)(g + β₂d)²\n\
+                    r = √v/√(1 − β₃ᵗ) + ε\n\
+                    θ ← θ − η·m/((1 − β₁ᵗ)r) − ηβ₂·n/((1 − β₂ᵗ)r)\n\
+                    θ ← θ/(1 + ηλ)                 (proximal weight decay)",
+        fields: &[
+            (
+                "beta1",
+                "β₁: memory of the gradient average m (0.98, long: Adan's β's are \
+                 1 − the paper's)",
+            ),
+            (
+                "beta2",
+                "β₂: memory of the gradient-difference average n, and how much the \
+                 difference adds to the squared term",
+            ),
+            ("beta3", "β₃: memory of the squared term v"),
+            (
+                "decoupled_weight_decay",
+                "multiply θ by 1 − ηλ before the step instead of dividing it by 1 + ηλ \
+                 after (the default, proximal form)",
+            ),
+        ],
+        differences: "The reference is pytorch_optimizer.Adan (the paper's code). optax's \
+                      adan weights the difference term by 1 − β₂ where the paper's code \
+                      uses β₂ (an open upstream fix); gradstep follows the paper. \
+                      pytorch_optimizer's max_grad_norm is not a field: clip first.",
+        concept: "Nesterov momentum, the way the source article recommends for deep \
+                  learning: look ahead along the gradient's change, with Adam's adaptive \
+                  scaling and bias correction.",
+        full_batch: false,
+    },
+    Explanation {
+        name: "lamb",
+        summary: "Layer-wise adaptive moments: Adam's direction plus weight decay, rescaled \
+                  per tensor so each layer moves by lr times the size of its own weights \
+                  (the trust ratio). Made for very large batches; one call is one tensor.",
+        equations: "m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²\n\
+                    u = (m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ε) + λθ\n\
+                    r = ‖θ‖/‖u‖                   (1 if either is 0)\n\
+                    θ ← θ − η·r·u",
+        fields: &[(
+            "weight_decay",
+            "λ: added to the direction u before the trust ratio (not to the gradient)",
+        )],
+        differences: "The reference is optax.lamb. Keras's Lamb uses ε = 1e-7; \
+                      pytorch_optimizer's Lamb skips v's bias correction, clamps ‖θ‖ to 10 \
+                      and clips gradients by default.",
+        concept: "adaptive learning rate per coordinate (Adam) and per layer (the trust \
+                  ratio) together.",
+        full_batch: false,
+    },
+    Explanation {
+        name: "rmsprop_bc",
+        summary: "RMSprop with Adam's bias correction: the running average of g² is \
+                  divided by 1 − αᵗ, so the first steps are not too large.",
+        equations: "v ← αv + (1 − α)g²\n\
+                    θ ← θ − η·g/(√(v/(1 − αᵗ)) + ε)",
+        fields: &[("alpha", "α: decay of the running average of g²")],
+        differences: "Bit for bit optax.rmsprop(bias_correction=True, eps_in_sqrt=False); \
+                      equal in exact arithmetic to torch.optim.Adam(betas=(0, α)), which \
+                      rounds differently. torch's own RMSprop has no bias correction.",
+        concept: "bias correction: an average started at 0 underestimates at first; \
+                  dividing by 1 − αᵗ removes that start-up bias.",
+        full_batch: false,
+    },
+    Explanation {
+        name: "online_rmsprop",
+        summary: "RMSprop whose averaging weight 1 − γ/t grows with the step and whose \
+                  step size falls like 1/√t (Mukkamala & Hein 2017). With γ = 1 it is \
+                  exactly Adagrad.",
+        equations: "βₜ = 1 − γ/t\n\
+                    v ← βₜv + (1 − βₜ)g²\n\
+                    θ ← θ − η·g/(√(t·v) + ε)",
+        fields: &[(
+            "gamma",
+            "γ in (0, 1]: how fast old gradients are forgotten (1 = never: Adagrad)",
+        )],
+        differences: "No package implements it; gradstep's reference is a small numpy \
+                      version of the paper's algorithm (tests/fixtures/mukkamala2017).",
+        concept: "an adaptive learning rate with a schedule built in: between Adagrad's \
+                  memory of everything and RMSprop's fixed forgetting.",
+        full_batch: false,
+    },
+    Explanation {
+        name: "sc_adagrad",
+        summary: "Adagrad for strongly convex problems: divides by the sum of squared \
+                  gradients itself, not its root, plus a damping that fades as the sum \
+                  grows, so steps shrink like 1/t (logarithmic regret).",
+        equations: "v ← v + g²\n\
+                    θ ← θ − η·g/(v + ξ₂·e^(−ξ₁·v))",
+        fields: &[
+            ("xi_1", "ξ₁: how fast the damping fades as v grows"),
+            ("xi_2", "ξ₂: the damping at the start (v = 0)"),
+        ],
+        differences: "No package implements it; the reference is a numpy version of the \
+                      paper's algorithm. lr must suit the gradient scale (no square root).",
+        concept: "adaptive learning rate tuned to strong convexity: 1/t steps instead of \
+                  Adagrad's 1/√t.",
+        full_batch: false,
+    },
+    Explanation {
+        name: "sc_rmsprop",
+        summary: "The strongly convex version of online RMSprop: divides by t·v, the \
+                  γ-weighted average times the step, plus the same fading damping. With \
+                  γ = 1 it equals SC-Adagrad.",
+        equations: "βₜ = 1 − γ/t\n\
+                    v ← βₜv + (1 − βₜ)g²\n\
+                    θ ← θ − η·g/(t·v + ξ₂·e^(−ξ₁·t·v))",
+        fields: &[
+            ("gamma", "γ in (0, 1]: how fast old gradients are forgotten"),
+            ("xi_1", "ξ₁: how fast the damping fades as t·v grows"),
+            ("xi_2", "ξ₂: the damping at the start"),
+        ],
+        differences: "No package implements it; the reference is a numpy version of the \
+                      paper's algorithm.",
+        concept: "adaptive learning rate for strongly convex losses, with RMSprop's \
+                  forgetting.",
+        full_batch: false,
+    },
 ];
 
 /// The explanation of `name`, if there is one.
