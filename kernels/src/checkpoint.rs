@@ -1155,6 +1155,10 @@ mod tests {
             (RuleId::Asgd, 72),
             (RuleId::Adan, 64),
             (RuleId::Lamb, 56),
+            (RuleId::RmsPropBc, 48),
+            (RuleId::OnlineRmsProp, 48),
+            (RuleId::ScAdagrad, 48),
+            (RuleId::ScRmsProp, 56),
         ];
         for (id, len) in table {
             assert_eq!(RuleId::from_u16(id as u16), Some(id));
