@@ -235,8 +235,6 @@ fn two_prod(a: f64, b: f64) -> Dd {
 }
 
 impl Dd {
-    const ONE: Dd = Dd { hi: 1.0, lo: 0.0 };
-
     fn from_f64(x: f64) -> Dd {
         Dd { hi: x, lo: 0.0 }
     }
@@ -247,6 +245,13 @@ impl Dd {
         let t = two_sum(self.lo, other.lo);
         let s = quick_two_sum(s.hi, s.lo + t.hi);
         quick_two_sum(s.hi, s.lo + t.lo)
+    }
+
+    /// `self + other` for summands of the same sign (no cancellation): one two-sum,
+    /// relative error about 2⁻¹⁰⁴.
+    fn add_same_sign(self, other: Dd) -> Dd {
+        let s = two_sum(self.hi, other.hi);
+        quick_two_sum(s.hi, s.lo + (self.lo + other.lo))
     }
 
     fn neg(self) -> Dd {
@@ -268,14 +273,6 @@ impl Dd {
         quick_two_sum(p.hi, p.lo + self.lo * x)
     }
 
-    /// `self / d` for a double `d ≠ 0`.
-    fn div_f64(self, d: f64) -> Dd {
-        let q = self.hi / d;
-        let p = two_prod(q, d);
-        let r = ((self.hi - p.hi) - p.lo) + self.lo;
-        quick_two_sum(q, r / d)
-    }
-
     /// `self / other`, three quotient digits.
     fn div(self, other: Dd) -> Dd {
         let q1 = self.hi / other.hi;
@@ -286,6 +283,113 @@ impl Dd {
         quick_two_sum(q1, q2).add(Dd::from_f64(q3))
     }
 }
+
+/// `2/(2n + 1)` for n = 0..=9 as pairs: the atanh series' leading coefficients.
+const ATANH_DD: [Dd; 10] = [
+    Dd {
+        hi: f64::from_bits(0x4000_0000_0000_0000),
+        lo: 0.0,
+    },
+    Dd {
+        hi: f64::from_bits(0x3FE5_5555_5555_5555),
+        lo: f64::from_bits(0x3C85_5555_5555_5555),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FD9_9999_9999_999A),
+        lo: f64::from_bits(0xBC79_9999_9999_999A),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FD2_4924_9249_2492),
+        lo: f64::from_bits(0x3C72_4924_9249_2492),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FCC_71C7_1C71_C71C),
+        lo: f64::from_bits(0x3C6C_71C7_1C71_C71C),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FC7_45D1_745D_1746),
+        lo: f64::from_bits(0xBC57_45D1_745D_1746),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FC3_B13B_13B1_3B14),
+        lo: f64::from_bits(0xBC63_B13B_13B1_3B14),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FC1_1111_1111_1111),
+        lo: f64::from_bits(0x3C41_1111_1111_1111),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FBE_1E1E_1E1E_1E1E),
+        lo: f64::from_bits(0x3C3E_1E1E_1E1E_1E1E),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FBA_F286_BCA1_AF28),
+        lo: f64::from_bits(0x3C5A_F286_BCA1_AF28),
+    },
+];
+
+/// `1/n!` for n = 0..=13 as pairs: the exponential series' leading coefficients.
+const EXP_DD: [Dd; 14] = [
+    Dd {
+        hi: f64::from_bits(0x3FF0_0000_0000_0000),
+        lo: 0.0,
+    },
+    Dd {
+        hi: f64::from_bits(0x3FF0_0000_0000_0000),
+        lo: 0.0,
+    },
+    Dd {
+        hi: f64::from_bits(0x3FE0_0000_0000_0000),
+        lo: 0.0,
+    },
+    Dd {
+        hi: f64::from_bits(0x3FC5_5555_5555_5555),
+        lo: f64::from_bits(0x3C65_5555_5555_5555),
+    },
+    Dd {
+        hi: f64::from_bits(0x3FA5_5555_5555_5555),
+        lo: f64::from_bits(0x3C45_5555_5555_5555),
+    },
+    Dd {
+        hi: f64::from_bits(0x3F81_1111_1111_1111),
+        lo: f64::from_bits(0x3C01_1111_1111_1111),
+    },
+    Dd {
+        hi: f64::from_bits(0x3F56_C16C_16C1_6C17),
+        lo: f64::from_bits(0xBBEF_49F4_9F49_F49F),
+    },
+    Dd {
+        hi: f64::from_bits(0x3F2A_01A0_1A01_A01A),
+        lo: f64::from_bits(0x3B6A_01A0_1A01_A01A),
+    },
+    Dd {
+        hi: f64::from_bits(0x3EFA_01A0_1A01_A01A),
+        lo: f64::from_bits(0x3B3A_01A0_1A01_A01A),
+    },
+    Dd {
+        hi: f64::from_bits(0x3EC7_1DE3_A556_C734),
+        lo: f64::from_bits(0xBB6C_154F_8DDC_6C00),
+    },
+    Dd {
+        hi: f64::from_bits(0x3E92_7E4F_B778_9F5C),
+        lo: f64::from_bits(0x3B3C_BBC0_5B4F_A99A),
+    },
+    Dd {
+        hi: f64::from_bits(0x3E5A_E645_67F5_44E4),
+        lo: f64::from_bits(0xBAFC_062E_06D1_F209),
+    },
+    Dd {
+        hi: f64::from_bits(0x3E21_EED8_EFF8_D898),
+        lo: f64::from_bits(0xBAC2_AEC9_59E1_4C06),
+    },
+    Dd {
+        hi: f64::from_bits(0x3DE6_1246_13A8_6D09),
+        lo: f64::from_bits(0x3A8F_28E0_CC74_8EBE),
+    },
+];
+
+/// 1/14!, rounded.
+const INV_FACT_14: f64 = f64::from_bits(0x3DA9_3974_A8C0_7C9D);
 
 /// `ln x` for a finite `x > 0`, relative error below about 2⁻¹⁰⁰.
 fn ln_dd(x: f64) -> Dd {
@@ -303,14 +407,18 @@ fn ln_dd(x: f64) -> Dd {
         k += 1;
     }
     // ln m = 2·atanh(s) = 2(s + s³/3 + s⁵/5 + …), s = (m − 1)/(m + 1), |s| ≤ 0.172: the
-    // 23 terms to s⁴⁵ leave less than 2⁻¹¹⁰ (relative). m − 1 is exact (Sterbenz).
+    // 23 terms to s⁴⁵ leave less than 2⁻¹¹⁰ (relative). m − 1 is exact (Sterbenz). The
+    // terms from s²¹ on (t¹⁰ < 2⁻⁵⁰) are summed in plain doubles: their rounding errors
+    // stay below 2⁻¹⁰⁵ of the whole.
     let s = Dd::from_f64(m - 1.0).div(two_sum(m, 1.0));
     let t = s.mul(s);
-    let mut sum = Dd::from_f64(2.0).div_f64(45.0);
-    for n in (0..22).rev() {
-        sum = Dd::from_f64(2.0)
-            .div_f64(f64::from(2 * n + 1))
-            .add(t.mul(sum));
+    let mut tail = 0.0;
+    for n in (10..=22).rev() {
+        tail = 2.0 / f64::from(2 * n + 1) + t.hi * tail;
+    }
+    let mut sum = Dd::from_f64(tail);
+    for c in ATANH_DD.iter().rev() {
+        sum = c.add_same_sign(t.mul(sum));
     }
     let ln_m = s.mul(sum);
     // k·ln 2: k has at most 11 bits, so k·LN2[0] is an exact pair and k·LN2[1] loses
@@ -329,10 +437,17 @@ fn exp_dd(z: Dd) -> (Dd, i32) {
         .add(two_prod(k, LN2[0]).neg())
         .add(two_prod(k, LN2[1]).neg())
         .add(Dd::from_f64(-k * LN2[2]));
-    // Taylor to r²⁴/24!: the rest is below 2⁻¹¹⁵. Horner: 1 + r(1 + r/2(1 + r/3(…))).
-    let mut e = Dd::ONE;
-    for n in (1..=24).rev() {
-        e = Dd::ONE.add(r.mul(e).div_f64(f64::from(n)));
+    // Taylor to r²⁴/24!: the rest is below 2⁻¹¹⁵. The terms from r¹⁴/14! (< 2⁻⁵⁵) on are
+    // summed in plain doubles (r¹⁴/14!·(1 + r/15(1 + r/16(…)))), the rest in pairs.
+    let mut tail = 1.0;
+    for n in (15..=24).rev() {
+        tail = 1.0 + r.hi * tail / f64::from(n);
+    }
+    let mut e = Dd::from_f64(tail * INV_FACT_14);
+    // Each partial sum is at least 0.65 of its coefficient (|r·e| ≤ 0.35·c): no
+    // cancellation.
+    for c in EXP_DD.iter().rev() {
+        e = c.add_same_sign(r.mul(e));
     }
     (e, k as i32)
 }
