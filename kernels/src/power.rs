@@ -457,9 +457,10 @@ fn exp_dd(z: Dd) -> (Dd, i32) {
 /// about 100 correct bits in double-double arithmetic and rounded once. The exact power
 /// is then rounded correctly unless it lies within 2⁻⁹⁰ (relative) of a point halfway
 /// between two doubles; there it is taken to be that point (as it is for exact powers
-/// such as `(2³⁶)^1.5 + …` with 54-bit results) and rounded to even. Everything else (zeros,
-/// infinities, NaN, negative bases with fractional exponents, and results that overflow
-/// or are subnormal) is `libm::pow`'s answer, the C99 Annex F values.
+/// such as `(m²)^1.5 = m³` with a 54-bit `m³`) and rounded to even. Everything else
+/// (zeros, infinities, NaN, negative bases with fractional exponents, and results outside
+/// `[e^−708.3, e^709.7]`: subnormal, overflowing, or within a hair of either) is
+/// `libm::pow`'s answer, the C99 Annex F values.
 pub(crate) fn pow(x: f64, y: f64) -> f64 {
     if !(x.is_finite() && y.is_finite()) || x == 0.0 || y == 0.0 || x == 1.0 {
         return libm::pow(x, y);
