@@ -428,15 +428,6 @@ fn run_drift(a: &[Snapshot], b: &[Snapshot], tol: &Tolerance) -> Drift {
     d
 }
 
-/// Rules whose trajectory is not bit-identical to torch's scalar kernels with a correctly
-/// rounded sqrt, and why. NAdam's μₜ = β₁(1 − ½·0.96^(tψ)) and ASGD's η = γ/(1 + κγt)^α
-/// take non-integer powers, which gradstep computes with Rust's `libm::pow`: it is 1 ulp
-/// off the correctly rounded value for 65 of the first 1001 NAdam steps at ψ = 4e-3
-/// (first at t = 104), and at ASGD's t = 8 with γ = 0.1, κ = 0.5, α = 0.75, where glibc's
-/// `pow`, which Python (and so torch) uses, is correctly rounded. Π or η then differs by
-/// an ulp (f64), and the params rarely by one.
-const NOT_BIT_IDENTICAL: &[(&str, &str)] = &[("nadam", "libm::pow"), ("asgd", "libm::pow")];
-
 #[test]
 fn trajectories() {
     let fixture = StepFixture::load();
@@ -444,7 +435,6 @@ fn trajectories() {
     // each the worst over the rule's cases.
     let mut table: BTreeMap<(String, String), [(Drift, String); 3]> = BTreeMap::new();
     let mut failures = Vec::new();
-    let mut excused = Vec::new();
     for case in &fixture.index.cases {
         let rule = rule_of(case);
         let tol = tolerance(&case.rule, &case.dtype);
@@ -477,11 +467,7 @@ fn trajectories() {
                 a.step,
                 run_drift(&ours, &exact, &tol).norm
             );
-            if NOT_BIT_IDENTICAL.iter().any(|(r, _)| *r == case.rule) {
-                excused.push(message);
-            } else {
-                failures.push(message);
-            }
+            failures.push(message);
         }
         if named(case, "simd") {
             continue;
@@ -537,9 +523,6 @@ fn trajectories() {
                 ours.0.norm, torch.0.norm
             ));
         }
-    }
-    for e in &excused {
-        println!("known ({NOT_BIT_IDENTICAL:?}): {e}");
     }
     assert!(
         failures.is_empty(),

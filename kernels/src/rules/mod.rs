@@ -40,7 +40,7 @@ pub use registry::{
 
 use crate::driver::{Buffers, Drive};
 use crate::error::{Buffer, Error};
-use crate::power::{Powers, powi};
+use crate::power::{Powers, pow, powi};
 use crate::real::Real;
 
 /// The most state slices any rule needs (Adan: three moments and the previous
@@ -312,12 +312,12 @@ pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
 
 /// `base ** exp` as Python computes it for floats (C `pow`): correctly rounded
 /// [`powi`] for whole exponents in `[0, 2⁵³]` (steps, epochs, milestone counts),
-/// `libm::pow` otherwise.
+/// correctly rounded [`pow`] (double-double `e^(y·ln x)`) otherwise.
 #[inline]
 pub(crate) fn powf(base: f64, exp: f64) -> f64 {
     if (0.0..=9_007_199_254_740_992.0).contains(&exp) && exp as u64 as f64 == exp {
         powi(base, exp as u64)
     } else {
-        libm::pow(base, exp)
+        pow(base, exp)
     }
 }
