@@ -100,7 +100,8 @@ fn schedule_refuses(s: impl Into<AnyScheduler>, field: &str) {
 fn eps_zero() {
     assert_eq!(torch_accepts("eps_zero", false).len(), 8);
     let mut with_eps = 0;
-    for &id in RuleId::ALL {
+    // The torch rules (the others refuse ε = 0 too, but torch has no say there).
+    for &id in RuleId::ALL.iter().filter(|id| id.torch_name().is_some()) {
         let mut rule = id.default_rule();
         if rule.field("eps").is_err() {
             continue;
