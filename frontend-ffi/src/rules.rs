@@ -13,7 +13,10 @@
 //! - `gradstep_rule_step_f32` / `_f64`: one step over caller-owned params, grads and
 //!   state, with the scalar state in a [`gradstep_scalars`].
 //!
-//! Flags are `uint8_t`: any non-zero value means true. A zero-initialized
+//! Flags are `uint8_t`: any non-zero value means true. Choice fields (a rule's
+//! `momentum` kind, ...) are `uint32_t` indices with named constants
+//! (`GRADSTEP_<RULE>_<FIELD>_<VALUE>`); a value out of range is `GRADSTEP_UNKNOWN_KIND`.
+//! A zero-initialized
 //! [`gradstep_scalars`] is fresh state: the first step initializes the state buffer
 //! itself (its contents are ignored), as torch does lazily.
 //!
@@ -394,18 +397,22 @@ macro_rules! c_rules {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The rule `c` describes (not yet validated). Unknown kinds are refused.
         pub(crate) fn to_any(c: &gradstep_rule) -> Result<AnyRule, gradstep_status> {
             match c.kind {
                 $($id => {
                     // SAFETY: `kind` names the member the caller filled; its fields are
-                    // `double`s and `uint8_t`s, for which every bit pattern is a value.
+                    // `double`s, `uint32_t`s and `uint8_t`s, for which every bit pattern
+                    // is a value.
                     let h = unsafe { c.params.$name };
                     Ok(AnyRule::$rule(gradstep::$rule {
                         $($f: h.$f,)*
                         $($b: h.$b != 0,)*
+                        $($c: <gradstep::$ct as gradstep::rules::Choice>::from_index(h.$c)
+                            .ok_or(GRADSTEP_UNKNOWN_KIND)?,)*
                     }))
                 })*
                 _ => Err(GRADSTEP_UNKNOWN_KIND),
@@ -414,13 +421,15 @@ macro_rules! c_rules {
 
         /// The C form of `rule` (flags as 0 or 1).
         pub(crate) fn from_any(rule: &AnyRule) -> Result<gradstep_rule, gradstep_status> {
-            // SAFETY: every member is `double`s and `uint8_t`s: all zeros is a value.
+            // SAFETY: every member is `double`s, `uint32_t`s and `uint8_t`s: all zeros
+            // is a value.
             let mut params: gradstep_rule_params = unsafe { core::mem::zeroed() };
             let kind = match *rule {
                 $(AnyRule::$rule(r) => {
                     // Writes to the member that `kind` will name.
                     $(params.$name.$f = r.$f;)*
                     $(params.$name.$b = u8::from(r.$b);)*
+                    $(params.$name.$c = gradstep::rules::Choice::index(r.$c);)*
                     $id
                 })*
                 // `AnyRule` is non-exhaustive outside its crate; every registry row has
@@ -442,8 +451,9 @@ macro_rules! c_rules {
         mod registry_rows {
             use super::*;
 
-            /// Each member's size is exactly its row's fields (8 bytes per number, 1 per
-            /// flag, padded to 8): a C struct with a field the registry lacks fails.
+            /// Each member's size is exactly its row's fields (8 bytes per number, 4 per
+            /// choice, 1 per flag, padded to 8): a C struct with a field the registry
+            /// lacks fails.
             #[test]
             fn members_hold_exactly_the_registry_fields() {
                 $({
@@ -452,9 +462,10 @@ macro_rules! c_rules {
                     let member = unsafe { rule.params.$name };
                     let numbers = [$(stringify!($f)),*].len();
                     let flags = [$(stringify!($b)),*].len();
+                    let choices = <[&str]>::len(&[$(stringify!($c)),*]);
                     assert_eq!(
                         core::mem::size_of_val(&member),
-                        (numbers * 8 + flags).next_multiple_of(8),
+                        (numbers * 8 + choices * 4 + flags).next_multiple_of(8),
                         stringify!($name)
                     );
                     assert_eq!(rule.kind, $id);
@@ -701,6 +712,13 @@ mod tests {
                         gradstep::rules::Value::Number(x + 0.01 * (k + 1) as f64)
                     }
                     gradstep::rules::Value::Flag(b) => gradstep::rules::Value::Flag(!b),
+                    gradstep::rules::Value::Choice(name) => match field.kind {
+                        gradstep::rules::FieldKind::Choice(names) => {
+                            let k = names.iter().position(|&n| n == name).unwrap();
+                            gradstep::rules::Value::Choice(names[(k + 1) % names.len()])
+                        }
+                        _ => unreachable!("a choice value in a field of another kind"),
+                    },
                 };
                 any.set(field.name, v).unwrap();
             }

@@ -58,8 +58,11 @@
 //!
 //! The rule section is, in this order: the hyperparameters that are numbers, one `f64`
 //! each; one `u64` whose bit `i` is the `i`-th boolean option (the other bits are 0);
-//! the scalar state: the step counter (`u64`), then NAdam's μ-product or ASGD's η and μ
-//! (`f64`). Field order, per rule:
+//! one `u64` per choice field (a [`Choice`](crate::rules::Choice): the index of its
+//! value, in the order of the registry row's `choice` list; rules without choice
+//! fields, every rule below up to id 11, have none, so their sections are as they
+//! always were and the format stays version 1); the scalar state: the step counter
+//! (`u64`), then NAdam's μ-product or ASGD's η and μ (`f64`). Field order, per rule:
 //!
 //! | id | rule | `f64` hyperparameters | option bits 0, 1, 2 | scalar state | `R` |
 //! |---|---|---|---|---|---|
@@ -92,7 +95,8 @@
 //! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`],
 //!    not checked by [`decode_any`]) and the element type
 //!    ([`CheckpointError::WrongElementType`]).
-//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]), a
+//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]),
+//!    every choice a known index (`InvalidField { field: "choices" }`), a
 //!    scalar state that steps can produce (NAdam's μ-product in [0, 1]; ASGD's η finite
 //!    and ≥ 0, μ in (0, 1]: else `InvalidField { field: "scalar state" }`), the
 //!    hyperparameters pass the rule's `validate()` ([`Error::InvalidHyperparameter`]),
@@ -217,8 +221,8 @@ pub enum CheckpointError {
     /// although the checksum matches (a checkpoint not written by [`encode`]).
     InvalidField {
         /// Which field: `"length"`, `"element type"`, `"flags"`, `"reserved"`,
-        /// `"rule section length"`, `"n"`, `"options"`, `"scalar state"` or
-        /// `"state slots"`.
+        /// `"rule section length"`, `"n"`, `"options"`, `"choices"`, `"scalar state"`
+        /// or `"state slots"`.
         field: &'static str,
     },
     /// The number of destination state slices is not the checkpoint's.
@@ -622,7 +626,8 @@ macro_rules! codec {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The rule section's length `R`.
         const fn section_len(rule: RuleId) -> usize {
@@ -638,7 +643,8 @@ macro_rules! codec {
 
             impl RuleCodec for crate::$rule {
                 const SECTION_LEN: usize =
-                    8 * ([$(stringify!($f)),*].len() + 1) + <crate::$scalars as ScalarCodec>::LEN;
+                    8 * ([$(stringify!($f)),*].len() + 1 + <[&str]>::len(&[$(stringify!($c)),*]))
+                        + <crate::$scalars as ScalarCodec>::LEN;
 
                 fn write_section(&self, scalars: &crate::$scalars, w: &mut Writer<'_>) {
                     $(w.f64(self.$f);)*
@@ -648,6 +654,7 @@ macro_rules! codec {
                         .enumerate()
                         .fold(0u64, |acc, (k, &on)| acc | (u64::from(on) << k));
                     w.u64(bits);
+                    $(w.u64(u64::from(crate::rules::Choice::index(self.$c)));)*
                     scalars.write(w);
                 }
 
@@ -661,8 +668,12 @@ macro_rules! codec {
                     if bits.checked_shr(k).unwrap_or(0) != 0 {
                         return Err(CheckpointError::InvalidField { field: "options" });
                     }
+                    $(let $c = u32::try_from(r.u64()?)
+                        .ok()
+                        .and_then(<crate::$ct as crate::rules::Choice>::from_index)
+                        .ok_or(CheckpointError::InvalidField { field: "choices" })?;)*
                     let scalars = <crate::$scalars as ScalarCodec>::read(r)?;
-                    Ok((crate::$rule { $($f,)* $($b,)* }, scalars))
+                    Ok((crate::$rule { $($f,)* $($b,)* $($c,)* }, scalars))
                 }
             }
         )*

@@ -28,7 +28,7 @@ mod prelude;
 pub mod registry;
 
 pub use registry::{
-    AnyRule, AnyScalars, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
+    AnyRule, AnyScalars, Choice, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
 };
 
 use crate::driver::{Buffers, Drive};
