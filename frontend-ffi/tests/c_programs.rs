@@ -85,6 +85,8 @@ fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
         .iter()
         .map(|(name, value)| match value {
             serde_json::Value::Bool(b) => format!("{name}={b}"),
+            // A choice field: its value's name.
+            serde_json::Value::String(s) => format!("{name}={s}"),
             // `{:?}` is Rust's shortest round-trip form, which the parser reads exactly.
             v => format!("{name}={:?}", v.as_f64().unwrap()),
         })
@@ -124,7 +126,8 @@ fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
 }
 
 fn check_rule(exe: &Path, rule: &str) -> usize {
-    let fixture = fixtures::load(rule);
+    let id = RuleId::from_name(rule).expect("a registered rule");
+    let fixture = fixtures::load_for(id);
     for case in &fixture.cases {
         let tol = tolerance(rule, &case.dtype);
         let got = run(exe, rule, case);

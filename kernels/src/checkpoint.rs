@@ -77,6 +77,8 @@
 //! | 9 | [`RmsProp`] | lr, alpha, eps, weight_decay, momentum | centered, maximize | step | 56 |
 //! | 10 | [`Rprop`] | lr, etaminus, etaplus, step_size_min, step_size_max | maximize | step | 56 |
 //! | 11 | [`Asgd`] | lr, lambd, alpha, t0, weight_decay | maximize | step, eta, mu | 72 |
+//! | 12 | [`Proximal`] | lr, beta1, dampening, beta2, gamma, eps, initial_accumulator_value, l1, l2 | maximize; then choices momentum, adapt, l2_kind, l1_kind, representation | step | 128 |
+//! | 13 | [`Ftrl`] | lr, lr_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta | single_l2, sqrt_denominator, maximize | step | 72 |
 //!
 //! Rule ids are never reused; a new rule gets the next number. Any change to the layout
 //! of an existing rule or of the header is a new format version.
@@ -118,6 +120,8 @@
 //! [`RmsProp`]: crate::RmsProp
 //! [`Rprop`]: crate::Rprop
 //! [`Asgd`]: crate::Asgd
+//! [`Proximal`]: crate::Proximal
+//! [`Ftrl`]: crate::Ftrl
 //! [`StepCount`]: crate::StepCount
 //! [`NAdamScalars`]: crate::NAdamScalars
 //! [`AsgdScalars`]: crate::AsgdScalars
@@ -1152,6 +1156,8 @@ mod tests {
             (RuleId::RmsProp, 56),
             (RuleId::Rprop, 56),
             (RuleId::Asgd, 72),
+            (RuleId::Proximal, 128),
+            (RuleId::Ftrl, 72),
         ];
         for (k, (id, len)) in table.into_iter().enumerate() {
             assert_eq!(id as u16, k as u16 + 1);
@@ -1159,7 +1165,7 @@ mod tests {
             assert_eq!(section_len(id), len, "{id}");
         }
         assert_eq!(RuleId::from_u16(0), None);
-        assert_eq!(RuleId::from_u16(12), None);
+        assert_eq!(RuleId::from_u16(14), None);
     }
 
     #[test]

@@ -403,7 +403,7 @@ where
         fix_crc(&mut b);
         b
     };
-    for id in [0u16, 12, 0x0101, u16::MAX] {
+    for id in [0u16, RuleId::ALL.len() as u16 + 1, 0x0101, u16::MAX] {
         prop_assert_eq!(
             refuse(&forged(6, &id.to_le_bytes()))?,
             ck(CheckpointError::UnknownRule { found: id })
@@ -469,6 +469,19 @@ where
             refuse(&forged(options_at, &word.to_le_bytes()))?,
             field("options")
         );
+    }
+    // A choice index past the last value (one u64 per choice after the option bits).
+    let choices = R::ID.fields().iter().filter_map(|f| match f.kind {
+        gradstep::rules::FieldKind::Choice(names) => Some(names.len() as u64),
+        _ => None,
+    });
+    for (k, count) in choices.enumerate() {
+        for word in [count, u64::from(u32::MAX) + 1, u64::MAX] {
+            prop_assert_eq!(
+                refuse(&forged(options_at + 8 + 8 * k, &word.to_le_bytes()))?,
+                field("choices")
+            );
+        }
     }
     for (i, (name, _, bad)) in fields.iter().enumerate() {
         for v in bad {

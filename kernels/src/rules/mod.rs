@@ -18,7 +18,9 @@ pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod asgd;
+pub mod ftrl;
 pub mod nadam;
+pub mod proximal;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
@@ -28,7 +30,8 @@ mod prelude;
 pub mod registry;
 
 pub use registry::{
-    AnyRule, AnyScalars, Choice, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
+    AnyRule, AnyScalars, Choice, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError,
+    Value,
 };
 
 use crate::driver::{Buffers, Drive};

@@ -45,8 +45,8 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::rules::Rule;
 use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, NAdam, NAdamScalars, RAdam, RmsProp,
-    Rprop, Sgd, StepCount,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, AsgdScalars, Ftrl, NAdam, NAdamScalars, Proximal,
+    RAdam, RmsProp, Rprop, Sgd, StepCount,
 };
 
 /// The registry: calls `$callback!` with one `{ ... }` row per rule.
@@ -153,6 +153,23 @@ macro_rules! for_each_rule {
                 f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
                 choice: [],
             },
+            {
+                id: 12, rule: Proximal, name: proximal, reference: "seed001.proximal",
+                scalars: StepCount, momentum: [beta1],
+                f64: [lr, beta1, dampening, beta2, gamma, eps, initial_accumulator_value, l1, l2],
+                bool: [maximize],
+                choice: [
+                    momentum: MomentumKind, adapt: AdaptKind, l2_kind: L2Kind, l1_kind: L1Kind,
+                    representation: Representation
+                ],
+            },
+            {
+                id: 13, rule: Ftrl, name: ftrl, reference: "keras.optimizers.Ftrl",
+                scalars: StepCount, momentum: [],
+                f64: [lr, lr_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta],
+                bool: [single_l2, sqrt_denominator, maximize],
+                choice: [],
+            },
         }
     };
 }
@@ -202,7 +219,6 @@ pub trait Choice: Copy + PartialEq + fmt::Debug + 'static {
 
 /// Defines a [`Choice`] enum: `choice_enum! { /// docs \n pub enum E { /// docs \n A = 0 => "a", ... } }`.
 /// The indices must be `0, 1, …` in order (the registry's tests check every choice type).
-#[allow(unused_macros)] // until the first rule with a choice field
 macro_rules! choice_enum {
     (
         $(#[$meta:meta])*
@@ -231,7 +247,6 @@ macro_rules! choice_enum {
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use choice_enum;
 
 /// What kind of value a hyperparameter field holds.
@@ -930,13 +945,13 @@ mod tests {
                 let _ = $rule { $($f: r.$f,)* $($b: r.$b,)* $($c: r.$c,)* };
                 // Every choice type numbers its values 0, 1, … in the order of its names.
                 $(
-                    let names = <$ct as Choice>::NAMES;
+                    let names = <crate::$ct as Choice>::NAMES;
                     for (k, name) in names.iter().enumerate() {
-                        let v = <$ct as Choice>::from_index(k as u32).unwrap();
+                        let v = <crate::$ct as Choice>::from_index(k as u32).unwrap();
                         assert_eq!((v.index(), v.name()), (k as u32, *name));
-                        assert_eq!(<$ct as Choice>::from_name(name), Some(v));
+                        assert_eq!(<crate::$ct as Choice>::from_name(name), Some(v));
                     }
-                    assert_eq!(<$ct as Choice>::from_index(names.len() as u32), None);
+                    assert_eq!(<crate::$ct as Choice>::from_index(names.len() as u32), None);
                 )*
             )*};
         }
