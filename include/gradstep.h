@@ -262,6 +262,106 @@ size_t gradstep_last_error(char *buf, size_t len);
 /* ==================================================================================== */
 
 /**
+ * `gradstep_proximal.momentum`: none.
+ */
+#define GRADSTEP_PROXIMAL_MOMENTUM_NONE 0
+
+/**
+ * `gradstep_proximal.momentum`: torch SGD's heavy ball.
+ */
+#define GRADSTEP_PROXIMAL_MOMENTUM_HEAVY_BALL 1
+
+/**
+ * `gradstep_proximal.momentum`: torch SGD's Nesterov form.
+ */
+#define GRADSTEP_PROXIMAL_MOMENTUM_NESTEROV 2
+
+/**
+ * `gradstep_proximal.momentum`: the moving average (Adam's first moment).
+ */
+#define GRADSTEP_PROXIMAL_MOMENTUM_EMA 3
+
+/**
+ * `gradstep_proximal.adapt`: none.
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_NONE 0
+
+/**
+ * `gradstep_proximal.adapt`: AdaGrad.
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_ADAGRAD 1
+
+/**
+ * `gradstep_proximal.adapt`: RMSprop.
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_RMSPROP 2
+
+/**
+ * `gradstep_proximal.adapt`: online RMSprop (βₜ = 1 − γ/t).
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_ONLINE_RMSPROP 3
+
+/**
+ * `gradstep_proximal.adapt`: Adam's bias-corrected second moment.
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_ADAM 4
+
+/**
+ * `gradstep_proximal.adapt`: AMSGrad, maximum of the raw v, then correction (torch).
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_POST 5
+
+/**
+ * `gradstep_proximal.adapt`: AMSGrad, maximum of the corrected v (optax).
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_PRE 6
+
+/**
+ * `gradstep_proximal.adapt`: AMSGrad without bias correction (Reddi et al.).
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_RAW 7
+
+/**
+ * `gradstep_proximal.adapt`: AMSGrad kept in v itself (no extra buffer).
+ */
+#define GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_INPLACE 8
+
+/**
+ * `gradstep_proximal.l2_kind`: on the gradient.
+ */
+#define GRADSTEP_PROXIMAL_L2_KIND_CLASSIC 0
+
+/**
+ * `gradstep_proximal.l2_kind`: decoupled (AdamW).
+ */
+#define GRADSTEP_PROXIMAL_L2_KIND_DECOUPLED 1
+
+/**
+ * `gradstep_proximal.l2_kind`: inside the proximal step.
+ */
+#define GRADSTEP_PROXIMAL_L2_KIND_PROXIMAL 2
+
+/**
+ * `gradstep_proximal.l1_kind`: incremental.
+ */
+#define GRADSTEP_PROXIMAL_L1_KIND_INCREMENTAL 0
+
+/**
+ * `gradstep_proximal.l1_kind`: fixed (lazy only).
+ */
+#define GRADSTEP_PROXIMAL_L1_KIND_FIXED 1
+
+/**
+ * `gradstep_proximal.representation`: greedy proximal gradient descent.
+ */
+#define GRADSTEP_PROXIMAL_REPRESENTATION_GREEDY 0
+
+/**
+ * `gradstep_proximal.representation`: lazy FTRL (z accumulator).
+ */
+#define GRADSTEP_PROXIMAL_REPRESENTATION_LAZY 1
+
+/**
  * The longest rule text `gradstep_rule_parse` reads, without its NUL.
  */
 #define GRADSTEP_RULE_TEXT_MAX 4096
@@ -662,6 +762,125 @@ typedef struct gradstep_asgd {
 } gradstep_asgd;
 
 /**
+ * The generic proximal method (gradstep's `Proximal`): choices are `uint32_t`
+ * `GRADSTEP_PROXIMAL_<FIELD>_<VALUE>` constants.
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * none.
+ */
+typedef struct gradstep_proximal {
+  /**
+   * Learning rate (1e-3).
+   */
+  double lr;
+  /**
+   * μ of heavy ball / Nesterov, β₁ of the moving average (0.9).
+   */
+  double beta1;
+  /**
+   * Dampening of the heavy ball (0).
+   */
+  double dampening;
+  /**
+   * β₂ of the second moment (0.999).
+   */
+  double beta2;
+  /**
+   * γ of online RMSprop (1).
+   */
+  double gamma;
+  /**
+   * ε (1e-8).
+   */
+  double eps;
+  /**
+   * AdaGrad's initial accumulator (0).
+   */
+  double initial_accumulator_value;
+  /**
+   * L1 strength (0).
+   */
+  double l1;
+  /**
+   * L2 strength (0).
+   */
+  double l2;
+  /**
+   * Momentum (`GRADSTEP_PROXIMAL_MOMENTUM_NONE`).
+   */
+  uint32_t momentum;
+  /**
+   * Adaptive rate (`GRADSTEP_PROXIMAL_ADAPT_NONE`).
+   */
+  uint32_t adapt;
+  /**
+   * How L2 applies (`GRADSTEP_PROXIMAL_L2_KIND_CLASSIC`).
+   */
+  uint32_t l2_kind;
+  /**
+   * How L1 accumulates (`GRADSTEP_PROXIMAL_L1_KIND_INCREMENTAL`).
+   */
+  uint32_t l1_kind;
+  /**
+   * Greedy or lazy (`GRADSTEP_PROXIMAL_REPRESENTATION_GREEDY`).
+   */
+  uint32_t representation;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_proximal;
+
+/**
+ * FTRL-Proximal (Keras `Ftrl`).
+ *
+ * State slices, in this order, each n elements (gradstep_rule_state_len):
+ * accumulator, linear.
+ */
+typedef struct gradstep_ftrl {
+  /**
+   * Learning rate (1e-3).
+   */
+  double lr;
+  /**
+   * Learning-rate power: 0, -0.5 or -1 (-0.5).
+   */
+  double lr_power;
+  /**
+   * Initial accumulator (0.1).
+   */
+  double initial_accumulator_value;
+  /**
+   * L1 strength (0).
+   */
+  double l1;
+  /**
+   * L2 strength, Keras's (0).
+   */
+  double l2;
+  /**
+   * Shrinkage-type L2 strength (0).
+   */
+  double l2_shrinkage;
+  /**
+   * β (0).
+   */
+  double beta;
+  /**
+   * pytorch_optimizer's denominator, λ₂ instead of 2λ₂ (0).
+   */
+  uint8_t single_l2;
+  /**
+   * pytorch_optimizer's denominator, √n whatever the power (0).
+   */
+  uint8_t sqrt_denominator;
+  /**
+   * Maximize (0).
+   */
+  uint8_t maximize;
+} gradstep_ftrl;
+
+/**
  * Adan (`pytorch_optimizer.Adan`).
  *
  * State slices, in this order, each n elements (gradstep_rule_state_len):
@@ -905,6 +1124,14 @@ typedef union gradstep_rule_params {
    */
   struct gradstep_asgd asgd;
   /**
+   * `GRADSTEP_RULE_PROXIMAL`.
+   */
+  struct gradstep_proximal proximal;
+  /**
+   * `GRADSTEP_RULE_FTRL`.
+   */
+  struct gradstep_ftrl ftrl;
+  /**
    * `GRADSTEP_RULE_ADAN`.
    */
   struct gradstep_adan adan;
@@ -1000,6 +1227,16 @@ typedef struct gradstep_rule {
  * ASGD: the `asgd` member.
  */
 #define GRADSTEP_RULE_ASGD 11
+
+/**
+ * The generic proximal method (gradstep's own): the `proximal` member.
+ */
+#define GRADSTEP_RULE_PROXIMAL 12
+
+/**
+ * FTRL-Proximal (Keras `Ftrl`): the `ftrl` member.
+ */
+#define GRADSTEP_RULE_FTRL 13
 
 /**
  * Adan: the `adan` member.
@@ -1139,6 +1376,18 @@ GRADSTEP_INLINE gradstep_asgd gradstep_asgd_default(void) {
     memset(&r, 0, sizeof r);
     (void)gradstep_rule_default(GRADSTEP_RULE_ASGD, &r);
     return r.params.asgd;
+}
+GRADSTEP_INLINE gradstep_proximal gradstep_proximal_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_PROXIMAL, &r);
+    return r.params.proximal;
+}
+GRADSTEP_INLINE gradstep_ftrl gradstep_ftrl_default(void) {
+    gradstep_rule r;
+    memset(&r, 0, sizeof r);
+    (void)gradstep_rule_default(GRADSTEP_RULE_FTRL, &r);
+    return r.params.ftrl;
 }
 GRADSTEP_INLINE gradstep_adan gradstep_adan_default(void) {
     gradstep_rule r;

@@ -54,6 +54,15 @@ fn every_rule_has_a_torch_fixture_in_f32_and_f64() {
         for (field, value) in &fixture.defaults {
             let torch = match value {
                 serde_json::Value::Bool(b) => Value::Flag(*b),
+                // A choice: its value's name.
+                serde_json::Value::String(s) => {
+                    assert_eq!(
+                        rule.get(field).map(|v| v.to_string()),
+                        Some(s.clone()),
+                        "{name}.{field}: default"
+                    );
+                    continue;
+                }
                 other => Value::Number(other.as_f64().expect("a number or a flag")),
             };
             assert_eq!(rule.get(field), Some(torch), "{name}.{field}: default");

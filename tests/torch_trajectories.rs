@@ -295,6 +295,57 @@ impl Replay for Lamb {
     }
 }
 
+/// A choice field of a fixture, by its value's name.
+fn choice<C: gradstep::rules::Choice>(h: &Hyper, name: &str) -> C {
+    let text = h.s(name);
+    C::from_name(text).unwrap_or_else(|| panic!("{name} = {text:?} is not one of {:?}", C::NAMES))
+}
+
+impl Replay for Proximal {
+    fn from_hyper(h: &Hyper) -> Self {
+        Proximal {
+            lr: h.f("lr"),
+            beta1: h.f("beta1"),
+            dampening: h.f("dampening"),
+            beta2: h.f("beta2"),
+            gamma: h.f("gamma"),
+            eps: h.f("eps"),
+            initial_accumulator_value: h.f("initial_accumulator_value"),
+            l1: h.f("l1"),
+            l2: h.f("l2"),
+            maximize: h.b("maximize"),
+            momentum: choice(h, "momentum"),
+            adapt: choice(h, "adapt"),
+            l2_kind: choice(h, "l2_kind"),
+            l1_kind: choice(h, "l1_kind"),
+            representation: choice(h, "representation"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
+impl Replay for Ftrl {
+    fn from_hyper(h: &Hyper) -> Self {
+        Ftrl {
+            lr: h.f("lr"),
+            lr_power: h.f("lr_power"),
+            initial_accumulator_value: h.f("initial_accumulator_value"),
+            l1: h.f("l1"),
+            l2: h.f("l2"),
+            l2_shrinkage: h.f("l2_shrinkage"),
+            beta: h.f("beta"),
+            single_l2: h.b("single_l2"),
+            sqrt_denominator: h.b("sqrt_denominator"),
+            maximize: h.b("maximize"),
+        }
+    }
+    fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
+        step_only(s)
+    }
+}
+
 /// The worst use of the tolerance budget in one case, and where.
 struct Worst {
     usage: f64,

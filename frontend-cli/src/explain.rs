@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use gradstep::rules::{AnyRule, RuleId, Value};
+use gradstep::rules::{AnyRule, FieldKind, RuleId, Value};
 
 use crate::Failure;
 use crate::functions::num;
@@ -408,6 +408,116 @@ pub const EXPLANATIONS: &[Explanation] = &[
                   forgetting.",
         full_batch: false,
     },
+    Explanation {
+        name: "proximal",
+        summary: "One rule built from the source article's table of optimizer ideas, each \
+                  a field: momentum, adaptive step size (AdaGrad, RMSprop, Adam, four \
+                  AMSGrads), L1 with exact zeros, three kinds of L2, and greedy (proximal \
+                  gradient) or lazy (FTRL) representation. The defaults are plain SGD.",
+        equations: "ĝ = momentum(g)           (none, heavy_ball, nesterov, ema)\n\
+                    D = adapt(g)              (per-coordinate scale; 1 for none)\n\
+                    σₜ = D/η\n\
+                    greedy: u = θ − η·ĝ/D,  θ ← sign(u)·max(|u| − ηλ₁/D, 0)\n\
+                    lazy:   z ← z + ĝ − (σₜ − σₜ₋₁)·θ\n\
+                    \x20       θ = 0 if |z| ≤ λ₁,ₜ, else (sign(z)·λ₁,ₜ − z)/(σₜ + λ₂)",
+        fields: &[
+            (
+                "beta1",
+                "β₁: the momentum factor (heavy_ball, nesterov) or the decay of the moving \
+                 average (ema)",
+            ),
+            ("dampening", "τ: heavy-ball dampening, as torch SGD's"),
+            (
+                "beta2",
+                "β₂: decay of the running mean of g² (rmsprop, adam, amsgrad_*)",
+            ),
+            ("gamma", "γ: online_rmsprop's βₜ = 1 − γ/t"),
+            (
+                "initial_accumulator_value",
+                "where AdaGrad's sum of g² starts",
+            ),
+            (
+                "l1",
+                "λ₁: L1 strength; coordinates whose pull is weaker become exactly 0",
+            ),
+            ("l2", "λ₂: L2 strength, applied as l2_kind says"),
+            (
+                "momentum",
+                "what replaces the gradient: torch SGD's heavy ball or Nesterov, or Adam's \
+                 moving average (ema)",
+            ),
+            (
+                "adapt",
+                "the per-coordinate step size: AdaGrad, RMSprop, online RMSprop, Adam, or \
+                 AMSGrad as torch (post), optax (pre), the paper (raw) or in v itself \
+                 (inplace, no extra buffer)",
+            ),
+            (
+                "l2_kind",
+                "classic (on the gradient), decoupled (θ shrinks, as AdamW) or proximal \
+                 (inside the closed-form step)",
+            ),
+            (
+                "l1_kind",
+                "incremental (λ₁,t = t·λ₁, the lazy form's cumulative L1) or fixed (lazy \
+                 only)",
+            ),
+            (
+                "representation",
+                "greedy: proximal gradient descent on θ; lazy: FTRL, θ solved from the \
+                 accumulated z (what gives sparse models)",
+            ),
+        ],
+        differences: "No library has it: it is the source article's generic form. \
+                      Configured as SGD, Adagrad, RMSprop, Adam or AMSGrad it equals those \
+                      rules bit for bit; lazy AdaGrad equals Keras Ftrl. torch's AMSGrad \
+                      applies bias correction after the maximum (post), optax's before (pre).",
+        concept: "the article's closing point: these ideas combine freely (FTRL-Proximal \
+                  with L1, any momentum, an RMSprop rate with AMSGrad).",
+        full_batch: false,
+    },
+    Explanation {
+        name: "ftrl",
+        summary: "FTRL-Proximal as in Keras, for sparse linear models: accumulates the \
+                  squared gradients and a linear term z, and solves each weight in closed \
+                  form, exactly 0 while |z| ≤ l1.",
+        equations: "n' = n + g²,  σ = (n'^(−lr_power) − n^(−lr_power))/η\n\
+                    z ← z + g − σθ,  n ← n'\n\
+                    θ = (sign(z)·l1 − z)/((β + n^(−lr_power))/η + 2·l2)  if |z| > l1, else 0",
+        fields: &[
+            (
+                "lr_power",
+                "how the rate shrinks with the accumulator: −0.5 (square root), 0 \
+                 (constant) or −1",
+            ),
+            (
+                "initial_accumulator_value",
+                "where the sum of g² starts (Keras 0.1)",
+            ),
+            ("l1", "L1 strength: weights stay exactly 0 while |z| ≤ l1"),
+            ("l2", "Keras's L2 strength (doubled in the denominator)"),
+            (
+                "l2_shrinkage",
+                "an L2 penalty added to the gradient that enters z",
+            ),
+            ("beta", "β: smooths the start of the per-coordinate rate"),
+            (
+                "single_l2",
+                "pytorch_optimizer's denominator: l2 once instead of twice",
+            ),
+            (
+                "sqrt_denominator",
+                "pytorch_optimizer's √n in the denominator whatever lr_power is",
+            ),
+        ],
+        differences: "The reference is keras.optimizers.Ftrl. pytorch_optimizer's FTRL \
+                      starts the accumulator at 0, uses l2 once and √n whatever the power \
+                      (the flags above), and adds g to z before subtracting σθ (gradstep \
+                      keeps Keras's order).",
+        concept: "lazy representation (FTRL) versus greedy updates, and proximal L1 that \
+                  makes exact zeros: the source article's recipe for sparse models.",
+        full_batch: false,
+    },
 ];
 
 /// The explanation of `name`, if there is one.
@@ -482,16 +592,20 @@ pub fn run(rule: Option<&str>) -> Result<(), Failure> {
     for line in e.equations.lines() {
         let _ = writeln!(text, "  {line}");
     }
-    text += "\nFields (torch's defaults), set as --rule ";
+    text += "\nFields (the reference's defaults), set as --rule ";
     let _ = writeln!(text, "{}:FIELD=VALUE,...:", id.name());
     let width = id.fields().iter().map(|f| f.name.len()).max().unwrap_or(0);
     for field in id.fields() {
         let value = match rule.get(field.name) {
             Some(Value::Number(x)) => num(x),
             Some(Value::Flag(b)) => b.to_string(),
+            Some(Value::Choice(c)) => c.to_string(),
             None => String::new(),
         };
-        let what = field_text(id.name(), field.name).unwrap_or("");
+        let mut what = field_text(id.name(), field.name).unwrap_or("").to_string();
+        if let FieldKind::Choice(names) = field.kind {
+            let _ = write!(what, " (one of: {})", names.join(", "));
+        }
         let _ = writeln!(
             text,
             "  {:<w$} = {:<6}  {what}",

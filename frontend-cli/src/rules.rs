@@ -140,6 +140,7 @@ pub fn defaults_help() -> String {
                 let value = match rule.get(field.name)? {
                     gradstep::rules::Value::Number(x) => num(x),
                     gradstep::rules::Value::Flag(b) => b.to_string(),
+                    gradstep::rules::Value::Choice(name) => name.to_string(),
                 };
                 Some(format!("{}={value}", field.name))
             })

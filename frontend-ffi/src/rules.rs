@@ -13,7 +13,10 @@
 //! - `gradstep_rule_step_f32` / `_f64`: one step over caller-owned params, grads and
 //!   state, with the scalar state in a [`gradstep_scalars`].
 //!
-//! Flags are `uint8_t`: any non-zero value means true. A zero-initialized
+//! Flags are `uint8_t`: any non-zero value means true. Choice fields (a rule's
+//! `momentum` kind, ...) are `uint32_t` indices with named constants
+//! (`GRADSTEP_<RULE>_<FIELD>_<VALUE>`); a value out of range is `GRADSTEP_UNKNOWN_KIND`.
+//! A zero-initialized
 //! [`gradstep_scalars`] is fresh state: the first step initializes the state buffer
 //! itself (its contents are ignored), as torch does lazily.
 //!
@@ -89,6 +92,10 @@ pub const GRADSTEP_RULE_RMSPROP: gradstep_rule_kind = 9;
 pub const GRADSTEP_RULE_RPROP: gradstep_rule_kind = 10;
 /// ASGD: the `asgd` member.
 pub const GRADSTEP_RULE_ASGD: gradstep_rule_kind = 11;
+/// The generic proximal method (gradstep's own): the `proximal` member.
+pub const GRADSTEP_RULE_PROXIMAL: gradstep_rule_kind = 12;
+/// FTRL-Proximal (Keras `Ftrl`): the `ftrl` member.
+pub const GRADSTEP_RULE_FTRL: gradstep_rule_kind = 13;
 /// Adan: the `adan` member.
 pub const GRADSTEP_RULE_ADAN: gradstep_rule_kind = 14;
 /// LAMB: the `lamb` member.
@@ -104,6 +111,47 @@ pub const GRADSTEP_RULE_SC_RMSPROP: gradstep_rule_kind = 19;
 /// One past the largest kind: every rule's kind is in `1 .. GRADSTEP_RULE_KIND_END`
 /// (a kind whose `gradstep_rule_name` is NULL is not, or no longer, a rule).
 pub const GRADSTEP_RULE_KIND_END: gradstep_rule_kind = 20;
+
+/// `gradstep_proximal.momentum`: none.
+pub const GRADSTEP_PROXIMAL_MOMENTUM_NONE: u32 = 0;
+/// `gradstep_proximal.momentum`: torch SGD's heavy ball.
+pub const GRADSTEP_PROXIMAL_MOMENTUM_HEAVY_BALL: u32 = 1;
+/// `gradstep_proximal.momentum`: torch SGD's Nesterov form.
+pub const GRADSTEP_PROXIMAL_MOMENTUM_NESTEROV: u32 = 2;
+/// `gradstep_proximal.momentum`: the moving average (Adam's first moment).
+pub const GRADSTEP_PROXIMAL_MOMENTUM_EMA: u32 = 3;
+/// `gradstep_proximal.adapt`: none.
+pub const GRADSTEP_PROXIMAL_ADAPT_NONE: u32 = 0;
+/// `gradstep_proximal.adapt`: AdaGrad.
+pub const GRADSTEP_PROXIMAL_ADAPT_ADAGRAD: u32 = 1;
+/// `gradstep_proximal.adapt`: RMSprop.
+pub const GRADSTEP_PROXIMAL_ADAPT_RMSPROP: u32 = 2;
+/// `gradstep_proximal.adapt`: online RMSprop (βₜ = 1 − γ/t).
+pub const GRADSTEP_PROXIMAL_ADAPT_ONLINE_RMSPROP: u32 = 3;
+/// `gradstep_proximal.adapt`: Adam's bias-corrected second moment.
+pub const GRADSTEP_PROXIMAL_ADAPT_ADAM: u32 = 4;
+/// `gradstep_proximal.adapt`: AMSGrad, maximum of the raw v, then correction (torch).
+pub const GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_POST: u32 = 5;
+/// `gradstep_proximal.adapt`: AMSGrad, maximum of the corrected v (optax).
+pub const GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_PRE: u32 = 6;
+/// `gradstep_proximal.adapt`: AMSGrad without bias correction (Reddi et al.).
+pub const GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_RAW: u32 = 7;
+/// `gradstep_proximal.adapt`: AMSGrad kept in v itself (no extra buffer).
+pub const GRADSTEP_PROXIMAL_ADAPT_AMSGRAD_INPLACE: u32 = 8;
+/// `gradstep_proximal.l2_kind`: on the gradient.
+pub const GRADSTEP_PROXIMAL_L2_KIND_CLASSIC: u32 = 0;
+/// `gradstep_proximal.l2_kind`: decoupled (AdamW).
+pub const GRADSTEP_PROXIMAL_L2_KIND_DECOUPLED: u32 = 1;
+/// `gradstep_proximal.l2_kind`: inside the proximal step.
+pub const GRADSTEP_PROXIMAL_L2_KIND_PROXIMAL: u32 = 2;
+/// `gradstep_proximal.l1_kind`: incremental.
+pub const GRADSTEP_PROXIMAL_L1_KIND_INCREMENTAL: u32 = 0;
+/// `gradstep_proximal.l1_kind`: fixed (lazy only).
+pub const GRADSTEP_PROXIMAL_L1_KIND_FIXED: u32 = 1;
+/// `gradstep_proximal.representation`: greedy proximal gradient descent.
+pub const GRADSTEP_PROXIMAL_REPRESENTATION_GREEDY: u32 = 0;
+/// `gradstep_proximal.representation`: lazy FTRL (z accumulator).
+pub const GRADSTEP_PROXIMAL_REPRESENTATION_LAZY: u32 = 1;
 
 /// The longest rule text [`gradstep_rule_parse`] reads, without its NUL.
 pub const GRADSTEP_RULE_TEXT_MAX: usize = 4096;
@@ -478,6 +526,69 @@ pub struct gradstep_lamb {
     pub maximize: u8,
 }
 
+/// The generic proximal method (gradstep's `Proximal`): choices are `uint32_t`
+/// `GRADSTEP_PROXIMAL_<FIELD>_<VALUE>` constants.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_proximal {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// μ of heavy ball / Nesterov, β₁ of the moving average (0.9).
+    pub beta1: f64,
+    /// Dampening of the heavy ball (0).
+    pub dampening: f64,
+    /// β₂ of the second moment (0.999).
+    pub beta2: f64,
+    /// γ of online RMSprop (1).
+    pub gamma: f64,
+    /// ε (1e-8).
+    pub eps: f64,
+    /// AdaGrad's initial accumulator (0).
+    pub initial_accumulator_value: f64,
+    /// L1 strength (0).
+    pub l1: f64,
+    /// L2 strength (0).
+    pub l2: f64,
+    /// Momentum (`GRADSTEP_PROXIMAL_MOMENTUM_NONE`).
+    pub momentum: u32,
+    /// Adaptive rate (`GRADSTEP_PROXIMAL_ADAPT_NONE`).
+    pub adapt: u32,
+    /// How L2 applies (`GRADSTEP_PROXIMAL_L2_KIND_CLASSIC`).
+    pub l2_kind: u32,
+    /// How L1 accumulates (`GRADSTEP_PROXIMAL_L1_KIND_INCREMENTAL`).
+    pub l1_kind: u32,
+    /// Greedy or lazy (`GRADSTEP_PROXIMAL_REPRESENTATION_GREEDY`).
+    pub representation: u32,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
+/// FTRL-Proximal (Keras `Ftrl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct gradstep_ftrl {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// Learning-rate power: 0, -0.5 or -1 (-0.5).
+    pub lr_power: f64,
+    /// Initial accumulator (0.1).
+    pub initial_accumulator_value: f64,
+    /// L1 strength (0).
+    pub l1: f64,
+    /// L2 strength, Keras's (0).
+    pub l2: f64,
+    /// Shrinkage-type L2 strength (0).
+    pub l2_shrinkage: f64,
+    /// β (0).
+    pub beta: f64,
+    /// pytorch_optimizer's denominator, λ₂ instead of 2λ₂ (0).
+    pub single_l2: u8,
+    /// pytorch_optimizer's denominator, √n whatever the power (0).
+    pub sqrt_denominator: u8,
+    /// Maximize (0).
+    pub maximize: u8,
+}
+
 /// The hyperparameters of a [`gradstep_rule`]: the member its `kind` names.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -504,6 +615,10 @@ pub union gradstep_rule_params {
     pub rprop: gradstep_rprop,
     /// [`GRADSTEP_RULE_ASGD`].
     pub asgd: gradstep_asgd,
+    /// [`GRADSTEP_RULE_PROXIMAL`].
+    pub proximal: gradstep_proximal,
+    /// [`GRADSTEP_RULE_FTRL`].
+    pub ftrl: gradstep_ftrl,
     /// [`GRADSTEP_RULE_ADAN`].
     pub adan: gradstep_adan,
     /// [`GRADSTEP_RULE_LAMB`].
@@ -536,18 +651,22 @@ macro_rules! c_rules {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The rule `c` describes (not yet validated). Unknown kinds are refused.
         pub(crate) fn to_any(c: &gradstep_rule) -> Result<AnyRule, gradstep_status> {
             match c.kind {
                 $($id => {
                     // SAFETY: `kind` names the member the caller filled; its fields are
-                    // `double`s and `uint8_t`s, for which every bit pattern is a value.
+                    // `double`s, `uint32_t`s and `uint8_t`s, for which every bit pattern
+                    // is a value.
                     let h = unsafe { c.params.$name };
                     Ok(AnyRule::$rule(gradstep::$rule {
                         $($f: h.$f,)*
                         $($b: h.$b != 0,)*
+                        $($c: <gradstep::$ct as gradstep::rules::Choice>::from_index(h.$c)
+                            .ok_or(GRADSTEP_UNKNOWN_KIND)?,)*
                     }))
                 })*
                 _ => Err(GRADSTEP_UNKNOWN_KIND),
@@ -556,13 +675,15 @@ macro_rules! c_rules {
 
         /// The C form of `rule` (flags as 0 or 1).
         pub(crate) fn from_any(rule: &AnyRule) -> Result<gradstep_rule, gradstep_status> {
-            // SAFETY: every member is `double`s and `uint8_t`s: all zeros is a value.
+            // SAFETY: every member is `double`s, `uint32_t`s and `uint8_t`s: all zeros
+            // is a value.
             let mut params: gradstep_rule_params = unsafe { core::mem::zeroed() };
             let kind = match *rule {
                 $(AnyRule::$rule(r) => {
                     // Writes to the member that `kind` will name.
                     $(params.$name.$f = r.$f;)*
                     $(params.$name.$b = u8::from(r.$b);)*
+                    $(params.$name.$c = gradstep::rules::Choice::index(r.$c);)*
                     $id
                 })*
                 // `AnyRule` is non-exhaustive outside its crate; every registry row has
@@ -584,8 +705,9 @@ macro_rules! c_rules {
         mod registry_rows {
             use super::*;
 
-            /// Each member's size is exactly its row's fields (8 bytes per number, 1 per
-            /// flag, padded to 8): a C struct with a field the registry lacks fails.
+            /// Each member's size is exactly its row's fields (8 bytes per number, 4 per
+            /// choice, 1 per flag, padded to 8): a C struct with a field the registry
+            /// lacks fails.
             #[test]
             fn members_hold_exactly_the_registry_fields() {
                 $({
@@ -594,9 +716,10 @@ macro_rules! c_rules {
                     let member = unsafe { rule.params.$name };
                     let numbers = [$(stringify!($f)),*].len();
                     let flags = [$(stringify!($b)),*].len();
+                    let choices = <[&str]>::len(&[$(stringify!($c)),*]);
                     assert_eq!(
                         core::mem::size_of_val(&member),
-                        (numbers * 8 + flags).next_multiple_of(8),
+                        (numbers * 8 + choices * 4 + flags).next_multiple_of(8),
                         stringify!($name)
                     );
                     assert_eq!(rule.kind, $id);
@@ -831,6 +954,8 @@ mod tests {
             (GRADSTEP_RULE_RMSPROP, RuleId::RmsProp),
             (GRADSTEP_RULE_RPROP, RuleId::Rprop),
             (GRADSTEP_RULE_ASGD, RuleId::Asgd),
+            (GRADSTEP_RULE_PROXIMAL, RuleId::Proximal),
+            (GRADSTEP_RULE_FTRL, RuleId::Ftrl),
             (GRADSTEP_RULE_ADAN, RuleId::Adan),
             (GRADSTEP_RULE_LAMB, RuleId::Lamb),
             (GRADSTEP_RULE_RMSPROP_BC, RuleId::RmsPropBc),
@@ -861,6 +986,13 @@ mod tests {
                         gradstep::rules::Value::Number(x + 0.01 * (k + 1) as f64)
                     }
                     gradstep::rules::Value::Flag(b) => gradstep::rules::Value::Flag(!b),
+                    gradstep::rules::Value::Choice(name) => match field.kind {
+                        gradstep::rules::FieldKind::Choice(names) => {
+                            let k = names.iter().position(|&n| n == name).unwrap();
+                            gradstep::rules::Value::Choice(names[(k + 1) % names.len()])
+                        }
+                        _ => unreachable!("a choice value in a field of another kind"),
+                    },
                 };
                 any.set(field.name, v).unwrap();
             }
@@ -873,5 +1005,52 @@ mod tests {
         }
         assert!(gradstep_rule_name(0).is_null());
         assert!(gradstep_rule_name(GRADSTEP_RULE_KIND_END).is_null());
+    }
+
+    /// Every value of every choice field has its constant in the header,
+    /// `GRADSTEP_<RULE>_<FIELD>_<VALUE>`, equal to its index; an index past the last is
+    /// refused as an unknown kind.
+    #[test]
+    fn every_choice_value_has_its_named_constant() {
+        let header = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/gradstep.h"),
+        )
+        .unwrap();
+        let mut seen = 0;
+        for &id in RuleId::ALL {
+            for field in id.fields() {
+                let gradstep::rules::FieldKind::Choice(names) = field.kind else {
+                    continue;
+                };
+                for (k, name) in names.iter().enumerate() {
+                    let line = format!(
+                        "#define GRADSTEP_{}_{}_{} {k}\n",
+                        id.name().to_uppercase(),
+                        field.name.to_uppercase(),
+                        name.to_uppercase()
+                    );
+                    assert!(header.contains(&line), "header lacks {line:?}");
+                    seen += 1;
+                }
+                // One past the last value: the C form is refused.
+                let mut c = from_any(&id.default_rule()).unwrap();
+                let text = format!("{}:{}={}", id.name(), field.name, names[0]);
+                assert!(AnyRule::parse(&text).is_ok(), "{text}");
+                if id == RuleId::Proximal {
+                    // Writing a union field is safe; `c` holds the proximal member.
+                    {
+                        match field.name {
+                            "momentum" => c.params.proximal.momentum = names.len() as u32,
+                            "adapt" => c.params.proximal.adapt = names.len() as u32,
+                            "l2_kind" => c.params.proximal.l2_kind = names.len() as u32,
+                            "l1_kind" => c.params.proximal.l1_kind = names.len() as u32,
+                            _ => c.params.proximal.representation = names.len() as u32,
+                        }
+                    }
+                    assert_eq!(to_any(&c), Err(GRADSTEP_UNKNOWN_KIND), "{}", field.name);
+                }
+            }
+        }
+        assert!(seen >= 20, "only {seen} choice values");
     }
 }

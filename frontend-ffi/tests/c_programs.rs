@@ -216,6 +216,8 @@ fn run(exe: &Path, rule: &str, case: &Case) -> Vec<Vec<f64>> {
         .iter()
         .map(|(name, value)| match value {
             serde_json::Value::Bool(b) => format!("{name}={b}"),
+            // A choice field: its value's name.
+            serde_json::Value::String(s) => format!("{name}={s}"),
             // `{:?}` is Rust's shortest round-trip form, which the parser reads exactly.
             v => format!("{name}={:?}", v.as_f64().unwrap()),
         })

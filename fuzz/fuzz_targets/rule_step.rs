@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         let value = match field.kind {
             FieldKind::Number => Value::Number(value(&mut b)),
             FieldKind::Flag => Value::Flag(b.u8() & 1 == 1),
+            FieldKind::Choice(names) => Value::Choice(names[usize::from(b.u8()) % names.len()]),
         };
         rule.set(field.name, value)
             .expect("a field the registry lists");

@@ -58,8 +58,11 @@
 //!
 //! The rule section is, in this order: the hyperparameters that are numbers, one `f64`
 //! each; one `u64` whose bit `i` is the `i`-th boolean option (the other bits are 0);
-//! the scalar state: the step counter (`u64`), then NAdam's μ-product or ASGD's η and μ
-//! (`f64`). Field order, per rule:
+//! one `u64` per choice field (a [`Choice`](crate::rules::Choice): the index of its
+//! value, in the order of the registry row's `choice` list; rules without choice
+//! fields, every rule below up to id 11, have none, so their sections are as they
+//! always were and the format stays version 1); the scalar state: the step counter
+//! (`u64`), then NAdam's μ-product or ASGD's η and μ (`f64`). Field order, per rule:
 //!
 //! | id | rule | `f64` hyperparameters | option bits 0, 1, 2 | scalar state | `R` |
 //! |---|---|---|---|---|---|
@@ -74,6 +77,8 @@
 //! | 9 | [`RmsProp`] | lr, alpha, eps, weight_decay, momentum | centered, maximize | step | 56 |
 //! | 10 | [`Rprop`] | lr, etaminus, etaplus, step_size_min, step_size_max | maximize | step | 56 |
 //! | 11 | [`Asgd`] | lr, lambd, alpha, t0, weight_decay | maximize | step, eta, mu | 72 |
+//! | 12 | [`Proximal`] | lr, beta1, dampening, beta2, gamma, eps, initial_accumulator_value, l1, l2 | maximize; then choices momentum, adapt, l2_kind, l1_kind, representation | step | 128 |
+//! | 13 | [`Ftrl`] | lr, lr_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta | single_l2, sqrt_denominator, maximize | step | 72 |
 //! | 14 | [`Adan`] | lr, beta1, beta2, beta3, eps, weight_decay | decoupled_weight_decay, maximize | step | 64 |
 //! | 15 | [`Lamb`] | lr, beta1, beta2, eps, weight_decay | maximize | step | 56 |
 //! | 16 | [`RmsPropBc`] | lr, alpha, eps, weight_decay | maximize | step | 48 |
@@ -98,7 +103,8 @@
 //! 4. That it is what the caller restores into: the rule ([`CheckpointError::WrongRule`],
 //!    not checked by [`decode_any`]) and the element type
 //!    ([`CheckpointError::WrongElementType`]).
-//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]), a
+//! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]),
+//!    every choice a known index (`InvalidField { field: "choices" }`), a
 //!    scalar state that steps can produce (NAdam's μ-product in [0, 1]; ASGD's η finite
 //!    and ≥ 0, μ in (0, 1]: else `InvalidField { field: "scalar state" }`), the
 //!    hyperparameters pass the rule's `validate()` ([`Error::InvalidHyperparameter`]),
@@ -120,6 +126,8 @@
 //! [`RmsProp`]: crate::RmsProp
 //! [`Rprop`]: crate::Rprop
 //! [`Asgd`]: crate::Asgd
+//! [`Proximal`]: crate::Proximal
+//! [`Ftrl`]: crate::Ftrl
 //! [`Adan`]: crate::Adan
 //! [`Lamb`]: crate::Lamb
 //! [`RmsPropBc`]: crate::RmsPropBc
@@ -229,8 +237,8 @@ pub enum CheckpointError {
     /// although the checksum matches (a checkpoint not written by [`encode`]).
     InvalidField {
         /// Which field: `"length"`, `"element type"`, `"flags"`, `"reserved"`,
-        /// `"rule section length"`, `"n"`, `"options"`, `"scalar state"` or
-        /// `"state slots"`.
+        /// `"rule section length"`, `"n"`, `"options"`, `"choices"`, `"scalar state"`
+        /// or `"state slots"`.
         field: &'static str,
     },
     /// The number of destination state slices is not the checkpoint's.
@@ -634,7 +642,8 @@ macro_rules! codec {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The rule section's length `R`.
         const fn section_len(rule: RuleId) -> usize {
@@ -650,7 +659,8 @@ macro_rules! codec {
 
             impl RuleCodec for crate::$rule {
                 const SECTION_LEN: usize =
-                    8 * ([$(stringify!($f)),*].len() + 1) + <crate::$scalars as ScalarCodec>::LEN;
+                    8 * ([$(stringify!($f)),*].len() + 1 + <[&str]>::len(&[$(stringify!($c)),*]))
+                        + <crate::$scalars as ScalarCodec>::LEN;
 
                 fn write_section(&self, scalars: &crate::$scalars, w: &mut Writer<'_>) {
                     $(w.f64(self.$f);)*
@@ -660,6 +670,7 @@ macro_rules! codec {
                         .enumerate()
                         .fold(0u64, |acc, (k, &on)| acc | (u64::from(on) << k));
                     w.u64(bits);
+                    $(w.u64(u64::from(crate::rules::Choice::index(self.$c)));)*
                     scalars.write(w);
                 }
 
@@ -673,8 +684,12 @@ macro_rules! codec {
                     if bits.checked_shr(k).unwrap_or(0) != 0 {
                         return Err(CheckpointError::InvalidField { field: "options" });
                     }
+                    $(let $c = u32::try_from(r.u64()?)
+                        .ok()
+                        .and_then(<crate::$ct as crate::rules::Choice>::from_index)
+                        .ok_or(CheckpointError::InvalidField { field: "choices" })?;)*
                     let scalars = <crate::$scalars as ScalarCodec>::read(r)?;
-                    Ok((crate::$rule { $($f,)* $($b,)* }, scalars))
+                    Ok((crate::$rule { $($f,)* $($b,)* $($c,)* }, scalars))
                 }
             }
         )*
@@ -1153,6 +1168,8 @@ mod tests {
             (RuleId::RmsProp, 56),
             (RuleId::Rprop, 56),
             (RuleId::Asgd, 72),
+            (RuleId::Proximal, 128),
+            (RuleId::Ftrl, 72),
             (RuleId::Adan, 64),
             (RuleId::Lamb, 56),
             (RuleId::RmsPropBc, 48),

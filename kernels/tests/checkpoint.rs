@@ -472,6 +472,19 @@ where
             field("options")
         );
     }
+    // A choice index past the last value (one u64 per choice after the option bits).
+    let choices = R::ID.fields().iter().filter_map(|f| match f.kind {
+        gradstep::rules::FieldKind::Choice(names) => Some(names.len() as u64),
+        _ => None,
+    });
+    for (k, count) in choices.enumerate() {
+        for word in [count, u64::from(u32::MAX) + 1, u64::MAX] {
+            prop_assert_eq!(
+                refuse(&forged(options_at + 8 + 8 * k, &word.to_le_bytes()))?,
+                field("choices")
+            );
+        }
+    }
     for (i, (name, _, bad)) in fields.iter().enumerate() {
         for v in bad {
             let e = refuse(&forged(32 + 8 * i, &v.to_bits().to_le_bytes()))?;

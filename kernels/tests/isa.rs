@@ -48,6 +48,19 @@ mod x86 {
             let value = match (field.kind, field.name) {
                 (FieldKind::Flag, _) => Value::Flag(true),
                 (FieldKind::Number, "weight_decay") => Value::Number(0.01),
+                // Each value of a choice but the default, alone.
+                (FieldKind::Choice(names), _) => {
+                    for &name in names {
+                        let mut rule = id.default_rule();
+                        if rule.set(field.name, Value::Choice(name)).is_ok()
+                            && rule.validate().is_ok()
+                            && rule != id.default_rule()
+                        {
+                            out.push(rule);
+                        }
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if rule.set(field.name, value).is_ok() && rule.validate().is_ok() {

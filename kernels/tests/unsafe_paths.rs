@@ -87,7 +87,8 @@ macro_rules! every_rule {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// Every rule with torch's defaults, and with every flag set (more slots, the
         /// kernels' non-plain variants).

@@ -112,6 +112,16 @@ impl<'a> Hyper<'a> {
             .unwrap_or_else(|| panic!("{name} is not a boolean"))
     }
 
+    /// A choice hyperparameter (its value's name).
+    pub fn s(&self, name: &str) -> &'a str {
+        self.used.borrow_mut().push(name.to_owned());
+        self.map
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no hyperparameter {name}"))
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} is not a string"))
+    }
+
     /// Panics unless every key of the map was read.
     pub fn finish(self) {
         let used = self.used.into_inner();

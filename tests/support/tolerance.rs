@@ -95,6 +95,15 @@ pub fn row(rule: &str, dtype: &str) -> Option<Tolerance> {
             // scales 1e-3..30) in brackets; k = that × 2, rounded up to a power of 2.
             let k = match rule {
                 // Every operation is exact or a single comparison-driven choice:
+                // Cases from three libraries (tests/fixtures/seed001): torch's Adam and
+                // AMSGrad (fused lerp/addcmul, as "adam"), optax's amsgrad (m/(1 − β₁ᵗ)
+                // then ·γ, where torch and gradstep fold 1/(1 − β₁ᵗ) into the step
+                // size; XLA's own kernels), Keras's Ftrl as the lazy form (f32
+                // bit-exact in 3 of 4 cases). [3.52, torch AMSGrad + L2, grads ×30]
+                "proximal" => 8.0,
+                // Keras's Ftrl on its torch backend: the same expressions in the same
+                // order; bit-exact in f32 except with shrinkage and β. [0.71]
+                "ftrl" => 2.0,
                 // pytorch_optimizer.Adan: two addcdiv terms and three lerp/addcmul
                 // moments, fused in torch (scale-30 proximal case worst). [4.18]
                 "adan" => 16.0,

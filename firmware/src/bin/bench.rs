@@ -287,6 +287,21 @@ fn main() -> ! {
     );
     limits("rprop", &measure(&clock, b, Rprop::default()));
     limits("asgd", &measure(&clock, b, Asgd::default()));
+    limits("proximal", &measure(&clock, b, Proximal::default()));
+    limits(
+        "proximal-adam-l1",
+        &measure(
+            &clock,
+            b,
+            Proximal {
+                momentum: MomentumKind::Ema,
+                adapt: AdaptKind::MaxInplace,
+                l1: 1e-4,
+                ..Proximal::default()
+            },
+        ),
+    );
+    limits("ftrl", &measure(&clock, b, Ftrl::default()));
     limits("adan", &measure(&clock, b, Adan::default()));
     limits("lamb", &measure(&clock, b, Lamb::default()));
     limits("rmsprop_bc", &measure(&clock, b, RmsPropBc::default()));

@@ -19,9 +19,11 @@ pub mod adam;
 pub mod adamax;
 pub mod adan;
 pub mod asgd;
+pub mod ftrl;
 pub mod lamb;
 pub mod nadam;
 pub mod online_rmsprop;
+pub mod proximal;
 pub mod radam;
 pub mod rmsprop;
 pub mod rmsprop_bc;
@@ -35,7 +37,8 @@ mod prelude;
 pub mod registry;
 
 pub use registry::{
-    AnyRule, AnyScalars, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError, Value,
+    AnyRule, AnyScalars, Choice, Field, FieldKind, RuleId, ScalarKind, ScalarState, SpecError,
+    Value,
 };
 
 use crate::driver::{Buffers, Drive};

@@ -45,15 +45,16 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::rules::Rule;
 use crate::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, AsgdScalars, Lamb, NAdam, NAdamScalars,
-    OnlineRmsProp, RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp, Sgd, StepCount,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, AsgdScalars, Ftrl, Lamb, NAdam,
+    NAdamScalars, OnlineRmsProp, Proximal, RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp,
+    Sgd, StepCount,
 };
 
 /// The registry: calls `$callback!` with one `{ ... }` row per rule.
 ///
 /// Each row is
 /// `{ id: 2, rule: Adam, name: adam, reference: "torch.optim.Adam", scalars: StepCount,
-/// momentum: [beta1], f64: [lr, ...], bool: [amsgrad, ...] }`: the stable id (never
+/// momentum: [beta1], f64: [lr, ...], bool: [amsgrad, ...], choice: [] }`: the stable id (never
 /// reused), the rule's type (in the crate root), its lower-case name (an identifier, also
 /// the C union member), its reference implementation as a Python path (`torch.optim.Adam`;
 /// for rules torch lacks, the named reference package's: `optax.lamb`,
@@ -61,7 +62,10 @@ use crate::{
 /// fixture directory, `tests/fixtures/<package>/`), the scalar-state type (in the crate
 /// root), the field that
 /// schedules with momentum cycling drive (empty if none), and the hyperparameter
-/// fields, numbers then flags, in the order of the checkpoint's rule section.
+/// fields, numbers then flags then choices, in the order of the checkpoint's rule
+/// section. A choice is written `field: Type`, `Type` a [`Choice`] enum in the crate
+/// root (`choice: [momentum: MomentumKind, adapt: AdaptKind]`); rules without one have
+/// `choice: []`.
 ///
 /// A callback matches the rows with
 ///
@@ -70,7 +74,8 @@ use crate::{
 ///     ($({
 ///         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
 ///         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-///         f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+///         f64: [$($f:ident),*], bool: [$($b:ident),*],
+///         choice: [$($c:ident: $ct:ident),*] $(,)?
 ///     }),* $(,)?) => { ... };
 /// }
 /// gradstep::for_each_rule!(my_callback);
@@ -83,91 +88,125 @@ macro_rules! for_each_rule {
                 id: 1, rule: Sgd, name: sgd, reference: "torch.optim.SGD", scalars: StepCount,
                 momentum: [momentum],
                 f64: [lr, momentum, dampening, weight_decay], bool: [nesterov, maximize],
+                choice: [],
             },
             {
                 id: 2, rule: Adam, name: adam, reference: "torch.optim.Adam", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay],
                 bool: [decoupled_weight_decay, amsgrad, maximize],
+                choice: [],
             },
             {
                 id: 3, rule: AdamW, name: adamw, reference: "torch.optim.AdamW", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay], bool: [amsgrad, maximize],
+                choice: [],
             },
             {
                 id: 4, rule: Adamax, name: adamax, reference: "torch.optim.Adamax", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 5, rule: NAdam, name: nadam, reference: "torch.optim.NAdam", scalars: NAdamScalars,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay, momentum_decay],
                 bool: [decoupled_weight_decay, maximize],
+                choice: [],
             },
             {
                 id: 6, rule: RAdam, name: radam, reference: "torch.optim.RAdam", scalars: StepCount,
                 momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay],
                 bool: [decoupled_weight_decay, maximize],
+                choice: [],
             },
             {
                 id: 7, rule: Adagrad, name: adagrad, reference: "torch.optim.Adagrad", scalars: StepCount,
                 momentum: [],
                 f64: [lr, lr_decay, weight_decay, initial_accumulator_value, eps],
                 bool: [maximize],
+                choice: [],
             },
             {
                 id: 8, rule: Adadelta, name: adadelta, reference: "torch.optim.Adadelta", scalars: StepCount,
                 momentum: [],
                 f64: [lr, rho, eps, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 9, rule: RmsProp, name: rmsprop, reference: "torch.optim.RMSprop", scalars: StepCount,
                 momentum: [momentum],
                 f64: [lr, alpha, eps, weight_decay, momentum], bool: [centered, maximize],
+                choice: [],
             },
             {
                 id: 10, rule: Rprop, name: rprop, reference: "torch.optim.Rprop", scalars: StepCount,
                 momentum: [],
                 f64: [lr, etaminus, etaplus, step_size_min, step_size_max], bool: [maximize],
+                choice: [],
             },
             {
                 id: 11, rule: Asgd, name: asgd, reference: "torch.optim.ASGD", scalars: AsgdScalars,
                 momentum: [],
                 f64: [lr, lambd, alpha, t0, weight_decay], bool: [maximize],
+                choice: [],
+            },
+            {
+                id: 12, rule: Proximal, name: proximal, reference: "seed001.proximal",
+                scalars: StepCount, momentum: [beta1],
+                f64: [lr, beta1, dampening, beta2, gamma, eps, initial_accumulator_value, l1, l2],
+                bool: [maximize],
+                choice: [
+                    momentum: MomentumKind, adapt: AdaptKind, l2_kind: L2Kind, l1_kind: L1Kind,
+                    representation: Representation
+                ],
+            },
+            {
+                id: 13, rule: Ftrl, name: ftrl, reference: "keras.optimizers.Ftrl",
+                scalars: StepCount, momentum: [],
+                f64: [lr, lr_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta],
+                bool: [single_l2, sqrt_denominator, maximize],
+                choice: [],
             },
             {
                 id: 14, rule: Adan, name: adan, reference: "pytorch_optimizer.Adan",
                 scalars: StepCount, momentum: [beta1],
                 f64: [lr, beta1, beta2, beta3, eps, weight_decay],
                 bool: [decoupled_weight_decay, maximize],
+                choice: [],
             },
             {
                 id: 15, rule: Lamb, name: lamb, reference: "optax.lamb",
                 scalars: StepCount, momentum: [beta1],
                 f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 16, rule: RmsPropBc, name: rmsprop_bc, reference: "optax.rmsprop_bc",
                 scalars: StepCount, momentum: [],
                 f64: [lr, alpha, eps, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 17, rule: OnlineRmsProp, name: online_rmsprop,
                 reference: "mukkamala2017.online_rmsprop", scalars: StepCount, momentum: [],
                 f64: [lr, gamma, eps, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 18, rule: ScAdagrad, name: sc_adagrad,
                 reference: "mukkamala2017.sc_adagrad", scalars: StepCount, momentum: [],
                 f64: [lr, xi_1, xi_2, weight_decay], bool: [maximize],
+                choice: [],
             },
             {
                 id: 19, rule: ScRmsProp, name: sc_rmsprop,
                 reference: "mukkamala2017.sc_rmsprop", scalars: StepCount, momentum: [],
                 f64: [lr, gamma, xi_1, xi_2, weight_decay], bool: [maximize],
+                choice: [],
             },
         }
     };
@@ -191,6 +230,63 @@ pub trait ScalarKind: ScalarState + Into<AnyScalars> {
     fn from_any_mut(any: &mut AnyScalars) -> Option<&mut Self>;
 }
 
+/// A hyperparameter that takes one of a few named values: a `#[repr(u32)]` enum whose
+/// variants are numbered `0, 1, …` in the order of [`Choice::NAMES`] (made with the
+/// crate's `choice_enum!`). The index is what checkpoints store (one `u64`) and what
+/// the C ABI passes (a `uint32_t`, with named constants in the header).
+pub trait Choice: Copy + PartialEq + fmt::Debug + 'static {
+    /// The names of the values, in index order (`"none"`, `"heavy_ball"`, ...).
+    const NAMES: &'static [&'static str];
+    /// The value's index in [`Choice::NAMES`].
+    fn index(self) -> u32;
+    /// The value with this index, if any.
+    fn from_index(index: u32) -> Option<Self>;
+    /// The value's name.
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .get(self.index() as usize)
+            .copied()
+            .unwrap_or("")
+    }
+    /// The value called `name` (exactly, as in [`Choice::NAMES`]), if any.
+    fn from_name(name: &str) -> Option<Self> {
+        let k = Self::NAMES.iter().position(|&n| n == name)?;
+        Self::from_index(u32::try_from(k).ok()?)
+    }
+}
+
+/// Defines a [`Choice`] enum: `choice_enum! { /// docs \n pub enum E { /// docs \n A = 0 => "a", ... } }`.
+/// The indices must be `0, 1, …` in order (the registry's tests check every choice type).
+macro_rules! choice_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $index:literal => $text:literal),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant = $index),*
+        }
+
+        impl $crate::rules::Choice for $name {
+            const NAMES: &'static [&'static str] = &[$($text),*];
+            fn index(self) -> u32 {
+                self as u32
+            }
+            fn from_index(index: u32) -> Option<Self> {
+                match index {
+                    $($index => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use choice_enum;
+
 /// What kind of value a hyperparameter field holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldKind {
@@ -198,14 +294,17 @@ pub enum FieldKind {
     Number,
     /// A flag (`bool`).
     Flag,
+    /// One of these names (a [`Choice`]).
+    Choice(&'static [&'static str]),
 }
 
 impl FieldKind {
-    /// "a number" or "true or false", for messages.
+    /// "a number", "true or false" or "one of its choices", for messages.
     pub const fn what(self) -> &'static str {
         match self {
             FieldKind::Number => "a number",
             FieldKind::Flag => "true or false",
+            FieldKind::Choice(_) => "one of its choices",
         }
     }
 }
@@ -226,22 +325,30 @@ pub enum Value {
     Number(f64),
     /// The value of a flag.
     Flag(bool),
+    /// The value of a choice field: the name of the value (`"nesterov"`).
+    Choice(&'static str),
 }
 
 impl Value {
-    /// Its kind.
-    pub const fn kind(self) -> FieldKind {
-        match self {
-            Value::Number(_) => FieldKind::Number,
-            Value::Flag(_) => FieldKind::Flag,
+    /// Whether this value fits a field of `kind` (for a choice: one of its names).
+    pub fn fits(self, kind: FieldKind) -> bool {
+        match (self, kind) {
+            (Value::Number(_), FieldKind::Number) | (Value::Flag(_), FieldKind::Flag) => true,
+            (Value::Choice(name), FieldKind::Choice(names)) => names.contains(&name),
+            _ => false,
         }
     }
 
-    /// Parses `text` as a value of `kind` (`f64`'s syntax, or `true`/`false`).
+    /// Parses `text` as a value of `kind` (`f64`'s syntax, `true`/`false`, or one of the
+    /// choice's names, exactly).
     pub fn parse(kind: FieldKind, text: &str) -> Option<Value> {
         match kind {
             FieldKind::Number => text.parse().ok().map(Value::Number),
             FieldKind::Flag => text.parse().ok().map(Value::Flag),
+            FieldKind::Choice(names) => names
+                .iter()
+                .find(|&&n| n == text)
+                .map(|&n| Value::Choice(n)),
         }
     }
 }
@@ -251,6 +358,7 @@ impl fmt::Display for Value {
         match self {
             Value::Number(x) => fmt::Display::fmt(x, f),
             Value::Flag(b) => fmt::Display::fmt(b, f),
+            Value::Choice(name) => f.write_str(name),
         }
     }
 }
@@ -326,11 +434,16 @@ impl fmt::Display for SpecError<'_> {
                 field,
                 value,
                 kind,
-            } => write!(
-                f,
-                "rule '{rule}': {field} = '{value}' is not {}",
-                kind.what()
-            ),
+            } => {
+                write!(f, "rule '{rule}': {field} = '{value}' is not ")?;
+                match kind {
+                    FieldKind::Choice(names) => {
+                        f.write_str("one of ")?;
+                        list(f, names.iter().copied())
+                    }
+                    _ => f.write_str(kind.what()),
+                }
+            }
             SpecError::Repeated { rule, field } => {
                 write!(f, "rule '{rule}': field '{field}' is given twice")
             }
@@ -412,10 +525,14 @@ scalar_state!(StepCount => Step, NAdamScalars => NAdam, AsgdScalars => Asgd);
 
 /// The field list of a registry row.
 macro_rules! field_list {
-    ([$($f:ident),*], [$($b:ident),*]) => {
+    ([$($f:ident),*], [$($b:ident),*], [$($c:ident: $ct:ident),*]) => {
         &[
             $(Field { name: stringify!($f), kind: FieldKind::Number },)*
             $(Field { name: stringify!($b), kind: FieldKind::Flag },)*
+            $(Field {
+                name: stringify!($c),
+                kind: FieldKind::Choice(<crate::$ct as Choice>::NAMES),
+            },)*
         ]
     };
 }
@@ -456,7 +573,8 @@ macro_rules! registry {
     ($({
         id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
         scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-        f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+        f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The stable number of each rule (checkpoints, the C ABI). Never reused.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -529,7 +647,7 @@ macro_rules! registry {
             /// The hyperparameter fields, numbers first, then flags.
             pub const fn fields(self) -> &'static [Field] {
                 match self {
-                    $(RuleId::$rule => field_list!([$($f),*], [$($b),*]),)*
+                    $(RuleId::$rule => field_list!([$($f),*], [$($b),*], [$($c: $ct),*]),)*
                 }
             }
 
@@ -622,6 +740,7 @@ macro_rules! registry {
                     $(AnyRule::$rule(r) => match name {
                         $(stringify!($f) => Some(Value::Number(r.$f)),)*
                         $(stringify!($b) => Some(Value::Flag(r.$b)),)*
+                        $(stringify!($c) => Some(Value::Choice(Choice::name(r.$c))),)*
                         _ => None,
                     },)*
                 }
@@ -638,6 +757,13 @@ macro_rules! registry {
                     $(
                         $((AnyRule::$rule(r), Value::Number(v)) if name == stringify!($f) => r.$f = v,)*
                         $((AnyRule::$rule(r), Value::Flag(v)) if name == stringify!($b) => r.$b = v,)*
+                        $((AnyRule::$rule(r), Value::Choice(v))
+                            if name == stringify!($c) && <crate::$ct as Choice>::from_name(v).is_some() =>
+                        {
+                            if let Some(v) = <crate::$ct as Choice>::from_name(v) {
+                                r.$c = v;
+                            }
+                        })*
                     )*
                     (_, value) => return Err(SpecError::BadValue {
                         rule: id,
@@ -645,6 +771,7 @@ macro_rules! registry {
                         value: match value {
                             Value::Number(_) => "a number",
                             Value::Flag(_) => "a flag",
+                            Value::Choice(name) => name,
                         },
                         kind: field.kind,
                     }),
@@ -839,7 +966,9 @@ impl fmt::Display for AnyRule {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn ids_names_and_types_agree() {
@@ -847,7 +976,8 @@ mod tests {
             ($({
                 id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
                 scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-                f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+                f64: [$($f:ident),*], bool: [$($b:ident),*],
+        choice: [$($c:ident: $ct:ident),*] $(,)?
             }),* $(,)?) => {$(
                 assert_eq!(<$rule as Rule>::NAME, stringify!($name));
                 assert_eq!(RuleId::$rule as u16, $id);
@@ -857,7 +987,17 @@ mod tests {
                     Some(RuleId::$rule));
                 // Every field of the struct is in the row: the literal names them all.
                 let r = $rule::default();
-                let _ = $rule { $($f: r.$f,)* $($b: r.$b,)* };
+                let _ = $rule { $($f: r.$f,)* $($b: r.$b,)* $($c: r.$c,)* };
+                // Every choice type numbers its values 0, 1, … in the order of its names.
+                $(
+                    let names = <crate::$ct as Choice>::NAMES;
+                    for (k, name) in names.iter().enumerate() {
+                        let v = <crate::$ct as Choice>::from_index(k as u32).unwrap();
+                        assert_eq!((v.index(), v.name()), (k as u32, *name));
+                        assert_eq!(<crate::$ct as Choice>::from_name(name), Some(v));
+                    }
+                    assert_eq!(<crate::$ct as Choice>::from_index(names.len() as u32), None);
+                )*
             )*};
         }
         for_each_rule!(check);
@@ -879,15 +1019,29 @@ mod tests {
         for &id in RuleId::ALL {
             let mut rule = id.default_rule();
             for field in id.fields() {
-                let value = match rule.get(field.name).unwrap() {
-                    Value::Number(x) => Value::Number(x + 0.125),
-                    Value::Flag(b) => Value::Flag(!b),
+                let value = match (rule.get(field.name).unwrap(), field.kind) {
+                    (Value::Number(x), _) => Value::Number(x + 0.125),
+                    (Value::Flag(b), _) => Value::Flag(!b),
+                    (Value::Choice(name), FieldKind::Choice(names)) => {
+                        let k = names.iter().position(|&n| n == name).unwrap();
+                        Value::Choice(names[(k + 1) % names.len()])
+                    }
+                    (Value::Choice(_), kind) => {
+                        panic!("{id}.{}: a choice in a {kind:?}", field.name)
+                    }
                 };
+                assert!(value.fits(field.kind));
                 rule.set(field.name, value).unwrap();
                 assert_eq!(rule.get(field.name), Some(value), "{id}.{}", field.name);
+                assert_eq!(
+                    Value::parse(field.kind, &value.to_string()),
+                    Some(value),
+                    "{id}.{}",
+                    field.name
+                );
                 let wrong = match value {
                     Value::Number(_) => Value::Flag(true),
-                    Value::Flag(_) => Value::Number(1.0),
+                    Value::Flag(_) | Value::Choice(_) => Value::Number(1.0),
                 };
                 assert!(matches!(
                     rule.set(field.name, wrong),
@@ -896,6 +1050,41 @@ mod tests {
             }
             assert_eq!(rule.get("no_such_field"), None);
         }
+    }
+
+    choice_enum! {
+        /// A choice for the tests.
+        enum Shape {
+            /// First.
+            Round = 0 => "round",
+            /// Second.
+            Square = 1 => "square",
+        }
+    }
+
+    #[test]
+    fn choices_parse_by_name_and_say_what_they_accept() {
+        let kind = FieldKind::Choice(Shape::NAMES);
+        assert_eq!(Value::parse(kind, "square"), Some(Value::Choice("square")));
+        assert_eq!(Value::parse(kind, "Square"), None);
+        assert_eq!(Value::parse(kind, "1"), None);
+        assert!(Value::Choice("round").fits(kind));
+        assert!(!Value::Choice("oval").fits(kind));
+        assert!(!Value::Number(0.0).fits(kind));
+        assert_eq!(Value::Choice("round").to_string(), "round");
+        assert_eq!((Shape::Square.index(), Shape::Square.name()), (1, "square"));
+        assert_eq!(Shape::from_name("round"), Some(Shape::Round));
+        assert_eq!(Shape::from_index(2), None);
+        let e = SpecError::BadValue {
+            rule: RuleId::Sgd,
+            field: "shape",
+            value: "oval",
+            kind,
+        };
+        assert_eq!(
+            e.to_string(),
+            "rule 'sgd': shape = 'oval' is not one of round, square"
+        );
     }
 
     #[test]

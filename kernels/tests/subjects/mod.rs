@@ -509,3 +509,136 @@ impl Subject for Lamb {
         fields!(Lamb; lr: [-1e-3], beta1: [1.0, -0.1], beta2: [1.0, -0.1], eps: [0.0, -1e-8], weight_decay: [-0.1])
     }
 }
+
+fn choose<C: rules::Choice>(k: u32) -> C {
+    C::from_index(k % C::NAMES.len() as u32).unwrap()
+}
+
+impl Subject for Proximal {
+    fn arb() -> BoxedStrategy<Self> {
+        (
+            (
+                lr(),
+                beta(),
+                decay(),
+                beta(),
+                prop_oneof![Just(1.0), 0.05..=1.0f64],
+            ),
+            (
+                eps(),
+                prop_oneof![Just(0.0), 0.0..1.0f64],
+                prop_oneof![Just(0.0), 0.0..0.5f64],
+                decay(),
+            ),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (lr, beta1, dampening, beta2, gamma),
+                    (eps, s0, l1, l2),
+                    (m, a, k2, k1, r, maximize),
+                )| {
+                    let mut p = Proximal {
+                        lr,
+                        beta1,
+                        dampening,
+                        beta2,
+                        gamma,
+                        eps,
+                        initial_accumulator_value: s0,
+                        l1,
+                        l2,
+                        maximize,
+                        momentum: choose(m),
+                        adapt: choose(a),
+                        l2_kind: choose(k2),
+                        l1_kind: choose(k1),
+                        representation: choose(r),
+                    };
+                    // Make the drawn choices a valid combination (validate's rules).
+                    if p.momentum == MomentumKind::Nesterov {
+                        p.dampening = 0.0;
+                        if p.beta1 == 0.0 {
+                            p.beta1 = 0.5;
+                        }
+                    }
+                    let lazy = p.representation == Representation::Lazy;
+                    if lazy && p.lr == 0.0 {
+                        p.lr = 0.01;
+                    }
+                    if !lazy && p.l1_kind == L1Kind::Fixed {
+                        p.l1_kind = L1Kind::Incremental;
+                    }
+                    if lazy && p.l2_kind == L2Kind::Decoupled {
+                        p.l2_kind = L2Kind::Proximal;
+                    }
+                    if lazy
+                        && p.momentum != MomentumKind::None
+                        && matches!(
+                            p.adapt,
+                            AdaptKind::MaxPost | AdaptKind::MaxPre | AdaptKind::MaxRaw
+                        )
+                    {
+                        p.adapt = AdaptKind::MaxInplace;
+                    }
+                    p
+                },
+            )
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(Proximal; lr: [-1e-3], beta1: [-0.5], dampening: [], beta2: [-0.1, 1.5],
+            gamma: [0.0, -0.5, 1.5], eps: [-1e-8], initial_accumulator_value: [-1.0],
+            l1: [-1.0], l2: [-1.0])
+    }
+}
+
+impl Subject for Ftrl {
+    fn arb() -> BoxedStrategy<Self> {
+        (
+            (
+                1e-4..0.5f64,
+                prop_oneof![Just(-0.5), Just(0.0), Just(-1.0)],
+                prop_oneof![Just(0.1), 0.01..1.0f64],
+            ),
+            (
+                prop_oneof![Just(0.0), 0.0..0.5f64],
+                decay(),
+                decay(),
+                prop_oneof![Just(0.0), 0.0..1.0f64],
+            ),
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+        )
+            .prop_map(
+                |(
+                    (lr, lr_power, s0),
+                    (l1, l2, l2_shrinkage, beta),
+                    (single_l2, sqrt_denominator, maximize),
+                )| Ftrl {
+                    lr,
+                    lr_power,
+                    initial_accumulator_value: s0,
+                    l1,
+                    l2,
+                    l2_shrinkage,
+                    beta,
+                    single_l2,
+                    sqrt_denominator,
+                    maximize,
+                },
+            )
+            .boxed()
+    }
+    fn fields() -> Vec<Field<Self>> {
+        fields!(Ftrl; lr: [0.0, -1e-3], lr_power: [-0.25, 0.5, -2.0],
+            initial_accumulator_value: [-1.0], l1: [-1.0], l2: [-1.0], l2_shrinkage: [-1.0],
+            beta: [-1.0])
+    }
+}

@@ -73,7 +73,8 @@ pub fn kernel_run<T: Element>(
         ($({
             id: $id:literal, rule: $rule:ident, name: $name:ident, reference: $reference:literal,
             scalars: $scalars:ident, momentum: [$($momentum:ident)?],
-            f64: [$($f:ident),*], bool: [$($b:ident),*] $(,)?
+            f64: [$($f:ident),*], bool: [$($b:ident),*],
+            choice: [$($c:ident: $ct:ident),*] $(,)?
         }),* $(,)?) => {
             match at(0).id() {
                 $(RuleId::$rule => {

@@ -1,0 +1,292 @@
+//! FTRL-Proximal (`keras.optimizers.Ftrl`).
+
+use super::{Rule, StepCount, begin_step};
+use crate::driver::{Drive, Kernel};
+use crate::error::{Error, check, require};
+use crate::lanes::Lanes;
+use crate::real::Real;
+
+/// FTRL-Proximal (McMahan et al., "Ad Click Prediction: a View from the Trenches",
+/// 2013) as `keras.optimizers.Ftrl`, with `pytorch_optimizer.FTRL`'s differences as
+/// options.
+///
+/// Per step with gradient `g` (per coordinate; `n` the accumulator, `z` the linear
+/// term, `P(x) = x^(−p)` for the power `p` = `lr_power`):
+///
+/// ```text
+/// g ← −g                                         if maximize
+/// g̃ = g + 2λₛθ                                   (shrinkage: on the linear term only)
+/// n' = n + g²
+/// σ = (P(n') − P(n))/γ
+/// z ← z + (g̃ − σ·θ)
+/// q = P(n')/γ + 2·(λ₂ + β/(2γ))                   (Keras)
+/// q = (√n' + β)/γ + λ₂                            (single_l2: pytorch_optimizer's form)
+/// θ ← (clip(z, −λ₁, λ₁) − z)/q                    (0 exactly where |z| ≤ λ₁)
+/// n ← n'
+/// ```
+///
+/// | symbol | field | default | valid |
+/// |---|---|---|---|
+/// | γ | `lr` | 1e-3 | finite, > 0 |
+/// | p | `lr_power` | −0.5 | 0, −0.5 or −1 |
+/// | n₀ | `initial_accumulator_value` | 0.1 | finite, ≥ 0 |
+/// | λ₁ | `l1` | 0 | finite, ≥ 0 |
+/// | λ₂ | `l2` | 0 | finite, ≥ 0 |
+/// | λₛ | `l2_shrinkage` | 0 | finite, ≥ 0 |
+/// | β | `beta` | 0 | finite, ≥ 0 |
+/// | | `single_l2` | false | |
+/// | | `sqrt_denominator` | false | |
+/// | | `maximize` | false | |
+///
+/// The fields are Keras's: `learning_rate`, `learning_rate_power`,
+/// `initial_accumulator_value`, `l1_regularization_strength`,
+/// `l2_regularization_strength`, `l2_shrinkage_regularization_strength`, `beta`, with
+/// Keras's defaults. State slices: `accumulator` (n, from n₀) and `linear` (z, from 0),
+/// Keras's names. Scalar state: the step counter.
+///
+/// Where `pytorch_optimizer.FTRL` differs, each a named option:
+/// - its accumulator starts at 0: `initial_accumulator_value = 0`;
+/// - its denominator adds λ₂ where Keras adds 2λ₂, computed as `(√n' + β)/γ + λ₂`:
+///   `single_l2`;
+/// - its denominator uses √n' whatever the power (the power still sets σ):
+///   `sqrt_denominator`;
+/// - it adds the gradient to z before subtracting σθ (`(z + g) − σθ`), Keras after
+///   (`z + (g − σθ)`): gradstep always uses Keras's order, so pytorch_optimizer's results
+///   differ from these in the last bits; it has no shrinkage.
+///
+/// Powers other than 0, −½ and −1 are refused: `P` is computed per element, with the
+/// square root for −½ (as torch's `pow(x, 0.5)`), and the lanes have no general power.
+/// A denominator that can be 0 (n₀ = 0 with λ₂ = 0 and β = 0 and p ≠ 0) is refused
+/// too: a zero first gradient would give 0/0.
+///
+/// In exact arithmetic, with β = 0, λₛ = 0 and p = −½, this is
+/// [`Proximal`](crate::Proximal) with `representation = lazy, adapt = adagrad, eps = 0,
+/// initial_accumulator_value = n₀, l1_kind = fixed, l2_kind = proximal, l2 = 2λ₂`, and
+/// then bit for bit too (both compute Keras's expressions).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ftrl {
+    /// Learning rate γ.
+    pub lr: f64,
+    /// The power p of the accumulator in the learning rate (≤ 0).
+    pub lr_power: f64,
+    /// Initial value n₀ of the accumulator.
+    pub initial_accumulator_value: f64,
+    /// L1 strength λ₁.
+    pub l1: f64,
+    /// L2 strength λ₂ (Keras's: the regulariser is λ₂‖θ‖²).
+    pub l2: f64,
+    /// Shrinkage-type L2 strength λₛ (added to the gradient in z as 2λₛθ).
+    pub l2_shrinkage: f64,
+    /// β, added to the denominator as β/γ.
+    pub beta: f64,
+    /// pytorch_optimizer's denominator: λ₂ instead of 2λ₂, as `(√n + β)/γ + λ₂`.
+    pub single_l2: bool,
+    /// pytorch_optimizer's denominator: √n whatever the power.
+    pub sqrt_denominator: bool,
+    /// Ascend the objective instead of descending it.
+    pub maximize: bool,
+}
+
+impl Default for Ftrl {
+    fn default() -> Self {
+        Ftrl {
+            lr: 1e-3,
+            lr_power: -0.5,
+            initial_accumulator_value: 0.1,
+            l1: 0.0,
+            l2: 0.0,
+            l2_shrinkage: 0.0,
+            beta: 0.0,
+            single_l2: false,
+            sqrt_denominator: false,
+            maximize: false,
+        }
+    }
+}
+
+/// Which power `P(x) = x^(−p)` is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Power {
+    One,
+    Sqrt,
+    Identity,
+}
+
+impl Power {
+    fn of(lr_power: f64) -> Power {
+        if lr_power == 0.0 {
+            Power::One
+        } else if lr_power == -1.0 {
+            Power::Identity
+        } else {
+            Power::Sqrt
+        }
+    }
+
+    #[inline(always)]
+    fn apply<V: Lanes>(self, x: V) -> V {
+        match self {
+            Power::One => V::splat(<V::Scalar as Real>::ONE),
+            Power::Sqrt => x.sqrt(),
+            Power::Identity => x,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Coeffs<T> {
+    maximize: bool,
+    power: Power,
+    sqrt_denominator: bool,
+    single_l2: bool,
+    lr: T,
+    shrink2: T,
+    l1: T,
+    /// Keras: 2·(λ₂ + β/(2γ)); single_l2: λ₂.
+    l2_term: T,
+    beta: T,
+}
+
+impl Ftrl {
+    fn coeffs<T: Real>(&self) -> Coeffs<T> {
+        let lr = T::from_f64(self.lr);
+        let two = T::from_f64(2.0);
+        // Keras computes λ₂ + β/(2γ) in the variable's dtype, with γ a tensor.
+        let l2_term = if self.single_l2 {
+            T::from_f64(self.l2)
+        } else {
+            two * (T::from_f64(self.l2) + T::from_f64(self.beta) / (two * lr))
+        };
+        Coeffs {
+            maximize: self.maximize,
+            power: Power::of(self.lr_power),
+            sqrt_denominator: self.sqrt_denominator,
+            single_l2: self.single_l2,
+            lr,
+            shrink2: T::from_f64(2.0 * self.l2_shrinkage),
+            l1: T::from_f64(self.l1),
+            l2_term,
+            beta: T::from_f64(self.beta),
+        }
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [n, z]: &mut [V; 2]) {
+        let g = if self.maximize { -g } else { g };
+        let theta = *p;
+        let g_shrunk = g + V::splat(self.shrink2) * theta;
+        let fresh = *n + g * g;
+        let lr = V::splat(self.lr);
+        let sigma = (self.power.apply(fresh) - self.power.apply(*n)) / lr;
+        *z = *z + (g_shrunk - sigma * theta);
+        let d = if self.sqrt_denominator {
+            fresh.sqrt()
+        } else {
+            self.power.apply(fresh)
+        };
+        let q = if self.single_l2 {
+            (d + V::splat(self.beta)) / lr + V::splat(self.l2_term)
+        } else {
+            d / lr + V::splat(self.l2_term)
+        };
+        let l1 = V::splat(self.l1);
+        let clipped = z.max(-l1).min(l1);
+        *p = (clipped - *z) / q;
+        *n = fresh;
+    }
+}
+
+impl Rule for Ftrl {
+    type Scalars = StepCount;
+    const NAME: &'static str = "ftrl";
+
+    fn validate(&self) -> Result<(), Error> {
+        check::positive("lr", self.lr)?;
+        require(
+            self.lr_power == 0.0 || self.lr_power == -0.5 || self.lr_power == -1.0,
+            "lr_power",
+            self.lr_power,
+            "must be 0, -0.5 or -1 (other powers need a per-element pow)",
+        )?;
+        check::non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
+        check::non_negative("l1", self.l1)?;
+        check::non_negative("l2", self.l2)?;
+        check::non_negative("l2_shrinkage", self.l2_shrinkage)?;
+        check::non_negative("beta", self.beta)?;
+        let powered = self.lr_power != 0.0 || self.sqrt_denominator;
+        require(
+            !powered || self.initial_accumulator_value > 0.0 || self.l2 > 0.0 || self.beta > 0.0,
+            "initial_accumulator_value",
+            self.initial_accumulator_value,
+            "must be > 0 unless l2 > 0 or beta > 0 (else a zero gradient gives 0/0)",
+        )
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["accumulator", "linear"]
+    }
+
+    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
+        let init = [T::from_f64(self.initial_accumulator_value), T::ZERO];
+        drive.run::<2, _>(&self.coeffs::<T>(), Some(init))
+    }
+
+    fn step_reference<T: Real>(
+        &self,
+        scalars: &mut StepCount,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+    ) -> Result<(), Error> {
+        let t = begin_step(self, scalars, params, grads, state)?;
+        let lr = T::from_f64(self.lr);
+        let power = |x: T| -> T {
+            if self.lr_power == 0.0 {
+                T::ONE
+            } else if self.lr_power == -1.0 {
+                x
+            } else {
+                Lanes::sqrt(x)
+            }
+        };
+        for i in 0..params.len() {
+            if t == 1 {
+                state[0][i] = T::from_f64(self.initial_accumulator_value);
+                state[1][i] = T::ZERO;
+            }
+            let theta = params[i];
+            let g = if self.maximize { -grads[i] } else { grads[i] };
+            let n = state[0][i];
+            let n_new = n + g * g;
+            let sigma = (power(n_new) - power(n)) / lr;
+            let z =
+                state[1][i] + ((g + T::from_f64(2.0 * self.l2_shrinkage) * theta) - sigma * theta);
+            let d = if self.sqrt_denominator {
+                Lanes::sqrt(n_new)
+            } else {
+                power(n_new)
+            };
+            let q = if self.single_l2 {
+                (d + T::from_f64(self.beta)) / lr + T::from_f64(self.l2)
+            } else {
+                let two = T::from_f64(2.0);
+                d / lr + two * (T::from_f64(self.l2) + T::from_f64(self.beta) / (two * lr))
+            };
+            let l1 = T::from_f64(self.l1);
+            let clipped = if z > l1 {
+                l1
+            } else if z < -l1 {
+                -l1
+            } else {
+                z
+            };
+            params[i] = (clipped - z) / q;
+            state[0][i] = n_new;
+            state[1][i] = z;
+        }
+        scalars.step = t;
+        Ok(())
+    }
+}
