@@ -441,7 +441,7 @@ fn replay_fixture<R: Replay>(file: &str, fixture: fixtures::RuleFixture, row: &s
     assert!(if id.reference_package() == "torch" {
         fixture.torch_version.starts_with("2.")
     } else {
-        !fixture.reference_version.is_empty()
+        !fixture.reference_version.is_empty() || !fixture.reference_versions.is_empty()
     });
     let defaults = Hyper::new(&fixture.defaults);
     assert_eq!(

@@ -17,6 +17,9 @@ pub struct RuleFixture {
     /// (`"pytorch_optimizer 4.1.0"`, `"optax 0.2.8, jax 0.10.2"`); empty for torch's.
     #[serde(default)]
     pub reference_version: String,
+    /// The same, as a map from package to version (`{"keras": "3.15.1", ...}`).
+    #[serde(default)]
+    pub reference_versions: BTreeMap<String, String>,
     /// The rule's name (file stem).
     pub rule: String,
     /// torch's constructor defaults, under gradstep's field names.

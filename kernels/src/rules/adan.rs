@@ -102,7 +102,7 @@ struct Coeffs<T> {
     /// The first step: the difference is `g − g`, whatever `previous_grad` holds.
     first: bool,
     decoupled: bool,
-    proximal: bool,
+    prox_decay: bool,
     lerp_m: Lerp<T>,
     lerp_n: Lerp<T>,
     beta2: T,
@@ -127,7 +127,7 @@ impl Adan {
             maximize: self.maximize,
             first: t == 1,
             decoupled: on && self.decoupled_weight_decay,
-            proximal: on && !self.decoupled_weight_decay,
+            prox_decay: on && !self.decoupled_weight_decay,
             lerp_m: Lerp::new(1.0 - self.beta1),
             lerp_n: Lerp::new(1.0 - self.beta2),
             beta2: T::from_f64(self.beta2),
@@ -147,7 +147,7 @@ impl<T: Real> Coeffs<T> {
     /// Whether the [`Plain`] kernel applies: no maximize, no weight decay, not the first
     /// step, and both lerps in their `a + w·(b − a)` form (β₁, β₂ > 0.5).
     fn is_plain(&self) -> bool {
-        !(self.maximize || self.first || self.decoupled || self.proximal)
+        !(self.maximize || self.first || self.decoupled || self.prox_decay)
             && self.lerp_m.is_small()
             && self.lerp_n.is_small()
     }
@@ -176,7 +176,7 @@ impl<T: Real> Coeffs<T> {
         }
         *p = *p + V::splat(self.neg_step_m) * *m / r;
         *p = *p + V::splat(self.neg_step_n) * *n / r;
-        if !PLAIN && self.proximal {
+        if !PLAIN && self.prox_decay {
             *p = *p / V::splat(self.shrink);
         }
         *prev = -g;
