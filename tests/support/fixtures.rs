@@ -55,7 +55,7 @@ pub fn dir() -> PathBuf {
 }
 
 /// Directory of a rule's recorded fixtures: `tests/fixtures/<package>/`, the package of
-/// its reference implementation ([`RuleId::reference_package`]).
+/// its reference implementation ([`RuleId::reference_package`](gradstep::rules::RuleId::reference_package)).
 pub fn dir_for(id: gradstep::rules::RuleId) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
