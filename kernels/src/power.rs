@@ -465,6 +465,13 @@ pub(crate) fn pow(x: f64, y: f64) -> f64 {
     if !(x.is_finite() && y.is_finite()) || x == 0.0 || y == 0.0 || x == 1.0 {
         return libm::pow(x, y);
     }
+    if y == 0.5 && x > 0.0 {
+        // √x is correctly rounded, so it is the correctly rounded x^0.5 (fdlibm's pow
+        // takes the same shortcut). Adam's, RAdam's and Adan's √(bias correction) come
+        // here every step: on an FPU without doubles the general path costs ~60 000
+        // instructions, the square root a few hundred.
+        return libm::sqrt(x);
+    }
     if x < 0.0 {
         if libm::trunc(y) != y {
             return libm::pow(x, y); // NaN
