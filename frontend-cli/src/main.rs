@@ -25,6 +25,7 @@ mod rng;
 mod rules;
 mod schedule;
 mod sweep;
+mod tour;
 mod train;
 
 /// Watch optimizer update rules at work.
@@ -72,6 +73,21 @@ enum Command {
     /// settings, and writes DIR/sweep-results.csv, DIR/sweep-results.json and DIR/sweep-heatmap.svg.
     #[command(after_long_help = sweep_help())]
     Sweep(sweep::SweepArgs),
+    /// A walk through the seed article's ideas, one stop per concept (adaptive rates,
+    /// bias correction, AMSGrad, proximal L1 and lazy FTRL, momentum kinds, Adan, decay):
+    /// each states the article's claim, runs the rules on a test problem, prints what
+    /// gradstep measured and whether it agrees, and draws DIR/tour-CONCEPT.svg.
+    Tour(TourArgs),
+}
+
+#[derive(Args)]
+struct TourArgs {
+    /// Only this stop: adaptive, bias-correction, amsgrad, l1, momentum, adan, decay.
+    #[arg(long, value_name = "NAME")]
+    concept: Option<String>,
+    /// Directory for the tour-*.svg pictures (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "gradstep-out")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -366,6 +382,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args.out),
         Command::Explain(args) => explain::run(args.rule.as_deref()),
         Command::Schedules(args) => gallery::run(args.epochs, args.lr, &args.out),
+        Command::Tour(args) => tour::run(&args.out, args.concept.as_deref()),
         Command::Compare(args) => {
             let sub = matches
                 .subcommand_matches("compare")

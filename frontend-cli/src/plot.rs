@@ -572,6 +572,25 @@ pub fn lines_svg(title: &str, x: &str, y: &str, series: &[Series<'_>]) -> Result
     render_panels(620, &[SIZE.1], &|_, area| draw_linear(area, &axes, series))
 }
 
+/// Renders curves of positive values against `x` on a log scale (e.g. an effective
+/// learning rate against step).
+pub fn log_lines_svg(
+    title: &str,
+    x: &str,
+    y: &str,
+    series: &[Series<'_>],
+) -> Result<String, Failure> {
+    let axes = Axes {
+        title: Some(title),
+        x,
+        y,
+        markers: false,
+    };
+    render_panels(SIZE.0, &[SIZE.1], &|_, area| {
+        draw_loss(area, &axes, series, Scale::Log)
+    })
+}
+
 /// Renders a training run: `losses` against epoch on a log scale above, `metrics`
 /// (accuracy or R²) against epoch on a linear scale below, sharing the epoch axis.
 /// Each point is marked when there are at most 60 epochs.
