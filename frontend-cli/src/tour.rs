@@ -341,7 +341,7 @@ fn adaptive_stop() -> Result<(String, String), Failure> {
         adaptive_equal && decays && flat,
         &format!(
             "SGD's first step is as uneven as the gradient (ratio {sgd_ratio:.3}); the \
-             adaptive rules move both coordinates by the same lr (ratio 1 within 1e-6). \
+             adaptive rules move both coordinates equally (ratio 1 within 1e-6). \
              AdaGrad's and Online RMSprop's rates fall as t^{:.2} and t^{:.2}, RMSprop's \
              and Adam's stay flat (t^{:+.2}, t^{:+.2}).",
             p(0),
@@ -1041,9 +1041,11 @@ fn momentum_stop() -> Result<(String, String), Failure> {
             m[2].noisy_floor,
             m[1].noisy_floor,
             if noisy_gain {
-                "Nesterov still gains under noise here, more than the claim allows."
-            } else {
+                "Nesterov gains under noise here, more than the claim allows."
+            } else if nesterov_faster {
                 "its full-batch lead does not carry over to noisy gradients."
+            } else {
+                "no gain under noise either, as claimed for stochastic gradients."
             }
         ),
     );
