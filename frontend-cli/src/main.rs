@@ -77,6 +77,7 @@ enum Command {
     /// bias correction, AMSGrad, proximal L1 and lazy FTRL, momentum kinds, Adan, decay):
     /// each states the article's claim, runs the rules on a test problem, prints what
     /// gradstep measured and whether it agrees, and draws DIR/tour-CONCEPT.svg.
+    #[command(after_long_help = tour::concepts_help() + EXIT_STATUS)]
     Tour(TourArgs),
 }
 

@@ -108,7 +108,16 @@ pub fn run(out: &Path, concept: Option<&str>) -> Result<(), Failure> {
     crate::print(&text)
 }
 
-/// The concept names, for messages and `--help`.
+/// The stops with what each shows, for `gradstep tour --help`.
+pub fn concepts_help() -> String {
+    let mut text = String::from("Concepts (--concept NAME), in tour order:\n");
+    for (name, what) in CONCEPTS {
+        let _ = writeln!(text, "  {name:<16} {what}");
+    }
+    text
+}
+
+/// The concept names, for messages.
 pub fn names() -> String {
     CONCEPTS.map(|(n, _)| n).join(", ")
 }

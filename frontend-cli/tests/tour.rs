@@ -51,6 +51,15 @@ fn the_tour_runs_and_its_readme_pictures_are_current() {
     );
     // Where gradstep's numbers contradict the article, the tour says so.
     assert!(text.contains("DISAGREES"), "{text}");
+    // Every legend beside its plot, never over the data (decay: loss and rate panels).
+    for name in &names {
+        let legends = if name == "tour-decay.svg" { 2 } else { 1 };
+        assert_eq!(
+            common::assert_legend_clear_of_data(&out.join(name)),
+            legends,
+            "{name}"
+        );
+    }
 
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/pictures");
     let bless = std::env::var_os("GRADSTEP_BLESS").is_some();
@@ -130,4 +139,18 @@ fn an_unwritable_output_leaves_the_earlier_tour_untouched() {
         "earlier"
     );
     assert_eq!(listing(&out_dir), ["tour-adaptive.svg", "tour-decay.svg"]);
+}
+
+#[test]
+fn help_lists_every_concept() {
+    let out = gradstep().args(["tour", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = common::stdout(&out);
+    for concept in CONCEPTS {
+        assert!(
+            text.contains(&format!("\n  {concept} ")),
+            "{concept}: {text}"
+        );
+    }
+    assert!(text.contains("Exit status:"), "{text}");
 }
