@@ -32,33 +32,53 @@ use crate::train;
 pub const SEED: &str =
     "seed 001 (Yandex ML handbook, ch. 15.4 «Методы оптимизации в Deep Learning»)";
 
-/// The stops, in tour order: (name, what it shows).
-pub const CONCEPTS: [(&str, &str); 7] = [
-    (
-        "adaptive",
-        "adaptive learning rates: per-coordinate steps, and how fast the rate decays",
-    ),
-    (
-        "bias-correction",
-        "bias correction: the size of the first steps with and without it",
-    ),
-    (
-        "amsgrad",
-        "AMSGrad: a per-coordinate rate that never grows, in its four forms",
-    ),
-    (
-        "l1",
-        "proximal L1, greedy and lazy (FTRL): exact zeros on a sparse regression",
-    ),
-    (
-        "momentum",
-        "heavy ball, Nesterov and EMA momentum, full-batch and with gradient noise",
-    ),
-    ("adan", "Adan vs Adam vs Nesterov SGD on the shipped digits"),
-    (
-        "decay",
-        "learning-rate decay and warm restarts against a constant rate under noise",
-    ),
+/// One stop of the tour.
+pub struct Concept {
+    /// The name `--concept` takes; the picture is `tour-NAME.svg`.
+    pub name: &'static str,
+    /// What it shows, for `--help`.
+    pub what: &'static str,
+    /// Runs it: the text printed and the picture drawn.
+    run: fn() -> Result<(String, String), Failure>,
+}
+
+/// The stops, in tour order.
+pub const CONCEPTS: [Concept; 7] = [
+    Concept {
+        name: "adaptive",
+        what: "adaptive learning rates: per-coordinate steps, and how fast the rate decays",
+        run: adaptive_stop,
+    },
+    Concept {
+        name: "bias-correction",
+        what: "bias correction: the size of the first steps with and without it",
+        run: bias_stop,
+    },
+    Concept {
+        name: "amsgrad",
+        what: "AMSGrad: a per-coordinate rate that never grows, in its four forms",
+        run: amsgrad_stop,
+    },
+    Concept {
+        name: "l1",
+        what: "proximal L1, greedy and lazy (FTRL): exact zeros on a sparse regression",
+        run: l1_stop,
+    },
+    Concept {
+        name: "momentum",
+        what: "heavy ball, Nesterov and EMA momentum, full-batch and with gradient noise",
+        run: momentum_stop,
+    },
+    Concept {
+        name: "adan",
+        what: "Adan vs Adam vs Nesterov SGD on the shipped digits",
+        run: adan_stop,
+    },
+    Concept {
+        name: "decay",
+        what: "learning-rate decay and warm restarts against a constant rate under noise",
+        run: decay_stop,
+    },
 ];
 
 /// What one stop printed and drew.
@@ -70,10 +90,10 @@ struct Stop {
 
 /// Runs the tour (or one stop), writes its pictures into `out`, then prints it.
 pub fn run(out: &Path, concept: Option<&str>) -> Result<(), Failure> {
-    let chosen: Vec<&str> = match concept {
-        None => CONCEPTS.iter().map(|(name, _)| *name).collect(),
-        Some(name) => match CONCEPTS.iter().find(|(n, _)| *n == name) {
-            Some((n, _)) => vec![*n],
+    let chosen: Vec<&Concept> = match concept {
+        None => CONCEPTS.iter().collect(),
+        Some(name) => match CONCEPTS.iter().find(|c| c.name == name) {
+            Some(c) => vec![c],
             None => {
                 return Err(Failure::usage(format!(
                     "unknown concept '{name}' (concepts: {})",
@@ -82,13 +102,17 @@ pub fn run(out: &Path, concept: Option<&str>) -> Result<(), Failure> {
             }
         },
     };
-    let files: Vec<String> = chosen.iter().map(|n| format!("tour-{n}.svg")).collect();
+    let files: Vec<String> = chosen
+        .iter()
+        .map(|c| format!("tour-{}.svg", c.name))
+        .collect();
     let file_refs: Vec<&str> = files.iter().map(String::as_str).collect();
     // The directory is tried before anything runs.
     check_writable(out, &file_refs)?;
     let mut stops = Vec::with_capacity(chosen.len());
-    for name in &chosen {
-        stops.push(stop(name)?);
+    for (concept, file) in chosen.iter().zip(files) {
+        let (text, svg) = (concept.run)()?;
+        stops.push(Stop { text, file, svg });
     }
     let pictures: Vec<(&str, &str)> = stops
         .iter()
@@ -111,32 +135,15 @@ pub fn run(out: &Path, concept: Option<&str>) -> Result<(), Failure> {
 /// The stops with what each shows, for `gradstep tour --help`.
 pub fn concepts_help() -> String {
     let mut text = String::from("Concepts (--concept NAME), in tour order:\n");
-    for (name, what) in CONCEPTS {
-        let _ = writeln!(text, "  {name:<16} {what}");
+    for c in &CONCEPTS {
+        let _ = writeln!(text, "  {:<16} {}", c.name, c.what);
     }
     text
 }
 
 /// The concept names, for messages.
 pub fn names() -> String {
-    CONCEPTS.map(|(n, _)| n).join(", ")
-}
-
-fn stop(name: &str) -> Result<Stop, Failure> {
-    let (text, svg) = match name {
-        "adaptive" => adaptive_stop()?,
-        "bias-correction" => bias_stop()?,
-        "amsgrad" => amsgrad_stop()?,
-        "l1" => l1_stop()?,
-        "momentum" => momentum_stop()?,
-        "adan" => adan_stop()?,
-        _ => decay_stop()?,
-    };
-    Ok(Stop {
-        text,
-        file: format!("tour-{name}.svg"),
-        svg,
-    })
+    CONCEPTS.map(|c| c.name).join(", ")
 }
 
 // ---------------------------------------------------------------------------------
@@ -784,6 +791,7 @@ pub fn l1() -> Result<Vec<L1Run>, Failure> {
                 let residual = row.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() - data.y[i];
                 for ((gj, xj), wj) in g.iter_mut().zip(row).zip(&w) {
                     *gj = residual * xj;
+                    // sign(w), 0 at 0 (f64::signum(0.0) is 1).
                     if subgradient {
                         *gj += L1_LAMBDA * wj.signum() * f64::from(u8::from(*wj != 0.0));
                     }
