@@ -598,8 +598,32 @@ pub fn amsgrad() -> Result<Vec<AmsRun>, Failure> {
     Ok(runs)
 }
 
+/// torch's `Adam(amsgrad=True)` (β₁ = 0: no momentum) against `amsgrad_post` on the
+/// same problem: the largest |x_torch − x_post| over every step, and torch's first step
+/// divided by lr (1 with bias correction, 1/√(1 − β₂) ≈ 31.6 without).
+pub fn torch_amsgrad() -> Result<(f64, f64), Failure> {
+    let torch_spec = format!("adam:lr={AMSGRAD_LR},beta1=0,beta2={AMSGRAD_BETA2},amsgrad");
+    let mut torch = Stepper::new(&torch_spec, 1)?;
+    let mut post = Stepper::new(&amsgrad_spec("amsgrad_post"), 1)?;
+    let (mut a, mut b) = ([0.0], [0.0]);
+    let (mut gap, mut first) = (0.0f64, f64::NAN);
+    for t in 1..=AMSGRAD_STEPS {
+        let g = [reddi_gradient(t)];
+        torch.step(&mut a, &g)?;
+        post.step(&mut b, &g)?;
+        if t == 1 {
+            first = a[0].abs() / AMSGRAD_LR;
+        }
+        a[0] = a[0].clamp(-1.0, 1.0);
+        b[0] = b[0].clamp(-1.0, 1.0);
+        gap = gap.max((a[0] - b[0]).abs());
+    }
+    Ok((gap, first))
+}
+
 fn amsgrad_stop() -> Result<(String, String), Failure> {
     let m = amsgrad()?;
+    let (torch_gap, torch_first) = torch_amsgrad()?;
     let mut t = String::from("AMSGrad\n");
     t += "claim (seed 001, «Как сломать адаптивные методы», «AMSgrad», «Реализация без \
           дополнительной памяти», «Добавление bias correction»): Adam's and RMSprop's rate \
@@ -608,7 +632,8 @@ fn amsgrad_stop() -> Result<(String, String), Failure> {
           does not converge); AMSGrad's max v̂ = max(v̂, v) keeps it from growing. \
           Pre-correction keeps the max intact (the correct form), post-correction is what \
           helps in experiments, and the max kept in v itself needs no extra memory and \
-          \"works just as well\".\n";
+          \"works just as well\". And: standard implementations (PyTorch named) drop bias \
+          correction when AMSGrad is on.\n";
     let _ = writeln!(
         t,
         "run: Reddi et al.'s online problem f_t(x) = 1010·x (t mod 101 = 1), else −10·x, \
@@ -657,6 +682,17 @@ fn amsgrad_stop() -> Result<(String, String), Failure> {
                 ": NOT every AMSGrad is nearer the optimum −1 than Adam."
             }
         ),
+    );
+    let _ = writeln!(
+        t,
+        "torch: Adam(amsgrad=True) with β₁ = 0 moves its first step by {torch_first:.6}·lr \
+         and stays within {torch_gap:.1e} of amsgrad_post over all {AMSGRAD_STEPS} steps: \
+         torch keeps bias correction with AMSGrad (post-correction), {}",
+        if (torch_first - 1.0).abs() < 1e-6 {
+            "so the claim that it drops it does NOT hold for torch."
+        } else {
+            "yet its first step is not lr: check the correction."
+        }
     );
     let curves: Vec<(String, Vec<[f64; 2]>)> = m
         .iter()
@@ -1436,6 +1472,10 @@ mod tests {
             );
         }
         assert!(adam.final_x > 0.5, "{}", adam.final_x);
+        // torch's AMSGrad is post-correction: bias-corrected, the same path.
+        let (gap, first) = torch_amsgrad().unwrap();
+        assert!((first - 1.0).abs() < 1e-6, "{first}");
+        assert_eq!(gap, 0.0);
         assert!(m[1].final_x < -0.5 && m[3].final_x < -0.5);
     }
 
