@@ -494,15 +494,33 @@ impl Subject for Adan {
 
 impl Subject for Lamb {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, maximize)| Lamb {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                maximize,
-            })
+        (
+            (lr(), beta(), beta(), eps(), decay()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (lr, beta1, beta2, eps, weight_decay),
+                    (maximize, decoupled_weight_decay, no_v_correction, clamp_norm, eps_in_ratio),
+                )| Lamb {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    maximize,
+                    decoupled_weight_decay,
+                    no_v_correction,
+                    clamp_norm,
+                    eps_in_ratio,
+                },
+            )
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
