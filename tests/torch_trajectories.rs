@@ -657,3 +657,103 @@ fn lamb_each_pytorch_optimizer_option_matters() {
         );
     }
 }
+
+/// `pytorch_optimizer.FTRL` (4.1.0) is
+/// `ftrl:initial_accumulator_value=0,single_l2,sqrt_denominator`: its recordings
+/// (tests/fixtures/pytorch_optimizer/ftrl.json) replay within the table's
+/// `ftrl_pytorch_optimizer` row, its defaults are that configuration, and L1's exact
+/// zeros are exact at the same elements and steps (including those where the
+/// denominator is 0 at the first step).
+#[test]
+fn ftrl_pytorch_optimizer_options_equal_pytorch_optimizer_ftrl() {
+    let fixture = load_from("pytorch_optimizer", "ftrl");
+    assert_eq!(fixture.reference_version, "pytorch_optimizer 4.1.0");
+    let pytorch_optimizer = Ftrl {
+        initial_accumulator_value: 0.0,
+        single_l2: true,
+        sqrt_denominator: true,
+        ..Ftrl::default()
+    };
+    let mut zeros = 0;
+    for case in &fixture.cases {
+        let h = Hyper::new(&case.hyper);
+        let rule = Ftrl::from_hyper(&h);
+        zeros += match case.dtype.as_str() {
+            "f32" => same_zeros::<f32>(rule, case),
+            _ => same_zeros::<f64>(rule, case),
+        };
+    }
+    assert!(zeros > 500, "only {zeros} exact zeros recorded");
+    replay_recorded(
+        "ftrl",
+        fixture,
+        "ftrl_pytorch_optimizer",
+        "pytorch_optimizer",
+        pytorch_optimizer,
+    );
+}
+
+/// Steps `rule` through `case` and checks that its params are exactly 0 where, and only
+/// where, the recording's are; returns how many zeros there were.
+fn same_zeros<T: Real>(rule: Ftrl, case: &Case) -> usize {
+    let cast = |xs: &[f64]| -> Vec<T> { xs.iter().map(|&x| T::from_f64(x)).collect() };
+    let n = case.params0.len();
+    let mut params = cast(&case.params0);
+    let (mut acc, mut lin) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+    let mut scalars = StepCount::default();
+    let mut zeros = 0;
+    for (k, (g, expected)) in case.grads.iter().zip(&case.params).enumerate() {
+        rule.step(
+            &mut scalars,
+            &mut params,
+            &cast(g),
+            &mut [&mut acc, &mut lin],
+        )
+        .unwrap();
+        for (i, (ours, theirs)) in params.iter().zip(expected).enumerate() {
+            assert_eq!(
+                ours.to_f64() == 0.0,
+                *theirs == 0.0,
+                "{}: step {} element {i}: ours {:e}, theirs {theirs:e}",
+                case.name,
+                k + 1,
+                ours.to_f64()
+            );
+            zeros += usize::from(*theirs == 0.0);
+        }
+    }
+    zeros
+}
+
+/// Each of FTRL's pytorch_optimizer options is needed: with any one of them changed,
+/// some recorded case misses by far more than the tolerance.
+#[test]
+fn ftrl_each_pytorch_optimizer_option_matters() {
+    let fixture = load_from("pytorch_optimizer", "ftrl");
+    type Change = fn(&mut Ftrl);
+    let changes: [(&str, Change); 3] = [
+        ("single_l2", |r| r.single_l2 = false),
+        ("sqrt_denominator", |r| r.sqrt_denominator = false),
+        ("initial_accumulator_value", |r| {
+            r.initial_accumulator_value = 0.1
+        }),
+    ];
+    for (name, change) in changes {
+        let mut worst = 0.0f64;
+        for case in &fixture.cases {
+            let hyper = Hyper::new(&case.hyper);
+            let mut rule = Ftrl::from_hyper(&hyper);
+            change(&mut rule);
+            let tol = tolerance("ftrl_pytorch_optimizer", &case.dtype);
+            let usage = match case.dtype.as_str() {
+                "f32" => replay_case::<Ftrl, f32>(rule, case, &tol).usage,
+                _ => replay_case::<Ftrl, f64>(rule, case, &tol).usage,
+            };
+            worst = worst.max(usage);
+        }
+        assert!(
+            worst > 10.0,
+            "changing {name}: worst only {worst}x the tolerance"
+        );
+    }
+}

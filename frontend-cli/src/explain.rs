@@ -529,10 +529,11 @@ pub const EXPLANATIONS: &[Explanation] = &[
                 "pytorch_optimizer's √n in the denominator whatever lr_power is",
             ),
         ],
-        differences: "The reference is keras.optimizers.Ftrl. pytorch_optimizer's FTRL \
-                      starts the accumulator at 0, uses l2 once and √n whatever the power \
-                      (the flags above), and adds g to z before subtracting σθ (gradstep \
-                      keeps Keras's order).",
+        differences: "The reference is keras.optimizers.Ftrl. pytorch_optimizer's FTRL is \
+                      ftrl:initial_accumulator_value=0,single_l2,sqrt_denominator (checked \
+                      against recordings; where every gradient so far was 0 it sets the \
+                      weight to 0, as gradstep does); it adds g to z before subtracting σθ \
+                      (gradstep keeps Keras's order).",
         concept: "lazy representation (FTRL) versus greedy updates, and proximal L1 that \
                   makes exact zeros: the source article's recipe for sparse models.",
         full_batch: false,
