@@ -952,6 +952,23 @@ typedef struct gradstep_lamb {
    * Maximize (0).
    */
   uint8_t maximize;
+  /**
+   * Decay θ by 1 − lr·weight_decay before the step instead of adding it to the
+   * update (0; Keras, pytorch_optimizer).
+   */
+  uint8_t decoupled_weight_decay;
+  /**
+   * No bias correction of v; m's as 1/(1 − β₁ᵗ) on the step (0; pytorch_optimizer).
+   */
+  uint8_t no_v_correction;
+  /**
+   * Clamp ‖θ‖ to at most 10 in the trust ratio (0; pytorch_optimizer).
+   */
+  uint8_t clamp_norm;
+  /**
+   * Add ε to ‖u‖ in the trust ratio (0; pytorch_optimizer).
+   */
+  uint8_t eps_in_ratio;
 } gradstep_lamb;
 
 /**

@@ -288,6 +288,10 @@ impl Replay for Lamb {
             eps: h.f("eps"),
             weight_decay: h.f("weight_decay"),
             maximize: h.b("maximize"),
+            decoupled_weight_decay: h.b("decoupled_weight_decay"),
+            no_v_correction: h.b("no_v_correction"),
+            clamp_norm: h.b("clamp_norm"),
+            eps_in_ratio: h.b("eps_in_ratio"),
         }
     }
     fn scalars(s: &StepCount) -> Vec<(&'static str, f64)> {
@@ -433,12 +437,25 @@ fn replay<R: Replay>(file: &str) {
 /// Replays `fixture` (of the rule called `file`) within the tolerance row `row`.
 fn replay_fixture<R: Replay>(file: &str, fixture: fixtures::RuleFixture, row: &str) {
     let id = gradstep::rules::RuleId::from_name(file).expect("a registered rule");
+    replay_recorded(file, fixture, row, id.reference_package(), R::default());
+}
+
+/// Replays `fixture` (of the rule called `file`), recorded by a script in
+/// `tests/fixtures/<package>/` from a package whose defaults are the rule `defaults`,
+/// within the tolerance row `row`.
+fn replay_recorded<R: Replay>(
+    file: &str,
+    fixture: fixtures::RuleFixture,
+    row: &str,
+    package: &str,
+    expected_defaults: R,
+) {
     assert_eq!(fixture.rule, file);
     // torch fixtures name torch's version; the others their reference's (recorded by a
     // script in their own directory).
-    let generator = format!("tests/fixtures/{}/", id.reference_package());
+    let generator = format!("tests/fixtures/{package}/");
     assert!(fixture.generator.starts_with(&generator) && fixture.generator.ends_with(".py"));
-    assert!(if id.reference_package() == "torch" {
+    assert!(if package == "torch" {
         fixture.torch_version.starts_with("2.")
     } else {
         !fixture.reference_version.is_empty() || !fixture.reference_versions.is_empty()
@@ -446,8 +463,8 @@ fn replay_fixture<R: Replay>(file: &str, fixture: fixtures::RuleFixture, row: &s
     let defaults = Hyper::new(&fixture.defaults);
     assert_eq!(
         R::from_hyper(&defaults),
-        R::default(),
-        "{file}: Default differs from torch's defaults"
+        expected_defaults,
+        "{file}: the reference's defaults differ from the documented ones"
     );
     defaults.finish();
     assert!(fixture.cases.len() >= 4, "{file}: too few cases");
@@ -552,4 +569,191 @@ fn online_rmsprop_with_gamma_1_is_torch_adagrad() {
         replayed += 1;
     }
     assert!(replayed >= 8, "only {replayed} Adagrad cases replayed");
+}
+
+/// Loads `tests/fixtures/<package>/<file>.json`.
+fn load_from(package: &str, file: &str) -> fixtures::RuleFixture {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(package)
+        .join(format!("{file}.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `keras.optimizers.Lamb` (3.15.1, torch backend) is `lamb:eps=1e-7,decoupled_weight_decay`:
+/// its recordings (tests/fixtures/keras/lamb.json) replay within the table's
+/// `lamb_keras` row, and its defaults are that configuration.
+#[test]
+fn lamb_keras_options_equal_keras_lamb() {
+    let fixture = load_from("keras", "lamb");
+    assert_eq!(fixture.reference_versions["keras"], "3.15.1");
+    let keras = Lamb {
+        eps: 1e-7,
+        decoupled_weight_decay: true,
+        ..Lamb::default()
+    };
+    replay_recorded("lamb", fixture, "lamb_keras", "keras", keras);
+}
+
+/// `pytorch_optimizer.Lamb` (4.1.0) is
+/// `lamb:decoupled_weight_decay,no_v_correction,clamp_norm,eps_in_ratio`: its
+/// recordings (tests/fixtures/pytorch_optimizer/lamb.json, with cases whose ‖θ‖ passes
+/// the clamp of 10 and with coupled decay) replay within the table's
+/// `lamb_pytorch_optimizer` row, and its defaults are that configuration.
+#[test]
+fn lamb_pytorch_optimizer_options_equal_pytorch_optimizer_lamb() {
+    let fixture = load_from("pytorch_optimizer", "lamb");
+    assert_eq!(fixture.reference_version, "pytorch_optimizer 4.1.0");
+    let pytorch_optimizer = Lamb {
+        decoupled_weight_decay: true,
+        no_v_correction: true,
+        clamp_norm: true,
+        eps_in_ratio: true,
+        ..Lamb::default()
+    };
+    replay_recorded(
+        "lamb",
+        fixture,
+        "lamb_pytorch_optimizer",
+        "pytorch_optimizer",
+        pytorch_optimizer,
+    );
+}
+
+/// Each of LAMB's pytorch_optimizer options is needed: with any one of them flipped,
+/// some recorded case misses by far more than the tolerance (so the replay above
+/// cannot pass by an option that does nothing).
+#[test]
+fn lamb_each_pytorch_optimizer_option_matters() {
+    let fixture = load_from("pytorch_optimizer", "lamb");
+    type Flip = fn(&mut Lamb);
+    let flips: [(&str, Flip); 4] = [
+        ("decoupled_weight_decay", |r| {
+            r.decoupled_weight_decay = !r.decoupled_weight_decay
+        }),
+        ("no_v_correction", |r| {
+            r.no_v_correction = !r.no_v_correction
+        }),
+        ("clamp_norm", |r| r.clamp_norm = !r.clamp_norm),
+        ("eps_in_ratio", |r| r.eps_in_ratio = !r.eps_in_ratio),
+    ];
+    for (name, flip) in flips {
+        let mut worst = 0.0f64;
+        for case in &fixture.cases {
+            let hyper = Hyper::new(&case.hyper);
+            let mut rule = Lamb::from_hyper(&hyper);
+            flip(&mut rule);
+            let tol = tolerance("lamb_pytorch_optimizer", &case.dtype);
+            let usage = match case.dtype.as_str() {
+                "f32" => replay_case::<Lamb, f32>(rule, case, &tol).usage,
+                _ => replay_case::<Lamb, f64>(rule, case, &tol).usage,
+            };
+            worst = worst.max(usage);
+        }
+        assert!(
+            worst > 10.0,
+            "flipping {name}: worst only {worst}x the tolerance"
+        );
+    }
+}
+
+/// `pytorch_optimizer.FTRL` (4.1.0) is
+/// `ftrl:initial_accumulator_value=0,single_l2,sqrt_denominator`: its recordings
+/// (tests/fixtures/pytorch_optimizer/ftrl.json) replay within the table's
+/// `ftrl_pytorch_optimizer` row, its defaults are that configuration, and L1's exact
+/// zeros are exact at the same elements and steps (including those where the
+/// denominator is 0 at the first step).
+#[test]
+fn ftrl_pytorch_optimizer_options_equal_pytorch_optimizer_ftrl() {
+    let fixture = load_from("pytorch_optimizer", "ftrl");
+    assert_eq!(fixture.reference_version, "pytorch_optimizer 4.1.0");
+    let pytorch_optimizer = Ftrl {
+        initial_accumulator_value: 0.0,
+        single_l2: true,
+        sqrt_denominator: true,
+        ..Ftrl::default()
+    };
+    let mut zeros = 0;
+    for case in &fixture.cases {
+        let h = Hyper::new(&case.hyper);
+        let rule = Ftrl::from_hyper(&h);
+        zeros += match case.dtype.as_str() {
+            "f32" => same_zeros::<f32>(rule, case),
+            _ => same_zeros::<f64>(rule, case),
+        };
+    }
+    assert!(zeros > 500, "only {zeros} exact zeros recorded");
+    replay_recorded(
+        "ftrl",
+        fixture,
+        "ftrl_pytorch_optimizer",
+        "pytorch_optimizer",
+        pytorch_optimizer,
+    );
+}
+
+/// Steps `rule` through `case` and checks that its params are exactly 0 where, and only
+/// where, the recording's are; returns how many zeros there were.
+fn same_zeros<T: Real>(rule: Ftrl, case: &Case) -> usize {
+    let cast = |xs: &[f64]| -> Vec<T> { xs.iter().map(|&x| T::from_f64(x)).collect() };
+    let n = case.params0.len();
+    let mut params = cast(&case.params0);
+    let (mut acc, mut lin) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+    let mut scalars = StepCount::default();
+    let mut zeros = 0;
+    for (k, (g, expected)) in case.grads.iter().zip(&case.params).enumerate() {
+        rule.step(
+            &mut scalars,
+            &mut params,
+            &cast(g),
+            &mut [&mut acc, &mut lin],
+        )
+        .unwrap();
+        for (i, (ours, theirs)) in params.iter().zip(expected).enumerate() {
+            assert_eq!(
+                ours.to_f64() == 0.0,
+                *theirs == 0.0,
+                "{}: step {} element {i}: ours {:e}, theirs {theirs:e}",
+                case.name,
+                k + 1,
+                ours.to_f64()
+            );
+            zeros += usize::from(*theirs == 0.0);
+        }
+    }
+    zeros
+}
+
+/// Each of FTRL's pytorch_optimizer options is needed: with any one of them changed,
+/// some recorded case misses by far more than the tolerance.
+#[test]
+fn ftrl_each_pytorch_optimizer_option_matters() {
+    let fixture = load_from("pytorch_optimizer", "ftrl");
+    type Change = fn(&mut Ftrl);
+    let changes: [(&str, Change); 3] = [
+        ("single_l2", |r| r.single_l2 = false),
+        ("sqrt_denominator", |r| r.sqrt_denominator = false),
+        ("initial_accumulator_value", |r| {
+            r.initial_accumulator_value = 0.1
+        }),
+    ];
+    for (name, change) in changes {
+        let mut worst = 0.0f64;
+        for case in &fixture.cases {
+            let hyper = Hyper::new(&case.hyper);
+            let mut rule = Ftrl::from_hyper(&hyper);
+            change(&mut rule);
+            let tol = tolerance("ftrl_pytorch_optimizer", &case.dtype);
+            let usage = match case.dtype.as_str() {
+                "f32" => replay_case::<Ftrl, f32>(rule, case, &tol).usage,
+                _ => replay_case::<Ftrl, f64>(rule, case, &tol).usage,
+            };
+            worst = worst.max(usage);
+        }
+        assert!(
+            worst > 10.0,
+            "changing {name}: worst only {worst}x the tolerance"
+        );
+    }
 }

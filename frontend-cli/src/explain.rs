@@ -329,13 +329,32 @@ pub const EXPLANATIONS: &[Explanation] = &[
                     u = (m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ε) + λθ\n\
                     r = ‖θ‖/‖u‖                   (1 if either is 0)\n\
                     θ ← θ − η·r·u",
-        fields: &[(
-            "weight_decay",
-            "λ: added to the direction u before the trust ratio (not to the gradient)",
-        )],
-        differences: "The reference is optax.lamb. Keras's Lamb uses ε = 1e-7; \
-                      pytorch_optimizer's Lamb skips v's bias correction, clamps ‖θ‖ to 10 \
-                      and clips gradients by default.",
+        fields: &[
+            (
+                "weight_decay",
+                "λ: added to the direction u before the trust ratio (not to the gradient)",
+            ),
+            (
+                "decoupled_weight_decay",
+                "shrink θ by 1 − ηλ before the step instead of adding λθ to u \
+                 (Keras, pytorch_optimizer)",
+            ),
+            (
+                "no_v_correction",
+                "leave v without bias correction and divide the step by 1 − β₁ᵗ after the \
+                 trust ratio (pytorch_optimizer): early steps are larger",
+            ),
+            (
+                "clamp_norm",
+                "cap ‖θ‖ at 10 in the trust ratio (pytorch_optimizer), so large layers \
+                 move no more than a layer of norm 10",
+            ),
+            ("eps_in_ratio", "r = ‖θ‖/(‖u‖ + ε) (pytorch_optimizer)"),
+        ],
+        differences: "The reference is optax.lamb. Keras's Lamb is \
+                      lamb:eps=1e-7,decoupled_weight_decay; pytorch_optimizer's Lamb is \
+                      lamb:decoupled_weight_decay,no_v_correction,clamp_norm,eps_in_ratio \
+                      (both checked against recordings).",
         concept: "adaptive learning rate per coordinate (Adam) and per layer (the trust \
                   ratio) together.",
         full_batch: false,
@@ -510,10 +529,11 @@ pub const EXPLANATIONS: &[Explanation] = &[
                 "pytorch_optimizer's √n in the denominator whatever lr_power is",
             ),
         ],
-        differences: "The reference is keras.optimizers.Ftrl. pytorch_optimizer's FTRL \
-                      starts the accumulator at 0, uses l2 once and √n whatever the power \
-                      (the flags above), and adds g to z before subtracting σθ (gradstep \
-                      keeps Keras's order).",
+        differences: "The reference is keras.optimizers.Ftrl. pytorch_optimizer's FTRL is \
+                      ftrl:initial_accumulator_value=0,single_l2,sqrt_denominator (checked \
+                      against recordings; where every gradient so far was 0 it sets the \
+                      weight to 0, as gradstep does); it adds g to z before subtracting σθ \
+                      (gradstep keeps Keras's order).",
         concept: "lazy representation (FTRL) versus greedy updates, and proximal L1 that \
                   makes exact zeros: the source article's recipe for sparse models.",
         full_batch: false,

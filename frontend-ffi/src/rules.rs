@@ -524,6 +524,15 @@ pub struct gradstep_lamb {
     pub weight_decay: f64,
     /// Maximize (0).
     pub maximize: u8,
+    /// Decay θ by 1 − lr·weight_decay before the step instead of adding it to the
+    /// update (0; Keras, pytorch_optimizer).
+    pub decoupled_weight_decay: u8,
+    /// No bias correction of v; m's as 1/(1 − β₁ᵗ) on the step (0; pytorch_optimizer).
+    pub no_v_correction: u8,
+    /// Clamp ‖θ‖ to at most 10 in the trust ratio (0; pytorch_optimizer).
+    pub clamp_norm: u8,
+    /// Add ε to ‖u‖ in the trust ratio (0; pytorch_optimizer).
+    pub eps_in_ratio: u8,
 }
 
 /// The generic proximal method (gradstep's `Proximal`): choices are `uint32_t`

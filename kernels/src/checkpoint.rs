@@ -80,7 +80,7 @@
 //! | 12 | [`Proximal`] | lr, beta1, dampening, beta2, gamma, eps, initial_accumulator_value, l1, l2 | maximize; then choices momentum, adapt, l2_kind, l1_kind, representation | step | 128 |
 //! | 13 | [`Ftrl`] | lr, lr_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta | single_l2, sqrt_denominator, maximize | step | 72 |
 //! | 14 | [`Adan`] | lr, beta1, beta2, beta3, eps, weight_decay | decoupled_weight_decay, maximize | step | 64 |
-//! | 15 | [`Lamb`] | lr, beta1, beta2, eps, weight_decay | maximize | step | 56 |
+//! | 15 | [`Lamb`] | lr, beta1, beta2, eps, weight_decay | maximize, decoupled_weight_decay, no_v_correction, clamp_norm, eps_in_ratio (bits 1–4 added later: older LAMB checkpoints hold them as 0 and load unchanged) | step | 56 |
 //! | 16 | [`RmsPropBc`] | lr, alpha, eps, weight_decay | maximize | step | 48 |
 //! | 17 | [`OnlineRmsProp`] | lr, gamma, eps, weight_decay | maximize | step | 48 |
 //! | 18 | [`ScAdagrad`] | lr, xi_1, xi_2, weight_decay | maximize | step | 48 |

@@ -1075,3 +1075,66 @@ fn errors_display_their_cause() {
         assert_eq!(Error::Checkpoint(e).to_string(), text);
     }
 }
+
+/// A LAMB checkpoint written before LAMB had its Keras/pytorch_optimizer options (the
+/// build of commit 405a717: lr 0.1, weight_decay 0.01, n = 3 in f32, 2 steps, with
+/// params). The options are bits 1–4 of the option word, 0 here, so it loads as the
+/// rule it was (every option off), and encoding that rule again gives the same bytes:
+/// the layout did not change and needs no migration.
+const LAMB_BEFORE_OPTIONS: &str = concat!(
+    "4753434b01000f00800000000000000001010200380000000300000000000000",
+    "9a9999999999b93fcdccccccccccec3f2b8716d9cef7ef3f8dedb5a0f7c6b03e",
+    "7b14ae47e17a843f00000000000000000200000000000000",
+    "295c8f3d09d723bdaf47e1bc", // mu
+    "7db5a3397db5a33aa7cea339", // nu
+    "b51d2e3f8aa5e7bfd0c0e13e", // params
+    "2f9f0c24",                 // CRC-32
+);
+
+#[test]
+fn lamb_checkpoint_from_before_the_options_loads() {
+    let bytes: Vec<u8> = (0..LAMB_BEFORE_OPTIONS.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&LAMB_BEFORE_OPTIONS[i..i + 2], 16).unwrap())
+        .collect();
+    let (mut m, mut v, mut p) = ([0.0f32; 3], [0.0f32; 3], [0.0f32; 3]);
+    let (rule, scalars) =
+        checkpoint::decode::<Lamb, f32>(&bytes, &mut [&mut m, &mut v], Some(&mut p)).unwrap();
+    let expected = Lamb {
+        lr: 0.1,
+        weight_decay: 0.01,
+        ..Lamb::default()
+    };
+    assert_eq!(rule, expected);
+    assert_eq!(scalars.step, 2);
+    assert_eq!(p.map(f32::to_bits), [1059986869, 3219629450, 1054982352]);
+    assert_eq!(m.map(f32::to_bits), [1032805417, 3173242633, 3168880559]);
+    assert_eq!(v.map(f32::to_bits), [967030141, 983807357, 967036583]);
+    // Today's build takes the same steps from the same start and writes the same bytes.
+    let (mut params, mut m2, mut v2, mut s) = (
+        [1.0f32, -2.0, 0.5],
+        [0.0f32; 3],
+        [0.0f32; 3],
+        StepCount::default(),
+    );
+    for g in [[0.5f32, -1.0, 0.25], [0.25, 0.5, -0.5]] {
+        expected
+            .step(&mut s, &mut params, &g, &mut [&mut m2, &mut v2])
+            .unwrap();
+    }
+    let mut out = [0u8; 256];
+    let len = checkpoint::encode(&expected, &s, &[&m2, &v2], Some(&params), &mut out).unwrap();
+    assert_eq!(hex(&out[..len]), LAMB_BEFORE_OPTIONS);
+    // With an option on, bit 1.. is set: an older build refuses it as an unknown bit.
+    let keras = Lamb {
+        decoupled_weight_decay: true,
+        ..expected
+    };
+    let len = checkpoint::encode(&keras, &s, &[&m2, &v2], Some(&params), &mut out).unwrap();
+    assert_eq!(len, bytes.len());
+    let word = u64::from_le_bytes(out[32 + 5 * 8..32 + 6 * 8].try_into().unwrap());
+    assert_eq!(word, 0b10);
+    let (back, _) =
+        checkpoint::decode::<Lamb, f32>(&out[..len], &mut [&mut m, &mut v], Some(&mut p)).unwrap();
+    assert_eq!(back, keras);
+}

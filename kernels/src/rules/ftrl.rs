@@ -25,6 +25,10 @@ use crate::real::Real;
 /// n ← n'
 /// ```
 ///
+/// q is 0 only where n' = 0 (every gradient so far exactly 0, from n₀ = 0) with
+/// λ₂ = β = 0 and p ≠ 0 or `sqrt_denominator`: pytorch_optimizer's defaults. There z
+/// is ±0 too, so |z| ≤ λ₁, and θ = 0 (pytorch_optimizer's mask), not 0/0.
+///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
 /// | γ | `lr` | 1e-3 | finite, > 0 |
@@ -44,20 +48,25 @@ use crate::real::Real;
 /// Keras's defaults. State slices: `accumulator` (n, from n₀) and `linear` (z, from 0),
 /// Keras's names. Scalar state: the step counter.
 ///
-/// Where `pytorch_optimizer.FTRL` differs, each a named option:
+/// Where `pytorch_optimizer.FTRL` (4.1.0) differs, each a named option, checked against
+/// its source and its recordings (`tests/fixtures/pytorch_optimizer/ftrl.json`; its
+/// defaults are `ftrl:initial_accumulator_value=0,single_l2,sqrt_denominator`):
 /// - its accumulator starts at 0: `initial_accumulator_value = 0`;
 /// - its denominator adds λ₂ where Keras adds 2λ₂, computed as `(√n' + β)/γ + λ₂`:
 ///   `single_l2`;
 /// - its denominator uses √n' whatever the power (the power still sets σ):
 ///   `sqrt_denominator`;
 /// - it adds the gradient to z before subtracting σθ (`(z + g) − σθ`), Keras after
-///   (`z + (g − σθ)`): gradstep always uses Keras's order, so pytorch_optimizer's results
-///   differ from these in the last bits; it has no shrinkage.
+///   (`z + (g − σθ)`), and writes θ as `(sign(z)·λ₁ − z)/q` set to 0 where |z| ≤ λ₁
+///   (the same values: clip(z) = sign(z)·λ₁ where |z| > λ₁): gradstep always uses
+///   Keras's order, so pytorch_optimizer's results differ from these in the last bits;
+/// - it has no shrinkage (λₛ = 0) and takes any power p ≤ 0 (gradstep: 0, −½, −1).
 ///
 /// Powers other than 0, −½ and −1 are refused: `P` is computed per element, with the
 /// square root for −½ (as torch's `pow(x, 0.5)`), and the lanes have no general power.
-/// A denominator that can be 0 (n₀ = 0 with λ₂ = 0 and β = 0 and p ≠ 0) is refused
-/// too: a zero first gradient would give 0/0.
+/// When the denominator can be 0 (n₀ = λ₂ = β = 0, p ≠ 0 or `sqrt_denominator`),
+/// shrinkage is refused: with it z = 2λₛθ need not be 0 where q is, and Keras itself
+/// gives 0/0 = NaN at a zero first gradient when n₀ = 0.
 ///
 /// In exact arithmetic, with β = 0, λₛ = 0 and p = −½, this is
 /// [`Proximal`](crate::Proximal) with `representation = lazy, adapt = adagrad, eps = 0,
@@ -145,6 +154,8 @@ struct Coeffs<T> {
     /// Keras: 2·(λ₂ + β/(2γ)); single_l2: λ₂.
     l2_term: T,
     beta: T,
+    /// The denominator can be 0 (n₀ = λ₂ = β = 0): θ = 0 where it gives 0/0.
+    zero_over_zero: bool,
 }
 
 impl Ftrl {
@@ -167,7 +178,15 @@ impl Ftrl {
             l1: T::from_f64(self.l1),
             l2_term,
             beta: T::from_f64(self.beta),
+            zero_over_zero: self.denominator_can_be_zero(),
         }
+    }
+
+    /// Whether q can be 0: n' = 0 (every gradient so far 0, from n₀ = 0) with λ₂ = β = 0
+    /// and a denominator that is a power of n'.
+    fn denominator_can_be_zero(&self) -> bool {
+        let powered = self.lr_power != 0.0 || self.sqrt_denominator;
+        powered && self.initial_accumulator_value == 0.0 && self.l2 == 0.0 && self.beta == 0.0
     }
 }
 
@@ -193,7 +212,16 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         };
         let l1 = V::splat(self.l1);
         let clipped = z.max(-l1).min(l1);
-        *p = (clipped - *z) / q;
+        let theta = (clipped - *z) / q;
+        *p = if self.zero_over_zero {
+            // Where q = 0: θ = 0 if |z| ≤ λ₁ (there the step is 0/0); ±∞ if |z| > λ₁,
+            // NaN if z is, as pytorch_optimizer.
+            let zero = V::splat(T::ZERO);
+            let small = V::select(l1.lt(z.abs()), theta, V::select(z.eq(*z), zero, theta));
+            V::select(q.eq(zero), small, theta)
+        } else {
+            theta
+        };
         *n = fresh;
     }
 }
@@ -215,12 +243,12 @@ impl Rule for Ftrl {
         check::non_negative("l2", self.l2)?;
         check::non_negative("l2_shrinkage", self.l2_shrinkage)?;
         check::non_negative("beta", self.beta)?;
-        let powered = self.lr_power != 0.0 || self.sqrt_denominator;
         require(
-            !powered || self.initial_accumulator_value > 0.0 || self.l2 > 0.0 || self.beta > 0.0,
-            "initial_accumulator_value",
-            self.initial_accumulator_value,
-            "must be > 0 unless l2 > 0 or beta > 0 (else a zero gradient gives 0/0)",
+            !self.denominator_can_be_zero() || self.l2_shrinkage == 0.0,
+            "l2_shrinkage",
+            self.l2_shrinkage,
+            "must be 0 when initial_accumulator_value, l2 and beta are 0 \
+             (a zero gradient would divide the shrinkage term by 0)",
         )
     }
 
@@ -282,11 +310,102 @@ impl Rule for Ftrl {
             } else {
                 z
             };
-            params[i] = (clipped - z) / q;
+            // pytorch_optimizer's form: 0 where |z| ≤ λ₁, which is where the step
+            // above gives 0/0 when q = 0.
+            params[i] = if q == T::ZERO && Lanes::abs(z) <= l1 {
+                T::ZERO
+            } else {
+                (clipped - z) / q
+            };
             state[0][i] = n_new;
             state[1][i] = z;
         }
         scalars.step = t;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::vec::Vec;
+
+    /// pytorch_optimizer's defaults (n₀ = λ₂ = β = 0): where every gradient so far was
+    /// exactly 0 the denominator is 0, and θ is 0 (not 0/0), on the lanes and in the
+    /// reference alike; elsewhere the step is the usual one. Keras's form with n₀ = 0
+    /// is the same rule, and shrinkage is refused there.
+    fn zero_denominator<T: Real>() {
+        for (single_l2, sqrt_denominator, lr_power, l1) in [
+            (true, true, -0.5, 0.0),
+            (true, true, -0.5, 0.1),
+            (false, false, -1.0, 0.0),
+            (true, true, 0.0, 0.05),
+        ] {
+            let rule = Ftrl {
+                lr: 0.1,
+                lr_power,
+                initial_accumulator_value: 0.0,
+                l1,
+                single_l2,
+                sqrt_denominator,
+                ..Ftrl::default()
+            };
+            rule.validate().unwrap();
+            let n = 37;
+            let x = |i: usize, k: usize| T::from_f64(((i * k + 5) % 17) as f64 / 5.0 - 1.5);
+            let mut p: Vec<T> = (0..n).map(|i| x(i, 7)).collect();
+            let mut q = p.clone();
+            let zeros = || Vec::from_iter((0..n).map(|_| T::ZERO));
+            let (mut a0, mut a1, mut b0, mut b1) = (zeros(), zeros(), zeros(), zeros());
+            let (mut sa, mut sb) = (StepCount::default(), StepCount::default());
+            for step in 0..4 {
+                // Coordinates i % 3 == 0 see only zero gradients (−0 once).
+                let g: Vec<T> = (0..n)
+                    .map(|i| match (i % 3, step) {
+                        (0, 1) => -T::ZERO,
+                        (0, _) => T::ZERO,
+                        _ => x(i, 3 + step),
+                    })
+                    .collect();
+                rule.step(&mut sa, &mut p, &g, &mut [&mut a0, &mut a1])
+                    .unwrap();
+                rule.step_reference(&mut sb, &mut q, &g, &mut [&mut b0, &mut b1])
+                    .unwrap();
+                for i in 0..n {
+                    assert_eq!(p[i].to_f64().to_bits(), q[i].to_f64().to_bits(), "{i}");
+                    if i % 3 == 0 {
+                        assert_eq!(p[i].to_f64(), 0.0, "{i}: {:?}", p[i].to_f64());
+                    } else {
+                        assert!(p[i].to_f64().is_finite());
+                    }
+                }
+            }
+            // With shrinkage the zero-denominator configuration is refused.
+            let shrunk = Ftrl {
+                l2_shrinkage: 0.1,
+                ..rule
+            };
+            assert!(shrunk.validate().is_err());
+            let p_before = p.clone();
+            let g = zeros();
+            assert!(
+                shrunk
+                    .step(&mut sa, &mut p, &g, &mut [&mut a0, &mut a1])
+                    .is_err()
+            );
+            assert_eq!(p, p_before);
+        }
+    }
+
+    #[test]
+    fn zero_denominator_f32() {
+        zero_denominator::<f32>();
+    }
+
+    #[test]
+    fn zero_denominator_f64() {
+        zero_denominator::<f64>();
     }
 }

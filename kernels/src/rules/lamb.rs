@@ -25,6 +25,18 @@ use crate::reduce::Total;
 /// θ ← θ − γ·(u·r)
 /// ```
 ///
+/// with these named options, each off by default (optax's rule) and each composing
+/// with the others:
+///
+/// ```text
+/// decoupled_weight_decay:  θ ← θ·(1 − γλ) first; u has no λθ; r and the step use
+///                          the decayed θ
+/// no_v_correction:         u = m / (√v + ε) (+ λθ), and θ ← θ − (γ / (1 − β₁ᵗ))·(u·r):
+///                          m's correction scales the step after the trust ratio
+/// clamp_norm:              ‖θ‖ ← min(‖θ‖, 10) in r
+/// eps_in_ratio:            r = ‖θ‖ / (‖u‖ + ε)   (still 1 if ‖θ‖ = 0 or ‖u‖ = 0)
+/// ```
+///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
 /// | γ | `lr` | 1e-3 | finite, ≥ 0 |
@@ -33,26 +45,45 @@ use crate::reduce::Total;
 /// | ε | `eps` | 1e-6 | finite, > 0 |
 /// | λ | `weight_decay` | 0 | finite, ≥ 0 |
 /// | | `maximize` | false | |
+/// | | `decoupled_weight_decay` | false | |
+/// | | `no_v_correction` | false | |
+/// | | `clamp_norm` | false | |
+/// | | `eps_in_ratio` | false | |
 ///
 /// State slices: `mu` (m) and `nu` (v), under optax's names, starting at 0. Scalar
 /// state: the step counter. The step is two passes over the slice: the first updates
 /// m and v, then ‖θ‖² and ‖u‖² are summed (on 16 virtual lanes folded into a
 /// compensated `f64` total every 256 elements, the order of `gradstep::clip`'s norms:
 /// the same bits on every target and instruction set), and the second pass computes u
-/// again from the stored moments and applies it. The norms and r are computed in
-/// `f64` and r is rounded to the element type once.
+/// (and the decayed θ) again from the stored moments and applies it. The norms and r
+/// are computed in `f64` and r is rounded to the element type once.
 ///
 /// Follows `optax.lamb` 0.2.8 (`scale_by_adam`, `add_decayed_weights`,
 /// `scale_by_trust_ratio`, `scale_by_learning_rate`), in its order of operations.
-/// Where others differ:
+/// Where others differ (each checked against its source and replayed from recordings,
+/// `tests/fixtures/{keras,pytorch_optimizer}/lamb.json`):
 /// - optax sums the norms in the element type (an `f32` sum for `f32` params);
 ///   gradstep's compensated sums are more accurate, which changes the last bits of r.
 /// - optax's `eps_root` (inside the square root, 0 by default) is not a field.
-/// - `keras.optimizers.Lamb` uses ε = 1e-7 (`lamb:eps=1e-7`) and decays the weights
-///   before the step, outside the trust ratio (set λ = 0 and decay separately).
-/// - `pytorch_optimizer.Lamb` does not bias-correct v, clamps ‖θ‖ to at most 10, clips
-///   the global gradient norm to 1 first and decays the weights decoupled: not
-///   reproduced.
+/// - `keras.optimizers.Lamb` (3.15.1) defaults to ε = 1e-7 and decays the weights the
+///   Keras way, θ ← θ − θ·λ·γ before the step, outside the trust ratio:
+///   `lamb:eps=1e-7,decoupled_weight_decay`. It writes the moments as
+///   `m + (g − m)(1 − β₁)` and computes β₁ᵗ in the element type: the same rule, other
+///   roundings.
+/// - `pytorch_optimizer.Lamb` (4.1.0, defaults) does not bias-correct v, divides the
+///   step size by 1 − β₁ᵗ after the trust ratio, clamps ‖θ‖ to at most 10 (its class
+///   attribute `clamp`), adds ε to ‖u‖ in the ratio and decays decoupled
+///   (`weight_decouple=True`, θ·(1 − γλ)):
+///   `lamb:decoupled_weight_decay,no_v_correction,clamp_norm,eps_in_ratio`. Its
+///   `pre_norm` (scale the gradients by their global norm first, off by default),
+///   `rectify`, `adam`, `adam_debias`, `fixed_decay` and `grad_averaging = False` are
+///   not fields (clip with `gradstep::clip` first for `pre_norm`).
+///
+/// The options are flags, not a number or a choice, so a checkpoint's rule section for
+/// LAMB keeps its layout (they are bits 1–4 of the option word, which older
+/// checkpoints hold as 0): checkpoints written before the options existed load as the
+/// rule they were. The clamp is pytorch_optimizer's constant 10, not a field, for the
+/// same reason.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lamb {
     /// Learning rate γ.
@@ -67,6 +98,16 @@ pub struct Lamb {
     pub weight_decay: f64,
     /// Ascend the objective instead of descending it.
     pub maximize: bool,
+    /// Decay θ by the factor 1 − γλ before the step (Keras, pytorch_optimizer) instead
+    /// of adding λθ to u.
+    pub decoupled_weight_decay: bool,
+    /// pytorch_optimizer's bias correction: none for v, and m's as a factor
+    /// 1/(1 − β₁ᵗ) on the step, after the trust ratio.
+    pub no_v_correction: bool,
+    /// Clamp ‖θ‖ to at most [`Lamb::NORM_CLAMP`] in the trust ratio (pytorch_optimizer).
+    pub clamp_norm: bool,
+    /// Add ε to ‖u‖ in the trust ratio (pytorch_optimizer).
+    pub eps_in_ratio: bool,
 }
 
 impl Default for Lamb {
@@ -78,6 +119,10 @@ impl Default for Lamb {
             eps: 1e-6,
             weight_decay: 0.0,
             maximize: false,
+            decoupled_weight_decay: false,
+            no_v_correction: false,
+            clamp_norm: false,
+            eps_in_ratio: false,
         }
     }
 }
@@ -109,16 +154,30 @@ struct Direction<T> {
     eps: T,
     decay: bool,
     weight_decay: T,
+    /// Decoupled decay: θ is used as θ·shrink (1 − γλ).
+    decoupled: bool,
+    shrink: T,
 }
 
 impl<T: Real> Direction<T> {
+    /// θ as the step sees it: decayed first with decoupled weight decay.
     #[inline(always)]
-    fn u<V: Lanes<Scalar = T>>(&self, p: V, m: V, v: V) -> V {
+    fn theta<V: Lanes<Scalar = T>>(&self, p: V) -> V {
+        if self.decoupled {
+            p * V::splat(self.shrink)
+        } else {
+            p
+        }
+    }
+
+    /// u from the (decayed) θ and the moments.
+    #[inline(always)]
+    fn u<V: Lanes<Scalar = T>>(&self, theta: V, m: V, v: V) -> V {
         let m_hat = m / V::splat(self.bc1);
         let v_hat = v / V::splat(self.bc2);
         let u = m_hat / (v_hat.sqrt_abs() + V::splat(self.eps));
         if self.decay {
-            u + V::splat(self.weight_decay) * p
+            u + V::splat(self.weight_decay) * theta
         } else {
             u
         }
@@ -128,11 +187,12 @@ impl<T: Real> Direction<T> {
 impl<T: Real> Norms<T, 2> for Direction<T> {
     #[inline(always)]
     fn terms<V: Lanes<Scalar = T>>(&self, p: V, _g: V, [m, v]: &[V; 2]) -> [V; 2] {
-        [p, self.u(p, *m, *v)]
+        let theta = self.theta(p);
+        [theta, self.u(theta, *m, *v)]
     }
 }
 
-/// The second pass: θ ← θ + (u·r)·(−γ).
+/// The second pass: θ ← θ + (u·r)·(−γ), θ decayed first if decoupled.
 #[derive(Clone, Copy, Debug)]
 struct Apply<T> {
     direction: Direction<T>,
@@ -143,30 +203,51 @@ struct Apply<T> {
 impl<T: Real> Kernel<T, 2> for Apply<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, _g: V, [m, v]: &mut [V; 2]) {
-        let u = self.direction.u(*p, *m, *v);
-        *p = *p + u * V::splat(self.ratio) * V::splat(self.neg_lr);
-    }
-}
-
-/// The trust ratio from the sums of squares `[Σθ², Σu²]`: 1 when either norm is 0.
-fn trust_ratio(sums: [f64; 2]) -> f64 {
-    let (param_norm, update_norm) = (sums[0].sqrt(), sums[1].sqrt());
-    if param_norm == 0.0 || update_norm == 0.0 {
-        1.0
-    } else {
-        param_norm / update_norm
+        let theta = self.direction.theta(*p);
+        let u = self.direction.u(theta, *m, *v);
+        *p = theta + u * V::splat(self.ratio) * V::splat(self.neg_lr);
     }
 }
 
 impl Lamb {
-    fn direction<T: Real>(&self, t: u64, powers: &mut Powers) -> Direction<T> {
-        Direction {
-            bc1: T::from_f64(1.0 - powers.pow(0, self.beta1, t)),
-            bc2: T::from_f64(1.0 - powers.pow(1, self.beta2, t)),
-            eps: T::from_f64(self.eps),
-            decay: self.weight_decay != 0.0,
-            weight_decay: T::from_f64(self.weight_decay),
+    /// The bound on ‖θ‖ in the trust ratio with [`Lamb::clamp_norm`]
+    /// (`pytorch_optimizer.Lamb.clamp`).
+    pub const NORM_CLAMP: f64 = 10.0;
+
+    /// The trust ratio from the sums of squares `[Σθ², Σu²]`: 1 when either norm is 0.
+    fn trust_ratio(&self, sums: [f64; 2]) -> f64 {
+        let (mut param_norm, update_norm) = (sums[0].sqrt(), sums[1].sqrt());
+        if self.clamp_norm {
+            param_norm = param_norm.min(Self::NORM_CLAMP);
         }
+        if param_norm == 0.0 || update_norm == 0.0 {
+            1.0
+        } else if self.eps_in_ratio {
+            param_norm / (update_norm + self.eps)
+        } else {
+            param_norm / update_norm
+        }
+    }
+
+    /// The bias corrections (1 with [`Lamb::no_v_correction`]) and the step's factor −γ
+    /// (−γ/(1 − β₁ᵗ) with it).
+    fn direction<T: Real>(&self, t: u64, powers: &mut Powers) -> (Direction<T>, T) {
+        let bc1 = 1.0 - powers.pow(0, self.beta1, t);
+        let (bc1, bc2, neg_lr) = if self.no_v_correction {
+            (1.0, 1.0, -(self.lr / bc1))
+        } else {
+            (bc1, 1.0 - powers.pow(1, self.beta2, t), -self.lr)
+        };
+        let direction = Direction {
+            bc1: T::from_f64(bc1),
+            bc2: T::from_f64(bc2),
+            eps: T::from_f64(self.eps),
+            decay: self.weight_decay != 0.0 && !self.decoupled_weight_decay,
+            weight_decay: T::from_f64(self.weight_decay),
+            decoupled: self.weight_decay != 0.0 && self.decoupled_weight_decay,
+            shrink: T::from_f64(1.0 - self.lr * self.weight_decay),
+        };
+        (direction, T::from_f64(neg_lr))
     }
 }
 
@@ -195,11 +276,10 @@ impl Rule for Lamb {
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
         };
-        let direction = self.direction::<T>(t, &mut scalars.powers);
-        let neg_lr = T::from_f64(-self.lr);
+        let (direction, neg_lr) = self.direction::<T>(t, &mut scalars.powers);
         drive.run_two_pass::<2, _, _, _>(&moments, Some([T::ZERO; 2]), &direction, |sums| Apply {
             direction,
-            ratio: T::from_f64(trust_ratio(sums)),
+            ratio: T::from_f64(self.trust_ratio(sums)),
             neg_lr,
         })
     }
@@ -212,14 +292,29 @@ impl Rule for Lamb {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = begin_step(self, scalars, params, grads, state)?;
-        let bc1 = T::from_f64(1.0 - powf(self.beta1, t as f64));
-        let bc2 = T::from_f64(1.0 - powf(self.beta2, t as f64));
+        let beta1_t = powf(self.beta1, t as f64);
+        let beta2_t = powf(self.beta2, t as f64);
         let eps = T::from_f64(self.eps);
         let lambda = T::from_f64(self.weight_decay);
         let n = params.len();
+        let decoupled = self.decoupled_weight_decay && self.weight_decay != 0.0;
+        // θ as the step uses it: θ·(1 − γλ) with decoupled decay.
+        let theta = |p: T| -> T {
+            if decoupled {
+                p * T::from_f64(1.0 - self.lr * self.weight_decay)
+            } else {
+                p
+            }
+        };
         let update = |p: T, m: T, v: T| -> T {
-            let u = (m / bc1) / (Lanes::sqrt_abs(v / bc2) + eps);
-            if self.weight_decay != 0.0 {
+            let u = if self.no_v_correction {
+                m / (Lanes::sqrt_abs(v) + eps)
+            } else {
+                let bc1 = T::from_f64(1.0 - beta1_t);
+                let bc2 = T::from_f64(1.0 - beta2_t);
+                (m / bc1) / (Lanes::sqrt_abs(v / bc2) + eps)
+            };
+            if self.weight_decay != 0.0 && !self.decoupled_weight_decay {
                 u + lambda * p
             } else {
                 u
@@ -237,30 +332,44 @@ impl Rule for Lamb {
                 T::from_f64(1.0 - self.beta2) * (g * g) + T::from_f64(self.beta2) * state[1][i];
         }
         // The norms: element i in lane i mod 16, lanes folded every 256 elements.
-        let (mut theta, mut u) = (Total::ZERO, Total::ZERO);
+        let (mut theta_sq, mut u_sq) = (Total::ZERO, Total::ZERO);
         let (mut lanes_theta, mut lanes_u) = ([T::ZERO; 16], [T::ZERO; 16]);
         for i in 0..n {
-            let x = update(params[i], state[0][i], state[1][i]);
-            lanes_theta[i % 16] = lanes_theta[i % 16] + params[i] * params[i];
+            let th = theta(params[i]);
+            let x = update(th, state[0][i], state[1][i]);
+            lanes_theta[i % 16] = lanes_theta[i % 16] + th * th;
             lanes_u[i % 16] = lanes_u[i % 16] + x * x;
             if (i + 1) % 256 == 0 || i + 1 == n {
                 for k in 0..16 {
-                    theta.add(lanes_theta[k].to_f64());
-                    u.add(lanes_u[k].to_f64());
+                    theta_sq.add(lanes_theta[k].to_f64());
+                    u_sq.add(lanes_u[k].to_f64());
                 }
                 (lanes_theta, lanes_u) = ([T::ZERO; 16], [T::ZERO; 16]);
             }
         }
-        let (norm_theta, norm_u) = (theta.value().sqrt(), u.value().sqrt());
+        let norm_theta = if self.clamp_norm {
+            theta_sq.value().sqrt().min(10.0)
+        } else {
+            theta_sq.value().sqrt()
+        };
+        let norm_u = u_sq.value().sqrt();
         let ratio = if norm_theta == 0.0 || norm_u == 0.0 {
             T::ONE
+        } else if self.eps_in_ratio {
+            T::from_f64(norm_theta / (norm_u + self.eps))
         } else {
             T::from_f64(norm_theta / norm_u)
         };
+        let step_size = if self.no_v_correction {
+            T::from_f64(self.lr / (1.0 - beta1_t))
+        } else {
+            T::from_f64(self.lr)
+        };
         // Pass 2: the update.
         for i in 0..n {
-            let x = update(params[i], state[0][i], state[1][i]);
-            params[i] = params[i] - x * ratio * T::from_f64(self.lr);
+            let th = theta(params[i]);
+            let x = update(th, state[0][i], state[1][i]);
+            params[i] = th - x * ratio * step_size;
         }
         scalars.step = t;
         Ok(())

@@ -174,10 +174,29 @@ choice_enum! {
 /// | Incremental L1: lazy λ₁,ₜ = tλ₁, greedy λ₁,ₜ = λ₁ | `l1_kind = incremental` |
 /// | Fixed L1: lazy λ₁,ₜ = λ₁, greedy absent | `l1_kind = fixed` (lazy only) |
 ///
-/// Not here: the seed's "SquareIncremental" L1 and its L1/2 regulariser. The seed names
-/// both (SquareIncremental recommended with L1/2 for embeddings) but states no formula
-/// for either: their definitions are in its §15.3, which is not among the seeds, so
-/// neither can be stated exactly from it.
+/// Not here: the seed's "SquareIncremental" L1 and its L1/2 regulariser. All the seed
+/// (001, the handbook's optimization chapter) says of them is, in its summary list
+/// (translated from the Russian):
+///
+/// > L1 regularisation in FTRL-Proximal: Incremental/Fixed/SquareIncremental. All three
+/// > have different properties and different areas of application. Fixed is the best
+/// > for selecting sparse features/embeddings.
+///
+/// > L1/2 regulariser for selecting embeddings or choosing the dimension automatically.
+/// > Can be used as an analogue of FSTR. A very useful approach for sparse neural
+/// > networks in recommender systems, for which the adaptive scheme SquareIncremental is
+/// > recommended.
+///
+/// Its table of formulas (above) has rows for Incremental and Fixed only, and the
+/// definitions belong to its §15.3 ("Regularisation in online learning"), which the
+/// chapter only links to and which is not among the seeds (checked: no other seed
+/// mentions either). No exact rule follows from the words alone: "square-incremental"
+/// could be λ₁,ₜ = t²λ₁, √t·λ₁ or λ₁ scaled by the accumulated √v (the "adaptive
+/// scheme"), and "L1/2" could be the ℓ½ quasi-norm Σ|θᵢ|^½ (whose proximal step is the
+/// half-thresholding of Xu et al., 2012) or a mixed ℓ₁/ℓ₂ group norm over embedding rows
+/// (which "selecting embeddings or choosing the dimension" suggests, and which is not
+/// per-coordinate). gradstep does not guess: an `l1_kind` value is added when a source
+/// states the formula.
 ///
 /// ## Equivalences (tested bit for bit)
 /// `proximal` with the defaults is [`Sgd`](crate::Sgd); `momentum = heavy_ball` /

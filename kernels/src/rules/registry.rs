@@ -181,7 +181,8 @@ macro_rules! for_each_rule {
             {
                 id: 15, rule: Lamb, name: lamb, reference: "optax.lamb",
                 scalars: StepCount, momentum: [beta1],
-                f64: [lr, beta1, beta2, eps, weight_decay], bool: [maximize],
+                f64: [lr, beta1, beta2, eps, weight_decay],
+                bool: [maximize, decoupled_weight_decay, no_v_correction, clamp_norm, eps_in_ratio],
                 choice: [],
             },
             {

@@ -494,15 +494,33 @@ impl Subject for Adan {
 
 impl Subject for Lamb {
     fn arb() -> BoxedStrategy<Self> {
-        (lr(), beta(), beta(), eps(), decay(), any::<bool>())
-            .prop_map(|(lr, beta1, beta2, eps, weight_decay, maximize)| Lamb {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                maximize,
-            })
+        (
+            (lr(), beta(), beta(), eps(), decay()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (lr, beta1, beta2, eps, weight_decay),
+                    (maximize, decoupled_weight_decay, no_v_correction, clamp_norm, eps_in_ratio),
+                )| Lamb {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    maximize,
+                    decoupled_weight_decay,
+                    no_v_correction,
+                    clamp_norm,
+                    eps_in_ratio,
+                },
+            )
             .boxed()
     }
     fn fields() -> Vec<Field<Self>> {
@@ -606,7 +624,7 @@ impl Subject for Ftrl {
             (
                 1e-4..0.5f64,
                 prop_oneof![Just(-0.5), Just(0.0), Just(-1.0)],
-                prop_oneof![Just(0.1), 0.01..1.0f64],
+                prop_oneof![Just(0.1), 0.01..1.0f64, Just(0.0)],
             ),
             (
                 prop_oneof![Just(0.0), 0.0..0.5f64],
@@ -621,17 +639,28 @@ impl Subject for Ftrl {
                     (lr, lr_power, s0),
                     (l1, l2, l2_shrinkage, beta),
                     (single_l2, sqrt_denominator, maximize),
-                )| Ftrl {
-                    lr,
-                    lr_power,
-                    initial_accumulator_value: s0,
-                    l1,
-                    l2,
-                    l2_shrinkage,
-                    beta,
-                    single_l2,
-                    sqrt_denominator,
-                    maximize,
+                )| {
+                    // From n₀ = 0, sometimes with λ₂ = β = 0 (pytorch_optimizer's
+                    // defaults: q = 0 where every gradient so far was 0), where
+                    // shrinkage must be 0.
+                    let (l2, beta) = if s0 == 0.0 && l1 < 0.25 {
+                        (0.0, 0.0)
+                    } else {
+                        (l2, beta)
+                    };
+                    let zero_q = s0 == 0.0 && l2 == 0.0 && beta == 0.0;
+                    Ftrl {
+                        lr,
+                        lr_power,
+                        initial_accumulator_value: s0,
+                        l1,
+                        l2,
+                        l2_shrinkage: if zero_q { 0.0 } else { l2_shrinkage },
+                        beta,
+                        single_l2,
+                        sqrt_denominator,
+                        maximize,
+                    }
                 },
             )
             .boxed()
