@@ -302,7 +302,23 @@ impl<R> Lookahead<R> {
             momentum: SyncMomentum::None,
         }
     }
+
+    /// The same k, α and momentum option over another rule (`Lookahead<()>` holds the
+    /// options alone, as a frontend keeps them next to its rules).
+    pub fn over<S>(self, rule: S) -> Lookahead<S> {
+        Lookahead {
+            rule,
+            k: self.k,
+            alpha: self.alpha,
+            momentum: self.momentum,
+        }
+    }
 }
+
+/// The most state slices a Lookahead takes: a rule's most
+/// ([`MAX_STATE_SLOTS`](crate::MAX_STATE_SLOTS)) plus `slow_params` and
+/// `slow_momentum`.
+pub const MAX_SLOTS: usize = crate::MAX_STATE_SLOTS + 2;
 
 /// Names of Lookahead's own state slices.
 const OWN_SLOTS: [&str; 2] = ["slow_params", "slow_momentum"];
