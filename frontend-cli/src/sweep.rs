@@ -401,6 +401,7 @@ impl Ready<'_> {
                     model: *model,
                     data,
                     rule,
+                    lookahead: None,
                     schedule: schedule.clone(),
                     clip: *clip,
                     batch_size: settings.batch_size,
