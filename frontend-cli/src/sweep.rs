@@ -604,6 +604,12 @@ fn rows(settings: &Settings) -> Result<Vec<Row>, Failure> {
                 )));
             }
         }
+        if spec.lookahead.is_some() {
+            return Err(Failure::usage(format!(
+                "rule 'lookahead({})': lookahead(...) is taken by compare and train only",
+                spec.name
+            )));
+        }
         for value in &values {
             let mut fields = spec.fields.clone();
             if let (Some((field, _)), Some(value)) = (&settings.grid, value) {

@@ -660,6 +660,14 @@ fn lookahead_wraps_a_rule_by_name() {
         assert_refused(&out, 2, message);
     }
 
+    // Not (yet) swept: refused by name rather than swept without the wrapper.
+    let out = gradstep()
+        .args(["sweep", "--rule", "lookahead(adam)", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_refused(&out, 2, "lookahead(...) is taken by compare and train only");
+
     let out = gradstep().args(["explain", "lookahead"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
