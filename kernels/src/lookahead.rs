@@ -256,9 +256,12 @@ impl Wrappable for AnyRule {
 /// acts on the state named `momentum_buffer` only (see [`SyncMomentum`]).
 /// `optax.lookahead(fast, sync_period, slow_step_size)` is the same rule in exact
 /// arithmetic with `k = sync_period`, `α = slow_step_size`, `momentum = none` and the
-/// fast state kept (`reset_state=False`), but computes the sync through updates,
-/// `θ + ((φ + α(θ − φ)) − θ)`, which rounds differently (a few ulps; α = 0.5 is exact
-/// in both).
+/// fast state kept (`reset_state=False`), but computes the sync through updates
+/// (with the fast step's update u, d = θ + u − φ: θ ← θ + (u − (1 − α)d),
+/// φ ← φ + αd), which rounds differently and leaves θ and φ a few ulps apart after a
+/// sync. Both are recorded (`tests/fixtures/pytorch_optimizer/lookahead.json`,
+/// `tests/fixtures/optax/lookahead.json`) and replayed within the wrapped rule's row
+/// of the tolerance table (`tests/lookahead.rs`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lookahead<R> {
     /// The wrapped (fast) rule.
