@@ -546,12 +546,13 @@ pub const LOOKAHEAD: Explanation = Explanation {
              (default), reset to 0, or pullback towards a slow momentum",
         ),
     ],
-    differences: "follows pytorch_optimizer.Lookahead 4.1.0 bit for bit (torch.lerp; its \
-                  pullback_momentum acts on the state named momentum_buffer only, so \
-                  Adam's exp_avg is never reset or pulled back, here as there). \
-                  optax.lookahead computes the sync through updates, θ + ((φ + α(θ − φ)) \
-                  − θ), which rounds differently (α = 0.5 is exact in both), and keeps \
-                  the fast and slow params in one pytree instead of the state.",
+    differences: "follows pytorch_optimizer.Lookahead 4.1.0 (the same torch.lerp \
+                  formulas; its pullback_momentum acts on the state named \
+                  momentum_buffer only, so Adam's exp_avg is never reset or pulled back, \
+                  here as there). optax.lookahead computes the sync through updates, \
+                  θ + (u − (1 − α)(θ + u − φ)), which rounds differently (a few ulps; \
+                  both are replayed in the tests), and keeps the fast and slow params in \
+                  one pytree instead of the state.",
     concept: "averaging in weight space: the slow weights smooth the fast rule's \
               oscillations (a cheap, large-step form of iterate averaging), which makes \
               the wrapped rule less sensitive to its learning rate.",
