@@ -48,6 +48,7 @@
 
 use core::fmt;
 
+use crate::checkpoint::{self, CheckpointError, Element};
 use crate::driver::{Buffers, Drive, Kernel};
 use crate::error::{Error, require};
 use crate::lanes::{Lanes, Lerp};
@@ -617,5 +618,248 @@ impl fmt::Display for Lookahead<AnyRule> {
             self.alpha,
             self.momentum.name()
         )
+    }
+}
+
+/// The magic of a Lookahead checkpoint's trailer ([`Lookahead::encode_checkpoint`]).
+pub const CHECKPOINT_MAGIC: [u8; 4] = *b"GSLA";
+/// The version of the trailer's layout.
+const CHECKPOINT_VERSION: u16 = 1;
+/// Bytes of the trailer before its slices.
+const TRAILER_FIXED: usize = 40;
+
+fn pad8(len: usize) -> Option<usize> {
+    len.checked_add(7).map(|x| x & !7)
+}
+
+fn corrupt(needed: usize, found: usize) -> Error {
+    Error::Checkpoint(CheckpointError::Truncated {
+        needed: needed as u64,
+        found,
+    })
+}
+
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..)?
+        .first_chunk::<8>()
+        .map(|c| u64::from_le_bytes(*c))
+}
+
+/// Checkpoints of a composite: the wrapped rule's own kernel checkpoint
+/// ([`crate::checkpoint`], unchanged: its scalar state, its slices, the params if
+/// given), zero padding to a multiple of 8, then a trailer:
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | magic `b"GSLA"` ([`CHECKPOINT_MAGIC`]) |
+/// | 4 | 2 | trailer version, `u16` = 1 |
+/// | 6 | 1 | momentum: 0 none, 1 reset, 2 pullback |
+/// | 7 | 1 | reserved, 0 |
+/// | 8 | 8 | k, `u64` |
+/// | 16 | 8 | α, `f64` |
+/// | 24 | 8 | n, `u64`: the length of each slice |
+/// | 32 | 8 | S, `u64`: Lookahead's slices (`slow_params`, then `slow_momentum` with pullback) |
+/// | 40 | S·n·size | the slices, little-endian as in kernel checkpoints, zero-padded to a multiple of 8 |
+/// | … | 4 | CRC-32 ([`crate::checkpoint::crc32`]) of the trailer before it, `u32` |
+/// | … | 4 | reserved, 0 |
+///
+/// A plain kernel reader sees the wrapped rule's checkpoint and stops at its stated
+/// length; the kernel's format is untouched.
+impl Lookahead<AnyRule> {
+    /// The length of [`Lookahead::encode_checkpoint`] for slices of `n` elements.
+    pub fn checkpoint_len<T: Element>(&self, n: usize, with_params: bool) -> Result<usize, Error> {
+        let inner = self.rule.encoded_len(T::TYPE, n, with_params)?;
+        let too_large = Error::Checkpoint(CheckpointError::BufferTooSmall {
+            needed: usize::MAX,
+            found: 0,
+        });
+        let own = self
+            .own_slots()
+            .checked_mul(n)
+            .and_then(|x| x.checked_mul(core::mem::size_of::<T>()))
+            .and_then(pad8)
+            .ok_or(too_large)?;
+        pad8(inner)
+            .and_then(|x| x.checked_add(TRAILER_FIXED + 8))
+            .and_then(|x| x.checked_add(own))
+            .ok_or(too_large)
+    }
+
+    /// Writes the composite's checkpoint (format above) to the front of `out`: its
+    /// options, the wrapped rule, `scalars`, the [`Lookahead::state_slots`] slices of
+    /// `state` and, if given, the params. Returns its length. Refused, with `out`
+    /// untouched: invalid options, slices of the wrong number or lengths, too short an
+    /// `out`.
+    pub fn encode_checkpoint<T: Element>(
+        &self,
+        scalars: &AnyScalars,
+        state: &[&[T]],
+        params: Option<&[T]>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.validate()?;
+        let m = self.rule.slot_names().len();
+        if state.len() != self.state_slots() {
+            return Err(Error::StateSlots {
+                expected: self.state_slots(),
+                found: state.len(),
+            });
+        }
+        let n = state[m].len();
+        for (i, s) in state.iter().enumerate() {
+            if s.len() != n {
+                return Err(Error::LengthMismatch {
+                    buffer: crate::error::Buffer::State(i),
+                    expected: n,
+                    found: s.len(),
+                });
+            }
+        }
+        if let Some(p) = params
+            && p.len() != n
+        {
+            // The slices are measured against the params, as in a step.
+            return Err(Error::LengthMismatch {
+                buffer: crate::error::Buffer::State(m),
+                expected: p.len(),
+                found: n,
+            });
+        }
+        let len = self.checkpoint_len::<T>(n, params.is_some())?;
+        let found = out.len();
+        let out = out
+            .get_mut(..len)
+            .ok_or(Error::Checkpoint(CheckpointError::BufferTooSmall {
+                needed: len,
+                found,
+            }))?;
+        let inner = checkpoint::encode_any(&self.rule, scalars, &state[..m], params, out)?;
+        let start = pad8(inner).unwrap_or(inner);
+        out[inner..start].fill(0);
+        let t = &mut out[start..];
+        t[0..4].copy_from_slice(&CHECKPOINT_MAGIC);
+        t[4..6].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        t[6] = SyncMomentum::ALL
+            .iter()
+            .position(|&x| x == self.momentum)
+            .unwrap_or(0) as u8;
+        t[7] = 0;
+        t[8..16].copy_from_slice(&self.k.to_le_bytes());
+        t[16..24].copy_from_slice(&self.alpha.to_bits().to_le_bytes());
+        t[24..32].copy_from_slice(&(n as u64).to_le_bytes());
+        t[32..40].copy_from_slice(&(self.own_slots() as u64).to_le_bytes());
+        let mut at = TRAILER_FIXED;
+        for s in &state[m..] {
+            at += checkpoint::write_elements(s, &mut t[at..])?;
+        }
+        let end = t.len() - 8;
+        t[at..end].fill(0);
+        let crc = checkpoint::crc32(&t[..end]);
+        t[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+        t[end + 4..].fill(0);
+        Ok(len)
+    }
+
+    /// Reads a checkpoint written by [`Lookahead::encode_checkpoint`] into `state`
+    /// (the composite's [`Lookahead::state_slots`] slices) and, if given, `params`;
+    /// returns the composite and its scalar state. Everything is checked first (the
+    /// wrapped rule's checkpoint as the kernel checks it, the trailer's magic,
+    /// version, CRC, options and lengths): on `Err` nothing was written.
+    pub fn decode_checkpoint<T: Element>(
+        bytes: &[u8],
+        state: &mut [&mut [T]],
+        params: Option<&mut [T]>,
+    ) -> Result<(Lookahead<AnyRule>, AnyScalars), Error> {
+        let (header, rule, _) = checkpoint::inspect(bytes)?;
+        let inner_len = usize::try_from(header.len).map_err(|_| corrupt(usize::MAX, 0))?;
+        let start = pad8(inner_len).ok_or(corrupt(usize::MAX, bytes.len()))?;
+        let t = bytes
+            .get(start..)
+            .filter(|t| t.len() >= TRAILER_FIXED + 8)
+            .ok_or(corrupt(start + TRAILER_FIXED + 8, bytes.len()))?;
+        if t[..4] != CHECKPOINT_MAGIC {
+            return Err(Error::Checkpoint(CheckpointError::BadMagic));
+        }
+        let version = u16::from_le_bytes([t[4], t[5]]);
+        if version != CHECKPOINT_VERSION {
+            return Err(Error::Checkpoint(CheckpointError::UnsupportedVersion {
+                found: version,
+            }));
+        }
+        let momentum = SyncMomentum::ALL.get(usize::from(t[6])).copied();
+        let (k, alpha, n, count) = (
+            word(t, 8).unwrap_or(0),
+            f64::from_bits(word(t, 16).unwrap_or(0)),
+            word(t, 24).unwrap_or(0),
+            word(t, 32).unwrap_or(0),
+        );
+        let n = usize::try_from(n).map_err(|_| corrupt(usize::MAX, bytes.len()))?;
+        let data = usize::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(n))
+            .and_then(|x| x.checked_mul(core::mem::size_of::<T>()))
+            .ok_or(corrupt(usize::MAX, bytes.len()))?;
+        let end = data
+            .checked_add(TRAILER_FIXED)
+            .and_then(pad8)
+            .ok_or(corrupt(usize::MAX, bytes.len()))?;
+        let needed = start.saturating_add(end).saturating_add(8);
+        let crc_at = t.get(end..end + 8).ok_or(corrupt(needed, bytes.len()))?;
+        let stored = u32::from_le_bytes([crc_at[0], crc_at[1], crc_at[2], crc_at[3]]);
+        let computed = checkpoint::crc32(&t[..end]);
+        if stored != computed {
+            return Err(Error::Checkpoint(CheckpointError::ChecksumMismatch {
+                stored,
+                computed,
+            }));
+        }
+        let bad = |requirement| Error::InvalidHyperparameter {
+            name: "lookahead checkpoint",
+            value: 0.0,
+            requirement,
+        };
+        let momentum = momentum.ok_or(bad("momentum must be 0, 1 or 2"))?;
+        if t[7] != 0 || crc_at[4..] != [0; 4] {
+            return Err(bad("reserved bytes must be 0"));
+        }
+        let la = Lookahead {
+            rule,
+            k,
+            alpha,
+            momentum,
+        };
+        la.validate()?;
+        let m = rule.slot_names().len();
+        if count != la.own_slots() as u64 {
+            return Err(bad("the number of slices must match the momentum option"));
+        }
+        if state.len() != la.state_slots() {
+            return Err(Error::StateSlots {
+                expected: la.state_slots(),
+                found: state.len(),
+            });
+        }
+        // The wrapped rule's checkpoint records n = 0 when it holds no arrays at all.
+        if header.n != n as u64 && !(header.n == 0 && header.slots == 0 && !header.has_params) {
+            return Err(bad("the slices' length must match the wrapped rule's"));
+        }
+        for (i, s) in state.iter().enumerate() {
+            if s.len() != n {
+                return Err(Error::LengthMismatch {
+                    buffer: crate::error::Buffer::State(i),
+                    expected: n,
+                    found: s.len(),
+                });
+            }
+        }
+        let (inner_state, own) = state.split_at_mut(m);
+        // Checks the wrapped rule's checkpoint and the params' length before writing.
+        let (_, scalars) = checkpoint::decode_any(&bytes[..inner_len], inner_state, params)?;
+        let mut at = TRAILER_FIXED;
+        for s in own.iter_mut() {
+            at += checkpoint::read_elements(&t[at..], s)?;
+        }
+        Ok((la, scalars))
     }
 }

@@ -4,6 +4,7 @@
 //! for bit, for every momentum option and lengths across the lane tails; bad calls
 //! write nothing; every composite prints as a spec that parses back to it.
 
+use gradstep::checkpoint::ElementType;
 use gradstep::lookahead::{Lookahead, SyncMomentum};
 use gradstep::rules::{AnyRule, RuleId};
 use gradstep::{Error, Real, Rule};
@@ -243,6 +244,75 @@ fn every_composite_prints_as_a_spec_that_parses_back() {
             let text = la.to_string();
             assert!(Lookahead::is_spec(&text), "{text}");
             assert_eq!(Lookahead::parse(&text), Ok(la), "{text}");
+        }
+    }
+}
+
+/// A composite's checkpoint (the wrapped rule's kernel checkpoint plus the Lookahead
+/// trailer) restores into garbage buffers and resumes bit for bit, for every rule and
+/// momentum option; a corrupted trailer or a plain kernel checkpoint is refused with
+/// the buffers untouched.
+#[test]
+fn checkpoints_round_trip_and_resume_bit_for_bit() {
+    let n = 11;
+    for inner in inner_rules() {
+        for momentum in SyncMomentum::ALL {
+            let la = Lookahead {
+                k: 2,
+                alpha: 0.3,
+                momentum,
+                ..Lookahead::new(inner)
+            };
+            let mut p = data::<f32>(5, n);
+            let mut s = vec![vec![0.0f32; n]; la.state_slots()];
+            let mut sc = la.fresh_scalars();
+            for t in 0..3 {
+                let g = data::<f32>(200 + t, n);
+                la.step(&mut sc, &mut p, &g, &mut views(&mut s)).unwrap();
+            }
+            let len = la.checkpoint_len::<f32>(n, true).unwrap();
+            let mut bytes = vec![0u8; len + 5];
+            let (p0, s0, sc0) = (p.clone(), s.clone(), sc);
+            let views_ro: Vec<&[f32]> = s0.iter().map(|x| &x[..]).collect();
+            let written = la
+                .encode_checkpoint(&sc, &views_ro, Some(&p), &mut bytes)
+                .unwrap();
+            assert_eq!(written, len, "{la}");
+            bytes.truncate(len);
+
+            let mut q = vec![9.0f32; n];
+            let mut r = vec![vec![9.0f32; n]; la.state_slots()];
+            let (back, mut rc) =
+                Lookahead::decode_checkpoint(&bytes, &mut views(&mut r), Some(&mut q)).unwrap();
+            assert_eq!((back, rc), (la, sc), "{la}");
+            assert_eq!(bits(&[q.clone()]), bits(&[p.clone()]), "{la}: params");
+            assert_eq!(bits(&r), bits(&s), "{la}: state");
+            for t in 3..7 {
+                let g = data::<f32>(200 + t, n);
+                la.step(&mut sc, &mut p, &g, &mut views(&mut s)).unwrap();
+                back.step(&mut rc, &mut q, &g, &mut views(&mut r)).unwrap();
+            }
+            assert_eq!(bits(&[q.clone()]), bits(&[p.clone()]), "{la}: resumed");
+
+            // Refusals: a flipped trailer byte, a trailer cut off, a plain checkpoint.
+            let mut forged = bytes.clone();
+            let last = forged.len() - 12;
+            forged[last] ^= 1;
+            let m = inner.state_slots();
+            let mut plain = vec![0u8; inner.encoded_len(ElementType::F32, n, true).unwrap()];
+            gradstep::checkpoint::encode_any(&inner, &sc0, &views_ro[..m], Some(&p0), &mut plain)
+                .unwrap();
+            for bad in [&forged[..], &bytes[..bytes.len() - 1], &plain[..]] {
+                let mut r2 = vec![vec![9.0f32; n]; la.state_slots()];
+                assert!(
+                    Lookahead::decode_checkpoint::<f32>(bad, &mut views(&mut r2), None).is_err(),
+                    "{la}"
+                );
+                assert!(
+                    r2.iter().flatten().all(|&x| x == 9.0),
+                    "{la}: wrote on refusal"
+                );
+            }
         }
     }
 }
