@@ -1688,6 +1688,23 @@ gradstep_status gradstep_checkpoint_load_f64(const uint8_t *bytes,
 /* ==================================================================================== */
 
 /**
+ * `gradstep_lookahead`'s `momentum`: the wrapped rule's `momentum_buffer` is kept
+ * at a sync (pytorch_optimizer's `pullback_momentum='none'`).
+ */
+#define GRADSTEP_LOOKAHEAD_NONE 0
+
+/**
+ * `gradstep_lookahead`'s `momentum`: set to zero at a sync (`'reset'`).
+ */
+#define GRADSTEP_LOOKAHEAD_RESET 1
+
+/**
+ * `gradstep_lookahead`'s `momentum`: interpolated towards a slow momentum at a sync
+ * (`'pullback'`; one more state slice per tensor).
+ */
+#define GRADSTEP_LOOKAHEAD_PULLBACK 2
+
+/**
  * An optimizer over registered tensors (opaque). Any thread may use a handle, one call
  * at a time: a call made while another is inside the same handle gets
  * `GRADSTEP_BUSY` and does nothing (gradstep never waits for a handle); different
@@ -1695,6 +1712,33 @@ gradstep_status gradstep_checkpoint_load_f64(const uint8_t *bytes,
  * optimizer's, with the same bits for any number of threads).
  */
 typedef struct gradstep_optimizer gradstep_optimizer;
+
+/**
+ * A Lookahead composite (Zhang et al. 2019, `pytorch_optimizer.Lookahead`): the
+ * wrapped rule, the steps between syncs `k` (≥ 1), the slow step size `alpha` (in
+ * [0, 1]) and what a sync does to the rule's momentum (`GRADSTEP_LOOKAHEAD_*`).
+ * Every `k` steps the params move to `slow + alpha·(params − slow)` (torch's `lerp`)
+ * and the slow weights take their value; the slow weights start as the params at
+ * each tensor's first step.
+ */
+typedef struct gradstep_lookahead {
+  /**
+   * The wrapped rule.
+   */
+  struct gradstep_rule rule;
+  /**
+   * Steps between syncs (pytorch_optimizer's default 5).
+   */
+  uint64_t k;
+  /**
+   * Slow step size α (default 0.5).
+   */
+  double alpha;
+  /**
+   * `GRADSTEP_LOOKAHEAD_NONE`, `_RESET` or `_PULLBACK`.
+   */
+  uint32_t momentum;
+} gradstep_lookahead;
 
 /**
  * Creates an optimizer with `rule` as group 0, over elements of type `element`
@@ -1895,6 +1939,50 @@ gradstep_status gradstep_optimizer_checkpoint_save(struct gradstep_optimizer *op
 gradstep_status gradstep_optimizer_checkpoint_load(struct gradstep_optimizer *opt,
                                                    const uint8_t *bytes,
                                                    size_t len);
+
+/**
+ * Reads a Lookahead composite from text, `lookahead(RULE)[:k=K,alpha=A,momentum=M]`
+ * (RULE in `gradstep_rule_parse`'s syntax; `M` is `none`, `reset` or `pullback`;
+ * omitted options are pytorch_optimizer's defaults k 5, alpha 0.5, none), e.g.
+ * `"lookahead(sgd:lr=0.1,momentum=0.9):k=5,alpha=0.5,momentum=pullback"`, and writes
+ * it to `*out`. Same bounds and statuses as `gradstep_rule_parse`; an unknown
+ * option or malformed text is `GRADSTEP_BAD_RULE_TEXT`, k = 0 or alpha outside [0, 1]
+ * `GRADSTEP_INVALID_HYPERPARAMETER`.
+ *
+ * @par Safety
+ * `text` NULL, or readable up to its NUL or `GRADSTEP_RULE_TEXT_MAX + 1` bytes; `out`
+ * NULL or valid for a write.
+ */
+gradstep_status gradstep_lookahead_parse(const char *text, struct gradstep_lookahead *out);
+
+/**
+ * `gradstep_optimizer_new` for a Lookahead composite: every group's rule is
+ * wrapped in `la`'s k, alpha and momentum option (`gradstep_optimizer_set_lookahead`).
+ *
+ * @par Safety
+ * `la` NULL or valid for a read, `out` NULL or valid for a write.
+ */
+gradstep_status gradstep_optimizer_new_lookahead(const struct gradstep_lookahead *la,
+                                                 gradstep_element element,
+                                                 struct gradstep_optimizer **out);
+
+/**
+ * Wraps every group's rule of the optimizer in Lookahead with these options: `k`
+ * steps between syncs (≥ 1), slow step size `alpha` (in [0, 1]), `momentum` one of
+ * `GRADSTEP_LOOKAHEAD_*`. Each tensor's state then holds its slow weights (and slow
+ * momentum with pullback), taken from its params at its first step. Refused, with
+ * the handle unchanged: k or alpha out of range (`GRADSTEP_INVALID_HYPERPARAMETER`),
+ * an unknown momentum option (`GRADSTEP_UNKNOWN_KIND`), params already added
+ * (`GRADSTEP_STATE_LAYOUT`: the options decide each tensor's state, so set them
+ * before `gradstep_optimizer_add_params_*`).
+ *
+ * @par Safety
+ * `opt` may be any value (handles are checked).
+ */
+gradstep_status gradstep_optimizer_set_lookahead(struct gradstep_optimizer *opt,
+                                                 uint64_t k,
+                                                 double alpha,
+                                                 uint32_t momentum);
 
 /* ==================================================================================== */
 /*

@@ -132,7 +132,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     let rules = settings
         .rules
         .iter()
-        .map(rules::from_spec)
+        .map(rules::from_spec_wrapped)
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::usage)?;
     let schedule = settings
@@ -142,7 +142,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         .transpose()
         .map_err(Failure::usage)?;
     if let Some(s) = &schedule {
-        for rule in &rules {
+        for (rule, _) in &rules {
             s.check_rule(rule, false).map_err(Failure::usage)?;
         }
     }
@@ -166,7 +166,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     }
 
     let mut outcomes = Vec::with_capacity(rules.len());
-    for (spec, rule) in settings.rules.iter().zip(&rules) {
+    for (spec, (rule, lookahead)) in settings.rules.iter().zip(&rules) {
         // Every rule sees the same noise sequence: the comparison stays fair.
         let mut rng = Rng::new(settings.seed, Stream::Noise);
         let sigma = settings.noise;
@@ -178,8 +178,9 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
                 [g[0] + sigma * rng.normal(), g[1] + sigma * rng.normal()]
             }
         };
-        let run = rules::descend(
+        let run = rules::descend_wrapped(
             *rule,
+            *lookahead,
             start,
             grad,
             settings.steps as usize,

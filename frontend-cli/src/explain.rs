@@ -540,6 +540,65 @@ pub const EXPLANATIONS: &[Explanation] = &[
     },
 ];
 
+/// The explanation of the Lookahead wrapper (`gradstep explain lookahead`): not a
+/// registered rule but a composite over any of them, so it is kept apart from
+/// [`EXPLANATIONS`]; its `fields` are the composite's options.
+pub const LOOKAHEAD: Explanation = Explanation {
+    name: "lookahead",
+    summary: "Lookahead (Zhang et al. 2019): any rule takes k fast steps, then the \
+              params move back part of the way to a slow copy, which then takes their \
+              value: k steps forward, one step back.",
+    equations: "φ ← θ                     (before the first step: the slow weights)\n\
+                θ ← the wrapped rule's step\n\
+                every k steps:  θ ← φ + α·(θ − φ),  φ ← θ\n\
+                  momentum=reset:    b ← 0       (the rule's momentum_buffer)\n\
+                  momentum=pullback: b ← b̃ + α·(b − b̃),  b̃ ← b  (b̃ starts at 0)",
+    fields: &[
+        ("k", "steps between syncs (default 5)"),
+        (
+            "alpha",
+            "α: the fraction of the way from the slow weights to the fast ones that a \
+             sync keeps (default 0.5; 1 keeps the fast weights, 0 the slow ones)",
+        ),
+        (
+            "momentum",
+            "what a sync does to the rule's momentum_buffer (SGD's, RMSprop's): none \
+             (default), reset to 0, or pullback towards a slow momentum",
+        ),
+    ],
+    differences: "follows pytorch_optimizer.Lookahead 4.1.0 (the same torch.lerp \
+                  formulas; its pullback_momentum acts on the state named \
+                  momentum_buffer only, so Adam's exp_avg is never reset or pulled back, \
+                  here as there). optax.lookahead computes the sync through updates, \
+                  θ + (u − (1 − α)(θ + u − φ)), which rounds differently (a few ulps; \
+                  both are replayed in the tests), and keeps the fast and slow params in \
+                  one pytree instead of the state.",
+    concept: "averaging in weight space: the slow weights smooth the fast rule's \
+              oscillations (a cheap, large-step form of iterate averaging), which makes \
+              the wrapped rule less sensitive to its learning rate.",
+    full_batch: false,
+};
+
+/// `gradstep explain lookahead`.
+fn run_lookahead() -> Result<(), Failure> {
+    let e = &LOOKAHEAD;
+    let mut text = format!(
+        "lookahead (pytorch_optimizer.Lookahead, over any rule)\n{}\n\n",
+        e.summary
+    );
+    text += "Update (g = gradient, θ = parameters, b = momentum_buffer):\n";
+    for line in e.equations.lines() {
+        let _ = writeln!(text, "  {line}");
+    }
+    text += "\nOptions, set as lookahead(RULE):k=K,alpha=A,momentum=none|reset|pullback:\n";
+    for (field, what) in e.fields {
+        let _ = writeln!(text, "  {field:<8}  {what}");
+    }
+    let _ = writeln!(text, "\nWhere frameworks differ:\n  {}", e.differences);
+    let _ = writeln!(text, "\nThe idea:\n  {}", e.concept);
+    crate::print(&text)
+}
+
 /// The explanation of `name`, if there is one.
 pub fn of(name: &str) -> Option<&'static Explanation> {
     EXPLANATIONS.iter().find(|e| e.name == name)
@@ -600,8 +659,12 @@ pub fn run(rule: Option<&str>) -> Result<(), Failure> {
             let summary = of(id.name()).map_or("(not explained yet)", |e| e.summary);
             let _ = writeln!(text, "  {:<9} {summary}", id.name());
         }
+        let _ = writeln!(text, "  {:<9} {}", LOOKAHEAD.name, LOOKAHEAD.summary);
         return crate::print(&text);
     };
+    if name.trim() == LOOKAHEAD.name {
+        return run_lookahead();
+    }
     let rule = AnyRule::named(name).map_err(|e| Failure::usage(e.to_string()))?;
     let id = rule.id();
     let e = of(id.name()).ok_or_else(|| {

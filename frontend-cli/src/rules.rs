@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::functions::{Function, num};
 use crate::schedule::Schedule;
-use gradstep::MAX_STATE_SLOTS;
+use gradstep::lookahead::{Lookahead, MAX_SLOTS};
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 
 /// A parsed `NAME[:FIELD=VALUE,...]`: the name and the fields in the order given.
@@ -18,11 +18,26 @@ pub struct Spec {
     pub name: String,
     /// `(field, value)` pairs; a bare `FIELD` stands for `FIELD=true`.
     pub fields: Vec<(String, String)>,
+    /// A rule wrapped as `lookahead(NAME:FIELDS):k=..,alpha=..,momentum=..`: the
+    /// Lookahead options (the spec's name and fields are the wrapped rule's).
+    pub lookahead: Option<Lookahead<()>>,
 }
 
 impl Spec {
-    /// Parses `NAME[:FIELD=VALUE,...]`.
+    /// Parses `NAME[:FIELD=VALUE,...]`, or for a rule the composite
+    /// `lookahead(NAME[:FIELD=VALUE,...])[:k=K,alpha=A,momentum=M]`.
     pub fn parse(kind: &'static str, text: &str) -> Result<Spec, String> {
+        if kind == "rule" && Lookahead::is_spec(text) {
+            let la = Lookahead::parse(text).map_err(|e| e.to_string())?;
+            // Parsed: the text has the form lookahead( INNER ) ...
+            let inner = text
+                .split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .map_or("", |(inner, _)| inner);
+            let mut spec = Spec::parse(kind, inner)?;
+            spec.lookahead = Some(la.over(()));
+            return Ok(spec);
+        }
         let (name, rest) = text.split_once(':').unwrap_or((text, ""));
         let name = name.trim().to_ascii_lowercase();
         if name.is_empty() {
@@ -47,11 +62,33 @@ impl Spec {
                 return Err(format!("{kind} '{name}': field '{field}' is given twice"));
             }
         }
-        Ok(Spec { kind, name, fields })
+        Ok(Spec {
+            kind,
+            name,
+            fields,
+            lookahead: None,
+        })
     }
 
-    /// `name(field=value, ...)`, for legends and the table.
+    /// `name(field=value, ...)`, for legends and the table;
+    /// `lookahead[k=5,α=0.5](adam(lr=0.1))` for a wrapped rule.
     pub fn label(&self) -> String {
+        if let Some(la) = self.lookahead {
+            let momentum = match la.momentum.name() {
+                "none" => String::new(),
+                m => format!(",{m}"),
+            };
+            let inner = Spec {
+                lookahead: None,
+                ..self.clone()
+            };
+            return format!(
+                "lookahead[k={},α={}{momentum}]({})",
+                la.k,
+                num(la.alpha),
+                inner.label()
+            );
+        }
         if self.fields.is_empty() {
             return self.name.clone();
         }
@@ -120,6 +157,29 @@ impl Value for u64 {
 /// `unknown rule 'adamm' (rules: sgd, adam, ...)`, `rule 'sgd': unknown field 'lrr'
 /// (fields: ...)`, `rule 'sgd': lr = 'fast' is not a number`.
 pub fn from_spec(spec: &Spec) -> Result<AnyRule, String> {
+    if spec.lookahead.is_some() {
+        return Err(format!(
+            "rule 'lookahead({})': lookahead(...) is taken by compare and train only",
+            spec.name
+        ));
+    }
+    from_spec_wrapped(spec).map(|(rule, _)| rule)
+}
+
+/// [`from_spec`] for the commands that take a composite: the rule and its Lookahead
+/// options, if the spec wraps it (checked together: k, α and the rule).
+pub fn from_spec_wrapped(spec: &Spec) -> Result<(AnyRule, Option<Lookahead<()>>), String> {
+    let rule = plain_rule(spec)?;
+    if let Some(la) = spec.lookahead {
+        la.over(rule)
+            .validate()
+            .map_err(|e| format!("lookahead: {e}"))?;
+    }
+    Ok((rule, spec.lookahead))
+}
+
+/// The wrapped (or only) rule of a spec.
+fn plain_rule(spec: &Spec) -> Result<AnyRule, String> {
     let mut rule = AnyRule::named(&spec.name).map_err(|e| e.to_string())?;
     for (field, value) in &spec.fields {
         rule.set_text(field, value).map_err(|e| e.to_string())?;
@@ -165,20 +225,24 @@ pub struct Optimizer {
     /// The rule and its hyperparameters for the next step (a schedule changes its lr,
     /// and a cycling schedule its momentum).
     pub rule: AnyRule,
+    /// Lookahead options wrapping the rule, if any (fixed for the run).
+    lookahead: Option<Lookahead<()>>,
     scalars: Vec<AnyScalars>,
     /// `state[i]` holds the rule's state slices for tensor `i`.
     state: Vec<Vec<Vec<f32>>>,
 }
 
 impl Optimizer {
-    /// Fresh state for tensors of the given lengths.
-    pub fn new(rule: AnyRule, sizes: &[usize]) -> Self {
+    /// Fresh state for tensors of the given lengths, the rule wrapped in `lookahead`
+    /// if given (its slow weights are more state slices).
+    pub fn wrapped(rule: AnyRule, lookahead: Option<Lookahead<()>>, sizes: &[usize]) -> Self {
         Optimizer {
             rule,
+            lookahead,
             scalars: vec![rule.fresh_scalars(); sizes.len()],
             state: sizes
                 .iter()
-                .map(|&n| vec![vec![0.0; n]; rule.state_slots()])
+                .map(|&n| vec![vec![0.0; n]; slots(rule, lookahead)])
                 .collect(),
         }
     }
@@ -195,7 +259,7 @@ impl Optimizer {
         for ((p, g), (scalars, state)) in tensors.zip(self.scalars.iter_mut().zip(&mut self.state))
         {
             let mut slots: Vec<&mut [f32]> = state.iter_mut().map(|s| &mut s[..]).collect();
-            rule.step(scalars, p, g, &mut slots)?;
+            step(rule, self.lookahead, scalars, p, g, &mut slots)?;
         }
         Ok(())
     }
@@ -213,9 +277,41 @@ pub fn run(
     descend(*rule, start, function.grad, steps, schedule)
 }
 
+/// The state slices of `rule`, wrapped in `lookahead` if given.
+fn slots(rule: AnyRule, lookahead: Option<Lookahead<()>>) -> usize {
+    lookahead.map_or(rule.state_slots(), |la| la.over(rule).state_slots())
+}
+
+/// One step of `rule`, wrapped in `lookahead` if given.
+fn step<T: gradstep::Real>(
+    rule: AnyRule,
+    lookahead: Option<Lookahead<()>>,
+    scalars: &mut AnyScalars,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [&mut [T]],
+) -> Result<(), gradstep::Error> {
+    match lookahead {
+        Some(la) => la.over(rule).step(scalars, params, grads, state),
+        None => rule.step(scalars, params, grads, state),
+    }
+}
+
 /// The optimization loop on a 2-D function given by its gradient, from `start`.
 pub fn descend(
+    rule: AnyRule,
+    start: [f64; 2],
+    grad: impl FnMut([f64; 2]) -> [f64; 2],
+    steps: usize,
+    schedule: Option<&Schedule>,
+) -> Result<Run, gradstep::Error> {
+    descend_wrapped(rule, None, start, grad, steps, schedule)
+}
+
+/// [`descend`] with the rule wrapped in Lookahead if `lookahead` is given.
+pub fn descend_wrapped(
     mut rule: AnyRule,
+    lookahead: Option<Lookahead<()>>,
     start: [f64; 2],
     mut grad: impl FnMut([f64; 2]) -> [f64; 2],
     steps: usize,
@@ -226,7 +322,7 @@ pub fn descend(
     let mut path = Vec::with_capacity(steps + 1);
     let mut lrs = Vec::with_capacity(steps);
     path.push(x);
-    let mut state = [[0.0f64; 2]; MAX_STATE_SLOTS];
+    let mut state = [[0.0f64; 2]; MAX_SLOTS];
     let mut scalars = rule.fresh_scalars();
     for t in 0..steps {
         // The schedule steps after each optimizer step but the last (torch's
@@ -240,8 +336,16 @@ pub fn descend(
         if !(g[0].is_finite() && g[1].is_finite()) {
             break;
         }
-        let mut slots = state.each_mut().map(|s| &mut s[..]);
-        rule.step(&mut scalars, &mut x, &g, &mut slots[..rule.state_slots()])?;
+        let mut state_views = state.each_mut().map(|s| &mut s[..]);
+        let count = slots(rule, lookahead);
+        step(
+            rule,
+            lookahead,
+            &mut scalars,
+            &mut x,
+            &g,
+            &mut state_views[..count],
+        )?;
         lrs.push(rule.lr());
         path.push(x);
         if !(x[0].is_finite() && x[1].is_finite()) {

@@ -401,6 +401,7 @@ impl Ready<'_> {
                     model: *model,
                     data,
                     rule,
+                    lookahead: None,
                     schedule: schedule.clone(),
                     clip: *clip,
                     batch_size: settings.batch_size,
@@ -602,6 +603,12 @@ fn rows(settings: &Settings) -> Result<Vec<Row>, Failure> {
                     spec.name
                 )));
             }
+        }
+        if spec.lookahead.is_some() {
+            return Err(Failure::usage(format!(
+                "rule 'lookahead({})': lookahead(...) is taken by compare and train only",
+                spec.name
+            )));
         }
         for value in &values {
             let mut fields = spec.fields.clone();

@@ -252,6 +252,8 @@ pub struct Run<'a> {
     pub data: &'a Split,
     /// The rule.
     pub rule: AnyRule,
+    /// Lookahead options wrapping the rule, if any.
+    pub lookahead: Option<gradstep::lookahead::Lookahead<()>>,
     /// The schedule, stepped once per epoch.
     pub schedule: Option<schedule::Schedule>,
     /// Gradient clipping.
@@ -291,7 +293,7 @@ impl Run<'_> {
         let mut params = model.init(self.seed);
         let sizes = model.sizes();
         let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-        let mut optimizer = rules::Optimizer::new(self.rule, &sizes);
+        let mut optimizer = rules::Optimizer::wrapped(self.rule, self.lookahead, &sizes);
         let mut schedule = self
             .schedule
             .as_ref()
@@ -418,7 +420,7 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
     let rule = if given("rule") || file_rules.is_empty() {
         Spec::parse("rule", &args.rule).map_err(Failure::usage)?
     } else if let [rule] = &file_rules[..] {
-        rules::from_spec(rule)
+        rules::from_spec_wrapped(rule)
             .map_err(|e| Failure::usage(format!("config {}: rule: {e}", config_path.display())))?;
         rule.clone()
     } else {
@@ -443,13 +445,14 @@ pub fn settings(args: TrainArgs, matches: &ArgMatches) -> Result<Settings, Failu
 /// The files a run writes into its output directory.
 const FILES: [&str; 3] = ["train-log.csv", "train-log.json", "train-loss.svg"];
 
-/// The rule and schedule of a run of `epochs` epochs, checked.
+/// The rule (with its Lookahead options, if wrapped) and schedule of a run of
+/// `epochs` epochs, checked.
 pub fn rule_and_schedule(
     rule: &Spec,
     schedule: Option<&Spec>,
     epochs: u64,
-) -> Result<(AnyRule, Option<schedule::Schedule>), Failure> {
-    let any = rules::from_spec(rule).map_err(Failure::usage)?;
+) -> Result<RuleAndSchedule, Failure> {
+    let (any, lookahead) = rules::from_spec_wrapped(rule).map_err(Failure::usage)?;
     let schedule = schedule
         .map(|s| schedule::from_spec(s, epochs))
         .transpose()
@@ -457,8 +460,15 @@ pub fn rule_and_schedule(
     if let Some(s) = &schedule {
         s.check_rule(&any, true).map_err(Failure::usage)?;
     }
-    Ok((any, schedule))
+    Ok((any, lookahead, schedule))
 }
+
+/// What [`rule_and_schedule`] gives.
+pub type RuleAndSchedule = (
+    AnyRule,
+    Option<gradstep::lookahead::Lookahead<()>>,
+    Option<schedule::Schedule>,
+);
 
 /// Checks everything, trains with a progress bar and a line per epoch, then writes
 /// the log and the picture.
@@ -466,7 +476,8 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     let t = &settings.task;
     // Everything is checked before anything runs or is printed.
     let (model, clip) = t.check()?;
-    let (rule, schedule) = rule_and_schedule(&settings.rule, settings.schedule.as_ref(), t.epochs)?;
+    let (rule, lookahead, schedule) =
+        rule_and_schedule(&settings.rule, settings.schedule.as_ref(), t.epochs)?;
     let data = t.load()?;
     check_writable(&settings.out, &FILES)?;
 
@@ -474,6 +485,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         model,
         data: &data,
         rule,
+        lookahead,
         schedule,
         clip,
         batch_size: t.batch_size,

@@ -9,12 +9,18 @@
 //! owning optimizer's. The caller owns the params and grads, which must stay valid
 //! (and not move) until the handle is freed.
 
+use core::ffi::c_char;
+
 use gradstep::checkpoint::{CheckpointError, Element};
+use gradstep::lookahead::{Lookahead, LookaheadSpecError, SyncMomentum};
 use gradstep_optim::{Error, GroupId, Optimizer};
 
 use crate::boundary::{Raw, Span, check, disjoint, guard, note, read, vec_with_capacity};
 use crate::registry::{self, Kind};
-use crate::rules::{GRADSTEP_F32, gradstep_element, gradstep_rule, to_any};
+use crate::rules::{
+    GRADSTEP_F32, GRADSTEP_RULE_TEXT_MAX, bounded_strlen, from_any, gradstep_element,
+    gradstep_rule, to_any,
+};
 use crate::schedules::{
     Attach, attach_config, attach_handle, gradstep_schedule, gradstep_schedule_config,
 };
@@ -782,4 +788,174 @@ mod tests {
             assert_eq!((status(e), load_status(e)), (outside, loading), "{e:?}");
         }
     }
+}
+
+/// [`gradstep_lookahead`]'s `momentum`: the wrapped rule's `momentum_buffer` is kept
+/// at a sync (pytorch_optimizer's `pullback_momentum='none'`).
+pub const GRADSTEP_LOOKAHEAD_NONE: u32 = 0;
+/// [`gradstep_lookahead`]'s `momentum`: set to zero at a sync (`'reset'`).
+pub const GRADSTEP_LOOKAHEAD_RESET: u32 = 1;
+/// [`gradstep_lookahead`]'s `momentum`: interpolated towards a slow momentum at a sync
+/// (`'pullback'`; one more state slice per tensor).
+pub const GRADSTEP_LOOKAHEAD_PULLBACK: u32 = 2;
+
+/// A Lookahead composite (Zhang et al. 2019, `pytorch_optimizer.Lookahead`): the
+/// wrapped rule, the steps between syncs `k` (≥ 1), the slow step size `alpha` (in
+/// [0, 1]) and what a sync does to the rule's momentum (`GRADSTEP_LOOKAHEAD_*`).
+/// Every `k` steps the params move to `slow + alpha·(params − slow)` (torch's `lerp`)
+/// and the slow weights take their value; the slow weights start as the params at
+/// each tensor's first step.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct gradstep_lookahead {
+    /// The wrapped rule.
+    pub rule: gradstep_rule,
+    /// Steps between syncs (pytorch_optimizer's default 5).
+    pub k: u64,
+    /// Slow step size α (default 0.5).
+    pub alpha: f64,
+    /// `GRADSTEP_LOOKAHEAD_NONE`, `_RESET` or `_PULLBACK`.
+    pub momentum: u32,
+}
+
+/// The kernel's momentum option for a C value.
+fn sync_momentum(momentum: u32) -> Result<SyncMomentum, gradstep_status> {
+    usize::try_from(momentum)
+        .ok()
+        .and_then(|m| SyncMomentum::ALL.get(m).copied())
+        .ok_or_else(|| note(GRADSTEP_UNKNOWN_KIND, "unknown Lookahead momentum option"))
+}
+
+/// The Lookahead options of a C composite (the rule is converted separately).
+fn lookahead_options(la: &gradstep_lookahead) -> Result<Lookahead<()>, gradstep_status> {
+    Ok(Lookahead {
+        rule: (),
+        k: la.k,
+        alpha: la.alpha,
+        momentum: sync_momentum(la.momentum)?,
+    })
+}
+
+/// Reads a Lookahead composite from text, `lookahead(RULE)[:k=K,alpha=A,momentum=M]`
+/// (RULE in [`gradstep_rule_parse`]'s syntax; `M` is `none`, `reset` or `pullback`;
+/// omitted options are pytorch_optimizer's defaults k 5, alpha 0.5, none), e.g.
+/// `"lookahead(sgd:lr=0.1,momentum=0.9):k=5,alpha=0.5,momentum=pullback"`, and writes
+/// it to `*out`. Same bounds and statuses as [`gradstep_rule_parse`]; an unknown
+/// option or malformed text is `GRADSTEP_BAD_RULE_TEXT`, k = 0 or alpha outside [0, 1]
+/// `GRADSTEP_INVALID_HYPERPARAMETER`.
+///
+/// # Safety
+/// `text` NULL, or readable up to its NUL or `GRADSTEP_RULE_TEXT_MAX + 1` bytes; `out`
+/// NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_lookahead_parse(
+    text: *const c_char,
+    out: *mut gradstep_lookahead,
+) -> gradstep_status {
+    guard(|| {
+        let text = text.cast::<u8>();
+        check(text)?;
+        check(out.cast_const())?;
+        // SAFETY: non-NULL; readable up to the bound (caller's contract).
+        let len = unsafe { bounded_strlen(text, GRADSTEP_RULE_TEXT_MAX) }
+            .ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
+        // SAFETY: non-NULL, `len` bytes before the NUL are readable, bounded by the
+        // constant; only read.
+        let bytes = unsafe { Raw::new(text, len)?.slice() };
+        let spec = core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)?;
+        let la = Lookahead::parse(spec).map_err(|e| {
+            let status = match e {
+                LookaheadSpecError::Inner(gradstep::rules::SpecError::UnknownRule { .. }) => {
+                    GRADSTEP_UNKNOWN_KIND
+                }
+                LookaheadSpecError::Inner(gradstep::rules::SpecError::Invalid {
+                    error, ..
+                })
+                | LookaheadSpecError::Invalid(error) => error.into(),
+                _ => GRADSTEP_BAD_RULE_TEXT,
+            };
+            note(status, e)
+        })?;
+        let value = gradstep_lookahead {
+            rule: from_any(&la.rule)?,
+            k: la.k,
+            alpha: la.alpha,
+            momentum: SyncMomentum::ALL
+                .iter()
+                .position(|&m| m == la.momentum)
+                .unwrap_or(0) as u32,
+        };
+        // SAFETY: non-NULL and aligned (checked); writable. `spec` is no longer used.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
+/// [`gradstep_optimizer_new`] for a Lookahead composite: every group's rule is
+/// wrapped in `la`'s k, alpha and momentum option ([`gradstep_optimizer_set_lookahead`]).
+///
+/// # Safety
+/// `la` NULL or valid for a read, `out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_new_lookahead(
+    la: *const gradstep_lookahead,
+    element: gradstep_element,
+    out: *mut *mut gradstep_optimizer,
+) -> gradstep_status {
+    guard(|| {
+        // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let la = unsafe { read(la)? };
+        let rule = to_any(&la.rule)?;
+        let options = lookahead_options(&la)?;
+        check(out.cast_const())?;
+        crate::rules::element_type(element)?;
+        let typed = match element {
+            GRADSTEP_F32 => Typed::F32(
+                Optimizer::new_lookahead(options.over(rule)).map_err(status)?,
+                Vec::new(),
+            ),
+            _ => Typed::F64(
+                Optimizer::new_lookahead(options.over(rule)).map_err(status)?,
+                Vec::new(),
+            ),
+        };
+        let handle = registry::register(gradstep_optimizer { typed }, Kind::Optimizer);
+        // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Wraps every group's rule of the optimizer in Lookahead with these options: `k`
+/// steps between syncs (≥ 1), slow step size `alpha` (in [0, 1]), `momentum` one of
+/// `GRADSTEP_LOOKAHEAD_*`. Each tensor's state then holds its slow weights (and slow
+/// momentum with pullback), taken from its params at its first step. Refused, with
+/// the handle unchanged: k or alpha out of range (`GRADSTEP_INVALID_HYPERPARAMETER`),
+/// an unknown momentum option (`GRADSTEP_UNKNOWN_KIND`), params already added
+/// (`GRADSTEP_STATE_LAYOUT`: the options decide each tensor's state, so set them
+/// before `gradstep_optimizer_add_params_*`).
+///
+/// # Safety
+/// `opt` may be any value (handles are checked).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gradstep_optimizer_set_lookahead(
+    opt: *mut gradstep_optimizer,
+    k: u64,
+    alpha: f64,
+    momentum: u32,
+) -> gradstep_status {
+    guard(|| {
+        let options = Lookahead {
+            rule: (),
+            k,
+            alpha,
+            momentum: sync_momentum(momentum)?,
+        };
+        registry::with(opt, Kind::Optimizer, |o| {
+            typed!(o, |opt, _t| opt.set_lookahead(Some(options))).map_err(|e| match e {
+                Error::Mismatch { .. } => note(GRADSTEP_STATE_LAYOUT, e),
+                e => status(e),
+            })
+        })
+    })
 }

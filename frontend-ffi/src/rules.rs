@@ -774,7 +774,7 @@ pub extern "C" fn gradstep_rule_name(kind: gradstep_rule_kind) -> *const c_char 
 ///
 /// # Safety
 /// `text` must be non-NULL and readable up to its NUL or `max + 1` bytes.
-unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
+pub(crate) unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
     // SAFETY: each byte up to the NUL (or the bound) is readable (caller's contract);
     // no slice is built.
     (0..=max).find(|&i| unsafe { text.add(i).read() } == 0)

@@ -323,6 +323,21 @@ fn c_program_clips_scales_and_accumulates() {
     self_check("--training", "training: ok\n");
 }
 
+/// Lookahead through the C ABI (tests/c/lookahead.c): a composite from its spec,
+/// stepped by a handle to values worked out by hand, the typed setter's refusals, a
+/// checkpoint round trip.
+#[test]
+fn c_program_steps_lookahead() {
+    let exe = compile("cc", "c11", "tests/c/lookahead.c", "lookahead_c");
+    let out = Command::new(&exe).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lookahead: ok\n");
+}
+
 #[test]
 fn c_program_drives_optimizer_and_schedule_handles() {
     self_check("--handles", "handles: ok\n");

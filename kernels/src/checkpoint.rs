@@ -428,6 +428,33 @@ pub struct Header {
     pub len: u64,
 }
 
+/// Writes `src` to the front of `dst` as checkpoints store arrays (little-endian,
+/// `size_of::<T>()` bytes each), for containers that carry arrays of their own (the
+/// owning optimizer's Lookahead slices). Returns the bytes written; refused, with
+/// `dst` untouched, if it is too short.
+pub fn write_elements<T: Element>(src: &[T], dst: &mut [u8]) -> Result<usize, CheckpointError> {
+    let needed = src.len().saturating_mul(core::mem::size_of::<T>());
+    let found = dst.len();
+    let dst = dst
+        .get_mut(..needed)
+        .ok_or(CheckpointError::BufferTooSmall { needed, found })?;
+    T::write_le(src, dst);
+    Ok(needed)
+}
+
+/// Reads `dst.len()` elements written by [`write_elements`] from the front of `src`;
+/// returns the bytes read. Refused, with `dst` untouched, if `src` is too short.
+pub fn read_elements<T: Element>(src: &[u8], dst: &mut [T]) -> Result<usize, CheckpointError> {
+    let needed = dst.len().saturating_mul(core::mem::size_of::<T>());
+    let found = src.len();
+    let src = src.get(..needed).ok_or(CheckpointError::Truncated {
+        needed: needed as u64,
+        found,
+    })?;
+    T::read_le(src, dst);
+    Ok(needed)
+}
+
 /// The private half of the traits above: how values become bytes and back.
 mod sealed {
     use super::CheckpointError;

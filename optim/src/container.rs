@@ -2,6 +2,7 @@
 //! crate docs).
 
 use gradstep::checkpoint::{self, Element, ElementType};
+use gradstep::lookahead::SyncMomentum;
 use gradstep::rules::{AnyRule, AnyScalars};
 use gradstep::schedules::Progress;
 
@@ -20,6 +21,8 @@ const GROUP_FIXED: usize = 72;
 const TENSOR_FIXED: usize = 16;
 const CHECKSUM_LEN: usize = 4;
 const FLAG_PARAMS: u8 = 1;
+const FLAG_LOOKAHEAD: u8 = 2;
+const LOOKAHEAD_LEN: usize = 24;
 
 const G_INITIAL_LR: u64 = 1;
 const G_MOMENTUM: u64 = 1 << 1;
@@ -39,6 +42,11 @@ const fn padded(len: usize) -> Option<usize> {
         Some(x) => Some(x & !7),
         None => None,
     }
+}
+
+/// A [`SyncMomentum`]'s number in the container: its place in [`SyncMomentum::ALL`].
+fn momentum_index(m: SyncMomentum) -> u64 {
+    SyncMomentum::ALL.iter().position(|&x| x == m).unwrap_or(0) as u64
 }
 
 fn too_large() -> Error {
@@ -217,10 +225,18 @@ struct Staged<T> {
 }
 
 impl<T: Element> Optimizer<T> {
+    /// A tensor's state slices after its rule's: Lookahead's (0 without it).
+    fn own_slots(&self, rule: &AnyRule) -> usize {
+        crate::slots_of(rule, self.lookahead) - rule.state_slots()
+    }
+
     /// The length of [`Optimizer::checkpoint`] (or, `with_params`,
     /// [`Optimizer::checkpoint_with_params`]) for the optimizer as it is.
     pub fn checkpoint_len(&self, with_params: bool) -> Result<usize, Error> {
         let mut len = HEADER_LEN + CHECKSUM_LEN;
+        if self.lookahead.is_some() {
+            len += LOOKAHEAD_LEN;
+        }
         for g in &self.groups {
             let r = g.rule.encoded_len(T::TYPE, 0, false)?;
             let state = g.schedule.as_ref().map(|s| s.state());
@@ -234,9 +250,16 @@ impl<T: Element> Optimizer<T> {
         for t in &self.tensors {
             let rule = &self.groups[t.group].rule;
             let r = rule.encoded_len(T::TYPE, t.n, with_params)?;
+            let own = self
+                .own_slots(rule)
+                .checked_mul(t.n)
+                .and_then(|e| e.checked_mul(core::mem::size_of::<T>()))
+                .and_then(padded)
+                .ok_or_else(too_large)?;
             let record = TENSOR_FIXED
                 .checked_add(r)
                 .and_then(padded)
+                .and_then(|l| l.checked_add(own))
                 .ok_or_else(too_large)?;
             len = len.checked_add(record).ok_or_else(too_large)?;
         }
@@ -287,13 +310,19 @@ impl<T: Element> Optimizer<T> {
         let mut w = Writer { buf: out, at: 0 };
         w.put(&MAGIC)?;
         w.put(&VERSION.to_le_bytes())?;
-        w.put(&[
-            T::TYPE as u8,
-            if params.is_some() { FLAG_PARAMS } else { 0 },
-        ])?;
+        let mut flags = if params.is_some() { FLAG_PARAMS } else { 0 };
+        if self.lookahead.is_some() {
+            flags |= FLAG_LOOKAHEAD;
+        }
+        w.put(&[T::TYPE as u8, flags])?;
         w.put(&count(self.groups.len())?.to_le_bytes())?;
         w.put(&count(self.tensors.len())?.to_le_bytes())?;
         w.u64(len as u64)?;
+        if let Some(la) = self.lookahead {
+            w.u64(la.k)?;
+            w.u64(la.alpha.to_bits())?;
+            w.u64(momentum_index(la.momentum))?;
+        }
         for g in &self.groups {
             let state = g.schedule.as_ref().map(|s| s.state());
             let (mut flags, words) = schedule_words(state.as_ref());
@@ -333,8 +362,9 @@ impl<T: Element> Optimizer<T> {
         }
         for (i, t) in self.tensors.iter().enumerate() {
             let rule = &self.groups[t.group].rule;
+            let own = self.own_slots(rule);
             w.put(&count(t.group)?.to_le_bytes())?;
-            w.put(&[0; 4])?;
+            w.put(&count(own)?.to_le_bytes())?;
             let p = params.and_then(|p| p.get(i).copied());
             let r = rule.encoded_len(T::TYPE, t.n, p.is_some())?;
             w.u64(r as u64)?;
@@ -350,6 +380,12 @@ impl<T: Element> Optimizer<T> {
                 p,
                 w.space(r)?,
             )?;
+            w.pad()?;
+            for slot in t.slots(slots + own).skip(slots) {
+                let bytes = slot.len().saturating_mul(core::mem::size_of::<T>());
+                checkpoint::write_elements(slot, w.space(bytes)?)
+                    .map_err(|e| Error::Kernel(e.into()))?;
+            }
             w.pad()?;
         }
         let body = w.at;
@@ -402,7 +438,7 @@ impl<T: Element> Optimizer<T> {
     }
 
     fn load(&mut self, bytes: &[u8], params: Option<&mut [&mut [T]]>) -> Result<(), Error> {
-        let (has_params, body) = self.verify(bytes)?;
+        let (has_params, has_lookahead, body) = self.verify(bytes)?;
         if params.is_some() && !has_params {
             return Err(Error::Mismatch {
                 what: "the checkpoint holds no params",
@@ -412,6 +448,19 @@ impl<T: Element> Optimizer<T> {
             buf: body,
             at: HEADER_LEN,
         };
+        if has_lookahead != self.lookahead.is_some() {
+            return Err(Error::Mismatch {
+                what: "Lookahead options: set (or not) as in the saved optimizer before loading",
+            });
+        }
+        if let Some(la) = self.lookahead {
+            let saved = [r.u64()?, r.u64()?, r.u64()?];
+            if saved != [la.k, la.alpha.to_bits(), momentum_index(la.momentum)] {
+                return Err(Error::Mismatch {
+                    what: "Lookahead options (k, alpha, momentum) differ from the saved ones",
+                });
+            }
+        }
         let mut groups = Vec::new();
         groups
             .try_reserve_exact(self.groups.len())
@@ -429,9 +478,7 @@ impl<T: Element> Optimizer<T> {
             })?;
         for (i, t) in self.tensors.iter().enumerate() {
             let group = r.u32()? as usize;
-            if r.u32()? != 0 {
-                return Err(Error::Invalid { field: "reserved" });
-            }
+            let own_saved = r.u32()?;
             let bytes = r.block()?;
             r.pad()?;
             if group != t.group {
@@ -441,6 +488,12 @@ impl<T: Element> Optimizer<T> {
             }
             let header = checkpoint::peek(bytes)?;
             let slots = self.groups[t.group].rule.state_slots();
+            let own = self.own_slots(&self.groups[t.group].rule);
+            if own_saved as usize != own {
+                return Err(Error::Invalid {
+                    field: "a tensor's number of Lookahead slices",
+                });
+            }
             // A kernel checkpoint without arrays records n = 0 (a rule without state
             // slices, saved without params): there is no length to compare then.
             let n = if slots == 0 && !has_params { 0 } else { t.n };
@@ -455,7 +508,7 @@ impl<T: Element> Optimizer<T> {
                 });
             }
             // Bounded by the registered tensor: at most what the optimizer holds.
-            let mut state = zeros::<T>(slots * t.n)?;
+            let mut state = zeros::<T>((slots + own) * t.n)?;
             let mut tensor_params = zeros::<T>(if params.is_some() { t.n } else { 0 })?;
             let (rule, scalars) = {
                 let mut slices: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
@@ -465,6 +518,12 @@ impl<T: Element> Optimizer<T> {
                 let p = params.is_some().then_some(&mut tensor_params[..]);
                 checkpoint::decode_any(bytes, &mut slices[..slots], p)?
             };
+            if own > 0 {
+                let len = own * t.n * core::mem::size_of::<T>();
+                checkpoint::read_elements(r.take(len)?, &mut state[slots * t.n..])
+                    .map_err(|e| Error::Kernel(e.into()))?;
+                r.pad()?;
+            }
             if rule != groups[t.group].rule {
                 return Err(Error::Invalid {
                     field: "a tensor's rule (not its group's)",
@@ -486,7 +545,7 @@ impl<T: Element> Optimizer<T> {
             state: staged
                 .iter()
                 .map(|s| {
-                    let names = self.groups[s.group].rule.slot_names();
+                    let names = crate::slot_names(&self.groups[s.group].rule, self.lookahead);
                     TensorState {
                         group: GroupId(s.group),
                         scalars: s.scalars,
@@ -513,7 +572,7 @@ impl<T: Element> Optimizer<T> {
 
     /// The container's frame: magic, version, length, CRC, element type, flags and
     /// counts. Returns the params flag and the bytes before the checksum.
-    fn verify<'b>(&self, bytes: &'b [u8]) -> Result<(bool, &'b [u8]), Error> {
+    fn verify<'b>(&self, bytes: &'b [u8]) -> Result<(bool, bool, &'b [u8]), Error> {
         let prefix = bytes.get(..MAGIC.len()).unwrap_or(bytes);
         if prefix != &MAGIC[..prefix.len()] {
             return Err(corrupt("bad magic"));
@@ -546,7 +605,7 @@ impl<T: Element> Optimizer<T> {
             });
         }
         let flags = head[7];
-        if flags & !FLAG_PARAMS != 0 {
+        if flags & !(FLAG_PARAMS | FLAG_LOOKAHEAD) != 0 {
             return Err(Error::Invalid { field: "flags" });
         }
         let groups = u32::from_le_bytes(head[8..12].try_into().unwrap_or_default());
@@ -561,7 +620,7 @@ impl<T: Element> Optimizer<T> {
                 what: "number of tensors",
             });
         }
-        Ok((flags & FLAG_PARAMS != 0, body))
+        Ok((flags & FLAG_PARAMS != 0, flags & FLAG_LOOKAHEAD != 0, body))
     }
 
     fn read_group(&self, r: &mut Reader<'_>) -> Result<GroupState, Error> {

@@ -111,11 +111,11 @@
 //! | 0 | 4 | magic `b"GSOP"` |
 //! | 4 | 2 | format version, `u16` = 2 |
 //! | 6 | 1 | element type ([`gradstep::checkpoint::ElementType`]): 1 = `f32`, 2 = `f64` |
-//! | 7 | 1 | flags: bit 0 = the tensor records hold params; bits 1–7 are 0 |
+//! | 7 | 1 | flags: bit 0 = the tensor records hold params; bit 1 = the optimizer has Lookahead options (a Lookahead block follows the header); bits 2–7 are 0 |
 //! | 8 | 4 | number of groups `G`, `u32` |
 //! | 12 | 4 | number of tensors `K`, `u32` |
 //! | 16 | 8 | total length `L` in bytes, `u64`, including the checksum |
-//! | 24 | … | `G` group records, then `K` tensor records |
+//! | 24 | … | with flag bit 1, the Lookahead block (24 bytes: k `u64`, α `f64`, momentum `u64`: 0 none, 1 reset, 2 pullback); then `G` group records, then `K` tensor records |
 //! | `L` − 4 | 4 | CRC-32 (ISO-HDLC, as the kernel's checkpoints), `u32`, of bytes `0..L−4` |
 //!
 //! A group record (its length is `72 + R` rounded up to a multiple of 8, the padding
@@ -148,14 +148,18 @@
 //! | 48 | 8 | `T_cur`, `f64` (warm restarts) |
 //!
 //! Fields a group does not use are 0. A tensor record (its length `16 + R` rounded up
-//! to a multiple of 8, the padding zero):
+//! to a multiple of 8, the padding zero, plus its Lookahead slices if any):
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | the tensor's group, `u32` |
-//! | 4 | 4 | reserved, 0 |
+//! | 4 | 4 | `S`, `u32`: the tensor's Lookahead slices (`slow_params`, then `slow_momentum` with pullback) after the kernel checkpoint; 0 without Lookahead |
 //! | 8 | 8 | length `R` of the kernel checkpoint that follows, `u64` |
 //! | 16 | `R` | the tensor as a kernel checkpoint: its group's rule (equal to the group record's), scalar state, state slices, params if flag bit 0 |
+//! | `16 + R` padded | `S·n·size` padded | the Lookahead slices, elements little-endian as in kernel checkpoints ([`gradstep::checkpoint::write_elements`]) |
+//!
+//! A file without Lookahead has flag bit 1 clear and `S` = 0 everywhere: the bytes
+//! are those of an optimizer before Lookahead existed.
 //!
 //! ### What loading checks, before changing anything
 //! 1. The magic, the version, that the input holds `L` bytes (bytes after `L` are
@@ -183,6 +187,7 @@ mod schedule;
 mod state;
 
 use gradstep::checkpoint::Element;
+use gradstep::lookahead::{Lookahead, MAX_SLOTS};
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 use gradstep::schedules::{Group, ReduceLrOnPlateau};
 
@@ -291,6 +296,8 @@ pub const WORKER_THREAD_NAME: &str = "gradstep-worker";
 #[derive(Clone, Debug)]
 pub struct Optimizer<T> {
     kind: RuleId,
+    /// Lookahead's k, α and momentum option over every group's rule, if set.
+    lookahead: Option<Lookahead<()>>,
     groups: Vec<ParamGroup>,
     tensors: Vec<Tensor<T>>,
     threads: usize,
@@ -314,6 +321,7 @@ impl<T: Element> Optimizer<T> {
         rule.validate()?;
         Ok(Optimizer {
             kind: rule.id(),
+            lookahead: None,
             groups: vec![ParamGroup {
                 rule,
                 initial_lr: None,
@@ -324,6 +332,39 @@ impl<T: Element> Optimizer<T> {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             chunk_len: DEFAULT_CHUNK_LEN,
         })
+    }
+
+    /// An optimizer of the composite's rule (group 0), every group's rule wrapped in
+    /// its Lookahead options ([`Optimizer::set_lookahead`]): `Lookahead<AnyRule>` as
+    /// [`Lookahead::parse`] gives it from `"lookahead(adam:lr=1e-3):k=5"`.
+    pub fn new_lookahead(la: Lookahead<AnyRule>) -> Result<Self, Error> {
+        let mut opt = Optimizer::new(la.rule)?;
+        opt.set_lookahead(Some(la.over(())))?;
+        Ok(opt)
+    }
+
+    /// Wraps every group's rule in Lookahead with these k, α and momentum options
+    /// (`None`: the rules alone). Each tensor then has the rule's state slices plus
+    /// `slow_params` (and `slow_momentum` with pullback), the slow weights taken from
+    /// the params at the tensor's first step; its step count times the syncs. Refused:
+    /// k or α out of range, or any tensor registered (its state would change shape:
+    /// set the options first, as pytorch_optimizer wraps an optimizer before stepping).
+    pub fn set_lookahead(&mut self, lookahead: Option<Lookahead<()>>) -> Result<(), Error> {
+        if let Some(la) = lookahead {
+            la.over(self.groups[0].rule).validate()?;
+        }
+        if !self.tensors.is_empty() {
+            return Err(Error::Mismatch {
+                what: "Lookahead options change the tensors' state slices: set them before adding tensors",
+            });
+        }
+        self.lookahead = lookahead;
+        Ok(())
+    }
+
+    /// The Lookahead options every group's rule is wrapped in, if any.
+    pub fn lookahead(&self) -> Option<Lookahead<()>> {
+        self.lookahead
     }
 
     /// The most threads [`Optimizer::step`] uses. Default: the parallelism the system
@@ -397,7 +438,7 @@ impl<T: Element> Optimizer<T> {
     /// ([`Error::OutOfMemory`], never an abort).
     pub fn add_tensor(&mut self, group: GroupId, n: usize) -> Result<TensorId, Error> {
         let g = self.group(group)?;
-        let slots = g.rule.state_slots();
+        let slots = slots_of(&g.rule, self.lookahead);
         let scalars = g.rule.fresh_scalars();
         let len = slots.checked_mul(n).ok_or(Error::OutOfMemory {
             requested: usize::MAX,
@@ -465,7 +506,7 @@ impl<T: Element> Optimizer<T> {
     /// has one.
     pub fn tensor_slot(&self, id: TensorId, name: &str) -> Result<Option<&[T]>, Error> {
         let t = self.tensor(id)?;
-        let names = self.groups[t.group].rule.slot_names();
+        let names = slot_names(&self.groups[t.group].rule, self.lookahead);
         Ok(names
             .iter()
             .zip(t.slots(names.len()))
@@ -647,6 +688,7 @@ impl<T: Element> Optimizer<T> {
         if self.threads > 1 && total / 2 >= self.chunk_len {
             return parallel::step(
                 &self.groups,
+                self.lookahead,
                 &mut self.tensors,
                 tensors,
                 self.threads,
@@ -654,7 +696,7 @@ impl<T: Element> Optimizer<T> {
             );
         }
         for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter_mut()) {
-            step_tensor(&self.groups[t.group].rule, t, p, g)?;
+            step_tensor(&self.groups[t.group].rule, self.lookahead, t, p, g)?;
         }
         Ok(())
     }
@@ -671,7 +713,13 @@ impl<T: Element> Optimizer<T> {
         let rule = self.groups[t.group].rule;
         rule.validate()?;
         self.check_tensor(id, t, params, grads)?;
-        step_tensor(&rule, &mut self.tensors[id.0], params, grads)
+        step_tensor(
+            &rule,
+            self.lookahead,
+            &mut self.tensors[id.0],
+            params,
+            grads,
+        )
     }
 
     fn check_tensor(&self, id: TensorId, t: &Tensor<T>, p: &[T], g: &[T]) -> Result<(), Error> {
@@ -692,16 +740,48 @@ impl<T: Element> Optimizer<T> {
     }
 }
 
+/// The number of state slices of a tensor of `rule`, wrapped in `lookahead` if set.
+pub(crate) fn slots_of(rule: &AnyRule, lookahead: Option<Lookahead<()>>) -> usize {
+    match lookahead {
+        Some(la) => la.over(*rule).state_slots(),
+        None => rule.state_slots(),
+    }
+}
+
+/// The names of a tensor's state slices, in order (see [`slots_of`]).
+pub(crate) fn slot_names(rule: &AnyRule, lookahead: Option<Lookahead<()>>) -> Vec<&'static str> {
+    match lookahead {
+        Some(la) => la.over(*rule).slot_names().collect(),
+        None => rule.slot_names().to_vec(),
+    }
+}
+
+/// One step of `rule` (wrapped in `lookahead` if set) over caller-cut slices.
+pub(crate) fn step_slices<T: Element>(
+    rule: &AnyRule,
+    lookahead: Option<Lookahead<()>>,
+    scalars: &mut AnyScalars,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [&mut [T]],
+) -> Result<(), gradstep::Error> {
+    match lookahead {
+        Some(la) => la.over(*rule).step(scalars, params, grads, state),
+        None => rule.step(scalars, params, grads, state),
+    }
+}
+
 /// The unit of work: one tensor (a chunk of one, for the threaded step to come) with
 /// its group's rule.
 fn step_tensor<T: Element>(
     rule: &AnyRule,
+    lookahead: Option<Lookahead<()>>,
     t: &mut Tensor<T>,
     params: &mut [T],
     grads: &[T],
 ) -> Result<(), Error> {
-    let slots = rule.state_slots();
-    let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
+    let slots = slots_of(rule, lookahead);
+    let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
     for (part, slot) in parts
         .iter_mut()
         .zip(t.state.chunks_mut(t.n.max(1)))
@@ -709,11 +789,13 @@ fn step_tensor<T: Element>(
     {
         *part = slot;
     }
-    rule.step(
+    step_slices(
+        rule,
+        lookahead,
         &mut t.scalars,
         params,
         grads,
-        &mut parts[..slots.min(gradstep::MAX_STATE_SLOTS)],
+        &mut parts[..slots.min(MAX_SLOTS)],
     )?;
     Ok(())
 }

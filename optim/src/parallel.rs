@@ -16,6 +16,7 @@
 use std::sync::Mutex;
 
 use gradstep::checkpoint::Element;
+use gradstep::lookahead::{Lookahead, MAX_SLOTS};
 use gradstep::rules::{AnyRule, AnyScalars};
 
 use crate::error::Error;
@@ -27,24 +28,25 @@ struct Job<'a, T> {
     /// The tensor's first chunk: its resulting scalar state becomes the tensor's.
     first: bool,
     rule: AnyRule,
+    lookahead: Option<Lookahead<()>>,
     scalars: AnyScalars,
     params: &'a mut [T],
     grads: &'a [T],
-    slots: [&'a mut [T]; gradstep::MAX_STATE_SLOTS],
+    slots: [&'a mut [T]; MAX_SLOTS],
     count: usize,
 }
 
 impl<T: Element> Job<'_, T> {
     fn run(mut self) -> (usize, bool, Result<AnyScalars, gradstep::Error>) {
-        let result = self
-            .rule
-            .step(
-                &mut self.scalars,
-                self.params,
-                self.grads,
-                &mut self.slots[..self.count],
-            )
-            .map(|()| self.scalars);
+        let result = crate::step_slices(
+            &self.rule,
+            self.lookahead,
+            &mut self.scalars,
+            self.params,
+            self.grads,
+            &mut self.slots[..self.count],
+        )
+        .map(|()| self.scalars);
         (self.tensor, self.first, result)
     }
 }
@@ -53,6 +55,7 @@ impl<T: Element> Job<'_, T> {
 /// elements per job.
 pub(crate) fn step<T: Element>(
     groups: &[ParamGroup],
+    lookahead: Option<Lookahead<()>>,
     tensors: &mut [Tensor<T>],
     caller: &mut [(&mut [T], &[T])],
     threads: usize,
@@ -61,8 +64,8 @@ pub(crate) fn step<T: Element>(
     let mut jobs = Vec::new();
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
         let rule = groups[t.group].rule;
-        let count = rule.state_slots().min(gradstep::MAX_STATE_SLOTS);
-        let mut slots: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
+        let count = crate::slots_of(&rule, lookahead).min(MAX_SLOTS);
+        let mut slots: [&mut [T]; MAX_SLOTS] = Default::default();
         for (s, c) in slots.iter_mut().zip(t.state.chunks_mut(t.n.max(1))) {
             *s = c;
         }
@@ -77,7 +80,7 @@ pub(crate) fn step<T: Element>(
             };
             let (ph, pt) = core::mem::take(&mut p).split_at_mut(len);
             let (gh, gt) = g.split_at(len);
-            let mut parts: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
+            let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
             for (part, s) in parts.iter_mut().zip(slots.iter_mut()).take(count) {
                 let (head, tail) = core::mem::take(s).split_at_mut(len);
                 (*part, *s) = (head, tail);
@@ -88,6 +91,7 @@ pub(crate) fn step<T: Element>(
                 tensor: i,
                 first,
                 rule,
+                lookahead,
                 scalars: t.scalars,
                 params: ph,
                 grads: gh,

@@ -118,7 +118,7 @@ impl<T: Element> Optimizer<T> {
             .tensors
             .iter()
             .map(|t| {
-                let names = self.groups[t.group].rule.slot_names();
+                let names = crate::slot_names(&self.groups[t.group].rule, self.lookahead);
                 TensorState {
                     group: GroupId(t.group),
                     scalars: t.scalars,
@@ -251,9 +251,9 @@ impl<T: Element> Optimizer<T> {
                 });
             }
             check_scalars(&saved.scalars)?;
-            let names = rule.slot_names();
+            let names = crate::slot_names(rule, self.lookahead);
             if saved.slots.len() != names.len()
-                || saved.slots.iter().zip(names).any(|(s, n)| s.name != *n)
+                || saved.slots.iter().zip(&names).any(|(s, n)| s.name != *n)
             {
                 return Err(Error::Mismatch {
                     what: "a tensor's state slots (names or number)",
@@ -261,7 +261,7 @@ impl<T: Element> Optimizer<T> {
             }
             // The slot count may differ from the current rule's (amsgrad turned on):
             // the buffer is re-sized on commit only if it is already that size.
-            if names.len() != self.groups[t.group].rule.state_slots() {
+            if names.len() != crate::slots_of(&self.groups[t.group].rule, self.lookahead) {
                 return Err(Error::Mismatch {
                     what: "a tensor's number of state slots (change amsgrad, centered, momentum with set_rule)",
                 });

@@ -5,6 +5,7 @@ mod common;
 
 use common::{bits, data, variant, with_slots};
 use gradstep::checkpoint::Element;
+use gradstep::lookahead::{Lookahead, SyncMomentum};
 use gradstep::rules::RuleId;
 use gradstep::schedules::StepLr;
 use gradstep_optim::{CHUNK_ALIGN, DEFAULT_CHUNK_LEN, GroupId, Optimizer};
@@ -12,8 +13,14 @@ use gradstep_optim::{CHUNK_ALIGN, DEFAULT_CHUNK_LEN, GroupId, Optimizer};
 /// Mixed sizes: empty, shorter than a chunk, exactly one, one and a bit, many.
 const LENS: [usize; 8] = [0, 1, 7, 64, 65, 1000, 5003, 33];
 
-fn run<T: Element>(id: RuleId, threads: usize, chunk_len: usize) -> (Vec<Vec<u64>>, Vec<u8>) {
+fn run<T: Element>(
+    id: RuleId,
+    lookahead: Option<Lookahead<()>>,
+    threads: usize,
+    chunk_len: usize,
+) -> (Vec<Vec<u64>>, Vec<u8>) {
     let mut opt = Optimizer::<T>::new(with_slots(id)).unwrap();
+    opt.set_lookahead(lookahead).unwrap();
     let g = opt.add_group(variant(id)).unwrap();
     for (k, &n) in LENS.iter().enumerate() {
         opt.add_tensor(if k % 3 == 0 { g } else { GroupId(0) }, n)
@@ -41,10 +48,34 @@ fn run<T: Element>(id: RuleId, threads: usize, chunk_len: usize) -> (Vec<Vec<u64
 
 fn same_bits<T: Element>() {
     for &id in RuleId::ALL {
-        let one = run::<T>(id, 1, 64);
+        let one = run::<T>(id, None, 1, 64);
         for (threads, chunk) in [(2, 64), (3, 64), (8, 128), (4, 1), (2, DEFAULT_CHUNK_LEN)] {
-            let many = run::<T>(id, threads, chunk);
+            let many = run::<T>(id, None, threads, chunk);
             assert!(one == many, "{id}: {threads} threads, chunks of {chunk}");
+        }
+    }
+}
+
+/// Every rule under Lookahead (k = 2: syncs at steps 2 and 4 of the 4), the momentum
+/// option taking turns across the rules.
+#[test]
+fn threads_give_the_same_bits_under_lookahead() {
+    for (i, &id) in RuleId::ALL.iter().enumerate() {
+        let la = Lookahead {
+            k: 2,
+            alpha: 0.3,
+            momentum: SyncMomentum::ALL[i % 3],
+            ..Lookahead::new(())
+        };
+        let one = run::<f32>(id, Some(la), 1, 64);
+        let plain = run::<f32>(id, None, 1, 64);
+        assert!(one.0 != plain.0, "{id}: Lookahead changed nothing");
+        for (threads, chunk) in [(3, 64), (4, 1)] {
+            let many = run::<f32>(id, Some(la), threads, chunk);
+            assert!(
+                one == many,
+                "{id} {la:?}: {threads} threads, chunks of {chunk}"
+            );
         }
     }
 }

@@ -157,6 +157,73 @@ fn measure_from<R: Rule>(
     })
 }
 
+/// One step of a Lookahead composite over `R`, its state flat as in [`step`]: the
+/// rule's slices, then the slow weights (and slow momentum).
+#[inline(never)]
+fn step_lookahead<R: Rule>(
+    la: &lookahead::Lookahead<R>,
+    scalars: &mut R::Scalars,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+) -> Result<(), Error> {
+    let n = params.len();
+    let mut parts: [&mut [f32]; lookahead::MAX_SLOTS] = Default::default();
+    let slots = la.state_slots().min(lookahead::MAX_SLOTS);
+    let mut rest = state;
+    for part in parts.iter_mut().take(slots) {
+        let (head, tail) = rest.split_at_mut(n.min(rest.len()));
+        *part = head;
+        rest = tail;
+    }
+    la.step(scalars, params, grads, &mut parts[..slots])
+}
+
+/// [`measure`] for a Lookahead composite (k = 5: the timed steps include syncs in
+/// their share, one step in five, as in training).
+fn measure_lookahead<R: Rule>(
+    clock: &Clock,
+    b: &mut Buffers,
+    la: lookahead::Lookahead<R>,
+) -> Result<Row, Error> {
+    let (params, grads) = (&mut b.params[..], &b.grads[..]);
+    for (i, p) in params.iter_mut().enumerate() {
+        *p = ((i * 37 % 101) as f32 - 50.0) * 0.01;
+    }
+    let state = b
+        .state
+        .get_mut(..la.state_slots() * N)
+        .ok_or(Error::StateSlots {
+            expected: la.state_slots(),
+            found: MAX_STATE_SLOTS,
+        })?;
+    let mut scalars = R::Scalars::default();
+    // 1 + WARMUP + 1 steps before the timed ones: the 5 timed steps hold one sync.
+    for _ in 0..WARMUP + 2 {
+        step_lookahead(&la, &mut scalars, params, grads, state)?;
+    }
+    let timed = 5;
+    let mut result = Ok(());
+    let full = ticks(|| {
+        for _ in 0..timed {
+            result = result.and(step_lookahead(&la, &mut scalars, params, grads, state));
+        }
+    });
+    let empty = ticks(|| {
+        for _ in 0..timed {
+            result = result.and(step_lookahead(&la, &mut scalars, &mut [], &[], &mut []));
+        }
+    });
+    result?;
+    let (full, empty) = (clock.instructions(full), clock.instructions(empty));
+    let per = timed * N as u64;
+    Ok(Row {
+        all_in: full * 100 / per,
+        per_step: empty / timed,
+        per_param: full.saturating_sub(empty) * 100 / per,
+    })
+}
+
 fn hundredths(x: u64) -> Fixed {
     Fixed(x as f32 / 100.0, 2)
 }
@@ -312,6 +379,23 @@ fn main() -> ! {
     // The damping ξ₂·e^(−ξ₁·v) costs an exponential per element (polynomial, no libm).
     limits("sc_adagrad", &measure(&clock, b, ScAdagrad::default()));
     limits("sc_rmsprop", &measure(&clock, b, ScRmsProp::default()));
+    // Lookahead (k = 5, α = 0.5): the wrapped rule plus one sync (a lerp and a copy of
+    // every parameter) every fifth step.
+    limits(
+        "lookahead-sgd-momentum-pullback",
+        &measure_lookahead(
+            &clock,
+            b,
+            lookahead::Lookahead {
+                momentum: lookahead::SyncMomentum::Pullback,
+                ..lookahead::Lookahead::new(momentum)
+            },
+        ),
+    );
+    limits(
+        "lookahead-adam",
+        &measure_lookahead(&clock, b, lookahead::Lookahead::new(Adam::default())),
+    );
     if cfg!(target_abi = "eabihf") {
         let _ = writeln!(
             out,
