@@ -20,7 +20,9 @@ CPU Adam op builds: deepspeed 0.19.8 installs without CUDA by `pip install --tar
 --no-deps deepspeed==0.19.8 hjson ninja py-cpuinfo pydantic pydantic-core
 annotated-types typing-inspection einops msgpack psutil tqdm packaging` with DIR on
 PYTHONPATH (and DIR/bin on PATH, for ninja); the op is compiled on first use by torch's
-C++ extension loader. Not part of the test command: nothing in the tests needs Python.
+C++ extension loader (17.7 minutes at `nice -n 19` on the loaded 2-core development
+machine; the build is cached in ~/.cache/torch_extensions, and a stale `lock` file left
+there by an interrupted build makes the next one wait forever: delete it). Not part of the test command: nothing in the tests needs Python.
 
 With `--multi`, also Adam over the tensor lists of benches/speed.rs (a small
 transformer's parameters; 200 tensors of 4K): gradstep's owning optimizer on one and
@@ -197,10 +199,10 @@ def main():
                         capture_output=True, text=True, check=True).stdout.splitlines():
                     name, threads, v = line.split()
                     push(f"gradstep, {threads} thread(s)", name, float(v))
-                for name, sizes in LISTS.items():
-                    total = sum(sizes)
+                for name, list_sizes in LISTS.items():
+                    total = sum(list_sizes)
                     for kind in ("fused", "foreach"):
-                        step = torch_adam_list(sizes, **{kind: True})
+                        step = torch_adam_list(list_sizes, **{kind: True})
                         push(f"torch Adam({kind}=True)", name,
                              measure_wall(step, total, args.ms))
                         del step
