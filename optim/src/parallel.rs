@@ -64,7 +64,10 @@ pub(crate) fn step<T: Element>(
         let rule = groups[t.group].rule;
         let count = rule.state_slots().min(gradstep::MAX_STATE_SLOTS);
         let mut slots: [&mut [T]; gradstep::MAX_STATE_SLOTS] = Default::default();
-        for (s, c) in slots.iter_mut().zip(t.state.chunks_mut(t.n.max(1))) {
+        for (s, c) in slots
+            .iter_mut()
+            .zip(t.state.as_mut_slice().chunks_mut(t.n.max(1)))
+        {
             *s = c;
         }
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
