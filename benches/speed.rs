@@ -58,8 +58,11 @@ struct Args {
     native: Option<PathBuf>,
     c_loop: bool,
     clock: Clock,
-    /// Child mode: one round of the `default` column only, printed as `rule size gps`.
+    /// Child mode: one round of the `default` column only, printed as `rule size gps`
+    /// (with `--multi`: the tensor lists only, printed as `list threads gps`).
     worker: bool,
+    /// Also (or, as a worker, only) the multi-tensor step over the tensor lists.
+    multi: bool,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -98,6 +101,7 @@ fn parse_args() -> Args {
             Clock::Wall
         },
         worker: false,
+        multi: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -119,6 +123,7 @@ fn parse_args() -> Args {
                 }
             }
             "--worker" => args.worker = true,
+            "--multi" => args.multi = true,
             other => panic!("unknown argument {other:?} (see the doc comment of benches/speed.rs)"),
         }
     }
@@ -202,11 +207,16 @@ fn measure(n: usize, ms: f64, clock: Clock, mut step: impl FnMut()) -> f64 {
         Clock::Cpu => thread_cpu_seconds(),
         Clock::Wall => wall.elapsed().as_secs_f64(),
     };
+    // The clock is read once per batch of steps of about 64K params: reading a
+    // thread's CPU time is a system call (~0.3 µs here), a tenth of a 4K Adam step.
+    let batch = (1usize << 16).div_ceil(n.max(1));
     let start = now();
     let mut reps = 0usize;
     loop {
-        step();
-        reps += 1;
+        for _ in 0..batch {
+            step();
+        }
+        reps += batch;
         let secs = now() - start;
         if reps >= 2 && secs * 1e3 >= ms {
             return (n * reps) as f64 / secs / 1e9;
@@ -319,6 +329,161 @@ fn roof_split(p: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
         [a, b, c] => roof_lanes::<3>(p, g, [a, b, c]),
         [a, b, c, d, ..] => roof_lanes::<4>(p, g, [a, b, c, d]),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The divider roofline: the same loads and stores, and exactly `D` divisions and one
+// square root per element (f32, exact IEEE operations, so the lanes' `vdivps` and
+// `vsqrtps`; no approximate reciprocal), the least a rule whose equations divide `D`
+// times and take one root can do.
+
+#[inline(always)]
+fn droof_body<const S: usize, const D: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    let n = p.len();
+    let g = &g[..n];
+    let mut s = s.map(|s| &mut s[..n]);
+    for i in 0..n {
+        let gi = g[i];
+        let (mut a, mut b) = (gi, gi);
+        for (k, slot) in s.iter_mut().enumerate() {
+            let x = slot[i] + gi;
+            slot[i] = x;
+            if k == 0 {
+                a = x;
+            }
+            b = x;
+        }
+        // √|b| (a square root of a non-negative number), then D divisions.
+        let mut d = b.abs().sqrt();
+        if D == 2 {
+            d = d / 1.5 + 1.0;
+        } else {
+            d += 1.0;
+        }
+        p[i] += a / d;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn droof_avx512<const S: usize, const D: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    droof_body::<S, D>(p, g, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn droof_avx2<const S: usize, const D: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    droof_body::<S, D>(p, g, s)
+}
+
+fn droof_lanes<const S: usize, const D: usize>(p: &mut [f32], g: &[f32], s: [&mut [f32]; S]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { droof_avx512::<S, D>(p, g, s) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { droof_avx2::<S, D>(p, g, s) };
+        }
+    }
+    droof_body::<S, D>(p, g, s)
+}
+
+/// One divider-roofline pass with `divisions` (1 or 2) divisions per element, peeled
+/// to a 64-byte boundary of `p` as [`roof`] is.
+fn droof(p: &mut [f32], g: &[f32], s: &mut [&mut [f32]], divisions: usize) {
+    let head = ((64 - p.as_ptr() as usize % 64) % 64 / 4).min(p.len());
+    let (ph, p) = p.split_at_mut(head);
+    let (gh, g) = g.split_at(head);
+    let k = s.len().min(4);
+    let mut heads: [&mut [f32]; 4] = Default::default();
+    let mut tails: [&mut [f32]; 4] = Default::default();
+    for ((x, h), t) in s.iter_mut().zip(&mut heads).zip(&mut tails) {
+        (*h, *t) = x.split_at_mut(head);
+    }
+    for (p, g, s) in [(ph, gh, &mut heads[..k]), (p, g, &mut tails[..k])] {
+        match (s, divisions) {
+            ([], 1) => droof_lanes::<0, 1>(p, g, []),
+            ([], _) => droof_lanes::<0, 2>(p, g, []),
+            ([a], 1) => droof_lanes::<1, 1>(p, g, [a]),
+            ([a], _) => droof_lanes::<1, 2>(p, g, [a]),
+            ([a, b], 1) => droof_lanes::<2, 1>(p, g, [a, b]),
+            ([a, b], _) => droof_lanes::<2, 2>(p, g, [a, b]),
+            ([a, b, c], 1) => droof_lanes::<3, 1>(p, g, [a, b, c]),
+            ([a, b, c], _) => droof_lanes::<3, 2>(p, g, [a, b, c]),
+            ([a, b, c, d, ..], 1) => droof_lanes::<4, 1>(p, g, [a, b, c, d]),
+            ([a, b, c, d, ..], _) => droof_lanes::<4, 2>(p, g, [a, b, c, d]),
+        }
+    }
+}
+
+/// Throughput of the divider on 512-bit vectors: ns per `vsqrtps zmm`, per `vdivps
+/// zmm` and per pair of one of each, from a loop of independent instructions (eight
+/// per iteration, no dependency between them), timed by the thread's CPU time.
+#[cfg(target_arch = "x86_64")]
+fn divider_throughput() -> Option<[f64; 3]> {
+    if !std::is_x86_feature_detected!("avx512f") {
+        return None;
+    }
+    #[target_feature(enable = "avx512f")]
+    fn run(kind: usize, iters: usize) {
+        use std::arch::asm;
+        for _ in 0..iters {
+            // SAFETY: AVX-512F instructions (checked by the caller) on registers only;
+            // the clobbered registers are declared.
+            unsafe {
+                match kind {
+                    0 => asm!(
+                        "vsqrtps zmm1, zmm0", "vsqrtps zmm2, zmm0", "vsqrtps zmm3, zmm0",
+                        "vsqrtps zmm4, zmm0", "vsqrtps zmm5, zmm0", "vsqrtps zmm6, zmm0",
+                        "vsqrtps zmm7, zmm0", "vsqrtps zmm8, zmm0",
+                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                        options(nomem, nostack, preserves_flags)
+                    ),
+                    1 => asm!(
+                        "vdivps zmm1, zmm0, zmm9", "vdivps zmm2, zmm0, zmm9",
+                        "vdivps zmm3, zmm0, zmm9", "vdivps zmm4, zmm0, zmm9",
+                        "vdivps zmm5, zmm0, zmm9", "vdivps zmm6, zmm0, zmm9",
+                        "vdivps zmm7, zmm0, zmm9", "vdivps zmm8, zmm0, zmm9",
+                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                        in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
+                        options(nomem, nostack, preserves_flags)
+                    ),
+                    _ => asm!(
+                        "vsqrtps zmm1, zmm0", "vdivps zmm2, zmm0, zmm9",
+                        "vsqrtps zmm3, zmm0", "vdivps zmm4, zmm0, zmm9",
+                        "vsqrtps zmm5, zmm0", "vdivps zmm6, zmm0, zmm9",
+                        "vsqrtps zmm7, zmm0", "vdivps zmm8, zmm0, zmm9",
+                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                        in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
+                        options(nomem, nostack, preserves_flags)
+                    ),
+                }
+            }
+        }
+    }
+    let mut out = [0.0; 3];
+    for (kind, o) in out.iter_mut().enumerate() {
+        let iters = 200_000;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = thread_cpu_seconds();
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { run(kind, iters) };
+            best = best.min(thread_cpu_seconds() - t);
+        }
+        // ns per instruction (kinds 0, 1) or per sqrt+div pair (kind 2).
+        *o = best * 1e9 / (iters * if kind == 2 { 4 } else { 8 }) as f64;
+    }
+    Some(out)
 }
 
 /// The state slices of `n` elements each, one after another in `state`.
@@ -454,6 +619,12 @@ fn round(
             let mut s = slices(state, n, slots);
             let v = measure(n, args.ms, clock, || roof(params, black_box(grads), &mut s));
             push("roof", v);
+            for (col, d) in [("droof1", 1), ("droof2", 2)] {
+                let v = measure(n, args.ms, clock, || {
+                    droof(params, black_box(grads), &mut s, d)
+                });
+                push(col, v);
+            }
             let mut opt = Optimizer::<f32>::new(*rule).expect("valid rule");
             opt.add_tensor(GroupId(0), n).expect("tensor");
             opt.set_threads(1);
@@ -492,6 +663,87 @@ fn round(
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The multi-tensor step: the owning optimizer over a list of tensors of mixed sizes.
+
+/// The tensor lists: a small transformer's parameters (an embedding, four big
+/// matrices, many vectors) and many equal small tensors.
+fn tensor_lists() -> Vec<(&'static str, Vec<usize>)> {
+    let mut transformer = vec![16 * M, 4 * M, 4 * M, 4 * M, 4 * M];
+    transformer.extend([64 * K; 24]);
+    transformer.extend([4 * K; 48]);
+    transformer.extend([K; 48]);
+    vec![("transformer", transformer), ("200x4K", vec![4 * K; 200])]
+}
+
+/// One list's buffers: params and grads per tensor, and an Adam optimizer over them.
+struct MultiCase {
+    name: &'static str,
+    total: usize,
+    params: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    opt: Optimizer<f32>,
+}
+
+impl MultiCase {
+    fn new(name: &'static str, sizes: &[usize]) -> MultiCase {
+        let mut opt = Optimizer::<f32>::new(RuleId::Adam.default_rule()).expect("adam");
+        for &n in sizes {
+            opt.add_tensor(GroupId(0), n).expect("tensor");
+        }
+        MultiCase {
+            name,
+            total: sizes.iter().sum(),
+            params: sizes.iter().map(|&n| data(n, 1).collect()).collect(),
+            grads: sizes.iter().map(|&n| data(n, 2).collect()).collect(),
+            opt,
+        }
+    }
+
+    /// Gparam/s of the whole list's step on `threads` threads, wall time.
+    fn run(&mut self, threads: usize, ms: f64) -> f64 {
+        self.opt.set_threads(threads);
+        let (params, grads, opt) = (&mut self.params, &self.grads, &mut self.opt);
+        measure(self.total, ms, Clock::Wall, || {
+            let mut list: Vec<(&mut [f32], &[f32])> = params
+                .iter_mut()
+                .zip(grads)
+                .map(|(p, g)| (&mut p[..], black_box(&g[..])))
+                .collect();
+            black_box(opt.step(&mut list)).expect("multi-tensor step");
+        })
+    }
+}
+
+/// One round over the tensor lists, one thread and two, in an order rotated by
+/// `round`; and the cost of starting and joining one scoped thread, in µs.
+fn multi_round(cases: &mut [MultiCase], ms: f64, round: usize, samples: &mut Samples) {
+    for case in cases.iter_mut() {
+        let mut threads = [1, 2];
+        threads.rotate_left(round % 2);
+        for t in threads {
+            let v = case.run(t, ms);
+            let col = if t == 1 { "multi/1" } else { "multi/2" };
+            samples
+                .entry((case.name.to_string(), case.total, col))
+                .or_default()
+                .push(v);
+        }
+    }
+    let start = Instant::now();
+    let reps = 200;
+    for _ in 0..reps {
+        std::thread::scope(|s| {
+            s.spawn(|| black_box(0));
+        });
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / reps as f64;
+    samples
+        .entry(("spawn".into(), 1, "spawn"))
+        .or_default()
+        .push(micros);
+}
+
 fn median(v: &[f64]) -> Option<f64> {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -510,6 +762,24 @@ fn main() {
     let mut buffers = Buffers::new(max_n, max_slots);
     let mut samples = Samples::new();
 
+    let mut multi: Vec<MultiCase> = if args.multi {
+        tensor_lists()
+            .iter()
+            .map(|(name, sizes)| MultiCase::new(name, sizes))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    if args.worker && args.multi {
+        multi_round(&mut multi, args.ms, 0, &mut samples);
+        for ((name, _, col), v) in &samples {
+            if let Some(t) = col.strip_prefix("multi/") {
+                println!("{name} {t} {}", v[0]);
+            }
+        }
+        return;
+    }
     if args.worker {
         round(&args, &cases, &mut buffers, 0, &mut samples);
         for ((name, n, _), v) in &samples {
@@ -531,6 +801,7 @@ fn main() {
     for r in 0..args.rounds {
         eprintln!("round {}/{}", r + 1, args.rounds);
         round(&args, &cases, &mut buffers, r, &mut samples);
+        multi_round(&mut multi, args.ms, r, &mut samples);
         if let Some(native) = &args.native {
             let mut cmd = Command::new(native);
             cmd.args(["--worker", "--ms", &args.ms.to_string()])
@@ -567,7 +838,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
 
     let mut cols: Vec<&'static str> = kernel_columns();
-    for c in ["native", "C", "optim/1", "roof"] {
+    for c in ["native", "C", "optim/1", "roof", "droof1", "droof2"] {
         if samples.keys().any(|k| k.2 == c) {
             cols.push(c);
         }
@@ -666,6 +937,51 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
                 Some(s / r)
             };
             println!("  - {name}: {}", per_size(&tpb));
+        }
+    }
+    println!(
+        "- default / divider roofline (the same loads and stores with one square root and \
+         one division per element | with one root and two divisions, as torch's Adam \
+         equations divide twice):"
+    );
+    for (name, _) in cases {
+        let d = |n: usize, col: &'static str| ratio(med(name, n, "default"), med(name, n, col));
+        println!(
+            "  - {name}: {} | {}",
+            per_size(&|n| d(n, "droof1")),
+            per_size(&|n| d(n, "droof2"))
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some([sqrt, div, pair]) = divider_throughput() {
+        println!(
+            "- divider throughput (independent 512-bit instructions, thread CPU time): \
+             vsqrtps zmm {sqrt:.2} ns, vdivps zmm {div:.2} ns, one of each {pair:.2} ns; \
+             per f32 element: one root and one division {:.3} ns, one root and two \
+             divisions {:.3} ns",
+            pair / 16.0,
+            (pair + div) / 16.0
+        );
+    }
+    if args.multi {
+        println!("\n### The multi-tensor step (Adam, wall time, Gparam/s of the whole list)\n");
+        println!("| list | tensors | params | 1 thread | 2 threads | 2 / 1 |");
+        println!("|---|---|---|---|---|---|");
+        for (name, sizes) in tensor_lists() {
+            let total: usize = sizes.iter().sum();
+            let one = med(name, total, "multi/1");
+            let two = med(name, total, "multi/2");
+            println!(
+                "| {name} | {} | {} | {} | {} | {} |",
+                sizes.len(),
+                total,
+                fmt(one, 3),
+                fmt(two, 3),
+                fmt(ratio(two, one), 2)
+            );
+        }
+        if let Some(us) = med("spawn", 1, "spawn") {
+            println!("\nStarting and joining one scoped thread: {us:.1} µs (median)");
         }
     }
     if args.sizes.contains(&THREADED) {

@@ -26,4 +26,4 @@ if [[ -z $default_exe || -z $native_exe ]]; then
 fi
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true
 echo "cores: $(nproc)"
-"$default_exe" --rounds "$rounds" --native "$native_exe" "$@"
+"$default_exe" --rounds "$rounds" --native "$native_exe" --multi "$@"

@@ -20,9 +20,15 @@ CPU Adam op builds: deepspeed 0.19.8 installs without CUDA by `pip install --tar
 --no-deps deepspeed==0.19.8 hjson ninja py-cpuinfo pydantic pydantic-core
 annotated-types typing-inspection einops msgpack psutil tqdm packaging` with DIR on
 PYTHONPATH (and DIR/bin on PATH, for ninja); the op is compiled on first use by torch's
-C++ extension loader. Not part of the test command: nothing in the tests needs Python.
+C++ extension loader (17.7 minutes at `nice -n 19` on the loaded 2-core development
+machine; the build is cached in ~/.cache/torch_extensions, and a stale `lock` file left
+there by an interrupted build makes the next one wait forever: delete it). Not part of the test command: nothing in the tests needs Python.
 
-Run: /work/venv/bin/python scripts/bench_compare.py [--rounds 7] [--ms 25]
+With `--multi`, also Adam over the tensor lists of benches/speed.rs (a small
+transformer's parameters; 200 tensors of 4K): gradstep's owning optimizer on one and
+two threads against torch's fused and foreach Adam over the same list, in wall time.
+
+Run: /work/venv/bin/python scripts/bench_compare.py [--rounds 7] [--ms 25] [--multi]
 """
 
 import argparse
@@ -51,11 +57,14 @@ def size_name(n):
 def measure(step, n, ms):
     """Gparam/s of `step` (n params per call) over `ms` ms of thread CPU time."""
     step()
+    # The clock is read once per batch of about 64K params, as in benches/speed.rs.
+    batch = -(-(1 << 16) // n)
     start = time.thread_time()
     reps = 0
     while True:
-        step()
-        reps += 1
+        for _ in range(batch):
+            step()
+        reps += batch
         secs = time.thread_time() - start
         if reps >= 2 and secs * 1e3 >= ms:
             return n * reps / secs / 1e9
@@ -66,6 +75,38 @@ def torch_adam(n, **kwargs):
     p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
     opt = torch.optim.Adam([p], lr=1e-3, **kwargs)
     return opt.step
+
+
+# The multi-tensor lists of benches/speed.rs (`tensor_lists`): a small transformer's
+# parameters and many equal small tensors.
+K, M = 1 << 10, 1 << 20
+LISTS = {
+    "transformer": [16 * M] + [4 * M] * 4 + [64 * K] * 24 + [4 * K] * 48 + [K] * 48,
+    "200x4K": [4 * K] * 200,
+}
+
+
+def torch_adam_list(sizes, **kwargs):
+    params = []
+    for n in sizes:
+        p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
+        p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
+        params.append(p)
+    opt = torch.optim.Adam(params, lr=1e-3, **kwargs)
+    return opt.step
+
+
+def measure_wall(step, n, ms):
+    """Gparam/s of `step` (n params per call) over `ms` ms of wall time."""
+    step()
+    start = time.perf_counter()
+    reps = 0
+    while True:
+        step()
+        reps += 1
+        secs = time.perf_counter() - start
+        if reps >= 2 and secs * 1e3 >= ms:
+            return n * reps / secs / 1e9
 
 
 def deepspeed_adam():
@@ -125,6 +166,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--ms", type=float, default=25.0)
+    ap.add_argument("--multi", action="store_true",
+                    help="also the multi-tensor step over benches/speed.rs's tensor lists")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds, ds_why = deepspeed_adam()
@@ -150,6 +193,19 @@ def main():
                      measure(torch_adam(n, foreach=True), n, args.ms))
                 if ds is not None:
                     push("DeepSpeedCPUAdam", n, measure(ds(n), n, args.ms))
+            if args.multi:
+                for line in subprocess.run(
+                        [exe, "--worker", "--multi", "--ms", str(args.ms)],
+                        capture_output=True, text=True, check=True).stdout.splitlines():
+                    name, threads, v = line.split()
+                    push(f"gradstep, {threads} thread(s)", name, float(v))
+                for name, list_sizes in LISTS.items():
+                    total = sum(list_sizes)
+                    for kind in ("fused", "foreach"):
+                        step = torch_adam_list(list_sizes, **{kind: True})
+                        push(f"torch Adam({kind}=True)", name,
+                             measure_wall(step, total, args.ms))
+                        del step
 
     med = {k: {n: statistics.median(v) for n, v in by.items()} for k, by in samples.items()}
     print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds "
@@ -157,13 +213,27 @@ def main():
     print("| | " + " | ".join(size_name(n) for n in SIZES) + " |")
     print("|---|" + "---|" * len(SIZES))
     for name, by in med.items():
-        print(f"| {name} | " + " | ".join(f"{by[n]:.3f}" for n in SIZES) + " |")
+        if all(n in by for n in SIZES):
+            print(f"| {name} | " + " | ".join(f"{by[n]:.3f}" for n in SIZES) + " |")
     g = med["gradstep (default build)"]
     print()
     for name, by in med.items():
-        if name.startswith("gradstep"):
+        if name.startswith("gradstep") or not all(n in by for n in SIZES):
             continue
         print(f"| gradstep / {name} | " + " | ".join(f"{g[n] / by[n]:.2f}" for n in SIZES) + " |")
+    if args.multi:
+        print(f"\nThe multi-tensor step (Adam over a list, wall time, Gparam/s of the "
+              f"whole list; torch on one thread), medians of {args.rounds} rounds\n")
+        print("| | " + " | ".join(LISTS) + " |")
+        print("|---|" + "---|" * len(LISTS))
+        for name, by in med.items():
+            if all(k in by for k in LISTS):
+                print(f"| {name} | " + " | ".join(f"{by[k]:.3f}" for k in LISTS) + " |")
+        g1 = med.get("gradstep, 1 thread(s)", {})
+        for name, by in med.items():
+            if name.startswith("torch") and all(k in by for k in LISTS) and g1:
+                print(f"| gradstep 1 thread / {name} | "
+                      + " | ".join(f"{g1[k] / by[k]:.2f}" for k in LISTS) + " |")
     if ds is None:
         print(f"\nDeepSpeedCPUAdam not measured: {ds_why}")
 

@@ -1165,6 +1165,7 @@ pub fn adan() -> Result<Vec<AdanRun>, Failure> {
                 model,
                 data: &split,
                 rule: rule(&spec)?,
+                lookahead: None,
                 schedule: None,
                 clip: None,
                 batch_size: 32,

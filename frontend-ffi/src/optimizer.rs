@@ -255,16 +255,28 @@ pub unsafe extern "C" fn gradstep_optimizer_add_params_f64(
     })
 }
 
+/// Up to this many registered tensors, a step lists their slices on the stack: a
+/// heap list per call cost a small step a measurable fraction (benches/percall.rs).
+const STACK_TENSORS: usize = 16;
+
 /// The owning optimizer's multi-tensor step over the registered buffers.
 fn step<T: Element>(opt: &mut Optimizer<T>, tensors: &[Tensor<T>]) -> Result<(), gradstep_status> {
-    let mut slices = vec_with_capacity(tensors.len())?;
-    for t in tensors {
+    let slices = |t: &Tensor<T>| {
         // SAFETY: checked non-NULL, aligned and bounded at registration, every params
         // buffer disjoint from every other registered buffer (so the `&mut` slices are
         // exclusive); valid until the handle is freed (the caller's contract).
-        slices.push(unsafe { (t.params.slice_mut(), t.grads.slice()) });
+        unsafe { (t.params.slice_mut(), t.grads.slice()) }
+    };
+    if tensors.len() <= STACK_TENSORS {
+        let mut list: [(&mut [T], &[T]); STACK_TENSORS] = Default::default();
+        for (l, t) in list.iter_mut().zip(tensors) {
+            *l = slices(t);
+        }
+        return opt.step(&mut list[..tensors.len()]).map_err(status);
     }
-    opt.step(&mut slices).map_err(status)
+    let mut list = vec_with_capacity(tensors.len())?;
+    list.extend(tensors.iter().map(slices));
+    opt.step(&mut list).map_err(status)
 }
 
 /// Steps every registered tensor with its group's hyperparameters (and scheduled
