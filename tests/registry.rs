@@ -272,6 +272,12 @@ const ALLOWED: &[(&str, Names, &str)] = &[
         "the plain C loop the speed targets compare against is f32 Adam's",
     ),
     (
+        "frontend-cli/src/tour.rs",
+        Names::Only(&["sgd", "adam", "adagrad", "adan"]),
+        "the tour runs the rules the seed's claims name (Adam vs AdaGrad, Adan vs Adam vs \
+         Nesterov SGD) against each other",
+    ),
+    (
         "benches/speed.rs",
         Names::Only(&["adam"]),
         "measures every rule from RuleId::ALL, and f32 Adam against the plain C loop",

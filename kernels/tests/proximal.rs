@@ -286,9 +286,12 @@ fn meaningless_combinations_are_refused_by_name() {
     AnyRule::parse("proximal:adapt=adagrad,eps=0,initial_accumulator_value=0.1").unwrap();
     AnyRule::parse("proximal:eps=0").unwrap();
     refused("ftrl:lr_power=-0.25", "lr_power");
+    // pytorch_optimizer.FTRL's defaults (accumulator from 0, no λ₂, no β) are accepted:
+    // a zero denominator gives θ = 0, as there; only the shrinkage term would divide by it.
+    AnyRule::parse("ftrl:initial_accumulator_value=0").unwrap();
     refused(
-        "ftrl:initial_accumulator_value=0",
-        "initial_accumulator_value",
+        "ftrl:initial_accumulator_value=0,l2_shrinkage=0.1",
+        "l2_shrinkage",
     );
     AnyRule::parse("ftrl:initial_accumulator_value=0,l2=0.1").unwrap();
 }
