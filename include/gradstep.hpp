@@ -255,6 +255,34 @@ private:
     friend class result<rule>;
 };
 
+/** A Lookahead composite: a rule with k, alpha and the sync's momentum option (a
+ * gradstep_lookahead; the C struct is public). */
+class lookahead {
+public:
+    gradstep_lookahead c;
+
+    /** A composite from its C form. */
+    explicit lookahead(const gradstep_lookahead &la) noexcept : c(la) {}
+    /** `r` wrapped with pytorch_optimizer's defaults (k 5, alpha 0.5, momentum none). */
+    explicit lookahead(const rule &r, std::uint64_t k = 5, double alpha = 0.5,
+                       std::uint32_t momentum = GRADSTEP_LOOKAHEAD_NONE) noexcept
+        : c{r.c, k, alpha, momentum} {}
+    /** "lookahead(sgd:lr=0.1,momentum=0.9):k=5,alpha=0.5,momentum=pullback". */
+    static ret<lookahead> parse(const char *text) {
+        lookahead la;
+        GRADSTEP_HPP_CHECK(gradstep_lookahead_parse(text, &la.c));
+        return la;
+    }
+    static ret<lookahead> parse(const std::string &text) { return parse(text.c_str()); }
+
+    /** The wrapped rule. */
+    rule inner() const noexcept { return rule(c.rule); }
+
+private:
+    lookahead() noexcept : c() {}
+    friend class result<lookahead>;
+};
+
 /** A learning-rate schedule handle (owns a gradstep_schedule). */
 class schedule {
 public:
@@ -323,8 +351,17 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_optimizer_new(&r.c, detail::element<T>::value, &h));
         return optimizer(h);
     }
+    /** An optimizer whose every group's rule is wrapped in `la`'s Lookahead, with
+     * `la`'s rule as group 0. */
+    static ret<optimizer> create(const lookahead &la) {
+        gradstep_optimizer *h = nullptr;
+        GRADSTEP_HPP_CHECK(
+            gradstep_optimizer_new_lookahead(&la.c, detail::element<T>::value, &h));
+        return optimizer(h);
+    }
 #if GRADSTEP_EXCEPTIONS
     explicit optimizer(const rule &r) : optimizer(create(r)) {}
+    explicit optimizer(const lookahead &la) : optimizer(create(la)) {}
 #endif
     optimizer(optimizer &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     optimizer &operator=(optimizer &&o) noexcept {
@@ -343,6 +380,13 @@ public:
         std::size_t g = 0;
         GRADSTEP_HPP_CHECK(gradstep_optimizer_add_group(h_, &r.c, &g));
         return g;
+    }
+    /** Wraps every group's rule in Lookahead (k steps between syncs, slow step size
+     * alpha, momentum a GRADSTEP_LOOKAHEAD_* option); before any add_params. */
+    ret<void> set_lookahead(std::uint64_t k, double alpha,
+                            std::uint32_t momentum = GRADSTEP_LOOKAHEAD_NONE) {
+        GRADSTEP_HPP_CHECK(gradstep_optimizer_set_lookahead(h_, k, alpha, momentum));
+        return detail::done();
     }
     /** Registers a tensor in `group`: params (updated) and grads (read), equal sizes. */
     ret<void> add_params(std::size_t group, view<T> params, view<const T> grads) {

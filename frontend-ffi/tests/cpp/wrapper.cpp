@@ -163,6 +163,32 @@ int main() {
     gradstep_schedule_config none = gradstep_schedule_default(0);
     REFUSED(gradstep::schedule::create(none, 1.0), GRADSTEP_UNKNOWN_KIND, "unknown");
 
+    // Lookahead: parsed or built from a rule; k = 2, alpha = 0.5 over SGD (lr 0.5):
+    // θ 1 → 0.75 → 0.5, synced to 1 + 0.5·(0.5 − 1) = 0.75.
+    gradstep::lookahead la = VALUE(gradstep::lookahead::parse("lookahead(sgd:lr=0.5):k=2"));
+    CHECK(la.c.k == 2 && la.c.alpha == 0.5 && la.c.momentum == GRADSTEP_LOOKAHEAD_NONE);
+    CHECK(la.inner().kind() == GRADSTEP_RULE_SGD);
+    REFUSED(gradstep::lookahead::parse("lookahead(sgd):k=0"), GRADSTEP_INVALID_HYPERPARAMETER,
+            "k");
+    std::vector<double> pl{1.0}, gl{0.5};
+    gradstep::optimizer<double> ol = VALUE(gradstep::optimizer<double>::create(la));
+    DONE(ol.add_params(0, pl, gl));
+    DONE(ol.step());
+    CHECK(pl[0] == 0.75);
+    DONE(ol.step());
+    CHECK(pl[0] == 0.75);
+    // The same composite set on a plain optimizer; refused once params are added.
+    gradstep::optimizer<double> os = VALUE(gradstep::optimizer<double>::create(la.inner()));
+    DONE(os.set_lookahead(2, 0.5));
+    std::vector<double> ps{1.0};
+    DONE(os.add_params(0, ps, gl));
+    DONE(os.step());
+    DONE(os.step());
+    CHECK(ps[0] == 0.75);
+    REFUSED(os.set_lookahead(3, 0.5), GRADSTEP_STATE_LAYOUT, "");
+    gradstep::lookahead built(sgd, 2, 0.5, GRADSTEP_LOOKAHEAD_RESET);
+    CHECK(built.c.momentum == GRADSTEP_LOOKAHEAD_RESET);
+
     std::printf("wrapper: ok\n");
     return 0;
 }
