@@ -17,10 +17,7 @@ use gradstep_optim::{Error, GroupId, Optimizer};
 
 use crate::boundary::{Raw, Span, check, disjoint, guard, note, read, vec_with_capacity};
 use crate::registry::{self, Kind};
-use crate::rules::{
-    GRADSTEP_F32, GRADSTEP_RULE_TEXT_MAX, bounded_strlen, from_any, gradstep_element,
-    gradstep_rule, to_any,
-};
+use crate::rules::{GRADSTEP_F32, from_any, gradstep_element, gradstep_rule, spec_text, to_any};
 use crate::schedules::{
     Attach, attach_config, attach_handle, gradstep_schedule, gradstep_schedule_config,
 };
@@ -865,16 +862,9 @@ pub unsafe extern "C" fn gradstep_lookahead_parse(
     out: *mut gradstep_lookahead,
 ) -> gradstep_status {
     guard(|| {
-        let text = text.cast::<u8>();
-        check(text)?;
         check(out.cast_const())?;
-        // SAFETY: non-NULL; readable up to the bound (caller's contract).
-        let len = unsafe { bounded_strlen(text, GRADSTEP_RULE_TEXT_MAX) }
-            .ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
-        // SAFETY: non-NULL, `len` bytes before the NUL are readable, bounded by the
-        // constant; only read.
-        let bytes = unsafe { Raw::new(text, len)?.slice() };
-        let spec = core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)?;
+        // SAFETY: NULL, or readable up to its NUL or the bound (caller's contract).
+        let spec = unsafe { spec_text(text) }?;
         let la = Lookahead::parse(spec).map_err(|e| {
             let status = match e {
                 LookaheadSpecError::Inner(gradstep::rules::SpecError::UnknownRule { .. }) => {

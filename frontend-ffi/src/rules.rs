@@ -770,11 +770,30 @@ pub extern "C" fn gradstep_rule_name(kind: gradstep_rule_kind) -> *const c_char 
     name_of(kind)
 }
 
+/// A rule spec from C: NUL-terminated text of at most [`GRADSTEP_RULE_TEXT_MAX`] bytes
+/// (no byte beyond the bound is read), UTF-8. `GRADSTEP_NULL_POINTER`,
+/// `GRADSTEP_LENGTH_TOO_LARGE` or `GRADSTEP_BAD_RULE_TEXT` otherwise.
+///
+/// # Safety
+/// `text` NULL, or readable up to its NUL or `GRADSTEP_RULE_TEXT_MAX + 1` bytes, and
+/// unchanged for `'a`.
+pub(crate) unsafe fn spec_text<'a>(text: *const c_char) -> Result<&'a str, gradstep_status> {
+    let text = text.cast::<u8>();
+    check(text)?;
+    // SAFETY: non-NULL; readable up to the bound (caller's contract).
+    let len =
+        unsafe { bounded_strlen(text, GRADSTEP_RULE_TEXT_MAX) }.ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
+    // SAFETY: non-NULL, `len` bytes before the NUL are readable, bounded by the
+    // constant; only read.
+    let bytes = unsafe { Raw::new(text, len)?.slice() };
+    core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)
+}
+
 /// The length of the NUL-terminated `text`, reading at most `max + 1` bytes.
 ///
 /// # Safety
 /// `text` must be non-NULL and readable up to its NUL or `max + 1` bytes.
-pub(crate) unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
+unsafe fn bounded_strlen(text: *const u8, max: usize) -> Option<usize> {
     // SAFETY: each byte up to the NUL (or the bound) is readable (caller's contract);
     // no slice is built.
     (0..=max).find(|&i| unsafe { text.add(i).read() } == 0)
@@ -811,16 +830,9 @@ pub unsafe extern "C" fn gradstep_rule_parse(
     out: *mut gradstep_rule,
 ) -> gradstep_status {
     guard(|| {
-        let text = text.cast::<u8>();
-        check(text)?;
         check(out.cast_const())?;
-        // SAFETY: non-NULL; readable up to the bound (caller's contract).
-        let len = unsafe { bounded_strlen(text, GRADSTEP_RULE_TEXT_MAX) }
-            .ok_or(GRADSTEP_LENGTH_TOO_LARGE)?;
-        // SAFETY: non-NULL, `len` bytes before the NUL are readable, bounded by the
-        // constant; only read.
-        let bytes = unsafe { Raw::new(text, len)?.slice() };
-        let spec = core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)?;
+        // SAFETY: NULL, or readable up to its NUL or the bound (caller's contract).
+        let spec = unsafe { spec_text(text) }?;
         let rule = from_any(&AnyRule::parse(spec).map_err(spec_status)?)?;
         // SAFETY: non-NULL and aligned (checked); writable. `spec` is no longer used.
         unsafe { out.write(rule) };
