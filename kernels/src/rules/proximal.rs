@@ -7,6 +7,7 @@ use super::{Rule, StepCount, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::{Lanes, Lerp};
+use crate::power::Powers;
 use crate::real::Real;
 
 choice_enum! {
@@ -356,20 +357,22 @@ struct Coeffs<T> {
 }
 
 impl Proximal {
-    fn coeffs<T: Real>(&self, t: u64) -> Coeffs<T> {
+    /// The step's scalars; `powers` caches β₁ᵗ and β₂ᵗ between steps.
+    fn coeffs<T: Real>(&self, t: u64, powers: &mut Powers) -> Coeffs<T> {
         let online = self.adapt == AdaptKind::OnlineAverage;
         let (beta2, one_minus_beta2) = if online {
             (1.0 - self.gamma / t as f64, self.gamma / t as f64)
         } else {
             (self.beta2, 1.0 - self.beta2)
         };
-        // The bias corrections only where a choice uses them: the square roots are
-        // correctly rounded `pow`s, which cost a 4K-parameter SGD-shaped step on x86-64
-        // more than its element loop (and the Cortex-M4F thousands of instructions).
+        // The powers β^t only where a choice uses them, and from the step counter's
+        // cache as Adam takes them (the same values as `powf`): correctly rounded powers
+        // computed afresh every step cost a 4K-parameter step on x86-64 more than its
+        // element loop, and the Cortex-M4F thousands of instructions.
         let corrected = self.corrects_bias();
         let lazy = self.representation == Representation::Lazy;
         let bc2 = if corrected {
-            1.0 - powf(self.beta2, t as f64)
+            1.0 - powers.pow(1, self.beta2, t)
         } else {
             1.0
         };
@@ -379,8 +382,16 @@ impl Proximal {
         } else {
             1.0
         };
-        let step = self.step_size(t);
-        let step_prev = if t > 1 { self.step_size(t - 1) } else { step };
+        let step = if self.momentum == MomentumKind::Ema && corrected {
+            self.lr / (1.0 - powers.pow(0, self.beta1, t))
+        } else {
+            self.lr
+        };
+        let step_prev = if t > 1 && lazy {
+            self.step_size(t - 1)
+        } else {
+            step
+        };
         let l1_t = match self.l1_kind {
             L1Kind::Incremental => t as f64 * self.l1,
             L1Kind::Fixed => self.l1,
@@ -866,8 +877,8 @@ impl Rule for Proximal {
         SLOTS[m][a][usize::from(l.z)]
     }
 
-    fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, t: u64, drive: D) -> D::Out {
-        let c = self.coeffs::<T>(t);
+    fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
+        let c = self.coeffs::<T>(t, &mut scalars.powers);
         let s0 = T::from_f64(self.initial_accumulator_value);
         let mut init = [T::ZERO; 3];
         if self.adapt == AdaptKind::Accumulated {
