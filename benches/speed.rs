@@ -140,6 +140,8 @@ fn cases(filter: &Option<Vec<String>>) -> Vec<(String, AnyRule)> {
         .collect();
     let momentum = AnyRule::parse("sgd:momentum=0.9").expect("SGD has momentum");
     out.push(("sgd_momentum".into(), momentum));
+    let adam_like = AnyRule::parse("proximal:momentum=ema,adapt=adam").expect("a proximal form");
+    out.push(("proximal_adam".into(), adam_like));
     if let Some(names) = filter {
         out.retain(|(name, _)| names.iter().any(|n| n == name));
     }

@@ -330,3 +330,70 @@ fn choices_by_name() {
         assert_eq!(AnyRule::parse(spec).unwrap().state_slots(), slots, "{spec}");
     }
 }
+
+/// As [`run`], through the scalar reference.
+fn run_reference<T: Real>(
+    rule: Proximal,
+    params0: &[T],
+    grads: &[Vec<T>],
+) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+    let n = params0.len();
+    let mut params = params0.to_vec();
+    let mut state = vec![vec![T::ZERO; n]; rule.state_slots()];
+    let mut scalars = StepCount::default();
+    let mut trajectory = Vec::new();
+    for g in grads {
+        let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| &mut s[..]).collect();
+        rule.step_reference(&mut scalars, &mut params, g, &mut slots)
+            .unwrap();
+        trajectory.push(params.iter().map(|x| x.to_f64().to_bits()).collect());
+    }
+    let state = state
+        .iter()
+        .map(|s| s.iter().map(|x| x.to_f64().to_bits()).collect())
+        .collect();
+    (trajectory, state)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The configurations with their own kernel instantiation (SGD, heavy ball,
+    /// Nesterov, Adagrad, RMSprop, Adam), and next to each the options that send it back
+    /// to the general kernel (β₁ < 0.5, maximize, L1), equal the scalar reference bit
+    /// for bit at every instruction-set level, in f32 and f64.
+    #[test]
+    fn specialised_shapes_are_the_reference_at_every_level(
+        lr in 1e-3..0.5f64, beta1 in 0.05..0.99f64, beta2 in 0.5..0.9999f64,
+        dampening in 0.0..0.5f64, s0 in prop_oneof![Just(0.0), 0.0..1.0f64],
+        shape in 0usize..6, maximize in any::<bool>(), l1 in prop_oneof![3 => Just(0.0), 1 => 0.0..0.1f64],
+        n in lengths(), steps in 1usize..6, s in seed(),
+    ) {
+        let (momentum, adapt) = [
+            (MomentumKind::None, AdaptKind::None),
+            (MomentumKind::HeavyBall, AdaptKind::None),
+            (MomentumKind::Nesterov, AdaptKind::None),
+            (MomentumKind::None, AdaptKind::Accumulated),
+            (MomentumKind::None, AdaptKind::Average),
+            (MomentumKind::Ema, AdaptKind::Corrected),
+        ][shape];
+        let dampening = if momentum == MomentumKind::Nesterov { 0.0 } else { dampening };
+        let rule = Proximal {
+            lr, beta1, beta2, dampening, initial_accumulator_value: s0, maximize, l1,
+            momentum, adapt, ..Proximal::default()
+        };
+        prop_assume!(rule.validate().is_ok());
+        let (p32, g32) = data::<f32>(n, steps, &s);
+        let (p64, g64) = data::<f64>(n, steps, &s);
+        let want = (run_reference(rule, &p32, &g32), run_reference(rule, &p64, &g64));
+        let start = gradstep::isa::level();
+        for level in gradstep::isa::Level::ALL {
+            if !gradstep::isa::set_level(Some(level)) {
+                continue;
+            }
+            let got = (run(rule, &p32, &g32), run(rule, &p64, &g64));
+            gradstep::isa::set_level(Some(start));
+            prop_assert_eq!(&got, &want, "{:?} at {:?}", rule, level);
+        }
+    }
+}

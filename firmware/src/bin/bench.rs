@@ -356,6 +356,18 @@ fn main() -> ! {
     limits("asgd", &measure(&clock, b, Asgd::default()));
     limits("proximal", &measure(&clock, b, Proximal::default()));
     limits(
+        "proximal-adam",
+        &measure(
+            &clock,
+            b,
+            Proximal {
+                momentum: MomentumKind::Ema,
+                adapt: AdaptKind::Corrected,
+                ..Proximal::default()
+            },
+        ),
+    );
+    limits(
         "proximal-adam-l1",
         &measure(
             &clock,
