@@ -684,12 +684,12 @@ const fn adapt_of(shape: u8) -> AdaptKind {
 
 /// The shapes with their own instantiation: the configurations that equal SGD (plain,
 /// heavy ball, Nesterov), Adagrad, RMSprop and Adam.
-const SGD: u8 = shape(MomentumKind::None, AdaptKind::None);
+const PLAIN: u8 = shape(MomentumKind::None, AdaptKind::None);
 const HEAVY_BALL: u8 = shape(MomentumKind::HeavyBall, AdaptKind::None);
 const NESTEROV: u8 = shape(MomentumKind::Nesterov, AdaptKind::None);
-const ADAGRAD: u8 = shape(MomentumKind::None, AdaptKind::Accumulated);
-const RMSPROP: u8 = shape(MomentumKind::None, AdaptKind::Average);
-const ADAM: u8 = shape(MomentumKind::Ema, AdaptKind::Corrected);
+const ACCUMULATED: u8 = shape(MomentumKind::None, AdaptKind::Accumulated);
+const AVERAGE: u8 = shape(MomentumKind::None, AdaptKind::Average);
+const EMA_CORRECTED: u8 = shape(MomentumKind::Ema, AdaptKind::Corrected);
 
 impl<T: Real> Coeffs<T> {
     /// The [`Plain`] shape of this step, if its configuration has one: greedy, no
@@ -887,13 +887,13 @@ impl Rule for Proximal {
         // One instantiation per common configuration, picked once per step; the
         // general kernel (every choice a runtime flag) for the rest.
         match c.plain_shape() {
-            Some(SGD) => return drive.run::<0, _>(&Plain::<_, SGD>(c), None),
+            Some(PLAIN) => return drive.run::<0, _>(&Plain::<_, PLAIN>(c), None),
             Some(HEAVY_BALL) => return drive.run::<1, _>(&Plain::<_, HEAVY_BALL>(c), None),
             Some(NESTEROV) => return drive.run::<1, _>(&Plain::<_, NESTEROV>(c), None),
-            Some(ADAGRAD) => return drive.run::<1, _>(&Plain::<_, ADAGRAD>(c), Some([init[0]])),
-            Some(RMSPROP) => return drive.run::<1, _>(&Plain::<_, RMSPROP>(c), Some([init[0]])),
-            Some(ADAM) => {
-                return drive.run::<2, _>(&Plain::<_, ADAM>(c), Some([init[0], init[1]]));
+            Some(ACCUMULATED) => return drive.run::<1, _>(&Plain::<_, ACCUMULATED>(c), Some([init[0]])),
+            Some(AVERAGE) => return drive.run::<1, _>(&Plain::<_, AVERAGE>(c), Some([init[0]])),
+            Some(EMA_CORRECTED) => {
+                return drive.run::<2, _>(&Plain::<_, EMA_CORRECTED>(c), Some([init[0], init[1]]));
             }
             _ => {}
         }
