@@ -890,7 +890,9 @@ impl Rule for Proximal {
             Some(PLAIN) => return drive.run::<0, _>(&Plain::<_, PLAIN>(c), None),
             Some(HEAVY_BALL) => return drive.run::<1, _>(&Plain::<_, HEAVY_BALL>(c), None),
             Some(NESTEROV) => return drive.run::<1, _>(&Plain::<_, NESTEROV>(c), None),
-            Some(ACCUMULATED) => return drive.run::<1, _>(&Plain::<_, ACCUMULATED>(c), Some([init[0]])),
+            Some(ACCUMULATED) => {
+                return drive.run::<1, _>(&Plain::<_, ACCUMULATED>(c), Some([init[0]]));
+            }
             Some(AVERAGE) => return drive.run::<1, _>(&Plain::<_, AVERAGE>(c), Some([init[0]])),
             Some(EMA_CORRECTED) => {
                 return drive.run::<2, _>(&Plain::<_, EMA_CORRECTED>(c), Some([init[0], init[1]]));
