@@ -97,6 +97,17 @@ impl<T: Real> Kernel<T, 0> for Coeffs<T> {
     }
 }
 
+/// No momentum, no prelude: `θ ← θ − γg` with nothing decided per element. The general
+/// kernel above tests `maximize` and weight decay per vector in its loop; this one is
+/// what a default build runs for plain SGD (measured at 4K on AVX-512: 0.82–0.87 of the
+/// `-C target-cpu=native` build before, whose compiler hoisted those tests itself).
+impl<T: Real> Kernel<T, 0> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, _: &mut [V; 0]) {
+        *p = *p + V::splat(self.0.neg_lr) * g;
+    }
+}
+
 impl<T: Real> Coeffs<T> {
     /// The steady state: no prelude, not the first step. [`Plain`] variant 1 is Nesterov.
     fn is_plain(&self) -> bool {
@@ -180,6 +191,7 @@ impl Rule for Sgd {
         let c = self.coeffs::<T>(t == 1);
         // No initialization: the first step sets the buffer to g.
         match (self.momentum != 0.0, c.is_plain(), self.nesterov) {
+            (false, _, _) if c.prelude.is_identity() => drive.run::<0, _>(&Plain::<_, 0>(c), None),
             (false, _, _) => drive.run::<0, _>(&c, None),
             (true, true, false) => drive.run::<1, _>(&Plain::<_, 0>(c), None),
             (true, true, true) => drive.run::<1, _>(&Plain::<_, 1>(c), None),
