@@ -576,7 +576,7 @@ macro_rules! checkpoint_props {
         mod $m {
             use super::*;
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(512))]
+                #![proptest_config(ProptestConfig::with_cases(subjects::cases(512)))]
                 #[test]
                 fn resume_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), v in values(), k in 0usize..4, m in 1usize..4, with_params in any::<bool>()) {
                     resume::<$r, f32>(rule, n, &v, k, m, with_params)?;
@@ -587,7 +587,7 @@ macro_rules! checkpoint_props {
                 }
             }
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(64))]
+                #![proptest_config(ProptestConfig::with_cases(subjects::cases(64)))]
                 #[test]
                 fn refusals_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), v in values(), k in 0usize..3, with_params in any::<bool>()) {
                     refusals::<$r, f32>(rule, n, &v, k, with_params)?;
@@ -812,7 +812,7 @@ fn forged() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(subjects::cases(4096)))]
 
     #[test]
     fn fuzz_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {

@@ -338,7 +338,7 @@ macro_rules! rule_props {
         mod $m {
             use super::*;
             proptest! {
-                #![proptest_config(ProptestConfig::with_cases(1024))]
+                #![proptest_config(ProptestConfig::with_cases(subjects::cases(1024)))]
                 #[test]
                 fn vector_equals_reference_f32(rule in <$r>::arb(), n in 0..=max_len::<f32>(), offset in 0usize..17, steps in 1usize..5, v in values()) {
                     vector_equals_reference::<$r, f32>(rule, n, offset, steps, &v)?;

@@ -4,6 +4,17 @@
 use gradstep::*;
 use proptest::prelude::*;
 
+/// How many cases a property runs: `default`, or `PROPTEST_CASES` when it is set (as
+/// proptest's own default does; `ProptestConfig::with_cases` alone would ignore it), so
+/// that the test command can run fewer where a case is slow (debug builds, `qemu-aarch64`)
+/// and a longer run can ask for more.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A hyperparameter field: its name, a setter, and values that must be refused.
 pub type Field<R> = (&'static str, fn(&mut R, f64), Vec<f64>);
 
