@@ -907,6 +907,52 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         ),
         None => println!("- default / native: not measured (no --native)"),
     }
+    // The same comparison round by round: the native build runs in a child process
+    // right after the round's default column, so each round's ratio pairs measurements
+    // taken under the same load. The forced level that the default build picks runs the
+    // same code as `default`: its per-round ratio is the run's noise band.
+    let quartiles = |name: &str, n: usize, a: &'static str, b: &'static str| {
+        let x = samples.get(&(name.to_string(), n, a))?;
+        let y = samples.get(&(name.to_string(), n, b))?;
+        let mut r: Vec<f64> = x.iter().zip(y).map(|(x, y)| x / y).collect();
+        r.sort_by(f64::total_cmp);
+        let q = |f: usize| r.get(r.len() * f / 4).copied();
+        Some([q(1)?, q(2)?, q(3)?])
+    };
+    #[cfg(target_arch = "x86_64")]
+    let same_code = isa::detected().name();
+    #[cfg(not(target_arch = "x86_64"))]
+    let same_code = "default";
+    let (mut cells, mut within, mut outside) = (0, 0, Vec::new());
+    for (name, _) in cases {
+        for &n in &args.sizes {
+            let Some([q1, q2, q3]) = quartiles(name, n, "default", "native") else {
+                continue;
+            };
+            cells += 1;
+            if (q2 - 1.0).abs() <= 0.05 {
+                within += 1;
+            } else {
+                let noise = quartiles(name, n, "default", same_code)
+                    .map_or("–".to_string(), |[a, _, b]| format!("{a:.2}–{b:.2}"));
+                outside.push(format!(
+                    "{name} {} {q2:.3} (IQR {q1:.2}–{q3:.2}; default/{same_code}, the same \
+                     code: {noise})",
+                    size_name(n)
+                ));
+            }
+        }
+    }
+    if cells > 0 {
+        println!(
+            "- default / native, median of the per-round ratios: {within} of {cells} cells \
+             within 5 %{}",
+            if outside.is_empty() { "" } else { "; outside:" }
+        );
+        for o in outside {
+            println!("  - {o}");
+        }
+    }
     let a = |n: usize, col: &'static str| med("adam", n, col);
     println!(
         "- adam default / C loop: {}",
