@@ -183,3 +183,55 @@ avx2_lanes!(
     _mm256_loadu_pd,
     _mm256_storeu_pd
 );
+
+impl super::Partial<f32> for F32x8 {
+    #[inline(always)]
+    unsafe fn load_first(src: *const f32, len: usize) -> Self {
+        // SAFETY: AVX2 is enabled in the entry point these values live in; the caller
+        // guarantees `len` (< 8) readable elements at `src`, and `vmaskmovps` neither
+        // reads nor faults on the lanes whose mask sign bit is clear (they read as 0).
+        unsafe {
+            let mask = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(len as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            F32x8(_mm256_maskload_ps(src, mask))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, dst: *mut f32, len: usize) {
+        // SAFETY: as for `load_first`: only the first `len` (< 8) lanes are written.
+        unsafe {
+            let mask = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(len as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            _mm256_maskstore_ps(dst, mask, self.0)
+        }
+    }
+}
+
+impl super::Partial<f64> for F64x4 {
+    #[inline(always)]
+    unsafe fn load_first(src: *const f64, len: usize) -> Self {
+        // SAFETY: as for `F32x8`: the first `len` (< 4) lanes only.
+        unsafe {
+            let mask = _mm256_cmpgt_epi64(
+                _mm256_set1_epi64x(len as i64),
+                _mm256_setr_epi64x(0, 1, 2, 3),
+            );
+            F64x4(_mm256_maskload_pd(src, mask))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, dst: *mut f64, len: usize) {
+        // SAFETY: as for `load_first`: only the first `len` (< 4) lanes are written.
+        unsafe {
+            let mask = _mm256_cmpgt_epi64(
+                _mm256_set1_epi64x(len as i64),
+                _mm256_setr_epi64x(0, 1, 2, 3),
+            );
+            _mm256_maskstore_pd(dst, mask, self.0)
+        }
+    }
+}

@@ -187,3 +187,39 @@ avx512_lanes!(
     _mm512_loadu_pd,
     _mm512_storeu_pd
 );
+
+impl super::Partial<f32> for F32x16 {
+    #[inline(always)]
+    unsafe fn load_first(src: *const f32, len: usize) -> Self {
+        let mask = ((1u32 << len) - 1) as __mmask16;
+        // SAFETY: the caller guarantees `len` (< 16) readable elements at `src`; the
+        // masked-off lanes are not accessed (AVX-512 suppresses their faults) and read
+        // as zero.
+        F32x16(unsafe { _mm512_maskz_loadu_ps(mask, src) })
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, dst: *mut f32, len: usize) {
+        let mask = ((1u32 << len) - 1) as __mmask16;
+        // SAFETY: the caller guarantees `len` (< 16) writable elements at `dst`; the
+        // masked-off lanes are not written.
+        unsafe { _mm512_mask_storeu_ps(dst, mask, self.0) }
+    }
+}
+
+impl super::Partial<f64> for F64x8 {
+    #[inline(always)]
+    unsafe fn load_first(src: *const f64, len: usize) -> Self {
+        let mask = ((1u32 << len) - 1) as __mmask8;
+        // SAFETY: the caller guarantees `len` (< 8) readable elements at `src`; the
+        // masked-off lanes are not accessed (AVX-512 suppresses their faults) and read
+        // as zero.
+        F64x8(unsafe { _mm512_maskz_loadu_pd(mask, src) })
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, dst: *mut f64, len: usize) {
+        let mask = ((1u32 << len) - 1) as __mmask8;
+        // SAFETY: the caller guarantees `len` (< 8) writable elements at `dst`; the
+        // masked-off lanes are not written.
+        unsafe { _mm512_mask_storeu_pd(dst, mask, self.0) }
+    }
+}

@@ -30,8 +30,8 @@ pub(crate) unsafe fn run<T, S2, A2, A5, const K: usize, F>(
 ) where
     T: Real,
     S2: Lanes<Scalar = T> + LoadStore<T>,
-    A2: Lanes<Scalar = T> + LoadStore<T>,
-    A5: Lanes<Scalar = T> + LoadStore<T>,
+    A2: Lanes<Scalar = T> + LoadStore<T> + Partial<T>,
+    A5: Lanes<Scalar = T> + LoadStore<T> + Partial<T>,
     F: Kernel<T, K>,
 {
     match isa::level() {
@@ -113,7 +113,7 @@ unsafe fn run_avx2<T, V, const K: usize, F>(
     n: usize,
 ) where
     T: Real,
-    V: Lanes<Scalar = T> + LoadStore<T>,
+    V: Lanes<Scalar = T> + LoadStore<T> + Partial<T>,
     F: Kernel<T, K>,
 {
     // SAFETY: forwarded from the caller.
@@ -134,18 +134,39 @@ unsafe fn run_avx512<T, V, const K: usize, F>(
     n: usize,
 ) where
     T: Real,
-    V: Lanes<Scalar = T> + LoadStore<T>,
+    V: Lanes<Scalar = T> + LoadStore<T> + Partial<T>,
     F: Kernel<T, K>,
 {
     // SAFETY: forwarded from the caller.
     unsafe { run_aligned::<T, V, K, F>(kernel, p, g, s, n) }
 }
 
-/// The element loop with its first elements, up to the first params address that is a
-/// multiple of the vector's size, on scalar lanes: a vector access that straddles two
-/// cache lines costs two, and with 64-byte AVX-512 vectors every access of a buffer
-/// that is not 64-byte aligned straddles (`malloc` gives 16). Buffers allocated alike,
-/// the usual case, then all align. Same bits: the update is element by element.
+/// Loads and stores of a vector's first lanes only: the partial vectors at the ends of
+/// an AVX2 or AVX-512 loop.
+pub(crate) trait Partial<T>: LoadStore<T> {
+    /// Reads `src[..len]` into the first `len` lanes; the others are zero.
+    ///
+    /// # Safety
+    /// `len < Self::WIDTH`, `src..src + len` valid for reads; inside the entry point of
+    /// the type's instruction set.
+    unsafe fn load_first(src: *const T, len: usize) -> Self;
+    /// Writes the first `len` lanes to `dst[..len]` and nothing else.
+    ///
+    /// # Safety
+    /// `len < Self::WIDTH`, `dst..dst + len` valid for writes; inside the entry point of
+    /// the type's instruction set.
+    unsafe fn store_first(self, dst: *mut T, len: usize);
+}
+
+/// The element loop in three parts: the elements before the first params address that
+/// is a multiple of the vector's size, whole vectors from there, and the rest. A vector
+/// access that straddles two cache lines costs two, and with 64-byte AVX-512 vectors
+/// every access of a buffer that is not 64-byte aligned straddles (`malloc` gives 16):
+/// buffers allocated alike, the usual case, all align. The two ends are one masked
+/// vector step each ([`Partial`]), not up to 15 scalar steps each: with a division and
+/// a square root per element, the scalar ends cost f32 Adam ~10 % of a 1K-param step.
+/// Same bits: the update is element by element, and the lanes outside the mask are
+/// neither read nor written (they compute on zeros, which nothing stores).
 ///
 /// # Safety
 /// As for [`run`]; inside the entry point of `V`'s instruction set.
@@ -158,7 +179,7 @@ unsafe fn run_aligned<T, V, const K: usize, F>(
     n: usize,
 ) where
     T: Real,
-    V: Lanes<Scalar = T> + LoadStore<T>,
+    V: Lanes<Scalar = T> + LoadStore<T> + Partial<T>,
     F: Kernel<T, K>,
 {
     let bytes = V::WIDTH * size_of::<T>();
@@ -168,17 +189,60 @@ unsafe fn run_aligned<T, V, const K: usize, F>(
     } else {
         0
     };
-    // SAFETY: head <= n, so both parts are in bounds of every buffer; forwarded from
-    // the caller otherwise.
+    let body = (n - head) / V::WIDTH * V::WIDTH;
+    // SAFETY: head + body + tail = n with head, tail < WIDTH, so every part is in
+    // bounds of every buffer; forwarded from the caller otherwise.
     unsafe {
-        run_lanes::<T, T, T, T, K, F>(kernel, p, g, s, head);
+        step_first::<T, V, K, F>(kernel, p, g, s, head);
         run_lanes::<V, T, T, T, K, F>(
             kernel,
             p.add(head),
             g.add(head),
             s.map(|x| x.add(head)),
-            n - head,
+            body,
         );
+        let done = head + body;
+        step_first::<T, V, K, F>(
+            kernel,
+            p.add(done),
+            g.add(done),
+            s.map(|x| x.add(done)),
+            n - done,
+        );
+    }
+}
+
+/// One kernel step on the first `len` elements (`len < WIDTH`; none if 0) through the
+/// first lanes of a vector.
+///
+/// # Safety
+/// `len < V::WIDTH`; the buffers valid for `len` elements; inside the entry point of
+/// `V`'s instruction set.
+#[inline(always)]
+unsafe fn step_first<T, V, const K: usize, F>(
+    kernel: &F,
+    p: *mut T,
+    g: *const T,
+    s: [*mut T; K],
+    len: usize,
+) where
+    T: Real,
+    V: Lanes<Scalar = T> + Partial<T>,
+    F: Kernel<T, K>,
+{
+    if len == 0 {
+        return;
+    }
+    // SAFETY: `len` elements of every buffer, per the caller.
+    unsafe {
+        let mut pv = V::load_first(p, len);
+        let gv = V::load_first(g, len);
+        let mut sv = s.map(|s| V::load_first(s, len));
+        kernel.apply(&mut pv, gv, &mut sv);
+        pv.store_first(p, len);
+        for (v, s) in sv.into_iter().zip(s) {
+            v.store_first(s, len);
+        }
     }
 }
 
@@ -190,7 +254,7 @@ mod tests {
 
     extern crate std;
 
-    use super::{avx2, avx512};
+    use super::{Partial, avx2, avx512};
     use crate::isa::{self, Level};
     use crate::lanes::{Lanes, LoadStore};
     use crate::real::Real;
@@ -330,6 +394,76 @@ mod tests {
     #[test]
     fn lane_ops_equal_scalar_f64() {
         check::<f64, avx2::F64x4, avx512::F64x8>();
+    }
+
+    /// `Partial`'s loads and stores touch exactly the first `len` elements: a load
+    /// reads them and zeros, a store writes them and leaves the sentinels after them.
+    #[inline(always)]
+    fn partial<T: Real, V: Lanes<Scalar = T> + Partial<T>>() -> usize {
+        let mut checked = 0;
+        for len in 0..V::WIDTH {
+            let src: Vec<T> = (0..len).map(|i| T::from_f64(i as f64 + 1.5)).collect();
+            // SAFETY: `len` readable elements (the allocation holds exactly `len`).
+            let v = unsafe { V::load_first(src.as_ptr(), len) };
+            let mut lanes = [T::from_f64(-7.0); 16];
+            // SAFETY: 16 >= WIDTH writable elements.
+            unsafe { v.store(lanes.as_mut_ptr()) };
+            for (i, x) in lanes[..V::WIDTH].iter().enumerate() {
+                let want = if i < len { src[i] } else { T::ZERO };
+                assert_eq!(
+                    x.to_f64().to_bits(),
+                    want.to_f64().to_bits(),
+                    "load {len}: lane {i}"
+                );
+            }
+            let mut dst = [T::from_f64(-7.0); 17];
+            // SAFETY: `len` < 17 writable elements from dst + 1.
+            unsafe { v.store_first(dst.as_mut_ptr().add(1), len) };
+            for (i, x) in dst.iter().enumerate() {
+                let want = if (1..=len).contains(&i) {
+                    src[i - 1]
+                } else {
+                    T::from_f64(-7.0)
+                };
+                assert_eq!(
+                    x.to_f64().to_bits(),
+                    want.to_f64().to_bits(),
+                    "store {len}: at {i}"
+                );
+            }
+            checked += 1;
+        }
+        checked
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn partial_avx2<T: Real, V: Lanes<Scalar = T> + Partial<T>>() -> usize {
+        partial::<T, V>()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn partial_avx512<T: Real, V: Lanes<Scalar = T> + Partial<T>>() -> usize {
+        partial::<T, V>()
+    }
+
+    #[test]
+    fn partial_vectors_touch_only_their_first_lanes() {
+        let mut checked = 0;
+        if isa::available(Level::Avx2) {
+            // SAFETY: the CPU has AVX2.
+            checked += unsafe { partial_avx2::<f32, avx2::F32x8>() };
+            // SAFETY: as above.
+            checked += unsafe { partial_avx2::<f64, avx2::F64x4>() };
+        }
+        if isa::available(Level::Avx512) {
+            // SAFETY: the CPU has AVX-512F.
+            checked += unsafe { partial_avx512::<f32, avx512::F32x16>() };
+            // SAFETY: as above.
+            checked += unsafe { partial_avx512::<f64, avx512::F64x8>() };
+        }
+        if checked == 0 {
+            std::println!("no AVX2 on this CPU: partial vectors not tested");
+        }
     }
 
     #[test]
