@@ -2,7 +2,7 @@
 //! side by side in one run, with the fraction of a roofline the program measures itself.
 //!
 //! Rows: every rule of the registry with torch's defaults (`RuleId::ALL`, so a new rule
-//! appears without a change here) plus SGD with momentum 0.9. Sizes: 4K, 64K, 1M, 16M
+//! appears without a change here) plus SGD with momentum 0.9. Sizes: 1K, 4K, 64K, 1M, 16M
 //! parameters. Columns:
 //!
 //! - `default`: the portable build's own choice of lanes (`gradstep::isa` dispatch);
@@ -90,7 +90,7 @@ fn size_name(n: usize) -> String {
 fn parse_args() -> Args {
     let mut args = Args {
         rounds: 7,
-        sizes: vec![4 * K, 64 * K, M, 16 * M],
+        sizes: vec![K, 4 * K, 64 * K, M, 16 * M],
         rules: None,
         ms: 25.0,
         native: None,
