@@ -16,6 +16,17 @@ fn run<R: Rule<Scalars = StepCount>, T: Real>(
     params0: &[T],
     grads: &[Vec<T>],
 ) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+    run_with(rule, params0, grads, R::step)
+}
+
+/// `run` through `step` (the vector path, or the scalar reference): the trajectory's
+/// params after every step and the final state, as bits.
+fn run_with<R: Rule<Scalars = StepCount>, T: Real>(
+    rule: R,
+    params0: &[T],
+    grads: &[Vec<T>],
+    step: impl Fn(&R, &mut StepCount, &mut [T], &[T], &mut [&mut [T]]) -> Result<(), Error>,
+) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
     let n = params0.len();
     let mut params = params0.to_vec();
     let mut state = vec![vec![T::ZERO; n]; rule.state_slots()];
@@ -23,7 +34,7 @@ fn run<R: Rule<Scalars = StepCount>, T: Real>(
     let mut trajectory = Vec::new();
     for g in grads {
         let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| &mut s[..]).collect();
-        rule.step(&mut scalars, &mut params, g, &mut slots).unwrap();
+        step(&rule, &mut scalars, &mut params, g, &mut slots).unwrap();
         trajectory.push(params.iter().map(|x| x.to_f64().to_bits()).collect());
     }
     let state = state
@@ -337,22 +348,7 @@ fn run_reference<T: Real>(
     params0: &[T],
     grads: &[Vec<T>],
 ) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
-    let n = params0.len();
-    let mut params = params0.to_vec();
-    let mut state = vec![vec![T::ZERO; n]; rule.state_slots()];
-    let mut scalars = StepCount::default();
-    let mut trajectory = Vec::new();
-    for g in grads {
-        let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| &mut s[..]).collect();
-        rule.step_reference(&mut scalars, &mut params, g, &mut slots)
-            .unwrap();
-        trajectory.push(params.iter().map(|x| x.to_f64().to_bits()).collect());
-    }
-    let state = state
-        .iter()
-        .map(|s| s.iter().map(|x| x.to_f64().to_bits()).collect())
-        .collect();
-    (trajectory, state)
+    run_with(rule, params0, grads, Proximal::step_reference)
 }
 
 proptest! {
