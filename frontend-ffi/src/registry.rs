@@ -513,4 +513,33 @@ mod tests {
             assert_eq!(free(h, Kind::Schedule), Ok(()));
         }
     }
+    #[test]
+    fn a_free_racing_calls_on_another_thread_drops_the_value_once() {
+        for _ in 0..4 {
+            let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let h = register(Counted(drops.clone()), Kind::Optimizer).addr();
+            let freed = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let p = std::ptr::without_provenance_mut::<Counted>(h);
+                    loop {
+                        // Seen freed before the call: the call must be refused.
+                        let was_freed = freed.load(Ordering::SeqCst);
+                        match with(p, Kind::Optimizer, |v| Ok(v.0.load(Ordering::SeqCst))) {
+                            Ok(d) => assert!(!was_freed && d == 0, "a call after free"),
+                            Err(e) => {
+                                assert_eq!(e, GRADSTEP_INVALID_HANDLE);
+                                break;
+                            }
+                        }
+                    }
+                });
+                std::thread::yield_now();
+                let p = std::ptr::without_provenance_mut::<Counted>(h);
+                assert_eq!(free(p, Kind::Optimizer), Ok(()));
+                freed.store(true, Ordering::SeqCst);
+            });
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
 }
