@@ -839,29 +839,7 @@ fn step_tensor<T: Element>(
     grads: &[T],
 ) -> Result<(), Error> {
     let slots = slots_of(rule, lookahead);
-    // Most rules keep at most four state slices: clearing a 4-entry list rather than
-    // a 16-entry one per call is a few nanoseconds of a small step
-    // (frontend-ffi/benches/percall.rs).
-    if slots <= FEW_SLOTS {
-        step_parts::<T, FEW_SLOTS>(rule, lookahead, t, params, grads, slots)
-    } else {
-        step_parts::<T, MAX_SLOTS>(rule, lookahead, t, params, grads, slots)
-    }
-}
-
-/// The state slices most rules need at most (see [`step_tensor`]).
-const FEW_SLOTS: usize = 4;
-
-/// [`step_tensor`] with a list of `N ≥ slots` state slices.
-fn step_parts<T: Element, const N: usize>(
-    rule: &AnyRule,
-    lookahead: Option<Lookahead<()>>,
-    t: &mut Tensor<T>,
-    params: &mut [T],
-    grads: &[T],
-    slots: usize,
-) -> Result<(), Error> {
-    let mut parts: [&mut [T]; N] = core::array::from_fn(|_| Default::default());
+    let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
     for (part, slot) in parts
         .iter_mut()
         .zip(t.state.as_mut_slice().chunks_mut(t.n.max(1)))
@@ -875,7 +853,7 @@ fn step_parts<T: Element, const N: usize>(
         &mut t.scalars,
         params,
         grads,
-        &mut parts[..slots.min(N)],
+        &mut parts[..slots.min(MAX_SLOTS)],
     )?;
     Ok(())
 }
