@@ -20,7 +20,8 @@
 //! ratios' interquartile range (the noise band). Not a test: nothing asserts a time.
 //!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
-//! [--sizes 1K,4K,64K]`.
+//! [--sizes 1K,4K,64K] [--only "C step"]` (`--only`: that column and `kernel`, for
+//! `perf record` on one path).
 
 use std::hint::black_box;
 
@@ -256,6 +257,7 @@ impl Drop for Case {
 
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
+    let mut only = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -263,6 +265,11 @@ fn main() {
             "--bench" => {}
             "--rounds" => rounds = value().parse().expect("--rounds N"),
             "--ms" => ms = value().parse().expect("--ms MILLISECONDS"),
+            "--only" => {
+                let c = value();
+                assert!(COLUMNS.contains(&c.as_str()), "--only: one of {COLUMNS:?}");
+                only = Some(c)
+            }
             "--sizes" => {
                 sizes = value()
                     .split(',')
@@ -285,6 +292,11 @@ fn main() {
         for (case, per_col) in cases.iter_mut().zip(&mut samples) {
             for k in 0..COLUMNS.len() {
                 let c = (k + r) % COLUMNS.len();
+                if only.as_ref().is_some_and(|o| c != 0 && o != COLUMNS[c]) {
+                    // Skipped: printed as NaN.
+                    per_col[c].push(f64::NAN);
+                    continue;
+                }
                 per_col[c].push(case.run(COLUMNS[c], ms));
             }
         }

@@ -30,30 +30,57 @@ use crate::status::{
 ///
 /// It also sets the thread's last error: the detail [`note`]d for the returned status
 /// during `f` (or the status's own message), or empty on `GRADSTEP_OK`.
+///
+/// The thread's bookkeeping is one [`Thread`] reached once per call: in the cdylib each
+/// thread-local access may be a call to `__tls_get_addr`, and five of them (three
+/// thread-locals) cost a small step a measurable part of its time
+/// (frontend-ffi/benches/percall.rs).
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep_status {
     quiet_hook();
-    let _inside = Inside::enter();
-    // A call nested in this one (from a C callback) has its own pending detail; the
-    // outer call's is put back when it returns.
-    let outer = PENDING.try_with(|p| p.take()).ok().flatten();
-    let status = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => GRADSTEP_OK,
-        Ok(Err(status)) => status,
-        Err(_) => GRADSTEP_INTERNAL_ERROR,
+    let mut f = Some(f);
+    let run = |f: Option<_>| match f.map(|f| catch_unwind(AssertUnwindSafe(f))) {
+        Some(Ok(Ok(()))) => GRADSTEP_OK,
+        Some(Ok(Err(status))) => status,
+        Some(Err(_)) | None => GRADSTEP_INTERNAL_ERROR,
     };
-    let pending = PENDING.try_with(|p| p.replace(outer)).ok().flatten();
-    // Recording allocates at most once per thread and message length: a panic there
-    // (out of memory) must not unwind into C either.
-    let _ = catch_unwind(AssertUnwindSafe(|| record(status, pending)));
-    status
+    let status = THREAD.try_with(|t| {
+        t.depth.set(t.depth.get() + 1);
+        // A call nested in this one (from a C callback) has its own pending detail;
+        // the outer call's is put back when it returns.
+        let outer = t.pending.take();
+        let status = run(f.take());
+        let pending = t.pending.replace(outer);
+        t.depth.set(t.depth.get() - 1);
+        // Recording allocates at most once per thread and message length: a panic
+        // there (out of memory) must not unwind into C either.
+        let _ = catch_unwind(AssertUnwindSafe(|| record(t, status, pending)));
+        status
+    });
+    // During thread teardown the bookkeeping may be gone: the call still runs (a panic
+    // in it may then print), with no last error to leave.
+    status.unwrap_or_else(|_| run(f.take()))
+}
+
+/// A thread's bookkeeping at the boundary.
+struct Thread {
+    /// How many gradstep calls this thread is inside (more than one when a C callback
+    /// calls back into gradstep).
+    depth: Cell<usize>,
+    /// The detail noted during the running call: its status and message.
+    pending: Cell<Option<(gradstep_status, String)>>,
+    /// The message of this thread's last call that returned a status (empty if it
+    /// succeeded), as `gradstep_last_error` returns it.
+    last: RefCell<String>,
 }
 
 thread_local! {
-    /// The detail noted during the running call: its status and message.
-    static PENDING: Cell<Option<(gradstep_status, String)>> = const { Cell::new(None) };
-    /// The message of this thread's last call that returned a status (empty if it
-    /// succeeded), as `gradstep_last_error` returns it.
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static THREAD: Thread = const {
+        Thread {
+            depth: Cell::new(0),
+            pending: Cell::new(None),
+            last: RefCell::new(String::new()),
+        }
+    };
 }
 
 /// Notes `detail` as the message of a refusal with `status` and returns `status`, for
@@ -65,24 +92,22 @@ pub(crate) fn note(status: gradstep_status, detail: impl Display) -> gradstep_st
     let mut message = String::new();
     let _ = write!(message, "{detail}");
     // During thread teardown the slot may be gone: then there is no one to tell.
-    let _ = PENDING.try_with(|p| p.set(Some((status, message))));
+    let _ = THREAD.try_with(|t| t.pending.set(Some((status, message))));
     status
 }
 
 /// Sets the thread's last error after a call returned `status`.
-fn record(status: gradstep_status, pending: Option<(gradstep_status, String)>) {
-    let _ = LAST_ERROR.try_with(|last| {
-        let mut last = last.borrow_mut();
-        last.clear();
-        match pending {
-            _ if status == GRADSTEP_OK => {}
-            Some((noted, detail)) if noted == status => last.push_str(&detail),
-            _ => {
-                let message = status.message().to_str().unwrap_or("internal error");
-                last.push_str(message);
-            }
+fn record(t: &Thread, status: gradstep_status, pending: Option<(gradstep_status, String)>) {
+    let mut last = t.last.borrow_mut();
+    last.clear();
+    match pending {
+        _ if status == GRADSTEP_OK => {}
+        Some((noted, detail)) if noted == status => last.push_str(&detail),
+        _ => {
+            let message = status.message().to_str().unwrap_or("internal error");
+            last.push_str(message);
         }
-    });
+    }
 }
 
 /// Copies the thread's last error into `buf[..len]` as `snprintf` would: at most
@@ -92,8 +117,8 @@ fn record(status: gradstep_status, pending: Option<(gradstep_status, String)>) {
 /// # Safety
 /// `buf` must be NULL or valid for writes of `len` bytes.
 pub(crate) unsafe fn last_error(buf: *mut u8, len: usize) -> usize {
-    let copy = |last: &RefCell<String>| {
-        let last = last.borrow();
+    let copy = |t: &Thread| {
+        let last = t.last.borrow();
         if !buf.is_null() && len > 0 {
             let mut n = last.len().min(len - 1);
             while !last.is_char_boundary(n) {
@@ -109,35 +134,13 @@ pub(crate) unsafe fn last_error(buf: *mut u8, len: usize) -> usize {
         }
         last.len()
     };
-    catch_unwind(AssertUnwindSafe(|| LAST_ERROR.try_with(copy).unwrap_or(0))).unwrap_or(0)
-}
-
-thread_local! {
-    /// How many gradstep calls this thread is inside (more than one when a C callback
-    /// calls back into gradstep).
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Marks the current thread as inside a gradstep call until dropped (also on unwind).
-struct Inside;
-
-impl Inside {
-    fn enter() -> Inside {
-        DEPTH.with(|d| d.set(d.get() + 1));
-        Inside
-    }
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get() - 1));
-    }
+    catch_unwind(AssertUnwindSafe(|| THREAD.try_with(copy).unwrap_or(0))).unwrap_or(0)
 }
 
 /// Whether the current thread is inside a gradstep call.
 fn inside() -> bool {
     // During thread teardown the flag may be gone: then no gradstep call is running.
-    DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
+    THREAD.try_with(|t| t.depth.get() > 0).unwrap_or(false)
 }
 
 /// Installs, once, a panic hook that chains to the one installed before it: silent for

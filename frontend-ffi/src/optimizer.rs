@@ -264,6 +264,10 @@ fn step<T: Element>(opt: &mut Optimizer<T>, tensors: &[Tensor<T>]) -> Result<(),
         // exclusive); valid until the handle is freed (the caller's contract).
         unsafe { (t.params.slice_mut(), t.grads.slice()) }
     };
+    if let [t] = tensors {
+        // The common case without clearing the whole stack array.
+        return opt.step(&mut [slices(t)]).map_err(status);
+    }
     if tensors.len() <= STACK_TENSORS {
         let mut list: [(&mut [T], &[T]); STACK_TENSORS] = Default::default();
         for (l, t) in list.iter_mut().zip(tensors) {
