@@ -29,7 +29,8 @@
 //!
 //! Fast path (Ziv's strategy, as CORE-MATH and crlibm): [`pow`] first approximates
 //! `x^y` in 128-bit fixed point with integer multiplies only (`ln` from a 128-entry table
-//! and 12 series terms, `exp` from a 64-entry table of `2^(j/64)` and 8 terms), within a
+//! and 12 series terms, `exp` from a 64-entry table of `2^(j/64)` and 8 terms; the
+//! small high-order terms in 64-bit arithmetic), within a
 //! proven 2⁻⁸³ (relative; the sum is in [`pow_fast`]'s docs), and rounds that when no
 //! point halfway between two doubles lies within 2⁻⁷² of it. Otherwise (3 in 400 000
 //! sampled powers, and exact powers halfway between two doubles) the double-double path
@@ -571,6 +572,40 @@ fn mul_q127(a: i128, b: i128) -> i128 {
     if (a ^ b) < 0 { -p } else { p }
 }
 
+/// The high half `⌊a·b / 2⁶⁴⌋` of the 128-bit product `a · b`, in 32-bit limbs where
+/// the target has no 64-bit multiply (so that no `__multi3` is called).
+#[inline]
+fn mul_high64(a: u64, b: u64) -> u64 {
+    #[cfg(target_pointer_width = "64")]
+    {
+        ((u128::from(a) * u128::from(b)) >> 64) as u64
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        mul_high64_limbs(a, b)
+    }
+}
+
+/// [`mul_high64`] from four 32 × 32-bit products (compiled for the tests everywhere).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[inline]
+fn mul_high64_limbs(a: u64, b: u64) -> u64 {
+    let (a1, a0) = (a >> 32, a & 0xFFFF_FFFF);
+    let (b1, b0) = (b >> 32, b & 0xFFFF_FFFF);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    // Below 3·2³²: its carry is the only one into the high half.
+    let mid = (p00 >> 32) + (p01 & 0xFFFF_FFFF) + (p10 & 0xFFFF_FFFF);
+    p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32)
+}
+
+/// `a · b` for signed fixed-point numbers with 63 fraction bits (`|a|, |b| < 1`), rounded
+/// toward zero: the error is below one unit, 2⁻⁶³.
+#[inline]
+fn mul_q63(a: i64, b: i64) -> i64 {
+    let p = mul_high64(a.unsigned_abs() << 1, b.unsigned_abs()) as i64;
+    if (a ^ b) < 0 { -p } else { p }
+}
+
 /// `mant · 2^exp` with `mant` shifted to `[2¹²⁷, 2¹²⁸)`, or `None` for 0.
 fn normalized(mant: u128, exp: i32) -> Option<(u128, i32)> {
     let shift = mant.leading_zeros();
@@ -581,152 +616,165 @@ fn normalized(mant: u128, exp: i32) -> Option<(u128, i32)> {
 /// `kernels/tests/data/pow_tables.py` prints them).
 const LN2_116: i128 = 0x000B_1721_7F7D_1CF7_9ABC_9E3B_3980_3F2F;
 /// For `m` in `[1 + i/128, 1 + (i + 1)/128)`: `R` with `r = R/512` near `1/m` (`R = 512`
-/// and `R = 256` at the two ends, so that `ln x` near 1 is `ln(1 + u)` alone), and `−ln r`
-/// in units of 2⁻¹¹⁶. `|m·r − 1| ≤ 2⁻⁷`.
-const LOG_TABLE: [(u16, u128); 128] = [
-    (512, 0x0000_0000_0000_0000_0000_0000_0000_0000),
-    (506, 0x0000_3048_9147_1145_5441_2C58_4DFC_2680),
-    (502, 0x0000_50CA_A496_6033_0273_250C_6FFB_E6DA),
-    (498, 0x0000_718F_4BB0_52AB_C631_FCF5_9794_2799),
-    (495, 0x0000_8A4F_1F20_02D4_6756_5BE9_7031_4149),
-    (491, 0x0000_AB8A_E260_1E77_7722_03B8_9D7F_2550),
-    (487, 0x0000_CD0C_3DAB_9EF3_DD1B_13B2_6F29_8AA3),
-    (484, 0x0000_E65B_9E6E_ED96_5C36_E09F_5FE2_058D),
-    (480, 0x0001_0859_8B59_E3A0_688A_3FD9_BF50_3373),
-    (477, 0x0001_2207_B5C7_8549_D8CF_C10C_7BEC_556B),
-    (473, 0x0001_4485_E03D_BDFA_D46E_8D26_AB6F_1B8F),
-    (470, 0x0001_5E95_A4D9_791C_B7CE_1D17_1711_42A0),
-    (466, 0x0001_8197_E2F4_0E3F_01B9_F2DF_FBEE_D429),
-    (463, 0x0001_9C0C_32D4_D254_83F6_17C7_9982_A64D),
-    (460, 0x0001_B6AC_88DA_D5B1_BDFF_5022_5C6B_4C1D),
-    (457, 0x0001_D179_7882_1936_433B_5EFB_EED5_A53D),
-    (454, 0x0001_EC73_9830_A111_FCBA_80CD_D0FE_581F),
-    (450, 0x0002_10B3_16B3_C740_D114_7FB3_7EA0_66E6),
-    (447, 0x0002_2C19_0049_64F6_1695_4804_F1EA_02B4),
-    (444, 0x0002_47AE_2549_3840_348E_3F4F_7D71_4B5A),
-    (441, 0x0002_6373_29A7_49F0_98EE_3A50_80FC_CDBF),
-    (438, 0x0002_7F68_B4B3_2519_713C_0CAE_5597_D4D5),
-    (435, 0x0002_9B8F_712F_7838_F36C_15C3_FE1D_05C3),
-    (433, 0x0002_AE6F_9920_319B_AA7A_6B88_7F61_C6E3),
-    (430, 0x0002_CAE9_D7D1_8267_3E2C_B0F0_B9DE_412C),
-    (427, 0x0002_E797_20E9_FA29_956F_2FFF_A598_7F9D),
-    (424, 0x0003_0478_2CAA_3478_376E_698C_7A0C_3F4C),
-    (421, 0x0003_218D_B73F_979B_282A_239C_A0D6_CCA5),
-    (419, 0x0003_350E_F1BD_7547_0FA3_EFEC_38FC_3F49),
-    (416, 0x0003_527D_A791_5B3C_6DE5_7D4E_F4B9_01BA),
-    (413, 0x0003_7022_E617_047A_41A0_EE73_5D9F_0EC7),
-    (411, 0x0003_8405_1562_FF36_8F88_D51C_29D2_F849),
-    (408, 0x0003_A206_FE4C_ABCF_6B03_1492_1238_D110),
-    (406, 0x0003_B627_B61A_9128_06A8_4752_7E5B_2E21),
-    (403, 0x0003_D488_93E0_955E_9166_3732_A35F_C5FF),
-    (401, 0x0003_E8E9_6269_BE45_1B60_E208_4A25_54A7),
-    (398, 0x0004_07AB_9589_B1A4_3DCF_ADE8_5AD9_A3CF),
-    (396, 0x0004_1C4E_1813_5618_9CDB_16ED_4E91_387D),
-    (394, 0x0004_310B_59D8_58B8_C458_B1E7_5744_7B90),
-    (391, 0x0004_5059_FBCD_9DE0_C078_24DA_AF53_E9BA),
-    (389, 0x0004_655B_4EE6_F0BE_97B9_D68D_50A1_5CA8),
-    (387, 0x0004_7A78_59E2_267D_1512_C374_9A1E_4E7F),
-    (384, 0x0004_9A58_844D_36E4_9E0E_FADD_9DB0_2AA7),
-    (382, 0x0004_AFBC_1F37_24D4_E7D2_5280_279F_7832),
-    (380, 0x0004_C53C_7874_D738_EC29_66F6_1A3C_2384),
-    (378, 0x0004_DAD9_DDAF_8445_BB36_C3C5_DF1E_9C96),
-    (376, 0x0004_F094_9DCC_CC60_ED52_D81A_F571_39D4),
-    (373, 0x0005_1164_7814_E7D2_2D4E_DADB_84F0_5B4F),
-    (371, 0x0005_2769_FCEF_3107_B334_DAF4_B99A_9B1C),
-    (369, 0x0005_3D8D_FAEE_A603_EA73_4CED_B46D_BAF5),
-    (367, 0x0005_53D0_C6DE_F86A_2553_0244_2546_EBB7),
-    (365, 0x0005_6A32_B6EF_B7E8_3864_F508_1307_F229),
-    (363, 0x0005_80B4_22BC_247A_FA45_DB7C_FD92_3034),
-    (361, 0x0005_9755_6353_3802_A89F_A5B8_B7B7_F641),
-    (359, 0x0005_AE16_D33F_E8FF_33A8_69B9_281A_7BD4),
-    (357, 0x0005_C4F8_CE91_A85E_E6C9_85FA_51C7_2CE0),
-    (355, 0x0005_DBFB_B2E5_1C5D_2EE7_2614_B15C_9DAF),
-    (353, 0x0005_F31F_DF6D_1A83_67BC_7FDC_323C_2D27),
-    (351, 0x0006_0A65_B4FB_E2F2_AD55_CFAC_9449_427F),
-    (350, 0x0006_1615_5DDB_72FE_AB79_999B_BC4E_AC97),
-    (348, 0x0006_2D8E_6A22_CB7D_28F0_D0C7_DC7C_FCF8),
-    (346, 0x0006_452A_18D6_FDA2_652B_4467_3E0D_3AF2),
-    (344, 0x0006_5CE8_D0C4_D5AB_73B1_6BF4_983E_3860),
-    (342, 0x0006_74CA_FA85_7B4E_C30F_7979_FA7C_30D7),
-    (340, 0x0006_8CD1_0089_3E9E_322B_FCEB_CFA8_EE64),
-    (339, 0x0006_98E1_97EA_F43A_F75C_7DD5_45CB_45CC),
-    (337, 0x0006_B11E_3408_141B_C0E8_CC8A_54AE_F893),
-    (335, 0x0006_C97F_BED8_32CB_8306_3BA2_4BAD_F53A),
-    (334, 0x0006_D5BE_8111_8A42_5494_B610_6653_77F1),
-    (332, 0x0006_EE58_46E0_38BE_C2DF_A053_3364_3C21),
-    (330, 0x0007_0718_1A4F_E8E7_6403_FF47_0C01_55D1),
-    (329, 0x0007_1386_6E11_C8F0_6919_4983_34FF_95A4),
-    (327, 0x0007_2C80_34B3_AD90_B9D9_A2CB_5173_DD77),
-    (325, 0x0007_45A1_3527_D1AB_9D98_A582_7179_5280),
-    (324, 0x0007_5240_91B7_BE9A_DD7F_4D3B_3D40_6B6D),
-    (322, 0x0007_6B9D_5213_2585_6F4A_7C8E_7A59_9F21),
-    (320, 0x0007_8522_8689_C9B3_6537_E337_5B20_47FB),
-    (319, 0x0007_91F4_74CB_99DF_865B_9557_8B7D_F4AF),
-    (317, 0x0007_ABB7_4BAB_2643_0CEB_5E4D_2C8F_6F08),
-    (316, 0x0007_B8A8_55AD_04F9_3FA2_D238_1286_A076),
-    (314, 0x0007_D2A9_FB80_C64B_3795_BC05_2A2D_0DAA),
-    (313, 0x0007_DFBA_B9AD_5D87_3001_ACAB_B961_391D),
-    (311, 0x0007_F9FC_63AC_0F4F_8571_8A64_0C33_F728),
-    (310, 0x0008_072D_72D9_03D5_88B8_9D1B_09C7_0C40),
-    (308, 0x0008_21B0_5F3B_01D6_7740_30D5_8C3F_7E2F),
-    (307, 0x0008_2F02_60D5_1603_0186_2E53_E393_7600),
-    (306, 0x0008_3C5F_8299_E2B4_0912_0F6F_AFE8_FBB7),
-    (304, 0x0008_573B_7168_2A7D_21AE_21F9_F89C_1AB8),
-    (303, 0x0008_64BA_644A_18E6_E053_E6E5_DC36_32D9),
-    (301, 0x0008_7FDA_A109_D23A_EF77_DD5C_D7CC_9430),
-    (300, 0x0008_8D7C_11E3_AD53_CDC2_2311_1A70_7B6E),
-    (299, 0x0008_9B29_295F_8432_6169_8875_2F84_450B),
-    (297, 0x0008_B6A6_9C60_8CFD_3AEA_11CA_EC41_6324),
-    (296, 0x0008_C477_2079_1E53_313B_E2AD_1941_5FE2),
-    (295, 0x0008_D253_9C5B_D19E_2B12_6042_7930_FAF2),
-    (293, 0x0008_EE30_CEF0_34A2_0DA8_5D9C_1C40_BB94),
-    (292, 0x0008_FC31_AFE3_0B2C_6DE9_B00B_F167_E95E),
-    (291, 0x0009_0A3E_DD23_D1C9_D579_851B_8B67_18FF),
-    (289, 0x0009_267E_737C_06CD_34A4_D1A4_2291_8C00),
-    (288, 0x0009_34B1_089A_6DC9_3C1D_F5BB_3B60_554E),
-    (287, 0x0009_42F0_4216_51C1_C4D8_66D5_F21C_00A6),
-    (286, 0x0009_513C_3687_6083_695F_3CBC_416A_2418),
-    (284, 0x0009_6DFA_ABD8_6FA1_646B_E118_8FBC_94E3),
-    (283, 0x0009_7C6D_5B1B_19BC_CCFD_D1FE_BC8A_10F3),
-    (282, 0x0009_8AED_221A_0345_8B61_D2F8_9321_647B),
-    (281, 0x0009_997A_18A5_6BCA_D278_562E_AFD0_8B55),
-    (279, 0x0009_B6BB_F4E9_A7EB_5F9E_AF9E_EA07_1993),
-    (278, 0x0009_C571_0B8C_BB73_A42A_2554_B2DD_461A),
-    (277, 0x0009_D433_B392_B888_9700_F448_CE4D_660A),
-    (276, 0x0009_E304_061B_5FDA_9193_0603_D87B_6DF8),
-    (275, 0x0009_F1E2_1C8C_7BB6_2B2C_E7A0_C971_7325),
-    (274, 0x000A_00CE_1092_E549_8C36_7879_C5A3_0CD1),
-    (272, 0x000A_1ECF_F97C_91E2_67B0_B7EF_AE08_E598),
-    (271, 0x000A_2DE6_2326_449D_0A2D_8011_A6C0_54F7),
-    (270, 0x000A_3D0A_93F4_5169_A4A8_3594_FAB0_88C1),
-    (269, 0x000A_4C3D_6706_D5D8_3ED1_5C6B_2F3E_C0FC),
-    (268, 0x000A_5B7E_B7CB_860F_B88A_F6A6_2A0D_EC6E),
-    (267, 0x000A_6ACE_A1FE_D5D0_F659_49C0_A345_AD74),
-    (266, 0x000A_7A2D_41AD_270C_9D74_9362_382A_7688),
-    (265, 0x000A_899A_B333_FE2B_9CA6_4CC3_D52C_8747),
-    (264, 0x000A_9917_1343_3C2B_9988_BA4A_EA61_4D05),
-    (263, 0x000A_A8A2_7EDE_5EB1_3ACD_4CA4_5C1E_0797),
-    (262, 0x000A_B83D_135D_C633_3017_FE66_07BA_902F),
-    (261, 0x000A_C7E6_EE70_0261_C6FF_CBA5_7A2D_279F),
-    (260, 0x000A_D7A0_2E1B_24EF_D31D_6086_4FD9_49B5),
-    (259, 0x000A_E768_F0BE_1AE2_AD02_5415_58CF_BBB3),
-    (258, 0x000A_F741_5512_0C90_11C0_66D2_35EE_6307),
-    (256, 0x000B_1721_7F7D_1CF7_9ABC_9E3B_3980_3F2F),
+/// and `R = 256` at the two ends, so that `ln x` near 1 is `ln(1 + u)` alone), and
+/// `|m·r − 1| ≤ 2⁻⁷`.
+const LOG_R: [u16; 128] = [
+    512, 506, 502, 498, 495, 491, 487, 484, 480, 477, 473, 470, 466, 463, 460, 457, 454, 450, 447,
+    444, 441, 438, 435, 433, 430, 427, 424, 421, 419, 416, 413, 411, 408, 406, 403, 401, 398, 396,
+    394, 391, 389, 387, 384, 382, 380, 378, 376, 373, 371, 369, 367, 365, 363, 361, 359, 357, 355,
+    353, 351, 350, 348, 346, 344, 342, 340, 339, 337, 335, 334, 332, 330, 329, 327, 325, 324, 322,
+    320, 319, 317, 316, 314, 313, 311, 310, 308, 307, 306, 304, 303, 301, 300, 299, 297, 296, 295,
+    293, 292, 291, 289, 288, 287, 286, 284, 283, 282, 281, 279, 278, 277, 276, 275, 274, 272, 271,
+    270, 269, 268, 267, 266, 265, 264, 263, 262, 261, 260, 259, 258, 256,
 ];
-/// `(−1)ⁿ/(n + 1)` for n = 1..=12 in units of 2⁻¹²⁷: `ln(1 + u)/u − 1 = Σ (−u)ⁿ/(n + 1)`.
-const LOG_SERIES: [i128; 12] = [
+/// `−ln r` for each [`LOG_R`], in units of 2⁻¹¹⁶.
+const LOG_MINUS_LN_R: [u128; 128] = [
+    0x0000_0000_0000_0000_0000_0000_0000_0000,
+    0x0000_3048_9147_1145_5441_2C58_4DFC_2680,
+    0x0000_50CA_A496_6033_0273_250C_6FFB_E6DA,
+    0x0000_718F_4BB0_52AB_C631_FCF5_9794_2799,
+    0x0000_8A4F_1F20_02D4_6756_5BE9_7031_4149,
+    0x0000_AB8A_E260_1E77_7722_03B8_9D7F_2550,
+    0x0000_CD0C_3DAB_9EF3_DD1B_13B2_6F29_8AA3,
+    0x0000_E65B_9E6E_ED96_5C36_E09F_5FE2_058D,
+    0x0001_0859_8B59_E3A0_688A_3FD9_BF50_3373,
+    0x0001_2207_B5C7_8549_D8CF_C10C_7BEC_556B,
+    0x0001_4485_E03D_BDFA_D46E_8D26_AB6F_1B8F,
+    0x0001_5E95_A4D9_791C_B7CE_1D17_1711_42A0,
+    0x0001_8197_E2F4_0E3F_01B9_F2DF_FBEE_D429,
+    0x0001_9C0C_32D4_D254_83F6_17C7_9982_A64D,
+    0x0001_B6AC_88DA_D5B1_BDFF_5022_5C6B_4C1D,
+    0x0001_D179_7882_1936_433B_5EFB_EED5_A53D,
+    0x0001_EC73_9830_A111_FCBA_80CD_D0FE_581F,
+    0x0002_10B3_16B3_C740_D114_7FB3_7EA0_66E6,
+    0x0002_2C19_0049_64F6_1695_4804_F1EA_02B4,
+    0x0002_47AE_2549_3840_348E_3F4F_7D71_4B5A,
+    0x0002_6373_29A7_49F0_98EE_3A50_80FC_CDBF,
+    0x0002_7F68_B4B3_2519_713C_0CAE_5597_D4D5,
+    0x0002_9B8F_712F_7838_F36C_15C3_FE1D_05C3,
+    0x0002_AE6F_9920_319B_AA7A_6B88_7F61_C6E3,
+    0x0002_CAE9_D7D1_8267_3E2C_B0F0_B9DE_412C,
+    0x0002_E797_20E9_FA29_956F_2FFF_A598_7F9D,
+    0x0003_0478_2CAA_3478_376E_698C_7A0C_3F4C,
+    0x0003_218D_B73F_979B_282A_239C_A0D6_CCA5,
+    0x0003_350E_F1BD_7547_0FA3_EFEC_38FC_3F49,
+    0x0003_527D_A791_5B3C_6DE5_7D4E_F4B9_01BA,
+    0x0003_7022_E617_047A_41A0_EE73_5D9F_0EC7,
+    0x0003_8405_1562_FF36_8F88_D51C_29D2_F849,
+    0x0003_A206_FE4C_ABCF_6B03_1492_1238_D110,
+    0x0003_B627_B61A_9128_06A8_4752_7E5B_2E21,
+    0x0003_D488_93E0_955E_9166_3732_A35F_C5FF,
+    0x0003_E8E9_6269_BE45_1B60_E208_4A25_54A7,
+    0x0004_07AB_9589_B1A4_3DCF_ADE8_5AD9_A3CF,
+    0x0004_1C4E_1813_5618_9CDB_16ED_4E91_387D,
+    0x0004_310B_59D8_58B8_C458_B1E7_5744_7B90,
+    0x0004_5059_FBCD_9DE0_C078_24DA_AF53_E9BA,
+    0x0004_655B_4EE6_F0BE_97B9_D68D_50A1_5CA8,
+    0x0004_7A78_59E2_267D_1512_C374_9A1E_4E7F,
+    0x0004_9A58_844D_36E4_9E0E_FADD_9DB0_2AA7,
+    0x0004_AFBC_1F37_24D4_E7D2_5280_279F_7832,
+    0x0004_C53C_7874_D738_EC29_66F6_1A3C_2384,
+    0x0004_DAD9_DDAF_8445_BB36_C3C5_DF1E_9C96,
+    0x0004_F094_9DCC_CC60_ED52_D81A_F571_39D4,
+    0x0005_1164_7814_E7D2_2D4E_DADB_84F0_5B4F,
+    0x0005_2769_FCEF_3107_B334_DAF4_B99A_9B1C,
+    0x0005_3D8D_FAEE_A603_EA73_4CED_B46D_BAF5,
+    0x0005_53D0_C6DE_F86A_2553_0244_2546_EBB7,
+    0x0005_6A32_B6EF_B7E8_3864_F508_1307_F229,
+    0x0005_80B4_22BC_247A_FA45_DB7C_FD92_3034,
+    0x0005_9755_6353_3802_A89F_A5B8_B7B7_F641,
+    0x0005_AE16_D33F_E8FF_33A8_69B9_281A_7BD4,
+    0x0005_C4F8_CE91_A85E_E6C9_85FA_51C7_2CE0,
+    0x0005_DBFB_B2E5_1C5D_2EE7_2614_B15C_9DAF,
+    0x0005_F31F_DF6D_1A83_67BC_7FDC_323C_2D27,
+    0x0006_0A65_B4FB_E2F2_AD55_CFAC_9449_427F,
+    0x0006_1615_5DDB_72FE_AB79_999B_BC4E_AC97,
+    0x0006_2D8E_6A22_CB7D_28F0_D0C7_DC7C_FCF8,
+    0x0006_452A_18D6_FDA2_652B_4467_3E0D_3AF2,
+    0x0006_5CE8_D0C4_D5AB_73B1_6BF4_983E_3860,
+    0x0006_74CA_FA85_7B4E_C30F_7979_FA7C_30D7,
+    0x0006_8CD1_0089_3E9E_322B_FCEB_CFA8_EE64,
+    0x0006_98E1_97EA_F43A_F75C_7DD5_45CB_45CC,
+    0x0006_B11E_3408_141B_C0E8_CC8A_54AE_F893,
+    0x0006_C97F_BED8_32CB_8306_3BA2_4BAD_F53A,
+    0x0006_D5BE_8111_8A42_5494_B610_6653_77F1,
+    0x0006_EE58_46E0_38BE_C2DF_A053_3364_3C21,
+    0x0007_0718_1A4F_E8E7_6403_FF47_0C01_55D1,
+    0x0007_1386_6E11_C8F0_6919_4983_34FF_95A4,
+    0x0007_2C80_34B3_AD90_B9D9_A2CB_5173_DD77,
+    0x0007_45A1_3527_D1AB_9D98_A582_7179_5280,
+    0x0007_5240_91B7_BE9A_DD7F_4D3B_3D40_6B6D,
+    0x0007_6B9D_5213_2585_6F4A_7C8E_7A59_9F21,
+    0x0007_8522_8689_C9B3_6537_E337_5B20_47FB,
+    0x0007_91F4_74CB_99DF_865B_9557_8B7D_F4AF,
+    0x0007_ABB7_4BAB_2643_0CEB_5E4D_2C8F_6F08,
+    0x0007_B8A8_55AD_04F9_3FA2_D238_1286_A076,
+    0x0007_D2A9_FB80_C64B_3795_BC05_2A2D_0DAA,
+    0x0007_DFBA_B9AD_5D87_3001_ACAB_B961_391D,
+    0x0007_F9FC_63AC_0F4F_8571_8A64_0C33_F728,
+    0x0008_072D_72D9_03D5_88B8_9D1B_09C7_0C40,
+    0x0008_21B0_5F3B_01D6_7740_30D5_8C3F_7E2F,
+    0x0008_2F02_60D5_1603_0186_2E53_E393_7600,
+    0x0008_3C5F_8299_E2B4_0912_0F6F_AFE8_FBB7,
+    0x0008_573B_7168_2A7D_21AE_21F9_F89C_1AB8,
+    0x0008_64BA_644A_18E6_E053_E6E5_DC36_32D9,
+    0x0008_7FDA_A109_D23A_EF77_DD5C_D7CC_9430,
+    0x0008_8D7C_11E3_AD53_CDC2_2311_1A70_7B6E,
+    0x0008_9B29_295F_8432_6169_8875_2F84_450B,
+    0x0008_B6A6_9C60_8CFD_3AEA_11CA_EC41_6324,
+    0x0008_C477_2079_1E53_313B_E2AD_1941_5FE2,
+    0x0008_D253_9C5B_D19E_2B12_6042_7930_FAF2,
+    0x0008_EE30_CEF0_34A2_0DA8_5D9C_1C40_BB94,
+    0x0008_FC31_AFE3_0B2C_6DE9_B00B_F167_E95E,
+    0x0009_0A3E_DD23_D1C9_D579_851B_8B67_18FF,
+    0x0009_267E_737C_06CD_34A4_D1A4_2291_8C00,
+    0x0009_34B1_089A_6DC9_3C1D_F5BB_3B60_554E,
+    0x0009_42F0_4216_51C1_C4D8_66D5_F21C_00A6,
+    0x0009_513C_3687_6083_695F_3CBC_416A_2418,
+    0x0009_6DFA_ABD8_6FA1_646B_E118_8FBC_94E3,
+    0x0009_7C6D_5B1B_19BC_CCFD_D1FE_BC8A_10F3,
+    0x0009_8AED_221A_0345_8B61_D2F8_9321_647B,
+    0x0009_997A_18A5_6BCA_D278_562E_AFD0_8B55,
+    0x0009_B6BB_F4E9_A7EB_5F9E_AF9E_EA07_1993,
+    0x0009_C571_0B8C_BB73_A42A_2554_B2DD_461A,
+    0x0009_D433_B392_B888_9700_F448_CE4D_660A,
+    0x0009_E304_061B_5FDA_9193_0603_D87B_6DF8,
+    0x0009_F1E2_1C8C_7BB6_2B2C_E7A0_C971_7325,
+    0x000A_00CE_1092_E549_8C36_7879_C5A3_0CD1,
+    0x000A_1ECF_F97C_91E2_67B0_B7EF_AE08_E598,
+    0x000A_2DE6_2326_449D_0A2D_8011_A6C0_54F7,
+    0x000A_3D0A_93F4_5169_A4A8_3594_FAB0_88C1,
+    0x000A_4C3D_6706_D5D8_3ED1_5C6B_2F3E_C0FC,
+    0x000A_5B7E_B7CB_860F_B88A_F6A6_2A0D_EC6E,
+    0x000A_6ACE_A1FE_D5D0_F659_49C0_A345_AD74,
+    0x000A_7A2D_41AD_270C_9D74_9362_382A_7688,
+    0x000A_899A_B333_FE2B_9CA6_4CC3_D52C_8747,
+    0x000A_9917_1343_3C2B_9988_BA4A_EA61_4D05,
+    0x000A_A8A2_7EDE_5EB1_3ACD_4CA4_5C1E_0797,
+    0x000A_B83D_135D_C633_3017_FE66_07BA_902F,
+    0x000A_C7E6_EE70_0261_C6FF_CBA5_7A2D_279F,
+    0x000A_D7A0_2E1B_24EF_D31D_6086_4FD9_49B5,
+    0x000A_E768_F0BE_1AE2_AD02_5415_58CF_BBB3,
+    0x000A_F741_5512_0C90_11C0_66D2_35EE_6307,
+    0x000B_1721_7F7D_1CF7_9ABC_9E3B_3980_3F2F,
+];
+/// `(−1)ⁿ/(n + 1)` for n = 1..=4 in units of 2⁻¹²⁷: `ln(1 + u)/u − 1 = Σ (−u)ⁿ/(n + 1)`.
+const LOG_SERIES: [i128; 4] = [
     -0x4000_0000_0000_0000_0000_0000_0000_0000,
     0x2AAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAB,
     -0x2000_0000_0000_0000_0000_0000_0000_0000,
     0x1999_9999_9999_9999_9999_9999_9999_999A,
-    -0x1555_5555_5555_5555_5555_5555_5555_5555,
-    0x1249_2492_4924_9249_2492_4924_9249_2492,
-    -0x1000_0000_0000_0000_0000_0000_0000_0000,
-    0x0E38_E38E_38E3_8E38_E38E_38E3_8E38_E38E,
-    -0x0CCC_CCCC_CCCC_CCCC_CCCC_CCCC_CCCC_CCCD,
-    0x0BA2_E8BA_2E8B_A2E8_BA2E_8BA2_E8BA_2E8C,
-    -0x0AAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAB,
-    0x09D8_9D89_D89D_89D8_9D89_D89D_89D8_9D8A,
+];
+/// `(−1)ⁿ/(n + 1)` for n = 5..=12 in units of 2⁻⁶³.
+const LOG_SERIES_TAIL: [i64; 8] = [
+    -0x1555_5555_5555_5555,
+    0x1249_2492_4924_9249,
+    -0x1000_0000_0000_0000,
+    0x0E38_E38E_38E3_8E39,
+    -0x0CCC_CCCC_CCCC_CCCD,
+    0x0BA2_E8BA_2E8B_A2E9,
+    -0x0AAA_AAAA_AAAA_AAAB,
+    0x09D8_9D89_D89D_89D9,
 ];
 /// 64/ln 2 in units of 2⁻⁵⁶.
 const INV_LN2_64_56: i128 = 0x0000_0000_0000_0000_5C55_1D94_AE0B_F85E;
@@ -799,15 +847,18 @@ const EXP_TABLE: [u128; 64] = [
     0xFA83_B2DB_722A_033A_7C25_BB14_315D_7FCD,
     0xFD3E_0C0C_F486_C174_853F_3A59_31E0_EE03,
 ];
-/// `1/n!` for n = 2..=8 in units of 2⁻¹²⁷.
-const EXP_SERIES: [i128; 7] = [
+/// `1/n!` for n = 2, 3 in units of 2⁻¹²⁷.
+const EXP_SERIES: [i128; 2] = [
     0x4000_0000_0000_0000_0000_0000_0000_0000,
     0x1555_5555_5555_5555_5555_5555_5555_5555,
-    0x0555_5555_5555_5555_5555_5555_5555_5555,
-    0x0111_1111_1111_1111_1111_1111_1111_1111,
-    0x002D_82D8_2D82_D82D_82D8_2D82_D82D_82D8,
-    0x0006_8068_0680_6806_8068_0680_6806_8068,
-    0x0000_D00D_00D0_0D00_D00D_00D0_0D00_D00D,
+];
+/// `1/n!` for n = 4..=8 in units of 2⁻⁶³.
+const EXP_SERIES_TAIL: [i64; 5] = [
+    0x0555_5555_5555_5555,
+    0x0111_1111_1111_1111,
+    0x002D_82D8_2D82_D82E,
+    0x0006_8068_0680_6807,
+    0x0000_D00D_00D0_0D01,
 ];
 
 /// Where `z = y·ln x` may go on the fast path: `[−708.25, 709.6875]` in units of 2⁻¹¹⁶,
@@ -840,31 +891,36 @@ const FAST_BOUND: u128 = 1 << 56;
 ///    at the two ends) and `−ln r` rounded to 2⁻¹¹⁶ (error ≤ 2⁻¹¹⁷). `u = m·r − 1 =
 ///    (M·R − 2⁶¹)·2⁻⁶¹` is exact (`M·R < 2⁶²`) and `|u| ≤ 2⁻⁷`.
 /// 2. `ln(1 + u) = u·(1 + G)`, `G = Σₙ₌₁^∞ (−u)ⁿ/(n + 1)`, summed to n = 12 by Horner in
-///    signed 2⁻¹²⁷ units: truncation ≤ |u|¹³/14/(1 − |u|) < 2⁻⁹⁴·⁸; the 12 products
-///    and the coefficients' roundings (≤ 2⁻¹²⁸ each, damped by |u| ≤ 2⁻⁷ per level)
-///    add less than 2⁻¹²⁶. So `G` is within 2⁻⁹⁴·⁷ of its value.
+///    signed fixed point: truncation ≤ |u|¹³/14/(1 − |u|) < 2⁻⁹⁴·⁸. The inner levels
+///    (n = 12..5) are in 2⁻⁶³ units (64-bit products): each product and coefficient
+///    errs by < 2⁻⁶³ and ≤ 2⁻⁶⁴, damped by |u| ≤ 2⁻⁷ per level, so that level errs by
+///    < 2⁻⁶²·⁴, and `G` multiplies it by u⁵: < 2⁻⁹⁷·⁴. The outer levels, in 2⁻¹²⁷ units,
+///    add < 2⁻¹²⁶. So `G` is within 2⁻⁹⁴·⁸ + 2⁻⁹⁷·⁴ + 2⁻¹²⁶ < 2⁻⁹⁴·⁵ of its value.
 /// 3. `ln x = A + u·(1 + G)`, `A = k·ln 2 − ln r`, both constants rounded to 2⁻¹¹⁶ (and
 ///    `−ln ½` is the same constant as `ln 2`, so `A` is exactly 0 exactly when `x` is in
 ///    `[1, 1 + 2⁻⁷)` or `[1 − 2⁻⁸, 1)`).
 ///    - `A = 0`: `ln x = u·(1 + G)` as a 128-bit float, one product truncated (2⁻¹²⁵·⁹
-///      relative), `1 + G ≥ 1 − 2⁻⁸`: relative error < 2⁻⁹⁴·⁶.
+///      relative), `1 + G ≥ 1 − 2⁻⁸`: relative error < 2⁻⁹⁴·⁴.
 ///    - `A ≠ 0`: `|ln x| ≥ 2⁻⁸`, and `|ln x| ≥ (|k| − 1)·ln 2`. Fixed point in 2⁻¹¹⁶
-///      units: `A` errs by ≤ (|k| + 1)·2⁻¹¹⁷, `u·G` by |u|·2⁻⁹⁴·⁷ + 2⁻¹²⁷ + 2⁻¹¹⁶ (the
-///      shift from 2⁻¹²⁷ units): relative error ≤ 2⁻¹⁰⁸ + 2⁻⁹³·⁷ + 2⁻¹⁰⁸ < 2⁻⁹³·⁵.
+///      units: `A` errs by ≤ (|k| + 1)·2⁻¹¹⁷, `u·G` by |u|·2⁻⁹⁴·⁵ + 2⁻¹²⁷ + 2⁻¹¹⁶ (the
+///      shift from 2⁻¹²⁷ units): relative error ≤ 2⁻¹⁰⁸ + 2⁻⁹³·⁵ + 2⁻¹⁰⁸ < 2⁻⁹³·⁴.
 /// 4. `z = y·ln x`: one 128-bit product (2⁻¹²⁶ relative), then fixed point in 2⁻¹¹⁶ units
 ///    (2⁻¹¹⁶). Only `z` in `[−708.25, 709.6875]` goes on (`|z| < 2⁹·⁴⁸`): the error of
-///    `z` is below 2⁹·⁴⁸·(2⁻⁹³·⁵ + 2⁻¹²⁶) + 2⁻¹¹⁶ < 2⁻⁸³·⁹.
+///    `z` is below 2⁹·⁴⁸·(2⁻⁹³·⁴ + 2⁻¹²⁶) + 2⁻¹¹⁶ < 2⁻⁸³·⁹.
 /// 5. `K = round(z·64/ln 2)` (to within 2⁻⁴⁴), `j = K mod 64`, `r = z − K·(ln 2)/64`
 ///    with `(ln 2)/64` rounded to 2⁻¹¹⁶: `|K| < 2¹⁶`, so r errs by < 2⁻¹⁰¹ more, and
 ///    `|r| < 0.005416 < 2⁻⁷·⁵²`.
-/// 6. `eʳ − 1 = Σₙ₌₁⁸ rⁿ/n!` by Horner in 2⁻¹²⁷ units: truncation ≤ |r|⁹/9!·(1 + |r|)
-///    < 2⁻⁸⁶·², arithmetic < 2⁻¹²⁵.
+/// 6. `eʳ − 1 = Σₙ₌₁⁸ rⁿ/n!` by Horner: truncation ≤ |r|⁹/9!·(1 + |r|) < 2⁻⁸⁶·². The
+///    inner levels (1/8! .. 1/4!) are in 2⁻⁶³ units with `r` truncated to 2⁻⁶³ (times
+///    the next level, ≤ 1/119: < 2⁻⁶⁹·⁸): that level errs by < 2⁻⁶²·⁴, multiplied by
+///    r⁴ < 2⁻³⁰: < 2⁻⁹²·⁴. The outer levels, in 2⁻¹²⁷ units, add < 2⁻¹²⁵.
 /// 7. `x^y = 2^(⌊K/64⌋) · 2^(j/64) · eʳ`: the table's `2^(j/64)` rounded to 2⁻¹²⁸,
 ///    one product truncated (< 2⁻¹²⁷ on a value ≥ 0.99): < 2⁻¹²⁶.
 ///
 /// The errors of `z` and `r` (4, 5) move `eᶻ` by a relative 2⁻⁸³·⁹ + 2⁻¹⁰¹; with 6 and 7
-/// the total is below 2⁻⁸³·⁶ < 2⁻⁸³. The result is normal: `e^−708.25 > 2⁻¹⁰²²` and
-/// `e^709.6875 < 2¹⁰²⁴ − 2⁹⁷¹` (the largest double).
+/// the total is below 2⁻⁸³·⁹ + 2⁻¹⁰¹ + 2⁻⁸⁶·² + 2⁻⁹²·⁴ + 2⁻¹²⁴ < 2⁻⁸³·⁶ < 2⁻⁸³ (the
+/// largest seen in `the_fast_approximation_is_within_its_bound` is 2⁻⁸⁶·²). The result
+/// is normal: `e^−708.25 > 2⁻¹⁰²²` and `e^709.6875 < 2¹⁰²⁴ − 2⁹⁷¹` (the largest double).
 fn pow_fast(x: f64, y: f64) -> Option<f64> {
     let (mant, e) = fast_approximation(x, y)?;
     let (q, rem, half) = ((mant >> 75) as u64, mant & ((1 << 75) - 1), 1u128 << 74);
@@ -891,12 +947,17 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     } else {
         (frac | 1 << 52, field - 1023)
     };
-    let (r, minus_ln_r) = LOG_TABLE[(m >> 45) as usize & 127];
-    // u = m·r − 1 = d·2⁻⁶¹, exactly.
+    let i = (m >> 45) as usize & 127;
+    let (r, minus_ln_r) = (LOG_R[i], LOG_MINUS_LN_R[i]);
+    // u = m·r − 1 = d·2⁻⁶¹, exactly (in 2⁻⁶³ and 2⁻¹²⁷ units too).
     let d = (m * u64::from(r)) as i64 - (1 << 61);
+    let mut tail = LOG_SERIES_TAIL[7];
+    for &c in LOG_SERIES_TAIL[..7].iter().rev() {
+        tail = c + mul_q63(d << 2, tail);
+    }
     let u = i128::from(d) << 66;
-    let mut h = LOG_SERIES[11];
-    for &c in LOG_SERIES[..11].iter().rev() {
+    let mut h = i128::from(tail) << 64;
+    for &c in LOG_SERIES.iter().rev() {
         h = c + mul_q127(u, h);
     }
     let g = mul_q127(u, h);
@@ -943,8 +1004,13 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     // K = round(z·64/ln 2): z·2⁻⁶⁴ (2⁻⁵² units) times 64/ln 2 in 2⁻⁵⁶ units.
     let big_k = ((i128::from((z >> 64) as i64) * INV_LN2_64_56 + (1 << 107)) >> 108) as i64;
     let r = (z - i128::from(big_k) * LN2_64_116) << 11;
-    let mut h = EXP_SERIES[6];
-    for &c in EXP_SERIES[..6].iter().rev() {
+    let r63 = (r >> 64) as i64;
+    let mut tail = EXP_SERIES_TAIL[4];
+    for &c in EXP_SERIES_TAIL[..4].iter().rev() {
+        tail = c + mul_q63(r63, tail);
+    }
+    let mut h = i128::from(tail) << 64;
+    for &c in EXP_SERIES.iter().rev() {
         h = c + mul_q127(r, h);
     }
     let s = r + mul_q127(r, mul_q127(r, h));
@@ -1451,6 +1517,40 @@ mod tests {
         fn unit(&mut self) -> f64 {
             (self.next() >> 11) as f64 / (1u64 << 53) as f64
         }
+    }
+
+    /// Both ways of taking the high half of a product (64-bit limbs here, 32-bit limbs on
+    /// the 32-bit targets, which the host tests would not otherwise run) against the
+    /// full product, on edge and random operands.
+    #[test]
+    fn high_halves_of_products() {
+        let mut rng = Mix(0x1319_8A2E_0370_7344);
+        let edges = [
+            0u64,
+            1,
+            0xFFFF_FFFF,
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+            1 << 63,
+        ];
+        for i in 0..20_000usize {
+            let (a, b) = if i < edges.len() * edges.len() {
+                (edges[i / edges.len()], edges[i % edges.len()])
+            } else {
+                (rng.next() >> (rng.next() % 64), rng.next())
+            };
+            let full = u128::from(a) * u128::from(b);
+            assert_eq!(mul_high64_limbs(a, b), (full >> 64) as u64, "{a:#x} {b:#x}");
+            assert_eq!(mul_high64(a, b), (full >> 64) as u64, "{a:#x} {b:#x}");
+            let (wa, wb) = (
+                u128::from(a) << 64 | u128::from(rng.next()),
+                u128::from(b) << 64 | u128::from(a ^ b),
+            );
+            assert_eq!(mul_high(wa, wb), mul_wide(wa, wb).0, "{wa:#x} {wb:#x}");
+        }
+        assert_eq!(mul_q63(-(1 << 62), 1 << 62), -(1 << 61));
+        assert_eq!(mul_q127(-(1 << 126), -(1 << 125)), 1 << 124);
     }
 
     /// The fast approximation is within its bound, 2⁻⁸³ (relative), of the accurate

@@ -21,6 +21,11 @@ def hex128(v):
     return "0x" + "_".join(s[i : i + 4] for i in range(0, 32, 4))
 
 
+def hex64(v):
+    s = f"{v:016X}"
+    return "0x" + "_".join(s[i : i + 4] for i in range(0, 16, 4))
+
+
 def reciprocals():
     """R_i for m in [1 + i/128, 1 + (i+1)/128): 512/R_i near 1/m; 512 and 256 at the ends."""
     rs = []
@@ -40,13 +45,21 @@ def main():
             umax = max(umax, abs(m * r / 512 - 1))
     print(f"// max |u| = {mpmath.nstr(umax, 8)} = 2^{mpmath.nstr(mpmath.log(umax, 2), 6)}")
     print(f"const LN2_116: i128 = {hex128(fixed(ln2, 116))};")
-    print("const LOG_TABLE: [(u16, u128); 128] = [")
+    print("const LOG_R: [u16; 128] = [")
     for r in rs:
-        print(f"    ({r}, {hex128(fixed(mpmath.log(mpmath.mpf(512) / r), 116))}),")
+        print(f"    {r},")
     print("];")
-    print("const LOG_SERIES: [i128; 12] = [")
-    for n in range(1, 13):
+    print("const LOG_MINUS_LN_R: [u128; 128] = [")
+    for r in rs:
+        print(f"    {hex128(fixed(mpmath.log(mpmath.mpf(512) / r), 116))},")
+    print("];")
+    print("const LOG_SERIES: [i128; 4] = [")
+    for n in range(1, 5):
         print(f"    {'-' if n % 2 else ''}{hex128(fixed(mpmath.mpf(1) / (n + 1), 127))},")
+    print("];")
+    print("const LOG_SERIES_TAIL: [i64; 8] = [")
+    for n in range(5, 13):
+        print(f"    {'-' if n % 2 else ''}{hex64(fixed(mpmath.mpf(1) / (n + 1), 63))},")
     print("];")
     print(f"const INV_LN2_64_56: i128 = {hex128(fixed(64 / ln2, 56))};")
     print(f"const LN2_64_116: i128 = {hex128(fixed(ln2 / 64, 116))};")
@@ -54,9 +67,13 @@ def main():
     for j in range(64):
         print(f"    {hex128(fixed(mpmath.mpf(2) ** (mpmath.mpf(j) / 64), 127))},")
     print("];")
-    print("const EXP_SERIES: [i128; 7] = [")
-    for n in range(2, 9):
+    print("const EXP_SERIES: [i128; 2] = [")
+    for n in range(2, 4):
         print(f"    {hex128(fixed(1 / mpmath.factorial(n), 127))},")
+    print("];")
+    print("const EXP_SERIES_TAIL: [i64; 5] = [")
+    for n in range(4, 9):
+        print(f"    {hex64(fixed(1 / mpmath.factorial(n), 63))},")
     print("];")
 
 
