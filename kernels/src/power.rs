@@ -130,10 +130,32 @@ impl Wide {
     }
 }
 
-/// The 256-bit product `a · b` as `(high, low)` halves, in 32-bit limbs so that 32-bit
-/// targets get one `UMAAL` per partial product rather than a call to `__multi3`.
+/// The 256-bit product `a · b` as `(high, low)` halves: four 64 × 64-bit products where
+/// the target multiplies 64-bit words, [`mul_wide_limbs`] elsewhere.
 #[inline]
 fn mul_wide(a: u128, b: u128) -> (u128, u128) {
+    #[cfg(target_pointer_width = "64")]
+    {
+        let (a1, a0) = (a >> 64, u128::from(a as u64));
+        let (b1, b0) = (b >> 64, u128::from(b as u64));
+        let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+        // a·b = p11·2¹²⁸ + (p01 + p10)·2⁶⁴ + p00, with the carries of the two sums.
+        let (mid, mid_carry) = p01.overflowing_add(p10);
+        let (low, low_carry) = p00.overflowing_add(mid << 64);
+        let high = p11 + (mid >> 64) + (u128::from(mid_carry) << 64) + u128::from(low_carry);
+        (high, low)
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        mul_wide_limbs(a, b)
+    }
+}
+
+/// [`mul_wide`] in 32-bit limbs, so that 32-bit targets get one `UMAAL` per partial
+/// product rather than a call to `__multi3` (compiled for the tests everywhere).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[inline]
+fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
     let limbs = |x: u128| {
         [
             x as u32,
@@ -1519,9 +1541,9 @@ mod tests {
         }
     }
 
-    /// Both ways of taking the high half of a product (64-bit limbs here, 32-bit limbs on
-    /// the 32-bit targets, which the host tests would not otherwise run) against the
-    /// full product, on edge and random operands.
+    /// Both ways of multiplying (64-bit limbs here, 32-bit limbs on the 32-bit targets,
+    /// which the host tests would not otherwise run) agree, and with the full product, on
+    /// edge and random operands.
     #[test]
     fn high_halves_of_products() {
         let mut rng = Mix(0x1319_8A2E_0370_7344);
@@ -1547,7 +1569,10 @@ mod tests {
                 u128::from(a) << 64 | u128::from(rng.next()),
                 u128::from(b) << 64 | u128::from(a ^ b),
             );
+            assert_eq!(mul_wide(wa, wb), mul_wide_limbs(wa, wb), "{wa:#x} {wb:#x}");
             assert_eq!(mul_high(wa, wb), mul_wide(wa, wb).0, "{wa:#x} {wb:#x}");
+            let (ea, eb) = (u128::MAX >> (a % 128), !wb);
+            assert_eq!(mul_wide(ea, eb), mul_wide_limbs(ea, eb), "{ea:#x} {eb:#x}");
         }
         assert_eq!(mul_q63(-(1 << 62), 1 << 62), -(1 << 61));
         assert_eq!(mul_q127(-(1 << 126), -(1 << 125)), 1 << 124);
