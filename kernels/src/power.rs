@@ -30,15 +30,25 @@
 //! Fast path (Ziv's strategy, as CORE-MATH and crlibm): [`pow`] first approximates
 //! `x^y` in 128-bit fixed point with integer multiplies only (`ln` from a 128-entry table
 //! and 12 series terms, `exp` from a 64-entry table of `2^(j/64)` and 8 terms; the
-//! small high-order terms in 64-bit arithmetic), within a
-//! proven 2⁻⁸³ (relative; the sum is in [`pow_fast`]'s docs), and rounds that when no
-//! point halfway between two doubles lies within 2⁻⁷² of it. Otherwise (3 in 400 000
-//! sampled powers, and exact powers halfway between two doubles) the double-double path
-//! above decides. The bits are the double-double path's on every input (tested on
-//! 490 000 powers, `real_powers.txt` included). On the x86 host a call went from about
-//! 1.2–1.3 µs to 0.15–0.23 µs, and f32 NAdam at 4K parameters from 0.71 to 0.95
-//! Gparam/s (ASGD 2.0 to 3.5; `benches/speed.rs`, medians of 7 rounds, same run
-//! conditions).
+//! small high-order terms in 64-bit arithmetic), within a proven 2⁻⁸³ (relative; the
+//! sum is in [`pow_fast`]'s docs), and rounds that when no point halfway between two
+//! doubles lies within 2⁻⁷² of it. Otherwise (3 in 400 000 sampled powers, and exact
+//! powers halfway between two doubles) the double-double path above decides. The bits
+//! are the double-double path's on every input (tested on 490 000 powers,
+//! `real_powers.txt` included). Measured: on the x86 host a call went from about
+//! 0.9–1.3 µs to 0.10 µs (the first fast version, all in 128-bit products, took
+//! 0.15–0.23 µs), and f32 NAdam at 4K parameters from 0.71 to 1.04 Gparam/s (ASGD 2.0
+//! to 3.6; `benches/speed.rs`, medians of 7 rounds, both in one session; the integer
+//! powers' 64-bit products below account for 0.97 to 1.04: NAdam's `1 − β₂ᵗ` is not
+//! cached). On the Cortex-M4F (firmware bench, instructions per step) NAdam's per-step
+//! cost fell from 242 370 to 9 520 and ASGD's from 120 960 to 4 220 (libm's `pow` gave
+//! 23 230 and 10 760); on the Cortex-M0 from 588 687 to 44 437 and from 291 906 to
+//! 19 593. The price is flash: the bench image grew by 7.4 KB (M4F) and 8.0 KB (M0),
+//! 3.3 KB of it tables (`firmware/sizes.sh`).
+//!
+//! Products of 128-bit significands are four 64 × 64-bit multiplies on 64-bit targets
+//! and sixteen 32 × 32-bit ones (`UMAAL`) elsewhere: on the x86 host `powi(0.999, t)`
+//! takes 0.12–0.15 µs for t = 10²..10⁶ (0.5–0.6 µs with 32-bit limbs).
 
 /// A positive number `mant · 2^exp` with `mant` normalized to `[2¹²⁷, 2¹²⁸)`, and whether
 /// it was rounded down (truncated) on the way.
