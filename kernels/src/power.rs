@@ -997,7 +997,7 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     // |ln x| = ln_mant · 2^ln_exp.
     let (ln_negative, (ln_mant, ln_exp)) = if a == 0 {
         // 1 + G in (0.99, 1.01), in 2⁻¹²⁷ units; |d|·(1 + G) = p·2^(1 − shift).
-        let one_plus_g = ((1 << 127) + g) as u128;
+        let one_plus_g = (1u128 << 127).wrapping_add_signed(g);
         let (dm, shift) = normalized(u128::from(d.unsigned_abs()), 0)?;
         let p = mul_high(dm, one_plus_g);
         (d < 0, normalized(p, -60 + shift)?)
