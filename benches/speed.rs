@@ -10,7 +10,11 @@
 //!   `gradstep::isa::set_level`;
 //! - `native`: the same step in a `-C target-cpu=native` build of this program
 //!   (`--native PATH`, run as a child process once per round; `scripts/bench.sh` builds
-//!   it);
+//!   it), and `default*`, this program's `default` column run the same way (a child
+//!   process right after the native one), which the `default*/native` ratio compares
+//!   it with: a child starts cold, so in-process `default` against a child's `native`
+//!   measured the process start (per-round ratios spread ±10–30 % there, against
+//!   ±1–5 % between two columns of one process);
 //! - `optim/1`: the owning optimizer (`gradstep-optim`) on one thread;
 //! - `roof`: the roofline, the same loads and stores as the rule (params and every state
 //!   slice read and written, grads read) with trivial math (additions), on the widest
@@ -805,13 +809,21 @@ fn main() {
         round(&args, &cases, &mut buffers, r, &mut samples);
         multi_round(&mut multi, args.ms, r, &mut samples);
         if let Some(native) = &args.native {
-            let mut cmd = Command::new(native);
-            cmd.args(["--worker", "--ms", &args.ms.to_string()])
-                .args(["--clock", args.clock.name()])
-                .args(["--sizes", &sizes.join(",")])
-                .args(["--rules", &names.join(",")]);
-            for (name, n, v) in child(&mut cmd) {
-                samples.entry((name, n, "native")).or_default().push(v);
+            // The native build runs as a child process, and so does this program (its
+            // `default` column again, as `default*`), one after the other: a child
+            // starts cold (page faults, caches, the clock's first reads), so the two
+            // builds are compared child against child, under the same conditions.
+            let this = std::env::current_exe().ok();
+            for (exe, col) in [(Some(native.clone()), "native"), (this, "default*")] {
+                let Some(exe) = exe else { continue };
+                let mut cmd = Command::new(exe);
+                cmd.args(["--worker", "--ms", &args.ms.to_string()])
+                    .args(["--clock", args.clock.name()])
+                    .args(["--sizes", &sizes.join(",")])
+                    .args(["--rules", &names.join(",")]);
+                for (name, n, v) in child(&mut cmd) {
+                    samples.entry((name, n, col)).or_default().push(v);
+                }
             }
         }
         if let Some(exe) = &c_loop {
@@ -840,7 +852,9 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
 
     let mut cols: Vec<&'static str> = kernel_columns();
-    for c in ["native", "C", "optim/1", "roof", "droof1", "droof2"] {
+    for c in [
+        "default*", "native", "C", "optim/1", "roof", "droof1", "droof2",
+    ] {
         if samples.keys().any(|k| k.2 == c) {
             cols.push(c);
         }
@@ -859,7 +873,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         for c in &cols {
             print!(" {c} |");
         }
-        println!(" default/roof | default/native |");
+        println!(" default/roof | default*/native |");
         print!("|---|---|");
         for _ in &cols {
             print!("---|");
@@ -874,7 +888,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
             println!(
                 " {} | {} |",
                 fmt(ratio(d, med(name, n, "roof")), 2),
-                fmt(ratio(d, med(name, n, "native")), 2)
+                fmt(ratio(med(name, n, "default*"), med(name, n, "native")), 2)
             );
         }
     }
@@ -891,7 +905,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let mut worst: Option<(f64, String, usize)> = None;
     for (name, _) in cases {
         for &n in &args.sizes {
-            if let Some(r) = ratio(med(name, n, "default"), med(name, n, "native"))
+            if let Some(r) = ratio(med(name, n, "default*"), med(name, n, "native"))
                 && worst
                     .as_ref()
                     .is_none_or(|w| (r - 1.0).abs() > (w.0 - 1.0).abs())
@@ -902,15 +916,15 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     }
     match worst {
         Some((r, name, n)) => println!(
-            "- default / native: farthest from 1 is {r:.3} ({name}, {}); per rule and size in the tables",
+            "- default* / native: farthest from 1 is {r:.3} ({name}, {}); per rule and size in the tables",
             size_name(n)
         ),
         None => println!("- default / native: not measured (no --native)"),
     }
-    // The same comparison round by round: the native build runs in a child process
-    // right after the round's default column, so each round's ratio pairs measurements
-    // taken under the same load. The forced level that the default build picks runs the
-    // same code as `default`: its per-round ratio is the run's noise band.
+    // The same comparison round by round: both builds run as child processes one after
+    // the other, so each round's ratio pairs measurements taken under the same load.
+    // The forced level that the default build picks runs the same code as `default`
+    // in the same process: its per-round ratio is the in-process noise band.
     let quartiles = |name: &str, n: usize, a: &'static str, b: &'static str| {
         let x = samples.get(&(name.to_string(), n, a))?;
         let y = samples.get(&(name.to_string(), n, b))?;
@@ -926,7 +940,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let (mut cells, mut within, mut outside) = (0, 0, Vec::new());
     for (name, _) in cases {
         for &n in &args.sizes {
-            let Some([q1, q2, q3]) = quartiles(name, n, "default", "native") else {
+            let Some([q1, q2, q3]) = quartiles(name, n, "default*", "native") else {
                 continue;
             };
             cells += 1;
@@ -945,8 +959,8 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     }
     if cells > 0 {
         println!(
-            "- default / native, median of the per-round ratios: {within} of {cells} cells \
-             within 5 %{}",
+            "- default* / native (both child processes), median of the per-round ratios: \
+             {within} of {cells} cells within 5 %{}",
             if outside.is_empty() { "" } else { "; outside:" }
         );
         for o in outside {
