@@ -576,23 +576,10 @@ fn pow_accurate(x: f64, y: f64) -> f64 {
     }
 }
 
-/// The high half `⌊a·b / 2¹²⁸⌋` of the 256-bit product `a · b`: two 64-bit limbs
-/// where the target multiplies 64-bit words, [`mul_wide`]'s 32-bit limbs elsewhere.
+/// The high half `⌊a·b / 2¹²⁸⌋` of the 256-bit product `a · b` ([`mul_wide`]'s).
 #[inline]
 fn mul_high(a: u128, b: u128) -> u128 {
-    #[cfg(target_pointer_width = "64")]
-    {
-        let (a1, a0) = (a >> 64, u128::from(a as u64));
-        let (b1, b0) = (b >> 64, u128::from(b as u64));
-        let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
-        // Below 3·2⁶⁴: no overflow; its carry is the only one into the high half.
-        let mid = (p00 >> 64) + u128::from(p01 as u64) + u128::from(p10 as u64);
-        p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64)
-    }
-    #[cfg(not(target_pointer_width = "64"))]
-    {
-        mul_wide(a, b).0
-    }
+    mul_wide(a, b).0
 }
 
 /// `a · b` for signed fixed-point numbers with 127 fraction bits (`|a|, |b| < 1`), rounded
