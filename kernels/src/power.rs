@@ -65,6 +65,7 @@ const EXP_LIMIT: i64 = 1100;
 
 impl Wide {
     /// `|x|` for a finite non-zero `x` (subnormals included).
+    #[inline]
     fn from_f64(x: f64) -> Wide {
         let bits = x.to_bits() & !(1 << 63);
         let (field, frac) = ((bits >> 52) as i64, bits & ((1 << 52) - 1));
@@ -81,7 +82,44 @@ impl Wide {
         }
     }
 
+    /// `|x|` for a finite non-zero `x` as a 64-bit significand `m ∈ [2⁶³, 2⁶⁴)` and an
+    /// exponent `e`, `|x| = m·2^e`: [`Wide::from_f64`]'s value, whose low 64 bits are
+    /// always zero, for [`Wide::mul_base`].
+    #[inline]
+    fn base_of(x: f64) -> (u64, i64) {
+        let w = Wide::from_f64(x);
+        ((w.mant >> 64) as u64, w.exp + 64)
+    }
+
+    /// `self · m·2^e` for a base from [`Wide::base_of`], truncated to 128 bits: the same
+    /// value and flag as [`Wide::mul`] by `Wide::from_f64(x)`, whose low half is zero,
+    /// in two 64 × 64-bit multiplies instead of four.
+    #[inline]
+    fn mul_base(&self, (m, e): (u64, i64)) -> Wide {
+        let (a1, a0) = ((self.mant >> 64) as u64, self.mant as u64);
+        let low = u128::from(a0) * u128::from(m);
+        // a1·m + ⌊a0·m / 2⁶⁴⌋ < (2⁶⁴ − 1)² + 2⁶⁴ < 2¹²⁸: no carry out.
+        let mid = u128::from(a1) * u128::from(m) + (low >> 64);
+        let dropped = low as u64;
+        // The 192-bit product mid·2⁶⁴ + dropped has its top bit at 191 or 190.
+        let (mant, dropped, exp) = if mid >> 127 == 1 {
+            (mid, dropped, self.exp + e + 64)
+        } else {
+            (
+                mid << 1 | u128::from(dropped >> 63),
+                dropped << 1,
+                self.exp + e + 63,
+            )
+        };
+        Wide {
+            mant,
+            exp,
+            inexact: self.inexact || dropped != 0,
+        }
+    }
+
     /// The binary exponent `E` with `self ∈ [2^E, 2^(E+1))`.
+    #[inline]
     fn binary_exponent(&self) -> i64 {
         self.exp + 127
     }
@@ -103,6 +141,7 @@ impl Wide {
     }
 
     /// The nearest double (ties to even), as `+0` or `+∞` out of range.
+    #[inline]
     fn to_f64(self) -> f64 {
         let e = self.binary_exponent();
         if e > EXP_LIMIT {
@@ -196,12 +235,12 @@ fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
 
 /// `|x|ⁿ` for finite non-zero `x` and `n ≥ 1`, by left-to-right binary powering.
 fn wide_pow(x: f64, n: u64) -> Wide {
-    let base = Wide::from_f64(x);
-    let mut r = base;
+    let base = Wide::base_of(x);
+    let mut r = Wide::from_f64(x);
     for bit in (0..63 - n.leading_zeros()).rev() {
         r = r.mul(&r);
         if n >> bit & 1 == 1 {
-            r = r.mul(&base);
+            r = r.mul_base(base);
         }
         // Powers of |x| < 1 only shrink as the prefix of n grows, and powers of |x| > 1
         // only grow: once out of range, the result is 0 or ∞.
@@ -1080,7 +1119,29 @@ impl Powers {
     };
 
     /// `β^t`, from entry `slot` (0 or 1) when it holds `β^t` or `β^(t−1)`.
+    ///
+    /// The step after the cached one, every step of a run, is inlined into the caller:
+    /// a 128 × 64-bit multiply and a rounding. The rest is [`Powers::pow_other`].
+    #[inline(always)]
     pub(crate) fn pow(&mut self, slot: usize, beta: f64, t: u64) -> f64 {
+        if let Some(entry) = self.entries.get_mut(slot)
+            && entry.t != 0
+            && entry.t.wrapping_add(1) == t
+            && entry.base == beta.to_bits()
+        {
+            // A filled entry's base is finite and positive (`pow_other` fills no other).
+            if entry.power.binary_exponent().abs() <= EXP_LIMIT {
+                entry.power = entry.power.mul_base(Wide::base_of(beta));
+            } // else already 0 or ∞ as a double, and stays so: keep the exponent bounded.
+            entry.t = t;
+            return entry.power.to_f64();
+        }
+        self.pow_other(slot, beta, t)
+    }
+
+    /// [`Powers::pow`] for anything but the step after the cached one.
+    #[inline(never)]
+    fn pow_other(&mut self, slot: usize, beta: f64, t: u64) -> f64 {
         let Some(entry) = self.entries.get_mut(slot) else {
             return powi(beta, t);
         };
@@ -1095,7 +1156,7 @@ impl Powers {
                     // Already 0 or ∞ as a double, and stays so: keep the exponent bounded.
                     entry.power
                 } else {
-                    entry.power.mul(&Wide::from_f64(beta))
+                    entry.power.mul_base(Wide::base_of(beta))
                 }
             } else {
                 wide_pow(beta, t)
@@ -1541,6 +1602,50 @@ mod tests {
     /// Both ways of multiplying (64-bit limbs here, 32-bit limbs on the 32-bit targets,
     /// which the host tests would not otherwise run) agree, and with the full product, on
     /// edge and random operands.
+    #[test]
+    /// `mul_base` is `mul` by the base's `Wide`, flag included: on normalized
+    /// significands with every bit pattern at the truncation (none dropped, only the
+    /// lowest, all), bases normal and subnormal, products with the top bit at 255 and 254.
+    fn multiplying_by_a_base_is_the_general_product() {
+        let mut rng = Mix(0x0BAD_C0FF_EE15_600D);
+        let bases = [
+            0.9,
+            0.999,
+            0.5,
+            0.75,
+            1e-300,
+            5e-324,
+            1e-310,
+            1.5,
+            0.999_999_9,
+        ];
+        for i in 0..20_000u64 {
+            let x = if i < 9 {
+                bases[i as usize]
+            } else {
+                f64::from_bits(rng.next() >> 2) // positive, finite, subnormals included
+            };
+            if x == 0.0 {
+                continue;
+            }
+            let mant = match i % 4 {
+                0 => 1 << 127,
+                1 => u128::MAX,
+                _ => 1 << 127 | u128::from(rng.next()) << 64 | u128::from(rng.next()),
+            };
+            let a = Wide {
+                mant,
+                exp: (rng.next() % 2000) as i64 - 1000,
+                inexact: i % 3 == 0,
+            };
+            assert_eq!(
+                a.mul_base(Wide::base_of(x)),
+                a.mul(&Wide::from_f64(x)),
+                "{a:?} {x:e}"
+            );
+        }
+    }
+
     #[test]
     fn high_halves_of_products() {
         let mut rng = Mix(0x1319_8A2E_0370_7344);
