@@ -118,12 +118,16 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
     /// per parameter on a Cortex-M4F).
     type Out = Result<(), Error>;
 
-    /// Inlined into the rule's `run` (one call site per kernel type, so no code is
-    /// duplicated): called, it received the kernel by address, and the rule's copy of
-    /// its coefficients into the wrapper it passes read 16-byte words that narrower
-    /// stores had just written, a store-forwarding stall of ~10 ns per step (f32 Adam
-    /// at 16 params: 30 % of its per-step cost was that copy).
-    #[inline(always)]
+    /// On x86-64 inlined into the rule's `run` (one call site per kernel type, so no
+    /// code is duplicated): called, it received the kernel by address, and the rule's
+    /// copy of its coefficients into the wrapper it passes read 16-byte words that
+    /// narrower stores had just written, a store-forwarding stall of ~10 ns per step
+    /// (f32 Adam at 16 params: 30 % of its per-step cost was that copy). There the
+    /// element loop is a `#[target_feature]` function of its own either way. Elsewhere
+    /// the loop is compiled into this function, and inlined into the rule's it cost the
+    /// Cortex-M4F 0.75 (Adam) to 1.25 (AdamW) instructions per parameter in registers
+    /// spilled, more than the per-step stall (firmware bench).
+    #[cfg_attr(target_arch = "x86_64", inline(always))]
     fn run<const K: usize, F: Kernel<T, K>>(
         self,
         kernel: &F,
@@ -166,7 +170,7 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
 
 /// The checked state slots of a [`Drive`] call over `params` and `grads`, filled with
 /// `init` when `fresh`.
-#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", inline(always))]
 fn checked_slots<'s, T: Real, const K: usize>(
     params: &[T],
     grads: &[T],
