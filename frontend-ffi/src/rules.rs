@@ -186,11 +186,7 @@ const _: () = assert!(gradstep::STEP_CACHE_WORDS == 14);
 pub(crate) fn scalars_from_c(rule: &AnyRule, c: &gradstep_scalars) -> AnyScalars {
     match rule.fresh_scalars() {
         AnyScalars::Step(_) => StepCount::with_cache(c.step, &c.cache).into(),
-        AnyScalars::NAdam(_) => NAdamScalars {
-            step: c.step,
-            mu_product: c.mu_product,
-        }
-        .into(),
+        AnyScalars::NAdam(_) => NAdamScalars::new(c.step, c.mu_product).into(),
         AnyScalars::Asgd(_) => AsgdScalars {
             step: c.step,
             eta: c.eta,

@@ -634,10 +634,7 @@ impl ScalarCodec for NAdamScalars {
         w.f64(self.mu_product);
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, CheckpointError> {
-        let s = NAdamScalars {
-            step: r.u64()?,
-            mu_product: r.f64()?,
-        };
+        let s = NAdamScalars::new(r.u64()?, r.f64()?);
         scalar_in_range(AnyScalars::NAdam(s).is_reachable())?;
         Ok(s)
     }
@@ -1280,10 +1277,7 @@ mod tests {
             mu: 1.0,
         });
         let nadam = AnyRule::from(NAdam::default());
-        let nadam_scalars = AnyScalars::NAdam(NAdamScalars {
-            step: 3,
-            mu_product: 0.5,
-        });
+        let nadam_scalars = AnyScalars::NAdam(NAdamScalars::new(3, 0.5));
         // ASGD's section ends with η then μ; NAdam's with the μ-product.
         for (rule, scalars, at, bad) in [
             (asgd, asgd_scalars, 16, f64::NAN),

@@ -39,8 +39,8 @@
 //! 0.9–1.3 µs to 0.10 µs (the first fast version, all in 128-bit products, took
 //! 0.15–0.23 µs), and f32 NAdam at 4K parameters from 0.71 to 1.04 Gparam/s (ASGD 2.0
 //! to 3.6; `benches/speed.rs`, medians of 7 rounds, both in one session; the integer
-//! powers' 64-bit products below account for 0.97 to 1.04: NAdam's `1 − β₂ᵗ` is not
-//! cached). On the Cortex-M4F (firmware bench, instructions per step) NAdam's per-step
+//! powers' 64-bit products below account for 0.97 to 1.04: NAdam's `1 − β₂ᵗ` was not
+//! cached then; `NAdamScalars` caches it, and μₜ's power, since). On the Cortex-M4F (firmware bench, instructions per step) NAdam's per-step
 //! cost fell from 242 370 to 9 520 and ASGD's from 120 960 to 4 220 (libm's `pow` gave
 //! 23 230 and 10 760); on the Cortex-M0 from 588 687 to 44 437 and from 291 906 to
 //! 19 593. The price is flash: the bench image grew by 7.4 KB (M4F) and 8.0 KB (M0),

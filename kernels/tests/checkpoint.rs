@@ -629,11 +629,7 @@ fn any_checkpoint() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(rule, n, f64s, with_params, step, x, y, v)| {
             let scalars = match rule.default_scalars() {
                 AnyScalars::Step(_) => StepCount::new(step).into(),
-                AnyScalars::NAdam(_) => NAdamScalars {
-                    step,
-                    mu_product: x,
-                }
-                .into(),
+                AnyScalars::NAdam(_) => NAdamScalars::new(step, x).into(),
                 AnyScalars::Asgd(_) => AsgdScalars {
                     step,
                     eta: x,
