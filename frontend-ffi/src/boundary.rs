@@ -437,6 +437,44 @@ pub(crate) unsafe fn slices<'a, T>(
 mod tests {
     use super::*;
 
+    /// This thread's last error as a `String`.
+    fn last() -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: a writable local buffer of the length passed.
+        let n = unsafe { last_error(buf.as_mut_ptr(), buf.len()) };
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// A detail noted before a nested call (a C callback calling back into gradstep)
+    /// survives it, whatever the nested call noted or returned; the nested call's own
+    /// detail is its last error until the outer call returns.
+    #[test]
+    fn a_detail_noted_before_a_nested_call_survives_it() {
+        let outer = guard(|| {
+            note(GRADSTEP_LENGTH_TOO_LARGE, "outer detail");
+            let inner = guard(|| Err(note(GRADSTEP_NULL_POINTER, "inner detail")));
+            assert_eq!(inner, GRADSTEP_NULL_POINTER);
+            assert_eq!(last(), "inner detail");
+            assert_eq!(guard(|| Ok(())), GRADSTEP_OK);
+            assert_eq!(last(), "");
+            Err(GRADSTEP_LENGTH_TOO_LARGE)
+        });
+        assert_eq!(outer, GRADSTEP_LENGTH_TOO_LARGE);
+        assert_eq!(last(), "outer detail");
+        // A detail noted for another status than the one returned is not used; none
+        // is left over for the next call.
+        assert_eq!(
+            guard(|| {
+                note(GRADSTEP_NULL_POINTER, "not this one");
+                Err(GRADSTEP_LENGTH_TOO_LARGE)
+            }),
+            GRADSTEP_LENGTH_TOO_LARGE
+        );
+        assert_ne!(last(), "not this one");
+        assert_eq!(guard(|| Err(GRADSTEP_NULL_POINTER)), GRADSTEP_NULL_POINTER);
+        assert_ne!(last(), "not this one");
+    }
+
     /// Issue 12, finding 2 (printing): a panic inside the boundary (here a size that
     /// overflows, as `Vec` reports it) printed its message and a backtrace on the host's
     /// stderr. Run in a child process (this test binary again) whose stderr is captured:
