@@ -21,7 +21,10 @@
 //!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
 //! [--sizes 1K,4K,64K] [--only "C step"]` (`--only`: that column and `kernel`, for
-//! `perf record` on one path).
+//! `perf record` on one path). `--calls N --only COLUMN` makes exactly N calls of that
+//! column alone at each size and prints nothing: for `perf stat -e instructions,cycles`,
+//! whose difference between two values of N, divided by their difference, is the cost
+//! of one call without the timer's or the other columns' noise.
 
 use std::hint::black_box;
 
@@ -66,10 +69,21 @@ fn cpu_seconds() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
+thread_local! {
+    /// Set by `--calls`: [`measure`] makes exactly this many calls instead of timing.
+    static CALLS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// Gparam/s of `step` (`n` params per call) over `ms` ms of CPU time. The clock is
 /// read once per batch of steps of about 64K params: reading a thread's CPU time is a
 /// system call (~0.3 µs here), as long as a 1K step itself.
 fn measure(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
+    if let Some(calls) = CALLS.get() {
+        for _ in 0..calls {
+            step();
+        }
+        return 0.0;
+    }
     step();
     let batch = (1usize << 16).div_ceil(n.max(1));
     let start = cpu_seconds();
@@ -200,6 +214,13 @@ impl Case {
         }
     }
 
+    /// Exactly `calls` calls of `column`.
+    fn repeat(&mut self, column: &str, calls: usize) {
+        CALLS.set(Some(calls));
+        self.run(column, 0.0);
+        CALLS.set(None);
+    }
+
     fn run(&mut self, column: &str, ms: f64) -> f64 {
         let (n, rule, grads) = (self.n, self.rule, self.grads.get());
         match column {
@@ -257,7 +278,7 @@ impl Drop for Case {
 
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
-    let mut only = None;
+    let (mut only, mut calls) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -265,6 +286,7 @@ fn main() {
             "--bench" => {}
             "--rounds" => rounds = value().parse().expect("--rounds N"),
             "--ms" => ms = value().parse().expect("--ms MILLISECONDS"),
+            "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
                 assert!(COLUMNS.contains(&c.as_str()), "--only: one of {COLUMNS:?}");
@@ -286,6 +308,13 @@ fn main() {
         }
     }
     let mut cases: Vec<Case> = sizes.iter().map(|&n| Case::new(n)).collect();
+    if let Some(calls) = calls {
+        let column = only.expect("--calls needs --only COLUMN");
+        for case in &mut cases {
+            case.repeat(&column, calls);
+        }
+        return;
+    }
     // samples[size][column][round]
     let mut samples = vec![vec![Vec::new(); COLUMNS.len()]; sizes.len()];
     for r in 0..rounds {

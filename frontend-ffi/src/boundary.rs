@@ -38,22 +38,23 @@ use crate::status::{
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep_status {
     quiet_hook();
     let mut f = Some(f);
-    let run = |f: Option<_>| match f.map(|f| catch_unwind(AssertUnwindSafe(f))) {
-        Some(Ok(Ok(()))) => GRADSTEP_OK,
-        Some(Ok(Err(status))) => status,
-        Some(Err(_)) | None => GRADSTEP_INTERNAL_ERROR,
-    };
     let status = THREAD.try_with(|t| {
         t.depth.set(t.depth.get() + 1);
         // A call nested in this one (from a C callback) has its own pending detail;
-        // the outer call's is put back when it returns.
-        let outer = t.pending.take();
+        // the outer call's is put back when it returns. Only the status is swapped on
+        // every call (moving the message's `String` in and out of its cell cost a
+        // small step a few nanoseconds); the message moves only when one is pending.
+        let outer = t.pending.replace(GRADSTEP_OK);
+        let outer_detail = (outer != GRADSTEP_OK).then(|| t.detail.take());
         let status = run(f.take());
-        let pending = t.pending.replace(outer);
+        let noted = t.pending.replace(outer);
         t.depth.set(t.depth.get() - 1);
         // Recording allocates at most once per thread and message length: a panic
         // there (out of memory) must not unwind into C either.
-        let _ = catch_unwind(AssertUnwindSafe(|| record(t, status, pending)));
+        let _ = catch_unwind(AssertUnwindSafe(|| record(t, status, noted)));
+        if let Some(detail) = outer_detail {
+            t.detail.set(detail);
+        }
         status
     });
     // During thread teardown the bookkeeping may be gone: the call still runs (a panic
@@ -61,13 +62,24 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep
     status.unwrap_or_else(|_| run(f.take()))
 }
 
+/// Runs `f` (taken once), catching a panic.
+fn run(f: Option<impl FnOnce() -> Result<(), gradstep_status>>) -> gradstep_status {
+    match f.map(|f| catch_unwind(AssertUnwindSafe(f))) {
+        Some(Ok(Ok(()))) => GRADSTEP_OK,
+        Some(Ok(Err(status))) => status,
+        Some(Err(_)) | None => GRADSTEP_INTERNAL_ERROR,
+    }
+}
+
 /// A thread's bookkeeping at the boundary.
 struct Thread {
     /// How many gradstep calls this thread is inside (more than one when a C callback
     /// calls back into gradstep).
     depth: Cell<usize>,
-    /// The detail noted during the running call: its status and message.
-    pending: Cell<Option<(gradstep_status, String)>>,
+    /// The status of the detail noted during the running call (`GRADSTEP_OK`: none).
+    pending: Cell<gradstep_status>,
+    /// That detail's message.
+    detail: Cell<String>,
     /// The message of this thread's last call that returned a status (empty if it
     /// succeeded), as `gradstep_last_error` returns it.
     last: RefCell<String>,
@@ -77,7 +89,8 @@ thread_local! {
     static THREAD: Thread = const {
         Thread {
             depth: Cell::new(0),
-            pending: Cell::new(None),
+            pending: Cell::new(GRADSTEP_OK),
+            detail: Cell::new(String::new()),
             last: RefCell::new(String::new()),
         }
     };
@@ -92,17 +105,21 @@ pub(crate) fn note(status: gradstep_status, detail: impl Display) -> gradstep_st
     let mut message = String::new();
     let _ = write!(message, "{detail}");
     // During thread teardown the slot may be gone: then there is no one to tell.
-    let _ = THREAD.try_with(|t| t.pending.set(Some((status, message))));
+    let _ = THREAD.try_with(|t| {
+        t.pending.set(status);
+        t.detail.set(message);
+    });
     status
 }
 
-/// Sets the thread's last error after a call returned `status`.
-fn record(t: &Thread, status: gradstep_status, pending: Option<(gradstep_status, String)>) {
+/// Sets the thread's last error after a call returned `status`, the detail noted
+/// during it having status `noted` (`GRADSTEP_OK`: none).
+fn record(t: &Thread, status: gradstep_status, noted: gradstep_status) {
     let mut last = t.last.borrow_mut();
     last.clear();
-    match pending {
+    match noted {
         _ if status == GRADSTEP_OK => {}
-        Some((noted, detail)) if noted == status => last.push_str(&detail),
+        noted if noted == status => last.push_str(&t.detail.take()),
         _ => {
             let message = status.message().to_str().unwrap_or("internal error");
             last.push_str(message);
@@ -219,36 +236,41 @@ impl Span {
         Span::of(ptr, 1)
     }
 
+    #[inline(always)]
     fn end(self) -> usize {
         self.start.saturating_add(self.len)
     }
 
-    /// Whether the two share a byte (empty spans share none).
+    /// Whether the two share a byte (empty spans share none). Without branches: the
+    /// step functions test six pairs on every call.
+    #[inline(always)]
     pub(crate) fn overlaps(self, other: Span) -> bool {
-        self.len > 0 && other.len > 0 && self.start < other.end() && other.start < self.end()
+        (self.len > 0) & (other.len > 0) & (self.start < other.end()) & (other.start < self.end())
     }
 }
 
 /// Refuses with `GRADSTEP_OVERLAPPING_BUFFERS` if a span that will be written shares a
 /// byte with any other span given (written or only read).
 ///
-/// Plain loops rather than an iterator chain: the chain was not inlined and cost every
-/// step call a few tens of nanoseconds (frontend-ffi/benches/percall.rs).
-#[inline]
+/// Plain loops rather than an iterator chain, and one branch at the end: the chain was
+/// not inlined and cost every step call a few tens of nanoseconds, and a branch per
+/// pair a few more (frontend-ffi/benches/percall.rs).
+#[inline(always)]
 pub(crate) fn disjoint(written: &[Span], read: &[Span]) -> Result<(), gradstep_status> {
+    let mut overlap = false;
     for (i, w) in written.iter().enumerate() {
         for o in &written[i + 1..] {
-            if w.overlaps(*o) {
-                return Err(GRADSTEP_OVERLAPPING_BUFFERS);
-            }
+            overlap |= w.overlaps(*o);
         }
         for o in read {
-            if w.overlaps(*o) {
-                return Err(GRADSTEP_OVERLAPPING_BUFFERS);
-            }
+            overlap |= w.overlaps(*o);
         }
     }
-    Ok(())
+    if overlap {
+        Err(GRADSTEP_OVERLAPPING_BUFFERS)
+    } else {
+        Ok(())
+    }
 }
 
 /// A caller's buffer of `len` elements whose pointer is non-NULL and aligned and whose
@@ -414,6 +436,44 @@ pub(crate) unsafe fn slices<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This thread's last error as a `String`.
+    fn last() -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: a writable local buffer of the length passed.
+        let n = unsafe { last_error(buf.as_mut_ptr(), buf.len()) };
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// A detail noted before a nested call (a C callback calling back into gradstep)
+    /// survives it, whatever the nested call noted or returned; the nested call's own
+    /// detail is its last error until the outer call returns.
+    #[test]
+    fn a_detail_noted_before_a_nested_call_survives_it() {
+        let outer = guard(|| {
+            note(GRADSTEP_LENGTH_TOO_LARGE, "outer detail");
+            let inner = guard(|| Err(note(GRADSTEP_NULL_POINTER, "inner detail")));
+            assert_eq!(inner, GRADSTEP_NULL_POINTER);
+            assert_eq!(last(), "inner detail");
+            assert_eq!(guard(|| Ok(())), GRADSTEP_OK);
+            assert_eq!(last(), "");
+            Err(GRADSTEP_LENGTH_TOO_LARGE)
+        });
+        assert_eq!(outer, GRADSTEP_LENGTH_TOO_LARGE);
+        assert_eq!(last(), "outer detail");
+        // A detail noted for another status than the one returned is not used; none
+        // is left over for the next call.
+        assert_eq!(
+            guard(|| {
+                note(GRADSTEP_NULL_POINTER, "not this one");
+                Err(GRADSTEP_LENGTH_TOO_LARGE)
+            }),
+            GRADSTEP_LENGTH_TOO_LARGE
+        );
+        assert_ne!(last(), "not this one");
+        assert_eq!(guard(|| Err(GRADSTEP_NULL_POINTER)), GRADSTEP_NULL_POINTER);
+        assert_ne!(last(), "not this one");
+    }
 
     /// Issue 12, finding 2 (printing): a panic inside the boundary (here a size that
     /// overflows, as `Vec` reports it) printed its message and a backtrace on the host's

@@ -660,6 +660,9 @@ macro_rules! c_rules {
         choice: [$($c:ident: $ct:ident),*] $(,)?
     }),* $(,)?) => {
         /// The rule `c` describes (not yet validated). Unknown kinds are refused.
+        /// Inlined: returned through memory, the rule cost the step functions a few
+        /// nanoseconds per call (frontend-ffi/benches/percall.rs).
+        #[inline(always)]
         pub(crate) fn to_any(c: &gradstep_rule) -> Result<AnyRule, gradstep_status> {
             match c.kind {
                 $($id => {

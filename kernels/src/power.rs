@@ -1169,19 +1169,21 @@ impl Powers {
     /// The cache as plain words, for carrying it where only plain data goes (the C
     /// ABI's `gradstep_scalars`): per entry the base's bits, t, the significand (low,
     /// high), the exponent, the inexact flag and a check word.
+    #[inline]
     pub(crate) fn words(&self) -> [u64; CACHE_WORDS] {
         let mut words = [0; CACHE_WORDS];
         for (entry, w) in self.entries.iter().zip(words.chunks_exact_mut(7)) {
             let p = &entry.power;
-            w[..6].copy_from_slice(&[
+            let data = [
                 entry.base,
                 entry.t,
                 p.mant as u64,
                 (p.mant >> 64) as u64,
                 p.exp as u64,
                 u64::from(p.inexact),
-            ]);
-            w[6] = if entry.t == 0 { 0 } else { check(&w[..6]) };
+            ];
+            w[..6].copy_from_slice(&data);
+            w[6] = if entry.t == 0 { 0 } else { check(&data) };
         }
         words
     }
@@ -1189,23 +1191,27 @@ impl Powers {
     /// The cache from [`Powers::words`]. An entry whose words are not what
     /// `words` writes (zeros, or anything altered: the check word, a normalized
     /// significand and a bounded exponent are verified) is empty, and is recomputed.
+    #[inline]
     pub(crate) fn from_words(words: &[u64; CACHE_WORDS]) -> Powers {
         let mut powers = Powers::EMPTY;
         for (entry, w) in powers.entries.iter_mut().zip(words.chunks_exact(7)) {
+            let data = [w[0], w[1], w[2], w[3], w[4], w[5]];
             let power = Wide {
-                mant: u128::from(w[3]) << 64 | u128::from(w[2]),
-                exp: w[4] as i64,
-                inexact: w[5] == 1,
+                mant: u128::from(data[3]) << 64 | u128::from(data[2]),
+                exp: data[4] as i64,
+                inexact: data[5] == 1,
             };
-            let valid = w[1] != 0
-                && w[5] <= 1
-                && w[6] == check(&w[..6])
-                && power.mant >> 127 == 1
-                && power.exp.unsigned_abs() < 1 << 40;
+            // `&` rather than `&&`: every test is cheap, and one branch is cheaper
+            // than five.
+            let valid = (data[1] != 0)
+                & (data[5] <= 1)
+                & (power.mant >> 127 == 1)
+                & (power.exp.unsigned_abs() < 1 << 40)
+                & (w[6] == check(&data));
             if valid {
                 *entry = Entry {
-                    base: w[0],
-                    t: w[1],
+                    base: data[0],
+                    t: data[1],
                     power,
                 };
             }
@@ -1223,29 +1229,37 @@ impl Default for Powers {
 /// Words in [`Powers::words`].
 pub(crate) const CACHE_WORDS: usize = 14;
 
-/// A 64-bit digest of an entry's words. Each word is keyed by its position and
-/// multiplied by an odd constant (a bijection of the word, so changing any one word
-/// always changes the sum), the terms are summed, and the sum goes through the SplitMix64
-/// finalizer. The terms are independent, so they are computed in parallel: a serial mix
-/// over the six words cost the C ABI's step about 100 ns per call (two entries checked on
-/// the way in, two written on the way out; frontend-ffi/benches/percall.rs).
-fn check(words: &[u64]) -> u64 {
-    const KEYS: [u64; 6] = [
-        0x6772_6164_7374_6570,
+/// A 64-bit digest of an entry's six words. Each word is multiplied by its own odd
+/// constant (a bijection of the word, so changing any one word always changes the sum),
+/// the products are added to a tag of this format (words of another layout or digest
+/// are refused), and the sum goes through one xorshift-multiply round (also a
+/// bijection, so a changed sum always changes the digest). It is a check against
+/// garbage, not a MAC: a caller who forges an entry on purpose only changes its own
+/// steps.
+///
+/// One multiply per word, independent of each other, and one more to finish: the C
+/// ABI's step checks two entries on the way in and writes two on the way out, and a
+/// digest with a mixing round per word cost it about 20 ns per call
+/// (frontend-ffi/benches/percall.rs).
+#[inline(always)]
+fn check(words: &[u64; 6]) -> u64 {
+    /// The format's tag: the sum's starting value.
+    const TAG: u64 = 0x6772_6164_7374_6570; // "gradstep"
+    /// Odd, with high bits set throughout (the fractional digits of π, forced odd).
+    const MUL: [u64; 6] = [
         0x243F_6A88_85A3_08D3,
-        0x1319_8A2E_0370_7344,
-        0xA409_3822_299F_31D0,
+        0x1319_8A2E_0370_7345,
+        0xA409_3822_299F_31D1,
         0x082E_FA98_EC4E_6C89,
         0x4528_21E6_38D0_1377,
+        0xBE54_66CF_34E9_0C6D,
     ];
-    let sum = words.iter().zip(KEYS).fold(0u64, |h, (&w, key)| {
-        let z = (w ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        h.wrapping_add(z ^ (z >> 29))
-    });
-    let mut z = sum;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    let sum = words
+        .iter()
+        .zip(MUL)
+        .fold(TAG, |h, (&w, m)| h.wrapping_add(w.wrapping_mul(m)));
+    let z = (sum ^ (sum >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    z ^ (z >> 32)
 }
 
 #[cfg(test)]
@@ -1303,6 +1317,72 @@ mod tests {
         for t in [u64::MAX - 2, u64::MAX - 1, u64::MAX, 3, u64::MAX] {
             assert_eq!(cache.pow(0, 0.5, t), powi(0.5, t));
             assert_eq!(cache.pow(1, 1.5, t), powi(1.5, t));
+        }
+    }
+
+    /// What the C caller may leave in `gradstep_scalars.cache` by mistake is refused:
+    /// every byte pattern a `memset` writes, and the words of the previous format (whose
+    /// digest mixed each word with a xorshift round and had no tag).
+    #[test]
+    fn the_cache_refuses_memsets_and_the_previous_format() {
+        for byte in 0..=255u64 {
+            let words = [byte * 0x0101_0101_0101_0101; CACHE_WORDS];
+            assert_eq!(
+                Powers::from_words(&words),
+                Powers::EMPTY,
+                "memset {byte:#x}"
+            );
+        }
+        fn previous_check(words: &[u64]) -> u64 {
+            const KEYS: [u64; 6] = [
+                0x6772_6164_7374_6570,
+                0x243F_6A88_85A3_08D3,
+                0x1319_8A2E_0370_7344,
+                0xA409_3822_299F_31D0,
+                0x082E_FA98_EC4E_6C89,
+                0x4528_21E6_38D0_1377,
+            ];
+            let sum = words.iter().zip(KEYS).fold(0u64, |h, (&w, key)| {
+                let z = (w ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                h.wrapping_add(z ^ (z >> 29))
+            });
+            let mut z = sum;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        let mut cache = Powers::default();
+        cache.pow(0, 0.9, 41);
+        cache.pow(1, 0.999, 41);
+        let mut old = cache.words();
+        for w in old.chunks_exact_mut(7) {
+            w[6] = previous_check(&w[..6]);
+        }
+        assert_eq!(Powers::from_words(&old), Powers::EMPTY);
+        // The same words with this format's check are accepted: only the digest differs.
+        assert_eq!(Powers::from_words(&cache.words()), cache);
+        // The tag is part of the digest: without it (a format with another tag), refused.
+        let words = cache.words();
+        for w in words.chunks_exact(7) {
+            let data = [w[0], w[1], w[2], w[3], w[4], w[5]];
+            let untagged = {
+                const MUL: [u64; 6] = [
+                    0x243F_6A88_85A3_08D3,
+                    0x1319_8A2E_0370_7345,
+                    0xA409_3822_299F_31D1,
+                    0x082E_FA98_EC4E_6C89,
+                    0x4528_21E6_38D0_1377,
+                    0xBE54_66CF_34E9_0C6D,
+                ];
+                let sum = data
+                    .iter()
+                    .zip(MUL)
+                    .fold(0u64, |h, (&w, m)| h.wrapping_add(w.wrapping_mul(m)));
+                let z = (sum ^ (sum >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+                z ^ (z >> 32)
+            };
+            assert_eq!(check(&data), w[6]);
+            assert_ne!(untagged, w[6]);
         }
     }
 
