@@ -18,21 +18,41 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
+# One build of every target, then the targets side by side, one per core (FUZZ_JOBS to
+# change): each libFuzzer process runs on one core for the whole SECONDS_PER_TARGET.
 cargo +nightly fuzz build -O
-for target in "${targets[@]}"; do
+jobs=${FUZZ_JOBS:-$(nproc)}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+fuzz_one() {
+    local target=$1 log=$logs/$1.log
     mkdir -p "corpus/$target"
-    seeds=()
+    local seeds=()
     [[ -d "seeds/$target" ]] && seeds=("seeds/$target")
-    log=$(mktemp)
     if ! cargo +nightly fuzz run -O "$target" "corpus/$target" "${seeds[@]}" -- \
         -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz: $target FAILED (input in fuzz/artifacts/$target)"
-        exit 1
+        return 1
     fi
+    local runs cov
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
     printf 'fuzz: %-22s %10s runs in %ss, %s, corpus %s files\n' \
         "$target" "$runs" "$seconds" "$cov" "$(ls "corpus/$target" | wc -l)"
-    rm -f "$log"
+}
+failed=0
+running=0
+for target in "${targets[@]}"; do
+    if ((running >= jobs)); then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    fuzz_one "$target" &
+    running=$((running + 1))
 done
+while ((running > 0)); do
+    wait -n || failed=1
+    running=$((running - 1))
+done
+((failed == 0)) || exit 1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the unsafe code under Miri, once with Stacked Borrows and once with Tree Borrows:
+# Runs the unsafe code under Miri, once with Stacked Borrows and once with Tree Borrows
+# (the two side by side, one core each; their outputs are printed when both are done):
 # the kernel's driver, lanes and reductions (kernels/tests/unsafe_paths.rs: every length
 # around each vector width, misaligned, for rules with one, two and three state slices,
 # and the reductions) and the C boundary (frontend-ffi's unit tests and
@@ -21,12 +22,38 @@ cargo +nightly miri setup >/dev/null 2>&1 || cargo +nightly miri setup
 
 # proptest reads the working directory (its regression files): no isolation.
 base="-Zmiri-disable-isolation"
+kernel=(-p gradstep --features soft-float-libm --test unsafe_paths)
+ffi=(-p gradstep-ffi --features kernels/soft-float-libm --lib --test hostile)
+
+# Build once (the borrow model is a run-time flag: both runs use the same build), then
+# run the two models side by side: Miri interprets on one core, and the test binaries
+# run without holding cargo's lock on the target directory.
+cargo +nightly miri test -q "${kernel[@]}" --no-run
+cargo +nightly miri test -q "${ffi[@]}" --no-run
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pids=()
 for model in "stacked borrows:" "tree borrows:-Zmiri-tree-borrows"; do
     name=${model%%:*}
     flags="$base ${model#*:}"
-    printf '\n-- Miri, %s\n' "$name"
-    MIRIFLAGS="$flags" PROPTEST_CASES=2 cargo +nightly miri test -q -p gradstep \
-        --features soft-float-libm --test unsafe_paths
-    MIRIFLAGS="$flags" PROPTEST_CASES=2 cargo +nightly miri test -q -p gradstep-ffi \
-        --features kernels/soft-float-libm --lib --test hostile
+    (
+        export MIRIFLAGS="$flags" PROPTEST_CASES=2
+        start=$SECONDS
+        cargo +nightly miri test -q "${kernel[@]}"
+        cargo +nightly miri test -q "${ffi[@]}"
+        echo "-- Miri, $name: passed in $((SECONDS - start)) s"
+    ) >"$logs/${name// /-}.log" 2>&1 &
+    pids+=($!)
 done
+failed=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+done
+for log in "$logs"/*.log; do
+    printf '\n-- Miri, %s\n' "$(basename "$log" .log | tr - ' ')"
+    cat "$log"
+done
+if ((failed)); then
+    echo "miri: FAILED (see the output above)"
+    exit 1
+fi

@@ -122,7 +122,9 @@ step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M
 )
 
 step "kernel tests in the debug profile (overflow checks on)"
-PROPTEST_CASES=32 run_tests -p gradstep --lib --tests
+# Line tables only (backtraces keep their lines), not the dev profile's full debuginfo:
+# cheaper to build, and nothing here runs a debugger.
+CARGO_PROFILE_DEV_DEBUG=line-tables-only PROPTEST_CASES=32 run_tests -p gradstep --lib --tests
 
 step "Miri: the kernel's unsafe paths and the C boundary, Stacked and Tree Borrows"
 scripts/miri.sh
