@@ -1249,6 +1249,12 @@ pub(crate) const CACHE_WORDS: usize = 14;
 fn check(words: &[u64; 6]) -> u64 {
     /// The format's tag: the sum's starting value.
     const TAG: u64 = 0x6772_6164_7374_6570; // "gradstep"
+    check_from(TAG, words)
+}
+
+/// [`check`] with the sum starting at `start` instead of the format's tag.
+#[inline(always)]
+fn check_from(start: u64, words: &[u64; 6]) -> u64 {
     /// Odd, with high bits set throughout (the fractional digits of π, forced odd).
     const MUL: [u64; 6] = [
         0x243F_6A88_85A3_08D3,
@@ -1261,7 +1267,7 @@ fn check(words: &[u64; 6]) -> u64 {
     let sum = words
         .iter()
         .zip(MUL)
-        .fold(TAG, |h, (&w, m)| h.wrapping_add(w.wrapping_mul(m)));
+        .fold(start, |h, (&w, m)| h.wrapping_add(w.wrapping_mul(m)));
     let z = (sum ^ (sum >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
     z ^ (z >> 32)
 }
@@ -1369,22 +1375,7 @@ mod tests {
         let words = cache.words();
         for w in words.chunks_exact(7) {
             let data = [w[0], w[1], w[2], w[3], w[4], w[5]];
-            let untagged = {
-                const MUL: [u64; 6] = [
-                    0x243F_6A88_85A3_08D3,
-                    0x1319_8A2E_0370_7345,
-                    0xA409_3822_299F_31D1,
-                    0x082E_FA98_EC4E_6C89,
-                    0x4528_21E6_38D0_1377,
-                    0xBE54_66CF_34E9_0C6D,
-                ];
-                let sum = data
-                    .iter()
-                    .zip(MUL)
-                    .fold(0u64, |h, (&w, m)| h.wrapping_add(w.wrapping_mul(m)));
-                let z = (sum ^ (sum >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                z ^ (z >> 32)
-            };
+            let untagged = check_from(0, &data);
             assert_eq!(check(&data), w[6]);
             assert_ne!(untagged, w[6]);
         }

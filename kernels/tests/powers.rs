@@ -115,14 +115,17 @@ fn same_bits<R: Rule<Scalars: Cached>>(
     }
 }
 
+/// Where the runs start (fresh, far into training) and how often they rewind.
+const STARTS: [(u64, Option<u64>); 4] = [
+    (0, None),
+    (0, Some(17)),
+    (999_990, None),
+    (1 << 40, Some(5)),
+];
+
 #[test]
 fn adam_family_cache_is_invisible() {
-    for (start, rewind) in [
-        (0, None),
-        (0, Some(17)),
-        (999_990, None),
-        (1 << 40, Some(5)),
-    ] {
+    for (start, rewind) in STARTS {
         same_bits(start, 120, rewind, |_| Adam {
             lr: 0.01,
             ..Adam::default()
@@ -145,12 +148,7 @@ fn adam_family_cache_is_invisible() {
 
 #[test]
 fn nadam_cache_is_invisible() {
-    for (start, rewind) in [
-        (0, None),
-        (0, Some(17)),
-        (999_990, None),
-        (1 << 40, Some(5)),
-    ] {
+    for (start, rewind) in STARTS {
         same_bits(start, 120, rewind, |_| NAdam::default());
         same_bits(start, 120, rewind, |_| NAdam {
             momentum_decay: 0.0,
