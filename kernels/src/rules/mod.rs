@@ -315,16 +315,10 @@ pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
 
 /// `base ** exp` as Python computes it for floats (C `pow`): correctly rounded
 /// [`powi`] for whole exponents in `[0, 2⁵³]` (steps, epochs, milestone counts),
-/// correctly rounded [`pow`] (double-double `e^(y·ln x)`) otherwise. `x ** 0.5` for
-/// `x > 0` is the square root (correctly rounded, so the same bits as [`pow`] gives):
-/// tested first, so that the bias corrections' `(1 − β₂ᵗ) ** 0.5`, a constant exponent,
-/// compile to one square root instruction (through `pow` it cost Adam's step ~9 ns, ~1 %
-/// of a 1K-param step; once `β₂ᵗ` underflows, `1 ** 0.5` even went to `libm::pow`).
+/// correctly rounded [`pow`] (double-double `e^(y·ln x)`) otherwise.
 #[inline]
 pub(crate) fn powf(base: f64, exp: f64) -> f64 {
-    if exp == 0.5 && base > 0.0 {
-        libm::sqrt(base)
-    } else if (0.0..=9_007_199_254_740_992.0).contains(&exp) && exp as u64 as f64 == exp {
+    if (0.0..=9_007_199_254_740_992.0).contains(&exp) && exp as u64 as f64 == exp {
         powi(base, exp as u64)
     } else {
         pow(base, exp)
