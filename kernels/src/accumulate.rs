@@ -29,7 +29,7 @@
 
 use crate::driver::{Kernel, run};
 use crate::error::{Buffer, Error};
-use crate::lanes::Lanes;
+use crate::lanes::{Divisor, Lanes};
 use crate::real::Real;
 use crate::reduce::{self, Map};
 
@@ -100,7 +100,7 @@ impl Accumulator {
                 a.fill(T::ZERO);
             }
         } else if reduction == Reduction::Mean && k > 1 {
-            let div = DivideBy(T::from_f64(k as f64));
+            let div = DivideBy(Divisor::new(T::from_f64(k as f64)));
             for a in acc.iter_mut() {
                 reduce::map(&div, a);
             }
@@ -119,10 +119,10 @@ impl<T: Real> Kernel<T, 0> for AddInto {
     }
 }
 
-struct DivideBy<T>(T);
+struct DivideBy<T>(Divisor<T>);
 impl<T: Real> Map<T> for DivideBy<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, x: V) -> V {
-        x / V::splat(self.0)
+        x.div_by(self.0)
     }
 }

@@ -49,7 +49,7 @@
 //!   returns ∞. For p = 1, 2 and ∞, which are vectorized, terms overflow where torch's do.
 
 use crate::error::{Error, check, require};
-use crate::lanes::Lanes;
+use crate::lanes::{Divisor, Lanes};
 use crate::real::Real;
 use crate::reduce::{self, Map, MaxAbs, SumAbs, SumSquares, Total};
 
@@ -390,7 +390,13 @@ fn keras_clip<T: Real>(g: &mut [T], max_norm: f64, n: T) {
     let c = T::from_f64(max_norm);
     #[allow(clippy::eq_op)]
     let d = if n > c || n != n { n } else { c };
-    reduce::map(&KerasClip { c, d }, g);
+    reduce::map(
+        &KerasClip {
+            c,
+            d: Divisor::new(d),
+        },
+        g,
+    );
 }
 
 struct Scale<T>(T);
@@ -403,12 +409,12 @@ impl<T: Real> Map<T> for Scale<T> {
 
 struct KerasClip<T> {
     c: T,
-    d: T,
+    d: Divisor<T>,
 }
 impl<T: Real> Map<T> for KerasClip<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, x: V) -> V {
-        x * V::splat(self.c) / V::splat(self.d)
+        (x * V::splat(self.c)).div_by(self.d)
     }
 }
 

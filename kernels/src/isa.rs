@@ -8,7 +8,8 @@
 //! queried on the first step and the answer cached in a static atomic. Under the
 //! `force-scalar` feature the level is always [`Level::Scalar`].
 //!
-//! Every level gives the same bits (no lane operation is fused or approximate);
+//! Every level gives the same bits (no lane operation is approximate, and the one use of
+//! fused multiply-adds is a correctly rounded division, `crate::lanes::Divisor`);
 //! `kernels/tests/isa.rs` checks it for every rule on every level the machine has.
 
 use core::arch::x86_64::{__cpuid_count, _xgetbv};
@@ -22,7 +23,8 @@ pub enum Level {
     Scalar = 1,
     /// 128-bit lanes (f32 × 4, f64 × 2): the x86-64 baseline.
     Sse2 = 2,
-    /// 256-bit lanes (f32 × 8, f64 × 4).
+    /// 256-bit lanes (f32 × 8, f64 × 4): AVX2 with FMA (every AVX2 CPU but a few
+    /// virtual machines that hide FMA; those run SSE2).
     Avx2 = 3,
     /// 512-bit lanes (f32 × 16, f64 × 8), AVX-512F instructions only.
     Avx512 = 4,
@@ -109,7 +111,7 @@ fn detect() -> Level {
     }
     // Miri runs no `cpuid`; it runs the baseline.
     let found = if cfg!(miri) { Level::Sse2 } else { cpu_level() };
-    if cfg!(target_feature = "avx2") {
+    if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
         found.max(Level::Avx2)
     } else {
         found
@@ -123,6 +125,7 @@ fn detect() -> Level {
 fn cpu_level() -> Level {
     const OSXSAVE: u32 = 1 << 27;
     const AVX: u32 = 1 << 28;
+    const FMA: u32 = 1 << 12;
     const AVX2: u32 = 1 << 5;
     const AVX512F: u32 = 1 << 16;
     // XCR0: SSE and AVX state; AVX-512 opmask, upper-256 and high-16 ZMM state.
@@ -148,7 +151,7 @@ fn cpu_level() -> Level {
     let leaf7 = unsafe { __cpuid_count(7, 0) };
     if leaf7.ebx & AVX512F != 0 && xcr0 & XCR0_AVX512 == XCR0_AVX512 {
         Level::Avx512
-    } else if leaf7.ebx & AVX2 != 0 {
+    } else if leaf7.ebx & AVX2 != 0 && leaf1.ecx & FMA != 0 {
         Level::Avx2
     } else {
         Level::Sse2

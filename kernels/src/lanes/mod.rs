@@ -10,9 +10,10 @@
 //! - with the scalar types `f32`/`f64` themselves (one lane) for the tail, on targets
 //!   without vector units (Cortex-M, ...), and under the `force-scalar` feature.
 //!
-//! All lane operations are exactly rounded IEEE-754 operations (no fused multiply-add,
-//! no approximate reciprocal or square root), so every lane type gives bit-identical
-//! results and the vector path can be tested for exact equality with the scalar one.
+//! All lane operations are exactly rounded IEEE-754 operations (no approximate reciprocal
+//! or square root, and fused multiply-adds only inside [`Lanes::div_by`], Markstein's
+//! correctly rounded division), so every lane type gives bit-identical results and the
+//! vector path can be tested for exact equality with the scalar one.
 //!
 //! On x86-64 the rules' element loop does not stop at the compile-time vector: the
 //! crate's `arch` module implements [`Lanes`] and [`LoadStore`] for the AVX2 and AVX-512
@@ -108,6 +109,96 @@ pub trait Lanes:
     fn eq(self, other: Self) -> Self::Mask;
     /// Lane-wise `if mask { if_true } else { if_false }`.
     fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
+    /// Lane-wise `self / d`, correctly rounded: the same bits as `self /
+    /// Self::splat(d.value())`, for a divisor that stays fixed over a step (a bias
+    /// correction).
+    ///
+    /// Lanes with a fused multiply-add (the AVX2 and AVX-512 levels) replace the division
+    /// by Markstein's sequence with the precomputed reciprocal, where it is proven exact
+    /// (see [`Divisor`]); the others divide. The default divides.
+    #[inline(always)]
+    fn div_by(self, d: Divisor<Self::Scalar>) -> Self {
+        self / Self::splat(d.value())
+    }
+}
+
+/// A divisor `d` that stays fixed over a step, with `z = RN(1/d)` for the lanes that
+/// divide by multiplying.
+///
+/// With a fused multiply-add, `q = RN(a·z)`, `r = RN(q·d − a)`, `q' = RN(q − r·z)` is the
+/// correctly rounded `a/d` for every `a` and `d` for which no step underflows or overflows
+/// (Markstein 1990; Brisebarre, Muller & Raina, "Accelerating correctly rounded
+/// floating-point division when the divisor is known in advance", IEEE TC 53(8), 2004):
+/// `q` is within one ulp of `a/d`, the residual `r` is exact, and one correction with a
+/// reciprocal within half an ulp rounds correctly. The sign convention (`q·d − a`, then
+/// `q − r·z`) also gives `±0 / d = ±0`.
+///
+/// The lanes use it only where the conditions hold with room to spare, and divide
+/// otherwise: `d` in [2⁻²⁰, 2²⁰] (checked here, once per step), and per vector every lane
+/// zero or of magnitude in [2⁻⁸⁰, 2⁸⁰] for `f32`, [2⁻⁸⁰⁰, 2⁸⁰⁰] for `f64` (checked by the
+/// lanes: NaN, ∞, subnormal, tiny and huge dividends take the division). `q` then stays a
+/// normal number far from overflow, and so does the residual `r` (about `2⁻ᵖ·a`); `r` is
+/// exact because the exponents of `q` and `d` add up to about that of `a`, far above
+/// `emin + p − 1` (Boldo & Daumas's condition for an exact division residual).
+/// The tests of `arch::x86_64` check every `f32` significand against `/` for a set of
+/// divisors, on every level the machine has.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divisor<T> {
+    d: T,
+    /// `RN(1/d)` where `d` is in range, else `d`. Only the x86-64 lanes multiply:
+    /// elsewhere `Divisor` is `d` alone, so that no target pays a reciprocal per step it
+    /// does not use (nor, on a Cortex-M4F, a soft-float range test).
+    #[cfg(target_arch = "x86_64")]
+    recip: T,
+    #[cfg(target_arch = "x86_64")]
+    fused: bool,
+}
+
+impl<T: Real> Divisor<T> {
+    /// The divisor `d` (any value: the lanes divide by it when it is outside the range
+    /// where multiplying is exact).
+    #[inline]
+    pub fn new(d: T) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fused = d >= T::from_f64(1.0 / 1048576.0) && d <= T::from_f64(1048576.0);
+            Divisor {
+                d,
+                recip: if fused { T::ONE / d } else { d },
+                fused,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Divisor { d }
+    }
+
+    /// A divisor with a chosen reciprocal, always on the multiplying path: lets a test
+    /// see that path run (a wrong `z` gives a different quotient).
+    #[cfg(all(test, target_arch = "x86_64"))]
+    pub(crate) fn with_reciprocal(d: T, z: T) -> Self {
+        Divisor {
+            d,
+            recip: z,
+            fused: true,
+        }
+    }
+
+    /// The divisor `d`.
+    #[inline(always)]
+    pub fn value(&self) -> T {
+        self.d
+    }
+
+    /// `RN(1/d)` when multiplying by it is exact for the dividends the lanes check,
+    /// `None` when they must divide (always, on targets other than x86-64).
+    #[inline(always)]
+    pub fn reciprocal(&self) -> Option<T> {
+        #[cfg(target_arch = "x86_64")]
+        if self.fused {
+            return Some(self.recip);
+        }
+        None
+    }
 }
 
 /// Lanes that can be read from, and written to, buffers whose elements are `S`.

@@ -4,7 +4,7 @@ use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
-use crate::lanes::{Lanes, Lerp};
+use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
 use crate::real::Real;
 
@@ -152,7 +152,7 @@ struct Coeffs<T> {
     lerp: Lerp<T>,
     beta2: T,
     one_minus_beta2: T,
-    bc2_sqrt: T,
+    bc2_sqrt: Divisor<T>,
     eps: T,
     neg_step_size: T,
 }
@@ -171,7 +171,7 @@ impl Adam {
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
-            bc2_sqrt: T::from_f64(powf(bc2, 0.5)),
+            bc2_sqrt: Divisor::new(T::from_f64(powf(bc2, 0.5))),
             eps: T::from_f64(self.eps),
             neg_step_size: T::from_f64(-(self.lr / bc1)),
         }
@@ -218,7 +218,7 @@ impl<T: Real> Coeffs<T> {
             }
             None => *v,
         };
-        let denom = second.sqrt_abs() / V::splat(self.bc2_sqrt) + V::splat(self.eps);
+        let denom = second.sqrt_abs().div_by(self.bc2_sqrt) + V::splat(self.eps);
         *p = *p + V::splat(self.neg_step_size) * *m / denom;
     }
 }

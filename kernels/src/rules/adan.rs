@@ -3,7 +3,7 @@
 use super::{Rule, StepCount, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
-use crate::lanes::{Lanes, Lerp};
+use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
 use crate::real::Real;
 
@@ -108,10 +108,10 @@ struct Coeffs<T> {
     beta2: T,
     beta3: T,
     one_minus_beta3: T,
-    bc3_sqrt: T,
+    bc3_sqrt: Divisor<T>,
     eps: T,
     decay: T,
-    shrink: T,
+    shrink: Divisor<T>,
     neg_step_m: T,
     neg_step_n: T,
 }
@@ -133,10 +133,10 @@ impl Adan {
             beta2: T::from_f64(self.beta2),
             beta3: T::from_f64(self.beta3),
             one_minus_beta3: T::from_f64(1.0 - self.beta3),
-            bc3_sqrt: T::from_f64(powf(bc3, 0.5)),
+            bc3_sqrt: Divisor::new(T::from_f64(powf(bc3, 0.5))),
             eps: T::from_f64(self.eps),
             decay: T::from_f64(1.0 - lr_wd),
-            shrink: T::from_f64(1.0 + lr_wd),
+            shrink: Divisor::new(T::from_f64(1.0 + lr_wd)),
             neg_step_m: T::from_f64(-(self.lr / bc1)),
             neg_step_n: T::from_f64(-(self.lr * self.beta2 / bc2)),
         }
@@ -170,14 +170,14 @@ impl<T: Real> Coeffs<T> {
         *n = self.lerp_n.apply::<V, PLAIN>(*n, d);
         let z = d * V::splat(self.beta2) + g;
         *v = *v * V::splat(self.beta3) + V::splat(self.one_minus_beta3) * z * z;
-        let r = v.sqrt_abs() / V::splat(self.bc3_sqrt) + V::splat(self.eps);
+        let r = v.sqrt_abs().div_by(self.bc3_sqrt) + V::splat(self.eps);
         if !PLAIN && self.decoupled {
             *p = *p * V::splat(self.decay);
         }
         *p = *p + V::splat(self.neg_step_m) * *m / r;
         *p = *p + V::splat(self.neg_step_n) * *n / r;
         if !PLAIN && self.prox_decay {
-            *p = *p / V::splat(self.shrink);
+            *p = p.div_by(self.shrink);
         }
         *prev = -g;
     }

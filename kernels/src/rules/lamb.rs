@@ -3,7 +3,7 @@
 use super::{Rule, StepCount, begin_step, powf};
 use crate::driver::{Drive, Kernel, Norms};
 use crate::error::{Error, check};
-use crate::lanes::Lanes;
+use crate::lanes::{Divisor, Lanes};
 use crate::power::Powers;
 use crate::real::Real;
 use crate::reduce::Total;
@@ -149,8 +149,8 @@ impl<T: Real> Kernel<T, 2> for Moments<T> {
 /// The update direction u from the moments and θ; with it, [`Norms`] for the sums.
 #[derive(Clone, Copy, Debug)]
 struct Direction<T> {
-    bc1: T,
-    bc2: T,
+    bc1: Divisor<T>,
+    bc2: Divisor<T>,
     eps: T,
     decay: bool,
     weight_decay: T,
@@ -173,8 +173,8 @@ impl<T: Real> Direction<T> {
     /// u from the (decayed) θ and the moments.
     #[inline(always)]
     fn u<V: Lanes<Scalar = T>>(&self, theta: V, m: V, v: V) -> V {
-        let m_hat = m / V::splat(self.bc1);
-        let v_hat = v / V::splat(self.bc2);
+        let m_hat = m.div_by(self.bc1);
+        let v_hat = v.div_by(self.bc2);
         let u = m_hat / (v_hat.sqrt_abs() + V::splat(self.eps));
         if self.decay {
             u + V::splat(self.weight_decay) * theta
@@ -239,8 +239,8 @@ impl Lamb {
             (bc1, 1.0 - powers.pow(1, self.beta2, t), -self.lr)
         };
         let direction = Direction {
-            bc1: T::from_f64(bc1),
-            bc2: T::from_f64(bc2),
+            bc1: Divisor::new(T::from_f64(bc1)),
+            bc2: Divisor::new(T::from_f64(bc2)),
             eps: T::from_f64(self.eps),
             decay: self.weight_decay != 0.0 && !self.decoupled_weight_decay,
             weight_decay: T::from_f64(self.weight_decay),

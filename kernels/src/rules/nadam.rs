@@ -4,7 +4,7 @@ use super::prelude::Prelude;
 use super::{Rule, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
-use crate::lanes::{Lanes, Lerp};
+use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
 use crate::real::Real;
 
@@ -161,7 +161,7 @@ struct Coeffs<T> {
     lerp: Lerp<T>,
     beta2: T,
     one_minus_beta2: T,
-    bias_correction2: T,
+    bias_correction2: Divisor<T>,
     eps: T,
     grad_coeff: T,
     avg_coeff: T,
@@ -199,7 +199,7 @@ impl NAdam {
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
-            bias_correction2: T::from_f64(1.0 - beta2_t),
+            bias_correction2: Divisor::new(T::from_f64(1.0 - beta2_t)),
             eps: T::from_f64(self.eps),
             grad_coeff: T::from_f64(-self.lr * (1.0 - mu) / (1.0 - mu_product)),
             avg_coeff: T::from_f64((-self.lr * mu_next) / (1.0 - mu_product_next)),
@@ -225,7 +225,7 @@ impl<T: Real> Coeffs<T> {
         let g = if PLAIN { g } else { self.prelude.apply(p, g) };
         *m = self.lerp.apply::<V, PLAIN>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
-        let denom = (*v / V::splat(self.bias_correction2)).sqrt_abs() + V::splat(self.eps);
+        let denom = v.div_by(self.bias_correction2).sqrt_abs() + V::splat(self.eps);
         *p = *p + V::splat(self.grad_coeff) * g / denom;
         *p = *p + V::splat(self.avg_coeff) * *m / denom;
     }

@@ -6,7 +6,7 @@ use super::registry::{Choice, choice_enum};
 use super::{Rule, StepCount, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
-use crate::lanes::{Lanes, Lerp};
+use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
 use crate::real::Real;
 
@@ -335,9 +335,9 @@ struct Coeffs<T> {
     lerp: Lerp<T>,
     beta2: T,
     one_minus_beta2: T,
-    bc2: T,
-    bc2_sqrt: T,
-    bc2_sqrt_prev: T,
+    bc2: Divisor<T>,
+    bc2_sqrt: Divisor<T>,
+    bc2_sqrt_prev: Divisor<T>,
     t: T,
     t_prev: T,
     eps: T,
@@ -349,7 +349,7 @@ struct Coeffs<T> {
     l2_prox_on: bool,
     // Lazy.
     step: T,
-    step_prev: T,
+    step_prev: Divisor<T>,
     same_step: bool,
     d0: T,
     l1_t: T,
@@ -422,9 +422,9 @@ impl Proximal {
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(beta2),
             one_minus_beta2: T::from_f64(one_minus_beta2),
-            bc2: T::from_f64(bc2),
-            bc2_sqrt: T::from_f64(bc2_sqrt),
-            bc2_sqrt_prev: T::from_f64(bc2_sqrt_prev),
+            bc2: Divisor::new(T::from_f64(bc2)),
+            bc2_sqrt: Divisor::new(T::from_f64(bc2_sqrt)),
+            bc2_sqrt_prev: Divisor::new(T::from_f64(bc2_sqrt_prev)),
             t: T::from_f64(t as f64),
             t_prev: T::from_f64((t - 1) as f64),
             eps: T::from_f64(self.eps),
@@ -434,7 +434,7 @@ impl Proximal {
             l2_step: T::from_f64(step * self.l2),
             l2_prox_on: self.l2_kind == L2Kind::Proximal && self.l2 != 0.0,
             step: T::from_f64(step),
-            step_prev: T::from_f64(step_prev),
+            step_prev: Divisor::new(T::from_f64(step_prev)),
             same_step: t == 1 || step == step_prev,
             d0,
             l1_t: T::from_f64(l1_t),
@@ -464,9 +464,9 @@ impl<T: Real> Coeffs<T> {
             AdaptKind::Accumulated | AdaptKind::Average => v.sqrt_abs() + eps,
             AdaptKind::OnlineAverage => (v * V::splat(self.t_prev)).sqrt_abs() + eps,
             AdaptKind::Corrected | AdaptKind::MaxInplace => {
-                v.sqrt_abs() / V::splat(self.bc2_sqrt_prev) + eps
+                v.sqrt_abs().div_by(self.bc2_sqrt_prev) + eps
             }
-            AdaptKind::MaxPost => vmax.unwrap_or(v).sqrt_abs() / V::splat(self.bc2_sqrt_prev) + eps,
+            AdaptKind::MaxPost => vmax.unwrap_or(v).sqrt_abs().div_by(self.bc2_sqrt_prev) + eps,
             AdaptKind::MaxPre | AdaptKind::MaxRaw => vmax.unwrap_or(v).sqrt_abs() + eps,
         }
     }
@@ -532,20 +532,20 @@ impl<T: Real> Coeffs<T> {
                     }
                     (AdaptKind::Corrected, _) => {
                         *v = fresh();
-                        Some(v.sqrt_abs() / V::splat(self.bc2_sqrt) + eps)
+                        Some(v.sqrt_abs().div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxInplace, _) => {
                         *v = v.max(fresh());
-                        Some(v.sqrt_abs() / V::splat(self.bc2_sqrt) + eps)
+                        Some(v.sqrt_abs().div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxPost, Some(vmax)) => {
                         *v = fresh();
                         *vmax = vmax.max(*v);
-                        Some(vmax.sqrt_abs() / V::splat(self.bc2_sqrt) + eps)
+                        Some(vmax.sqrt_abs().div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxPre, Some(vmax)) => {
                         *v = fresh();
-                        *vmax = vmax.max(*v / V::splat(self.bc2));
+                        *vmax = vmax.max(v.div_by(self.bc2));
                         Some(vmax.sqrt_abs() + eps)
                     }
                     (AdaptKind::MaxRaw, Some(vmax)) => {
@@ -596,7 +596,7 @@ impl<T: Real> Coeffs<T> {
                 let sigma_t = if self.same_step {
                     (d - d_prev) / step
                 } else {
-                    d / step - d_prev / V::splat(self.step_prev)
+                    d / step - d_prev.div_by(self.step_prev)
                 };
                 *z = *z + (ghat - sigma_t * theta);
                 let q = d / step + V::splat(self.l2);

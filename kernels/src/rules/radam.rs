@@ -4,7 +4,7 @@ use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step, lerp, powf};
 use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
-use crate::lanes::{Lanes, Lerp};
+use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
 use crate::real::Real;
 
@@ -77,7 +77,7 @@ struct Coeffs<T> {
     lerp: Lerp<T>,
     beta2: T,
     one_minus_beta2: T,
-    bias_correction1: T,
+    bias_correction1: Divisor<T>,
     lr: T,
     /// `Some((√(1 − β₂ᵗ), r))` when ρₜ > 5.
     rectified: Option<(T, T)>,
@@ -110,7 +110,7 @@ impl RAdam {
             lerp: Lerp::new(1.0 - self.beta1),
             beta2: T::from_f64(self.beta2),
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
-            bias_correction1: T::from_f64(bias_correction1),
+            bias_correction1: Divisor::new(T::from_f64(bias_correction1)),
             lr: T::from_f64(self.lr),
             rectified,
             eps: T::from_f64(self.eps),
@@ -124,7 +124,7 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         let g = self.prelude.apply(p, g);
         *m = self.lerp.apply::<V, false>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
-        let scaled = *m / V::splat(self.bias_correction1) * V::splat(self.lr);
+        let scaled = m.div_by(self.bias_correction1) * V::splat(self.lr);
         let update = match self.rectified {
             // torch computes `float / tensor` as `tensor.reciprocal() * float`.
             Some((bc2_sqrt, rect)) => {

@@ -1,22 +1,26 @@
 //! AVX2 lanes over `core::arch`: `__m256` (8 × f32) and `__m256d` (4 × f64).
 //!
-//! Every op is one correctly rounded IEEE instruction (no FMA), so the bits equal those of
-//! the scalar and SSE2 lanes. The methods are `#[inline(always)]` without
-//! `#[target_feature]`: they inline into the `#[target_feature(enable = "avx2")]` entry
-//! point ([`super::run_avx2`]), the only code that creates values of these types, and
-//! which runs only after [`crate::isa`] found AVX2 on the CPU.
+//! Every op is one correctly rounded IEEE instruction, so the bits equal those of the
+//! scalar and SSE2 lanes. The one use of fused multiply-adds, [`Lanes::div_by`], is
+//! Markstein's correctly rounded division (see [`Divisor`]): the same bits as the division
+//! it replaces. The methods are `#[inline(always)]` without `#[target_feature]`: they
+//! inline into the `#[target_feature(enable = "avx2,fma")]` entry point
+//! ([`super::run_avx2`]), the only code that creates values of these types, and which
+//! runs only after [`crate::isa`] found AVX2 and FMA on the CPU.
 
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::lanes::{Lanes, LoadStore};
+use crate::lanes::{Divisor, Lanes, LoadStore};
 
 macro_rules! avx2_lanes {
     (
         $name:ident, $reg:ty, $t:ty, $n:literal, $neg0:expr,
         $set1:ident, $add:ident, $sub:ident, $mul:ident, $div:ident, $sqrt:ident,
         $andnot:ident, $xor:ident, $max:ident, $min:ident, $cmp:ident, $blendv:ident,
-        $loadu:ident, $storeu:ident
+        $loadu:ident, $storeu:ident,
+        $fmsub:ident, $fnmadd:ident, $and:ident, $or:ident, $movemask:ident,
+        $lo:expr, $hi:expr, $all:expr
     ) => {
         /// A lane vector in one AVX register. Values exist only inside the AVX2 entry
         /// point, after runtime detection (see the module docs).
@@ -28,7 +32,7 @@ macro_rules! avx2_lanes {
             type Output = Self;
             #[inline(always)]
             fn add(self, o: Self) -> Self {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $add(self.0, o.0) })
             }
         }
@@ -36,7 +40,7 @@ macro_rules! avx2_lanes {
             type Output = Self;
             #[inline(always)]
             fn sub(self, o: Self) -> Self {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $sub(self.0, o.0) })
             }
         }
@@ -44,7 +48,7 @@ macro_rules! avx2_lanes {
             type Output = Self;
             #[inline(always)]
             fn mul(self, o: Self) -> Self {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $mul(self.0, o.0) })
             }
         }
@@ -52,7 +56,7 @@ macro_rules! avx2_lanes {
             type Output = Self;
             #[inline(always)]
             fn div(self, o: Self) -> Self {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $div(self.0, o.0) })
             }
         }
@@ -61,7 +65,7 @@ macro_rules! avx2_lanes {
             #[inline(always)]
             fn neg(self) -> Self {
                 // Flips the sign bit, as scalar negation does (also of 0 and NaN).
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $xor(self.0, $set1($neg0)) })
             }
         }
@@ -77,50 +81,72 @@ macro_rules! avx2_lanes {
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $sqrt(self.0) })
             }
             #[inline(always)]
             fn abs(self) -> Self {
                 // Clears the sign bit.
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $andnot($set1($neg0), self.0) })
             }
             #[inline(always)]
             fn max(self, other: Self) -> Self {
                 // `vmaxps a, b` is `if a > b { a } else { b }`: the second operand when
                 // either is NaN or both are zero, which is the trait's convention.
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $max(self.0, other.0) })
             }
             #[inline(always)]
             fn min(self, other: Self) -> Self {
                 // `vminps a, b` is `if a < b { a } else { b }`.
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $min(self.0, other.0) })
             }
             #[inline(always)]
             fn gt(self, other: Self) -> $reg {
                 // Ordered, quiet: false when either is NaN, as scalar `>`.
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 unsafe { $cmp::<_CMP_GT_OQ>(self.0, other.0) }
             }
             #[inline(always)]
             fn lt(self, other: Self) -> $reg {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 unsafe { $cmp::<_CMP_LT_OQ>(self.0, other.0) }
             }
             #[inline(always)]
             fn eq(self, other: Self) -> $reg {
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 unsafe { $cmp::<_CMP_EQ_OQ>(self.0, other.0) }
             }
             #[inline(always)]
             fn select(mask: $reg, if_true: Self, if_false: Self) -> Self {
                 // `blendv(a, b, m)` takes `b` where the mask lane's sign bit is set; the
                 // compares give all-ones or all-zeros lanes.
-                // SAFETY: values of this type exist only on CPUs with AVX2 (module docs).
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $blendv(if_false.0, if_true.0, mask) })
+            }
+            #[inline(always)]
+            fn div_by(self, d: Divisor<$t>) -> Self {
+                // Markstein's division by a reciprocal (see `Divisor`) when `d` and every
+                // lane are in the range where it is exact, else the division.
+                if let Some(z) = d.reciprocal() {
+                    // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                    // (module docs).
+                    unsafe {
+                        let a = self.0;
+                        let m = $andnot($set1($neg0), a);
+                        let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
+                        let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
+                        let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
+                        if $movemask(ok) == $all {
+                            let (z, b) = ($set1(z), $set1(d.value()));
+                            let q = $mul(a, z);
+                            return $name($fnmadd($fmsub(q, b, a), z, q));
+                        }
+                    }
+                }
+                self / Self::splat(d.value())
             }
         }
 
@@ -160,7 +186,15 @@ avx2_lanes!(
     _mm256_cmp_ps,
     _mm256_blendv_ps,
     _mm256_loadu_ps,
-    _mm256_storeu_ps
+    _mm256_storeu_ps,
+    _mm256_fmsub_ps,
+    _mm256_fnmadd_ps,
+    _mm256_and_ps,
+    _mm256_or_ps,
+    _mm256_movemask_ps,
+    1.0 / (1u128 << 80) as f32,
+    (1u128 << 80) as f32,
+    0xFF
 );
 avx2_lanes!(
     F64x4,
@@ -181,7 +215,15 @@ avx2_lanes!(
     _mm256_cmp_pd,
     _mm256_blendv_pd,
     _mm256_loadu_pd,
-    _mm256_storeu_pd
+    _mm256_storeu_pd,
+    _mm256_fmsub_pd,
+    _mm256_fnmadd_pd,
+    _mm256_and_pd,
+    _mm256_or_pd,
+    _mm256_movemask_pd,
+    f64::from_bits((1023 - 800) << 52),
+    f64::from_bits((1023 + 800) << 52),
+    0xF
 );
 
 impl super::Partial<f32> for F32x8 {

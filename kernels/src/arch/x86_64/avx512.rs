@@ -1,8 +1,9 @@
 //! AVX-512F lanes over `core::arch`: `__m512` (16 × f32) and `__m512d` (8 × f64).
 //!
 //! Only AVX-512F instructions (no DQ: negation is an integer XOR of the sign bit), each
-//! one correctly rounded IEEE operation (no FMA), so the bits equal those of the scalar
-//! lanes. As in [`super::avx2`], the methods are `#[inline(always)]` and inline into the
+//! one correctly rounded IEEE operation, so the bits equal those of the scalar lanes. The
+//! one use of fused multiply-adds, [`Lanes::div_by`], is Markstein's correctly rounded
+//! division (see [`Divisor`]): the same bits as the division it replaces. As in [`super::avx2`], the methods are `#[inline(always)]` and inline into the
 //! `#[target_feature(enable = "avx512f")]` entry point ([`super::run_avx512`]), the only
 //! code that creates values of these types, run only after [`crate::isa`] found
 //! AVX-512F (and its register state enabled by the OS) on the CPU.
@@ -10,14 +11,15 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::lanes::{Lanes, LoadStore};
+use crate::lanes::{Divisor, Lanes, LoadStore};
 
 macro_rules! avx512_lanes {
     (
         $name:ident, $reg:ty, $t:ty, $n:literal, $mask:ty, $sign:expr,
         $set1:ident, $set1i:ident, $add:ident, $sub:ident, $mul:ident, $div:ident,
         $sqrt:ident, $abs:ident, $castto:ident, $castfrom:ident, $max:ident, $min:ident,
-        $cmp:ident, $blend:ident, $loadu:ident, $storeu:ident
+        $cmp:ident, $blend:ident, $loadu:ident, $storeu:ident,
+        $fmsub:ident, $fnmadd:ident, $lo:expr, $hi:expr, $all:expr
     ) => {
         /// A lane vector in one AVX-512 register. Values exist only inside the AVX-512
         /// entry point, after runtime detection (see the module docs).
@@ -120,6 +122,28 @@ macro_rules! avx512_lanes {
                 // SAFETY: values of this type exist only on CPUs with AVX-512F.
                 $name(unsafe { $blend(mask, if_false.0, if_true.0) })
             }
+            #[inline(always)]
+            fn div_by(self, d: Divisor<$t>) -> Self {
+                // Markstein's division by a reciprocal (see `Divisor`) when `d` and every
+                // lane are in the range where it is exact, else the division.
+                if let Some(z) = d.reciprocal() {
+                    // SAFETY: values of this type exist only on CPUs with AVX-512F, which
+                    // includes the 512-bit fused multiply-adds.
+                    unsafe {
+                        let a = self.0;
+                        let m = $abs(a);
+                        let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
+                        let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
+                        let ok = zero | $cmp::<_CMP_GE_OQ>(m, $set1($lo)) & big;
+                        if ok == $all {
+                            let (z, b) = ($set1(z), $set1(d.value()));
+                            let q = $mul(a, z);
+                            return $name($fnmadd($fmsub(q, b, a), z, q));
+                        }
+                    }
+                }
+                self / Self::splat(d.value())
+            }
         }
 
         impl LoadStore<$t> for $name {
@@ -161,7 +185,12 @@ avx512_lanes!(
     _mm512_cmp_ps_mask,
     _mm512_mask_blend_ps,
     _mm512_loadu_ps,
-    _mm512_storeu_ps
+    _mm512_storeu_ps,
+    _mm512_fmsub_ps,
+    _mm512_fnmadd_ps,
+    1.0 / (1u128 << 80) as f32,
+    (1u128 << 80) as f32,
+    0xFFFF
 );
 avx512_lanes!(
     F64x8,
@@ -185,7 +214,12 @@ avx512_lanes!(
     _mm512_cmp_pd_mask,
     _mm512_mask_blend_pd,
     _mm512_loadu_pd,
-    _mm512_storeu_pd
+    _mm512_storeu_pd,
+    _mm512_fmsub_pd,
+    _mm512_fnmadd_pd,
+    f64::from_bits((1023 - 800) << 52),
+    f64::from_bits((1023 + 800) << 52),
+    0xFF
 );
 
 impl super::Partial<f32> for F32x16 {

@@ -38,8 +38,8 @@ pub(crate) unsafe fn run<T, S2, A2, A5, const K: usize, F>(
         // SAFETY: `level` returns `Avx512` only when the CPU has AVX-512F and the OS
         // saves its registers; the buffers are forwarded from the caller.
         Level::Avx512 => unsafe { run_avx512::<T, A5, K, F>(kernel, p, g, s, n) },
-        // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and the OS saves
-        // the AVX registers; the buffers are forwarded from the caller.
+        // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and FMA and the OS
+        // saves the AVX registers; the buffers are forwarded from the caller.
         Level::Avx2 => unsafe { run_avx2::<T, A2, K, F>(kernel, p, g, s, n) },
         // SAFETY: SSE2 is part of x86-64; the buffers are forwarded from the caller.
         Level::Sse2 => unsafe { run_lanes::<S2, T, T, T, K, F>(kernel, p, g, s, n) },
@@ -63,19 +63,19 @@ where
         // SAFETY: `level` returns `Avx512` only when the CPU has AVX-512F and the OS
         // saves its registers.
         Level::Avx512 => unsafe { with_avx512::<T, A5, F>(f) },
-        // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and the OS saves
-        // the AVX registers.
+        // SAFETY: `level` returns `Avx2` only when the CPU has AVX2 and FMA and the OS
+        // saves the AVX registers.
         Level::Avx2 => unsafe { with_avx2::<T, A2, F>(f) },
         Level::Sse2 => f.call::<S2>(),
         Level::Scalar => f.call::<T>(),
     }
 }
 
-/// `f` on AVX2 lanes, compiled for AVX2.
+/// `f` on AVX2 lanes, compiled for AVX2 and FMA.
 ///
 /// # Safety
-/// The CPU must support AVX2 (and the OS save the AVX state).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (and the OS save the AVX state).
+#[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2<T, V, F>(f: F) -> F::Output
 where
     T: Real,
@@ -99,12 +99,12 @@ where
     f.call::<V>()
 }
 
-/// The element loop compiled for AVX2.
+/// The element loop compiled for AVX2 and FMA.
 ///
 /// # Safety
-/// The CPU must support AVX2 (and the OS save the AVX state); the buffers as for
+/// The CPU must support AVX2 and FMA (and the OS save the AVX state); the buffers as for
 /// [`run`].
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2<T, V, const K: usize, F>(
     kernel: &F,
     p: *mut T,
@@ -317,7 +317,7 @@ mod tests {
         out
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn ops_avx2<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(a: &[T], b: &[T]) -> [[f64; 64]; 13] {
         ops::<T, V>(a, b)
     }
@@ -436,7 +436,7 @@ mod tests {
         checked
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn partial_avx2<T: Real, V: Lanes<Scalar = T> + Partial<T>>() -> usize {
         partial::<T, V>()
     }
@@ -473,5 +473,251 @@ mod tests {
         assert!(<f32 as Lanes>::max(1.0, f32::NAN).is_nan());
         assert!(<f32 as Lanes>::max(0.0, -0.0).is_sign_negative());
         assert!(<f32 as Lanes>::min(-0.0, 0.0).is_sign_positive());
+    }
+}
+
+#[cfg(test)]
+mod division_tests {
+    //! [`Lanes::div_by`] on the AVX2 and AVX-512 lanes against the scalar division, bit
+    //! for bit: every `f32` significand for a set of divisors (the multiplying path), and
+    //! the values and divisors that must take the division.
+
+    extern crate std;
+
+    use super::{avx2, avx512};
+    use crate::isa::{self, Level};
+    use crate::lanes::{Divisor, Lanes, LoadStore};
+    use crate::real::Real;
+    use std::vec::Vec;
+
+    #[inline(always)]
+    fn quotients<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
+        a: &[T],
+        d: Divisor<T>,
+        out: &mut [T],
+    ) {
+        for (x, o) in a.chunks_exact(V::WIDTH).zip(out.chunks_exact_mut(V::WIDTH)) {
+            // SAFETY: both chunks hold WIDTH elements.
+            unsafe { V::load(x.as_ptr()).div_by(d).store(o.as_mut_ptr()) }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn quotients_avx2<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
+        a: &[T],
+        d: Divisor<T>,
+        out: &mut [T],
+    ) {
+        quotients::<T, V>(a, d, out)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn quotients_avx512<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
+        a: &[T],
+        d: Divisor<T>,
+        out: &mut [T],
+    ) {
+        quotients::<T, V>(a, d, out)
+    }
+
+    /// `a / d` on every level the CPU has, each quotient compared with `want(a[i])`;
+    /// returns the number of levels run.
+    fn on_levels<T: Real, A2, A5>(a: &[T], d: Divisor<T>, want: impl Fn(T) -> T) -> usize
+    where
+        A2: Lanes<Scalar = T> + LoadStore<T>,
+        A5: Lanes<Scalar = T> + LoadStore<T>,
+    {
+        assert_eq!(a.len() % 16, 0);
+        let mut out = std::vec![T::ZERO; a.len()];
+        let mut levels = 0;
+        for level in [Level::Avx2, Level::Avx512] {
+            if !isa::available(level) {
+                continue;
+            }
+            out.fill(T::from_f64(-7.0));
+            // SAFETY: the CPU has the level's instructions.
+            unsafe {
+                match level {
+                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, &mut out),
+                    _ => quotients_avx512::<T, A5>(a, d, &mut out),
+                }
+            }
+            for (x, q) in a.iter().zip(&out) {
+                let w = want(*x);
+                assert_eq!(
+                    q.to_f64().to_bits(),
+                    w.to_f64().to_bits(),
+                    "{}: {:e} / {:e}: {:e}, want {:e}",
+                    level.name(),
+                    x.to_f64(),
+                    d.value().to_f64(),
+                    q.to_f64(),
+                    w.to_f64()
+                );
+            }
+            levels += 1;
+        }
+        levels
+    }
+
+    /// Divisors: bias corrections √(1 − β₂ᵗ) as Adam meets them, the ends of the
+    /// multiplying range, significands of all ones and of one low bit, and arbitrary ones.
+    fn divisors() -> Vec<f64> {
+        let mut d = Vec::new();
+        for (beta2, t) in [
+            (0.999f64, 1),
+            (0.999, 2),
+            (0.999, 10),
+            (0.999, 1000),
+            (0.99, 1),
+        ] {
+            d.push((1.0 - beta2.powi(t)).sqrt());
+        }
+        d.extend([1.0, 1.0 / 1048576.0, 1048576.0, 0.75, 3.0, 0.1]);
+        d.extend([
+            2.0 - 2f64.powi(-23),
+            1.0 + 2f64.powi(-23),
+            (2.0 - 2f64.powi(-52)) / 64.0,
+        ]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..6 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // In [2⁻¹⁰, 2¹⁰), arbitrary significand.
+            d.push(f64::from_bits(
+                ((1023 - 10 + (x >> 58) % 20) << 52) | (x & ((1 << 52) - 1)),
+            ));
+        }
+        d
+    }
+
+    #[test]
+    fn div_by_f32_equals_division_for_every_significand() {
+        // Every significand of one binade (the multiplying path is scale-invariant in
+        // the range it takes, so this is every dividend there); the ends of the range and
+        // negative values at a stride. A debug build takes a stride everywhere.
+        let step = if cfg!(debug_assertions) { 97 } else { 1 };
+        let mut levels = 0;
+        for d in divisors() {
+            let d = Divisor::new(d as f32);
+            assert!(d.reciprocal().is_some(), "{:e}", d.value());
+            let mut a: Vec<f32> = (0..1u32 << 23)
+                .step_by(step)
+                .map(|m| f32::from_bits(0x3f80_0000 | m))
+                .collect();
+            for (scale, sign) in [(2f32.powi(-80), 1.0), (2f32.powi(79), -1.0), (0.5, -1.0)] {
+                a.extend(
+                    (0..1u32 << 23)
+                        .step_by(step * 13)
+                        .map(|m| sign * scale * f32::from_bits(0x3f80_0000 | m)),
+                );
+            }
+            a.extend([0.0, -0.0, 2f32.powi(80), -2f32.powi(-80)]);
+            a.resize(a.len().next_multiple_of(16), 1.0);
+            levels = on_levels::<f32, avx2::F32x8, avx512::F32x16>(&a, d, |x| x / d.value());
+        }
+        if levels == 0 {
+            std::println!("no AVX2 on this CPU: div_by not tested");
+        }
+    }
+
+    #[test]
+    fn div_by_f64_equals_division() {
+        let n = if cfg!(debug_assertions) {
+            1 << 12
+        } else {
+            1 << 18
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for d in divisors() {
+            let d = Divisor::new(d);
+            let mut a: Vec<f64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Exponent in [2⁻⁸⁰⁰, 2⁸⁰⁰), either sign, any significand.
+                    let e = 1023 - 800 + (x >> 53) % 1600;
+                    f64::from_bits((x & (1 << 63)) | (e << 52) | (x & ((1 << 52) - 1)))
+                })
+                .collect();
+            a.extend([0.0, -0.0, 2f64.powi(800), -2f64.powi(-800)]);
+            a.resize(a.len().next_multiple_of(16), 1.0);
+            on_levels::<f64, avx2::F64x4, avx512::F64x8>(&a, d, |x| x / d.value());
+        }
+    }
+
+    /// Values outside the multiplying range, one per vector among ordinary ones, and
+    /// divisors outside it: the division's bits, NaN payloads included.
+    #[test]
+    fn div_by_takes_the_division_outside_its_range() {
+        fn check<T: Real, A2, A5>(specials: &[f64], divisors: &[f64])
+        where
+            A2: Lanes<Scalar = T> + LoadStore<T>,
+            A5: Lanes<Scalar = T> + LoadStore<T>,
+        {
+            for &d in divisors {
+                let d = Divisor::new(T::from_f64(d));
+                let mut a = Vec::new();
+                for &s in specials {
+                    a.extend((0..16).map(|i| T::from_f64(if i == 5 { s } else { 1.5 + i as f64 })));
+                }
+                on_levels::<T, A2, A5>(&a, d, |x| x / d.value());
+            }
+        }
+        let nan = f64::from_bits(0x7ff8_0000_dead_beef);
+        let specials = [
+            nan,
+            -nan,
+            f64::INFINITY,
+            -f64::INFINITY,
+            1e-40,
+            1e-310,
+            2f64.powi(81),
+            -2f64.powi(-81),
+            2f64.powi(-801),
+            2f64.powi(801),
+        ];
+        let divisors = [
+            1.0,
+            0.5,
+            0.0,
+            -1.0,
+            2f64.powi(21),
+            2f64.powi(-21),
+            f64::INFINITY,
+            nan,
+        ];
+        check::<f32, avx2::F32x8, avx512::F32x16>(&specials, &divisors);
+        check::<f64, avx2::F64x4, avx512::F64x8>(&specials, &divisors);
+        for d in [0.0, -1.0, 2f64.powi(21), f64::NAN, f64::INFINITY] {
+            assert!(Divisor::new(d).reciprocal().is_none(), "{d}");
+        }
+    }
+
+    /// With a wrong reciprocal the lanes return the fused sequence's value, not the
+    /// quotient: the multiplying path runs, and it is `q − (q·d − a)·z` with `q = a·z`,
+    /// each rounded once.
+    #[test]
+    fn div_by_runs_the_fused_sequence() {
+        let (d, z) = (3.0f32, 0.3f32);
+        let div = Divisor::with_reciprocal(d, z);
+        let a: Vec<f32> = (0..64).map(|i| 1.0 + i as f32 / 7.0).collect();
+        let fused = |x: f32| {
+            let q = x * z;
+            (-q.mul_add(d, -x)).mul_add(z, q)
+        };
+        assert!(a.iter().any(|&x| fused(x) != x / d));
+        on_levels::<f32, avx2::F32x8, avx512::F32x16>(&a, div, fused);
+        let (d, z) = (3.0f64, 0.3f64);
+        let div = Divisor::with_reciprocal(d, z);
+        let a: Vec<f64> = (0..64).map(|i| 1.0 + i as f64 / 7.0).collect();
+        let fused = |x: f64| {
+            let q = x * z;
+            (-q.mul_add(d, -x)).mul_add(z, q)
+        };
+        assert!(a.iter().any(|&x| fused(x) != x / d));
+        on_levels::<f64, avx2::F64x4, avx512::F64x8>(&a, div, fused);
     }
 }
