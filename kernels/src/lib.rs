@@ -71,7 +71,9 @@
 //! of quantities that are non-negative by construction (second moments, sums of
 //! squares) are taken of their magnitude ([`lanes::Lanes::sqrt_abs`]): identical for
 //! every state the rules or torch produce, and on Cortex-M4F a bare `VSQRT`. No fused
-//! multiply-add is used, so results are identical on every target.
+//! multiply-add changes a result: the one place the x86-64 lanes use one is a division by
+//! a per-step constant ([`lanes::Divisor`]), done as Markstein's correctly rounded
+//! sequence, so results are identical on every target.
 //!
 //! How close to torch (the workspace's `tests/torch_per_step.rs`, bounds and reasons in
 //! `tests/support/tolerance.rs`): started from torch's state, one step agrees with

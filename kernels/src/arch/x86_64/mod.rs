@@ -622,6 +622,32 @@ mod division_tests {
         }
     }
 
+    /// The longer check: every significand of one binade for `GRADSTEP_DIVISORS`
+    /// (default 4096) pseudo-random `f32` divisors in [2⁻²⁰, 2²⁰]. Run with
+    /// `cargo test --release -p gradstep --lib div_by_f32_many -- --ignored`.
+    #[test]
+    #[ignore = "about a minute: the longer division check, run by hand"]
+    fn div_by_f32_many_divisors() {
+        let count: u32 = std::env::var("GRADSTEP_DIVISORS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4096);
+        let a: Vec<f32> = (0..1u32 << 23)
+            .map(|m| f32::from_bits(0x3f80_0000 | m))
+            .collect();
+        let mut x = 0x1234_5678u32;
+        for _ in 0..count {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // Exponent in [-20, 20), any significand.
+            let d = f32::from_bits(((127 - 20 + (x >> 23) % 40) << 23) | (x & 0x7f_ffff));
+            let d = Divisor::new(d);
+            assert!(d.reciprocal().is_some());
+            on_levels::<f32, avx2::F32x8, avx512::F32x16>(&a, d, |x| x / d.value());
+        }
+    }
+
     #[test]
     fn div_by_f64_equals_division() {
         let n = if cfg!(debug_assertions) {
