@@ -12,19 +12,35 @@
 //! - `optim`: the owning optimizer (`gradstep_optim::Optimizer::step`, one tensor, one
 //!   thread);
 //! - `C handle`: the C handle's step (`gradstep_optimizer_step`, one registered
-//!   tensor, one thread).
+//!   tensor, one thread);
+//! - `kernel+words`: the Rust kernel with its `StepCount` carried through the 14 plain
+//!   cache words each call, as the C kernel function carries it (`StepCount::with_cache`
+//!   before the step, `cache()` after), with no C boundary: `kernel+words` against
+//!   `kernel` is the powers cache's round trip, `C step` against `kernel+words` the
+//!   rest of the C function.
 //!
 //! Each measurement steps for `--ms` milliseconds of the thread's CPU time (Linux;
 //! wall time elsewhere) after a warm-up step. Printed: per size, each column's median
 //! Gparam/s, and the median of its per-round ratio to `kernel` with the per-round
 //! ratios' interquartile range (the noise band). Not a test: nothing asserts a time.
 //!
+//! `--per-call` (x86-64) times every call alone between two fenced reads of the
+//! time-stamp counter (less the median of two reads with nothing between them) and
+//! takes each measurement's median call: a call that other processes' time slices
+//! interrupted or whose caches they evicted is not the median one. Fenced, calls no
+//! longer overlap each other, so at 16 params it measures a call's latency, about
+//! twice its share of a batch; at 4K on this shared 2-core machine it narrowed the
+//! per-round ratios' IQR (`kernel'`: 0.999–1.002 against 0.987–1.015 in batches).
+//! `--raw` also prints every round's figures, one line each (`raw ROUND SIZE COLUMN
+//! GPARAM/S`), to compare two builds of the bench round by round.
+//!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
-//! [--sizes 1K,4K,64K] [--only "C step"]` (`--only`: that column and `kernel`, for
-//! `perf record` on one path). `--calls N --only COLUMN` makes exactly N calls of that
-//! column alone at each size and prints nothing: for `perf stat -e instructions,cycles`,
-//! whose difference between two values of N, divided by their difference, is the cost
-//! of one call without the timer's or the other columns' noise.
+//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw]` (`--only`: that column
+//! and `kernel`, for `perf record` on one path). `--calls N --only COLUMN` makes exactly
+//! N calls of that column alone at each size and prints nothing: for `perf stat -e
+//! instructions,cycles`, or `valgrind --tool=callgrind` where the machine has no
+//! hardware counters, whose difference between two columns or two values of N is the
+//! cost of one call without the timer's or the other columns' noise.
 
 use std::hint::black_box;
 
@@ -38,9 +54,17 @@ use gradstep::rules::{
 };
 use gradstep::status::GRADSTEP_OK;
 use gradstep_optim::{GroupId, Optimizer};
-use kernels::rules::{AnyRule, RuleId};
+use kernels::rules::{AnyRule, AnyScalars, RuleId};
+use kernels::{STEP_CACHE_WORDS, StepCount};
 
-const COLUMNS: [&str; 5] = ["kernel", "kernel'", "C step", "optim", "C handle"];
+const COLUMNS: [&str; 6] = [
+    "kernel",
+    "kernel'",
+    "C step",
+    "optim",
+    "C handle",
+    "kernel+words",
+];
 
 #[cfg(target_os = "linux")]
 fn cpu_seconds() -> f64 {
@@ -72,6 +96,76 @@ fn cpu_seconds() -> f64 {
 thread_local! {
     /// Set by `--calls`: [`measure`] makes exactly this many calls instead of timing.
     static CALLS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    /// Set by `--per-call`: [`measure`] times each call ([`per_call`]).
+    static PER_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The time-stamp counter, fenced so that the call between two readings is neither
+/// started before the first nor finished after the second.
+#[cfg(target_arch = "x86_64")]
+fn ticks() -> u64 {
+    use std::arch::x86_64::{_mm_lfence, _rdtsc};
+    // SAFETY: `lfence` (SSE2) and `rdtsc` are part of every x86-64 processor.
+    #[allow(unused_unsafe)]
+    unsafe {
+        _mm_lfence();
+        let t = _rdtsc();
+        _mm_lfence();
+        t
+    }
+}
+
+/// Time-stamp counter ticks per nanosecond, measured once against the wall clock.
+#[cfg(target_arch = "x86_64")]
+fn ticks_per_ns() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        let (t0, w0) = (ticks(), std::time::Instant::now());
+        while w0.elapsed().as_millis() < 50 {}
+        (ticks() - t0) as f64 / w0.elapsed().as_nanos() as f64
+    })
+}
+
+/// The median ticks between two readings with nothing between them: subtracted from
+/// each timed call (about 40 ns here, most of a 16-param step).
+#[cfg(target_arch = "x86_64")]
+fn timer_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let mut d: Vec<u64> = (0..100_001)
+            .map(|_| {
+                let t0 = ticks();
+                ticks() - t0
+            })
+            .collect();
+        d.sort_unstable();
+        d[d.len() / 2]
+    })
+}
+
+/// Gparam/s of `step`'s median call over `ms` ms of CPU time, each call timed alone.
+#[cfg(target_arch = "x86_64")]
+fn per_call(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
+    let (rate, timer) = (ticks_per_ns(), timer_ticks());
+    let mut times = Vec::with_capacity(1 << 16);
+    let start = cpu_seconds();
+    loop {
+        for _ in 0..(1usize << 16).div_ceil(n.max(1)).min(256) {
+            let t0 = ticks();
+            step();
+            times.push(ticks() - t0);
+        }
+        if times.len() >= 3 && (cpu_seconds() - start) * 1e3 >= ms {
+            break;
+        }
+    }
+    times.sort_unstable();
+    n as f64 / (times[times.len() / 2].saturating_sub(timer) as f64 / rate)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn per_call(_: usize, _: f64, _: impl FnMut()) -> f64 {
+    panic!("--per-call reads the x86-64 time-stamp counter");
 }
 
 /// Gparam/s of `step` (`n` params per call) over `ms` ms of CPU time. The clock is
@@ -85,6 +179,9 @@ fn measure(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
         return 0.0;
     }
     step();
+    if PER_CALL.get() {
+        return per_call(n, ms, step);
+    }
     let batch = (1usize << 16).div_ceil(n.max(1));
     let start = cpu_seconds();
     let mut reps = 0usize;
@@ -145,7 +242,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// One size's buffers and the three callers' state, each over its own buffers.
+/// One size's buffers and each caller's state, each over its own buffers.
 struct Case {
     n: usize,
     rule: AnyRule,
@@ -153,6 +250,8 @@ struct Case {
     kernel: (Aligned, Aligned, kernels::rules::AnyScalars),
     c_step: (Aligned, Aligned, gradstep_scalars, gradstep_rule),
     optim: (Aligned, Optimizer<f32>),
+    /// `kernel+words`: params, state, the step count and the cache words.
+    words: (Aligned, Aligned, u64, [u64; STEP_CACHE_WORDS]),
     handle: *mut gradstep_optimizer,
     /// The handle's params (the handle holds a pointer to them: never moved).
     _handle_params: Aligned,
@@ -208,6 +307,12 @@ impl Case {
                 c_rule,
             ),
             optim: (data(n, 1), optim),
+            words: (
+                data(n, 1),
+                Aligned::new(n * slots, None),
+                0,
+                [0; STEP_CACHE_WORDS],
+            ),
             handle,
             _handle_params: handle_params,
             grads,
@@ -229,6 +334,17 @@ impl Case {
                 measure(n, ms, || {
                     let r = rule.step_flat(sc, p.get_mut(), black_box(grads), s.get_mut());
                     black_box(r).expect("kernel step");
+                })
+            }
+            "kernel+words" => {
+                let (p, s, step, words) = &mut self.words;
+                measure(n, ms, || {
+                    let mut sc = AnyScalars::from(StepCount::with_cache(*step, black_box(words)));
+                    let r = rule.step_flat(&mut sc, p.get_mut(), black_box(grads), s.get_mut());
+                    black_box(r).expect("kernel step");
+                    if let AnyScalars::Step(sc) = sc {
+                        (*step, *words) = (sc.step, sc.cache());
+                    }
                 })
             }
             "C step" => {
@@ -278,7 +394,7 @@ impl Drop for Case {
 
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
-    let (mut only, mut calls) = (None, None);
+    let (mut only, mut calls, mut raw) = (None, None, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -286,6 +402,8 @@ fn main() {
             "--bench" => {}
             "--rounds" => rounds = value().parse().expect("--rounds N"),
             "--ms" => ms = value().parse().expect("--ms MILLISECONDS"),
+            "--per-call" => PER_CALL.set(true),
+            "--raw" => raw = true,
             "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
@@ -326,12 +444,21 @@ fn main() {
                     per_col[c].push(f64::NAN);
                     continue;
                 }
-                per_col[c].push(case.run(COLUMNS[c], ms));
+                let gps = case.run(COLUMNS[c], ms);
+                if raw {
+                    println!("raw {r} {} {} {gps}", case.n, COLUMNS[c]);
+                }
+                per_col[c].push(gps);
             }
         }
     }
+    let clock = if PER_CALL.get() {
+        "median call"
+    } else {
+        "CPU time"
+    };
     println!(
-        "\nf32 Adam, one thread, Gparam/s (CPU time), {rounds} interleaved rounds of {ms} ms\n"
+        "\nf32 Adam, one thread, Gparam/s ({clock}), {rounds} interleaved rounds of {ms} ms\n"
     );
     println!("| size | column | Gparam/s | ns/step | / kernel (median) | IQR of per-round ratio |");
     println!("|---|---|---|---|---|---|");
@@ -343,9 +470,13 @@ fn main() {
                 .map(|(x, k)| x / k)
                 .collect();
             let gps = quantile(&per_col[c], 0.5);
+            let size = if n % 1024 == 0 {
+                format!("{}K", n >> 10)
+            } else {
+                n.to_string()
+            };
             println!(
-                "| {}K | {name} | {gps:.3} | {:.0} | {:.3} | {:.3}–{:.3} |",
-                n >> 10,
+                "| {size} | {name} | {gps:.3} | {:.0} | {:.3} | {:.3}–{:.3} |",
                 n as f64 / gps,
                 quantile(&ratios, 0.5),
                 quantile(&ratios, 0.25),
