@@ -3,6 +3,8 @@
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #   scripts/fuzz.sh            45 s each (what scripts/test.sh runs)
 #   scripts/fuzz.sh 3600       an hour each: the longer run
+#   scripts/fuzz.sh --build    only build them (scripts/test.sh builds them while Miri
+#                              runs, then runs them with the build already done)
 # Needs the nightly toolchain and cargo-fuzz (installed here if missing). The corpus
 # grown by a run stays in fuzz/corpus/ (ignored by git); the committed seeds in
 # fuzz/seeds/ are only read. A crash leaves its input in fuzz/artifacts/ and fails.
@@ -21,6 +23,7 @@ fi
 # One build of every target, then the targets side by side, one per core (FUZZ_JOBS to
 # change): each libFuzzer process runs on one core for the whole SECONDS_PER_TARGET.
 cargo +nightly fuzz build -O
+[[ $seconds == --build ]] && exit 0
 jobs=${FUZZ_JOBS:-$(nproc)}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

@@ -7,6 +7,7 @@
 # tests/hostile.rs, which call the exported functions the way a hostile C caller would).
 # The kernel's own unit tests are numerics, not unsafe code (4 minutes under Miri).
 # Usage: scripts/miri.sh        (scripts/test.sh runs it)
+#        scripts/miri.sh --setup  (only install nightly's miri and build its std)
 # Installs the nightly toolchain's miri and rust-src components if missing. libm's
 # inline-assembly sqrt is swapped for its software one (feature soft-float-libm: the
 # same correctly rounded results), which Miri can run.
@@ -19,6 +20,7 @@ fi
 rustup +nightly component list --installed | grep -q '^miri' ||
     rustup +nightly component add miri rust-src
 cargo +nightly miri setup >/dev/null 2>&1 || cargo +nightly miri setup
+[[ ${1:-} == --setup ]] && exit 0
 
 # proptest reads the working directory (its regression files): no isolation.
 base="-Zmiri-disable-isolation"

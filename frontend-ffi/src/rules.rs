@@ -1037,12 +1037,20 @@ mod tests {
     /// Every value of every choice field has its constant in the header,
     /// `GRADSTEP_<RULE>_<FIELD>_<VALUE>`, equal to its index; an index past the last is
     /// refused as an unknown kind.
+    ///
+    /// Under Miri only the C form's half runs (the union write and `to_any` refusing
+    /// it): the header half is a text search with no unsafe code, which cost Miri ~7 s
+    /// of string scanning and finds nothing there the normal run does not.
     #[test]
     fn every_choice_value_has_its_named_constant() {
-        let header = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/gradstep.h"),
-        )
-        .unwrap();
+        let header = if cfg!(miri) {
+            String::new()
+        } else {
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/gradstep.h"),
+            )
+            .unwrap()
+        };
         let mut seen = 0;
         for &id in RuleId::ALL {
             for field in id.fields() {
@@ -1056,7 +1064,10 @@ mod tests {
                         field.name.to_uppercase(),
                         name.to_uppercase()
                     );
-                    assert!(header.contains(&line), "header lacks {line:?}");
+                    assert!(
+                        cfg!(miri) || header.contains(&line),
+                        "header lacks {line:?}"
+                    );
                     seen += 1;
                 }
                 // One past the last value: the C form is refused.
