@@ -1003,8 +1003,8 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     }
     println!(
         "- default / divider roofline (the same loads and stores with one square root and \
-         one division per element | with one root and two divisions, as torch's Adam \
-         equations divide twice):"
+         one division per element, as Adam needs | with one root and two divisions, as \
+         NAdam needs):"
     );
     for (name, _) in cases {
         let d = |n: usize, col: &'static str| ratio(med(name, n, "default"), med(name, n, col));
