@@ -218,12 +218,27 @@ fn a_moved_binary_trains_on_its_built_in_data() {
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
     for (task, rows) in [("digits", "1438 training"), ("diabetes", "354 training")] {
-        let out = std::process::Command::new(&moved)
-            .args(["train", "--task", task, "--epochs", "2"])
-            .current_dir(&work)
-            .env_clear()
-            .output()
-            .unwrap();
+        let run = || {
+            std::process::Command::new(&moved)
+                .args(["train", "--task", task, "--epochs", "2"])
+                .current_dir(&work)
+                .env_clear()
+                .output()
+        };
+        // The copy was written by this process: a test thread forking meanwhile holds a
+        // write descriptor to it until its own exec, and exec of a file open for writing
+        // fails with ETXTBSY (Linux). Retry until those children have exec'd.
+        let mut out = run();
+        for _ in 0..50 {
+            match &out {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out = run();
+                }
+                _ => break,
+            }
+        }
+        let out = out.unwrap();
         assert!(out.status.success(), "{task}: {out:?}");
         let text = stdout(&out);
         assert!(
