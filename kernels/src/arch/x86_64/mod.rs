@@ -727,23 +727,19 @@ mod division_tests {
     /// each rounded once.
     #[test]
     fn div_by_runs_the_fused_sequence() {
-        let (d, z) = (3.0f32, 0.3f32);
-        let div = Divisor::with_reciprocal(d, z);
-        let a: Vec<f32> = (0..64).map(|i| 1.0 + i as f32 / 7.0).collect();
-        let fused = |x: f32| {
-            let q = x * z;
-            (-q.mul_add(d, -x)).mul_add(z, q)
-        };
-        assert!(a.iter().any(|&x| fused(x) != x / d));
-        on_levels::<f32, avx2::F32x8, avx512::F32x16>(&a, div, fused);
-        let (d, z) = (3.0f64, 0.3f64);
-        let div = Divisor::with_reciprocal(d, z);
-        let a: Vec<f64> = (0..64).map(|i| 1.0 + i as f64 / 7.0).collect();
-        let fused = |x: f64| {
-            let q = x * z;
-            (-q.mul_add(d, -x)).mul_add(z, q)
-        };
-        assert!(a.iter().any(|&x| fused(x) != x / d));
-        on_levels::<f64, avx2::F64x4, avx512::F64x8>(&a, div, fused);
+        macro_rules! case {
+            ($t:ty, $a2:ty, $a5:ty) => {{
+                let (d, z): ($t, $t) = (3.0, 0.3);
+                let a: Vec<$t> = (0..64).map(|i| 1.0 + i as $t / 7.0).collect();
+                let fused = |x: $t| {
+                    let q = x * z;
+                    (-q.mul_add(d, -x)).mul_add(z, q)
+                };
+                assert!(a.iter().any(|&x| fused(x) != x / d));
+                on_levels::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), fused);
+            }};
+        }
+        case!(f32, avx2::F32x8, avx512::F32x16);
+        case!(f64, avx2::F64x4, avx512::F64x8);
     }
 }
