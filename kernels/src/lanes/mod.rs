@@ -145,13 +145,11 @@ pub trait Lanes:
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Divisor<T> {
     d: T,
-    /// `RN(1/d)` where `d` is in range, else `d`. Only the x86-64 lanes multiply:
-    /// elsewhere `Divisor` is `d` alone, so that no target pays a reciprocal per step it
-    /// does not use (nor, on a Cortex-M4F, a soft-float range test).
+    /// `RN(1/d)` where `d` is in range. Only the x86-64 lanes multiply: elsewhere
+    /// `Divisor` is `d` alone, so that no target pays a reciprocal per step it does not
+    /// use (nor, on a Cortex-M4F, a soft-float range test).
     #[cfg(target_arch = "x86_64")]
-    recip: T,
-    #[cfg(target_arch = "x86_64")]
-    fused: bool,
+    recip: Option<T>,
 }
 
 impl<T: Real> Divisor<T> {
@@ -164,8 +162,7 @@ impl<T: Real> Divisor<T> {
             let fused = d >= T::from_f64(1.0 / 1048576.0) && d <= T::from_f64(1048576.0);
             Divisor {
                 d,
-                recip: if fused { T::ONE / d } else { d },
-                fused,
+                recip: if fused { Some(T::ONE / d) } else { None },
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -176,11 +173,7 @@ impl<T: Real> Divisor<T> {
     /// see that path run (a wrong `z` gives a different quotient).
     #[cfg(all(test, target_arch = "x86_64"))]
     pub(crate) fn with_reciprocal(d: T, z: T) -> Self {
-        Divisor {
-            d,
-            recip: z,
-            fused: true,
-        }
+        Divisor { d, recip: Some(z) }
     }
 
     /// The divisor `d`.
@@ -194,9 +187,8 @@ impl<T: Real> Divisor<T> {
     #[inline(always)]
     pub fn reciprocal(&self) -> Option<T> {
         #[cfg(target_arch = "x86_64")]
-        if self.fused {
-            return Some(self.recip);
-        }
+        return self.recip;
+        #[cfg(not(target_arch = "x86_64"))]
         None
     }
 }

@@ -134,8 +134,7 @@ macro_rules! avx2_lanes {
                     // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
                     // (module docs).
                     unsafe {
-                        let a = self.0;
-                        let m = $andnot($set1($neg0), a);
+                        let (a, m) = (self.0, self.abs().0);
                         let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
                         let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
                         let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
