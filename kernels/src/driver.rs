@@ -15,7 +15,7 @@ use crate::arch::LaneFn;
 use crate::error::Error;
 use crate::lanes::{Lanes, LoadStore};
 use crate::real::Real;
-use crate::reduce::{BLOCK, Total, VIRTUAL_LANES};
+use crate::reduce::{BLOCK, ExactSum, Total, VIRTUAL_LANES};
 use crate::rules::check_buffers;
 
 /// The per-element update of a rule, with its per-step scalars already computed.
@@ -163,7 +163,138 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
             self.grads,
             slots.each_ref().map(|s| &**s),
         );
-        run(&second(sums), self.params, self.grads, slots);
+        run(&second(sums.values()), self.params, self.grads, slots);
+        Ok(())
+    }
+}
+
+/// A layer-wise rule's two sums of squares (LAMB's `Σθ²` and `Σu²`) over one part of a
+/// tensor, from [`AnyRule::step_norms_part`](crate::rules::AnyRule::step_norms_part).
+///
+/// The sums are exact (a fixed-point integer wide enough for any `f64`, rounded once
+/// when the step reads them), so [`NormSums::merge`] of the parts' sums, in any order,
+/// gives the bits of one sum over the whole tensor: a step cut into parts on several
+/// threads equals the one-call step bit for bit, as long as every part but the last
+/// holds a multiple of [`NORM_PART_ALIGN`] elements (the summation's blocks; other cuts
+/// give a valid step whose norms may differ in their last bits).
+#[derive(Clone, Copy, Debug)]
+pub struct NormSums {
+    sums: [ExactSum; 2],
+}
+
+/// The element count that every part of a tensor but its last must be a multiple of for
+/// a step in parts to give the one-call step's bits ([`NormSums`]): the norms' 16
+/// virtual lanes are added to a compensated `f64` total every 256 elements, and that
+/// total to the exact sum every `NORM_PART_ALIGN` elements (16 blocks: 4096).
+pub const NORM_PART_ALIGN: usize = 16 * BLOCK;
+
+impl NormSums {
+    /// No part yet: both sums 0.
+    pub const EMPTY: NormSums = NormSums {
+        sums: [ExactSum::ZERO; 2],
+    };
+
+    /// Adds another part's sums, exactly.
+    pub fn merge(&mut self, other: &NormSums) {
+        for (s, o) in self.sums.iter_mut().zip(other.sums.iter()) {
+            s.merge(o);
+        }
+    }
+
+    /// The two sums, each rounded once to the nearest `f64`.
+    pub fn values(&self) -> [f64; 2] {
+        self.sums.each_ref().map(ExactSum::value)
+    }
+}
+
+impl Default for NormSums {
+    fn default() -> Self {
+        NormSums::EMPTY
+    }
+}
+
+/// The [`Drive`] of the first part of a layer-wise rule's step over one part of a tensor:
+/// initializes fresh state, runs the first pass (the moments) and sums the part's norms;
+/// the params are left as they are.
+pub(crate) struct NormsPart<'a, 'b, T> {
+    pub(crate) buffers: Buffers<'a, 'b, T>,
+    /// What a single-pass rule's `run` returns (the shell refuses those rules first).
+    pub(crate) refuse: Error,
+}
+
+impl<T: Real> Drive<T> for NormsPart<'_, '_, T> {
+    type Out = Result<NormSums, Error>;
+
+    /// An elementwise rule has no first part (the shell refuses it before this).
+    fn run<const K: usize, F: Kernel<T, K>>(
+        self,
+        _kernel: &F,
+        _init: Option<[T; K]>,
+    ) -> Result<NormSums, Error> {
+        Err(self.refuse)
+    }
+
+    fn run_two_pass<const K: usize, A, N, B>(
+        self,
+        first: &A,
+        init: Option<[T; K]>,
+        norms: &N,
+        _second: impl FnOnce([f64; 2]) -> B,
+    ) -> Result<NormSums, Error>
+    where
+        A: Kernel<T, K>,
+        N: Norms<T, K>,
+        B: Kernel<T, K>,
+    {
+        let b = self.buffers;
+        let mut slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
+        run(first, b.params, b.grads, slots.each_mut().map(|s| &mut **s));
+        Ok(sum_squares(
+            norms,
+            b.params,
+            b.grads,
+            slots.each_ref().map(|s| &**s),
+        ))
+    }
+}
+
+/// The [`Drive`] of the second part of a layer-wise rule's step over one part of a
+/// tensor: the update from the merged sums of every part (the state as the first part
+/// left it; nothing is initialized).
+pub(crate) struct ApplyPart<'a, 'b, T> {
+    pub(crate) buffers: Buffers<'a, 'b, T>,
+    pub(crate) sums: [f64; 2],
+    /// What a single-pass rule's `run` returns (the shell refuses those rules first).
+    pub(crate) refuse: Error,
+}
+
+impl<T: Real> Drive<T> for ApplyPart<'_, '_, T> {
+    type Out = Result<(), Error>;
+
+    /// An elementwise rule has no second part (the shell refuses it before this).
+    fn run<const K: usize, F: Kernel<T, K>>(
+        self,
+        _kernel: &F,
+        _init: Option<[T; K]>,
+    ) -> Result<(), Error> {
+        Err(self.refuse)
+    }
+
+    fn run_two_pass<const K: usize, A, N, B>(
+        self,
+        _first: &A,
+        init: Option<[T; K]>,
+        _norms: &N,
+        second: impl FnOnce([f64; 2]) -> B,
+    ) -> Result<(), Error>
+    where
+        A: Kernel<T, K>,
+        N: Norms<T, K>,
+        B: Kernel<T, K>,
+    {
+        let b = self.buffers;
+        let slots = checked_slots(b.params, b.grads, b.state, false, init)?;
+        run(&second(self.sums), b.params, b.grads, slots);
         Ok(())
     }
 }
@@ -209,7 +340,9 @@ fn checked_slots<'s, T: Real, const K: usize>(
 /// every target and instruction set: element `i` goes to virtual lane `i mod 16`, each
 /// virtual lane sums its squares in index order in the element type, and after every
 /// 256 elements (and after the last) the 16 lanes are added, in lane order, to an
-/// `f64` total with Neumaier's compensation. The body runs on the lanes of the selected
+/// `f64` total with Neumaier's compensation, and every [`NORM_PART_ALIGN`] elements
+/// (and after the last) that total, its value and its compensation, goes exactly into
+/// the [`NormSums`], which the step rounds to `f64` once. The body runs on the lanes of the selected
 /// instruction set (`crate::arch::Dispatch::with_lanes`, as `crate::reduce` does), the
 /// ragged end on scalars. (It ran on the build's compile-time lanes before: SSE2 in a
 /// default x86-64 build, where LAMB's norm pass was 56 % of its step and the whole step
@@ -220,12 +353,12 @@ pub(crate) fn sum_squares<T: Real, const K: usize, N: Norms<T, K>>(
     params: &[T],
     grads: &[T],
     state: [&[T]; K],
-) -> [f64; 2] {
+) -> NormSums {
     struct Call<'a, N, T, const K: usize>(&'a N, &'a [T], &'a [T], [&'a [T]; K]);
     impl<T: Real, const K: usize, N: Norms<T, K>> LaneFn<T> for Call<'_, N, T, K> {
-        type Output = [f64; 2];
+        type Output = NormSums;
         #[inline(always)]
-        fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> [f64; 2] {
+        fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> NormSums {
             sum_squares_lanes::<V, T, K, N>(self.0, self.1, self.2, self.3)
         }
     }
@@ -238,7 +371,7 @@ fn sum_squares_lanes<V, T, const K: usize, N>(
     params: &[T],
     grads: &[T],
     state: [&[T]; K],
-) -> [f64; 2]
+) -> NormSums
 where
     V: Lanes<Scalar = T> + LoadStore<T>,
     T: Real,
@@ -251,6 +384,7 @@ where
     for s in state.iter() {
         n = n.min(s.len());
     }
+    let mut sums = [ExactSum::ZERO; 2];
     let mut totals = [Total::ZERO; 2];
     let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2]| {
         for (lanes, total) in lanes.iter().zip(totals.iter_mut()) {
@@ -293,9 +427,17 @@ where
             i += 1;
         }
         fold(&lanes, &mut totals);
+        // Every NORM_PART_ALIGN elements from the slice's start, and after the last,
+        // the compensated totals go into the exact sums.
+        if end.is_multiple_of(NORM_PART_ALIGN) || end == n {
+            for (sum, total) in sums.iter_mut().zip(totals.iter_mut()) {
+                sum.add_total(total);
+                *total = Total::ZERO;
+            }
+        }
         start = end;
     }
-    totals.map(|t| t.value())
+    NormSums { sums }
 }
 
 /// Runs `kernel` over every element. The lengths are checked by the caller; this

@@ -75,6 +75,13 @@ pub enum Error {
     /// A checkpoint could not be written or read ([`crate::checkpoint`]); nothing was
     /// written to the destination buffers.
     Checkpoint(CheckpointError),
+    /// A step in two parts ([`crate::rules::AnyRule::step_norms_part`]) was asked of an
+    /// elementwise rule, which has no norm between its parts: step it with
+    /// [`crate::rules::AnyRule::step`], over the whole tensor or any cut of it.
+    NotLayerWise {
+        /// The rule asked.
+        rule: crate::rules::RuleId,
+    },
 }
 
 impl fmt::Display for Error {
@@ -127,6 +134,9 @@ impl fmt::Display for Error {
                 write!(f, "scalar state is not of the kind rule {rule} keeps")
             }
             Error::Checkpoint(e) => fmt::Display::fmt(&e, f),
+            Error::NotLayerWise { rule } => {
+                write!(f, "rule {rule} has no norm pass to step in two parts")
+            }
         }
     }
 }

@@ -175,6 +175,211 @@ impl Total {
     }
 }
 
+/// 32-bit digits of [`ExactSum`]: bit 0 of digit 0 is 2⁻¹⁰⁷⁴ (the least subnormal),
+/// the largest finite `f64` ends in digit 65 (its top bit is bit 2097), and the digits
+/// above take the carries of up to 2⁶⁴ such values.
+const DIGITS: usize = 69;
+
+/// Additions after which [`ExactSum`] carries: each adds less than 2³² to a digit, so
+/// no `i64` digit overflows before.
+const CARRY_EVERY: u32 = 1 << 31;
+
+/// The exact sum of `f64` values, rounded to the nearest `f64` (ties to even) only
+/// when read: a fixed-point integer in base 2³² whose digits are `i64`, wide enough for
+/// every finite `f64` without rounding. An addition adds its value's three digits
+/// without carrying (carries wait until the digits could overflow, or a read).
+///
+/// Exact, the sum does not depend on the order of the values or on how they are split:
+/// sums of the parts of a slice, [`merged`](ExactSum::merge) in any order, read the
+/// same bits as one sum of the whole. That is what lets a layer-wise rule's norms
+/// (LAMB's `‖θ‖`, `‖u‖`) be summed by threads over the parts of one tensor with the
+/// bits of the one-call step. An infinite or NaN value makes the sum that value (NaN
+/// for `∞ − ∞`), as `f64` addition would.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExactSum {
+    digits: [i64; DIGITS],
+    /// The digits below `lo` and from `hi` up are 0 (the top one excepted, after a
+    /// carry of a negative sum): a carry and a read walk only the digits between.
+    lo: usize,
+    hi: usize,
+    /// Additions since the digits were last carried.
+    adds: u32,
+    /// The sum of the non-finite values added (0 while there are none).
+    special: f64,
+}
+
+impl ExactSum {
+    /// The empty sum, 0.
+    pub(crate) const ZERO: ExactSum = ExactSum {
+        digits: [0; DIGITS],
+        lo: DIGITS,
+        hi: 0,
+        adds: 0,
+        special: 0.0,
+    };
+
+    /// Adds `x` exactly.
+    #[inline]
+    pub(crate) fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            self.special += x;
+            return;
+        }
+        let bits = x.to_bits();
+        let field = (bits >> 52) & 0x7ff;
+        let frac = bits & ((1 << 52) - 1);
+        // x = ±mant · 2^(shift − 1074).
+        let (mant, shift) = if field == 0 {
+            (frac, 0)
+        } else {
+            (frac | 1 << 52, field - 1)
+        };
+        if mant == 0 {
+            return;
+        }
+        if self.adds >= CARRY_EVERY {
+            self.carry();
+        }
+        self.adds += 1;
+        // Below 2⁵³⁺³¹: three digits from digit `shift / 32` (at most 63) up.
+        let wide = u128::from(mant) << (shift % 32);
+        let pieces = [
+            (wide & 0xffff_ffff) as i64,
+            ((wide >> 32) & 0xffff_ffff) as i64,
+            (wide >> 64) as i64,
+        ];
+        let at = (shift / 32) as usize;
+        self.lo = self.lo.min(at);
+        self.hi = self.hi.max(at + 3);
+        if let Some(digits) = self.digits.get_mut(at..at + 3) {
+            if bits >> 63 == 0 {
+                for (d, p) in digits.iter_mut().zip(pieces) {
+                    *d += p;
+                }
+            } else {
+                for (d, p) in digits.iter_mut().zip(pieces) {
+                    *d -= p;
+                }
+            }
+        }
+    }
+
+    /// Adds a compensated sum exactly: its value and its compensation (only its value
+    /// once that is infinite or NaN, when the compensation means nothing).
+    #[inline]
+    pub(crate) fn add_total(&mut self, t: &Total) {
+        self.add(t.value);
+        if t.value.is_finite() {
+            self.add(t.compensation);
+        }
+    }
+
+    /// Carries every digit but the top one into `[0, 2³²)`; the top digit keeps the sign.
+    fn carry(&mut self) {
+        let top = DIGITS - 1;
+        let mut carry = 0i64;
+        let mut k = self.lo;
+        // The touched digits, then on while a carry is left (to the top digit for a
+        // negative sum, whose carry is −1 all the way).
+        while k < top && (k < self.hi || carry != 0) {
+            if let Some(d) = self.digits.get_mut(k) {
+                let v = *d + carry;
+                carry = v >> 32;
+                *d = v & 0xffff_ffff;
+            }
+            k += 1;
+        }
+        if let Some(d) = self.digits.get_mut(top) {
+            *d += carry;
+        }
+        self.hi = self.hi.max(k);
+        self.adds = 0;
+    }
+
+    /// Adds the sum `other` (exactly: the result is the sum of all the values both saw).
+    pub(crate) fn merge(&mut self, other: &ExactSum) {
+        let mut other = *other;
+        other.carry();
+        self.carry();
+        for (d, o) in self.digits.iter_mut().zip(other.digits) {
+            *d += o;
+        }
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
+        // Every digit now holds less than 2³³: two additions' worth.
+        self.adds = 2;
+        self.special += other.special;
+    }
+
+    /// The sum, rounded once to the nearest `f64` (ties to even); ±∞ beyond the
+    /// largest finite `f64`. An exact zero is `+0`.
+    pub(crate) fn value(&self) -> f64 {
+        if self.special != 0.0 || self.special.is_nan() {
+            return self.special;
+        }
+        let mut sum = *self;
+        sum.carry();
+        let negative = sum.digits[DIGITS - 1] < 0;
+        if negative {
+            for d in sum.digits.iter_mut() {
+                *d = -*d;
+            }
+            (sum.lo, sum.hi) = (0, DIGITS);
+            sum.carry();
+        }
+        // Every digit is now in [0, 2³²), the top one too (the magnitude is below
+        // 2⁶⁴ · 2²⁰⁹⁸ ≤ 2^(32·(DIGITS − 1))), and those outside [lo, hi) are 0.
+        let digit = |k: usize| sum.digits.get(k).map_or(0, |&d| d as u64);
+        let (lo, hi) = (sum.lo, sum.hi.min(DIGITS));
+        let Some(top) = (lo..hi).rev().find(|&k| digit(k) != 0) else {
+            return 0.0;
+        };
+        // The magnitude is N · 2⁻¹⁰⁷⁴, N's highest set bit at `len − 1`.
+        let len = 32 * top as u32 + (32 - (digit(top) as u32).leading_zeros());
+        let magnitude = if len <= 53 {
+            // N < 2⁵³ (digits 0 and 1): a subnormal or the lowest normal binade, whose
+            // bits are N itself.
+            f64::from_bits(digit(0) | digit(1) << 32)
+        } else {
+            // The three digits from the top hold N's highest 65–96 bits: the 64 from
+            // the highest down, and whether any bit below them (there or in a lower
+            // digit) is set.
+            let three = u128::from(digit(top)) << 64
+                | u128::from(digit(top.wrapping_sub(1))) << 32
+                | u128::from(digit(top.wrapping_sub(2)));
+            // Bits of `three` below the window: 1 to 32.
+            let drop = len - 32 * top as u32;
+            let window = (three >> drop) as u64;
+            let sticky = three & ((1 << drop) - 1) != 0
+                || (lo..top.saturating_sub(2)).any(|k| digit(k) != 0);
+            round(window, sticky, len)
+        };
+        if negative { -magnitude } else { magnitude }
+    }
+}
+
+/// `N · 2⁻¹⁰⁷⁴` rounded to the nearest `f64` (ties to even; +∞ beyond the largest
+/// finite one), for `N` with its highest set bit at `len − 1` (`len > 53`), given as
+/// `window`, its 64 highest bits, and `sticky`, whether any bit below them is set.
+fn round(window: u64, sticky: bool, len: u32) -> f64 {
+    let keep = window >> 11;
+    let rest = window & 0x7ff;
+    let up = rest > 0x400 || (rest == 0x400 && (sticky || keep & 1 == 1));
+    let mut keep = keep + u64::from(up);
+    // The value is keep · 2^(len − 53 − 1074); for a significand in [2⁵², 2⁵³) the
+    // biased exponent is that power + 52 + 1023 = len − 52.
+    let mut biased = u64::from(len) - 52;
+    if keep >> 53 == 1 {
+        keep >>= 1;
+        biased += 1;
+    }
+    if biased >= 0x7ff {
+        f64::INFINITY
+    } else {
+        f64::from_bits(biased << 52 | (keep & ((1 << 52) - 1)))
+    }
+}
+
 /// Reduces `xs` with `F`, returning the `f64` total (see the module docs for the order).
 #[inline(always)]
 pub(crate) fn reduce<T: Real, F: Fold>(xs: &[T]) -> f64 {
@@ -306,4 +511,243 @@ fn lanes_zero<V: LoadStore<T> + Lanes<Scalar = T>, T: Real>(v: V) -> bool {
         ok = out.iter().all(|x| *x == T::ZERO);
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::format;
+
+    /// xorshift64*: deterministic test data without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn sum(xs: &[f64]) -> f64 {
+        let mut s = ExactSum::ZERO;
+        for &x in xs {
+            s.add(x);
+        }
+        s.value()
+    }
+
+    fn same(got: f64, want: f64, what: &str) {
+        assert!(
+            got.to_bits() == want.to_bits(),
+            "{what}: {got:e} ({:#x}), want {want:e} ({:#x})",
+            got.to_bits(),
+            want.to_bits()
+        );
+    }
+
+    /// Random signed values `±m · 2^e` (53-bit m, e in [-60, 0]) against their sum in
+    /// an `i128` scaled by 2⁶⁰, which is exact; `i128 as f64` rounds to nearest, ties
+    /// to even, and the scaling back is a power of two.
+    #[test]
+    fn sums_are_the_exact_sum_rounded_once() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for case in 0..2000 {
+            let len = 1 + rng.below(if case % 10 == 0 { 500 } else { 12 }) as usize;
+            let positive = case % 3 == 0;
+            let mut xs = [0.0f64; 500];
+            let mut exact = 0i128;
+            for x in xs.iter_mut().take(len) {
+                let m = (rng.next() >> 11) as i128;
+                let e = rng.below(61) as i32;
+                let negative = !positive && rng.next() & 1 == 1;
+                let v = if negative { -m } else { m };
+                exact += v << e;
+                *x = v as f64 * 2f64.powi(e - 60);
+            }
+            let want = exact as f64 * 2f64.powi(-60);
+            same(sum(&xs[..len]), want, &format!("case {case}"));
+        }
+    }
+
+    /// Two values over the whole range (both signs, subnormals, overflow): IEEE addition
+    /// rounds their exact sum once, so it is the reference.
+    #[test]
+    fn a_pair_sums_as_ieee_addition_does() {
+        let mut rng = Rng(0xC0FFEE);
+        for case in 0..200_000 {
+            let mut value = || {
+                // Exponents anywhere, or near each other, or near the extremes.
+                let field = match case % 4 {
+                    0 => rng.below(2047),
+                    1 => 1000 + rng.below(60),
+                    2 => rng.below(4),
+                    _ => 2040 + rng.below(7),
+                };
+                f64::from_bits(rng.next() & !(0x7ff << 52) | field << 52)
+            };
+            let (a, b) = (value(), value());
+            if a == 0.0 && b == 0.0 {
+                continue; // −0 + −0 is −0 in IEEE; an exact zero sum here is +0
+            }
+            same(sum(&[a, b]), a + b, &format!("{a:e} + {b:e}"));
+            // The pair again, as two sums merged.
+            let mut s = ExactSum::ZERO;
+            let mut t = ExactSum::ZERO;
+            s.add(a);
+            t.add(b);
+            t.merge(&s);
+            same(t.value(), a + b, &format!("{a:e} + {b:e}, merged"));
+        }
+    }
+
+    /// Any order and any split into merged parts read the same bits.
+    #[test]
+    fn order_and_parts_do_not_change_the_sum() {
+        let mut rng = Rng(7);
+        for case in 0..300 {
+            let len = 1 + rng.below(300) as usize;
+            let mut xs = [0.0f64; 300];
+            for x in xs.iter_mut().take(len) {
+                // Wide exponents, both signs, some subnormals and zeros.
+                let bits = rng.next() & !(0x7ff << 52) | (rng.below(2047) << 52);
+                *x = f64::from_bits(bits);
+            }
+            let xs = &mut xs[..len];
+            let whole = sum(xs);
+            for _ in 0..4 {
+                for i in (1..len).rev() {
+                    xs.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let mut total = ExactSum::ZERO;
+                let mut rest: &[f64] = xs;
+                while !rest.is_empty() {
+                    let (part, tail) = rest.split_at(1 + rng.below(rest.len() as u64) as usize);
+                    let mut s = ExactSum::ZERO;
+                    for &x in part {
+                        s.add(x);
+                    }
+                    total.merge(&s);
+                    rest = tail;
+                }
+                same(total.value(), whole, &format!("case {case}"));
+                same(sum(xs), whole, &format!("case {case}, shuffled"));
+            }
+        }
+    }
+
+    /// Carrying early (as after 2³¹ additions, or a merge) changes nothing, for sums of
+    /// either sign, and the digit range a carry walks covers every digit it must.
+    #[test]
+    fn early_carries_change_nothing() {
+        let mut rng = Rng(99);
+        for case in 0..500 {
+            let len = 1 + rng.below(200) as usize;
+            let (mut plain, mut carried) = (ExactSum::ZERO, ExactSum::ZERO);
+            let every = 1 + rng.below(7);
+            for k in 0..len {
+                let bits = rng.next() & !(0x7ff << 52) | (rng.below(2047) << 52);
+                let x = f64::from_bits(bits);
+                plain.add(x);
+                carried.add(x);
+                if (k as u64).is_multiple_of(every) {
+                    carried.carry();
+                }
+                if k == len / 2 {
+                    // The trigger itself: the next addition carries first.
+                    carried.adds = CARRY_EVERY;
+                }
+            }
+            same(carried.value(), plain.value(), &format!("case {case}"));
+        }
+        // A negative sum carries −1 up to the top digit; adding back reaches +0.5.
+        let mut s = ExactSum::ZERO;
+        s.add(-2f64.powi(-1074));
+        s.carry();
+        same(s.value(), -2f64.powi(-1074), "the least negative subnormal");
+        s.add(2f64.powi(-1074));
+        s.add(0.5);
+        s.carry();
+        same(s.value(), 0.5, "back to a half");
+    }
+
+    #[test]
+    fn ties_round_to_even_and_anything_below_breaks_them() {
+        let ulp_half = 2f64.powi(-53);
+        same(sum(&[1.0, ulp_half]), 1.0, "1 + half an ulp");
+        let odd = 1.0 + 2f64.powi(-52);
+        same(
+            sum(&[odd, ulp_half]),
+            1.0 + 2f64.powi(-51),
+            "odd + half an ulp",
+        );
+        same(
+            sum(&[1.0, ulp_half, 2f64.powi(-1074)]),
+            odd,
+            "1 + half an ulp + the least subnormal",
+        );
+        same(sum(&[1.0, -ulp_half / 2.0]), 1.0, "1 − a quarter ulp");
+        same(
+            sum(&[1.0, -ulp_half]),
+            1.0 - ulp_half,
+            "1 − half an ulp, exact below 1",
+        );
+    }
+
+    #[test]
+    fn cancellation_subnormals_overflow_and_specials() {
+        let tiny = 2f64.powi(-1074);
+        same(sum(&[1e300, 1.0, -1e300]), 1.0, "cancellation");
+        same(sum(&[tiny, tiny, tiny]), 3.0 * tiny, "subnormals");
+        same(
+            sum(&[f64::MIN_POSITIVE, -tiny]),
+            f64::from_bits(f64::MIN_POSITIVE.to_bits() - 1),
+            "across the normal boundary",
+        );
+        same(
+            sum(&[f64::MAX, f64::MAX, -f64::MAX]),
+            f64::MAX,
+            "no intermediate overflow",
+        );
+        same(sum(&[f64::MAX, f64::MAX]), f64::INFINITY, "overflow");
+        same(
+            sum(&[-f64::MAX, -f64::MAX]),
+            f64::NEG_INFINITY,
+            "negative overflow",
+        );
+        let ulp_of_max = 2f64.powi(971);
+        same(
+            sum(&[f64::MAX, ulp_of_max / 2.0]),
+            f64::INFINITY,
+            "max + half an ulp is a tie up",
+        );
+        same(
+            sum(&[f64::MAX, ulp_of_max / 4.0]),
+            f64::MAX,
+            "max + a quarter ulp",
+        );
+        same(sum(&[-1.5, 0.25]), -1.25, "negative total");
+        same(sum(&[]), 0.0, "empty");
+        same(sum(&[-0.0, 0.0, -0.0]), 0.0, "zeros");
+        same(sum(&[2.0, -2.0]), 0.0, "exact zero is +0");
+        same(sum(&[1.0, f64::INFINITY, 2.0]), f64::INFINITY, "infinity");
+        assert!(sum(&[f64::INFINITY, f64::NEG_INFINITY]).is_nan(), "∞ − ∞");
+        assert!(sum(&[1.0, f64::NAN, f64::INFINITY]).is_nan(), "NaN");
+        // The largest carry: 2¹² values of f64::MAX (2¹⁰³⁶ in all), then taken away.
+        let mut s = ExactSum::ZERO;
+        for _ in 0..4096 {
+            s.add(f64::MAX);
+        }
+        same(s.value(), f64::INFINITY, "2¹² · max");
+        for _ in 0..4096 {
+            s.add(-f64::MAX);
+        }
+        s.add(0.5);
+        same(s.value(), 0.5, "back to a half");
+    }
 }

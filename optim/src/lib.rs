@@ -94,7 +94,10 @@
 //! threads from one queue (mixed sizes balance themselves), each stepped from a copy of
 //! its tensor's scalar state: every rule's update is elementwise given that state, so
 //! the result is bit for bit the single-threaded one, for any thread count and chunk
-//! length.
+//! length. A layer-wise rule (LAMB) needs its tensor's norms between its moments and its
+//! update: its tensors are cut into parts of `chunk_len` rounded up to
+//! [`gradstep::rules::NORM_PART_ALIGN`], stepped in two rounds (every part's moments and
+//! exact norm sums, then every part's update from the merged sums), with the same bits.
 //!
 //! ## Checkpoint container, version 2
 //! [`Optimizer::checkpoint`] writes, and [`Optimizer::load_checkpoint`] reads, the

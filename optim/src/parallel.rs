@@ -9,25 +9,42 @@
 //! nothing: the result is bit for bit the single-threaded one, for any thread count
 //! and chunk length (tested for every rule in `tests/threads.rs`).
 //!
-//! A rule whose update needs a reduction over the whole tensor (LAMB's trust ratio;
-//! `AnyRule::whole_slice`) is not cut: each of its tensors is one job, so its result
-//! is the single-threaded one too.
+//! A layer-wise rule (LAMB's trust ratio; `AnyRule::whole_slice`) needs two sums over
+//! the whole tensor between its moments and its update. Its tensors are cut into parts
+//! of `chunk_len` rounded up to [`NORM_PART_ALIGN`] and stepped in two rounds: every
+//! part's moments and sums ([`AnyRule::step_norms_part`]) in the first, with the other
+//! rules' chunks, and after the sums of each tensor's parts are merged (exact sums: the
+//! order does not matter), every part's update ([`AnyRule::step_apply_part`]) in the
+//! second. The bits are again the single-threaded step's. Under Lookahead, whose slow
+//! weights wrap the whole step, a layer-wise tensor stays one job.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gradstep::checkpoint::Element;
 use gradstep::lookahead::{Lookahead, MAX_SLOTS};
-use gradstep::rules::{AnyRule, AnyScalars};
+use gradstep::rules::{AnyRule, AnyScalars, NORM_PART_ALIGN, NormSums};
 
 use crate::error::Error;
 use crate::{ParamGroup, Tensor};
+
+/// What a job does with its slices.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// A whole step of a chunk (or of a whole tensor).
+    Step,
+    /// The first round of a layer-wise rule's part: its moments and sums.
+    Norms,
+    /// The second round: the part's update from its tensor's merged sums.
+    Apply,
+}
 
 /// One chunk of one tensor.
 struct Job<'a, T> {
     tensor: usize,
     /// The tensor's first chunk: its resulting scalar state becomes the tensor's.
     first: bool,
+    kind: Kind,
     rule: AnyRule,
     lookahead: Option<Lookahead<()>>,
     scalars: AnyScalars,
@@ -35,20 +52,38 @@ struct Job<'a, T> {
     grads: &'a [T],
     slots: [&'a mut [T]; MAX_SLOTS],
     count: usize,
+    /// A [`Kind::Norms`] job's sums.
+    sums: NormSums,
 }
 
 impl<T: Element> Job<'_, T> {
-    fn run(mut self) -> (usize, bool, Result<AnyScalars, gradstep::Error>) {
-        let result = crate::step_slices(
-            &self.rule,
-            self.lookahead,
-            &mut self.scalars,
-            self.params,
-            self.grads,
-            &mut self.slots[..self.count],
-        )
-        .map(|()| self.scalars);
-        (self.tensor, self.first, result)
+    /// Runs the job; `merged` holds every tensor's merged sums in the second round. The
+    /// scalar state after a step or an update, `None` after a first round.
+    fn run(&mut self, merged: &[NormSums]) -> Result<Option<AnyScalars>, gradstep::Error> {
+        let state = &mut self.slots[..self.count];
+        let mut scalars = self.scalars;
+        match self.kind {
+            Kind::Step => crate::step_slices(
+                &self.rule,
+                self.lookahead,
+                &mut scalars,
+                self.params,
+                self.grads,
+                state,
+            )?,
+            Kind::Norms => {
+                self.sums =
+                    self.rule
+                        .step_norms_part(&self.scalars, self.params, self.grads, state)?;
+                return Ok(None);
+            }
+            Kind::Apply => {
+                let sums = merged.get(self.tensor).unwrap_or(&NormSums::EMPTY);
+                self.rule
+                    .step_apply_part(&mut scalars, sums, self.params, self.grads, state)?
+            }
+        }
+        Ok(Some(scalars))
     }
 }
 
@@ -62,6 +97,7 @@ pub(crate) fn step<T: Element>(
     threads: usize,
     chunk_len: usize,
 ) -> Result<(), Error> {
+    let tensor_count = tensors.len();
     let mut jobs = Vec::new();
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
         let rule = groups[t.group].rule;
@@ -74,14 +110,23 @@ pub(crate) fn step<T: Element>(
             *s = c;
         }
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
+        // A layer-wise rule's parts are whole blocks of its norms' summation, and
+        // under Lookahead its tensor is one job.
+        let (len, kind) = match (rule.whole_slice(), lookahead) {
+            (false, _) => (chunk_len, Kind::Step),
+            (true, None) => (
+                chunk_len
+                    .checked_next_multiple_of(NORM_PART_ALIGN)
+                    .unwrap_or(usize::MAX),
+                Kind::Norms,
+            ),
+            (true, Some(_)) => (usize::MAX, Kind::Step),
+        };
+        // A tensor in one part is one whole step.
+        let kind = if p.len() <= len { Kind::Step } else { kind };
         let mut first = true;
         loop {
-            // A layer-wise rule's norm is over the whole tensor: one job.
-            let len = if rule.whole_slice() {
-                p.len()
-            } else {
-                p.len().min(chunk_len)
-            };
+            let len = p.len().min(len);
             let (ph, pt) = core::mem::take(&mut p).split_at_mut(len);
             let (gh, gt) = g.split_at(len);
             let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
@@ -94,6 +139,7 @@ pub(crate) fn step<T: Element>(
             jobs.push(Job {
                 tensor: i,
                 first,
+                kind,
                 rule,
                 lookahead,
                 scalars: t.scalars,
@@ -101,6 +147,7 @@ pub(crate) fn step<T: Element>(
                 grads: gh,
                 slots: parts,
                 count,
+                sums: NormSums::EMPTY,
             });
             (p, g, first) = (pt, gt, false);
             if p.is_empty() {
@@ -108,7 +155,68 @@ pub(crate) fn step<T: Element>(
             }
         }
     }
+    // Round one: every whole step, and the layer-wise parts' moments and sums.
+    let mut sums = Vec::new();
+    sums.try_reserve_exact(tensor_count)
+        .map_err(|_| Error::OutOfMemory {
+            requested: tensor_count,
+        })?;
+    sums.resize(tensor_count, NormSums::EMPTY);
+    // The first chunks' scalar states, stored once the jobs no longer borrow the tensors.
+    let mut scalars = Vec::new();
+    scalars
+        .try_reserve_exact(tensor_count)
+        .map_err(|_| Error::OutOfMemory {
+            requested: tensor_count,
+        })?;
+    let mut parts = Vec::new();
+    let mut error = None;
+    for (job, result) in run_all(jobs, threads, &[])? {
+        match result {
+            Ok(Some(s)) if job.first => scalars.push((job.tensor, s)),
+            Ok(_) if job.kind == Kind::Norms => {
+                sums[job.tensor].merge(&job.sums);
+                parts.push(job);
+            }
+            Ok(_) => {}
+            Err(e) => error = Some(e),
+        }
+    }
+    // Round two: the layer-wise parts' updates, from their tensors' merged sums.
+    if error.is_none() && !parts.is_empty() {
+        for job in &mut parts {
+            job.kind = Kind::Apply;
+        }
+        for (job, result) in run_all(parts, threads, &sums)? {
+            match result {
+                Ok(Some(s)) if job.first => scalars.push((job.tensor, s)),
+                Ok(_) => {}
+                Err(e) => error = Some(e),
+            }
+        }
+    }
+    // A tensor whose buffers were stepped keeps its advanced scalar state either way.
+    for (tensor, s) in scalars {
+        tensors[tensor].scalars = s;
+    }
+    match error {
+        // Validated beforehand: unreachable unless a kernel refuses what it accepted.
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+type Ran<'a, T> = (Job<'a, T>, Result<Option<AnyScalars>, gradstep::Error>);
+
+/// Runs every job on up to `threads` threads (`merged`: see [`Job::run`]) and gives
+/// each back with its result.
+fn run_all<'a, T: Element>(
+    jobs: Vec<Job<'a, T>>,
+    threads: usize,
+    merged: &[NormSums],
+) -> Result<Vec<Ran<'a, T>>, Error> {
     let threads = threads.min(jobs.len()).max(1);
+    let count = jobs.len();
     // Each thread claims the next job by its index; job `i`'s lock is only ever taken
     // by the one thread that claimed `i`, so no thread ever waits on another. (One lock
     // around the whole queue did make them wait: on a busy machine a thread descheduled
@@ -116,25 +224,24 @@ pub(crate) fn step<T: Element>(
     // tensors of 4K 3.7 times slower than one: benches/speed.rs --multi.)
     let mut queue = Vec::new();
     queue
-        .try_reserve_exact(jobs.len())
-        .map_err(|_| Error::OutOfMemory {
-            requested: jobs.len(),
-        })?;
+        .try_reserve_exact(count)
+        .map_err(|_| Error::OutOfMemory { requested: count })?;
     queue.extend(jobs.into_iter().map(|j| Mutex::new(Some(j))));
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
         while let Some(slot) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
             let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let Some(job) = job else { continue };
-            let (tensor, first, result) = job.run();
-            if first || result.is_err() {
-                done.push((tensor, result));
-            }
+            let Some(mut job) = job else { continue };
+            let result = job.run(merged);
+            done.push((job, result));
         }
         done
     };
-    let results: Vec<_> = std::thread::scope(|s| {
+    let mut all = Vec::new();
+    all.try_reserve_exact(count)
+        .map_err(|_| Error::OutOfMemory { requested: count })?;
+    std::thread::scope(|s| {
         // A thread the system refuses to start leaves its share to the others.
         let helpers: Vec<_> = (1..threads)
             .filter_map(|_| {
@@ -144,23 +251,11 @@ pub(crate) fn step<T: Element>(
                     .ok()
             })
             .collect();
-        let mut all = work();
+        all.extend(work());
         for h in helpers {
             // The kernels do not panic; if one did, pass it on as scope would.
             all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
-        all
     });
-    let mut error = None;
-    for (tensor, result) in results {
-        match result {
-            Ok(scalars) => tensors[tensor].scalars = scalars,
-            Err(e) => error = Some(e),
-        }
-    }
-    match error {
-        // Validated beforehand: unreachable unless a kernel refuses what it accepted.
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    Ok(all)
 }

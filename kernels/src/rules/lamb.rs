@@ -6,7 +6,7 @@ use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes};
 use crate::power::Powers;
 use crate::real::Real;
-use crate::reduce::Total;
+use crate::reduce::{ExactSum, Total};
 
 /// LAMB (You et al., 2020, "Large Batch Optimization for Deep Learning: Training BERT
 /// in 76 minutes"): Adam's direction plus weight decay, scaled per tensor by the
@@ -52,18 +52,21 @@ use crate::reduce::Total;
 ///
 /// State slices: `mu` (m) and `nu` (v), under optax's names, starting at 0. Scalar
 /// state: the step counter. The step is two passes over the slice: the first updates
-/// m and v, then ‖θ‖² and ‖u‖² are summed (on 16 virtual lanes folded into a
-/// compensated `f64` total every 256 elements, the order of `gradstep::clip`'s norms:
-/// the same bits on every target and instruction set), and the second pass computes u
-/// (and the decayed θ) again from the stored moments and applies it. The norms and r
-/// are computed in `f64` and r is rounded to the element type once.
+/// m and v, then ‖θ‖² and ‖u‖² are summed (on 16 virtual lanes in the element type,
+/// folded every 256 elements into a compensated `f64` total, the order of
+/// `gradstep::clip`'s norms, and that total added every 4096 elements to an exact sum
+/// rounded to `f64` once: the same bits on every target and instruction set, and for a
+/// tensor stepped in parts on several threads, `AnyRule::step_norms_part`), and
+/// the second pass computes u (and the decayed θ) again from the stored moments and
+/// applies it. The norms and r are computed in `f64` and r is rounded to the element
+/// type once.
 ///
 /// Follows `optax.lamb` 0.2.8 (`scale_by_adam`, `add_decayed_weights`,
 /// `scale_by_trust_ratio`, `scale_by_learning_rate`), in its order of operations.
 /// Where others differ (each checked against its source and replayed from recordings,
 /// `tests/fixtures/{keras,pytorch_optimizer}/lamb.json`):
 /// - optax sums the norms in the element type (an `f32` sum for `f32` params);
-///   gradstep's compensated sums are more accurate, which changes the last bits of r.
+///   gradstep's sums are more accurate, which changes the last bits of r.
 /// - optax's `eps_root` (inside the square root, 0 by default) is not a field.
 /// - `keras.optimizers.Lamb` (3.15.1) defaults to ε = 1e-7 and decays the weights the
 ///   Keras way, θ ← θ − θ·λ·γ before the step, outside the trust ratio:
@@ -331,8 +334,10 @@ impl Rule for Lamb {
             state[1][i] =
                 T::from_f64(1.0 - self.beta2) * (g * g) + T::from_f64(self.beta2) * state[1][i];
         }
-        // The norms: element i in lane i mod 16, lanes folded every 256 elements.
-        let (mut theta_sq, mut u_sq) = (Total::ZERO, Total::ZERO);
+        // The norms: element i in lane i mod 16, lanes folded into compensated totals
+        // every 256 elements, the totals added exactly every 4096.
+        let (mut theta_sq, mut u_sq) = (ExactSum::ZERO, ExactSum::ZERO);
+        let (mut block_theta, mut block_u) = (Total::ZERO, Total::ZERO);
         let (mut lanes_theta, mut lanes_u) = ([T::ZERO; 16], [T::ZERO; 16]);
         for i in 0..n {
             let th = theta(params[i]);
@@ -341,8 +346,13 @@ impl Rule for Lamb {
             lanes_u[i % 16] = lanes_u[i % 16] + x * x;
             if (i + 1) % 256 == 0 || i + 1 == n {
                 for k in 0..16 {
-                    theta_sq.add(lanes_theta[k].to_f64());
-                    u_sq.add(lanes_u[k].to_f64());
+                    block_theta.add(lanes_theta[k].to_f64());
+                    block_u.add(lanes_u[k].to_f64());
+                }
+                if (i + 1) % 4096 == 0 || i + 1 == n {
+                    theta_sq.add_total(&block_theta);
+                    u_sq.add_total(&block_u);
+                    (block_theta, block_u) = (Total::ZERO, Total::ZERO);
                 }
                 (lanes_theta, lanes_u) = ([T::ZERO; 16], [T::ZERO; 16]);
             }

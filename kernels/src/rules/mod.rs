@@ -41,7 +41,8 @@ pub use registry::{
     Value,
 };
 
-use crate::driver::{Buffers, Drive};
+use crate::driver::{ApplyPart, Buffers, Drive, NormsPart};
+pub use crate::driver::{NORM_PART_ALIGN, NormSums};
 use crate::error::{Buffer, Error};
 use crate::power::{Powers, pow, powi};
 use crate::real::Real;
@@ -69,9 +70,11 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     const NAME: &'static str;
 
     /// `true` for a layer-wise rule (LAMB), whose step depends on a norm over the whole
-    /// slice: a call's slice must be one whole tensor, never cut into chunks (a
-    /// multi-threaded step keeps such a tensor in one piece). `false` for the
-    /// elementwise rules, whose chunks may be stepped separately with the same bits.
+    /// slice: a [`Rule::step`] call's slice must be one whole tensor; cut into parts,
+    /// the tensor is stepped in two calls per part, [`AnyRule::step_norms_part`] on
+    /// every part and then [`AnyRule::step_apply_part`] with the parts' merged sums.
+    /// `false` for the elementwise rules, whose chunks may be stepped separately with
+    /// the same bits.
     const WHOLE_SLICE: bool = false;
 
     /// Checks every hyperparameter; the error names the first one out of range.
@@ -286,6 +289,61 @@ pub(crate) fn check_buffers<T>(
 pub(crate) fn next_step<R: Rule>(rule: &R, scalars: &R::Scalars) -> Result<u64, Error> {
     rule.validate()?;
     scalars.step().checked_add(1).ok_or(Error::StepOverflow)
+}
+
+/// The first part of a layer-wise rule's step over one part of a tensor (see
+/// [`AnyRule::step_norms_part`]): `scalars` are read, not advanced.
+pub(crate) fn norms_part<R: Rule, T: Real>(
+    rule: &R,
+    id: RuleId,
+    scalars: &R::Scalars,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [&mut [T]],
+) -> Result<NormSums, Error> {
+    let refuse = Error::NotLayerWise { rule: id };
+    if !R::WHOLE_SLICE {
+        return Err(refuse);
+    }
+    let t = next_step(rule, scalars)?;
+    // The powers cache may advance; this part's copy of it is dropped.
+    let mut scalars = *scalars;
+    let buffers = Buffers::new(params, grads, state, t == 1);
+    rule.run(&mut scalars, t, NormsPart { buffers, refuse })
+}
+
+/// The second part of a layer-wise rule's step over one part of a tensor (see
+/// [`AnyRule::step_apply_part`]): advances `scalars` as [`Rule::step`] does.
+pub(crate) fn apply_part<R: Rule, T: Real>(
+    rule: &R,
+    id: RuleId,
+    scalars: &mut R::Scalars,
+    sums: &NormSums,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [&mut [T]],
+) -> Result<(), Error> {
+    let refuse = Error::NotLayerWise { rule: id };
+    if !R::WHOLE_SLICE {
+        return Err(refuse);
+    }
+    let t = next_step(rule, scalars)?;
+    let before = *scalars;
+    let drive = ApplyPart {
+        buffers: Buffers::new(params, grads, state, false),
+        sums: sums.values(),
+        refuse,
+    };
+    match rule.run(scalars, t, drive) {
+        Ok(()) => {
+            scalars.set_step(t);
+            Ok(())
+        }
+        Err(e) => {
+            *scalars = before;
+            Err(e)
+        }
+    }
 }
 
 /// Every check of a step, in the order [`Rule::step`] makes them: [`next_step`], then

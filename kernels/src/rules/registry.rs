@@ -43,7 +43,7 @@ use core::fmt;
 
 use crate::error::Error;
 use crate::real::Real;
-use crate::rules::Rule;
+use crate::rules::{NormSums, Rule};
 use crate::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Adan, Asgd, AsgdScalars, Ftrl, Lamb, NAdam,
     NAdamScalars, OnlineRmsProp, Proximal, RAdam, RmsProp, RmsPropBc, Rprop, ScAdagrad, ScRmsProp,
@@ -714,7 +714,8 @@ macro_rules! registry {
                 }
             }
 
-            /// [`Rule::WHOLE_SLICE`]: the step needs the whole tensor in one call.
+            /// [`Rule::WHOLE_SLICE`]: the step needs the whole tensor, in one call or in
+            /// parts ([`AnyRule::step_norms_part`]).
             pub const fn whole_slice(&self) -> bool {
                 match self {
                     $(AnyRule::$rule(_) => <$rule as Rule>::WHOLE_SLICE,)*
@@ -828,6 +829,60 @@ macro_rules! registry {
                     $(AnyRule::$rule(r) => {
                         let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
                         r.step(s, params, grads, state)
+                    })*
+                }
+            }
+
+            /// The first of the two calls that step one part of a tensor of a
+            /// layer-wise rule ([`Rule::WHOLE_SLICE`]: LAMB), so that the parts can be
+            /// stepped on several threads: initializes fresh state and updates the
+            /// part's moments, leaves its params as they are, and returns the part's
+            /// sums of squares. `scalars` are the tensor's, read and not advanced.
+            ///
+            /// Call it on every part of the tensor, [`NormSums::merge`] the results,
+            /// then call [`AnyRule::step_apply_part`] on every part with the merged sums
+            /// and a copy of the same `scalars` (every copy advances to the same next
+            /// state). With every part but the last a multiple of
+            /// [`NORM_PART_ALIGN`](crate::rules::NORM_PART_ALIGN)
+            /// elements the result is the bits of one [`AnyRule::step`] over the whole
+            /// tensor. Each call checks what [`AnyRule::step`] checks before it writes;
+            /// to keep a failed step from leaving some parts' moments advanced, check
+            /// every part's lengths before the first call (the owning optimizer does).
+            ///
+            /// `Err(Error::NotLayerWise)` for an elementwise rule, which needs no such
+            /// cut: its chunks step separately with [`AnyRule::step`].
+            pub fn step_norms_part<T: Real>(
+                &self,
+                scalars: &AnyScalars,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [&mut [T]],
+            ) -> Result<NormSums, Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any(*scalars).ok_or(wrong)?;
+                        super::norms_part(r, self.id(), &s, params, grads, state)
+                    })*
+                }
+            }
+
+            /// The second call of a step in parts (see [`AnyRule::step_norms_part`]):
+            /// the part's update from `sums`, every part's sums merged, advancing
+            /// `scalars` as [`AnyRule::step`] does.
+            pub fn step_apply_part<T: Real>(
+                &self,
+                scalars: &mut AnyScalars,
+                sums: &NormSums,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [&mut [T]],
+            ) -> Result<(), Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
+                        super::apply_part(r, self.id(), s, sums, params, grads, state)
                     })*
                 }
             }
