@@ -1,6 +1,7 @@
 //! `gradstep_optimizer_set_threads`: the thread count is a setting of the handle, and
 //! the params after a step are the same bits for any number of threads.
 
+use core::ffi::CStr;
 use core::ptr;
 
 use gradstep::optimizer::{
@@ -12,10 +13,10 @@ use gradstep::status::*;
 
 /// Steps tensors of several lengths (two of them longer than two of the optimizer's
 /// default chunks, so that several threads have work) `steps` times with `threads`.
-fn run(threads: usize, steps: usize) -> Vec<Vec<f32>> {
+fn run(spec: &CStr, threads: usize, steps: usize) -> Vec<Vec<f32>> {
     let mut rule = core::mem::MaybeUninit::<gradstep_rule>::zeroed();
     // SAFETY: a NUL-terminated text and a valid out pointer.
-    let s = unsafe { gradstep_rule_parse(c"adamw:lr=0.01".as_ptr(), rule.as_mut_ptr()) };
+    let s = unsafe { gradstep_rule_parse(spec.as_ptr(), rule.as_mut_ptr()) };
     assert_eq!(s, GRADSTEP_OK);
     // SAFETY: written by gradstep_rule_parse.
     let rule = unsafe { rule.assume_init() };
@@ -48,18 +49,22 @@ fn run(threads: usize, steps: usize) -> Vec<Vec<f32>> {
     params
 }
 
+/// An elementwise rule, whose chunks step separately, and LAMB, whose tensors are cut
+/// into parts stepped in two rounds around their merged norms.
 #[test]
 fn the_thread_count_changes_no_bit() {
-    let one = run(1, 3);
-    for threads in [0, 2, 3, 8] {
-        let many = run(threads, 3);
-        for (a, b) in one.iter().zip(&many) {
-            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{threads} threads differ from one");
+    for spec in [c"adamw:lr=0.01", c"lamb:lr=0.01,weight_decay=0.1"] {
+        let one = run(spec, 1, 3);
+        for threads in [0, 2, 3, 8] {
+            let many = run(spec, threads, 3);
+            for (a, b) in one.iter().zip(&many) {
+                let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{spec:?}: {threads} threads differ from one");
+            }
         }
+        // The steps did something.
+        assert_ne!(one[0][0], 0.125 * 0.0 - 0.75);
     }
-    // The steps did something.
-    assert_ne!(one[0][0], 0.125 * 0.0 - 0.75);
 }
 
 #[test]

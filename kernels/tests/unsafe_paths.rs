@@ -129,6 +129,19 @@ fn every_rule_every_length_and_alignment() {
     }
 }
 
+/// LAMB's norms pass, a lane loop of its own (the driver's `sum_squares`), under Miri
+/// too: the plain rule at two lengths with a vector body and a tail, at every offset
+/// (natively `every_rule` covers it at every length, with its flags too).
+#[test]
+fn lamb_norms_pass() {
+    for n in [17, 33] {
+        for &offset in offsets() {
+            against_reference::<_, f32>(gradstep::Lamb::default(), n, offset);
+            against_reference::<_, f64>(gradstep::Lamb::default(), n, offset);
+        }
+    }
+}
+
 /// The reductions against plain loops over the same elements.
 fn reductions<T: Real>(n: usize, offset: usize) {
     let g = buffer::<T>(n, offset, 5);
