@@ -52,14 +52,20 @@ struct Job<'a, T> {
     grads: &'a [T],
     slots: [&'a mut [T]; MAX_SLOTS],
     count: usize,
-    /// A [`Kind::Norms`] job's sums.
-    sums: NormSums,
+    /// A [`Kind::Norms`] or [`Kind::Apply`] job's slot in the parts' sums (kept out of
+    /// the job: the sums are a kilobyte, and most jobs are elementwise chunks).
+    part: usize,
 }
 
 impl<T: Element> Job<'_, T> {
-    /// Runs the job; `merged` holds every tensor's merged sums in the second round. The
-    /// scalar state after a step or an update, `None` after a first round.
-    fn run(&mut self, merged: &[NormSums]) -> Result<Option<AnyScalars>, gradstep::Error> {
+    /// Runs the job: a first round stores its sums in `parts[self.part]`; the second
+    /// round reads its tensor's merged sums in `merged`. The scalar state after a step
+    /// or an update, `None` after a first round.
+    fn run(
+        &mut self,
+        parts: &[Mutex<NormSums>],
+        merged: &[NormSums],
+    ) -> Result<Option<AnyScalars>, gradstep::Error> {
         let state = &mut self.slots[..self.count];
         let mut scalars = self.scalars;
         match self.kind {
@@ -72,9 +78,12 @@ impl<T: Element> Job<'_, T> {
                 state,
             )?,
             Kind::Norms => {
-                self.sums =
+                let sums =
                     self.rule
                         .step_norms_part(&self.scalars, self.params, self.grads, state)?;
+                if let Some(slot) = parts.get(self.part) {
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = sums;
+                }
                 return Ok(None);
             }
             Kind::Apply => {
@@ -99,6 +108,7 @@ pub(crate) fn step<T: Element>(
 ) -> Result<(), Error> {
     let tensor_count = tensors.len();
     let mut jobs = Vec::new();
+    let mut part_sums = Vec::new();
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
         let rule = groups[t.group].rule;
         let count = crate::slots_of(&rule, lookahead).min(MAX_SLOTS);
@@ -136,6 +146,13 @@ pub(crate) fn step<T: Element>(
             }
             jobs.try_reserve(1)
                 .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+            let part = part_sums.len();
+            if kind == Kind::Norms {
+                part_sums
+                    .try_reserve(1)
+                    .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+                part_sums.push(Mutex::new(NormSums::EMPTY));
+            }
             jobs.push(Job {
                 tensor: i,
                 first,
@@ -147,7 +164,7 @@ pub(crate) fn step<T: Element>(
                 grads: gh,
                 slots: parts,
                 count,
-                sums: NormSums::EMPTY,
+                part,
             });
             (p, g, first) = (pt, gt, false);
             if p.is_empty() {
@@ -171,11 +188,13 @@ pub(crate) fn step<T: Element>(
         })?;
     let mut parts = Vec::new();
     let mut error = None;
-    for (job, result) in run_all(jobs, threads, &[])? {
+    for (job, result) in run_all(jobs, threads, &part_sums, &[])? {
         match result {
             Ok(Some(s)) if job.first => scalars.push((job.tensor, s)),
             Ok(_) if job.kind == Kind::Norms => {
-                sums[job.tensor].merge(&job.sums);
+                if let Some(slot) = part_sums.get(job.part) {
+                    sums[job.tensor].merge(&slot.lock().unwrap_or_else(|e| e.into_inner()));
+                }
                 parts.push(job);
             }
             Ok(_) => {}
@@ -187,7 +206,7 @@ pub(crate) fn step<T: Element>(
         for job in &mut parts {
             job.kind = Kind::Apply;
         }
-        for (job, result) in run_all(parts, threads, &sums)? {
+        for (job, result) in run_all(parts, threads, &part_sums, &sums)? {
             match result {
                 Ok(Some(s)) if job.first => scalars.push((job.tensor, s)),
                 Ok(_) => {}
@@ -208,11 +227,12 @@ pub(crate) fn step<T: Element>(
 
 type Ran<'a, T> = (Job<'a, T>, Result<Option<AnyScalars>, gradstep::Error>);
 
-/// Runs every job on up to `threads` threads (`merged`: see [`Job::run`]) and gives
-/// each back with its result.
+/// Runs every job on up to `threads` threads (`parts`, `merged`: see [`Job::run`]) and
+/// gives each back with its result.
 fn run_all<'a, T: Element>(
     jobs: Vec<Job<'a, T>>,
     threads: usize,
+    parts: &[Mutex<NormSums>],
     merged: &[NormSums],
 ) -> Result<Vec<Ran<'a, T>>, Error> {
     let threads = threads.min(jobs.len()).max(1);
@@ -233,7 +253,7 @@ fn run_all<'a, T: Element>(
         while let Some(slot) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
             let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             let Some(mut job) = job else { continue };
-            let result = job.run(merged);
+            let result = job.run(parts, merged);
             done.push((job, result));
         }
         done
