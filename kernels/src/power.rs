@@ -179,6 +179,14 @@ impl Wide {
     }
 }
 
+/// `mant · 2^exp` rounded to the nearest double (ties to even; subnormals, and `+∞` out
+/// of range), for `mant` normalized to `[2¹²⁷, 2¹²⁸)`; `inexact`: nonzero bits below
+/// `mant` were dropped (they break a tie upwards). [`Wide::to_f64`], for
+/// `crate::reduce::ExactSum`.
+pub(crate) fn nearest_f64(mant: u128, exp: i64, inexact: bool) -> f64 {
+    Wide { mant, exp, inexact }.to_f64()
+}
+
 /// The 256-bit product `a · b` as `(high, low)` halves: four 64 × 64-bit products where
 /// the target multiplies 64-bit words, [`mul_wide_limbs`] elsewhere.
 #[inline]

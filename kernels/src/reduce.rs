@@ -30,6 +30,7 @@ use core::marker::PhantomData;
 
 use crate::arch::LaneFn;
 use crate::lanes::{Lanes, LoadStore};
+use crate::power::nearest_f64;
 use crate::real::Real;
 
 /// Number of virtual lanes every reduction is written against (the widest lane vector
@@ -261,7 +262,7 @@ impl ExactSum {
         }
     }
 
-    /// Adds the finite `x` to the digits.
+    /// Adds the finite nonzero `x` to the digits.
     #[inline]
     fn add_digits(&mut self, x: f64) {
         let bits = x.to_bits();
@@ -273,9 +274,6 @@ impl ExactSum {
         } else {
             (frac | 1 << 52, field - 1)
         };
-        if mant == 0 {
-            return;
-        }
         if self.adds >= CARRY_EVERY {
             self.carry();
         }
@@ -384,49 +382,18 @@ impl ExactSum {
         let Some(top) = (lo..hi).rev().find(|&k| digit(k) != 0) else {
             return 0.0;
         };
-        // The magnitude is N · 2⁻¹⁰⁷⁴, N's highest set bit at `len − 1`.
-        let len = 32 * top as u32 + (32 - (digit(top) as u32).leading_zeros());
-        let magnitude = if len <= 53 {
-            // N < 2⁵³ (digits 0 and 1): a subnormal or the lowest normal binade, whose
-            // bits are N itself.
-            f64::from_bits(digit(0) | digit(1) << 32)
-        } else {
-            // The three digits from the top hold N's highest 65–96 bits: the 64 from
-            // the highest down, and whether any bit below them (there or in a lower
-            // digit) is set.
-            let three = u128::from(digit(top)) << 64
-                | u128::from(digit(top.wrapping_sub(1))) << 32
-                | u128::from(digit(top.wrapping_sub(2)));
-            // Bits of `three` below the window: 1 to 32.
-            let drop = len - 32 * top as u32;
-            let window = (three >> drop) as u64;
-            let sticky = three & ((1 << drop) - 1) != 0
-                || (lo..top.saturating_sub(2)).any(|k| digit(k) != 0);
-            round(window, sticky, len)
-        };
+        // The magnitude is N · 2⁻¹⁰⁷⁴. The three digits from the top hold N's highest
+        // 65–96 bits (all of N below digit 2; below digit 0 the digits are 0); shifted
+        // to the top of 128 they are the significand, and any bit set in a lower digit
+        // breaks a tie upwards.
+        let three = u128::from(digit(top)) << 64
+            | u128::from(digit(top.wrapping_sub(1))) << 32
+            | u128::from(digit(top.wrapping_sub(2)));
+        let shift = three.leading_zeros();
+        let exp = 32 * (top as i64 - 2) - 1074 - i64::from(shift);
+        let sticky = (lo..top.saturating_sub(2)).any(|k| digit(k) != 0);
+        let magnitude = nearest_f64(three << shift, exp, sticky);
         if negative { -magnitude } else { magnitude }
-    }
-}
-
-/// `N · 2⁻¹⁰⁷⁴` rounded to the nearest `f64` (ties to even; +∞ beyond the largest
-/// finite one), for `N` with its highest set bit at `len − 1` (`len > 53`), given as
-/// `window`, its 64 highest bits, and `sticky`, whether any bit below them is set.
-fn round(window: u64, sticky: bool, len: u32) -> f64 {
-    let keep = window >> 11;
-    let rest = window & 0x7ff;
-    let up = rest > 0x400 || (rest == 0x400 && (sticky || keep & 1 == 1));
-    let mut keep = keep + u64::from(up);
-    // The value is keep · 2^(len − 53 − 1074); for a significand in [2⁵², 2⁵³) the
-    // biased exponent is that power + 52 + 1023 = len − 52.
-    let mut biased = u64::from(len) - 52;
-    if keep >> 53 == 1 {
-        keep >>= 1;
-        biased += 1;
-    }
-    if biased >= 0x7ff {
-        f64::INFINITY
-    } else {
-        f64::from_bits(biased << 52 | (keep & ((1 << 52) - 1)))
     }
 }
 

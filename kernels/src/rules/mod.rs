@@ -117,18 +117,9 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        let t = next_step(self, scalars)?;
-        let before = *scalars;
-        match self.run(scalars, t, Buffers::new(params, grads, state, t == 1)) {
-            Ok(()) => {
-                scalars.set_step(t);
-                Ok(())
-            }
-            Err(e) => {
-                *scalars = before;
-                Err(e)
-            }
-        }
+        advance(self, scalars, |t| {
+            Buffers::new(params, grads, state, t == 1)
+        })
     }
 
     /// The scalar reference implementation: the same step as [`Rule::step`], written
@@ -327,14 +318,26 @@ pub(crate) fn apply_part<R: Rule, T: Real>(
     if !R::WHOLE_SLICE {
         return Err(refuse);
     }
-    let t = next_step(rule, scalars)?;
-    let before = *scalars;
-    let drive = ApplyPart {
+    advance(rule, scalars, |_| ApplyPart {
         buffers: Buffers::new(params, grads, state, false),
         sums: sums.values(),
         refuse,
-    };
-    match rule.run(scalars, t, drive) {
+    })
+}
+
+/// The shell of every step that advances the scalar state ([`Rule::step`],
+/// [`apply_part`]): checks the hyperparameters and the step counter, runs the rule with
+/// the drive `drive(t)` builds for step `t`, then stores `t`, or puts `scalars` back as
+/// they were if the drive refused.
+#[inline(always)]
+pub(crate) fn advance<R: Rule, T: Real, D: Drive<T, Out = Result<(), Error>>>(
+    rule: &R,
+    scalars: &mut R::Scalars,
+    drive: impl FnOnce(u64) -> D,
+) -> Result<(), Error> {
+    let t = next_step(rule, scalars)?;
+    let before = *scalars;
+    match rule.run(scalars, t, drive(t)) {
         Ok(()) => {
             scalars.set_step(t);
             Ok(())
