@@ -25,6 +25,16 @@ pub trait Kernel<T: Real, const K: usize>: Copy {
     /// Updates one group of lanes: `p` (params) in place, given `g` (grads) and the
     /// rule's state `s`, also in place.
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; K]);
+
+    /// Whether [`Kernel::apply`] changes `p`. A kernel that only reads it (LAMB's
+    /// moments pass) says `false`, and the loop does not store the params back: a store
+    /// of the unchanged value still dirties the line, which then goes back to memory.
+    const WRITES_PARAMS: bool = true;
+
+    /// Whether [`Kernel::apply`] changes the state; `false` (LAMB's update pass, which
+    /// reads the moments) leaves the state slices unwritten, as `WRITES_PARAMS` does the
+    /// params. A kernel that says `false` and changes them anyway loses the change.
+    const WRITES_STATE: bool = true;
 }
 
 /// A rule's kernel with its options in their common state (no `maximize`, no weight
@@ -61,9 +71,10 @@ pub trait Drive<T: Real> {
     /// The two-pass shape of the layer-wise rules (LAMB; LARS), whose update is scaled
     /// by a ratio of norms over the whole slice: fills the state as [`Drive::run`]
     /// does, runs `first` over every element (it updates the state and must leave the
-    /// params as they are), then sums the squares of the two [`Norms::terms`] of every
-    /// element ([`sum_squares`]: the same bits on every target and instruction set),
-    /// and finally runs the kernel `second` builds from the two sums.
+    /// params as they are) and, in the same sweep, sums the squares of the two
+    /// [`Norms::terms`] of every element from the values `first` left ([`first_pass`]:
+    /// the same bits on every target and instruction set), and finally runs the kernel
+    /// `second` builds from the two sums.
     fn run_two_pass<const K: usize, A, N, B>(
         self,
         first: &A,
@@ -151,17 +162,12 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
         B: Kernel<T, K>,
     {
         let mut slots = checked_slots(self.params, self.grads, self.state, self.fresh, init)?;
-        run(
+        let sums = first_pass(
             first,
-            self.params,
-            self.grads,
-            slots.each_mut().map(|s| &mut **s),
-        );
-        let sums = sum_squares(
             norms,
             self.params,
             self.grads,
-            slots.each_ref().map(|s| &**s),
+            slots.each_mut().map(|s| &mut **s),
         );
         run(&second(sums.values()), self.params, self.grads, slots);
         Ok(())
@@ -247,14 +253,8 @@ impl<T: Real> Drive<T> for NormsPart<'_, '_, T> {
         B: Kernel<T, K>,
     {
         let b = self.buffers;
-        let mut slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
-        run(first, b.params, b.grads, slots.each_mut().map(|s| &mut **s));
-        Ok(sum_squares(
-            norms,
-            b.params,
-            b.grads,
-            slots.each_ref().map(|s| &**s),
-        ))
+        let slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
+        Ok(first_pass(first, norms, b.params, b.grads, slots))
     }
 }
 
@@ -335,63 +335,109 @@ fn checked_slots<'s, T: Real, const K: usize>(
     Ok(slots)
 }
 
-/// Sums `Σ a²` and `Σ b²` over every element, for `[a, b] = norms.terms(p, g, s)`, in
-/// the order of `crate::reduce`'s reductions, so that the sums are the same bits on
-/// every target and instruction set: element `i` goes to virtual lane `i mod 16`, each
-/// virtual lane sums its squares in index order in the element type, and after every
-/// 256 elements (and after the last) the 16 lanes are added, in lane order, to an
-/// `f64` total with Neumaier's compensation, and every [`NORM_PART_ALIGN`] elements
-/// (and after the last) that total, its value and its compensation, goes exactly into
-/// the [`NormSums`], which the step rounds to `f64` once. The body runs on the lanes of the selected
-/// instruction set (`crate::arch::Dispatch::with_lanes`, as `crate::reduce` does), the
-/// ragged end on scalars. (It ran on the build's compile-time lanes before: SSE2 in a
-/// default x86-64 build, where LAMB's norm pass was 56 % of its step and the whole step
-/// 0.84–0.86 of a `-C target-cpu=native` build's at 4K and 64K.)
+/// A layer-wise rule's first pass: runs `first` over every element and, from the values
+/// it leaves, sums `Σ a²` and `Σ b²` for `[a, b] = norms.terms(p, g, s)`, in one sweep
+/// over the buffers (LAMB: the moments, then the norms of θ and of the update from them
+/// while they are in registers, instead of a second pass that reads θ and both moments
+/// again). `first` gives the same bits here as in [`run`]: the lanes and the scalar tail
+/// compute the same IEEE operations.
+///
+/// The sums are in the order of `crate::reduce`'s reductions, so that they are the same
+/// bits on every target and instruction set: element `i` goes to virtual lane `i mod 16`,
+/// each virtual lane sums its squares in index order in the element type, and after
+/// every 256 elements (and after the last) the 16 lanes are added, in lane order, to an
+/// `f64` total with Neumaier's compensation, and every [`NORM_PART_ALIGN`] elements (and
+/// after the last) that total, its value and its compensation, goes exactly into the
+/// [`NormSums`], which the step rounds to `f64` once. The body runs on the lanes of the
+/// selected instruction set (`crate::arch::Dispatch::with_lanes`, as `crate::reduce`
+/// does), the ragged end of each block on scalars. (It ran on the build's compile-time
+/// lanes before: SSE2 in a default x86-64 build, where LAMB's norm pass was 56 % of its
+/// step and the whole step 0.84–0.86 of a `-C target-cpu=native` build's at 4K and 64K.)
 #[inline(always)]
-pub(crate) fn sum_squares<T: Real, const K: usize, N: Norms<T, K>>(
+pub(crate) fn first_pass<T, const K: usize, A, N>(
+    first: &A,
     norms: &N,
-    params: &[T],
+    params: &mut [T],
     grads: &[T],
-    state: [&[T]; K],
-) -> NormSums {
-    struct Call<'a, N, T, const K: usize>(&'a N, &'a [T], &'a [T], [&'a [T]; K]);
-    impl<T: Real, const K: usize, N: Norms<T, K>> LaneFn<T> for Call<'_, N, T, K> {
+    state: [&mut [T]; K],
+) -> NormSums
+where
+    T: Real,
+    A: Kernel<T, K>,
+    N: Norms<T, K>,
+{
+    struct Call<'a, A, N, T, const K: usize> {
+        first: &'a A,
+        norms: &'a N,
+        p: *mut T,
+        g: *const T,
+        s: [*mut T; K],
+        n: usize,
+    }
+    impl<T: Real, const K: usize, A: Kernel<T, K>, N: Norms<T, K>> LaneFn<T> for Call<'_, A, N, T, K> {
         type Output = NormSums;
         #[inline(always)]
         fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> NormSums {
-            sum_squares_lanes::<V, T, K, N>(self.0, self.1, self.2, self.3)
+            // SAFETY: `first_pass` made the pointers from slices valid for `n` elements
+            // that do not overlap (distinct `&mut` borrows and a shared one).
+            unsafe {
+                first_pass_lanes::<V, T, K, A, N>(
+                    self.first, self.norms, self.p, self.g, self.s, self.n,
+                )
+            }
         }
     }
-    T::with_lanes(Call(norms, params, grads, state))
+    // As in `run`: the kernel's flags stay loop-invariant values.
+    let first = &core::hint::black_box(*first);
+    let mut n = params.len().min(grads.len());
+    for s in state.iter() {
+        n = n.min(s.len());
+    }
+    T::with_lanes(Call {
+        first,
+        norms,
+        p: params.as_mut_ptr(),
+        g: grads.as_ptr(),
+        s: state.map(|s| s.as_mut_ptr()),
+        n,
+    })
 }
 
+/// [`first_pass`] on lanes `V`.
+///
+/// # Safety
+/// `p`, `g` and every `s[k]` must be valid for `n` elements and must not overlap.
 #[inline(always)]
-fn sum_squares_lanes<V, T, const K: usize, N>(
+unsafe fn first_pass_lanes<V, T, const K: usize, A, N>(
+    first: &A,
     norms: &N,
-    params: &[T],
-    grads: &[T],
-    state: [&[T]; K],
+    p: *mut T,
+    g: *const T,
+    s: [*mut T; K],
+    n: usize,
 ) -> NormSums
 where
     V: Lanes<Scalar = T> + LoadStore<T>,
     T: Real,
+    A: Kernel<T, K>,
     N: Norms<T, K>,
 {
     const {
         assert!(V::WIDTH <= VIRTUAL_LANES && VIRTUAL_LANES.is_multiple_of(V::WIDTH));
     }
-    let mut n = params.len().min(grads.len());
-    for s in state.iter() {
-        n = n.min(s.len());
-    }
     let mut sums = [ExactSum::ZERO; 2];
     let mut totals = [Total::ZERO; 2];
+    // Both totals in one loop, lane by lane: each total is a chain of dependent
+    // additions, and two chains side by side overlap (one after the other, the fold
+    // was a sixth of the pass at 4K on x86-64). The order of each total's additions,
+    // and so its bits, is unchanged.
     let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2]| {
-        for (lanes, total) in lanes.iter().zip(totals.iter_mut()) {
-            for lane in lanes {
-                total.add(lane.to_f64());
-            }
+        let [mut a, mut b] = *totals;
+        for (&x, &y) in lanes[0].iter().zip(&lanes[1]) {
+            a.add(x.to_f64());
+            b.add(y.to_f64());
         }
+        *totals = [a, b];
     };
     let mut start = 0;
     while start < n {
@@ -401,14 +447,12 @@ where
         let mut i = start;
         while i < body {
             let lane = (i - start) % VIRTUAL_LANES;
-            // SAFETY: i + WIDTH <= body <= n, within every slice; `lane` is a multiple
-            // of WIDTH (i − start is) and lane + WIDTH <= 16, so the lane group is in
-            // bounds of the arrays of 16.
+            // SAFETY: i + WIDTH <= body <= n, within every buffer (the caller's
+            // guarantee); `lane` is a multiple of WIDTH (i − start is) and
+            // lane + WIDTH <= 16, so the lane group is in bounds of the arrays of 16.
             unsafe {
-                let p = <V as LoadStore<T>>::load(params.as_ptr().add(i));
-                let g = <V as LoadStore<T>>::load(grads.as_ptr().add(i));
-                let s = state.map(|s| <V as LoadStore<T>>::load(s.as_ptr().add(i)));
-                let terms = norms.terms(p, g, &s);
+                let (pv, gv, sv) = step_at::<V, T, T, T, K, A>(first, p, g, s, i);
+                let terms = norms.terms(pv, gv, &sv);
                 for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
                     let at = acc.as_mut_ptr().add(lane);
                     let sum = <V as LoadStore<T>>::load(at) + x * x;
@@ -419,8 +463,9 @@ where
         }
         while i < end {
             let lane = (i - start) % VIRTUAL_LANES;
-            let s = state.map(|s| s[i]);
-            let terms = norms.terms(params[i], grads[i], &s);
+            // SAFETY: i < n.
+            let (pv, gv, sv) = unsafe { step_at::<T, T, T, T, K, A>(first, p, g, s, i) };
+            let terms = norms.terms(pv, gv, &sv);
             for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
                 acc[lane] = acc[lane] + x * x;
             }
@@ -503,7 +548,8 @@ pub(crate) unsafe fn run_lanes<V, P, G, S, const K: usize, F>(
     }
 }
 
-/// Loads lanes at offset `i`, applies the kernel, stores them back.
+/// Loads lanes at offset `i`, applies the kernel, stores back what it writes, and
+/// returns the values it left ([`first_pass`] sums their norms).
 ///
 /// # Safety
 /// `i..i + W::WIDTH` must be in bounds of every buffer.
@@ -514,7 +560,8 @@ unsafe fn step_at<W, P, G, S, const K: usize, F>(
     g: *const G,
     s: [*mut S; K],
     i: usize,
-) where
+) -> (W, W, [W; K])
+where
     W: LoadStore<P> + LoadStore<G> + LoadStore<S>,
     F: Kernel<W::Scalar, K>,
 {
@@ -524,9 +571,14 @@ unsafe fn step_at<W, P, G, S, const K: usize, F>(
         let gv = <W as LoadStore<G>>::load(g.add(i));
         let mut sv = s.map(|s| <W as LoadStore<S>>::load(s.add(i)));
         kernel.apply(&mut pv, gv, &mut sv);
-        LoadStore::<P>::store(pv, p.add(i));
-        for (v, s) in sv.into_iter().zip(s) {
-            LoadStore::<S>::store(v, s.add(i));
+        if F::WRITES_PARAMS {
+            LoadStore::<P>::store(pv, p.add(i));
         }
+        if F::WRITES_STATE {
+            for (v, s) in sv.into_iter().zip(s) {
+                LoadStore::<S>::store(v, s.add(i));
+            }
+        }
+        (pv, gv, sv)
     }
 }

@@ -129,7 +129,8 @@ fn every_rule_every_length_and_alignment() {
     }
 }
 
-/// LAMB's norms pass, a lane loop of its own (the driver's `sum_squares`), under Miri
+/// LAMB's first pass, a lane loop of its own (the driver's `first_pass`: the moments and
+/// the norms' sums in one sweep, through raw pointers), under Miri
 /// too: the plain rule at two lengths with a vector body and a tail, at every offset
 /// (natively `every_rule` covers it at every length, with its flags too).
 #[test]

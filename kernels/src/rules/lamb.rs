@@ -147,6 +147,8 @@ impl<T: Real> Kernel<T, 2> for Moments<T> {
         *m = V::splat(self.one_minus_beta1) * g + V::splat(self.beta1) * *m;
         *v = V::splat(self.one_minus_beta2) * (g * g) + V::splat(self.beta2) * *v;
     }
+
+    const WRITES_PARAMS: bool = false;
 }
 
 /// The update direction u from the moments and θ; with it, [`Norms`] for the sums.
@@ -210,6 +212,8 @@ impl<T: Real> Kernel<T, 2> for Apply<T> {
         let u = self.direction.u(theta, *m, *v);
         *p = theta + u * V::splat(self.ratio) * V::splat(self.neg_lr);
     }
+
+    const WRITES_STATE: bool = false;
 }
 
 impl Lamb {
