@@ -148,7 +148,7 @@ impl Total {
     pub(crate) fn add(&mut self, x: f64) {
         let t = self.value + x;
         if t.is_finite() {
-            if self.value.abs() >= x.abs() {
+            if larger_or_equal_magnitude(self.value, x) {
                 self.compensation += (self.value - t) + x;
             } else {
                 self.compensation += (x - t) + self.value;
@@ -174,6 +174,29 @@ impl Total {
             self.value
         }
     }
+}
+
+/// `|a| ≥ |b|` for finite `a` and `b` (a finite sum of them means both are).
+///
+/// For finite values that is the unsigned order of their bits without the sign: one
+/// integer compare instead of a soft-float one on cores without an `f64` unit
+/// (Cortex-M4F LAMB: −4.3 instructions per parameter). With one (x86-64, aarch64) the
+/// float compare stays. The same result either way.
+#[inline(always)]
+fn larger_or_equal_magnitude(a: f64, b: f64) -> bool {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    return a.abs() >= b.abs();
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return larger_or_equal_magnitude_bits(a, b);
+}
+
+/// [`larger_or_equal_magnitude`] by the bits (tested on every host against the float
+/// compare).
+#[cfg(any(test, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[inline(always)]
+fn larger_or_equal_magnitude_bits(a: f64, b: f64) -> bool {
+    const MAGNITUDE: u64 = !(1 << 63);
+    a.to_bits() & MAGNITUDE >= b.to_bits() & MAGNITUDE
 }
 
 /// 32-bit digits of [`ExactSum`]: bit 0 of digit 0 is 2⁻¹⁰⁷⁴ (the least subnormal),
@@ -549,6 +572,43 @@ mod tests {
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
+    }
+
+    /// The integer magnitude compare of the cores without an `f64` unit agrees with
+    /// the float compare for every pair of finite values: random bit patterns over the
+    /// whole range (subnormals, both signs), equal magnitudes of opposite sign, zeros,
+    /// neighbours and the range ends.
+    #[test]
+    fn magnitude_compare_by_bits() {
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        let mut specials = std::vec![0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, -f64::MAX];
+        specials.extend([f64::from_bits(1), -f64::from_bits(1), 1.0, -1.0]);
+        specials.extend([1.0f64.next_up(), 1.0f64.next_down(), -(1.0f64.next_up())]);
+        let mut checked = 0;
+        for k in 0..400_000 {
+            let (a, b) = if k < specials.len() * specials.len() {
+                (specials[k % specials.len()], specials[k / specials.len()])
+            } else {
+                let a = f64::from_bits(rng.next());
+                // A quarter of the pairs: the same magnitude, or a neighbour of it.
+                let b = match k % 8 {
+                    0 => -a,
+                    1 => f64::from_bits(a.to_bits().wrapping_add(1)),
+                    _ => f64::from_bits(rng.next()),
+                };
+                (a, b)
+            };
+            if !(a.is_finite() && b.is_finite()) {
+                continue;
+            }
+            assert_eq!(
+                larger_or_equal_magnitude_bits(a, b),
+                a.abs() >= b.abs(),
+                "{a:e} {b:e}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 350_000);
     }
 
     fn sum(xs: &[f64]) -> f64 {
