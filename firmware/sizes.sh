@@ -4,7 +4,9 @@
 #
 # The bench image calls every rule through its own non-inlined `bench::step::<Rule>`;
 # a rule's code is that function plus `<Rule as Rule>::step::<f32>` where LLVM kept it
-# out of line (Adam's is shared by AdamW). What every rule shares (the f64 per-step
+# out of line (Adam's is shared by AdamW). Lookahead's rows are the bench's
+# `step_lookahead::<Rule>` (the inner rule's step inlined into it) and the slow-weights
+# sync loop that every wrapped rule shares. What every rule shares (the f64 per-step
 # math: soft-float double arithmetic, `pow`, `sqrt`, the integer powers) is listed apart.
 # Usage: firmware/sizes.sh [target ...]   (default: both)
 set -euo pipefail
@@ -30,6 +32,8 @@ for target in "${targets[@]}"; do
         function rule(s) { sub(/.*rules::[a-z_]+::/, "", s); sub(/[> ].*/, "", s); return s }
         / bench::step::</ { r = rule($0); size[r] += ($2 + 0) }
         / as gradstep::rules::Rule>::step::</ { r = rule($0); size[r] += ($2 + 0) }
+        / bench::step_lookahead::</ { r = "Lookahead<" rule($0) ">"; size[r] += ($2 + 0) }
+        /gradstep::lookahead::Sync</ { size["Lookahead-sync"] += ($2 + 0) }
         /gradstep::power::|__aeabi_d|__adddf3|__subdf3|__muldf3|__divdf3|libm::math::(pow|sqrt)::|__aeabi_[fd]2|__aeabi_[ui]2d|__aeabi_dcmp|__(eq|ne|lt|le|gt|ge|unord)df2|__extendsfdf2|__truncdfsf2|__fix.*df|__float.*df/ {
             shared += ($2 + 0) }
         END {
