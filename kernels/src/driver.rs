@@ -378,8 +378,8 @@ where
         type Output = NormSums;
         #[inline(always)]
         fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> NormSums {
-            // SAFETY: `first_pass` made the pointers from slices valid for `n` elements
-            // that do not overlap (distinct `&mut` borrows and a shared one).
+            // SAFETY: the pointers and `n` come from `raw_buffers`: valid for `n`
+            // elements, not overlapping.
             unsafe {
                 first_pass_lanes::<V, T, K, A, N>(
                     self.first, self.norms, self.p, self.g, self.s, self.n,
@@ -389,16 +389,13 @@ where
     }
     // As in `run`: the kernel's flags stay loop-invariant values.
     let first = &core::hint::black_box(*first);
-    let mut n = params.len().min(grads.len());
-    for s in state.iter() {
-        n = n.min(s.len());
-    }
+    let (p, g, s, n) = raw_buffers(params, grads, state);
     T::with_lanes(Call {
         first,
         norms,
-        p: params.as_mut_ptr(),
-        g: grads.as_ptr(),
-        s: state.map(|s| s.as_mut_ptr()),
+        p,
+        g,
+        s,
         n,
     })
 }
@@ -505,17 +502,28 @@ pub(crate) fn run<T, const K: usize, F>(
     // element (measured: 30+ instructions per parameter on the M4F). Opaque, they are
     // plain loop-invariant values that are loaded once.
     let kernel = &core::hint::black_box(*kernel);
+    let (p, g, s, n) = raw_buffers(params, grads, state);
+    // SAFETY: `raw_buffers`' pointers are valid for `n` elements and do not overlap.
+    unsafe { T::run_dispatched::<K, F>(kernel, p, g, s, n) }
+}
+
+/// The buffers of one step as raw pointers, with the shortest length `n`: every pointer
+/// is valid for `n` elements, and they do not alias (`params` and each state slice are
+/// distinct `&mut` borrows, `grads` a shared borrow that cannot overlap them). The
+/// lengths are checked by the caller; using the shortest keeps any loop over `n` in
+/// bounds regardless.
+#[inline(always)]
+fn raw_buffers<T, const K: usize>(
+    params: &mut [T],
+    grads: &[T],
+    state: [&mut [T]; K],
+) -> (*mut T, *const T, [*mut T; K], usize) {
     let mut n = params.len().min(grads.len());
     for s in state.iter() {
         n = n.min(s.len());
     }
-    let p = params.as_mut_ptr();
-    let g = grads.as_ptr();
     let s = state.map(|s| s.as_mut_ptr());
-    // SAFETY: `p`, `g` and every `s[k]` are valid for `n` elements (n is the shortest
-    // length), and they do not alias: `params` and each state slice are distinct
-    // `&mut` borrows, `grads` a shared borrow that cannot overlap them.
-    unsafe { T::run_dispatched::<K, F>(kernel, p, g, s, n) }
+    (params.as_mut_ptr(), grads.as_ptr(), s, n)
 }
 
 /// The loop itself, generic over the lane type and over how each buffer is stored.
