@@ -426,7 +426,7 @@ where
     let mut totals = [Total::ZERO; 2];
     // Both totals in one loop, lane by lane: each total is a chain of dependent
     // additions, and two chains side by side overlap (one after the other, the fold
-    // was a sixth of the pass at 4K on x86-64). The order of each total's additions,
+    // was about a quarter of the pass at 4K on x86-64). The order of each total's additions,
     // and so its bits, is unchanged.
     let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2]| {
         let [mut a, mut b] = *totals;
