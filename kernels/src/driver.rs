@@ -419,9 +419,7 @@ where
     A: Kernel<T, K>,
     N: Norms<T, K>,
 {
-    const {
-        assert!(V::WIDTH <= VIRTUAL_LANES && VIRTUAL_LANES.is_multiple_of(V::WIDTH));
-    }
+    // (`norms_step` checks at compile time that V's width divides the 16 lanes.)
     let mut sums = [ExactSum::ZERO; 2];
     let mut totals = [Total::ZERO; 2];
     // Both totals in one loop, lane by lane: each total is a chain of dependent
@@ -436,42 +434,60 @@ where
         }
         *totals = [a, b];
     };
+    // On vector lanes (cores that run instructions out of order) a block's fold waits
+    // for the next block and runs inside its vector loop, one lane of each total per
+    // vector step: the scalar chains of the fold then overlap the vector work instead of
+    // following it (without the fold at all, LAMB's step ran ×1.19 faster at 4K on a
+    // Zen 5). The totals still add the same lanes in the same order, block after block.
+    // The block that ends at a `NORM_PART_ALIGN` boundary, or the last, folds at once:
+    // its totals go into the exact sums right after.
+    let interleave = V::WIDTH > 1;
+    let mut pending: Option<[[T; VIRTUAL_LANES]; 2]> = None;
     let mut start = 0;
     while start < n {
         let end = n.min(start + BLOCK);
         let mut lanes = [[T::ZERO; VIRTUAL_LANES]; 2];
         let body = start + (end - start) / V::WIDTH * V::WIDTH;
         let mut i = start;
-        while i < body {
-            let lane = (i - start) % VIRTUAL_LANES;
-            // SAFETY: i + WIDTH <= body <= n, within every buffer (the caller's
-            // guarantee); `lane` is a multiple of WIDTH (i − start is) and
-            // lane + WIDTH <= 16, so the lane group is in bounds of the arrays of 16.
-            unsafe {
-                let (pv, gv, sv) = step_at::<V, T, T, T, K, A>(first, p, g, s, i);
-                let terms = norms.terms(pv, gv, &sv);
-                for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
-                    let at = acc.as_mut_ptr().add(lane);
-                    let sum = <V as LoadStore<T>>::load(at) + x * x;
-                    sum.store(at);
-                }
+        if let Some(previous) = pending.take() {
+            let [mut a, mut b] = totals;
+            let mut j = 0;
+            while i < body && j < VIRTUAL_LANES {
+                // SAFETY: i + WIDTH <= body <= n (see `norms_step`).
+                unsafe { norms_step::<V, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
+                a.add(previous[0][j].to_f64());
+                b.add(previous[1][j].to_f64());
+                i += V::WIDTH;
+                j += 1;
             }
+            // A block too short for one vector step per lane folds the rest here.
+            while j < VIRTUAL_LANES {
+                a.add(previous[0][j].to_f64());
+                b.add(previous[1][j].to_f64());
+                j += 1;
+            }
+            totals = [a, b];
+        }
+        while i < body {
+            // SAFETY: i + WIDTH <= body <= n, within every buffer (the caller's
+            // guarantee).
+            unsafe { norms_step::<V, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
             i += V::WIDTH;
         }
         while i < end {
-            let lane = (i - start) % VIRTUAL_LANES;
             // SAFETY: i < n.
-            let (pv, gv, sv) = unsafe { step_at::<T, T, T, T, K, A>(first, p, g, s, i) };
-            let terms = norms.terms(pv, gv, &sv);
-            for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
-                acc[lane] = acc[lane] + x * x;
-            }
+            unsafe { norms_step::<T, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
             i += 1;
         }
-        fold(&lanes, &mut totals);
         // Every NORM_PART_ALIGN elements from the slice's start, and after the last,
         // the compensated totals go into the exact sums.
-        if end.is_multiple_of(NORM_PART_ALIGN) || end == n {
+        let flush = end.is_multiple_of(NORM_PART_ALIGN) || end == n;
+        if interleave && !flush {
+            pending = Some(lanes);
+        } else {
+            fold(&lanes, &mut totals);
+        }
+        if flush {
             for (sum, total) in sums.iter_mut().zip(totals.iter_mut()) {
                 sum.add_total(total);
                 *total = Total::ZERO;
@@ -480,6 +496,47 @@ where
         start = end;
     }
     NormSums { sums }
+}
+
+/// One step of [`first_pass`] at element `i` of the block that starts at `start`, on lanes
+/// `W` (a vector, or one scalar for the block's ragged end): runs `first` and adds the
+/// squares of the norm terms to the virtual lanes `(i − start) mod 16`.
+///
+/// # Safety
+/// `i..i + W::WIDTH` must be in bounds of `p`, `g` and every `s[k]`, and `i − start` a
+/// multiple of `W::WIDTH`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn norms_step<W, T, const K: usize, A, N>(
+    first: &A,
+    norms: &N,
+    p: *mut T,
+    g: *const T,
+    s: [*mut T; K],
+    start: usize,
+    i: usize,
+    lanes: &mut [[T; VIRTUAL_LANES]; 2],
+) where
+    W: Lanes<Scalar = T> + LoadStore<T>,
+    T: Real,
+    A: Kernel<T, K>,
+    N: Norms<T, K>,
+{
+    const {
+        assert!(W::WIDTH <= VIRTUAL_LANES && VIRTUAL_LANES.is_multiple_of(W::WIDTH));
+    }
+    let lane = (i - start) % VIRTUAL_LANES;
+    // SAFETY: the caller's bounds; `lane` is a multiple of WIDTH and WIDTH divides 16,
+    // so lane + WIDTH <= 16 and the lane group is in bounds of the arrays of 16.
+    unsafe {
+        let (pv, gv, sv) = step_at::<W, T, T, T, K, A>(first, p, g, s, i);
+        let terms = norms.terms(pv, gv, &sv);
+        for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
+            let at = acc.as_mut_ptr().add(lane);
+            let sum = <W as LoadStore<T>>::load(at) + x * x;
+            sum.store(at);
+        }
+    }
 }
 
 /// Runs `kernel` over every element. The lengths are checked by the caller; this
