@@ -120,6 +120,18 @@ pub trait Lanes:
     fn div_by(self, d: Divisor<Self::Scalar>) -> Self {
         self / Self::splat(d.value())
     }
+    /// Lane-wise `√|self| / d`: the same bits as `self.sqrt_abs().div_by(d)` (Adam's
+    /// `√v / √(1 − β₂ᵗ)`).
+    ///
+    /// The square root of a finite value is zero or inside [`div_by`](Lanes::div_by)'s
+    /// multiplying range (`f32`: `√|x|` is within [2⁻⁷⁴·⁵, 2⁶⁴], the range is [2⁻⁸⁰,
+    /// 2⁸⁰]; `f64`: [2⁻⁵³⁷, 2⁵¹²] within [2⁻⁸⁰⁰, 2⁸⁰⁰]), so the lanes that multiply test
+    /// only for ∞ and NaN, one compare instead of `div_by`'s range test of three, and take
+    /// the same path as `div_by` on the root. The default is `self.sqrt_abs().div_by(d)`.
+    #[inline(always)]
+    fn sqrt_abs_div_by(self, d: Divisor<Self::Scalar>) -> Self {
+        self.sqrt_abs().div_by(d)
+    }
 }
 
 /// A divisor `d` that stays fixed over a step, with `z = RN(1/d)` for the lanes that

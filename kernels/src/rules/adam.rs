@@ -218,7 +218,7 @@ impl<T: Real> Coeffs<T> {
             }
             None => *v,
         };
-        let denom = second.sqrt_abs().div_by(self.bc2_sqrt) + V::splat(self.eps);
+        let denom = second.sqrt_abs_div_by(self.bc2_sqrt) + V::splat(self.eps);
         *p = *p + V::splat(self.neg_step_size) * *m / denom;
     }
 }

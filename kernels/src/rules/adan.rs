@@ -170,7 +170,7 @@ impl<T: Real> Coeffs<T> {
         *n = self.lerp_n.apply::<V, PLAIN>(*n, d);
         let z = d * V::splat(self.beta2) + g;
         *v = *v * V::splat(self.beta3) + V::splat(self.one_minus_beta3) * z * z;
-        let r = v.sqrt_abs().div_by(self.bc3_sqrt) + V::splat(self.eps);
+        let r = v.sqrt_abs_div_by(self.bc3_sqrt) + V::splat(self.eps);
         if !PLAIN && self.decoupled {
             *p = *p * V::splat(self.decay);
         }

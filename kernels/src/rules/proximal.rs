@@ -464,9 +464,9 @@ impl<T: Real> Coeffs<T> {
             AdaptKind::Accumulated | AdaptKind::Average => v.sqrt_abs() + eps,
             AdaptKind::OnlineAverage => (v * V::splat(self.t_prev)).sqrt_abs() + eps,
             AdaptKind::Corrected | AdaptKind::MaxInplace => {
-                v.sqrt_abs().div_by(self.bc2_sqrt_prev) + eps
+                v.sqrt_abs_div_by(self.bc2_sqrt_prev) + eps
             }
-            AdaptKind::MaxPost => vmax.unwrap_or(v).sqrt_abs().div_by(self.bc2_sqrt_prev) + eps,
+            AdaptKind::MaxPost => vmax.unwrap_or(v).sqrt_abs_div_by(self.bc2_sqrt_prev) + eps,
             AdaptKind::MaxPre | AdaptKind::MaxRaw => vmax.unwrap_or(v).sqrt_abs() + eps,
         }
     }
@@ -532,16 +532,16 @@ impl<T: Real> Coeffs<T> {
                     }
                     (AdaptKind::Corrected, _) => {
                         *v = fresh();
-                        Some(v.sqrt_abs().div_by(self.bc2_sqrt) + eps)
+                        Some(v.sqrt_abs_div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxInplace, _) => {
                         *v = v.max(fresh());
-                        Some(v.sqrt_abs().div_by(self.bc2_sqrt) + eps)
+                        Some(v.sqrt_abs_div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxPost, Some(vmax)) => {
                         *v = fresh();
                         *vmax = vmax.max(*v);
-                        Some(vmax.sqrt_abs().div_by(self.bc2_sqrt) + eps)
+                        Some(vmax.sqrt_abs_div_by(self.bc2_sqrt) + eps)
                     }
                     (AdaptKind::MaxPre, Some(vmax)) => {
                         *v = fresh();

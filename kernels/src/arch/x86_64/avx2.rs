@@ -70,6 +70,21 @@ macro_rules! avx2_lanes {
             }
         }
 
+        impl $name {
+            /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
+            /// [`Divisor`] says (the callers test that).
+            #[inline(always)]
+            fn fused_quotient(self, z: $t, d: $t) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                // (module docs).
+                unsafe {
+                    let (a, z, b) = (self.0, $set1(z), $set1(d));
+                    let q = $mul(a, z);
+                    $name($fnmadd($fmsub(q, b, a), z, q))
+                }
+            }
+        }
+
         impl Lanes for $name {
             type Scalar = $t;
             type Mask = $reg;
@@ -134,18 +149,36 @@ macro_rules! avx2_lanes {
                     // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
                     // (module docs).
                     unsafe {
-                        let (a, m) = (self.0, self.abs().0);
+                        let m = self.abs().0;
                         let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
                         let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
                         let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
                         if $movemask(ok) == $all {
-                            let (z, b) = ($set1(z), $set1(d.value()));
-                            let q = $mul(a, z);
-                            return $name($fnmadd($fmsub(q, b, a), z, q));
+                            return self.fused_quotient(z, d.value());
                         }
                     }
                 }
                 self / Self::splat(d.value())
+            }
+            #[inline(always)]
+            fn sqrt_abs_div_by(self, d: Divisor<$t>) -> Self {
+                // The root of a finite value is 0 or in [lo, hi] (the trait's docs; the
+                // bounds are asserted here): only ∞ and NaN lanes fail `≤ hi`, which is
+                // then `div_by`'s own test on the root.
+                const {
+                    assert!($lo * $lo < <$t>::from_bits(1) && $hi * $hi > <$t>::MAX);
+                }
+                let s = self.sqrt_abs();
+                if let Some(z) = d.reciprocal() {
+                    // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                    // (module docs).
+                    unsafe {
+                        if $movemask($cmp::<_CMP_LE_OQ>(s.0, $set1($hi))) == $all {
+                            return s.fused_quotient(z, d.value());
+                        }
+                    }
+                }
+                s / Self::splat(d.value())
             }
         }
 

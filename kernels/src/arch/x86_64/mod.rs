@@ -490,15 +490,25 @@ mod division_tests {
     use crate::real::Real;
     use std::vec::Vec;
 
+    /// `a / d` (`div_by`), or with `root` `√|a| / d` (`sqrt_abs_div_by`), lane by lane.
     #[inline(always)]
     fn quotients<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
+        root: bool,
         out: &mut [T],
     ) {
         for (x, o) in a.chunks_exact(V::WIDTH).zip(out.chunks_exact_mut(V::WIDTH)) {
             // SAFETY: both chunks hold WIDTH elements.
-            unsafe { V::load(x.as_ptr()).div_by(d).store(o.as_mut_ptr()) }
+            unsafe {
+                let x = V::load(x.as_ptr());
+                let q = if root {
+                    x.sqrt_abs_div_by(d)
+                } else {
+                    x.div_by(d)
+                };
+                q.store(o.as_mut_ptr())
+            }
         }
     }
 
@@ -506,23 +516,39 @@ mod division_tests {
     fn quotients_avx2<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
+        root: bool,
         out: &mut [T],
     ) {
-        quotients::<T, V>(a, d, out)
+        quotients::<T, V>(a, d, root, out)
     }
 
     #[target_feature(enable = "avx512f")]
     fn quotients_avx512<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
+        root: bool,
         out: &mut [T],
     ) {
-        quotients::<T, V>(a, d, out)
+        quotients::<T, V>(a, d, root, out)
     }
 
     /// `a / d` on every level the CPU has, each quotient compared with `want(a[i])`;
     /// returns the number of levels run.
     fn on_levels<T: Real, A2, A5>(a: &[T], d: Divisor<T>, want: impl Fn(T) -> T) -> usize
+    where
+        A2: Lanes<Scalar = T> + LoadStore<T>,
+        A5: Lanes<Scalar = T> + LoadStore<T>,
+    {
+        on_levels_with::<T, A2, A5>(a, d, false, want)
+    }
+
+    /// [`on_levels`], or with `root` the lanes' `√|a| / d`.
+    fn on_levels_with<T: Real, A2, A5>(
+        a: &[T],
+        d: Divisor<T>,
+        root: bool,
+        want: impl Fn(T) -> T,
+    ) -> usize
     where
         A2: Lanes<Scalar = T> + LoadStore<T>,
         A5: Lanes<Scalar = T> + LoadStore<T>,
@@ -538,8 +564,8 @@ mod division_tests {
             // SAFETY: the CPU has the level's instructions.
             unsafe {
                 match level {
-                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, &mut out),
-                    _ => quotients_avx512::<T, A5>(a, d, &mut out),
+                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, root, &mut out),
+                    _ => quotients_avx512::<T, A5>(a, d, root, &mut out),
                 }
             }
             for (x, q) in a.iter().zip(&out) {
@@ -547,8 +573,9 @@ mod division_tests {
                 assert_eq!(
                     q.to_f64().to_bits(),
                     w.to_f64().to_bits(),
-                    "{}: {:e} / {:e}: {:e}, want {:e}",
+                    "{}: {}{:e} / {:e}: {:e}, want {:e}",
                     level.name(),
+                    if root { "√" } else { "" },
                     x.to_f64(),
                     d.value().to_f64(),
                     q.to_f64(),
@@ -722,9 +749,95 @@ mod division_tests {
         }
     }
 
+    /// `sqrt_abs_div_by` against the scalar `√|a|` and division, bit for bit: `f32`
+    /// dividends at a stride through every bit pattern (both signs, subnormals, ∞, NaN),
+    /// `f64` over the whole range, the extremes placed among ordinary values, for every
+    /// divisor of the tests above and ones outside the multiplying range. Without its
+    /// test for ∞ the lanes would return NaN for `√∞ / d`.
+    #[test]
+    fn sqrt_abs_div_by_equals_root_then_division() {
+        fn check<T: Real, A2, A5>(mut a: Vec<T>, specials: &[T]) -> usize
+        where
+            A2: Lanes<Scalar = T> + LoadStore<T>,
+            A5: Lanes<Scalar = T> + LoadStore<T>,
+        {
+            for &s in specials {
+                a.extend((0..16).map(|i| {
+                    if i == 3 {
+                        s
+                    } else {
+                        T::from_f64(0.25 + i as f64)
+                    }
+                }));
+            }
+            a.resize(a.len().next_multiple_of(16), T::ONE);
+            let mut levels = 0;
+            let outside = [
+                0.0,
+                -1.0,
+                2f64.powi(21),
+                2f64.powi(-21),
+                f64::INFINITY,
+                f64::NAN,
+            ];
+            for d in divisors().into_iter().chain(outside) {
+                let d = Divisor::new(T::from_f64(d));
+                levels =
+                    on_levels_with::<T, A2, A5>(&a, d, true, |x| Lanes::sqrt_abs(x) / d.value());
+            }
+            levels
+        }
+        let stride = if cfg!(debug_assertions) {
+            65_521
+        } else {
+            4_099
+        };
+        let a32: Vec<f32> = (0..=u32::MAX).step_by(stride).map(f32::from_bits).collect();
+        let nan32 = f32::from_bits(0x7fc0_beef);
+        let s32 = [
+            f32::INFINITY,
+            -f32::INFINITY,
+            nan32,
+            -nan32,
+            f32::MAX,
+            -f32::MAX,
+            f32::from_bits(1),
+            f32::MIN_POSITIVE,
+            0.0,
+            -0.0,
+        ];
+        let levels = check::<f32, avx2::F32x8, avx512::F32x16>(a32, &s32);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let a64: Vec<f64> = (0..1 << 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f64::from_bits(x)
+            })
+            .collect();
+        let nan64 = f64::from_bits(0x7ff8_0000_dead_beef);
+        let s64 = [
+            f64::INFINITY,
+            -f64::INFINITY,
+            nan64,
+            -nan64,
+            f64::MAX,
+            -f64::MAX,
+            f64::from_bits(1),
+            f64::MIN_POSITIVE,
+            0.0,
+            -0.0,
+        ];
+        check::<f64, avx2::F64x4, avx512::F64x8>(a64, &s64);
+        if levels == 0 {
+            std::println!("no AVX2 on this CPU: sqrt_abs_div_by not tested");
+        }
+    }
+
     /// With a wrong reciprocal the lanes return the fused sequence's value, not the
     /// quotient: the multiplying path runs, and it is `q − (q·d − a)·z` with `q = a·z`,
-    /// each rounded once.
+    /// each rounded once (for `sqrt_abs_div_by`, with `a = √|x|`).
     #[test]
     fn div_by_runs_the_fused_sequence() {
         macro_rules! case {
@@ -737,6 +850,10 @@ mod division_tests {
                 };
                 assert!(a.iter().any(|&x| fused(x) != x / d));
                 on_levels::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), fused);
+                // And on the root, for `sqrt_abs_div_by`.
+                let root = |x: $t| fused(x.abs().sqrt());
+                assert!(a.iter().any(|&x| root(x) != x.sqrt() / d));
+                on_levels_with::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), true, root);
             }};
         }
         case!(f32, avx2::F32x8, avx512::F32x16);
