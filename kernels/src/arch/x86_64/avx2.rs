@@ -20,7 +20,8 @@ macro_rules! avx2_lanes {
         $andnot:ident, $xor:ident, $max:ident, $min:ident, $cmp:ident, $blendv:ident,
         $loadu:ident, $storeu:ident,
         $fmsub:ident, $fnmadd:ident, $and:ident, $or:ident, $movemask:ident,
-        $lo:expr, $hi:expr, $all:expr
+        $lo:expr, $hi:expr, $all:expr,
+        $int:ty, $castto:ident, $castfrom:ident, $set1i:ident, $addi:ident, $cmpgti:ident
     ) => {
         /// A lane vector in one AVX register. Values exist only inside the AVX2 entry
         /// point, after runtime detection (see the module docs).
@@ -71,6 +72,36 @@ macro_rules! avx2_lanes {
         }
 
         impl $name {
+            /// Whether every lane is zero or has a magnitude in [lo, hi], where the
+            /// multiplying division is exact ([`Divisor`]).
+            ///
+            /// First by the bits, as the AVX-512 lanes do: the magnitudes' bits lie in
+            /// [lo's, hi's] exactly for magnitudes in [lo, hi] (NaN lies above ∞). AVX2
+            /// compares integers only as signed, so the bits are moved by `MIN − lo's`
+            /// (wrapping): the range then starts at `MIN` and anything below lo wraps to
+            /// the top, and one signed compare with the range's moved end tests it. A zero
+            /// fails that, and only then is the test made in full, with zero allowed.
+            #[inline(always)]
+            fn in_fused_range(self) -> bool {
+                const LO: $int = ($lo as $t).to_bits() as $int;
+                const HI: $int = ($hi as $t).to_bits() as $int;
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                // (module docs).
+                unsafe {
+                    let bits = $castto(self.abs().0);
+                    let moved = $addi(bits, $set1i(<$int>::MIN.wrapping_sub(LO)));
+                    let end = $set1i((HI - LO).wrapping_add(<$int>::MIN));
+                    if $movemask($castfrom($cmpgti(moved, end))) == 0 {
+                        return true;
+                    }
+                    let m = self.abs().0;
+                    let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
+                    let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
+                    let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
+                    $movemask(ok) == $all
+                }
+            }
+
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
             /// [`Divisor`] says (the callers test that).
             #[inline(always)]
@@ -148,14 +179,8 @@ macro_rules! avx2_lanes {
                 if let Some(z) = d.reciprocal() {
                     // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
                     // (module docs).
-                    unsafe {
-                        let m = self.abs().0;
-                        let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
-                        let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
-                        let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
-                        if $movemask(ok) == $all {
-                            return self.fused_quotient(z, d.value());
-                        }
+                    if self.in_fused_range() {
+                        return self.fused_quotient(z, d.value());
                     }
                 }
                 self / Self::splat(d.value())
@@ -226,7 +251,13 @@ avx2_lanes!(
     _mm256_movemask_ps,
     1.0 / (1u128 << 80) as f32,
     (1u128 << 80) as f32,
-    0xFF
+    0xFF,
+    i32,
+    _mm256_castps_si256,
+    _mm256_castsi256_ps,
+    _mm256_set1_epi32,
+    _mm256_add_epi32,
+    _mm256_cmpgt_epi32
 );
 avx2_lanes!(
     F64x4,
@@ -255,7 +286,13 @@ avx2_lanes!(
     _mm256_movemask_pd,
     f64::from_bits((1023 - 800) << 52),
     f64::from_bits((1023 + 800) << 52),
-    0xF
+    0xF,
+    i64,
+    _mm256_castpd_si256,
+    _mm256_castsi256_pd,
+    _mm256_set1_epi64x,
+    _mm256_add_epi64,
+    _mm256_cmpgt_epi64
 );
 
 impl super::Partial<f32> for F32x8 {

@@ -835,6 +835,69 @@ mod division_tests {
         }
     }
 
+    /// Dividends below and above the multiplying range, where the fused sequence would
+    /// give wrong bits (checked here: some do), with the test divisors: the lanes must
+    /// divide. Their range test by the bits must refuse all of them (with the range's
+    /// start at zero, subnormals pass it, and this fails).
+    #[test]
+    fn div_by_divides_outside_the_range_where_fusing_is_wrong() {
+        fn check<T: Real, A2, A5>(tiny_and_huge: impl Fn(u64) -> T, fused: impl Fn(T, T, T) -> T)
+        where
+            A2: Lanes<Scalar = T> + LoadStore<T>,
+            A5: Lanes<Scalar = T> + LoadStore<T>,
+        {
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let a: Vec<T> = (0..4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    tiny_and_huge(x)
+                })
+                .collect();
+            let mut wrong = 0;
+            for d in divisors() {
+                let d = Divisor::new(T::from_f64(d));
+                let z = d.reciprocal().expect("in range");
+                wrong += a
+                    .iter()
+                    .filter(|&&x| fused(x, d.value(), z).to_f64() != (x / d.value()).to_f64())
+                    .count();
+                on_levels::<T, A2, A5>(&a, d, |x| x / d.value());
+            }
+            assert!(wrong > 100, "only {wrong} wrong fused quotients");
+        }
+        // Subnormal, or above 2^100, either sign.
+        check::<f32, avx2::F32x8, avx512::F32x16>(
+            |x| {
+                let exponent = if x & 1 == 0 {
+                    0
+                } else {
+                    127 + 100 + (x >> 40) % 27
+                };
+                f32::from_bits(((x >> 8) as u32 & 0x807f_ffff) | ((exponent as u32) << 23))
+            },
+            |a, d, z| {
+                let q = a * z;
+                (-q.mul_add(d, -a)).mul_add(z, q)
+            },
+        );
+        check::<f64, avx2::F64x4, avx512::F64x8>(
+            |x| {
+                let exponent = if x & 1 == 0 {
+                    0
+                } else {
+                    1023 + 1000 + (x >> 40) % 23
+                };
+                f64::from_bits((x & 0x800f_ffff_ffff_ffff) | (exponent << 52))
+            },
+            |a, d, z| {
+                let q = a * z;
+                (-q.mul_add(d, -a)).mul_add(z, q)
+            },
+        );
+    }
+
     /// With a wrong reciprocal the lanes return the fused sequence's value, not the
     /// quotient: the multiplying path runs, and it is `q − (q·d − a)·z` with `q = a·z`,
     /// each rounded once (for `sqrt_abs_div_by`, with `a = √|x|`).
