@@ -98,6 +98,10 @@
 //! update: its tensors are cut into parts of `chunk_len` rounded up to
 //! [`gradstep::rules::NORM_PART_ALIGN`], stepped in two rounds (every part's moments and
 //! exact norm sums, then every part's update from the merged sums), with the same bits.
+//! The calling thread works, helped by up to `threads − 1` threads of one pool that
+//! the process starts on its first multi-threaded step and keeps (asleep between
+//! steps), so no step pays for starting threads; in a process forked after that, steps
+//! run on the calling thread alone.
 //!
 //! ## Checkpoint container, version 2
 //! [`Optimizer::checkpoint`] writes, and [`Optimizer::load_checkpoint`] reads, the
@@ -346,8 +350,8 @@ pub(crate) fn zeros<T: Element>(len: usize) -> Result<Vec<T>, Error> {
     Ok(v)
 }
 
-/// The name of the helper threads a multi-threaded [`Optimizer::step`] starts (the
-/// calling thread works too). The C ABI's panic hook stays silent for them as for its
+/// The name of the helper threads of a multi-threaded [`Optimizer::step`] (one pool
+/// per process; the calling thread works too). The C ABI's panic hook stays silent for them as for its
 /// own calls, so that a C host sees no output from inside gradstep.
 pub const WORKER_THREAD_NAME: &str = "gradstep-worker";
 
