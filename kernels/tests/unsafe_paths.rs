@@ -132,7 +132,9 @@ fn every_rule_every_length_and_alignment() {
 /// LAMB's first pass, a lane loop of its own (the driver's `first_pass`: the moments and
 /// the norms' sums in one sweep, through raw pointers), under Miri
 /// too: the plain rule at two lengths with a vector body and a tail, at every offset
-/// (natively `every_rule` covers it at every length, with its flags too).
+/// (natively `every_rule` covers it at every length, with its flags too). And once
+/// across blocks of 256, where on vector lanes a block's fold runs inside the next
+/// block's loop, with a last block too short for it (513 = 2 × 256 + 1).
 #[test]
 fn lamb_norms_pass() {
     for n in [17, 33] {
@@ -141,6 +143,7 @@ fn lamb_norms_pass() {
             against_reference::<_, f64>(gradstep::Lamb::default(), n, offset);
         }
     }
+    against_reference::<_, f32>(gradstep::Lamb::default(), 513, offsets()[1]);
 }
 
 /// The reductions against plain loops over the same elements.
