@@ -2,7 +2,7 @@
 
 use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step, lerp, powf};
-use crate::driver::{Drive, Kernel};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
@@ -118,11 +118,22 @@ impl RAdam {
     }
 }
 
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// No `maximize`, no weight decay, and the `a + w·(b − a)` form of lerp (β₁ > 0.5):
+    /// the options [`Plain`] makes constants.
+    fn is_plain(&self) -> bool {
+        self.prelude.is_identity() && self.lerp.is_small()
+    }
+
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [m, v]: &mut [V; 2]) {
-        let g = self.prelude.apply(p, g);
-        *m = self.lerp.apply::<V, false>(*m, g);
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(
+        &self,
+        p: &mut V,
+        g: V,
+        [m, v]: &mut [V; 2],
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
+        *m = self.lerp.apply::<V, PLAIN>(*m, g);
         *v = *v * V::splat(self.beta2) + V::splat(self.one_minus_beta2) * g * g;
         let scaled = m.div_by(self.bias_correction1) * V::splat(self.lr);
         let update = match self.rectified {
@@ -135,6 +146,20 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
             None => scaled,
         };
         *p = *p - update;
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, false>(p, g, s);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.0.update::<V, true>(p, g, s);
     }
 }
 
@@ -156,7 +181,11 @@ impl Rule for RAdam {
 
     fn run<T: Real, D: Drive<T>>(&self, scalars: &mut StepCount, t: u64, drive: D) -> D::Out {
         let c = self.coeffs::<T>(t, &mut scalars.powers);
-        drive.run::<2, _>(&c, Some([T::ZERO; 2]))
+        if c.is_plain() {
+            drive.run::<2, _>(&Plain(c), Some([T::ZERO; 2]))
+        } else {
+            drive.run::<2, _>(&c, Some([T::ZERO; 2]))
+        }
     }
 
     fn step_reference<T: Real>(
