@@ -2,7 +2,7 @@
 
 use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step, lerp};
-use crate::driver::{Drive, Kernel};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
 use crate::real::Real;
@@ -108,7 +108,21 @@ impl<T: Real> Coeffs<T> {
         buf: Option<&mut V>,
         grad_avg: Option<&mut V>,
     ) {
-        let g = self.prelude.apply(p, g);
+        self.update_with::<V, false>(p, g, v, buf, grad_avg);
+    }
+
+    /// The element update; with `PLAIN` ([`Prelude::is_identity`]: no `maximize`, no
+    /// weight decay) the prelude's option tests are left out.
+    #[inline(always)]
+    fn update_with<V: Lanes<Scalar = T>, const PLAIN: bool>(
+        &self,
+        p: &mut V,
+        g: V,
+        v: &mut V,
+        buf: Option<&mut V>,
+        grad_avg: Option<&mut V>,
+    ) {
+        let g = if PLAIN { g } else { self.prelude.apply(p, g) };
         *v = *v * V::splat(self.alpha) + V::splat(self.one_minus_alpha) * g * g;
         let avg = match grad_avg {
             Some(ga) => {
@@ -137,6 +151,31 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
         self.update(p, g, v, None, None);
+    }
+}
+
+impl<T: Real> Kernel<T, 1> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
+        self.0.update_with::<V, true>(p, g, v, None, None);
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, second]: &mut [V; 2]) {
+        if self.0.centered {
+            self.0.update_with::<V, true>(p, g, v, None, Some(second));
+        } else {
+            self.0.update_with::<V, true>(p, g, v, Some(second), None);
+        }
+    }
+}
+
+impl<T: Real> Kernel<T, 3> for Plain<Coeffs<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, b, ga]: &mut [V; 3]) {
+        self.0.update_with::<V, true>(p, g, v, Some(b), Some(ga));
     }
 }
 
@@ -182,6 +221,11 @@ impl Rule for RmsProp {
     fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
         let c = self.coeffs::<T>();
         match self.state_slots() {
+            // Without maximize and weight decay (torch's defaults) the prelude's option
+            // tests are constants ([`Plain`]).
+            1 if c.prelude.is_identity() => drive.run::<1, _>(&Plain(c), Some([T::ZERO; 1])),
+            2 if c.prelude.is_identity() => drive.run::<2, _>(&Plain(c), Some([T::ZERO; 2])),
+            3 if c.prelude.is_identity() => drive.run::<3, _>(&Plain(c), Some([T::ZERO; 3])),
             1 => drive.run::<1, _>(&c, Some([T::ZERO; 1])),
             2 => drive.run::<2, _>(&c, Some([T::ZERO; 2])),
             _ => drive.run::<3, _>(&c, Some([T::ZERO; 3])),
