@@ -426,9 +426,10 @@ where
     // additions, and two chains side by side overlap (one after the other, the fold
     // was about a quarter of the pass at 4K on x86-64). The order of each total's additions,
     // and so its bits, is unchanged.
-    let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2]| {
+    // Lanes `from..16` of both arrays, into the two totals.
+    let fold = |lanes: &[[T; VIRTUAL_LANES]; 2], totals: &mut [Total; 2], from: usize| {
         let [mut a, mut b] = *totals;
-        for (&x, &y) in lanes[0].iter().zip(&lanes[1]) {
+        for (&x, &y) in lanes[0].iter().zip(&lanes[1]).skip(from) {
             a.add(x.to_f64());
             b.add(y.to_f64());
         }
@@ -460,13 +461,9 @@ where
                 i += V::WIDTH;
                 j += 1;
             }
-            // A block too short for one vector step per lane folds the rest here.
-            while j < VIRTUAL_LANES {
-                a.add(previous[0][j].to_f64());
-                b.add(previous[1][j].to_f64());
-                j += 1;
-            }
             totals = [a, b];
+            // A block too short for one vector step per lane folds the rest here.
+            fold(&previous, &mut totals, j);
         }
         while i < body {
             // SAFETY: i + WIDTH <= body <= n, within every buffer (the caller's
@@ -485,7 +482,7 @@ where
         if interleave && !flush {
             pending = Some(lanes);
         } else {
-            fold(&lanes, &mut totals);
+            fold(&lanes, &mut totals, 0);
         }
         if flush {
             for (sum, total) in sums.iter_mut().zip(totals.iter_mut()) {

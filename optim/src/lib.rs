@@ -351,8 +351,8 @@ pub(crate) fn zeros<T: Element>(len: usize) -> Result<Vec<T>, Error> {
 }
 
 /// The name of the helper threads of a multi-threaded [`Optimizer::step`] (one pool
-/// per process; the calling thread works too). The C ABI's panic hook stays silent for them as for its
-/// own calls, so that a C host sees no output from inside gradstep.
+/// per process; the calling thread works too). The C ABI's panic hook stays silent for
+/// them as for its own calls, so that a C host sees no output from inside gradstep.
 pub const WORKER_THREAD_NAME: &str = "gradstep-worker";
 
 /// An optimizer that owns its state: param groups of one rule kind, each with its own

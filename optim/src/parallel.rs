@@ -261,8 +261,10 @@ fn run_all<'a, T: Element>(
     let mut all = Vec::new();
     all.try_reserve_exact(count)
         .map_err(|_| Error::OutOfMemory { requested: count })?;
-    match pool() {
-        Some(pool) if threads > 1 => {
+    // The pool is asked for, and started, only when there are helpers to run.
+    let helpers = if threads > 1 { pool() } else { None };
+    match helpers {
+        Some(pool) => {
             // The helpers' finished jobs, one list per helper.
             let helped = Mutex::new(Vec::new());
             pool.in_place_scope(|s| {

@@ -99,22 +99,10 @@ impl RmsProp {
 }
 
 impl<T: Real> Coeffs<T> {
-    #[inline(always)]
-    fn update<V: Lanes<Scalar = T>>(
-        &self,
-        p: &mut V,
-        g: V,
-        v: &mut V,
-        buf: Option<&mut V>,
-        grad_avg: Option<&mut V>,
-    ) {
-        self.update_with::<V, false>(p, g, v, buf, grad_avg);
-    }
-
     /// The element update; with `PLAIN` ([`Prelude::is_identity`]: no `maximize`, no
     /// weight decay) the prelude's option tests are left out.
     #[inline(always)]
-    fn update_with<V: Lanes<Scalar = T>, const PLAIN: bool>(
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(
         &self,
         p: &mut V,
         g: V,
@@ -147,55 +135,42 @@ impl<T: Real> Coeffs<T> {
     }
 }
 
-impl<T: Real> Kernel<T, 1> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// The update with the step's slots: `square_avg`, then `momentum_buffer` if μ > 0,
+    /// then `grad_avg` if centered.
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
-        self.update(p, g, v, None, None);
-    }
-}
-
-impl<T: Real> Kernel<T, 1> for Plain<Coeffs<T>> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
-        self.0.update_with::<V, true>(p, g, v, None, None);
-    }
-}
-
-impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, second]: &mut [V; 2]) {
-        if self.0.centered {
-            self.0.update_with::<V, true>(p, g, v, None, Some(second));
-        } else {
-            self.0.update_with::<V, true>(p, g, v, Some(second), None);
+    fn update_slots<V: Lanes<Scalar = T>, const PLAIN: bool>(&self, p: &mut V, g: V, s: &mut [V]) {
+        match s {
+            [v] => self.update::<V, PLAIN>(p, g, v, None, None),
+            [v, ga] if self.centered => self.update::<V, PLAIN>(p, g, v, None, Some(ga)),
+            [v, b] => self.update::<V, PLAIN>(p, g, v, Some(b), None),
+            [v, b, ga, ..] => self.update::<V, PLAIN>(p, g, v, Some(b), Some(ga)),
+            // The kernels below pass one to three slots.
+            [] => {}
         }
     }
 }
 
-impl<T: Real> Kernel<T, 3> for Plain<Coeffs<T>> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, b, ga]: &mut [V; 3]) {
-        self.0.update_with::<V, true>(p, g, v, Some(b), Some(ga));
-    }
-}
-
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, second]: &mut [V; 2]) {
-        if self.centered {
-            self.update(p, g, v, None, Some(second));
-        } else {
-            self.update(p, g, v, Some(second), None);
+/// The kernels for one, two and three slots, with the options tested per element
+/// (`Coeffs`) or constant (`Plain`).
+macro_rules! rmsprop_kernels {
+    ($($k:literal),*) => {$(
+        impl<T: Real> Kernel<T, $k> for Coeffs<T> {
+            #[inline(always)]
+            fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; $k]) {
+                self.update_slots::<V, false>(p, g, s);
+            }
         }
-    }
-}
 
-impl<T: Real> Kernel<T, 3> for Coeffs<T> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v, b, ga]: &mut [V; 3]) {
-        self.update(p, g, v, Some(b), Some(ga));
-    }
+        impl<T: Real> Kernel<T, $k> for Plain<Coeffs<T>> {
+            #[inline(always)]
+            fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; $k]) {
+                self.0.update_slots::<V, true>(p, g, s);
+            }
+        }
+    )*};
 }
+rmsprop_kernels!(1, 2, 3);
 
 impl Rule for RmsProp {
     type Scalars = StepCount;

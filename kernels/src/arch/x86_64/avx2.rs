@@ -85,21 +85,28 @@ macro_rules! avx2_lanes {
             fn in_fused_range(self) -> bool {
                 const LO: $int = ($lo as $t).to_bits() as $int;
                 const HI: $int = ($hi as $t).to_bits() as $int;
+                let m = self.abs().0;
                 // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
                 // (module docs).
                 unsafe {
-                    let bits = $castto(self.abs().0);
-                    let moved = $addi(bits, $set1i(<$int>::MIN.wrapping_sub(LO)));
+                    let moved = $addi($castto(m), $set1i(<$int>::MIN.wrapping_sub(LO)));
                     let end = $set1i((HI - LO).wrapping_add(<$int>::MIN));
                     if $movemask($castfrom($cmpgti(moved, end))) == 0 {
                         return true;
                     }
-                    let m = self.abs().0;
                     let zero = $cmp::<_CMP_EQ_OQ>(m, $set1(0.0));
                     let big = $cmp::<_CMP_LE_OQ>(m, $set1($hi));
                     let ok = $or(zero, $and($cmp::<_CMP_GE_OQ>(m, $set1($lo)), big));
                     $movemask(ok) == $all
                 }
+            }
+
+            /// Whether every lane is at most hi (false for NaN).
+            #[inline(always)]
+            fn at_most_hi(self) -> bool {
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                // (module docs).
+                unsafe { $movemask($cmp::<_CMP_LE_OQ>(self.0, $set1($hi))) == $all }
             }
 
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
@@ -172,39 +179,7 @@ macro_rules! avx2_lanes {
                 // SAFETY: values of this type exist only on CPUs with AVX2 and FMA (module docs).
                 $name(unsafe { $blendv(if_false.0, if_true.0, mask) })
             }
-            #[inline(always)]
-            fn div_by(self, d: Divisor<$t>) -> Self {
-                // Markstein's division by a reciprocal (see `Divisor`) when `d` and every
-                // lane are in the range where it is exact, else the division.
-                if let Some(z) = d.reciprocal() {
-                    // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
-                    // (module docs).
-                    if self.in_fused_range() {
-                        return self.fused_quotient(z, d.value());
-                    }
-                }
-                self / Self::splat(d.value())
-            }
-            #[inline(always)]
-            fn sqrt_abs_div_by(self, d: Divisor<$t>) -> Self {
-                // The root of a finite value is 0 or in [lo, hi] (the trait's docs; the
-                // bounds are asserted here): only ∞ and NaN lanes fail `≤ hi`, which is
-                // then `div_by`'s own test on the root.
-                const {
-                    assert!($lo * $lo < <$t>::from_bits(1) && $hi * $hi > <$t>::MAX);
-                }
-                let s = self.sqrt_abs();
-                if let Some(z) = d.reciprocal() {
-                    // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
-                    // (module docs).
-                    unsafe {
-                        if $movemask($cmp::<_CMP_LE_OQ>(s.0, $set1($hi))) == $all {
-                            return s.fused_quotient(z, d.value());
-                        }
-                    }
-                }
-                s / Self::splat(d.value())
-            }
+            fused_division!($t, $lo, $hi);
         }
 
         impl LoadStore<$t> for $name {

@@ -98,6 +98,13 @@ macro_rules! avx512_lanes {
                 }
             }
 
+            /// Whether every lane is at most hi (false for NaN).
+            #[inline(always)]
+            fn at_most_hi(self) -> bool {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                unsafe { $cmp::<_CMP_LE_OQ>(self.0, $set1($hi)) == $all }
+            }
+
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
             /// [`Divisor`] says (the callers test that).
             #[inline(always)]
@@ -165,38 +172,7 @@ macro_rules! avx512_lanes {
                 // SAFETY: values of this type exist only on CPUs with AVX-512F.
                 $name(unsafe { $blend(mask, if_false.0, if_true.0) })
             }
-            #[inline(always)]
-            fn div_by(self, d: Divisor<$t>) -> Self {
-                // Markstein's division by a reciprocal (see `Divisor`) when `d` and every
-                // lane are in the range where it is exact, else the division.
-                if let Some(z) = d.reciprocal() {
-                    // SAFETY: values of this type exist only on CPUs with AVX-512F, which
-                    // includes the 512-bit fused multiply-adds.
-                    if self.in_fused_range() {
-                        return self.fused_quotient(z, d.value());
-                    }
-                }
-                self / Self::splat(d.value())
-            }
-            #[inline(always)]
-            fn sqrt_abs_div_by(self, d: Divisor<$t>) -> Self {
-                // The root of a finite value is 0 or in [lo, hi] (the trait's docs; the
-                // bounds are asserted here): only ∞ and NaN lanes fail `≤ hi`, which is
-                // then `div_by`'s own test on the root.
-                const {
-                    assert!($lo * $lo < <$t>::from_bits(1) && $hi * $hi > <$t>::MAX);
-                }
-                let s = self.sqrt_abs();
-                if let Some(z) = d.reciprocal() {
-                    // SAFETY: values of this type exist only on CPUs with AVX-512F.
-                    unsafe {
-                        if $cmp::<_CMP_LE_OQ>(s.0, $set1($hi)) == $all {
-                            return s.fused_quotient(z, d.value());
-                        }
-                    }
-                }
-                s / Self::splat(d.value())
-            }
+            fused_division!($t, $lo, $hi);
         }
 
         impl LoadStore<$t> for $name {

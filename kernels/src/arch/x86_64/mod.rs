@@ -6,6 +6,43 @@
 //! ([`crate::driver::run_lanes`]) instantiated with this module's lane types; their
 //! `#[inline(always)]` operations inline into it and are compiled for that feature.
 
+/// `Lanes::div_by` and `Lanes::sqrt_abs_div_by` for the lanes with a fused multiply-add
+/// (AVX2 and AVX-512), written once. Each lane type brings its own tests, which differ
+/// by instruction set (`in_fused_range`: every lane zero or with a magnitude in
+/// [lo, hi]; `at_most_hi`: every lane at most hi, false for NaN), and `fused_quotient`,
+/// Markstein's sequence (see `Divisor`).
+macro_rules! fused_division {
+    ($t:ty, $lo:expr, $hi:expr) => {
+        #[inline(always)]
+        fn div_by(self, d: Divisor<$t>) -> Self {
+            // Markstein's division by a reciprocal when `d` and every lane are in the
+            // range where it is exact, else the division.
+            if let Some(z) = d.reciprocal() {
+                if self.in_fused_range() {
+                    return self.fused_quotient(z, d.value());
+                }
+            }
+            self / Self::splat(d.value())
+        }
+        #[inline(always)]
+        fn sqrt_abs_div_by(self, d: Divisor<$t>) -> Self {
+            // The root of a finite value is 0 or in [lo, hi] (the trait's docs; the
+            // bounds are asserted here): only ∞ and NaN lanes fail `≤ hi`, which is
+            // then `div_by`'s own test on the root.
+            const {
+                assert!($lo * $lo < <$t>::from_bits(1) && $hi * $hi > <$t>::MAX);
+            }
+            let s = self.sqrt_abs();
+            if let Some(z) = d.reciprocal() {
+                if s.at_most_hi() {
+                    return s.fused_quotient(z, d.value());
+                }
+            }
+            s / Self::splat(d.value())
+        }
+    };
+}
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
