@@ -333,7 +333,7 @@ impl Case {
                 let (p, s, sc) = &mut self.kernel;
                 measure(n, ms, || {
                     let r = rule.step_flat(sc, p.get_mut(), black_box(grads), s.get_mut());
-                    black_box(r).expect("kernel step");
+                    r.expect("kernel step");
                 })
             }
             "kernel+words" => {
@@ -341,7 +341,7 @@ impl Case {
                 measure(n, ms, || {
                     let mut sc = AnyScalars::from(StepCount::with_cache(*step, black_box(words)));
                     let r = rule.step_flat(&mut sc, p.get_mut(), black_box(grads), s.get_mut());
-                    black_box(r).expect("kernel step");
+                    r.expect("kernel step");
                     if let AnyScalars::Step(sc) = sc {
                         (*step, *words) = (sc.step, sc.cache());
                     }
@@ -362,14 +362,14 @@ impl Case {
                             s.n,
                         )
                     };
-                    assert_eq!(black_box(r), GRADSTEP_OK);
+                    assert_eq!(r, GRADSTEP_OK);
                 })
             }
             "optim" => {
                 let (p, opt) = &mut self.optim;
                 measure(n, ms, || {
                     let r = opt.step(&mut [(p.get_mut(), black_box(grads))]);
-                    black_box(r).expect("optimizer step");
+                    r.expect("optimizer step");
                 })
             }
             "C handle" => {
@@ -377,7 +377,7 @@ impl Case {
                 measure(n, ms, || {
                     // SAFETY: a live handle whose buffers are alive.
                     let r = unsafe { gradstep_optimizer_step(black_box(h)) };
-                    assert_eq!(black_box(r), GRADSTEP_OK);
+                    assert_eq!(r, GRADSTEP_OK);
                 })
             }
             other => unreachable!("column {other}"),

@@ -35,9 +35,24 @@ use crate::status::{
 /// thread-local access may be a call to `__tls_get_addr`, and five of them (three
 /// thread-locals) cost a small step a measurable part of its time
 /// (frontend-ffi/benches/percall.rs).
+///
+/// Written as a small shell, inlined into each exported function, around one
+/// non-generic [`guarded`] that reaches the closure through a reference: passed by
+/// value, the closure's captures (the call's arguments, stored one word at a time) were
+/// copied into `guard`'s frame sixteen bytes at a time, a load the processor cannot
+/// forward from the narrower stores just made, and that stall cost a small step about
+/// a tenth of its C-side time (frontend-ffi/benches/percall.rs).
+#[inline(always)]
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep_status {
-    quiet_hook();
     let mut f = Some(f);
+    guarded(&mut || f.take().map_or(Err(GRADSTEP_INTERNAL_ERROR), |f| f()))
+}
+
+/// [`guard`]'s work: `f` is called at most once with a result (a second call, which
+/// never happens, would be refused as an internal error).
+#[inline(never)]
+fn guarded(f: &mut dyn FnMut() -> Result<(), gradstep_status>) -> gradstep_status {
+    quiet_hook();
     let status = THREAD.try_with(|t| {
         t.depth.set(t.depth.get() + 1);
         // A call nested in this one (from a C callback) has its own pending detail;
@@ -46,7 +61,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep
         // small step a few nanoseconds); the message moves only when one is pending.
         let outer = t.pending.replace(GRADSTEP_OK);
         let outer_detail = (outer != GRADSTEP_OK).then(|| t.detail.take());
-        let status = run(f.take());
+        let status = run(&mut *f);
         let noted = t.pending.replace(outer);
         t.depth.set(t.depth.get() - 1);
         // Recording allocates at most once per thread and message length: a panic
@@ -59,15 +74,15 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), gradstep_status>) -> gradstep
     });
     // During thread teardown the bookkeeping may be gone: the call still runs (a panic
     // in it may then print), with no last error to leave.
-    status.unwrap_or_else(|_| run(f.take()))
+    status.unwrap_or_else(|_| run(f))
 }
 
-/// Runs `f` (taken once), catching a panic.
-fn run(f: Option<impl FnOnce() -> Result<(), gradstep_status>>) -> gradstep_status {
-    match f.map(|f| catch_unwind(AssertUnwindSafe(f))) {
-        Some(Ok(Ok(()))) => GRADSTEP_OK,
-        Some(Ok(Err(status))) => status,
-        Some(Err(_)) | None => GRADSTEP_INTERNAL_ERROR,
+/// Runs `f`, catching a panic.
+fn run(f: &mut dyn FnMut() -> Result<(), gradstep_status>) -> gradstep_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => GRADSTEP_OK,
+        Ok(Err(status)) => status,
+        Err(_) => GRADSTEP_INTERNAL_ERROR,
     }
 }
 

@@ -203,6 +203,7 @@ impl StepCount {
 
     /// The powers cache as plain words, to carry a `StepCount` through plain data from
     /// one step to the next (the C ABI's `gradstep_scalars` does). All zeros is empty.
+    #[inline]
     pub fn cache(&self) -> [u64; STEP_CACHE_WORDS] {
         self.powers.words()
     }
@@ -211,6 +212,7 @@ impl StepCount {
     /// words are verified (a check word per cached power): anything that `cache` did not
     /// write, such as zeros or altered words, leaves that power uncached, which costs
     /// time on the next step and never changes a result.
+    #[inline]
     pub fn with_cache(step: u64, cache: &[u64; STEP_CACHE_WORDS]) -> StepCount {
         StepCount {
             step,
