@@ -1,7 +1,7 @@
 //! FTRL-Proximal (`keras.optimizers.Ftrl`).
 
 use super::{Rule, StepCount, begin_step};
-use crate::driver::{Drive, Kernel};
+use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
 use crate::real::Real;
@@ -136,7 +136,9 @@ impl Power {
     fn apply<V: Lanes>(self, x: V) -> V {
         match self {
             Power::One => V::splat(<V::Scalar as Real>::ONE),
-            Power::Sqrt => x.sqrt(),
+            // √|x|: x is an accumulator, non-negative by construction (n₀ ≥ 0, then
+            // n + g²); an inline `VSQRT` on the Cortex-M4F where `sqrt` is a call.
+            Power::Sqrt => x.sqrt_abs(),
             Power::Identity => x,
         }
     }
@@ -187,22 +189,39 @@ impl Ftrl {
     }
 }
 
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+impl<T: Real> Coeffs<T> {
+    /// The options a [`Plain`] kernel makes constants: no `maximize` and P = √ (Keras's
+    /// default power), where `sqrt_denominator` changes nothing (d = √n' either way);
+    /// variant 0 with Keras's denominator, 1 with `single_l2`'s.
+    fn plain_variant(&self) -> Option<u8> {
+        (!self.maximize && self.power == Power::Sqrt).then_some(u8::from(self.single_l2))
+    }
+
+    /// One element's step. `PLAIN` 0 is the general form; 1 and 2 are
+    /// [`Coeffs::plain_variant`] 0 and 1, with the options as constants: the same
+    /// operations on the same values (P(n') is computed once for σ and d).
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [n, z]: &mut [V; 2]) {
-        let g = if self.maximize { -g } else { g };
+    fn update<V: Lanes<Scalar = T>, const PLAIN: u8>(&self, p: &mut V, g: V, [n, z]: &mut [V; 2]) {
+        let g = if PLAIN == 0 && self.maximize { -g } else { g };
         let theta = *p;
         let g_shrunk = g + V::splat(self.shrink2) * theta;
         let fresh = *n + g * g;
         let lr = V::splat(self.lr);
-        let sigma = (self.power.apply(fresh) - self.power.apply(*n)) / lr;
+        let power = if PLAIN == 0 { self.power } else { Power::Sqrt };
+        let powered = power.apply(fresh);
+        let sigma = (powered - power.apply(*n)) / lr;
         *z = *z + (g_shrunk - sigma * theta);
-        let d = if self.sqrt_denominator {
-            fresh.sqrt()
+        let d = if PLAIN == 0 && self.sqrt_denominator {
+            fresh.sqrt_abs()
         } else {
-            self.power.apply(fresh)
+            powered
         };
-        let q = if self.single_l2 {
+        let single_l2 = if PLAIN == 0 {
+            self.single_l2
+        } else {
+            PLAIN == 2
+        };
+        let q = if single_l2 {
             (d + V::splat(self.beta)) / lr + V::splat(self.l2_term)
         } else {
             d / lr + V::splat(self.l2_term)
@@ -217,6 +236,24 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         // Where q is NaN, z is NaN too, and θ is NaN either way.
         *p = (clipped - *z) / q.max(V::splat(T::TINIEST));
         *n = fresh;
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Coeffs<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, 0>(p, g, s);
+    }
+}
+
+impl<T: Real, const VARIANT: u8> Kernel<T, 2> for Plain<Coeffs<T>, VARIANT> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
+        if VARIANT == 0 {
+            self.0.update::<V, 1>(p, g, s);
+        } else {
+            self.0.update::<V, 2>(p, g, s);
+        }
     }
 }
 
@@ -252,7 +289,12 @@ impl Rule for Ftrl {
 
     fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, _: u64, drive: D) -> D::Out {
         let init = [T::from_f64(self.initial_accumulator_value), T::ZERO];
-        drive.run::<2, _>(&self.coeffs::<T>(), Some(init))
+        let c = self.coeffs::<T>();
+        match c.plain_variant() {
+            Some(0) => drive.run::<2, _>(&Plain::<_, 0>(c), Some(init)),
+            Some(_) => drive.run::<2, _>(&Plain::<_, 1>(c), Some(init)),
+            None => drive.run::<2, _>(&c, Some(init)),
+        }
     }
 
     fn step_reference<T: Real>(
@@ -270,7 +312,7 @@ impl Rule for Ftrl {
             } else if self.lr_power == -1.0 {
                 x
             } else {
-                Lanes::sqrt(x)
+                Lanes::sqrt_abs(x)
             }
         };
         for i in 0..params.len() {
@@ -286,7 +328,7 @@ impl Rule for Ftrl {
             let z =
                 state[1][i] + ((g + T::from_f64(2.0 * self.l2_shrinkage) * theta) - sigma * theta);
             let d = if self.sqrt_denominator {
-                Lanes::sqrt(n_new)
+                Lanes::sqrt_abs(n_new)
             } else {
                 power(n_new)
             };
