@@ -1,7 +1,7 @@
 //! LAMB, layer-wise adaptive moments (`optax.lamb`).
 
 use super::{Rule, StepCount, begin_step, powf};
-use crate::driver::{Drive, Kernel, Norms};
+use crate::driver::{Drive, Kernel, Norms, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes};
 use crate::power::Powers;
@@ -140,12 +140,29 @@ struct Moments<T> {
     one_minus_beta2: T,
 }
 
-impl<T: Real> Kernel<T, 2> for Moments<T> {
+impl<T: Real> Moments<T> {
+    /// With `PLAIN`, `maximize` is off ([`Plain`]: LAMB's defaults).
     #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, _p: &mut V, g: V, [m, v]: &mut [V; 2]) {
-        let g = if self.maximize { -g } else { g };
+    fn update<V: Lanes<Scalar = T>, const PLAIN: bool>(&self, g: V, [m, v]: &mut [V; 2]) {
+        let g = if !PLAIN && self.maximize { -g } else { g };
         *m = V::splat(self.one_minus_beta1) * g + V::splat(self.beta1) * *m;
         *v = V::splat(self.one_minus_beta2) * (g * g) + V::splat(self.beta2) * *v;
+    }
+}
+
+impl<T: Real> Kernel<T, 2> for Moments<T> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, _p: &mut V, g: V, s: &mut [V; 2]) {
+        self.update::<V, false>(g, s);
+    }
+
+    const WRITES_PARAMS: bool = false;
+}
+
+impl<T: Real> Kernel<T, 2> for Plain<Moments<T>> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, _p: &mut V, g: V, s: &mut [V; 2]) {
+        self.0.update::<V, true>(g, s);
     }
 
     const WRITES_PARAMS: bool = false;
@@ -165,10 +182,16 @@ struct Direction<T> {
 }
 
 impl<T: Real> Direction<T> {
-    /// θ as the step sees it: decayed first with decoupled weight decay.
+    /// No weight decay of either kind: what [`Plain`] makes a constant.
+    fn is_plain(&self) -> bool {
+        !(self.decay || self.decoupled)
+    }
+
+    /// θ as the step sees it: decayed first with decoupled weight decay (never with
+    /// `PLAIN`).
     #[inline(always)]
-    fn theta<V: Lanes<Scalar = T>>(&self, p: V) -> V {
-        if self.decoupled {
+    fn theta<V: Lanes<Scalar = T>, const PLAIN: bool>(&self, p: V) -> V {
+        if !PLAIN && self.decoupled {
             p * V::splat(self.shrink)
         } else {
             p
@@ -177,39 +200,52 @@ impl<T: Real> Direction<T> {
 
     /// u from the (decayed) θ and the moments.
     #[inline(always)]
-    fn u<V: Lanes<Scalar = T>>(&self, theta: V, m: V, v: V) -> V {
+    fn u<V: Lanes<Scalar = T>, const PLAIN: bool>(&self, theta: V, m: V, v: V) -> V {
         let m_hat = m.div_by(self.bc1);
         let v_hat = v.div_by(self.bc2);
         let u = m_hat / (v_hat.sqrt_abs() + V::splat(self.eps));
-        if self.decay {
+        if !PLAIN && self.decay {
             u + V::splat(self.weight_decay) * theta
         } else {
             u
         }
     }
+
+    #[inline(always)]
+    fn terms<V: Lanes<Scalar = T>, const PLAIN: bool>(&self, p: V, [m, v]: &[V; 2]) -> [V; 2] {
+        let theta = self.theta::<V, PLAIN>(p);
+        [theta, self.u::<V, PLAIN>(theta, *m, *v)]
+    }
 }
 
 impl<T: Real> Norms<T, 2> for Direction<T> {
     #[inline(always)]
-    fn terms<V: Lanes<Scalar = T>>(&self, p: V, _g: V, [m, v]: &[V; 2]) -> [V; 2] {
-        let theta = self.theta(p);
-        [theta, self.u(theta, *m, *v)]
+    fn terms<V: Lanes<Scalar = T>>(&self, p: V, _g: V, s: &[V; 2]) -> [V; 2] {
+        self.terms::<V, false>(p, s)
     }
 }
 
-/// The second pass: θ ← θ + (u·r)·(−γ), θ decayed first if decoupled.
+impl<T: Real> Norms<T, 2> for Plain<Direction<T>> {
+    #[inline(always)]
+    fn terms<V: Lanes<Scalar = T>>(&self, p: V, _g: V, s: &[V; 2]) -> [V; 2] {
+        self.0.terms::<V, true>(p, s)
+    }
+}
+
+/// The second pass: θ ← θ + (u·r)·(−γ), θ decayed first if decoupled; `PLAIN` as for
+/// [`Direction`].
 #[derive(Clone, Copy, Debug)]
-struct Apply<T> {
+struct Apply<T, const PLAIN: bool> {
     direction: Direction<T>,
     ratio: T,
     neg_lr: T,
 }
 
-impl<T: Real> Kernel<T, 2> for Apply<T> {
+impl<T: Real, const PLAIN: bool> Kernel<T, 2> for Apply<T, PLAIN> {
     #[inline(always)]
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, _g: V, [m, v]: &mut [V; 2]) {
-        let theta = self.direction.theta(*p);
-        let u = self.direction.u(theta, *m, *v);
+        let theta = self.direction.theta::<V, PLAIN>(*p);
+        let u = self.direction.u::<V, PLAIN>(theta, *m, *v);
         *p = theta + u * V::splat(self.ratio) * V::splat(self.neg_lr);
     }
 
@@ -284,11 +320,22 @@ impl Rule for Lamb {
             one_minus_beta2: T::from_f64(1.0 - self.beta2),
         };
         let (direction, neg_lr) = self.direction::<T>(t, &mut scalars.powers);
-        drive.run_two_pass::<2, _, _, _>(&moments, Some([T::ZERO; 2]), &direction, |sums| Apply {
-            direction,
-            ratio: T::from_f64(self.trust_ratio(sums)),
-            neg_lr,
-        })
+        let init = Some([T::ZERO; 2]);
+        let ratio = |sums| T::from_f64(self.trust_ratio(sums));
+        if !self.maximize && direction.is_plain() {
+            let (first, norms) = (Plain(moments), Plain(direction));
+            drive.run_two_pass::<2, _, _, _>(&first, init, &norms, |sums| Apply::<T, true> {
+                direction,
+                ratio: ratio(sums),
+                neg_lr,
+            })
+        } else {
+            drive.run_two_pass::<2, _, _, _>(&moments, init, &direction, |sums| Apply::<T, false> {
+                direction,
+                ratio: ratio(sums),
+                neg_lr,
+            })
+        }
     }
 
     fn step_reference<T: Real>(
