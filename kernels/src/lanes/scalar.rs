@@ -3,7 +3,7 @@
 use super::{Lanes, LoadStore};
 
 macro_rules! scalar_lanes {
-    ($t:ty, $sqrt:path, $sqrt_abs:path) => {
+    ($t:ty, $bits:ty, $sqrt:path, $sqrt_abs:path) => {
         impl Lanes for $t {
             type Scalar = $t;
             type Mask = bool;
@@ -48,6 +48,26 @@ macro_rules! scalar_lanes {
             fn select(mask: bool, if_true: Self, if_false: Self) -> Self {
                 if mask { if_true } else { if_false }
             }
+            /// The power from its bits: `k + bias` in the exponent field, or the one bit
+            /// of a subnormal (a compare, a conversion and integer work, against eight
+            /// or eleven compares, selects, subtractions and multiplies in the default:
+            /// on the Cortex-M0, where each is a soft-float call, most of the SC rules'
+            /// step).
+            #[inline(always)]
+            fn exp2_nonpositive(self) -> Self {
+                const P: i32 = <$t>::MANTISSA_DIGITS as i32;
+                const EMIN: i32 = <$t>::MIN_EXP - 1;
+                // NaN, −∞ and k ≤ emin − p (2^(emin − p), the tie, rounds to even): 0.
+                if !(self > (EMIN - P) as $t) {
+                    return 0.0;
+                }
+                let k = if self > 0.0 { 0 } else { self as i32 };
+                if k >= EMIN {
+                    <$t>::from_bits(((k - EMIN + 1) as $bits) << (P - 1))
+                } else {
+                    <$t>::from_bits(1 << (k - EMIN + P - 1))
+                }
+            }
         }
 
         impl LoadStore<$t> for $t {
@@ -66,10 +86,10 @@ macro_rules! scalar_lanes {
 }
 
 #[cfg(not(all(target_arch = "arm", target_os = "none", target_abi = "eabihf")))]
-scalar_lanes!(f32, libm::sqrtf, sqrt_abs_f32);
+scalar_lanes!(f32, u32, libm::sqrtf, sqrt_abs_f32);
 #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
-scalar_lanes!(f32, vsqrt_f32, sqrt_abs_f32);
-scalar_lanes!(f64, libm::sqrt, sqrt_abs_f64);
+scalar_lanes!(f32, u32, vsqrt_f32, sqrt_abs_f32);
+scalar_lanes!(f64, u64, libm::sqrt, sqrt_abs_f64);
 
 #[inline(always)]
 fn sqrt_abs_f64(x: f64) -> f64 {

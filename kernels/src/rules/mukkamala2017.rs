@@ -13,7 +13,7 @@
 //! `x ≤ 0`: `x = k·ln2 + r` with `|r| ≤ ln2/2` (`k` rounded with the `1.5·2ᵖ` shift
 //! trick, `ln2` split into a short high part so that `k·ln2_hi` is exact), `eʳ` from
 //! fdlibm's rational form `1 − ((lo − r·c/(2 − c)) − hi)`, then a multiply by the exact
-//! power of two `2ᵏ`, built from the bits of `−k` by selects. Error: within 1 ulp of
+//! power of two `2ᵏ` (`Lanes::exp2_nonpositive`). Error: within 1 ulp of
 //! the exact value (fdlibm's bound; the unit tests check it against `libm` for the whole
 //! range). Inputs below `−746` (f64) or `−104` (f32) give 0 or the smallest subnormal,
 //! `−∞` gives 0, NaN gives NaN. Positive inputs are outside its contract (the rules
@@ -34,21 +34,6 @@ pub(crate) fn check_gamma(gamma: f64) -> Result<(), Error> {
     )
 }
 
-/// `2^(−2^i)` for `i = 0..=10` (all exact in f64; the last is subnormal).
-const INV_POW2: [f64; 11] = [
-    0.5,
-    0.25,
-    0.0625,
-    0.00390625,
-    1.52587890625e-05,
-    2.3283064365386963e-10,
-    5.421010862427522e-20,
-    2.938735877055719e-39,
-    8.636168555094445e-78,
-    7.458340731200207e-155,
-    5.562684646268003e-309,
-];
-
 /// The constants of one precision: fdlibm's (`e_exp.c`, `e_expf.c`), written as the
 /// shortest decimals of the same doubles (f32: of the same floats).
 struct Consts {
@@ -62,8 +47,6 @@ struct Consts {
     ln2_lo: f64,
     /// The rational approximation's coefficients (fdlibm's P1..P5; f32 uses two).
     p: [f64; 5],
-    /// How many bits `−k` can have.
-    bits: usize,
 }
 
 const F64: Consts = Consts {
@@ -79,7 +62,6 @@ const F64: Consts = Consts {
         -1.6533902205465252e-06,
         4.1381367970572385e-08,
     ],
-    bits: 11,
 };
 
 const F32: Consts = Consts {
@@ -89,7 +71,6 @@ const F32: Consts = Consts {
     ln2_hi: 0.693145751953125,
     ln2_lo: 1.428606765330187e-06,
     p: [0.16666625440120697, -0.0027667332906275988, 0.0, 0.0, 0.0],
-    bits: 8,
 };
 
 /// `eˣ` for `x ≤ 0` (see the module docs), lane by lane.
@@ -115,16 +96,8 @@ pub(crate) fn exp_nonpositive<T: Real, V: Lanes<Scalar = T>>(x: V) -> V {
     let cr = r - t * poly;
     let one = V::splat(T::ONE);
     let y = one - ((lo - (r * cr) / (c(2.0) - cr)) - hi);
-    // 2ᵏ for the integer k ≤ 0: the bits of m = −k, highest first.
-    let mut m = -kf;
-    let mut scale = one;
-    for i in (0..k.bits).rev() {
-        let bit = c((1u32 << i) as f64);
-        let below = m.lt(bit);
-        m = V::select(below, m, m - bit);
-        scale = scale * V::select(below, one, c(INV_POW2[i]));
-    }
-    y * scale
+    // 2ᵏ for the whole number k ≤ 0, correctly rounded.
+    y * kf.exp2_nonpositive()
 }
 
 #[cfg(test)]
@@ -137,17 +110,6 @@ mod tests {
 
     fn ulps32(a: f32, b: f32) -> u64 {
         (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
-    }
-
-    #[test]
-    fn powers_of_two_are_exact() {
-        for (i, &p) in INV_POW2.iter().enumerate() {
-            let mut expect = 1.0f64;
-            for _ in 0..(1u32 << i) {
-                expect *= 0.5;
-            }
-            assert_eq!(p.to_bits(), expect.to_bits(), "2^-{}", 1u32 << i);
-        }
     }
 
     #[test]

@@ -21,7 +21,8 @@ macro_rules! avx2_lanes {
         $loadu:ident, $storeu:ident,
         $fmsub:ident, $fnmadd:ident, $and:ident, $or:ident, $movemask:ident,
         $lo:expr, $hi:expr, $all:expr,
-        $int:ty, $castto:ident, $castfrom:ident, $set1i:ident, $addi:ident, $cmpgti:ident
+        $int:ty, $castto:ident, $castfrom:ident, $set1i:ident, $addi:ident, $cmpgti:ident,
+        $mant:literal, $slli:ident
     ) => {
         /// A lane vector in one AVX register. Values exist only inside the AVX2 entry
         /// point, after runtime detection (see the module docs).
@@ -180,6 +181,10 @@ macro_rules! avx2_lanes {
                 $name(unsafe { $blendv(if_false.0, if_true.0, mask) })
             }
             fused_division!($t, $lo, $hi);
+            exp2_by_exponent!(
+                $name, $t, $int, $mant, $set1, $max, $min, $add, $sub, $mul, $castto, $castfrom,
+                $set1i, $addi, $slli
+            );
         }
 
         impl LoadStore<$t> for $name {
@@ -232,7 +237,9 @@ avx2_lanes!(
     _mm256_castsi256_ps,
     _mm256_set1_epi32,
     _mm256_add_epi32,
-    _mm256_cmpgt_epi32
+    _mm256_cmpgt_epi32,
+    23,
+    _mm256_slli_epi32
 );
 avx2_lanes!(
     F64x4,
@@ -267,7 +274,9 @@ avx2_lanes!(
     _mm256_castsi256_pd,
     _mm256_set1_epi64x,
     _mm256_add_epi64,
-    _mm256_cmpgt_epi64
+    _mm256_cmpgt_epi64,
+    52,
+    _mm256_slli_epi64
 );
 
 impl super::Partial<f32> for F32x8 {

@@ -20,7 +20,7 @@ macro_rules! avx512_lanes {
         $sqrt:ident, $abs:ident, $castto:ident, $castfrom:ident, $max:ident, $min:ident,
         $cmp:ident, $blend:ident, $loadu:ident, $storeu:ident,
         $fmsub:ident, $fnmadd:ident, $lo:expr, $hi:expr, $all:expr,
-        $int:ty, $subi:ident, $cmpleu:ident
+        $int:ty, $subi:ident, $cmpleu:ident, $addi:ident, $mant:literal, $slli:ident
     ) => {
         /// A lane vector in one AVX-512 register. Values exist only inside the AVX-512
         /// entry point, after runtime detection (see the module docs).
@@ -173,6 +173,10 @@ macro_rules! avx512_lanes {
                 $name(unsafe { $blend(mask, if_false.0, if_true.0) })
             }
             fused_division!($t, $lo, $hi);
+            exp2_by_exponent!(
+                $name, $t, $int, $mant, $set1, $max, $min, $add, $sub, $mul, $castto, $castfrom,
+                $set1i, $addi, $slli
+            );
         }
 
         impl LoadStore<$t> for $name {
@@ -222,7 +226,10 @@ avx512_lanes!(
     0xFFFF,
     i32,
     _mm512_sub_epi32,
-    _mm512_cmple_epu32_mask
+    _mm512_cmple_epu32_mask,
+    _mm512_add_epi32,
+    23,
+    _mm512_slli_epi32
 );
 avx512_lanes!(
     F64x8,
@@ -254,7 +261,10 @@ avx512_lanes!(
     0xFF,
     i64,
     _mm512_sub_epi64,
-    _mm512_cmple_epu64_mask
+    _mm512_cmple_epu64_mask,
+    _mm512_add_epi64,
+    52,
+    _mm512_slli_epi64
 );
 
 impl super::Partial<f32> for F32x16 {

@@ -43,6 +43,41 @@ macro_rules! fused_division {
     };
 }
 
+/// `Lanes::exp2_nonpositive` for the AVX2 and AVX-512 lanes, written once: `2ᵏ` from
+/// the exponent bits, as `2^k₁·2^k₂` with `k₁ = max(k, emin)` and `k₂ = k − k₁`, both
+/// normal (`k₂ ≥ −p − 1`), so that the one product rounds as the trait's default does.
+/// `k` is first clamped to `[emin − p − 1, 0]` (`vmaxps` gives its second operand for
+/// NaN: the low end), where the low end already rounds to 0. A whole number `k` becomes
+/// its bits by the `1.5·2ᵖ` shift: `bits(k + 1.5·2ᵖ) − bits(1.5·2ᵖ) = k`, and the
+/// exponent field `k + bias` shifted into place is `2ᵏ`.
+macro_rules! exp2_by_exponent {
+    ($name:ident, $t:ty, $int:ty, $mant:literal, $set1:ident, $max:ident, $min:ident,
+     $add:ident, $sub:ident, $mul:ident, $castto:ident, $castfrom:ident, $set1i:ident,
+     $addi:ident, $slli:ident) => {
+        #[inline(always)]
+        fn exp2_nonpositive(self) -> Self {
+            const P: u32 = <$t>::MANTISSA_DIGITS;
+            const { assert!(P - 1 == $mant) };
+            const SHIFT: $t = (3u64 << (P - 2)) as $t;
+            const BIAS: $int = <$t>::MAX_EXP as $int - 1;
+            const EMIN: $t = (<$t>::MIN_EXP - 1) as $t;
+            const LOW: $t = EMIN - P as $t - 1.0;
+            const OFFSET: $int = BIAS.wrapping_sub(SHIFT.to_bits() as $int);
+            // SAFETY: values of this type exist only on CPUs with its instruction set.
+            unsafe {
+                let k = $min($max(self.0, $set1(LOW)), $set1(0.0));
+                let k1 = $max(k, $set1(EMIN));
+                let k2 = $sub(k, k1);
+                let power = |k| {
+                    let field = $addi($castto($add(k, $set1(SHIFT))), $set1i(OFFSET));
+                    $castfrom($slli::<$mant>(field))
+                };
+                $name($mul(power(k1), power(k2)))
+            }
+        }
+    };
+}
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
@@ -510,6 +545,87 @@ mod tests {
         assert!(<f32 as Lanes>::max(1.0, f32::NAN).is_nan());
         assert!(<f32 as Lanes>::max(0.0, -0.0).is_sign_negative());
         assert!(<f32 as Lanes>::min(-0.0, 0.0).is_sign_positive());
+    }
+
+    /// `exp2_nonpositive` on lanes `V` for every element of `k` (a multiple of 16 long).
+    #[inline(always)]
+    fn exp2s<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(k: &[T], out: &mut [T]) {
+        for (x, y) in k.chunks_exact(V::WIDTH).zip(out.chunks_exact_mut(V::WIDTH)) {
+            // SAFETY: both chunks hold WIDTH elements.
+            unsafe { V::load(x.as_ptr()).exp2_nonpositive().store(y.as_mut_ptr()) };
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn exp2s_avx2<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(k: &[T], out: &mut [T]) {
+        exp2s::<T, V>(k, out);
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn exp2s_avx512<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(k: &[T], out: &mut [T]) {
+        exp2s::<T, V>(k, out);
+    }
+
+    /// The exponent-bits `2ᵏ` of each level equals the scalar lanes' (`lanes::tests`
+    /// checks those, and the default's select loop, against the exact powers) for every
+    /// whole `k`
+    /// from below the least subnormal's exponent to above 0, ±0, ±∞ and NaNs, placed
+    /// among ordinary lanes.
+    fn exp2_on_levels<T: Real, A2, A5>(lowest: i32) -> usize
+    where
+        A2: Lanes<Scalar = T> + LoadStore<T>,
+        A5: Lanes<Scalar = T> + LoadStore<T>,
+    {
+        let mut k: Vec<T> = (lowest..=3).map(|k| T::from_f64(f64::from(k))).collect();
+        for special in [
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            -f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ] {
+            k.extend([T::from_f64(-3.0), T::from_f64(special), T::from_f64(-200.0)]);
+        }
+        k.resize(k.len().next_multiple_of(16), T::from_f64(-1.0));
+        let want: Vec<T> = k.iter().map(|&x| Lanes::exp2_nonpositive(x)).collect();
+        let mut got = std::vec![T::ZERO; k.len()];
+        let mut levels = 0;
+        for level in [Level::Avx2, Level::Avx512] {
+            if !isa::available(level) {
+                continue;
+            }
+            got.fill(T::from_f64(-7.0));
+            // SAFETY: the CPU has the level's instructions.
+            unsafe {
+                match level {
+                    Level::Avx2 => exp2s_avx2::<T, A2>(&k, &mut got),
+                    _ => exp2s_avx512::<T, A5>(&k, &mut got),
+                }
+            }
+            for ((x, g), w) in k.iter().zip(&got).zip(&want) {
+                assert_eq!(
+                    g.to_f64().to_bits(),
+                    w.to_f64().to_bits(),
+                    "{}: 2^{:e}: {:e}, want {:e}",
+                    level.name(),
+                    x.to_f64(),
+                    g.to_f64(),
+                    w.to_f64()
+                );
+            }
+            levels += 1;
+        }
+        levels
+    }
+
+    #[test]
+    fn exp2_nonpositive_equals_the_scalar_lanes() {
+        let levels = exp2_on_levels::<f32, avx2::F32x8, avx512::F32x16>(-300)
+            + exp2_on_levels::<f64, avx2::F64x4, avx512::F64x8>(-2100);
+        if levels == 0 {
+            std::println!("no AVX2 on this CPU: exp2_nonpositive not tested");
+        }
     }
 }
 
