@@ -138,7 +138,10 @@ pub trait Lanes:
     /// which no caller asks). The scale of the SC rules' exponential
     /// (`crate::rules::mukkamala2017`).
     ///
-    /// The default is [`exp2_by_selects`], on the lanes' arithmetic alone. The scalar
+    /// The default uses the lanes' arithmetic alone: `1` times `2^(−2ⁱ)` for each bit `i`
+    /// of `−k`, highest first (8 bits for `f32`, 11 for `f64`), chosen by compares and
+    /// selects; every partial product is a power of two, exact until it falls below the
+    /// least subnormal and 0 from then on (NaN takes every factor: 0). The scalar
     /// lanes write the power's bits, and the x86-64 AVX2 and AVX-512 lanes build it from
     /// the exponent bits as the product of two normal powers of two
     /// (`2^max(k, emin)·2^(k − max(k, emin))`, one rounding): 11 operations instead of
@@ -362,6 +365,12 @@ mod tests {
             for got in [exp2_by_selects(x as f32), Lanes::exp2_nonpositive(x as f32)] {
                 assert_eq!(got.to_bits(), 0, "2^{x} (f32)");
             }
+        }
+        for got in [
+            exp2_by_selects(f64::INFINITY),
+            Lanes::exp2_nonpositive(f64::INFINITY),
+        ] {
+            assert_eq!(got, 1.0, "2^∞, outside the contract: 1 as for every k > 0");
         }
         assert_eq!(exp2_by_selects(-0.0f64), 1.0);
         assert_eq!(Lanes::exp2_nonpositive(-0.0f64), 1.0);
