@@ -318,6 +318,29 @@ unsafe fn step_first<T, V, const K: usize, F>(
     }
 }
 
+/// For the lane tests: on each level with lanes of its own that the CPU has (AVX2,
+/// AVX-512), `out` is filled with −7 (a lane the level leaves unwritten shows), then
+/// `run(level, out)` computes into it and `check(level, out)` compares; returns how many
+/// levels ran. `run` is only called with a level the CPU has.
+#[cfg(test)]
+fn on_each_level<T: Real>(
+    out: &mut [T],
+    mut run: impl FnMut(Level, &mut [T]),
+    mut check: impl FnMut(Level, &[T]),
+) -> usize {
+    let mut levels = 0;
+    for level in [Level::Avx2, Level::Avx512] {
+        if !isa::available(level) {
+            continue;
+        }
+        out.fill(T::from_f64(-7.0));
+        run(level, out);
+        check(level, out);
+        levels += 1;
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     //! Each op of the AVX2 and AVX-512 lanes against the one-lane scalar ops, bit for
@@ -590,33 +613,29 @@ mod tests {
         k.resize(k.len().next_multiple_of(16), T::from_f64(-1.0));
         let want: Vec<T> = k.iter().map(|&x| Lanes::exp2_nonpositive(x)).collect();
         let mut got = std::vec![T::ZERO; k.len()];
-        let mut levels = 0;
-        for level in [Level::Avx2, Level::Avx512] {
-            if !isa::available(level) {
-                continue;
-            }
-            got.fill(T::from_f64(-7.0));
-            // SAFETY: the CPU has the level's instructions.
-            unsafe {
+        super::on_each_level(
+            &mut got,
+            // SAFETY: called only with a level the CPU has.
+            |level, out| unsafe {
                 match level {
-                    Level::Avx2 => exp2s_avx2::<T, A2>(&k, &mut got),
-                    _ => exp2s_avx512::<T, A5>(&k, &mut got),
+                    Level::Avx2 => exp2s_avx2::<T, A2>(&k, out),
+                    _ => exp2s_avx512::<T, A5>(&k, out),
                 }
-            }
-            for ((x, g), w) in k.iter().zip(&got).zip(&want) {
-                assert_eq!(
-                    g.to_f64().to_bits(),
-                    w.to_f64().to_bits(),
-                    "{}: 2^{:e}: {:e}, want {:e}",
-                    level.name(),
-                    x.to_f64(),
-                    g.to_f64(),
-                    w.to_f64()
-                );
-            }
-            levels += 1;
-        }
-        levels
+            },
+            |level, got| {
+                for ((x, g), w) in k.iter().zip(got).zip(&want) {
+                    assert_eq!(
+                        g.to_f64().to_bits(),
+                        w.to_f64().to_bits(),
+                        "{}: 2^{:e}: {:e}, want {:e}",
+                        level.name(),
+                        x.to_f64(),
+                        g.to_f64(),
+                        w.to_f64()
+                    );
+                }
+            },
+        )
     }
 
     #[test]
@@ -638,7 +657,7 @@ mod division_tests {
     extern crate std;
 
     use super::{avx2, avx512};
-    use crate::isa::{self, Level};
+    use crate::isa::Level;
     use crate::lanes::{Divisor, Lanes, LoadStore};
     use crate::real::Real;
     use std::vec::Vec;
@@ -708,36 +727,32 @@ mod division_tests {
     {
         assert_eq!(a.len() % 16, 0);
         let mut out = std::vec![T::ZERO; a.len()];
-        let mut levels = 0;
-        for level in [Level::Avx2, Level::Avx512] {
-            if !isa::available(level) {
-                continue;
-            }
-            out.fill(T::from_f64(-7.0));
-            // SAFETY: the CPU has the level's instructions.
-            unsafe {
+        super::on_each_level(
+            &mut out,
+            // SAFETY: called only with a level the CPU has.
+            |level, out| unsafe {
                 match level {
-                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, root, &mut out),
-                    _ => quotients_avx512::<T, A5>(a, d, root, &mut out),
+                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, root, out),
+                    _ => quotients_avx512::<T, A5>(a, d, root, out),
                 }
-            }
-            for (x, q) in a.iter().zip(&out) {
-                let w = want(*x);
-                assert_eq!(
-                    q.to_f64().to_bits(),
-                    w.to_f64().to_bits(),
-                    "{}: {}{:e} / {:e}: {:e}, want {:e}",
-                    level.name(),
-                    if root { "√" } else { "" },
-                    x.to_f64(),
-                    d.value().to_f64(),
-                    q.to_f64(),
-                    w.to_f64()
-                );
-            }
-            levels += 1;
-        }
-        levels
+            },
+            |level, out| {
+                for (x, q) in a.iter().zip(out) {
+                    let w = want(*x);
+                    assert_eq!(
+                        q.to_f64().to_bits(),
+                        w.to_f64().to_bits(),
+                        "{}: {}{:e} / {:e}: {:e}, want {:e}",
+                        level.name(),
+                        if root { "√" } else { "" },
+                        x.to_f64(),
+                        d.value().to_f64(),
+                        q.to_f64(),
+                        w.to_f64()
+                    );
+                }
+            },
+        )
     }
 
     /// Divisors: bias corrections √(1 − β₂ᵗ) as Adam meets them, the ends of the
