@@ -41,9 +41,12 @@ if ((${#missing[@]})); then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
-step "system packages: QEMU for the firmware images"
-if ! command -v qemu-system-arm >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq qemu-system-arm
+step "system packages: QEMU for the firmware images, LLVM's objdump to check them"
+missing=()
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v llvm-objdump >/dev/null || missing+=(llvm)
+if ((${#missing[@]})); then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
 step "system packages: Chromium for the CLI's animation test"
@@ -108,7 +111,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
     run_tests --release --no-default-features --target "$host"
 )
 
-step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M4F and Cortex-M0"
+step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M4F and Cortex-M0; no panic path in their kernel code"
 (
     unset CARGO_TARGET_DIR
     cd firmware
@@ -119,6 +122,7 @@ step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M
         done
     done
     ./sizes.sh
+    ./no_panics.sh
 )
 
 step "kernel tests in the debug profile (overflow checks on)"

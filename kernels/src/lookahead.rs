@@ -400,10 +400,21 @@ impl<R: Wrappable> Lookahead<R> {
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
         let t = self.begin(scalars, params, grads, state)?;
-        let (inner, own) = state.split_at_mut(self.rule.slot_names().len());
-        let (slow, rest) = own.split_at_mut(1);
+        // `begin` checked the number of slices and their lengths, so the checked
+        // splits and lookups below always succeed: they leave no panic path in the
+        // kernel, where indexing did (the compiler could not prove it away).
+        let slots = Error::StateSlots {
+            expected: self.state_slots(),
+            found: state.len(),
+        };
+        let (inner, own) = state
+            .split_at_mut_checked(self.rule.slot_names().len())
+            .ok_or(slots)?;
+        let (slow, rest) = own.split_first_mut().ok_or(slots)?;
         if t == 1 {
-            slow[0].copy_from_slice(params);
+            for (s, p) in slow.iter_mut().zip(params.iter()) {
+                *s = *p;
+            }
             if let Some(m) = rest.first_mut() {
                 m.fill(T::ZERO);
             }
@@ -413,11 +424,13 @@ impl<R: Wrappable> Lookahead<R> {
             let sync = Sync {
                 lerp: Lerp::new(1.0 - self.alpha),
             };
-            Buffers::new(params, grads, slow, false).run::<1, _>(&sync, None)?;
-            match (self.momentum, self.momentum_slot()) {
-                (SyncMomentum::Reset, Some(b)) => inner[b].fill(T::ZERO),
+            Buffers::new(params, grads, core::slice::from_mut(slow), false)
+                .run::<1, _>(&sync, None)?;
+            let buffer = self.momentum_slot().and_then(|b| inner.get_mut(b));
+            match (self.momentum, buffer) {
+                (SyncMomentum::Reset, Some(b)) => b.fill(T::ZERO),
                 (SyncMomentum::Pullback, Some(b)) => {
-                    Buffers::new(&mut *inner[b], grads, rest, false).run::<1, _>(&sync, None)?;
+                    Buffers::new(b, grads, rest, false).run::<1, _>(&sync, None)?;
                 }
                 _ => {}
             }

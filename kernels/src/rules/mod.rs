@@ -147,22 +147,23 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
         grads: &[T],
         state: &mut [T],
     ) -> Result<(), Error> {
-        let n = params.len();
-        let slots = self.state_slots();
+        let (n, slots, found) = (params.len(), self.state_slots(), state.len());
         let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength {
             expected: usize::MAX,
-            found: state.len(),
+            found,
         })?;
-        if state.len() != expected {
-            return Err(Error::FlatStateLength {
-                expected,
-                found: state.len(),
-            });
+        if found != expected {
+            return Err(Error::FlatStateLength { expected, found });
         }
         let mut parts: [&mut [T]; MAX_STATE_SLOTS] = Default::default();
         let mut rest = state;
         for part in parts.iter_mut().take(slots) {
-            let (head, tail) = rest.split_at_mut(n);
+            // The length is checked above, so this always splits; the checked form
+            // leaves no panic path in the kernel (the compiler could not prove the
+            // plain one's, and a Cortex-M image carried it per rule).
+            let Some((head, tail)) = rest.split_at_mut_checked(n) else {
+                return Err(Error::FlatStateLength { expected, found });
+            };
             *part = head;
             rest = tail;
         }
