@@ -3,7 +3,7 @@
 use super::{Rule, StepCount, begin_step};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
-use crate::lanes::Lanes;
+use crate::lanes::{Divisor, Lanes};
 use crate::real::Real;
 
 /// FTRL-Proximal (McMahan et al., "Ad Click Prediction: a View from the Trenches",
@@ -150,7 +150,9 @@ struct Coeffs<T> {
     power: Power,
     sqrt_denominator: bool,
     single_l2: bool,
-    lr: T,
+    /// γ: every element divides by it twice (σ, and q's `d/γ`): a per-step divisor, so
+    /// `div_by`'s multiplying path where it is exact (the same bits as `/`).
+    lr: Divisor<T>,
     shrink2: T,
     l1: T,
     /// Keras: 2·(λ₂ + β/(2γ)); single_l2: λ₂.
@@ -173,7 +175,7 @@ impl Ftrl {
             power: Power::of(self.lr_power),
             sqrt_denominator: self.sqrt_denominator,
             single_l2: self.single_l2,
-            lr,
+            lr: Divisor::new(lr),
             shrink2: T::from_f64(2.0 * self.l2_shrinkage),
             l1: T::from_f64(self.l1),
             l2_term,
@@ -206,10 +208,9 @@ impl<T: Real> Coeffs<T> {
         let theta = *p;
         let g_shrunk = g + V::splat(self.shrink2) * theta;
         let fresh = *n + g * g;
-        let lr = V::splat(self.lr);
         let power = if PLAIN == 0 { self.power } else { Power::Sqrt };
         let powered = power.apply(fresh);
-        let sigma = (powered - power.apply(*n)) / lr;
+        let sigma = (powered - power.apply(*n)).div_by(self.lr);
         *z = *z + (g_shrunk - sigma * theta);
         let d = if PLAIN == 0 && self.sqrt_denominator {
             fresh.sqrt_abs()
@@ -222,9 +223,12 @@ impl<T: Real> Coeffs<T> {
             PLAIN == 2
         };
         let q = if single_l2 {
-            (d + V::splat(self.beta)) / lr + V::splat(self.l2_term)
+            (d + V::splat(self.beta)).div_by(self.lr) + V::splat(self.l2_term)
+        } else if PLAIN == 1 {
+            // d = √n': the root's own division, with its one-compare range test.
+            fresh.sqrt_abs_div_by(self.lr) + V::splat(self.l2_term)
         } else {
-            d / lr + V::splat(self.l2_term)
+            d.div_by(self.lr) + V::splat(self.l2_term)
         };
         let l1 = V::splat(self.l1);
         let clipped = z.max(-l1).min(l1);
