@@ -1,6 +1,6 @@
 //! SC-Adagrad (Mukkamala & Hein 2017, Algorithm 2).
 
-use super::mukkamala2017::exp_nonpositive;
+use super::mukkamala2017::{Damping, exp_nonpositive};
 use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step};
 use crate::driver::{Drive, Kernel};
@@ -76,8 +76,7 @@ impl Default for ScAdagrad {
 #[derive(Clone, Copy, Debug)]
 struct Coeffs<T> {
     prelude: Prelude<T>,
-    neg_xi_1: T,
-    xi_2: T,
+    damping: Damping<T>,
     neg_lr: T,
 }
 
@@ -85,8 +84,7 @@ impl ScAdagrad {
     fn coeffs<T: Real>(&self) -> Coeffs<T> {
         Coeffs {
             prelude: Prelude::new(self.maximize, self.weight_decay, false, self.lr),
-            neg_xi_1: T::from_f64(-self.xi_1),
-            xi_2: T::from_f64(self.xi_2),
+            damping: Damping::new(self.xi_1, self.xi_2),
             neg_lr: T::from_f64(-self.lr),
         }
     }
@@ -97,8 +95,7 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
     fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, [v]: &mut [V; 1]) {
         let g = self.prelude.apply(p, g);
         *v = *v + g * g;
-        let damping = V::splat(self.xi_2) * exp_nonpositive::<T, V>(V::splat(self.neg_xi_1) * *v);
-        *p = *p + (V::splat(self.neg_lr) * g) / (*v + damping);
+        *p = *p + (V::splat(self.neg_lr) * g) / self.damping.denominator(*v);
     }
 }
 

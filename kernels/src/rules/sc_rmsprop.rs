@@ -1,6 +1,6 @@
 //! SC-RMSprop (Mukkamala & Hein 2017, the SC-RMSProp algorithm).
 
-use super::mukkamala2017::{check_gamma, exp_nonpositive};
+use super::mukkamala2017::{Damping, check_gamma, exp_nonpositive};
 use super::prelude::Prelude;
 use super::{Rule, StepCount, begin_step};
 use crate::driver::{Drive, Kernel};
@@ -83,8 +83,7 @@ struct Coeffs<T> {
     beta: T,
     one_minus_beta: T,
     t: T,
-    neg_xi_1: T,
-    xi_2: T,
+    damping: Damping<T>,
     neg_lr: T,
 }
 
@@ -96,8 +95,7 @@ impl ScRmsProp {
             beta: T::from_f64(1.0 - self.gamma / t),
             one_minus_beta: T::from_f64(self.gamma / t),
             t: T::from_f64(t),
-            neg_xi_1: T::from_f64(-self.xi_1),
-            xi_2: T::from_f64(self.xi_2),
+            damping: Damping::new(self.xi_1, self.xi_2),
             neg_lr: T::from_f64(-self.lr),
         }
     }
@@ -109,8 +107,7 @@ impl<T: Real> Kernel<T, 1> for Coeffs<T> {
         let g = self.prelude.apply(p, g);
         *v = V::splat(self.beta) * *v + V::splat(self.one_minus_beta) * (g * g);
         let w = V::splat(self.t) * *v;
-        let damping = V::splat(self.xi_2) * exp_nonpositive::<T, V>(V::splat(self.neg_xi_1) * w);
-        *p = *p + (V::splat(self.neg_lr) * g) / (w + damping);
+        *p = *p + (V::splat(self.neg_lr) * g) / self.damping.denominator(w);
     }
 }
 
