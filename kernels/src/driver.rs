@@ -50,6 +50,30 @@ pub trait Kernel<T: Real, const K: usize>: Copy {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plain<C, const VARIANT: u8 = 0>(pub(crate) C);
 
+/// The two kernels of a rule whose coefficients `$coeffs<T>` have an element update
+/// `update::<V, PLAIN>(p, g, state)` over `$k` slots: `$coeffs` tests its options per
+/// element (`PLAIN` false), `Plain<$coeffs>` has them as constants (`PLAIN` true).
+macro_rules! general_and_plain_kernels {
+    ($coeffs:ident, $k:literal) => {
+        impl<T: $crate::real::Real> $crate::driver::Kernel<T, $k> for $coeffs<T> {
+            #[inline(always)]
+            fn apply<V: $crate::lanes::Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; $k]) {
+                self.update::<V, false>(p, g, s);
+            }
+        }
+
+        impl<T: $crate::real::Real> $crate::driver::Kernel<T, $k>
+            for $crate::driver::Plain<$coeffs<T>>
+        {
+            #[inline(always)]
+            fn apply<V: $crate::lanes::Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; $k]) {
+                self.0.update::<V, true>(p, g, s);
+            }
+        }
+    };
+}
+pub(crate) use general_and_plain_kernels;
+
 /// Where a rule's element kernel runs: the buffers of one step, already checked.
 ///
 /// [`Rule::run`](crate::rules::Rule::run) computes the step's coefficients and calls

@@ -164,11 +164,11 @@ pub(crate) fn exp2_by_selects<V: Lanes>(k: V) -> V {
     let one = V::splat(V::Scalar::ONE);
     let mut m = -k;
     let mut scale = one;
-    for i in (0..bits).rev() {
+    for (i, &factor) in INV_POW2.iter().enumerate().take(bits).rev() {
         let bit = V::splat(V::Scalar::from_f64((1u32 << i) as f64));
         let below = m.lt(bit);
         m = V::select(below, m, m - bit);
-        let factor = V::splat(V::Scalar::from_f64(INV_POW2[i]));
+        let factor = V::splat(V::Scalar::from_f64(factor));
         scale = scale * V::select(below, one, factor);
     }
     scale

@@ -1,7 +1,7 @@
 //! Adan, adaptive Nesterov momentum (`pytorch_optimizer.Adan`).
 
 use super::{Rule, StepCount, begin_step, lerp, powf};
-use crate::driver::{Drive, Kernel, Plain};
+use crate::driver::{Drive, Plain, general_and_plain_kernels};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
@@ -183,19 +183,7 @@ impl<T: Real> Coeffs<T> {
     }
 }
 
-impl<T: Real> Kernel<T, 4> for Coeffs<T> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 4]) {
-        self.update::<V, false>(p, g, s);
-    }
-}
-
-impl<T: Real> Kernel<T, 4> for Plain<Coeffs<T>> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 4]) {
-        self.0.update::<V, true>(p, g, s);
-    }
-}
+general_and_plain_kernels!(Coeffs, 4);
 
 impl Rule for Adan {
     type Scalars = StepCount;

@@ -2,7 +2,7 @@
 
 use super::prelude::Prelude;
 use super::{Rule, begin_step, lerp, powf};
-use crate::driver::{Drive, Kernel, Plain};
+use crate::driver::{Drive, Plain, general_and_plain_kernels};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes, Lerp};
 use crate::power::Powers;
@@ -231,19 +231,7 @@ impl<T: Real> Coeffs<T> {
     }
 }
 
-impl<T: Real> Kernel<T, 2> for Coeffs<T> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
-        self.update::<V, false>(p, g, s);
-    }
-}
-
-impl<T: Real> Kernel<T, 2> for Plain<Coeffs<T>> {
-    #[inline(always)]
-    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, g: V, s: &mut [V; 2]) {
-        self.0.update::<V, true>(p, g, s);
-    }
-}
+general_and_plain_kernels!(Coeffs, 2);
 
 impl Rule for NAdam {
     type Scalars = NAdamScalars;
