@@ -250,6 +250,22 @@ fn refuses_bad_input<R: Subject, T: Real>(
         snapshot.1
     );
     prop_assert_eq!(scalars, snapshot.2);
+
+    // The refused calls change nothing the next steps see either (the powers cache a
+    // refused step advanced is not put back): two more steps match a twin that never
+    // saw them, stepped from copies of the state as it was before them.
+    let (mut p2, mut s2, mut sc2) = (b.params.clone(), b.state.clone(), snapshot.2);
+    for _ in 0..2 {
+        prop_assert_eq!(b.step(&rule, &mut scalars, 0, false), Ok(()));
+        let mut st: Vec<&mut [T]> = s2.iter_mut().map(|s| &mut s[..]).collect();
+        prop_assert_eq!(rule.step(&mut sc2, &mut p2, &b.grads[0], &mut st), Ok(()));
+    }
+    prop_assert_eq!(bits(&b.params), bits(&p2));
+    prop_assert_eq!(
+        b.state.iter().map(|s| bits(s)).collect::<Vec<_>>(),
+        s2.iter().map(|s| bits(s)).collect::<Vec<_>>()
+    );
+    prop_assert_eq!(scalars, sc2);
     Ok(())
 }
 

@@ -297,7 +297,10 @@ impl<T: Real> Lerp<T> {
         Lerp {
             w,
             one_minus_w,
-            small: weight.abs() < 0.5,
+            // |weight| < 0.5 on the bits less the sign, which order like the
+            // magnitudes (NaN above all): a float comparison is a library call on a
+            // core without a double-precision unit, every step.
+            small: weight.to_bits() << 1 < 0.5f64.to_bits() << 1,
         }
     }
 
@@ -320,6 +323,40 @@ impl<T: Real> Lerp<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lerp's form is chosen on the bits exactly as `|weight| < 0.5` chooses it:
+    /// ±0.5 and their neighbours, ±0, the infinities, NaNs and random doubles.
+    #[test]
+    fn small_weights_are_the_float_comparison() {
+        let half = 0.5f64.to_bits();
+        let mut ws = [
+            0.5,
+            -0.5,
+            f64::from_bits(half - 1),
+            f64::from_bits(half + 1),
+            -f64::from_bits(half - 1),
+            0.0,
+            -0.0,
+            0.1,
+            0.9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ]
+        .to_vec();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ws.push(f64::from_bits(x));
+            ws.push((x >> 11) as f64 / (1u64 << 52) as f64 - 1.0);
+        }
+        for w in ws {
+            assert_eq!(Lerp::<f32>::new(w).is_small(), w.abs() < 0.5, "{w:e}");
+        }
+    }
 
     #[test]
     fn inv_pow2_is_exact() {

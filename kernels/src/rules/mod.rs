@@ -100,7 +100,9 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     /// writes anything. That one call is the single entry point from every rule into
     /// the element loop, where runtime instruction-set dispatch goes.
     ///
-    /// If the drive fails, the shell puts `scalars` back as they were.
+    /// If the drive fails, the shell puts `scalars` back as they were (all but a
+    /// [`StepCount`]'s powers cache, which never changes a result:
+    /// [`ScalarState::RUN_CHANGES`]).
     fn run<T: Real, D: Drive<T>>(&self, scalars: &mut Self::Scalars, t: u64, drive: D) -> D::Out;
 
     /// One optimizer step: updates `params` in place from `grads`, advancing the state.
@@ -331,7 +333,8 @@ pub(crate) fn apply_part<R: Rule, T: Real>(
 /// The shell of every step that advances the scalar state ([`Rule::step`],
 /// [`apply_part`]): checks the hyperparameters and the step counter, runs the rule with
 /// the drive `drive(t)` builds for step `t`, then stores `t`, or puts `scalars` back as
-/// they were if the drive refused.
+/// they were if the drive refused (when [`ScalarState::RUN_CHANGES`]: otherwise there is
+/// nothing to put back).
 #[inline(always)]
 pub(crate) fn advance<R: Rule, T: Real, D: Drive<T, Out = Result<(), Error>>>(
     rule: &R,
@@ -339,14 +342,20 @@ pub(crate) fn advance<R: Rule, T: Real, D: Drive<T, Out = Result<(), Error>>>(
     drive: impl FnOnce(u64) -> D,
 ) -> Result<(), Error> {
     let t = next_step(rule, scalars)?;
-    let before = *scalars;
+    let before = if R::Scalars::RUN_CHANGES {
+        Some(*scalars)
+    } else {
+        None
+    };
     match rule.run(scalars, t, drive(t)) {
         Ok(()) => {
             scalars.set_step(t);
             Ok(())
         }
         Err(e) => {
-            *scalars = before;
+            if let Some(before) = before {
+                *scalars = before;
+            }
             Err(e)
         }
     }

@@ -19,13 +19,21 @@ impl<T: Real> Prelude<T> {
     /// `decoupled` selects AdamW-style decay with factor `1 − lr·weight_decay`.
     /// Weight decay 0 disables both forms, as in torch (which skips the operation).
     pub(crate) fn new(maximize: bool, weight_decay: f64, decoupled: bool, lr: f64) -> Self {
-        let on = weight_decay != 0.0;
+        // `weight_decay != 0` on the bits (±0 are the only doubles whose bits other than
+        // the sign are all zero); and without decay 1 − lr·0 is 1 for any finite lr,
+        // so it is not computed: on a core without a double-precision unit each
+        // comparison, product and difference is a library call.
+        let on = weight_decay.to_bits() << 1 != 0;
         Prelude {
             maximize,
             l2: on && !decoupled,
             decoupled: on && decoupled,
             weight_decay: T::from_f64(weight_decay),
-            decay: T::from_f64(1.0 - lr * weight_decay),
+            decay: if on {
+                T::from_f64(1.0 - lr * weight_decay)
+            } else {
+                T::ONE
+            },
         }
     }
 
