@@ -226,45 +226,25 @@ pub(crate) mod check {
 #[cfg(test)]
 mod tests {
     use super::check;
+    use crate::testing::{Mix, SPECIAL_F64};
 
     /// The checks on the bits answer as the float comparisons they replace, on the
     /// special values, each range's ends and their neighbours, and random doubles.
     #[test]
     fn bit_tests_are_the_float_comparisons() {
-        let mut values = [
-            0.0,
-            -0.0,
-            1.0,
-            -1.0,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NAN,
-            -f64::NAN,
-            f64::from_bits(0x7FF0_0000_0000_0001),
-            f64::from_bits(0xFFF8_0000_0000_0001),
-            f64::MAX,
-            f64::MIN,
-            f64::MIN_POSITIVE,
-            f64::from_bits(1),
-            f64::from_bits(0x8000_0000_0000_0001),
+        let mut values = SPECIAL_F64.to_vec();
+        values.extend([
             1.0 - f64::EPSILON / 2.0,
             1.0 + f64::EPSILON,
             1e-8,
             0.9,
             0.999,
-        ]
-        .to_vec();
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        for i in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            values.push(if i % 2 == 0 {
-                f64::from_bits(x)
-            } else {
-                // Dense around the ranges' ends: [-2, 2).
-                (x >> 11) as f64 / (1u64 << 51) as f64 - 2.0
-            });
+        ]);
+        let mut rng = Mix(0x2545_F491_4F6C_DD1D);
+        for _ in 0..100_000 {
+            values.push(rng.any_f64());
+            // Dense around the ranges' ends: [-2, 2).
+            values.push(rng.unit() * 4.0 - 2.0);
         }
         let mut refused = [0usize; 4];
         for v in values {

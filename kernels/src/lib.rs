@@ -132,6 +132,8 @@ mod real;
 mod reduce;
 pub mod rules;
 pub mod schedules;
+#[cfg(test)]
+mod testing;
 
 pub use accumulate::{Accumulator, Reduction};
 pub use checkpoint::CheckpointError;

@@ -1343,6 +1343,7 @@ mod tests {
     extern crate std;
 
     use super::*;
+    use crate::testing::Mix;
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     use proptest::prelude::Rng;
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -1454,13 +1455,8 @@ mod tests {
     /// and without the inexact flag, and random ones.
     #[test]
     fn normal_rounding_is_the_general_rounding() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = Mix(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         let top = 1u128 << 127;
         let half = 1u128 << 74;
         let mut mants = std::vec![top, u128::MAX, u128::MAX - half, top | half];
@@ -1501,26 +1497,10 @@ mod tests {
     /// and +∞, the root -0 and NaN), NaNs, 0, subnormals, +∞ and random doubles.
     #[test]
     fn the_square_root_shortcut_is_the_general_one() {
-        let mut xs = std::vec![
-            0.0,
-            -0.0,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NAN,
-            -f64::NAN,
-            f64::from_bits(1),
-            f64::from_bits(0x8000_0000_0000_0001),
-            f64::MAX,
-            -1.0,
-            0.001,
-        ];
-        let mut r = 0x853C_49E6_748F_EA9Bu64;
-        for _ in 0..10_000 {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            xs.push(f64::from_bits(r));
-        }
+        let mut xs = crate::testing::SPECIAL_F64.to_vec();
+        xs.push(0.001);
+        let mut rng = Mix(0x853C_49E6_748F_EA9B);
+        xs.extend((0..10_000).map(|_| rng.any_f64()));
         for x in xs {
             let (got, want) = (pow(x, 0.5), pow_with(x, 0.5, true));
             assert!(
@@ -1803,24 +1783,6 @@ mod tests {
         );
         assert!(differ < checked / 500, "{differ} of {checked} differ");
         assert!(libm_differ > checked / 50, "{libm_differ} of {checked}");
-    }
-
-    /// SplitMix64: the fast path's test inputs, on every target.
-    struct Mix(u64);
-
-    impl Mix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in [0, 1).
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
     }
 
     /// Both ways of multiplying (64-bit limbs here, 32-bit limbs on the 32-bit targets,

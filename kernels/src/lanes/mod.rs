@@ -329,29 +329,13 @@ mod tests {
     #[test]
     fn small_weights_are_the_float_comparison() {
         let half = 0.5f64.to_bits();
-        let mut ws = [
-            0.5,
-            -0.5,
-            f64::from_bits(half - 1),
-            f64::from_bits(half + 1),
-            -f64::from_bits(half - 1),
-            0.0,
-            -0.0,
-            0.1,
-            0.9,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NAN,
-            -f64::NAN,
-        ]
-        .to_vec();
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut ws = crate::testing::SPECIAL_F64.to_vec();
+        ws.extend([0.5, -0.5, 0.1, 0.9]);
+        ws.extend([half - 1, half + 1, (half - 1) | 1 << 63].map(f64::from_bits));
+        let mut rng = crate::testing::Mix(0x9E37_79B9_7F4A_7C15);
         for _ in 0..10_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ws.push(f64::from_bits(x));
-            ws.push((x >> 11) as f64 / (1u64 << 52) as f64 - 1.0);
+            ws.push(rng.any_f64());
+            ws.push(rng.unit() * 2.0 - 1.0);
         }
         for w in ws {
             assert_eq!(Lerp::<f32>::new(w).is_small(), w.abs() < 0.5, "{w:e}");
