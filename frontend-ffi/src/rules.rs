@@ -159,10 +159,11 @@ pub const GRADSTEP_RULE_TEXT_MAX: usize = 4096;
 /// The scalar state of any rule: the step count, plus NAdam's μ-product and ASGD's η
 /// and μ (unused fields are ignored and left as they are). All zeros = fresh.
 ///
-/// `cache` holds Adam's, AdamW's, Adamax's and RAdam's bias-correction powers β₁ᵗ and
-/// β₂ᵗ between steps, so that each step advances them with one multiply instead of
+/// `cache` holds the bias-correction powers β₁ᵗ and β₂ᵗ of Adam, AdamW, Adamax, RAdam
+/// and Adan between steps, so that each step advances them with one multiply instead of
 /// computing them afresh (which matters without a double-precision FPU: on a
-/// Cortex-M4F about 2 900 instructions per power at t = 10⁶). It never changes a
+/// Cortex-M4F about 2 900 instructions per power at t = 10⁶). Adan's third, β₃ᵗ, is
+/// computed afresh each call (the owning optimizer's handle keeps it). It never changes a
 /// result: zeros (a fresh or restored state) or anything not written by gradstep is
 /// detected and recomputed. Keep the struct from step to step and leave it alone.
 #[repr(C)]

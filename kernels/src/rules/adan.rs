@@ -121,8 +121,16 @@ impl Adan {
         let bc1 = 1.0 - powers.pow(0, self.beta1, t);
         let bc2 = 1.0 - powers.pow(1, self.beta2, t);
         let bc3 = 1.0 - powers.pow(2, self.beta3, t);
-        let on = self.weight_decay != 0.0;
+        // As in `Prelude::new`: `≠ 0` on the bits, and the decay factors only with decay
+        // on (unused otherwise), which spares a core without a double-precision unit
+        // four library calls a step.
+        let on = self.weight_decay.to_bits() << 1 != 0;
         let lr_wd = self.lr * self.weight_decay;
+        let (decay, shrink) = if on {
+            (T::from_f64(1.0 - lr_wd), T::from_f64(1.0 + lr_wd))
+        } else {
+            (T::ONE, T::ONE)
+        };
         Coeffs {
             maximize: self.maximize,
             first: t == 1,
@@ -135,8 +143,8 @@ impl Adan {
             one_minus_beta3: T::from_f64(1.0 - self.beta3),
             bc3_sqrt: Divisor::new(T::from_f64(powf(bc3, 0.5))),
             eps: T::from_f64(self.eps),
-            decay: T::from_f64(1.0 - lr_wd),
-            shrink: Divisor::new(T::from_f64(1.0 + lr_wd)),
+            decay,
+            shrink: Divisor::new(shrink),
             neg_step_m: T::from_f64(-(self.lr / bc1)),
             neg_step_n: T::from_f64(-(self.lr * self.beta2 / bc2)),
         }
