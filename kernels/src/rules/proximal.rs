@@ -358,19 +358,35 @@ struct Coeffs<T> {
 
 impl Proximal {
     /// The step's scalars; `powers` caches β₁ᵗ and β₂ᵗ between steps.
+    ///
+    /// Each group of scalars is computed only where the configuration uses it (the
+    /// others are placeholders the kernels never read): the defaults (SGD) use the step
+    /// size alone, and computing all of them cost the Cortex-M4F, which has no
+    /// double-precision unit, about 1 000 instructions a step in library calls, and an
+    /// x86-64 1K step with SSE2's 16 registers several nanoseconds in spills.
     fn coeffs<T: Real>(&self, t: u64, powers: &mut Powers) -> Coeffs<T> {
+        let lazy = self.representation == Representation::Lazy;
+        let heavy = matches!(
+            self.momentum,
+            MomentumKind::HeavyBall | MomentumKind::Nesterov
+        );
+        let ema = self.momentum == MomentumKind::Ema;
+        let adaptive = self.adapt != AdaptKind::None;
         let online = self.adapt == AdaptKind::OnlineAverage;
+        // The adapts that average g² into v (all but none and accumulated).
+        let averages = adaptive && self.adapt != AdaptKind::Accumulated;
         let (beta2, one_minus_beta2) = if online {
             (1.0 - self.gamma / t as f64, self.gamma / t as f64)
-        } else {
+        } else if averages {
             (self.beta2, 1.0 - self.beta2)
+        } else {
+            (0.0, 0.0)
         };
         // The powers β^t only where a choice uses them, and from the step counter's
         // cache as Adam takes them (the same values as `powf`): correctly rounded powers
         // computed afresh every step cost a 4K-parameter step on x86-64 more than its
         // element loop, and the Cortex-M4F thousands of instructions.
         let corrected = self.corrects_bias();
-        let lazy = self.representation == Representation::Lazy;
         let bc2 = if corrected {
             1.0 - powers.pow(1, self.beta2, t)
         } else {
@@ -382,7 +398,7 @@ impl Proximal {
         } else {
             1.0
         };
-        let step = if self.momentum == MomentumKind::Ema && corrected {
+        let step = if ema && corrected {
             self.lr / (1.0 - powers.pow(0, self.beta1, t))
         } else {
             self.lr
@@ -392,7 +408,11 @@ impl Proximal {
         } else {
             step
         };
+        // `≠ 0` on the bits (as `Prelude::new` tests weight decay).
+        let l1_on = self.l1.to_bits() << 1 != 0;
+        let l2_prox_on = self.l2_kind == L2Kind::Proximal && self.l2.to_bits() << 1 != 0;
         let l1_t = match self.l1_kind {
+            _ if !lazy => 0.0,
             L1Kind::Incremental => t as f64 * self.l1,
             L1Kind::Fixed => self.l1,
         };
@@ -402,6 +422,7 @@ impl Proximal {
         } else {
             T::ZERO
         };
+        let f = |on: bool, x: f64| if on { T::from_f64(x) } else { T::ZERO };
         Coeffs {
             prelude: Prelude::new(
                 self.maximize,
@@ -417,32 +438,28 @@ impl Proximal {
             momentum: self.momentum,
             adapt: self.adapt,
             first: t == 1,
-            mu: T::from_f64(self.beta1),
-            one_minus_dampening: T::from_f64(1.0 - self.dampening),
-            lerp: Lerp::new(1.0 - self.beta1),
-            beta2: T::from_f64(beta2),
-            one_minus_beta2: T::from_f64(one_minus_beta2),
+            mu: f(heavy, self.beta1),
+            one_minus_dampening: f(heavy, 1.0 - self.dampening),
+            lerp: Lerp::new(if ema { 1.0 - self.beta1 } else { 0.0 }),
+            beta2: f(averages, beta2),
+            one_minus_beta2: f(averages, one_minus_beta2),
             bc2: Divisor::new(T::from_f64(bc2)),
             bc2_sqrt: Divisor::new(T::from_f64(bc2_sqrt)),
             bc2_sqrt_prev: Divisor::new(T::from_f64(bc2_sqrt_prev)),
-            t: T::from_f64(t as f64),
-            t_prev: T::from_f64((t - 1) as f64),
-            eps: T::from_f64(self.eps),
-            neg_step: T::from_f64(-step),
-            l1_step: T::from_f64(step * self.l1),
-            l1_on: self.l1 != 0.0,
-            l2_step: T::from_f64(step * self.l2),
-            l2_prox_on: self.l2_kind == L2Kind::Proximal && self.l2 != 0.0,
-            step: T::from_f64(step),
-            step_prev: Divisor::new(T::from_f64(step_prev)),
-            same_step: t == 1 || step == step_prev,
+            t: f(online, t as f64),
+            t_prev: f(online && lazy, (t - 1) as f64),
+            eps: f(adaptive, self.eps),
+            neg_step: f(!lazy, -step),
+            l1_step: f(!lazy && l1_on, step * self.l1),
+            l1_on,
+            l2_step: f(!lazy && l2_prox_on, step * self.l2),
+            l2_prox_on,
+            step: f(lazy, step),
+            step_prev: Divisor::new(if lazy { T::from_f64(step_prev) } else { T::ONE }),
+            same_step: !lazy || t == 1 || step == step_prev,
             d0,
             l1_t: T::from_f64(l1_t),
-            l2: T::from_f64(if self.l2_kind == L2Kind::Proximal {
-                self.l2
-            } else {
-                0.0
-            }),
+            l2: f(lazy && self.l2_kind == L2Kind::Proximal, self.l2),
         }
     }
 }
