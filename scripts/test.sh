@@ -111,7 +111,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
     run_tests --release --no-default-features --target "$host"
 )
 
-step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M4F and Cortex-M0; no panic path in their kernel code"
+step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M4F and Cortex-M0; no panic path in their kernel code; a per-step profile"
 (
     unset CARGO_TARGET_DIR
     cd firmware
@@ -123,6 +123,7 @@ step "firmware under QEMU: train (Adam, SGD-momentum) and bench images, Cortex-M
     done
     ./sizes.sh
     ./no_panics.sh
+    ./profile.sh --top 4 adam sgd
 )
 
 step "kernel tests in the debug profile (overflow checks on)"

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Where each rule's per-step cost goes on a Cortex-M core: runs the profiling image
+# (src/bin/profile.rs: every rule stepped at N = 0 between two calls of
+# `profile_marker`) under QEMU with one instruction per translation block and an
+# execution trace, attributes every executed instruction to its function, and prints,
+# per rule, the instructions per step and the functions that take them (soft-float
+# library calls, the powers cache, the rule's own code).
+#
+# Usage: firmware/profile.sh [--m0] [--top K] [RULE ...]   (default: the Cortex-M4F,
+# the top 8 functions, every rule). Needs qemu-system-arm (7.2's -singlestep), python3
+# and llvm-nm (or binutils' nm). The trace of every rule is about 40 MB.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+target=thumbv7em-none-eabihf cpu=cortex-m4 machine=mps2-an386 top=8
+while (($#)); do
+    case $1 in
+    --m0) target=thumbv6m-none-eabi cpu=cortex-m0 machine=microbit ;;
+    --top) top=$2 && shift ;;
+    -*) echo "profile.sh: unknown option $1" >&2 && exit 2 ;;
+    *) break ;;
+    esac
+    shift
+done
+
+unset CARGO_TARGET_DIR
+cargo build --quiet --release --target "$target" --bin profile
+image=target/$target/release/profile
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+timeout 600 qemu-system-arm -cpu "$cpu" -machine "$machine" -nographic \
+    -semihosting-config enable=on,target=native -icount shift=0 -singlestep \
+    -d exec,nochain -D "$work/trace" -kernel "$image" >"$work/names"
+if command -v llvm-nm >/dev/null; then
+    llvm-nm -n --demangle "$image" >"$work/symbols"
+else
+    nm -n -C "$image" >"$work/symbols"
+fi
+
+python3 - "$work" "$top" "$@" <<'PY'
+import bisect, collections, re, sys
+
+work, top, wanted = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
+steps = 4  # STEPS in src/bin/profile.rs
+# Functions (text symbols), by address with the Thumb bit cleared; not ARM's mapping
+# symbols ($t, $d).
+funcs = []
+for line in open(f"{work}/symbols"):
+    parts = line.rstrip("\n").split(" ", 2)
+    if len(parts) == 3 and parts[1] in "tT" and not parts[2].startswith("$"):
+        funcs.append((int(parts[0], 16) & ~1, parts[2]))
+funcs.sort()
+starts = [a for a, _ in funcs]
+marker = next(a for a, n in funcs if n == "profile_marker")
+names = [n for n in open(f"{work}/names").read().split() if n]
+
+pc_of = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
+windows, current = [], None
+for line in open(f"{work}/trace"):
+    m = pc_of.search(line)
+    if not m:
+        continue
+    pc = int(m.group(1), 16) & ~1
+    if pc == marker:
+        # The marker's entry opens a window, and its next entry closes it.
+        if current is None:
+            current = collections.Counter()
+        else:
+            windows.append(current)
+            current = None
+        continue
+    if current is not None:
+        current[funcs[bisect.bisect_right(starts, pc) - 1][1]] += 1
+
+if len(windows) != len(names):
+    sys.exit(f"profile.sh: {len(windows)} windows for {len(names)} rules")
+for name, counts in zip(names, windows):
+    if wanted and name not in wanted:
+        continue
+    # The marker's own instructions after its entry belong to no rule.
+    counts.pop("profile_marker", None)
+    total = sum(counts.values())
+    print(f"== {name}: {total / steps:.0f} instructions per step (N = 0)")
+    for func, k in counts.most_common(top):
+        print(f"  {k / steps:8.1f}  {func[:110]}")
+PY
