@@ -41,7 +41,6 @@ python3 - "$work" "$top" "$@" <<'PY'
 import bisect, collections, re, sys
 
 work, top, wanted = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
-steps = 4  # STEPS in src/bin/profile.rs
 # Functions (text symbols), by address with the Thumb bit cleared; not ARM's mapping
 # symbols ($t, $d).
 funcs = []
@@ -52,7 +51,9 @@ for line in open(f"{work}/symbols"):
 funcs.sort()
 starts = [a for a, _ in funcs]
 marker = next(a for a, n in funcs if n == "profile_marker")
-names = [n for n in open(f"{work}/names").read().split() if n]
+# The image prints its steps per window, then the rules' names in window order.
+steps, *names = open(f"{work}/names").read().split()
+steps = int(steps)
 
 pc_of = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
 windows, current = [], None

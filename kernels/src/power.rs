@@ -189,13 +189,7 @@ impl Wide {
     #[inline(never)]
     fn to_f64_any(mant: u128, exp: i64, inexact: bool) -> f64 {
         let w = Wide { mant, exp, inexact };
-        w.to_f64_any_of()
-    }
-
-    /// [`Wide::to_f64_any`]'s work.
-    #[inline(always)]
-    fn to_f64_any_of(self) -> f64 {
-        let e = self.binary_exponent();
+        let e = w.binary_exponent();
         if e > EXP_LIMIT {
             return f64::INFINITY;
         }
@@ -205,15 +199,15 @@ impl Wide {
             return 0.0;
         }
         let (q, rem, half) = if shift == 128 {
-            (0, self.mant, 1u128 << 127)
+            (0, mant, 1u128 << 127)
         } else {
             (
-                (self.mant >> shift) as u64,
-                self.mant & ((1 << shift) - 1),
+                (mant >> shift) as u64,
+                mant & ((1 << shift) - 1),
                 1 << (shift - 1),
             )
         };
-        let up = rem > half || (rem == half && (self.inexact || q & 1 == 1));
+        let up = rem > half || (rem == half && (inexact || q & 1 == 1));
         let q = q + u64::from(up);
         // With the implicit bit included in `q`, adding the biased exponent minus one
         // carries a rounding overflow (q = 2⁵³) into the exponent field, and a subnormal

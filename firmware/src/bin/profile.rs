@@ -5,7 +5,8 @@
 //!
 //! Each rule first takes `WARMUP` steps on `N` params, so that the timed steps are past
 //! the first (which fills the powers cache and initializes the state), then `STEPS`
-//! steps on empty slices. Its name is printed before its window, in window order.
+//! steps on empty slices. The image prints `STEPS` first, then each rule's name before
+//! its window, in window order.
 
 #![no_std]
 #![no_main]
@@ -22,7 +23,7 @@ use panic_semihosting as _;
 const N: usize = 16;
 /// Warm-up steps per rule.
 const WARMUP: usize = 3;
-/// Steps in each rule's window (`profile.sh` divides by it).
+/// Steps in each rule's window (printed first: `profile.sh` divides by it).
 const STEPS: usize = 4;
 
 /// Marks a window's start (`0`) and end (`1`): `profile.sh` finds its address by name.
@@ -39,6 +40,7 @@ fn main() -> ! {
     let grads = [0.125f32; N];
     let mut state = [0.0f32; MAX_STATE_SLOTS * N];
     let mut ok = true;
+    let _ = writeln!(out, "{STEPS}");
     for &id in RuleId::ALL {
         let rule = core::hint::black_box(id.default_rule());
         let mut scalars = rule.fresh_scalars();

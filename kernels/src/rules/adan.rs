@@ -1,6 +1,6 @@
 //! Adan, adaptive Nesterov momentum (`pytorch_optimizer.Adan`).
 
-use super::{Rule, StepCount, begin_step, lerp, powf};
+use super::{Rule, StepCount, begin_step, lerp, nonzero, powf};
 use crate::driver::{Drive, Plain, general_and_plain_kernels};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes, Lerp};
@@ -121,12 +121,11 @@ impl Adan {
         let bc1 = 1.0 - powers.pow(0, self.beta1, t);
         let bc2 = 1.0 - powers.pow(1, self.beta2, t);
         let bc3 = 1.0 - powers.pow(2, self.beta3, t);
-        // As in `Prelude::new`: `≠ 0` on the bits, and the decay factors only with decay
-        // on (unused otherwise), which spares a core without a double-precision unit
-        // four library calls a step.
-        let on = self.weight_decay.to_bits() << 1 != 0;
-        let lr_wd = self.lr * self.weight_decay;
+        // The decay factors only with decay on (unused otherwise), as in
+        // `Prelude::new`: four library calls a step less without a double-precision unit.
+        let on = nonzero(self.weight_decay);
         let (decay, shrink) = if on {
+            let lr_wd = self.lr * self.weight_decay;
             (T::from_f64(1.0 - lr_wd), T::from_f64(1.0 + lr_wd))
         } else {
             (T::ONE, T::ONE)

@@ -386,6 +386,15 @@ pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
     }
 }
 
+/// `x ≠ 0` on the bits (±0 are the only doubles whose bits other than the sign are all
+/// zero; NaN is nonzero, as `!=` has it): the per-step scalars' on/off tests of a
+/// hyperparameter, where a float comparison is a library call on a core without a
+/// double-precision unit (the Cortex-M4F and M0).
+#[inline(always)]
+pub(crate) fn nonzero(x: f64) -> bool {
+    x.to_bits() << 1 != 0
+}
+
 /// `base ** exp` as Python computes it for floats (C `pow`): correctly rounded
 /// [`powi`] for whole exponents in `[0, 2⁵³]` (steps, epochs, milestone counts),
 /// correctly rounded [`pow`] (double-double `e^(y·ln x)`) otherwise.

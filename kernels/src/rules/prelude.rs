@@ -1,6 +1,7 @@
 //! What most rules do to the gradient (and the params) before their own update:
 //! `maximize`, then L2 weight decay on the gradient or decoupled decay of the params.
 
+use super::nonzero;
 use crate::lanes::Lanes;
 use crate::real::Real;
 
@@ -19,11 +20,9 @@ impl<T: Real> Prelude<T> {
     /// `decoupled` selects AdamW-style decay with factor `1 − lr·weight_decay`.
     /// Weight decay 0 disables both forms, as in torch (which skips the operation).
     pub(crate) fn new(maximize: bool, weight_decay: f64, decoupled: bool, lr: f64) -> Self {
-        // `weight_decay != 0` on the bits (±0 are the only doubles whose bits other than
-        // the sign are all zero); and without decay 1 − lr·0 is 1 for any finite lr,
-        // so it is not computed: on a core without a double-precision unit each
-        // comparison, product and difference is a library call.
-        let on = weight_decay.to_bits() << 1 != 0;
+        // Without decay 1 − lr·0 is 1 for any finite lr, so it is not computed: on a core
+        // without a double-precision unit each product and difference is a library call.
+        let on = nonzero(weight_decay);
         Prelude {
             maximize,
             l2: on && !decoupled,

@@ -3,7 +3,7 @@
 
 use super::prelude::Prelude;
 use super::registry::{Choice, choice_enum};
-use super::{Rule, StepCount, begin_step, lerp, powf};
+use super::{Rule, StepCount, begin_step, lerp, nonzero, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::{Divisor, Lanes, Lerp};
@@ -408,9 +408,8 @@ impl Proximal {
         } else {
             step
         };
-        // `≠ 0` on the bits (as `Prelude::new` tests weight decay).
-        let l1_on = self.l1.to_bits() << 1 != 0;
-        let l2_prox_on = self.l2_kind == L2Kind::Proximal && self.l2.to_bits() << 1 != 0;
+        let l1_on = nonzero(self.l1);
+        let l2_prox_on = self.l2_kind == L2Kind::Proximal && nonzero(self.l2);
         let l1_t = match self.l1_kind {
             _ if !lazy => 0.0,
             L1Kind::Incremental => t as f64 * self.l1,
