@@ -1837,8 +1837,11 @@ gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t gro
  * Attaches a schedule to a group (replacing any), started as torch's constructor
  * does: it records the group's `initial_lr` (once: the learning rate when the first
  * schedule is attached) and writes epoch 0's learning rate. Refused, with the group
- * unchanged: an invalid configuration, a cycling schedule on a rule without momentum.
- * A LambdaLR/MultiplicativeLR callback is called from the thread that calls
+ * unchanged: an invalid configuration, a cycling schedule on a rule without momentum,
+ * a momentum that would change the state of the group's registered tensors
+ * (`GRADSTEP_STATE_LAYOUT`: SGD has a momentum buffer only with momentum ≠ 0, so
+ * cycling the momentum of an SGD group registered with momentum 0 is refused; set a
+ * momentum before adding params). A LambdaLR/MultiplicativeLR callback is called from the thread that calls
  * `gradstep_optimizer_schedule_step` (and this function), never during a load.
  *
  * @par Safety
@@ -1866,7 +1869,9 @@ gradstep_status gradstep_optimizer_attach_schedule_handle(struct gradstep_optimi
  * Steps every group's epoch-driven schedule (call after `gradstep_optimizer_step`,
  * as in torch); groups without one, or with ReduceLROnPlateau (stepped by
  * `gradstep_optimizer_schedule_step_metric`), are left as they are. All or nothing:
- * if any group's schedule refuses, no group changes.
+ * if any group's schedule refuses, no group changes (a cycled SGD momentum reaching
+ * zero on a group with params, which would drop their momentum buffer, is
+ * `GRADSTEP_STATE_LAYOUT`).
  *
  * @par Safety
  * `opt` a live handle or NULL.

@@ -77,6 +77,7 @@ fn status_kind(e: Error) -> gradstep_status {
         | Error::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
         Error::OutOfMemory { .. } => GRADSTEP_OUT_OF_MEMORY,
         Error::NoMomentum { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
+        Error::StateSlots { .. } => GRADSTEP_STATE_LAYOUT,
         e => load_status_kind(e),
     }
 }
@@ -99,6 +100,7 @@ fn load_status_kind(e: Error) -> gradstep_status {
             what: "element type",
         } => GRADSTEP_CHECKPOINT_WRONG_TYPE,
         Error::Mismatch { .. }
+        | Error::StateSlots { .. }
         | Error::NoSuchGroup(_)
         | Error::NoSuchTensor(_)
         | Error::TensorCount { .. }
@@ -373,8 +375,11 @@ fn attach(
 /// Attaches a schedule to a group (replacing any), started as torch's constructor
 /// does: it records the group's `initial_lr` (once: the learning rate when the first
 /// schedule is attached) and writes epoch 0's learning rate. Refused, with the group
-/// unchanged: an invalid configuration, a cycling schedule on a rule without momentum.
-/// A LambdaLR/MultiplicativeLR callback is called from the thread that calls
+/// unchanged: an invalid configuration, a cycling schedule on a rule without momentum,
+/// a momentum that would change the state of the group's registered tensors
+/// (`GRADSTEP_STATE_LAYOUT`: SGD has a momentum buffer only with momentum ≠ 0, so
+/// cycling the momentum of an SGD group registered with momentum 0 is refused; set a
+/// momentum before adding params). A LambdaLR/MultiplicativeLR callback is called from the thread that calls
 /// [`gradstep_optimizer_schedule_step`] (and this function), never during a load.
 ///
 /// # Safety
@@ -412,7 +417,9 @@ pub unsafe extern "C" fn gradstep_optimizer_attach_schedule_handle(
 /// Steps every group's epoch-driven schedule (call after [`gradstep_optimizer_step`],
 /// as in torch); groups without one, or with ReduceLROnPlateau (stepped by
 /// [`gradstep_optimizer_schedule_step_metric`]), are left as they are. All or nothing:
-/// if any group's schedule refuses, no group changes.
+/// if any group's schedule refuses, no group changes (a cycled SGD momentum reaching
+/// zero on a group with params, which would drop their momentum buffer, is
+/// `GRADSTEP_STATE_LAYOUT`).
 ///
 /// # Safety
 /// `opt` a live handle or NULL.

@@ -21,9 +21,9 @@ use gradstep::optimizer::{
 };
 use gradstep::rules::{GRADSTEP_F32, GRADSTEP_RULE_SGD, gradstep_rule, gradstep_rule_default};
 use gradstep::schedules::{
-    GRADSTEP_SCHEDULE_EXPONENTIAL, GRADSTEP_SCHEDULE_LAMBDA, GRADSTEP_SCHEDULE_LINEAR,
-    GRADSTEP_SCHEDULE_STEP, gradstep_schedule, gradstep_schedule_config, gradstep_schedule_default,
-    gradstep_schedule_free, gradstep_schedule_new_sequential,
+    GRADSTEP_SCHEDULE_CYCLIC, GRADSTEP_SCHEDULE_EXPONENTIAL, GRADSTEP_SCHEDULE_LAMBDA,
+    GRADSTEP_SCHEDULE_LINEAR, GRADSTEP_SCHEDULE_STEP, gradstep_schedule, gradstep_schedule_config,
+    gradstep_schedule_default, gradstep_schedule_free, gradstep_schedule_new_sequential,
 };
 use gradstep::status::*;
 
@@ -95,11 +95,20 @@ impl Buffers {
 
 /// An SGD handle (lr 0.1, momentum [`MOMENTUM`]) over `b`, with StepLR(3, 0.5).
 fn handle(b: &mut Buffers) -> *mut gradstep_optimizer {
-    let mut sgd = core::mem::MaybeUninit::<gradstep_rule>::zeroed();
-    let mut opt = ptr::null_mut();
+    let opt = sgd_handle(b, MOMENTUM);
     let mut c = gradstep_schedule_default(GRADSTEP_SCHEDULE_STEP);
     c.params.step.step_size = 3;
     c.params.step.gamma = 0.5;
+    // SAFETY: a live handle, a valid config.
+    let status = unsafe { gradstep_optimizer_attach_schedule(opt, 0, &c) };
+    assert_eq!(status, GRADSTEP_OK);
+    opt
+}
+
+/// An SGD handle (lr 0.1, `momentum`) over `b`, without a schedule.
+fn sgd_handle(b: &mut Buffers, momentum: f64) -> *mut gradstep_optimizer {
+    let mut sgd = core::mem::MaybeUninit::<gradstep_rule>::zeroed();
+    let mut opt = ptr::null_mut();
     // SAFETY: valid pointers; `b` outlives the handle (every test frees it first).
     unsafe {
         assert_eq!(
@@ -108,7 +117,7 @@ fn handle(b: &mut Buffers) -> *mut gradstep_optimizer {
         );
         let mut sgd = sgd.assume_init();
         sgd.params.sgd.lr = 0.1;
-        sgd.params.sgd.momentum = MOMENTUM;
+        sgd.params.sgd.momentum = momentum;
         assert_eq!(
             gradstep_optimizer_new(&sgd, GRADSTEP_F32, &mut opt),
             GRADSTEP_OK
@@ -117,7 +126,6 @@ fn handle(b: &mut Buffers) -> *mut gradstep_optimizer {
             gradstep_optimizer_add_params_f32(opt, 0, b.w.as_mut_ptr(), b.g.as_ptr(), N),
             GRADSTEP_OK
         );
-        assert_eq!(gradstep_optimizer_attach_schedule(opt, 0, &c), GRADSTEP_OK);
     }
     opt
 }
@@ -472,4 +480,42 @@ fn a_sequential_schedule_handle_round_trips_through_handle_checkpoints() {
     }
     // SAFETY: a live handle.
     assert_eq!(unsafe { gradstep_schedule_free(sched) }, GRADSTEP_OK);
+}
+
+/// SGD's momentum buffer exists only with momentum ≠ 0: a cycling schedule attached to
+/// an SGD group without momentum would give its registered tensors a buffer they were
+/// not allocated with. Refused (`GRADSTEP_STATE_LAYOUT`) with the handle unchanged and
+/// still stepping; before, the attach succeeded and every later step was refused. A
+/// checkpoint of the other momentum does not fit either.
+#[test]
+fn momentum_that_would_reshape_the_state_is_refused() {
+    let (mut b, mut other) = (Buffers::new(), Buffers::new());
+    let opt = sgd_handle(&mut b, 0.0);
+    let with_momentum = sgd_handle(&mut other, MOMENTUM);
+    let mut c = gradstep_schedule_default(GRADSTEP_SCHEDULE_CYCLIC);
+    c.params.cyclic.base_lr = 0.01;
+    c.params.cyclic.max_lr = 0.1;
+    c.params.cyclic.cycle_momentum = 1;
+    let before = save(opt);
+    // SAFETY: a live handle, a valid config.
+    let status = unsafe { gradstep_optimizer_attach_schedule(opt, 0, &c) };
+    assert_eq!(status, GRADSTEP_STATE_LAYOUT);
+    assert_eq!(
+        load(opt, &save(with_momentum)),
+        GRADSTEP_CHECKPOINT_MISMATCH
+    );
+    assert_eq!(load(with_momentum, &before), GRADSTEP_CHECKPOINT_MISMATCH);
+    assert_eq!(save(opt), before);
+    assert_eq!(lr(opt), 0.1);
+    // SAFETY: a live handle.
+    assert_eq!(unsafe { gradstep_optimizer_step(opt) }, GRADSTEP_OK);
+    // Without cycling the momentum, the same schedule is taken.
+    c.params.cyclic.cycle_momentum = 0;
+    // SAFETY: a live handle, a valid config.
+    let status = unsafe { gradstep_optimizer_attach_schedule(opt, 0, &c) };
+    assert_eq!(status, GRADSTEP_OK);
+    // SAFETY: a live handle.
+    assert_eq!(unsafe { gradstep_optimizer_step(opt) }, GRADSTEP_OK);
+    free(opt);
+    free(with_momentum);
 }

@@ -76,6 +76,18 @@ pub enum Error {
         /// The group.
         group: GroupId,
     },
+    /// New options for a group would change the number of state slices of its
+    /// registered tensors, whose state was allocated for the group's rule (SGD's
+    /// momentum buffer exists only with momentum ≠ 0; Adam's `max_exp_avg_sq` only with
+    /// AMSGrad): set such options before adding the group's tensors.
+    StateSlots {
+        /// The group.
+        group: GroupId,
+        /// The slices its tensors have.
+        slots: usize,
+        /// The slices the new options need.
+        needed: usize,
+    },
     /// A state dict or checkpoint does not fit this optimizer: its shape (groups,
     /// tensors, lengths, membership, slot names), its rule kind or element type, or the
     /// schedules attached here.
@@ -127,6 +139,16 @@ impl fmt::Display for Error {
             Error::NoMomentum { group } => write!(
                 f,
                 "param group {}: the rule has no momentum (or β₁) to set",
+                group.0
+            ),
+            Error::StateSlots {
+                group,
+                slots,
+                needed,
+            } => write!(
+                f,
+                "param group {}: the new options need {needed} state slices per tensor, its \
+                 tensors have {slots} (set them before adding tensors)",
                 group.0
             ),
             Error::Mismatch { what } => write!(f, "does not fit this optimizer: {what}"),

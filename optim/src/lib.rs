@@ -592,13 +592,7 @@ impl<T: Element> Optimizer<T> {
         self.check_kind(&rule)?;
         rule.validate()?;
         let g = self.group(group)?;
-        if rule.state_slots() != g.rule.state_slots()
-            && self.tensors.iter().any(|t| t.group == group.0)
-        {
-            return Err(Error::Mismatch {
-                what: "the new options change the number of state slices of the group's tensors",
-            });
-        }
+        self.check_slots(group.0, &rule)?;
         if g.momentum_cycled && rule.momentum().is_none() {
             return Err(Error::NoMomentum { group });
         }
@@ -627,13 +621,33 @@ impl<T: Element> Optimizer<T> {
     }
 
     /// Sets the group's momentum (or β₁). Refused: a rule without one
-    /// ([`Error::NoMomentum`]), a value the rule refuses.
+    /// ([`Error::NoMomentum`]), a value the rule refuses, a change between zero and
+    /// non-zero SGD momentum on a group with tensors ([`Error::StateSlots`]: their
+    /// state has no momentum buffer, or one the rule would no longer use).
     pub fn set_momentum(&mut self, group: GroupId, momentum: f64) -> Result<(), Error> {
         let mut rule = self.group(group)?.rule;
         rule.set_momentum(momentum)
             .map_err(|_| Error::NoMomentum { group })?;
         rule.validate()?;
+        self.check_slots(group.0, &rule)?;
         self.groups[group.0].rule = rule;
+        Ok(())
+    }
+
+    /// Refuses `rule` as group `group`'s if it has another number of state slices than
+    /// the group's rule and the group has tensors: their state was allocated for the
+    /// group's rule (SGD has its momentum buffer only with momentum ≠ 0; torch creates
+    /// it at the first step with momentum). Every change of a group's rule checks it,
+    /// so every tensor's state always fits its group's rule.
+    pub(crate) fn check_slots(&self, group: usize, rule: &AnyRule) -> Result<(), Error> {
+        let (slots, needed) = (self.groups[group].rule.state_slots(), rule.state_slots());
+        if needed != slots && self.tensors.iter().any(|t| t.group == group) {
+            return Err(Error::StateSlots {
+                group: GroupId(group),
+                slots,
+                needed,
+            });
+        }
         Ok(())
     }
 
@@ -648,7 +662,10 @@ impl<T: Element> Optimizer<T> {
     /// Any built-in schedule, a [`CustomSchedule`], or a `SequentialLR` or
     /// `ChainedScheduler` of 2 to 4 [`Member`]s ([`EpochSchedule`]). Refused, with the
     /// group unchanged: an invalid configuration, a cycling schedule on a rule without
-    /// momentum, a learning rate the rule refuses.
+    /// momentum, a learning rate the rule refuses, a momentum that changes the state
+    /// slices of the group's tensors ([`Error::StateSlots`]: cycling SGD's momentum
+    /// from zero; set a momentum before adding the tensors). A cycling schedule whose
+    /// momentum reaches zero on such a group is refused at that step.
     pub fn attach_schedule(
         &mut self,
         group: GroupId,
@@ -672,6 +689,7 @@ impl<T: Element> Optimizer<T> {
         let mut view = g.view();
         schedule.start(&mut view)?;
         let next = g.with(group, &view, Some(schedule))?;
+        self.check_slots(group.0, &next.rule)?;
         self.groups[group.0] = next;
         Ok(())
     }
@@ -723,7 +741,9 @@ impl<T: Element> Optimizer<T> {
                     continue;
                 }
             }
-            next.push(g.with(GroupId(i), &view, schedule)?);
+            let g = g.with(GroupId(i), &view, schedule)?;
+            self.check_slots(i, &g.rule)?;
+            next.push(g);
         }
         self.groups = next;
         Ok(())

@@ -191,6 +191,7 @@ impl<T: Element> Optimizer<T> {
                 });
             }
             rule.validate()?;
+            self.check_slots(g, &rule)?;
             let mut members = self
                 .tensors
                 .iter()

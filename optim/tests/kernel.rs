@@ -222,10 +222,14 @@ fn refused_configuration_changes_nothing() {
     let empty = adam.add_group(AnyRule::parse("adam").unwrap()).unwrap();
     adam.add_tensor(GroupId(0), 2).unwrap();
     let ams = AnyRule::parse("adam:amsgrad").unwrap();
-    assert!(matches!(
+    assert_eq!(
         adam.set_rule(GroupId(0), ams),
-        Err(Error::Mismatch { .. })
-    ));
+        Err(Error::StateSlots {
+            group: GroupId(0),
+            slots: 2,
+            needed: 3
+        })
+    );
     adam.set_rule(empty, ams).unwrap();
     adam.set_rule(GroupId(0), AnyRule::parse("adam:lr=0.5").unwrap())
         .unwrap();

@@ -188,3 +188,76 @@ fn schedule_steps_are_all_or_nothing() {
     opt.schedule_step().unwrap();
     assert_eq!(opt.lr(GroupId(0)), Ok(lr0 * 0.5));
 }
+
+/// SGD's momentum buffer exists only with momentum ≠ 0, and a registered tensor's
+/// state was allocated for its group's rule: a change of momentum between zero and
+/// non-zero on a group with tensors would leave every later step refused. It is
+/// refused where it is made (setter, schedule attach, schedule step, loaded state),
+/// with the optimizer unchanged and still stepping.
+#[test]
+fn momentum_that_would_reshape_the_state_is_refused() {
+    let reshape = |e: Result<(), Error>| {
+        assert!(
+            matches!(
+                e,
+                Err(Error::StateSlots {
+                    group: GroupId(0),
+                    ..
+                })
+            ),
+            "{e:?}"
+        )
+    };
+    let sgd = |spec: &str| {
+        let mut opt = Optimizer::<f32>::new(AnyRule::parse(spec).unwrap()).unwrap();
+        opt.add_tensor(GroupId(0), 3).unwrap();
+        opt
+    };
+    let (mut p, g) = (vec![1.0f32; 3], vec![0.25f32; 3]);
+    for (spec, momentum) in [("sgd:lr=0.1", 0.9), ("sgd:lr=0.1,momentum=0.9", 0.0)] {
+        let mut opt = sgd(spec);
+        opt.step(&mut [(&mut p, &g)]).unwrap();
+        let before = opt.checkpoint().unwrap();
+        reshape(opt.set_momentum(GroupId(0), momentum));
+        let mut rule = opt.rule(GroupId(0)).unwrap();
+        rule.set_momentum(momentum).unwrap();
+        reshape(opt.set_rule(GroupId(0), rule));
+        // A cycling schedule sets the momentum when attached (torch's CyclicLR does).
+        let mut c = CyclicLr::new(0.01, 0.1);
+        (c.base_momentum, c.max_momentum) = (momentum, momentum);
+        reshape(opt.attach_schedule(GroupId(0), c));
+        // A saved state of the other momentum does not fit these tensors.
+        let other = sgd(if momentum == 0.0 {
+            "sgd:lr=0.1"
+        } else {
+            "sgd:lr=0.1,momentum=0.9"
+        });
+        reshape(opt.load_state_dict(&other.state_dict()));
+        assert_eq!(opt.checkpoint().unwrap(), before);
+        opt.step(&mut [(&mut p, &g)]).unwrap();
+        // A group without tensors may change: its tensors are allocated for it.
+        let empty = opt.add_group(AnyRule::parse(spec).unwrap()).unwrap();
+        opt.set_momentum(empty, momentum).unwrap();
+    }
+
+    // A schedule whose momentum reaches zero during its cycle: that step is refused
+    // (all or nothing), and the optimizer keeps stepping with the previous values.
+    let mut opt = sgd("sgd:lr=0.1,momentum=0.9");
+    let mut c = CyclicLr::new(0.01, 0.1);
+    (c.step_size_up, c.base_momentum, c.max_momentum) = (2, 0.0, 0.9);
+    let attached = opt.attach_schedule(GroupId(0), c);
+    let mut refused = 0;
+    for _ in 0..6 {
+        let lr = opt.lr(GroupId(0)).unwrap();
+        match opt.schedule_step() {
+            Ok(()) => assert_ne!(opt.momentum(GroupId(0)), Ok(Some(0.0))),
+            Err(e) => {
+                reshape(Err(e));
+                assert_eq!(opt.lr(GroupId(0)), Ok(lr));
+                refused += 1;
+            }
+        }
+        opt.step(&mut [(&mut p, &g)]).unwrap();
+    }
+    assert!(attached.is_err() || refused > 0, "{attached:?}");
+}
