@@ -223,6 +223,8 @@ pub struct TensorId(pub usize);
 struct ParamGroup {
     /// The hyperparameters as the next step uses them: the group's current learning
     /// rate and momentum live in the rule itself, so there is one place to read them.
+    /// Always valid: everything that sets it checks the rule's `validate` first, so a
+    /// step need not check it again before writing anything.
     rule: AnyRule,
     /// torch's `group["initial_lr"]`.
     initial_lr: Option<f64>,
@@ -754,16 +756,14 @@ impl<T: Element> Optimizer<T> {
     /// [`gradstep::Rule::step`] with the tensor's scalar state and state slices).
     ///
     /// Checked before any tensor is written: the number of tensors, every length,
-    /// every group's hyperparameters, every step counter. On `Err` nothing changed.
+    /// every step counter (the groups' hyperparameters were checked when they were
+    /// set). On `Err` nothing changed.
     pub fn step(&mut self, tensors: &mut [(&mut [T], &[T])]) -> Result<(), Error> {
         if tensors.len() != self.tensors.len() {
             return Err(Error::TensorCount {
                 expected: self.tensors.len(),
                 found: tensors.len(),
             });
-        }
-        for g in &self.groups {
-            g.rule.validate()?;
         }
         let mut total = 0usize;
         for (i, (t, (p, g))) in self.tensors.iter().zip(tensors.iter()).enumerate() {
@@ -799,7 +799,6 @@ impl<T: Element> Optimizer<T> {
     ) -> Result<(), Error> {
         let t = self.tensor(id)?;
         let rule = self.groups[t.group].rule;
-        rule.validate()?;
         self.check_tensor(id, t, params, grads)?;
         let lookahead = self.lookahead;
         let t = &mut self.tensors[id.0];
@@ -865,6 +864,12 @@ fn step_tensor<T: Element>(
     params: &mut [T],
     grads: &[T],
 ) -> Result<(), Error> {
+    if lookahead.is_none() {
+        // The state is the rule's slots back to back: the kernel's flat form, which
+        // cuts it without the general path's per-slot checks.
+        rule.step_flat(&mut t.scalars, params, grads, t.state.as_mut_slice())?;
+        return Ok(());
+    }
     let slots = slots_of(rule, lookahead);
     let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
     for (part, slot) in parts

@@ -241,6 +241,56 @@ fn refused_configuration_changes_nothing() {
     );
 }
 
+/// A step no longer checks the groups' hyperparameters before writing (each change is
+/// checked where it is made): whatever values the setters are given, every one they
+/// accept leaves a rule that validates, and the next step succeeds, for every rule.
+#[test]
+fn accepted_changes_leave_valid_hyperparameters() {
+    const VALUES: [f64; 12] = [
+        f64::NAN,
+        f64::NEG_INFINITY,
+        -1.0,
+        -1e-300,
+        -0.0,
+        0.0,
+        1e-300,
+        0.5,
+        1.0,
+        1.5,
+        1e300,
+        f64::INFINITY,
+    ];
+    for &id in RuleId::ALL {
+        let mut opt = Optimizer::<f32>::new(id.default_rule()).unwrap();
+        let g = opt.add_group(id.default_rule()).unwrap();
+        opt.add_tensor(g, 5).unwrap();
+        let (mut p, grad) = (vec![0.5f32; 5], vec![0.25f32; 5]);
+        let mut accepted = 0;
+        let mut check = |opt: &mut Optimizer<f32>, ok: bool, what: &str| {
+            accepted += usize::from(ok);
+            let rule = opt.rule(g).unwrap();
+            assert_eq!(rule.validate(), Ok(()), "{id:?} after {what}: {rule:?}");
+            opt.step(&mut [(&mut p, &grad)])
+                .unwrap_or_else(|e| panic!("{id:?} after {what}: {e:?}"));
+        };
+        for &v in &VALUES {
+            let ok = opt.set_lr(g, v).is_ok();
+            check(&mut opt, ok, &format!("lr {v}"));
+            let ok = opt.set_momentum(g, v).is_ok();
+            check(&mut opt, ok, &format!("momentum {v}"));
+            for field in id.fields() {
+                let mut rule = opt.rule(g).unwrap();
+                if rule.set(field.name, Value::Number(v)).is_ok() {
+                    let ok = opt.set_rule(g, rule).is_ok();
+                    check(&mut opt, ok, &format!("{} {v}", field.name));
+                }
+            }
+        }
+        // Each rule takes some of the values: the loop above tried both sides.
+        assert!(accepted > 0, "{id:?}");
+    }
+}
+
 /// A tensor too large to allocate is an error, not an abort.
 #[test]
 fn huge_tensors_are_refused_not_aborted() {
