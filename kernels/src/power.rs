@@ -48,7 +48,11 @@
 //!
 //! Products of 128-bit significands are four 64 × 64-bit multiplies on 64-bit targets
 //! and sixteen 32 × 32-bit ones (`UMAAL`) elsewhere: on the x86 host `powi(0.999, t)`
-//! takes 0.12–0.15 µs for t = 10²..10⁶ (0.5–0.6 µs with 32-bit limbs).
+//! takes 0.12–0.15 µs for t = 10²..10⁶ (0.5–0.6 µs with 32-bit limbs). A core with no
+//! 32 × 32 → 64-bit multiply (the Cortex-M0) forms each of those from four 16 × 16-bit
+//! `MULS` (`mul_u32`) rather than call `__aeabi_lmul`, the cache's step among them:
+//! Adam's per-step cost there fell from 5 174 to 4 848 instructions, NAdam's from
+//! 24 176 to 21 076 (`firmware/profile.sh --m0`).
 
 /// A positive number `mant · 2^exp` with `mant` normalized to `[2¹²⁷, 2¹²⁸)`, and whether
 /// it was rounded down (truncated) on the way.
@@ -104,14 +108,19 @@ impl Wide {
 
     /// `self · m·2^e` for a base from [`Wide::base_of`], truncated to 128 bits: the same
     /// value and flag as [`Wide::mul`] by `Wide::from_f64(x)`, whose low half is zero,
-    /// in two 64 × 64-bit multiplies instead of four.
+    /// in two 64 × 64-bit multiplies instead of four (`mul_base_limbs` on a core without
+    /// a 32 × 32 → 64-bit multiply).
     #[inline]
     fn mul_base(&self, (m, e): (u64, i64)) -> Wide {
-        let (a1, a0) = ((self.mant >> 64) as u64, self.mant as u64);
-        let low = u128::from(a0) * u128::from(m);
-        // a1·m + ⌊a0·m / 2⁶⁴⌋ < (2⁶⁴ − 1)² + 2⁶⁴ < 2¹²⁸: no carry out.
-        let mid = u128::from(a1) * u128::from(m) + (low >> 64);
-        let dropped = low as u64;
+        #[cfg(not(gradstep_no_long_multiply))]
+        let (mid, dropped) = {
+            let (a1, a0) = ((self.mant >> 64) as u64, self.mant as u64);
+            let low = u128::from(a0) * u128::from(m);
+            // a1·m + ⌊a0·m / 2⁶⁴⌋ < (2⁶⁴ − 1)² + 2⁶⁴ < 2¹²⁸: no carry out.
+            (u128::from(a1) * u128::from(m) + (low >> 64), low as u64)
+        };
+        #[cfg(gradstep_no_long_multiply)]
+        let (mid, dropped) = mul_base_limbs(self.mant, m);
         // The 192-bit product mid·2⁶⁴ + dropped has its top bit at 191 or 190.
         let (mant, dropped, exp) = if mid >> 127 == 1 {
             (mid, dropped, self.exp + e + 64)
@@ -273,7 +282,7 @@ fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
         let mut carry = 0u64;
         for j in 0..4 {
             // (2³² − 1)² + 2·(2³² − 1) = 2⁶⁴ − 1: never overflows.
-            let t = u64::from(a[i]) * u64::from(b[j]) + u64::from(r[i + j]) + carry;
+            let t = mul_u32(a[i], b[j]) + u64::from(r[i + j]) + carry;
             r[i + j] = t as u32;
             carry = t >> 32;
         }
@@ -285,6 +294,67 @@ fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
             .fold(0u128, |acc, &limb| acc << 32 | u128::from(limb))
     };
     (join(&r[4..]), join(&r[..4]))
+}
+
+/// [`Wide::mul_base`]'s 192-bit product `a · b`, as its high 128 bits and its low 64
+/// bits, in 32-bit limbs: eight 32 × 32-bit products ([`mul_u32`]) on a core without a
+/// 32 × 32 → 64-bit multiply, where LLVM makes the two 64 × 64 → 128-bit products eight
+/// calls of `__aeabi_lmul` (compiled for the tests everywhere): on the Cortex-M0 a
+/// cached power's step takes 133 instructions more in `Powers::pow` and 296 fewer in
+/// `__aeabi_lmul`. Not on the Cortex-M4F, where LLVM's `UMULL`/`UMLAL`s for the two
+/// products take 3 fewer instructions a power than these limbs' (`firmware/profile.sh`).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_base_limbs(a: u128, b: u64) -> (u128, u64) {
+    let (b0, b1) = (b as u32, (b >> 32) as u32);
+    // r = a·b, one 32-bit limb of `a` (a row of two products) at a time.
+    let mut r = [0u32; 6];
+    for i in 0..4 {
+        let limb = (a >> (32 * i)) as u32;
+        // (2³² − 1)² + 2·(2³² − 1) = 2⁶⁴ − 1 bounds both sums: neither overflows.
+        let low = mul_u32(limb, b0) + u64::from(r[i]);
+        let high = mul_u32(limb, b1) + u64::from(r[i + 1]) + (low >> 32);
+        // r[i + 2] is still 0: the rows so far reach r[i + 1].
+        (r[i], r[i + 1], r[i + 2]) = (low as u32, high as u32, (high >> 32) as u32);
+    }
+    let limb = |k: usize| u128::from(r[k]);
+    (
+        limb(5) << 96 | limb(4) << 64 | limb(3) << 32 | limb(2),
+        u64::from(r[1]) << 32 | u64::from(r[0]),
+    )
+}
+
+/// The exact 64-bit product `a · b`: the target's 32 × 32 → 64-bit multiply (`UMULL`),
+/// or `mul_u32_halves` where it has none (the Thumb-1-only cores, Cortex-M0 among
+/// them; `gradstep_no_long_multiply`, from `build.rs`), where LLVM would call
+/// `__aeabi_lmul`, a general 64 × 64-bit product (37 instructions on the Cortex-M0, and
+/// the call's own moves). The tests
+/// take the halves on every target, so that the host runs the Cortex-M0's limb products.
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[inline]
+fn mul_u32(a: u32, b: u32) -> u64 {
+    #[cfg(not(any(test, gradstep_no_long_multiply)))]
+    {
+        u64::from(a) * u64::from(b)
+    }
+    #[cfg(any(test, gradstep_no_long_multiply))]
+    {
+        mul_u32_halves(a, b)
+    }
+}
+
+/// [`mul_u32`] from the four products of the factors' 16-bit halves, each exact in a
+/// 32-bit `MULS` (compiled for the tests everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_u32_halves(a: u32, b: u32) -> u64 {
+    let (a1, a0) = (a >> 16, a & 0xFFFF);
+    let (b1, b0) = (b >> 16, b & 0xFFFF);
+    // Each below (2¹⁶ − 1)² < 2³².
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    // a·b = p11·2³² + (p01 + p10)·2¹⁶ + p00 ≤ (2³² − 1)² < 2⁶⁴, so no partial sum
+    // overflows 64 bits (p01 + p10 alone may carry out of 32: it is added in 64).
+    (u64::from(p11) << 32 | u64::from(p00)) + (u64::from(p01) << 16) + (u64::from(p10) << 16)
 }
 
 /// `|x|ⁿ` for finite non-zero `x` and `n ≥ 1`, by left-to-right binary powering.
@@ -709,13 +779,15 @@ fn mul_high64(a: u64, b: u64) -> u64 {
     }
 }
 
-/// [`mul_high64`] from four 32 × 32-bit products (compiled for the tests everywhere).
+/// [`mul_high64`] from four 32 × 32-bit products ([`mul_u32`]; compiled for the tests
+/// everywhere).
 #[cfg(any(test, not(target_pointer_width = "64")))]
 #[inline]
 fn mul_high64_limbs(a: u64, b: u64) -> u64 {
     let (a1, a0) = (a >> 32, a & 0xFFFF_FFFF);
     let (b1, b0) = (b >> 32, b & 0xFFFF_FFFF);
-    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    let p = |x: u64, y: u64| mul_u32(x as u32, y as u32);
+    let (p00, p01, p10, p11) = (p(a0, b0), p(a0, b1), p(a1, b0), p(a1, b1));
     // Below 3·2³²: its carry is the only one into the high half.
     let mid = (p00 >> 32) + (p01 & 0xFFFF_FFFF) + (p10 & 0xFFFF_FFFF);
     p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32)
@@ -1796,9 +1868,6 @@ mod tests {
         assert!(libm_differ > checked / 50, "{libm_differ} of {checked}");
     }
 
-    /// Both ways of multiplying (64-bit limbs here, 32-bit limbs on the 32-bit targets,
-    /// which the host tests would not otherwise run) agree, and with the full product, on
-    /// edge and random operands.
     #[test]
     /// `mul_base` is `mul` by the base's `Wide`, flag included: on normalized
     /// significands with every bit pattern at the truncation (none dropped, only the
@@ -1850,6 +1919,9 @@ mod tests {
         }
     }
 
+    /// Both ways of multiplying (64-bit limbs here, 32-bit limbs on the 32-bit targets,
+    /// which the host tests would not otherwise run) agree, and with the full product, on
+    /// edge and random operands.
     #[test]
     fn high_halves_of_products() {
         let mut rng = Mix(0x1319_8A2E_0370_7344);
@@ -1882,6 +1954,87 @@ mod tests {
         }
         assert_eq!(mul_q63(-(1 << 62), 1 << 62), -(1 << 61));
         assert_eq!(mul_q127(-(1 << 126), -(1 << 125)), 1 << 124);
+    }
+
+    /// A word's edges for the products of 16-bit halves: halves of 0, 1, 2, 0x8000 and
+    /// 0xFFFF, so that every partial product and every carry out of the cross terms' sum
+    /// is at its extreme somewhere.
+    const WORD_EDGES: [u32; 14] = [
+        0,
+        1,
+        2,
+        0xFFFF,
+        0x1_0000,
+        0x1_FFFF,
+        0x8000,
+        0x8000_8000,
+        0x7FFF_FFFF,
+        0x8000_0000,
+        0xFFFF_0000,
+        0xFFFF_0001,
+        u32::MAX - 1,
+        u32::MAX,
+    ];
+
+    /// [`mul_u32_halves`], the Cortex-M0's 32 × 32 → 64-bit product, is the full product
+    /// on every pair of edge words and on random words of every width.
+    #[test]
+    fn products_of_words_from_their_halves() {
+        let mut rng = Mix(0x3707_3440_A409_3822);
+        let n = WORD_EDGES.len();
+        for i in 0..50_000usize {
+            let (a, b) = if i < n * n {
+                (WORD_EDGES[i / n], WORD_EDGES[i % n])
+            } else {
+                let w = rng.next();
+                ((w as u32) >> (rng.next() % 32), (w >> 32) as u32)
+            };
+            let want = u64::from(a) * u64::from(b);
+            assert_eq!(mul_u32_halves(a, b), want, "{a:#x} {b:#x}");
+            assert_eq!(mul_u32(a, b), want, "{a:#x} {b:#x}");
+        }
+    }
+
+    /// [`mul_base_limbs`], the Cortex-M0's `mul_base` product (eight products of 32-bit
+    /// limbs from their halves, as the tests take [`mul_u32`]), is the other targets' two
+    /// 64 × 64 → 128-bit products, high 128 bits and dropped 64 alike: on operands built
+    /// from edge words (all ones, where every carry runs the whole length, and the
+    /// normal bases' shape, bit 63 set and the low 11 bits clear) and on random ones.
+    #[test]
+    fn base_products_in_limbs_are_the_wide_products() {
+        let mut rng = Mix(0x2299_F31D_0082_EFA9);
+        let n = WORD_EDGES.len();
+        let word = |rng: &mut Mix| {
+            let w = WORD_EDGES[(rng.next() % n as u64) as usize];
+            if rng.next().is_multiple_of(4) {
+                rng.next() as u32
+            } else {
+                w
+            }
+        };
+        for i in 0..50_000u32 {
+            let (a, b) = if i % 2 == 0 {
+                let a = (0..4).fold(0u128, |acc, _| acc << 32 | u128::from(word(&mut rng)));
+                let b = u64::from(word(&mut rng)) << 32 | u64::from(word(&mut rng));
+                (a, b)
+            } else {
+                let a = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                let b = rng.next() >> (rng.next() % 64);
+                (a >> (rng.next() % 128), b)
+            };
+            for (a, b) in [(a, b), (a | 1 << 127, b << 11 | 1 << 63)] {
+                let (a1, a0) = (a >> 64, a & u128::from(u64::MAX));
+                let low = a0 * u128::from(b);
+                let high = a1 * u128::from(b) + (low >> 64);
+                assert_eq!(mul_base_limbs(a, b), (high, low as u64), "{a:#x} {b:#x}");
+            }
+        }
+        let all = u128::MAX;
+        assert_eq!(
+            mul_base_limbs(all, u64::MAX),
+            (all - (1 << 64), 1),
+            "(2¹²⁸ − 1)(2⁶⁴ − 1) = (2¹²⁸ − 2⁶⁴ − 1)·2⁶⁴ + 1"
+        );
     }
 
     /// The fast approximation is within its bound, 2⁻⁸³ (relative), of the accurate
