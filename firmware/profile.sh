@@ -6,17 +6,20 @@
 # per rule, the instructions per step and the functions that take them (soft-float
 # library calls, the powers cache, the rule's own code).
 #
-# Usage: firmware/profile.sh [--m0] [--top K] [RULE ...]   (default: the Cortex-M4F,
-# the top 8 functions, every rule). Needs qemu-system-arm (7.2's -singlestep), python3
+# Usage: firmware/profile.sh [--m0] [--top K] [--forbid REGEX] [RULE ...]   (default:
+# the Cortex-M4F, the top 8 functions, every rule). With --forbid it exits 1 if a
+# listed rule's step runs a function whose name matches REGEX (Python syntax), and
+# names it: a check that a per-step library call removed stays removed. Needs qemu-system-arm (7.2's -singlestep), python3
 # and llvm-nm (or binutils' nm). The trace of every rule is about 40 MB.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-target=thumbv7em-none-eabihf cpu=cortex-m4 machine=mps2-an386 top=8
+target=thumbv7em-none-eabihf cpu=cortex-m4 machine=mps2-an386 top=8 forbid=
 while (($#)); do
     case $1 in
     --m0) target=thumbv6m-none-eabi cpu=cortex-m0 machine=microbit ;;
     --top) top=$2 && shift ;;
+    --forbid) forbid=$2 && shift ;;
     -*) echo "profile.sh: unknown option $1" >&2 && exit 2 ;;
     *) break ;;
     esac
@@ -37,10 +40,10 @@ else
     nm -n -C "$image" >"$work/symbols"
 fi
 
-python3 - "$work" "$top" "$@" <<'PY'
+python3 - "$work" "$top" "$forbid" "$@" <<'PY'
 import bisect, collections, re, sys
 
-work, top, wanted = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
+work, top, forbid, wanted = sys.argv[1], int(sys.argv[2]), sys.argv[3], set(sys.argv[4:])
 # Functions (text symbols), by address with the Thumb bit cleared; not ARM's mapping
 # symbols ($t, $d).
 funcs = []
@@ -73,6 +76,7 @@ for line in open(f"{work}/trace"):
     if current is not None:
         current[funcs[bisect.bisect_right(starts, pc) - 1][1]] += 1
 
+failed = False
 if len(windows) != len(names):
     sys.exit(f"profile.sh: {len(windows)} windows for {len(names)} rules")
 for name, counts in zip(names, windows):
@@ -84,4 +88,11 @@ for name, counts in zip(names, windows):
     print(f"== {name}: {total / steps:.0f} instructions per step (N = 0)")
     for func, k in counts.most_common(top):
         print(f"  {k / steps:8.1f}  {func[:110]}")
+    if forbid:
+        for func, k in counts.items():
+            if re.search(forbid, func):
+                print(f"profile.sh: {name}'s step runs {func} ({k / steps:.0f} per step)")
+                failed = True
+if failed:
+    sys.exit(1)
 PY

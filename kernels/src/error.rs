@@ -217,6 +217,16 @@ pub(crate) mod check {
             "must be in [0, 1]",
         )
     }
+    /// In `(0, 1]`: rates that must move (Proximal's and Mukkamala & Hein's γ).
+    pub fn unit_positive(name: &'static str, v: f64) -> Result<(), Error> {
+        // The positive doubles up to 1 are the bits 1 ..= 1.0's.
+        require(
+            v.to_bits().wrapping_sub(1) < 1f64.to_bits(),
+            name,
+            v,
+            "must be in (0, 1]",
+        )
+    }
     /// Any finite value.
     pub fn finite(name: &'static str, v: f64) -> Result<(), Error> {
         require(v.is_finite(), name, v, "must be finite")
@@ -246,7 +256,7 @@ mod tests {
             // Dense around the ranges' ends: [-2, 2).
             values.push(rng.unit() * 4.0 - 2.0);
         }
-        let mut refused = [0usize; 4];
+        let mut refused = [0usize; 5];
         for v in values {
             let cases = [
                 (
@@ -256,6 +266,7 @@ mod tests {
                 (check::positive("v", v).is_ok(), v.is_finite() && v > 0.0),
                 (check::unit_open("v", v).is_ok(), (0.0..1.0).contains(&v)),
                 (check::unit_closed("v", v).is_ok(), (0.0..=1.0).contains(&v)),
+                (check::unit_positive("v", v).is_ok(), v > 0.0 && v <= 1.0),
             ];
             for (k, (got, want)) in cases.into_iter().enumerate() {
                 assert_eq!(got, want, "check {k} of {v:e} ({:#x})", v.to_bits());
@@ -267,5 +278,76 @@ mod tests {
             refused.iter().all(|&r| r > 50_000 && r < 190_000),
             "{refused:?}"
         );
+    }
+
+    /// `rules::{lt, le, is}` answer as `<`, `<=` and `==`, for every pair drawn from the
+    /// special values, values a few ulps apart, and random doubles of both signs.
+    #[test]
+    fn bit_orders_are_the_float_comparisons() {
+        use crate::rules::{is, le, lt};
+        let mut values = SPECIAL_F64.to_vec();
+        let mut rng = Mix(0xD1B5_4A32_D192_ED03);
+        for _ in 0..300 {
+            let x = rng.any_f64();
+            values.extend([
+                x,
+                -x,
+                f64::from_bits(x.to_bits() + 1),
+                rng.unit() * 4.0 - 2.0,
+            ]);
+        }
+        values.extend([
+            1.0,
+            -1.0,
+            0.5,
+            5.0,
+            10.0,
+            f64::from_bits(1),
+            -f64::from_bits(1),
+        ]);
+        let mut seen = [0usize; 3];
+        for &x in &values {
+            for &y in &values {
+                let (a, b) = (x.to_bits(), y.to_bits());
+                assert_eq!(lt(x, y), x < y, "lt {x:e} ({a:#x}), {y:e} ({b:#x})");
+                assert_eq!(le(x, y), x <= y, "le {x:e} ({a:#x}), {y:e} ({b:#x})");
+                if y != 0.0 && !y.is_nan() {
+                    assert_eq!(is(x, y), x == y, "is {x:e} ({a:#x}), {y:e} ({b:#x})");
+                }
+                seen[0] += usize::from(x < y);
+                seen[1] += usize::from(x == y);
+                seen[2] += usize::from(x.is_nan() || y.is_nan());
+            }
+        }
+        assert!(seen.iter().all(|&k| k > 100), "{seen:?}");
+    }
+
+    /// `rules::nonzero` (two 32-bit halves) is `x != 0.0`: ±0, NaNs, subnormals, the
+    /// values whose bits are zero in one half only, random doubles.
+    #[test]
+    fn nonzero_is_the_float_comparison() {
+        let mut values = SPECIAL_F64.to_vec();
+        for half in [
+            1u64,
+            1 << 31,
+            1 << 32,
+            1 << 62,
+            1 << 63 | 1,
+            1 << 63 | 1 << 32,
+        ] {
+            values.push(f64::from_bits(half));
+        }
+        let mut rng = Mix(0x9E37_79B9_7F4A_7C15);
+        values.extend((0..100_000).map(|_| rng.any_f64()));
+        let zeros = values.iter().filter(|&&v| v == 0.0).count();
+        for v in values {
+            assert_eq!(
+                crate::rules::nonzero(v),
+                v != 0.0,
+                "{v:e} ({:#x})",
+                v.to_bits()
+            );
+        }
+        assert!(zeros >= 2, "{zeros}");
     }
 }

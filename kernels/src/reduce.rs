@@ -378,7 +378,7 @@ impl ExactSum {
     /// The sum, rounded once to the nearest `f64` (ties to even); ±∞ beyond the
     /// largest finite `f64`. An exact zero is `+0`.
     pub(crate) fn value(&self) -> f64 {
-        if self.special != 0.0 || self.special.is_nan() {
+        if crate::rules::nonzero(self.special) {
             return self.special;
         }
         match self.holding {

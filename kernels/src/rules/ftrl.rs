@@ -1,6 +1,6 @@
 //! FTRL-Proximal (`keras.optimizers.Ftrl`).
 
-use super::{Rule, StepCount, begin_step};
+use super::{Rule, StepCount, begin_step, is, nonzero};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::{Divisor, Lanes};
@@ -123,9 +123,9 @@ enum Power {
 
 impl Power {
     fn of(lr_power: f64) -> Power {
-        if lr_power == 0.0 {
+        if !nonzero(lr_power) {
             Power::One
-        } else if lr_power == -1.0 {
+        } else if is(lr_power, -1.0) {
             Power::Identity
         } else {
             Power::Sqrt
@@ -186,8 +186,11 @@ impl Ftrl {
     /// Whether q can be 0: n' = 0 (every gradient so far 0, from n₀ = 0) with λ₂ = β = 0
     /// and a denominator that is a power of n'.
     fn denominator_can_be_zero(&self) -> bool {
-        let powered = self.lr_power != 0.0 || self.sqrt_denominator;
-        powered && self.initial_accumulator_value == 0.0 && self.l2 == 0.0 && self.beta == 0.0
+        let powered = nonzero(self.lr_power) || self.sqrt_denominator;
+        powered
+            && !nonzero(self.initial_accumulator_value)
+            && !nonzero(self.l2)
+            && !nonzero(self.beta)
     }
 }
 
@@ -268,7 +271,7 @@ impl Rule for Ftrl {
     fn validate(&self) -> Result<(), Error> {
         check::positive("lr", self.lr)?;
         require(
-            self.lr_power == 0.0 || self.lr_power == -0.5 || self.lr_power == -1.0,
+            !nonzero(self.lr_power) || is(self.lr_power, -0.5) || is(self.lr_power, -1.0),
             "lr_power",
             self.lr_power,
             "must be 0, -0.5 or -1 (other powers need a per-element pow)",
@@ -279,7 +282,7 @@ impl Rule for Ftrl {
         check::non_negative("l2_shrinkage", self.l2_shrinkage)?;
         check::non_negative("beta", self.beta)?;
         require(
-            !self.denominator_can_be_zero() || self.l2_shrinkage == 0.0,
+            !self.denominator_can_be_zero() || !nonzero(self.l2_shrinkage),
             "l2_shrinkage",
             self.l2_shrinkage,
             "must be 0 when initial_accumulator_value, l2 and beta are 0 \

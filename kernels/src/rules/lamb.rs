@@ -1,6 +1,6 @@
 //! LAMB, layer-wise adaptive moments (`optax.lamb`).
 
-use super::{Rule, StepCount, begin_step, powf};
+use super::{Rule, StepCount, begin_step, le, nonzero, powf};
 use crate::driver::{Drive, Kernel, Norms, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes};
@@ -260,10 +260,11 @@ impl Lamb {
     /// The trust ratio from the sums of squares `[Σθ², Σu²]`: 1 when either norm is 0.
     fn trust_ratio(&self, sums: [f64; 2]) -> f64 {
         let (mut param_norm, update_norm) = (sums[0].sqrt(), sums[1].sqrt());
-        if self.clamp_norm {
-            param_norm = param_norm.min(Self::NORM_CLAMP);
+        if self.clamp_norm && !le(param_norm, Self::NORM_CLAMP) {
+            // `f64::min`: the bound for a larger or NaN norm.
+            param_norm = Self::NORM_CLAMP;
         }
-        if param_norm == 0.0 || update_norm == 0.0 {
+        if !nonzero(param_norm) || !nonzero(update_norm) {
             1.0
         } else if self.eps_in_ratio {
             param_norm / (update_norm + self.eps)
@@ -285,9 +286,9 @@ impl Lamb {
             bc1: Divisor::new(T::from_f64(bc1)),
             bc2: Divisor::new(T::from_f64(bc2)),
             eps: T::from_f64(self.eps),
-            decay: self.weight_decay != 0.0 && !self.decoupled_weight_decay,
+            decay: nonzero(self.weight_decay) && !self.decoupled_weight_decay,
             weight_decay: T::from_f64(self.weight_decay),
-            decoupled: self.weight_decay != 0.0 && self.decoupled_weight_decay,
+            decoupled: nonzero(self.weight_decay) && self.decoupled_weight_decay,
             shrink: T::from_f64(1.0 - self.lr * self.weight_decay),
         };
         (direction, T::from_f64(neg_lr))

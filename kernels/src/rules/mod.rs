@@ -390,9 +390,54 @@ pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
 /// zero; NaN is nonzero, as `!=` has it): the per-step scalars' on/off tests of a
 /// hyperparameter, where a float comparison is a library call on a core without a
 /// double-precision unit (the Cortex-M4F and M0).
+///
+/// Tested as two 32-bit halves: LLVM folds the 64-bit form (`bits << 1 != 0`, or `bits &
+/// !SIGN != 0`) back into the float comparison `x != 0.0`, which on those cores is the
+/// `__aeabi_dcmpeq` call this function exists to avoid (`firmware/profile.sh` showed 3 of
+/// them per SGD step).
 #[inline(always)]
 pub(crate) fn nonzero(x: f64) -> bool {
-    x.to_bits() << 1 != 0
+    let bits = x.to_bits();
+    ((bits >> 32) as u32) << 1 | bits as u32 != 0
+}
+
+/// `x < y` on the bits, with the float comparison's answer for every pair (±0 equal,
+/// NaN unordered): for the per-step tests between hyperparameters and against
+/// constants, each a library call of about 30 instructions on the Cortex-M4F and M0.
+#[inline(always)]
+pub(crate) fn lt(x: f64, y: f64) -> bool {
+    ordered(x, y) & (order(x) < order(y))
+}
+
+/// `x <= y` on the bits, as [`lt`].
+#[inline(always)]
+pub(crate) fn le(x: f64, y: f64) -> bool {
+    ordered(x, y) & (order(x) <= order(y))
+}
+
+/// `x == c` on the bits for a constant `c` other than ±0 and NaN (for 0 use
+/// [`nonzero`]: LLVM turns a zero test on the bits back into a float comparison). Such
+/// a `c` has one encoding, so the bits are equal exactly where the values are.
+#[inline(always)]
+pub(crate) fn is(x: f64, c: f64) -> bool {
+    x.to_bits() == c.to_bits()
+}
+
+/// Neither is NaN.
+#[inline(always)]
+fn ordered(x: f64, y: f64) -> bool {
+    const MAGNITUDE: u64 = !(1 << 63);
+    let inf = f64::INFINITY.to_bits();
+    (x.to_bits() & MAGNITUDE <= inf) & (y.to_bits() & MAGNITUDE <= inf)
+}
+
+/// An integer that orders as the value among non-NaN doubles: the magnitude's bits
+/// (which order as the magnitudes), negated for a negative value; ±0 are both 0.
+#[inline(always)]
+fn order(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    let magnitude = bits & i64::MAX;
+    if bits < 0 { -magnitude } else { magnitude }
 }
 
 /// `base ** exp` as Python computes it for floats (C `pow`): correctly rounded

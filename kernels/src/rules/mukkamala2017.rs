@@ -19,19 +19,14 @@
 //! `−∞` gives 0, NaN gives NaN. Positive inputs are outside its contract (the rules
 //! never pass one; they would give wrong values, not undefined behaviour).
 
-use crate::error::{Error, require};
+use crate::error::{Error, check};
 use crate::lanes::Lanes;
 use crate::real::Real;
 
 /// `0 < γ ≤ 1`, the paper's condition on `βₜ = 1 − γ/t` (`γ > 1` would make `β₁`
 /// negative, `γ = 0` would never update the average).
 pub(crate) fn check_gamma(gamma: f64) -> Result<(), Error> {
-    require(
-        gamma > 0.0 && gamma <= 1.0,
-        "gamma",
-        gamma,
-        "must be in (0, 1]",
-    )
+    check::unit_positive("gamma", gamma)
 }
 
 /// The constants of one precision: fdlibm's (`e_exp.c`, `e_expf.c`), written as the

@@ -3,7 +3,7 @@
 
 use super::prelude::Prelude;
 use super::registry::{Choice, choice_enum};
-use super::{Rule, StepCount, begin_step, lerp, nonzero, powf};
+use super::{Rule, StepCount, begin_step, lerp, lt, nonzero, powf};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::{Divisor, Lanes, Lerp};
@@ -804,25 +804,20 @@ impl Rule for Proximal {
         check::non_negative("beta1", self.beta1)?;
         check::finite("dampening", self.dampening)?;
         check::unit_closed("beta2", self.beta2)?;
-        require(
-            self.gamma > 0.0 && self.gamma <= 1.0,
-            "gamma",
-            self.gamma,
-            "must be in (0, 1]",
-        )?;
+        check::unit_positive("gamma", self.gamma)?;
         check::non_negative("eps", self.eps)?;
         check::non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
         match self.momentum {
             MomentumKind::None | MomentumKind::HeavyBall => {}
             MomentumKind::Nesterov => {
                 require(
-                    self.beta1 > 0.0,
+                    lt(0.0, self.beta1),
                     "beta1",
                     self.beta1,
                     "nesterov needs momentum beta1 > 0",
                 )?;
                 require(
-                    self.dampening == 0.0,
+                    !nonzero(self.dampening),
                     "dampening",
                     self.dampening,
                     "nesterov needs dampening = 0",
@@ -835,12 +830,12 @@ impl Rule for Proximal {
         }
         let root_can_vanish = match self.adapt {
             AdaptKind::None => false,
-            AdaptKind::Accumulated => self.initial_accumulator_value == 0.0,
+            AdaptKind::Accumulated => !nonzero(self.initial_accumulator_value),
             _ => true,
         };
         if root_can_vanish {
             require(
-                self.eps > 0.0,
+                lt(0.0, self.eps),
                 "eps",
                 self.eps,
                 "must be > 0 (eps = 0 only with adagrad and initial_accumulator_value > 0)",
@@ -850,7 +845,7 @@ impl Rule for Proximal {
         check::non_negative("l2", self.l2)?;
         let lazy = self.representation == Representation::Lazy;
         require(
-            !lazy || self.lr > 0.0,
+            !lazy || lt(0.0, self.lr),
             "lr",
             self.lr,
             "the lazy representation needs lr > 0 (σ₁:ₜ = D/γ)",

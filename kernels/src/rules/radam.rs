@@ -1,7 +1,7 @@
 //! RAdam, Adam with a rectified adaptive learning rate (`torch.optim.RAdam`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, begin_step, lerp, powf};
+use super::{Rule, StepCount, begin_step, lerp, lt, powf};
 use crate::driver::{Drive, Plain, general_and_plain_kernels};
 use crate::error::{Error, check};
 use crate::lanes::{Divisor, Lanes, Lerp};
@@ -92,7 +92,7 @@ impl RAdam {
         let bias_correction2 = 1.0 - beta2_t;
         let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * step * beta2_t / bias_correction2;
-        let rectified = (rho_t > 5.0).then(|| {
+        let rectified = lt(5.0, rho_t).then(|| {
             let rect = powf(
                 (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
                     / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t),

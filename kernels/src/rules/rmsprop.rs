@@ -1,7 +1,7 @@
 //! RMSprop, plain, centered and with momentum (`torch.optim.RMSprop`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, begin_step, lerp};
+use super::{Rule, StepCount, begin_step, lerp, lt};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check};
 use crate::lanes::{Lanes, Lerp};
@@ -185,7 +185,7 @@ impl Rule for RmsProp {
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        match (self.momentum > 0.0, self.centered) {
+        match (lt(0.0, self.momentum), self.centered) {
             (false, false) => &["square_avg"],
             (true, false) => &["square_avg", "momentum_buffer"],
             (false, true) => &["square_avg", "grad_avg"],

@@ -1,6 +1,6 @@
 //! Rprop, resilient backpropagation (`torch.optim.Rprop`).
 
-use super::{Rule, StepCount, begin_step};
+use super::{Rule, StepCount, begin_step, le, lt};
 use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
@@ -124,13 +124,13 @@ impl Rule for Rprop {
     fn validate(&self) -> Result<(), Error> {
         check::non_negative("lr", self.lr)?;
         require(
-            self.etaminus > 0.0 && self.etaminus < 1.0,
+            lt(0.0, self.etaminus) && lt(self.etaminus, 1.0),
             "etaminus",
             self.etaminus,
             "must be in (0, 1)",
         )?;
         require(
-            self.etaplus > 1.0 && self.etaplus.is_finite(),
+            lt(1.0, self.etaplus) && self.etaplus.is_finite(),
             "etaplus",
             self.etaplus,
             "must be finite and > 1",
@@ -138,7 +138,7 @@ impl Rule for Rprop {
         check::non_negative("step_size_min", self.step_size_min)?;
         check::non_negative("step_size_max", self.step_size_max)?;
         require(
-            self.step_size_max >= self.step_size_min,
+            le(self.step_size_min, self.step_size_max),
             "step_size_max",
             self.step_size_max,
             "must be >= step_size_min",

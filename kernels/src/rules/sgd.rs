@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum and Nesterov momentum (`torch.optim.SGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, StepCount, begin_step};
+use super::{Rule, StepCount, begin_step, nonzero};
 use crate::driver::{Drive, Kernel, Plain};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
@@ -163,14 +163,16 @@ impl Rule for Sgd {
         check::finite("dampening", self.dampening)?;
         check::non_negative("weight_decay", self.weight_decay)?;
         if self.nesterov {
+            // `momentum` is non-negative (checked above): > 0 is ≠ 0.
             require(
-                self.momentum > 0.0,
+                nonzero(self.momentum),
                 "momentum",
                 self.momentum,
                 "nesterov needs momentum > 0",
             )?;
+            // `dampening` is finite (checked above).
             require(
-                self.dampening == 0.0,
+                !nonzero(self.dampening),
                 "dampening",
                 self.dampening,
                 "nesterov needs dampening = 0",
@@ -180,7 +182,7 @@ impl Rule for Sgd {
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum != 0.0 {
+        if nonzero(self.momentum) {
             &["momentum_buffer"]
         } else {
             &[]
@@ -190,7 +192,7 @@ impl Rule for Sgd {
     fn run<T: Real, D: Drive<T>>(&self, _: &mut StepCount, t: u64, drive: D) -> D::Out {
         let c = self.coeffs::<T>(t == 1);
         // No initialization: the first step sets the buffer to g.
-        match (self.momentum != 0.0, c.is_plain(), self.nesterov) {
+        match (nonzero(self.momentum), c.is_plain(), self.nesterov) {
             (false, _, _) if c.prelude.is_identity() => drive.run::<0, _>(&Plain::<_, 0>(c), None),
             (false, _, _) => drive.run::<0, _>(&c, None),
             (true, true, false) => drive.run::<1, _>(&Plain::<_, 0>(c), None),
