@@ -322,6 +322,49 @@ mod tests {
         assert!(seen.iter().all(|&k| k > 100), "{seen:?}");
     }
 
+    /// `rules::whole` is the float test it replaces, on the specials, every power of two
+    /// and its neighbours, whole numbers and halves near 2⁵³, and random doubles.
+    #[test]
+    fn whole_exponents_are_the_float_test() {
+        let float = |e: f64| {
+            ((0.0..=9_007_199_254_740_992.0).contains(&e) && e as u64 as f64 == e)
+                .then_some(e as u64)
+        };
+        let mut values = SPECIAL_F64.to_vec();
+        for k in -1080..1030 {
+            let p = 2f64.powi(k);
+            for b in [p.to_bits() - 1, p.to_bits(), p.to_bits() + 1] {
+                values.extend([f64::from_bits(b), -f64::from_bits(b)]);
+            }
+        }
+        let top = 9_007_199_254_740_992.0f64;
+        for d in -8..=8 {
+            values.extend([
+                top + f64::from(d),
+                top + f64::from(d) * 2.0,
+                4503599627370496.0 + f64::from(d) / 2.0,
+            ]);
+        }
+        values.extend([0.5, 1.5, 3.0, 3.25, 1e15, 1e300, 6.0 * 0.004]);
+        let mut rng = Mix(0x853C_49E6_748F_EA9B);
+        for _ in 0..100_000 {
+            values.push(rng.any_f64());
+            values.push((rng.unit() * 1e6).floor());
+            values.push(rng.unit() * 100.0);
+        }
+        let mut wholes = 0;
+        for v in values {
+            assert_eq!(
+                crate::rules::whole(v),
+                float(v),
+                "{v:e} ({:#x})",
+                v.to_bits()
+            );
+            wholes += usize::from(float(v).is_some());
+        }
+        assert!(wholes > 100_000, "{wholes}");
+    }
+
     /// `rules::nonzero` (two 32-bit halves) is `x != 0.0`: ±0, NaNs, subnormals, the
     /// values whose bits are zero in one half only, random doubles.
     #[test]

@@ -1,7 +1,7 @@
 //! ASGD, averaged stochastic gradient descent (`torch.optim.ASGD`).
 
 use super::prelude::Prelude;
-use super::{Rule, begin_step, powf};
+use super::{Rule, begin_step, is, lt, powf};
 use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check};
 use crate::lanes::Lanes;
@@ -109,7 +109,7 @@ impl Asgd {
             decay: T::from_f64(1.0 - self.lambd * eta),
             neg_eta: T::from_f64(-eta),
             mu: T::from_f64(mu),
-            average: mu != 1.0,
+            average: !is(mu, 1.0),
         }
     }
 
@@ -118,7 +118,7 @@ impl Asgd {
         let step = t as f64;
         let eta = self.lr / powf(1.0 + self.lambd * self.lr * step, self.alpha);
         let since = step - self.t0;
-        let mu = 1.0 / if since > 1.0 { since } else { 1.0 };
+        let mu = 1.0 / if lt(1.0, since) { since } else { 1.0 };
         AsgdScalars {
             step: t,
             eta: T::from_f64(eta).to_f64(),

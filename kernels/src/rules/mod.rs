@@ -445,9 +445,34 @@ fn order(x: f64) -> i64 {
 /// correctly rounded [`pow`] (double-double `e^(y·ln x)`) otherwise.
 #[inline]
 pub(crate) fn powf(base: f64, exp: f64) -> f64 {
-    if (0.0..=9_007_199_254_740_992.0).contains(&exp) && exp as u64 as f64 == exp {
-        powi(base, exp as u64)
-    } else {
-        pow(base, exp)
+    match whole(exp) {
+        Some(n) => powi(base, n),
+        None => pow(base, exp),
     }
+}
+
+/// `exp` as a whole number if it is one in `[0, 2⁵³]` (±0 included), else `None`: the
+/// test `(0.0..=2⁵³).contains(&exp) && exp as u64 as f64 == exp` on the bits, where it
+/// is two conversions and three comparisons, each a library call, on a core without a
+/// double-precision unit (NAdam's and ASGD's steps make it twice).
+#[inline]
+pub(crate) fn whole(exp: f64) -> Option<u64> {
+    const FRACTION: u64 = (1 << 52) - 1;
+    let bits = exp.to_bits();
+    if !nonzero(exp) {
+        return Some(0);
+    }
+    // Positive (the sign bit clear) and in [1, 2⁵⁴): the biased exponents of 2⁰ ..= 2⁵³.
+    let field = bits >> 52;
+    if !(1023..=1076).contains(&field) {
+        return None;
+    }
+    if field == 1076 {
+        // In [2⁵³, 2⁵⁴): whole, and in range only as 2⁵³ itself.
+        return (bits & FRACTION == 0).then_some(1 << 53);
+    }
+    // exp = m·2^(−shift), m the 53-bit significand: whole when the `shift` bits below
+    // the point are zero.
+    let (m, shift) = (bits & FRACTION | 1 << 52, 1075 - field);
+    (m & ((1 << shift) - 1) == 0).then_some(m >> shift)
 }
