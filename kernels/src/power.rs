@@ -52,7 +52,14 @@
 //! 32 × 32 → 64-bit multiply (the Cortex-M0) forms each of those from four 16 × 16-bit
 //! `MULS` (`mul_u32`) rather than call `__aeabi_lmul`, the cache's step among them:
 //! Adam's per-step cost there fell from 5 174 to 4 848 instructions, NAdam's from
-//! 24 176 to 21 076 (`firmware/profile.sh --m0`).
+//! 24 176 to 21 076 (`firmware/profile.sh --m0`). The fast path's products by a number
+//! of 64 significant bits (`u`, `y`'s significand, the series' first levels) are
+//! 128 × 64-bit ones (`mul_by_u64`), its products by `k` and `K` are by 16-bit numbers;
+//! on the Cortex-M0 its 128 × 128-bit products are summed from 16-bit halves, without
+//! the columns below bit 96 unless they may carry (`mul_high_columns`), and its
+//! leading-zero counts are inline (no `CLZ` there): NAdam's per-step cost fell from
+//! 21 076 to 16 010 instructions (Cortex-M4F: 5 630 to 5 180), ASGD's from 16 154 to
+//! 10 976 (3 812 to 3 350), with the same bits.
 
 /// A positive number `mant · 2^exp` with `mant` normalized to `[2¹²⁷, 2¹²⁸)`, and whether
 /// it was rounded down (truncated) on the way.
@@ -109,7 +116,8 @@ impl Wide {
     /// `self · m·2^e` for a base from [`Wide::base_of`], truncated to 128 bits: the same
     /// value and flag as [`Wide::mul`] by `Wide::from_f64(x)`, whose low half is zero,
     /// in two 64 × 64-bit multiplies instead of four (`mul_base_limbs` on a core without
-    /// a 32 × 32 → 64-bit multiply).
+    /// a 32 × 32 → 64-bit multiply). [`mul_by_u64`] is the same product, but through it
+    /// LLVM allocates the Cortex-M4F's registers otherwise: 2 instructions more a power.
     #[inline]
     fn mul_base(&self, (m, e): (u64, i64)) -> Wide {
         #[cfg(not(gradstep_no_long_multiply))]
@@ -296,15 +304,44 @@ fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
     (join(&r[4..]), join(&r[..4]))
 }
 
-/// [`Wide::mul_base`]'s 192-bit product `a · b`, as its high 128 bits and its low 64
-/// bits, in 32-bit limbs: eight 32 × 32-bit products ([`mul_u32`]) on a core without a
-/// 32 × 32 → 64-bit multiply, where LLVM makes the two 64 × 64 → 128-bit products eight
-/// calls of `__aeabi_lmul` (compiled for the tests everywhere): on the Cortex-M0 a
-/// cached power's step takes 133 instructions more in `Powers::pow` and 296 fewer in
-/// `__aeabi_lmul`. Not on the Cortex-M4F, where LLVM's `UMULL`/`UMLAL`s for the two
-/// products take 3 fewer instructions a power than these limbs' (`firmware/profile.sh`).
-#[cfg(any(test, gradstep_no_long_multiply))]
+/// The 192-bit product `a · b` as its high 128 bits `⌊a·b / 2⁶⁴⌋` and its low 64 bits
+/// ([`Wide::mul_base`]'s, and the fast path's products by a 64-bit number): two
+/// 64 × 64 → 128-bit products, or [`mul_base_limbs`] on a core without a
+/// 32 × 32 → 64-bit multiply.
 #[inline]
+fn mul_by_u64(a: u128, b: u64) -> (u128, u64) {
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        let (a1, a0) = ((a >> 64) as u64, a as u64);
+        let low = u128::from(a0) * u128::from(b);
+        // a1·b + ⌊a0·b / 2⁶⁴⌋ < (2⁶⁴ − 1)² + 2⁶⁴ < 2¹²⁸: no carry out.
+        (u128::from(a1) * u128::from(b) + (low >> 64), low as u64)
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        mul_by_u64_shared(a, b)
+    }
+}
+
+/// [`mul_base_limbs`] in one copy that the fast path's seven products call (on the
+/// Cortex-M0 about 480 bytes each, inlined).
+#[cfg(gradstep_no_long_multiply)]
+#[inline(never)]
+fn mul_by_u64_shared(a: u128, b: u64) -> (u128, u64) {
+    mul_base_limbs(a, b)
+}
+
+/// [`Wide::mul_base`]'s and [`mul_by_u64`]'s product in 32-bit limbs: eight 32 × 32-bit
+/// products ([`mul_u32`]) on a core without a 32 × 32 → 64-bit multiply, where LLVM
+/// makes the two 64 × 64 → 128-bit products eight calls of `__aeabi_lmul` (compiled for
+/// the tests everywhere): on the Cortex-M0 a cached power's step takes 133 instructions
+/// more in `Powers::pow` and 296 fewer in `__aeabi_lmul`. Not on the Cortex-M4F, where
+/// LLVM's `UMULL`/`UMLAL`s for the two products take 3 fewer instructions a power than
+/// these limbs' (`firmware/profile.sh`). Always inlined into `mul_base`, as it was
+/// before the fast path shared it: out of line, `powi`'s uncached path (a product per
+/// bit of the exponent) took 200 instructions more at t = 10⁶.
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline(always)]
 fn mul_base_limbs(a: u128, b: u64) -> (u128, u64) {
     let (b0, b1) = (b as u32, (b >> 32) as u32);
     // r = a·b, one 32-bit limb of `a` (a row of two products) at a time.
@@ -750,10 +787,66 @@ fn pow_accurate(x: f64, y: f64) -> f64 {
     }
 }
 
-/// The high half `⌊a·b / 2¹²⁸⌋` of the 256-bit product `a · b` ([`mul_wide`]'s).
+/// The high half `⌊a·b / 2¹²⁸⌋` of the 256-bit product `a · b` ([`mul_wide`]'s), or
+/// [`mul_high_columns`] on a core without a 32 × 32 → 64-bit multiply.
 #[inline]
 fn mul_high(a: u128, b: u128) -> u128 {
-    mul_wide(a, b).0
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        mul_wide(a, b).0
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        mul_high_columns(a, b)
+    }
+}
+
+/// [`mul_high`] from the products of the factors' 16-bit halves, each exact in a 32-bit
+/// `MULS`, summed a column (halves `i` and `m − i`, at bit 16m) at a time, without the
+/// 21 of 64 in the columns below bit 96 unless they may carry into bit 128: then it is
+/// [`mul_wide_limbs`]' (compiled for the tests everywhere).
+///
+/// Column m sums at most 8 products, each at most (2¹⁶ − 1)², so it is below
+/// (m + 1)·2³² for m < 8: the six below bit 96 add up to `L < 2³²·(1 + 2·2¹⁶ + … +
+/// 6·2⁸⁰) < 2¹¹⁵`. The others' sum `S` is a multiple of 2⁹⁶, and `a·b = S + L` has the
+/// high half of `S` unless bits 96..127 of `S` are at least `2³² − 2¹⁹` (a chance of
+/// 2⁻¹³ on random operands).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_high_columns(a: u128, b: u128) -> u128 {
+    let halves =
+        |x: u128| -> [u32; 8] { core::array::from_fn(|i| (x >> (16 * i)) as u32 & 0xFFFF) };
+    let (ha, hb) = (halves(a), halves(b));
+    // Below 8·2³² = 2³⁵.
+    let column = |m: usize| -> u64 {
+        (m.saturating_sub(7)..=m.min(7))
+            .map(|i| u64::from(ha[i] * hb[m - i]))
+            .sum()
+    };
+    // Bits 32n.. of S (columns 2n and 2n + 1, at bits 32n and 32n + 16) and the carry
+    // from below: below 2³⁵ + 2⁵¹ + 2²⁰ < 2⁵², so the carry out stays below 2²⁰.
+    let mut carry = 0u64;
+    let mut word = |low: u64, high: u64| {
+        let sum = carry + low + (high << 16);
+        carry = sum >> 32;
+        sum as u32
+    };
+    if word(column(6), column(7)) > u32::MAX - (1 << 19) {
+        return mul_wide_limbs(a, b).0;
+    }
+    let (w4, w5) = (word(column(8), column(9)), word(column(10), column(11)));
+    let (w6, w7) = (word(column(12), column(13)), word(column(14), 0));
+    // Nothing is left in the carry: a·b < 2²⁵⁶.
+    join_limbs([w4, w5, w6, w7])
+}
+
+/// The 128-bit number with 32-bit limbs `l`, least significant first.
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn join_limbs(l: [u32; 4]) -> u128 {
+    l.iter()
+        .rev()
+        .fold(0u128, |acc, &limb| acc << 32 | u128::from(limb))
 }
 
 /// `a · b` for signed fixed-point numbers with 127 fraction bits (`|a|, |b| < 1`), rounded
@@ -801,10 +894,184 @@ fn mul_q63(a: i64, b: i64) -> i64 {
     if (a ^ b) < 0 { -p } else { p }
 }
 
+/// [`mul_q127`] by `a·2⁶⁴`, for `a` with 63 fraction bits (`|a| < 1`, so `a·2⁶⁴` is `a`
+/// in 2⁻¹²⁷ units): `mul_q127(i128::from(a) << 64, b)` bit for bit, in one 128 × 64-bit
+/// product ([`mul_by_u64`]) rather than a 128 × 128-bit one.
+#[inline]
+fn mul_q127_by_q63(a: i64, b: i128) -> i128 {
+    // mul_q127 takes ⌊(|a|·2⁶⁵)·|b| / 2¹²⁸⌋ = ⌊2|a|·|b| / 2⁶⁴⌋, and 2|a| < 2⁶⁴, so the
+    // quotient is below |b| ≤ 2¹²⁷: it fits in an i128.
+    let p = mul_by_u64(b.unsigned_abs(), a.unsigned_abs() << 1).0 as i128;
+    if (a < 0) != (b < 0) { -p } else { p }
+}
+
+/// [`mul_q127`] of `a·2⁶⁴` by `b·2⁶⁴` (both with 63 fraction bits, `|a| < 1`, `|b| ≤ 1`):
+/// `2·a·b` exactly, as the 256-bit product has no bits below 2¹²⁸ to truncate, in one
+/// 64 × 64 → 128-bit product ([`mul_u64_wide`]).
+#[inline]
+fn mul_q127_q63s(a: i64, b: i64) -> i128 {
+    // 2|a| ≤ 2⁶⁴ − 2 and |b| ≤ 2⁶³: the product is below 2¹²⁷.
+    let p = mul_u64_wide(a.unsigned_abs() << 1, b.unsigned_abs()) as i128;
+    if (a < 0) != (b < 0) { -p } else { p }
+}
+
+/// The exact 128-bit product `a · b`: LLVM's 64 × 64 → 128-bit product (one `MUL` and
+/// `UMULH` on 64-bit targets, `UMULL`/`UMLAL`s on the Cortex-M4F), or [`mul_u64_limbs`]
+/// on a core without a 32 × 32 → 64-bit multiply, where LLVM calls `__aeabi_lmul`.
+#[inline]
+fn mul_u64_wide(a: u64, b: u64) -> u128 {
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        u128::from(a) * u128::from(b)
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        mul_u64_limbs(a, b)
+    }
+}
+
+/// [`mul_u64_wide`] from four 32 × 32-bit products ([`mul_u32`]; compiled for the tests
+/// everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_u64_limbs(a: u64, b: u64) -> u128 {
+    let (a1, a0) = ((a >> 32) as u32, a as u32);
+    let (b1, b0) = ((b >> 32) as u32, b as u32);
+    let (p00, p01) = (mul_u32(a0, b0), mul_u32(a0, b1));
+    let (p10, p11) = (mul_u32(a1, b0), mul_u32(a1, b1));
+    // Below 3·2³²: bits 32..95 of the product, its carry the only one into the top half.
+    let mid = (p00 >> 32) + (p01 & 0xFFFF_FFFF) + (p10 & 0xFFFF_FFFF);
+    // Below 2⁶⁴, as the whole product is below 2¹²⁸.
+    let high = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    u128::from(high) << 64 | u128::from(mid << 32 | p00 & 0xFFFF_FFFF)
+}
+
+/// The low 128 bits of `a · b`: LLVM's product by a 16-bit number, or
+/// [`mul_by_u16_limbs`] on a core without a 32 × 32 → 64-bit multiply.
+#[inline]
+fn mul_by_u16(a: u128, b: u16) -> u128 {
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        a.wrapping_mul(u128::from(b))
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        mul_by_u16_limbs(a, b)
+    }
+}
+
+/// [`mul_by_u16`] in 32-bit limbs: products of the three low limbs by `b` ([`mul_u32`],
+/// two 16 × 16-bit `MULS` each as `b`'s high half is 0) and the top limb's low 32 bits
+/// (one `MULS`), where LLVM would call `__aeabi_lmul` for a 128-bit product (compiled
+/// for the tests everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_by_u16_limbs(a: u128, b: u16) -> u128 {
+    let mut r = 0u128;
+    let mut carry = 0u64;
+    for i in 0..3 {
+        // (2³² − 1)·(2¹⁶ − 1) + 2¹⁶ < 2⁴⁸: no overflow, and the carry stays below 2¹⁶.
+        let t = mul_u32((a >> (32 * i)) as u32, u32::from(b)) + carry;
+        r |= u128::from(t as u32) << (32 * i);
+        carry = t >> 32;
+    }
+    // Bits 96..127; what the top limb's product and the carry leave above them is
+    // dropped, as the wrapping product drops it (a 32-bit product: LLVM would make the
+    // 64-bit one that the other limbs take a call of `__aeabi_lmul` here).
+    let top = ((a >> 96) as u32)
+        .wrapping_mul(u32::from(b))
+        .wrapping_add(carry as u32);
+    r | u128::from(top) << 96
+}
+
+/// The low 64 bits of `a · b`: LLVM's product, or on a core without a 32 × 32 → 64-bit
+/// multiply, two products of `a`'s words by `b` ([`mul_u32`] and a 32-bit `MULS`), not
+/// a call of `__aeabi_lmul`.
+#[inline]
+fn mul_u64_by_u16(a: u64, b: u16) -> u64 {
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        a.wrapping_mul(u64::from(b))
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        mul_u64_by_u16_limbs(a, b)
+    }
+}
+
+/// [`mul_u64_by_u16`] from its words (compiled for the tests everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn mul_u64_by_u16_limbs(a: u64, b: u16) -> u64 {
+    // The high word's product counts only modulo 2³², as it is shifted up 32 bits.
+    let high = ((a >> 32) as u32).wrapping_mul(u32::from(b));
+    mul_u32(a as u32, u32::from(b)).wrapping_add(u64::from(high) << 32)
+}
+
 /// `mant · 2^exp` with `mant` shifted to `[2¹²⁷, 2¹²⁸)`, or `None` for 0.
 fn normalized(mant: u128, exp: i32) -> Option<(u128, i32)> {
-    let shift = mant.leading_zeros();
+    let (high, low) = ((mant >> 64) as u64, mant as u64);
+    let shift = if high != 0 {
+        leading_zeros64(high)
+    } else {
+        64 + leading_zeros64(low)
+    };
     (shift < 128).then(|| (mant << shift, exp - shift as i32))
+}
+
+/// `mant · 2^exp` with `mant` shifted to `[2⁶³, 2⁶⁴)`, or `None` for 0: the top half of
+/// [`normalized`]`(u128::from(mant), exp + 64)`, whose low half is 0, in a 64-bit
+/// leading-zero count rather than a 128-bit one.
+#[inline]
+fn normalized64(mant: u64, exp: i32) -> Option<(u64, i32)> {
+    let shift = leading_zeros64(mant);
+    (shift < 64).then(|| (mant << shift, exp - shift as i32))
+}
+
+/// `x.leading_zeros()`, on a core without `CLZ` (the same Thumb-1-only cores as have no
+/// 32 × 32 → 64-bit multiply, `gradstep_no_long_multiply`) from the word that holds
+/// the top set bit ([`leading_zeros_search`]) rather than from LLVM's two calls of
+/// `__clzsi2` (about 30 instructions each on the Cortex-M0).
+#[inline]
+fn leading_zeros64(x: u64) -> u32 {
+    #[cfg(not(gradstep_no_long_multiply))]
+    {
+        x.leading_zeros()
+    }
+    #[cfg(gradstep_no_long_multiply)]
+    {
+        leading_zeros64_words(x)
+    }
+}
+
+/// [`leading_zeros64`] by words (compiled for the tests everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn leading_zeros64_words(x: u64) -> u32 {
+    let high = (x >> 32) as u32;
+    if high != 0 {
+        leading_zeros_search(high)
+    } else {
+        32 + leading_zeros_search(x as u32)
+    }
+}
+
+/// `x.leading_zeros()` by binary search: five steps of a compare, and a shift and an add
+/// where the upper part is 0 (compiled for the tests everywhere).
+#[cfg(any(test, gradstep_no_long_multiply))]
+#[inline]
+fn leading_zeros_search(mut x: u32) -> u32 {
+    if x == 0 {
+        return 32;
+    }
+    let mut n = 0;
+    for bits in [16, 8, 4, 2, 1] {
+        // The top `bits` bits of x are 0: move them out.
+        if x >> (32 - bits) == 0 {
+            (x, n) = (x << bits, n + bits);
+        }
+    }
+    n
 }
 
 /// ln 2 in units of 2⁻¹¹⁶ (rounded to nearest, as every constant below;
@@ -1144,28 +1411,34 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     };
     let i = (m >> 45) as usize & 127;
     let (r, minus_ln_r) = (LOG_R[i], LOG_MINUS_LN_R[i]);
-    // u = m·r − 1 = d·2⁻⁶¹, exactly (in 2⁻⁶³ and 2⁻¹²⁷ units too).
-    let d = (m * u64::from(r)) as i64 - (1 << 61);
+    // u = m·r − 1 = d·2⁻⁶¹, exactly (in 2⁻⁶³ and 2⁻¹²⁷ units too): m·r < 2⁵³·2¹⁰.
+    let d = mul_u64_by_u16(m, r) as i64 - (1 << 61);
+    // u in 2⁻⁶³ units (|u63| ≤ 2⁵⁶), and u63·2⁶⁴ in 2⁻¹²⁷ units.
+    let u63 = d << 2;
     let mut tail = LOG_SERIES_TAIL[7];
     for &c in LOG_SERIES_TAIL[..7].iter().rev() {
-        tail = c + mul_q63(d << 2, tail);
+        tail = c + mul_q63(u63, tail);
     }
-    let u = i128::from(d) << 66;
-    let mut h = i128::from(tail) << 64;
-    for &c in LOG_SERIES.iter().rev() {
-        h = c + mul_q127(u, h);
+    // Horner's levels in 2⁻¹²⁷ units, from tail·2⁶⁴; every product is by u, whose low
+    // 64 bits there are 0 (so mul_q127_by_q63), the first by tail·2⁶⁴ too (exact).
+    let mut h = LOG_SERIES[3] + mul_q127_q63s(u63, tail);
+    for &c in LOG_SERIES[..3].iter().rev() {
+        h = c + mul_q127_by_q63(u63, h);
     }
-    let g = mul_q127(u, h);
-    let a = i128::from(k) * LN2_116 + minus_ln_r as i128;
+    let g = mul_q127_by_q63(u63, h);
+    // |k| ≤ 1074 < 2¹¹ and ln 2 < 2⁰ (so below 2¹¹⁶ in its units): |k|·ln 2 < 2¹²⁷.
+    let k_ln2 = mul_by_u16(LN2_116 as u128, k.unsigned_abs() as u16) as i128;
+    let a = if k < 0 { -k_ln2 } else { k_ln2 } + minus_ln_r as i128;
     // |ln x| = ln_mant · 2^ln_exp.
     let (ln_negative, (ln_mant, ln_exp)) = if a == 0 {
-        // 1 + G in (0.99, 1.01), in 2⁻¹²⁷ units; |d|·(1 + G) = p·2^(1 − shift).
+        // 1 + G in (0.99, 1.01), in 2⁻¹²⁷ units; |d|·(1 + G) = p·2^(1 − shift), with
+        // |d| = dm·2^(64 + shift) (dm·2⁶⁴ is |d| normalized to 128 bits).
         let one_plus_g = (1u128 << 127).wrapping_add_signed(g);
-        let (dm, shift) = normalized(u128::from(d.unsigned_abs()), 0)?;
-        let p = mul_high(dm, one_plus_g);
+        let (dm, shift) = normalized64(d.unsigned_abs(), -64)?;
+        let p = mul_by_u64(one_plus_g, dm).0;
         (d < 0, normalized(p, -60 + shift)?)
     } else {
-        let l = a + (i128::from(d) << 55) + (mul_q127(u, g) >> 11);
+        let l = a + (i128::from(d) << 55) + (mul_q127_by_q63(u63, g) >> 11);
         (l < 0, normalized(l.unsigned_abs(), -116)?)
     };
     // |y| = ym·2^ye, then |z| = zm·2^(ye + ln_exp + 128) with zm in [2¹²⁶, 2¹²⁸).
@@ -1176,8 +1449,9 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     } else {
         (y_frac | 1 << 52, y_field - 1075)
     };
-    let (ym, ye) = normalized(u128::from(ym), ye)?;
-    let zm = mul_high(ym, ln_mant);
+    // ym·2⁶⁴ is |y|'s significand normalized to 128 bits (its low half is 0).
+    let (ym, ye) = normalized64(ym, ye - 64)?;
+    let zm = mul_by_u64(ln_mant, ym).0;
     // z in units of 2⁻¹¹⁶: zm >> shift; shift ≤ 0 means |z| ≥ 2¹⁰.
     let shift = -116 - (ye + ln_exp + 128);
     if shift <= 0 {
@@ -1196,18 +1470,24 @@ fn fast_approximation(x: f64, y: f64) -> Option<(u128, i64)> {
     if !(Z_MIN_116..=Z_MAX_116).contains(&z) {
         return None;
     }
-    // K = round(z·64/ln 2): z·2⁻⁶⁴ (2⁻⁵² units) times 64/ln 2 in 2⁻⁵⁶ units.
-    let big_k = ((i128::from((z >> 64) as i64) * INV_LN2_64_56 + (1 << 107)) >> 108) as i64;
-    let r = (z - i128::from(big_k) * LN2_64_116) << 11;
+    // K = round(z·64/ln 2): z·2⁻⁶⁴ (2⁻⁵² units) times 64/ln 2 in 2⁻⁵⁶ units, a product
+    // below 2⁶²·2⁶³ = 2¹²⁵ in magnitude (|z| < 2¹⁰ is below 2¹²⁶ units).
+    let z_high = (z >> 64) as i64;
+    let zk = mul_u64_wide(z_high.unsigned_abs(), INV_LN2_64_56 as u64) as i128;
+    let zk = if z_high < 0 { -zk } else { zk };
+    let big_k = ((zk + (1 << 107)) >> 108) as i64;
+    // |K| ≤ 710·64/ln 2 < 2¹⁶, and (ln 2)/64 < 2⁻⁶ (2¹¹⁰ units): the product is below 2¹²⁶.
+    let k_ln2 = mul_by_u16(LN2_64_116 as u128, big_k.unsigned_abs() as u16) as i128;
+    let r = (z - if big_k < 0 { -k_ln2 } else { k_ln2 }) << 11;
     let r63 = (r >> 64) as i64;
     let mut tail = EXP_SERIES_TAIL[4];
     for &c in EXP_SERIES_TAIL[..4].iter().rev() {
         tail = c + mul_q63(r63, tail);
     }
-    let mut h = i128::from(tail) << 64;
-    for &c in EXP_SERIES.iter().rev() {
-        h = c + mul_q127(r, h);
-    }
+    // Horner's levels in 2⁻¹²⁷ units from tail·2⁶⁴, whose product by r is a 128 × 64-bit
+    // one (mul_q127 is symmetric: it takes ⌊2|a|·|b| / 2¹²⁸⌋).
+    let mut h = EXP_SERIES[1] + mul_q127_by_q63(tail, r);
+    h = EXP_SERIES[0] + mul_q127(r, h);
     let s = r + mul_q127(r, mul_q127(r, h));
     // 2^(j/64)·eʳ in 2⁻¹²⁷ units, in [0.99, 2).
     let t = EXP_TABLE[(big_k & 63) as usize];
@@ -2035,6 +2315,207 @@ mod tests {
             (all - (1 << 64), 1),
             "(2¹²⁸ − 1)(2⁶⁴ − 1) = (2¹²⁸ − 2⁶⁴ − 1)·2⁶⁴ + 1"
         );
+    }
+
+    /// Edge operands for the fast path's products: 0, 1, all ones, single top bits, and
+    /// words whose halves are extreme (every partial product and carry at its limit).
+    fn wide_edges() -> impl Iterator<Item = u128> {
+        let words = WORD_EDGES.iter().map(|&w| u128::from(w));
+        words.clone().flat_map(move |w| {
+            [
+                w,
+                w << 96 | w << 64 | w << 32 | w,
+                w << 96 | u128::MAX >> 32,
+                w << 64,
+                u128::MAX - w,
+                1 << 127 | w,
+            ]
+        })
+    }
+
+    /// [`mul_high_columns`], the Cortex-M0's `mul_high` (the products of 16-bit halves,
+    /// those below bit 96 only when they may carry), is the high half of [`mul_wide`]: on
+    /// every pair of edge operands, on random ones of every width, and on ones whose
+    /// bits 96..127 of the partial sum are at the threshold, either side of it (so both
+    /// ways out are taken: the products with `b = 2³² − 1 − k`, `a = 2⁹⁶`, ... below).
+    #[test]
+    fn high_halves_from_columns_of_halves() {
+        let mut rng = Mix(0x0A0B_0C0D_1E2F_3A4B);
+        let edges: std::vec::Vec<u128> = wide_edges().collect();
+        let check = |a: u128, b: u128| {
+            assert_eq!(mul_high_columns(a, b), mul_wide(a, b).0, "{a:#x} {b:#x}");
+        };
+        for &a in &edges {
+            for &b in &edges {
+                check(a, b);
+            }
+        }
+        for _ in 0..200_000 {
+            let a = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (rng.next() % 128);
+            let b = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (rng.next() % 128);
+            check(a, b);
+        }
+        // b = 2⁹⁶ + c puts a's low word w at bits 96..127 of the partial sum, and a·c
+        // (below 2¹¹²) under it: with w near 2³², those decide whether
+        // bit 128 is carried into (the fallback's case), and further from it they do not.
+        let (mut fallback, mut carried) = (0, 0);
+        for i in 0..50_000 {
+            let w = u32::MAX - (rng.next() % (1 << (16 + i % 6))) as u32;
+            // a < 2⁹⁶, so that its halves times c all fall below bit 96 (halves 0..5).
+            let a = u128::from(rng.next()) << 32 | u128::from(w);
+            let c = rng.next() >> 48 | 0x8000;
+            let b = 1 << 96 | u128::from(c);
+            fallback += usize::from(w > u32::MAX - (1 << 19));
+            // The products below bit 96 sum to a·c: they carry into bit 128 exactly when
+            // the low half of a·b is below them.
+            carried += usize::from(mul_wide(a, b).1 < a * u128::from(c));
+            check(a, b);
+            check(b, a);
+        }
+        assert!(fallback > 5_000 && carried > 1_000, "{fallback} {carried}");
+    }
+
+    /// [`mul_by_u64`] (and [`mul_base_limbs`], the Cortex-M0's form), the 192-bit
+    /// product as high 128 and low 64 bits, is the u128 product; [`mul_u64_wide`] and
+    /// [`mul_u64_limbs`] are the exact 64 × 64-bit product: edge and random operands.
+    #[test]
+    fn products_by_words_are_the_wide_products() {
+        let mut rng = Mix(0x5851_F42D_4C95_7F2D);
+        let edges: std::vec::Vec<u128> = wide_edges().collect();
+        let check = |a: u128, b: u64| {
+            let (a1, a0) = (a >> 64, a & u128::from(u64::MAX));
+            let low = a0 * u128::from(b);
+            let want = (a1 * u128::from(b) + (low >> 64), low as u64);
+            assert_eq!(mul_by_u64(a, b), want, "{a:#x} {b:#x}");
+            assert_eq!(mul_base_limbs(a, b), want, "{a:#x} {b:#x}");
+            let (x, y) = (a as u64, b);
+            let full = u128::from(x) * u128::from(y);
+            assert_eq!(mul_u64_wide(x, y), full, "{x:#x} {y:#x}");
+            assert_eq!(mul_u64_limbs(x, y), full, "{x:#x} {y:#x}");
+        };
+        for &a in &edges {
+            for &b in &edges {
+                check(a, b as u64);
+                check(a, (b >> 64) as u64);
+            }
+        }
+        for _ in 0..100_000 {
+            let a = u128::from(rng.next()) << 64 | u128::from(rng.next());
+            check(a >> (rng.next() % 128), rng.next() >> (rng.next() % 64));
+        }
+    }
+
+    /// [`mul_by_u16`] and [`mul_u64_by_u16`] (and their limb forms, the Cortex-M0's) are
+    /// the wrapping products, on edge and random operands and every edge multiplier.
+    #[test]
+    fn products_by_small_numbers_are_the_wrapping_products() {
+        let mut rng = Mix(0x6A09_E667_F3BC_C908);
+        let small = [0u16, 1, 2, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF];
+        let edges: std::vec::Vec<u128> = wide_edges().collect();
+        let check = |a: u128, b: u16| {
+            let want = a.wrapping_mul(u128::from(b));
+            assert_eq!(mul_by_u16(a, b), want, "{a:#x} {b:#x}");
+            assert_eq!(mul_by_u16_limbs(a, b), want, "{a:#x} {b:#x}");
+            for x in [a as u64, (a >> 64) as u64] {
+                let want = x.wrapping_mul(u64::from(b));
+                assert_eq!(mul_u64_by_u16(x, b), want, "{x:#x} {b:#x}");
+                assert_eq!(mul_u64_by_u16_limbs(x, b), want, "{x:#x} {b:#x}");
+            }
+        };
+        for &a in &edges {
+            for &b in &small {
+                check(a, b);
+            }
+        }
+        for _ in 0..100_000 {
+            let a = u128::from(rng.next()) << 64 | u128::from(rng.next());
+            check(
+                a >> (rng.next() % 128),
+                (rng.next() >> (rng.next() % 64)) as u16,
+            );
+        }
+        // The fast path's products: |k|·ln 2 and |K|·(ln 2)/64 at their largest.
+        for (c, k) in [(LN2_116, 1074), (LN2_64_116, 65_535)] {
+            assert_eq!(mul_by_u16(c as u128, k), c as u128 * u128::from(k));
+            assert!((c as u128).checked_mul(u128::from(k)).unwrap() < 1 << 127);
+        }
+    }
+
+    /// [`mul_q127_by_q63`] and [`mul_q127_q63s`] are [`mul_q127`] by `a·2⁶⁴` (and of
+    /// `b·2⁶⁴`), every sign, on edge and random operands.
+    #[test]
+    fn q127_products_by_q63_numbers_are_the_wide_ones() {
+        let mut rng = Mix(0xBB67_AE85_84CA_A73B);
+        let small = [
+            0i64,
+            1,
+            -1,
+            2,
+            0xFFFF_FFFF,
+            -(1 << 32),
+            i64::MAX,
+            -i64::MAX,
+            1 << 62,
+        ];
+        let wide: std::vec::Vec<i128> = wide_edges()
+            .map(|w| (w >> 1) as i128)
+            .flat_map(|w| [w, -w])
+            .collect();
+        let check = |a: i64, b: i128| {
+            let want = mul_q127(i128::from(a) << 64, b);
+            assert_eq!(mul_q127_by_q63(a, b), want, "{a:#x} {b:#x}");
+            let b = b >> 64;
+            if let Ok(b) = i64::try_from(b) {
+                let want = mul_q127(i128::from(a) << 64, i128::from(b) << 64);
+                assert_eq!(mul_q127_q63s(a, b), want, "{a:#x} {b:#x}");
+            }
+        };
+        for &a in &small {
+            for &b in &wide {
+                check(a, b);
+                check(-a, b);
+            }
+        }
+        for _ in 0..100_000 {
+            let a = (rng.next() >> 1 >> (rng.next() % 63)) as i64;
+            let b = ((u128::from(rng.next()) << 64 | u128::from(rng.next())) >> 1) as i128;
+            let b = b >> (rng.next() % 127);
+            for (a, b) in [(a, b), (-a, b), (a, -b), (-a, -b)] {
+                check(a, b);
+            }
+        }
+        assert_eq!(
+            mul_q127_q63s(i64::MAX, i64::MIN),
+            -(i128::from(i64::MAX) << 64)
+        );
+    }
+
+    /// [`normalized64`] is the top half of [`normalized`], and the leading-zero counts
+    /// by words and by binary search ([`leading_zeros64_words`], [`leading_zeros_search`],
+    /// the Cortex-M0's) are `leading_zeros`: every single bit, every run of ones from
+    /// the top or from the bottom, and random words of every width.
+    #[test]
+    fn normalizing_by_words() {
+        let mut rng = Mix(0x3C6E_F372_FE94_F82B);
+        let patterns = (0..64).flat_map(|i| [1u64 << i, u64::MAX << i, u64::MAX >> i, 0]);
+        let random = (0..100_000).map(|_| rng.next() >> (rng.next() % 64));
+        for x in patterns.chain(random) {
+            assert_eq!(leading_zeros64_words(x), x.leading_zeros(), "{x:#x}");
+            assert_eq!(leading_zeros64(x), x.leading_zeros(), "{x:#x}");
+            for w in [x as u32, (x >> 32) as u32] {
+                assert_eq!(leading_zeros_search(w), w.leading_zeros(), "{w:#x}");
+            }
+            let e = (x % 2000) as i32 - 1000;
+            let wide = normalized(u128::from(x), e + 64).map(|(m, e)| ((m >> 64) as u64, e));
+            assert_eq!(normalized64(x, e), wide, "{x:#x}");
+            for mant in [u128::from(x), u128::from(x) << 64 | 1, u128::from(x) << 31] {
+                let want = (mant != 0).then(|| {
+                    let z = mant.leading_zeros();
+                    (mant << z, e - z as i32)
+                });
+                assert_eq!(normalized(mant, e), want, "{mant:#x}");
+            }
+        }
     }
 
     /// The fast approximation is within its bound, 2⁻⁸³ (relative), of the accurate
