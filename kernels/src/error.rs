@@ -365,10 +365,11 @@ mod tests {
         assert!(wholes > 100_000, "{wholes}");
     }
 
-    /// `rules::nonzero` (two 32-bit halves) is `x != 0.0`: ±0, NaNs, subnormals, the
-    /// values whose bits are zero in one half only, random doubles.
+    /// `rules::nonzero` (two 32-bit halves) is `x != 0.0`, and `rules::finite` (the high
+    /// half) `x.is_finite()`: ±0, NaNs, infinities, subnormals, the values whose bits are
+    /// zero in one half only, random doubles.
     #[test]
-    fn nonzero_is_the_float_comparison() {
+    fn nonzero_and_finite_are_the_float_tests() {
         let mut values = SPECIAL_F64.to_vec();
         for half in [
             1u64,
@@ -387,6 +388,12 @@ mod tests {
             assert_eq!(
                 crate::rules::nonzero(v),
                 v != 0.0,
+                "{v:e} ({:#x})",
+                v.to_bits()
+            );
+            assert_eq!(
+                crate::rules::finite(v),
+                v.is_finite(),
                 "{v:e} ({:#x})",
                 v.to_bits()
             );

@@ -61,6 +61,8 @@
 //! 21 076 to 16 010 instructions (Cortex-M4F: 5 630 to 5 180), ASGD's from 16 154 to
 //! 10 976 (3 812 to 3 350), with the same bits.
 
+use crate::rules::{finite, is, lt, nonzero};
+
 /// A positive number `mant · 2^exp` with `mant` normalized to `[2¹²⁷, 2¹²⁸)`, and whether
 /// it was rounded down (truncated) on the way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -718,7 +720,7 @@ fn exp_dd(z: Dd) -> (Dd, i32) {
 /// library call on a core without a double-precision unit.
 #[inline]
 pub(crate) fn pow(x: f64, y: f64) -> f64 {
-    if y == 0.5 && x.to_bits().wrapping_sub(1) < f64::INFINITY.to_bits() {
+    if is(y, 0.5) && x.to_bits().wrapping_sub(1) < f64::INFINITY.to_bits() {
         return libm::sqrt(x);
     }
     pow_with(x, y, true)
@@ -726,21 +728,29 @@ pub(crate) fn pow(x: f64, y: f64) -> f64 {
 
 /// [`pow`], on the fast path first if `fast`, else on the accurate path alone.
 fn pow_with(x: f64, y: f64, fast: bool) -> f64 {
-    if !(x.is_finite() && y.is_finite()) || x == 0.0 || y == 0.0 || x == 1.0 {
+    // The tests on the bits (`crate::rules::{nonzero, is, lt}`): each float comparison
+    // is a library call on a core without a double-precision unit.
+    if !(finite(x) && finite(y) && nonzero(x) && nonzero(y) && !is(x, 1.0)) {
         return libm::pow(x, y);
     }
-    if y == 0.5 && x > 0.0 {
+    if is(y, 0.5) && lt(0.0, x) {
         // √x is correctly rounded, so it is the correctly rounded x^0.5 (fdlibm's pow
         // takes the same shortcut). Adam's, RAdam's and Adan's √(bias correction) come
         // here every step: on an FPU without doubles the general path costs ~60 000
         // instructions, the square root a few hundred.
         return libm::sqrt(x);
     }
-    if x < 0.0 {
+    // x is finite and nonzero here: negative is its sign bit (`lt(x, 0.0)` became a
+    // float comparison again).
+    if x.is_sign_negative() {
         if libm::trunc(y) != y {
             return libm::pow(x, y); // NaN
         }
-        let odd = y.abs() < 9_007_199_254_740_992.0 && (y as i64) & 1 == 1;
+        // |y| < 2⁵³ on the high word (2⁵³'s low word is 0): LLVM hoisted the float
+        // comparison above the branch, a library call every step on a core without a
+        // double-precision unit.
+        let below_2_53 = ((y.to_bits() >> 32) as u32) << 1 < 0x4340_0000 << 1;
+        let odd = below_2_53 && (y as i64) & 1 == 1;
         let magnitude = pow_with(-x, y, fast);
         return if odd { -magnitude } else { magnitude };
     }
@@ -2063,6 +2073,10 @@ mod tests {
             nan,
             1e-300,
             4.5e15,
+            // The largest odd whole doubles, and the first even one beyond them.
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
             9.1e15 + 1.0,
             1e18 + 0.5,
             1075.0,

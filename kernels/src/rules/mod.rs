@@ -401,6 +401,14 @@ pub(crate) fn nonzero(x: f64) -> bool {
     ((bits >> 32) as u32) << 1 | bits as u32 != 0
 }
 
+/// `x.is_finite()` on the high word (the exponent field not all ones): core's
+/// `is_finite` is `|x| < ∞`, which LLVM sometimes keeps as a float comparison, a library
+/// call on the Cortex-M4F and M0 (in `pow`, every NAdam and ASGD step).
+#[inline(always)]
+pub(crate) fn finite(x: f64) -> bool {
+    ((x.to_bits() >> 32) as u32) << 1 < 0xFFE0_0000
+}
+
 /// `x < y` on the bits, with the float comparison's answer for every pair (±0 equal,
 /// NaN unordered): for the per-step tests between hyperparameters and against
 /// constants, each a library call of about 30 instructions on the Cortex-M4F and M0.
