@@ -331,8 +331,13 @@ mod tests {
                 .then_some(e as u64)
         };
         let mut values = SPECIAL_F64.to_vec();
-        for k in -1080..1030 {
-            let p = 2f64.powi(k);
+        for k in -1074..1024 {
+            // 2^k from its bits, the subnormal ones included.
+            let p = if k >= -1022 {
+                f64::from_bits(((k + 1023) as u64) << 52)
+            } else {
+                f64::from_bits(1 << (k + 1074))
+            };
             for b in [p.to_bits() - 1, p.to_bits(), p.to_bits() + 1] {
                 values.extend([f64::from_bits(b), -f64::from_bits(b)]);
             }
