@@ -229,7 +229,7 @@ pub(crate) mod check {
     }
     /// Any finite value.
     pub fn finite(name: &'static str, v: f64) -> Result<(), Error> {
-        require(v.is_finite(), name, v, "must be finite")
+        require(crate::rules::finite(v), name, v, "must be finite")
     }
 }
 

@@ -1,6 +1,6 @@
 //! Rprop, resilient backpropagation (`torch.optim.Rprop`).
 
-use super::{Rule, StepCount, begin_step, le, lt};
+use super::{Rule, StepCount, begin_step, finite, le, lt};
 use crate::driver::{Drive, Kernel};
 use crate::error::{Error, check, require};
 use crate::lanes::Lanes;
@@ -130,7 +130,7 @@ impl Rule for Rprop {
             "must be in (0, 1)",
         )?;
         require(
-            lt(1.0, self.etaplus) && self.etaplus.is_finite(),
+            lt(1.0, self.etaplus) && finite(self.etaplus),
             "etaplus",
             self.etaplus,
             "must be finite and > 1",
