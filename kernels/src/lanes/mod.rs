@@ -125,9 +125,12 @@ pub trait Lanes:
     ///
     /// The square root of a finite value is zero or inside [`div_by`](Lanes::div_by)'s
     /// multiplying range (`f32`: `√|x|` is within [2⁻⁷⁴·⁵, 2⁶⁴], the range is [2⁻⁸⁰,
-    /// 2⁸⁰]; `f64`: [2⁻⁵³⁷, 2⁵¹²] within [2⁻⁸⁰⁰, 2⁸⁰⁰]), so the lanes that multiply test
-    /// only for ∞ and NaN, one compare instead of `div_by`'s range test of three, and take
-    /// the same path as `div_by` on the root. The default is `self.sqrt_abs().div_by(d)`.
+    /// 2⁸⁰]; `f64`: [2⁻⁵³⁷, 2⁵¹²] within [2⁻⁸⁰⁰, 2⁸⁰⁰]), so the lanes that multiply need
+    /// no range test: for a divisor in range and at most 1
+    /// ([`Divisor::root_reciprocal`]; every bias correction is) they take the larger of
+    /// the fused quotient and the root, which is the quotient for every finite root and
+    /// the root itself for ∞ and NaN, whose fused sequence gives NaN. A larger divisor
+    /// divides. The default is `self.sqrt_abs().div_by(d)`.
     #[inline(always)]
     fn sqrt_abs_div_by(self, d: Divisor<Self::Scalar>) -> Self {
         self.sqrt_abs().div_by(d)
@@ -218,6 +221,11 @@ pub struct Divisor<T> {
     /// use (nor, on a Cortex-M4F, a soft-float range test).
     #[cfg(target_arch = "x86_64")]
     recip: Option<T>,
+    /// `RN(1/d)` where `d` is in range and at most 1, as `Lanes::sqrt_abs_div_by`'s
+    /// multiplying path needs (a root's quotient is then at least the root; the
+    /// x86-64 lanes' `fused_root_quotient`).
+    #[cfg(target_arch = "x86_64")]
+    root_recip: Option<T>,
 }
 
 impl<T: Real> Divisor<T> {
@@ -228,9 +236,11 @@ impl<T: Real> Divisor<T> {
         #[cfg(target_arch = "x86_64")]
         {
             let fused = d >= T::from_f64(1.0 / 1048576.0) && d <= T::from_f64(1048576.0);
+            let recip = if fused { Some(T::ONE / d) } else { None };
             Divisor {
                 d,
-                recip: if fused { Some(T::ONE / d) } else { None },
+                recip,
+                root_recip: recip.filter(|_| d <= T::ONE),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -241,7 +251,11 @@ impl<T: Real> Divisor<T> {
     /// see that path run (a wrong `z` gives a different quotient).
     #[cfg(all(test, target_arch = "x86_64"))]
     pub(crate) fn with_reciprocal(d: T, z: T) -> Self {
-        Divisor { d, recip: Some(z) }
+        Divisor {
+            d,
+            recip: Some(z),
+            root_recip: Some(z).filter(|_| d <= T::ONE),
+        }
     }
 
     /// The divisor `d`.
@@ -256,6 +270,17 @@ impl<T: Real> Divisor<T> {
     pub fn reciprocal(&self) -> Option<T> {
         #[cfg(target_arch = "x86_64")]
         return self.recip;
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    /// `RN(1/d)` when `d` is also at most 1, for the quotient of a square root
+    /// (`Lanes::sqrt_abs_div_by`), `None` otherwise (always, on targets other than
+    /// x86-64).
+    #[inline(always)]
+    pub fn root_reciprocal(&self) -> Option<T> {
+        #[cfg(target_arch = "x86_64")]
+        return self.root_recip;
         #[cfg(not(target_arch = "x86_64"))]
         None
     }

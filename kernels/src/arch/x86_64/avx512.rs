@@ -98,11 +98,19 @@ macro_rules! avx512_lanes {
                 }
             }
 
-            /// Whether every lane is at most hi (false for NaN).
+            /// `self / d` for `self` a square root (every lane +0, positive, +∞ or NaN)
+            /// by Markstein's sequence with `z = RN(1/d)`, `d` in [`Divisor`]'s range and
+            /// at most 1 ([`Divisor::root_reciprocal`]). The sequence's one wrong lane,
+            /// `∞ / d` (its residual `∞ − ∞` is NaN), is restored without a test or a
+            /// branch: a finite root's quotient is exact and, as `d ≤ 1`, at least the
+            /// root, so the maximum of the two is the quotient; `vmaxps` (`vmaxpd`) returns its
+            /// second operand, the root, when either is NaN: `∞` for `∞` (as `∞ / d`),
+            /// and a NaN root itself (as its division does).
             #[inline(always)]
-            fn at_most_hi(self) -> bool {
+            fn fused_root_quotient(self, z: $t, d: $t) -> Self {
+                let q = self.fused_quotient(z, d);
                 // SAFETY: values of this type exist only on CPUs with AVX-512F.
-                unsafe { $cmp::<_CMP_LE_OQ>(self.0, $set1($hi)) == $all }
+                $name(unsafe { $max(q.0, self.0) })
             }
 
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where

@@ -9,7 +9,7 @@
 /// `Lanes::div_by` and `Lanes::sqrt_abs_div_by` for the lanes with a fused multiply-add
 /// (AVX2 and AVX-512), written once. Each lane type brings its own tests, which differ
 /// by instruction set (`in_fused_range`: every lane zero or with a magnitude in
-/// [lo, hi]; `at_most_hi`: every lane at most hi, false for NaN), and `fused_quotient`,
+/// [lo, hi]; `fused_root_quotient`: the quotient of a root, ∞ and NaN included), and `fused_quotient`,
 /// Markstein's sequence (see `Divisor`).
 macro_rules! fused_division {
     ($t:ty, $lo:expr, $hi:expr) => {
@@ -27,16 +27,16 @@ macro_rules! fused_division {
         #[inline(always)]
         fn sqrt_abs_div_by(self, d: Divisor<$t>) -> Self {
             // The root of a finite value is 0 or in [lo, hi] (the trait's docs; the
-            // bounds are asserted here): only ∞ and NaN lanes fail `≤ hi`, which is
-            // then `div_by`'s own test on the root.
+            // bounds are asserted here), where the multiplying division is exact; an
+            // ∞ or NaN root is the one lane `fused_root_quotient` repairs, by a maximum
+            // with the root instead of a test and branch per vector. That needs d ≤ 1
+            // (every bias correction); a larger divisor divides.
             const {
                 assert!($lo * $lo < <$t>::from_bits(1) && $hi * $hi > <$t>::MAX);
             }
             let s = self.sqrt_abs();
-            if let Some(z) = d.reciprocal() {
-                if s.at_most_hi() {
-                    return s.fused_quotient(z, d.value());
-                }
+            if let Some(z) = d.root_reciprocal() {
+                return s.fused_root_quotient(z, d.value());
             }
             s / Self::splat(d.value())
         }
@@ -1068,7 +1068,7 @@ mod division_tests {
 
     /// With a wrong reciprocal the lanes return the fused sequence's value, not the
     /// quotient: the multiplying path runs, and it is `q − (q·d − a)·z` with `q = a·z`,
-    /// each rounded once (for `sqrt_abs_div_by`, with `a = √|x|`).
+    /// each rounded once (for `sqrt_abs_div_by`, with `a = √|x|` and a divisor at most 1).
     #[test]
     fn div_by_runs_the_fused_sequence() {
         macro_rules! case {
@@ -1081,9 +1081,17 @@ mod division_tests {
                 };
                 assert!(a.iter().any(|&x| fused(x) != x / d));
                 on_levels::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), fused);
-                // And on the root, for `sqrt_abs_div_by`.
+                // And on the root, for `sqrt_abs_div_by`, which multiplies only for
+                // d ≤ 1 (and then keeps the larger of the sequence's value and the
+                // root: here the sequence's, about 1.33 times the root).
+                let (d, z): ($t, $t) = (0.75, 1.3);
+                let fused = |x: $t| {
+                    let q = x * z;
+                    (-q.mul_add(d, -x)).mul_add(z, q)
+                };
                 let root = |x: $t| fused(x.abs().sqrt());
                 assert!(a.iter().any(|&x| root(x) != x.sqrt() / d));
+                assert!(a.iter().all(|&x| root(x) > x.sqrt()));
                 on_levels_with::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), true, root);
             }};
         }
