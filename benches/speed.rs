@@ -240,7 +240,11 @@ fn data(n: usize, seed: u32) -> impl Iterator<Item = f32> {
     })
 }
 
-/// Buffers for the largest size, reused by every case.
+/// One size's buffers, reused by every rule at that size. Each size gets its own
+/// allocations, as the C loop's and the optimizer's tensors do: on the Zen 3 VM of
+/// session 13, f32 Adam at 1M stepped on the first quarter of 16M-sized buffers ran at
+/// 0.77 of the same step on 1M-sized ones (11 alternated rounds, IQR 0.54–0.82), which
+/// had made the kernel and roofline columns look slower than the C loop at 1M.
 struct Buffers {
     params: Vec<f32>,
     grads: Vec<f32>,
@@ -585,7 +589,7 @@ fn select(col: &str) {
 fn round(
     args: &Args,
     cases: &[(String, AnyRule)],
-    b: &mut Buffers,
+    max_slots: usize,
     round: usize,
     samples: &mut Samples,
 ) {
@@ -596,6 +600,7 @@ fn round(
     let len = cols.len();
     cols.rotate_left(round % len);
     for &n in &args.sizes {
+        let b = &mut Buffers::new(n, max_slots);
         for (name, rule) in cases {
             let slots = rule.state_slots();
             let mut push = |col: &'static str, v: f64| {
@@ -759,13 +764,11 @@ fn median(v: &[f64]) -> Option<f64> {
 fn main() {
     let args = parse_args();
     let cases = cases(&args.rules);
-    let max_n = args.sizes.iter().copied().max().unwrap_or(0);
     let max_slots = cases
         .iter()
         .map(|(_, r)| r.state_slots())
         .max()
         .unwrap_or(0);
-    let mut buffers = Buffers::new(max_n, max_slots);
     let mut samples = Samples::new();
 
     let mut multi: Vec<MultiCase> = if args.multi {
@@ -787,7 +790,7 @@ fn main() {
         return;
     }
     if args.worker {
-        round(&args, &cases, &mut buffers, 0, &mut samples);
+        round(&args, &cases, max_slots, 0, &mut samples);
         for ((name, n, _), v) in &samples {
             println!("{name} {n} {}", v[0]);
         }
@@ -806,7 +809,7 @@ fn main() {
     eprintln!("default level on this CPU: {}", isa::detected().name());
     for r in 0..args.rounds {
         eprintln!("round {}/{}", r + 1, args.rounds);
-        round(&args, &cases, &mut buffers, r, &mut samples);
+        round(&args, &cases, max_slots, r, &mut samples);
         multi_round(&mut multi, args.ms, r, &mut samples);
         if let Some(native) = &args.native {
             // The native build runs as a child process, and so does this program (its
