@@ -135,6 +135,25 @@ pub trait Lanes:
     fn sqrt_abs_div_by(self, d: Divisor<Self::Scalar>) -> Self {
         self.sqrt_abs().div_by(d)
     }
+    /// Lane-wise `self / d` where every lane is a difference of two square roots,
+    /// `√|x| − √|y|` (FTRL's `(√n′ − √n)/γ`): the same bits as
+    /// [`div_by`](Lanes::div_by), without its range test on the lanes that multiply.
+    ///
+    /// Such a difference is 0, ±∞, NaN or finite with a magnitude in [2⁻⁹⁸, 2⁶⁴]
+    /// (`f32`; `f64`: [2⁻⁵⁸⁹, 2⁵¹²]): every root is 0 or at least 2⁻⁷⁴·⁵ (2⁻⁵³⁷), so
+    /// both roots are multiples of 2⁻⁹⁸ (2⁻⁵⁸⁹), the spacing of the binade of the
+    /// smallest one. There, for a divisor in [2⁻²⁰, 1] ([`Divisor::root_reciprocal`]),
+    /// Markstein's sequence on the magnitude is exact: the quotient is at least the
+    /// magnitude (normal), and the residual `q·d − |a|` is a multiple of about
+    /// `|a|·2⁻⁴⁶` ≥ 2⁻¹⁴⁴, representable. The lanes that multiply take the larger of
+    /// that quotient and the magnitude (the quotient for every finite lane, the
+    /// magnitude itself for ∞ and NaN, whose sequence gives NaN) and put the lane's
+    /// sign back. A larger divisor divides. For other dividends the bits may differ
+    /// from a division; the default is `self.div_by(d)`.
+    #[inline(always)]
+    fn root_difference_div_by(self, d: Divisor<Self::Scalar>) -> Self {
+        self.div_by(d)
+    }
     /// Lane-wise `2ᵏ` for lanes holding whole numbers `k ≤ 0`, correctly rounded: `2ᵏ`
     /// exactly down to the least subnormal, 0 below it (`2^(emin − p)`, the tie, rounds
     /// to even: 0); NaN and −∞ give 0, and `k > 0` gives 1 (outside the contract, for

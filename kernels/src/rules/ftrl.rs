@@ -151,7 +151,9 @@ struct Coeffs<T> {
     sqrt_denominator: bool,
     single_l2: bool,
     /// γ: every element divides by it twice (σ, and q's `d/γ`): a per-step divisor, so
-    /// `div_by`'s multiplying path where it is exact (the same bits as `/`).
+    /// `div_by`'s multiplying path where it is exact (the same bits as `/`); with P = √,
+    /// σ's dividend is a difference of two roots, which needs no range test
+    /// (`Lanes::root_difference_div_by`).
     lr: Divisor<T>,
     shrink2: T,
     l1: T,
@@ -213,7 +215,12 @@ impl<T: Real> Coeffs<T> {
         let fresh = *n + g * g;
         let power = if PLAIN == 0 { self.power } else { Power::Sqrt };
         let powered = power.apply(fresh);
-        let sigma = (powered - power.apply(*n)).div_by(self.lr);
+        let sigma = if power == Power::Sqrt {
+            // A difference of two roots: the lanes that multiply need no range test.
+            (powered - power.apply(*n)).root_difference_div_by(self.lr)
+        } else {
+            (powered - power.apply(*n)).div_by(self.lr)
+        };
         *z = *z + (g_shrunk - sigma * theta);
         let d = if PLAIN == 0 && self.sqrt_denominator {
             fresh.sqrt_abs()

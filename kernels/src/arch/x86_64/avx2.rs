@@ -118,6 +118,14 @@ macro_rules! avx2_lanes {
                 $name(unsafe { $max(q.0, self.0) })
             }
 
+            /// `self` (every lane's sign bit clear) with `src`'s sign bits.
+            #[inline(always)]
+            fn with_sign_of(self, src: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX2 and FMA
+                // (module docs).
+                $name(unsafe { $or(self.0, $and(src.0, $set1($neg0))) })
+            }
+
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
             /// [`Divisor`] says (the callers test that).
             #[inline(always)]

@@ -113,6 +113,16 @@ macro_rules! avx512_lanes {
                 $name(unsafe { $max(q.0, self.0) })
             }
 
+            /// `self` (every lane's sign bit clear) with `src`'s sign bits.
+            #[inline(always)]
+            fn with_sign_of(self, src: Self) -> Self {
+                // SAFETY: values of this type exist only on CPUs with AVX-512F.
+                unsafe {
+                    let sign = _mm512_and_si512($castto(src.0), $set1i($sign));
+                    $name($castfrom(_mm512_or_si512($castto(self.0), sign)))
+                }
+            }
+
             /// `self / d` by Markstein's sequence with `z = RN(1/d)`: exact where
             /// [`Divisor`] says (the callers test that).
             #[inline(always)]

@@ -6,11 +6,12 @@
 //! ([`crate::driver::run_lanes`]) instantiated with this module's lane types; their
 //! `#[inline(always)]` operations inline into it and are compiled for that feature.
 
-/// `Lanes::div_by` and `Lanes::sqrt_abs_div_by` for the lanes with a fused multiply-add
+/// `Lanes::div_by`, `Lanes::sqrt_abs_div_by` and `Lanes::root_difference_div_by` for the
+/// lanes with a fused multiply-add
 /// (AVX2 and AVX-512), written once. Each lane type brings its own tests, which differ
 /// by instruction set (`in_fused_range`: every lane zero or with a magnitude in
-/// [lo, hi]; `fused_root_quotient`: the quotient of a root, ∞ and NaN included), and `fused_quotient`,
-/// Markstein's sequence (see `Divisor`).
+/// [lo, hi]; `fused_root_quotient`: the quotient of a root, ∞ and NaN included),
+/// `fused_quotient`, Markstein's sequence (see `Divisor`), and `with_sign_of`.
 macro_rules! fused_division {
     ($t:ty, $lo:expr, $hi:expr) => {
         #[inline(always)]
@@ -39,6 +40,20 @@ macro_rules! fused_division {
                 return s.fused_root_quotient(z, d.value());
             }
             s / Self::splat(d.value())
+        }
+        #[inline(always)]
+        fn root_difference_div_by(self, d: Divisor<$t>) -> Self {
+            // The magnitude's quotient, as `sqrt_abs_div_by` takes a root's (the bounds
+            // in the trait's docs), with the lane's sign put back: `a / d` has `a`'s
+            // sign (d > 0), and a NaN lane comes back as it was, as its division
+            // returns it.
+            if let Some(z) = d.root_reciprocal() {
+                return self
+                    .abs()
+                    .fused_root_quotient(z, d.value())
+                    .with_sign_of(self);
+            }
+            self / Self::splat(d.value())
         }
     };
 }
@@ -662,22 +677,33 @@ mod division_tests {
     use crate::real::Real;
     use std::vec::Vec;
 
-    /// `a / d` (`div_by`), or with `root` `√|a| / d` (`sqrt_abs_div_by`), lane by lane.
+    /// Which of the lanes' divisions by a [`Divisor`] a test runs.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Op {
+        /// `div_by`: `a / d`.
+        Div,
+        /// `sqrt_abs_div_by`: `√|a| / d`.
+        Root,
+        /// `root_difference_div_by`: `a / d` for `a` a difference of two roots.
+        RootDifference,
+    }
+
+    /// `op` on `a`, lane by lane.
     #[inline(always)]
     fn quotients<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
-        root: bool,
+        op: Op,
         out: &mut [T],
     ) {
         for (x, o) in a.chunks_exact(V::WIDTH).zip(out.chunks_exact_mut(V::WIDTH)) {
             // SAFETY: both chunks hold WIDTH elements.
             unsafe {
                 let x = V::load(x.as_ptr());
-                let q = if root {
-                    x.sqrt_abs_div_by(d)
-                } else {
-                    x.div_by(d)
+                let q = match op {
+                    Op::Div => x.div_by(d),
+                    Op::Root => x.sqrt_abs_div_by(d),
+                    Op::RootDifference => x.root_difference_div_by(d),
                 };
                 q.store(o.as_mut_ptr())
             }
@@ -688,20 +714,20 @@ mod division_tests {
     fn quotients_avx2<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
-        root: bool,
+        op: Op,
         out: &mut [T],
     ) {
-        quotients::<T, V>(a, d, root, out)
+        quotients::<T, V>(a, d, op, out)
     }
 
     #[target_feature(enable = "avx512f")]
     fn quotients_avx512<T: Real, V: Lanes<Scalar = T> + LoadStore<T>>(
         a: &[T],
         d: Divisor<T>,
-        root: bool,
+        op: Op,
         out: &mut [T],
     ) {
-        quotients::<T, V>(a, d, root, out)
+        quotients::<T, V>(a, d, op, out)
     }
 
     /// `a / d` on every level the CPU has, each quotient compared with `want(a[i])`;
@@ -711,14 +737,14 @@ mod division_tests {
         A2: Lanes<Scalar = T> + LoadStore<T>,
         A5: Lanes<Scalar = T> + LoadStore<T>,
     {
-        on_levels_with::<T, A2, A5>(a, d, false, want)
+        on_levels_with::<T, A2, A5>(a, d, Op::Div, want)
     }
 
-    /// [`on_levels`], or with `root` the lanes' `√|a| / d`.
+    /// [`on_levels`] with the lanes' `op`.
     fn on_levels_with<T: Real, A2, A5>(
         a: &[T],
         d: Divisor<T>,
-        root: bool,
+        op: Op,
         want: impl Fn(T) -> T,
     ) -> usize
     where
@@ -732,8 +758,8 @@ mod division_tests {
             // SAFETY: called only with a level the CPU has.
             |level, out| unsafe {
                 match level {
-                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, root, out),
-                    _ => quotients_avx512::<T, A5>(a, d, root, out),
+                    Level::Avx2 => quotients_avx2::<T, A2>(a, d, op, out),
+                    _ => quotients_avx512::<T, A5>(a, d, op, out),
                 }
             },
             |level, out| {
@@ -744,7 +770,7 @@ mod division_tests {
                         w.to_f64().to_bits(),
                         "{}: {}{:e} / {:e}: {:e}, want {:e}",
                         level.name(),
-                        if root { "√" } else { "" },
+                        if op == Op::Root { "√" } else { "" },
                         x.to_f64(),
                         d.value().to_f64(),
                         q.to_f64(),
@@ -753,6 +779,28 @@ mod division_tests {
                 }
             },
         )
+    }
+
+    /// Values the division tests place among ordinary ones: ±∞, the NaN `nan` of
+    /// either sign, ±`max`, the least subnormal `tiny` and normal `min`, ±0.
+    fn specials<T: Real>(nan: T, max: T, tiny: T, min: T) -> [T; 10] {
+        let inf = T::from_f64(f64::INFINITY);
+        let zero = T::ZERO;
+        [inf, -inf, nan, -nan, max, -max, tiny, min, zero, -zero]
+    }
+
+    fn specials_f32() -> [f32; 10] {
+        specials(
+            f32::from_bits(0x7fc0_beef),
+            f32::MAX,
+            f32::from_bits(1),
+            f32::MIN_POSITIVE,
+        )
+    }
+
+    fn specials_f64() -> [f64; 10] {
+        let nan = f64::from_bits(0x7ff8_0000_dead_beef);
+        specials(nan, f64::MAX, f64::from_bits(1), f64::MIN_POSITIVE)
     }
 
     /// Divisors: bias corrections √(1 − β₂ᵗ) as Adam meets them, the ends of the
@@ -950,8 +998,9 @@ mod division_tests {
             ];
             for d in divisors().into_iter().chain(outside) {
                 let d = Divisor::new(T::from_f64(d));
-                levels =
-                    on_levels_with::<T, A2, A5>(&a, d, true, |x| Lanes::sqrt_abs(x) / d.value());
+                levels = on_levels_with::<T, A2, A5>(&a, d, Op::Root, |x| {
+                    Lanes::sqrt_abs(x) / d.value()
+                });
             }
             levels
         }
@@ -961,20 +1010,7 @@ mod division_tests {
             4_099
         };
         let a32: Vec<f32> = (0..=u32::MAX).step_by(stride).map(f32::from_bits).collect();
-        let nan32 = f32::from_bits(0x7fc0_beef);
-        let s32 = [
-            f32::INFINITY,
-            -f32::INFINITY,
-            nan32,
-            -nan32,
-            f32::MAX,
-            -f32::MAX,
-            f32::from_bits(1),
-            f32::MIN_POSITIVE,
-            0.0,
-            -0.0,
-        ];
-        let levels = check::<f32, avx2::F32x8, avx512::F32x16>(a32, &s32);
+        let levels = check::<f32, avx2::F32x8, avx512::F32x16>(a32, &specials_f32());
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let a64: Vec<f64> = (0..1 << 16)
             .map(|_| {
@@ -984,22 +1020,111 @@ mod division_tests {
                 f64::from_bits(x)
             })
             .collect();
-        let nan64 = f64::from_bits(0x7ff8_0000_dead_beef);
-        let s64 = [
-            f64::INFINITY,
-            -f64::INFINITY,
-            nan64,
-            -nan64,
-            f64::MAX,
-            -f64::MAX,
-            f64::from_bits(1),
-            f64::MIN_POSITIVE,
-            0.0,
-            -0.0,
-        ];
-        check::<f64, avx2::F64x4, avx512::F64x8>(a64, &s64);
+        check::<f64, avx2::F64x4, avx512::F64x8>(a64, &specials_f64());
         if levels == 0 {
             std::println!("no AVX2 on this CPU: sqrt_abs_div_by not tested");
+        }
+    }
+
+    /// `root_difference_div_by` against the division, bit for bit, on differences of
+    /// two roots `√|x| − √|y|`: tiny ones, far below `div_by`'s range (which starts at
+    /// 2⁻⁸⁰), both signs (a negative accumulator in a restored state gives a negative
+    /// difference), `x` and `y` at random over every bit pattern, and ∞ and NaN lanes
+    /// among ordinary ones, for every divisor of the tests above and ones outside the
+    /// multiplying range. Without the sign put back, or without the maximum, it fails.
+    #[test]
+    fn root_difference_div_by_equals_division() {
+        fn check<T: Real, A2, A5>(pairs: &[(T, T)], tiny: T, at_least: usize) -> usize
+        where
+            A2: Lanes<Scalar = T> + LoadStore<T>,
+            A5: Lanes<Scalar = T> + LoadStore<T>,
+        {
+            let mut a: Vec<T> = pairs
+                .iter()
+                .map(|&(x, y)| Lanes::sqrt_abs(x) - Lanes::sqrt_abs(y))
+                .collect();
+            let below = a
+                .iter()
+                .filter(|x| x.abs() < tiny && x.to_f64() != 0.0)
+                .count();
+            assert!(
+                below >= at_least,
+                "only {below} differences below the range"
+            );
+            a.resize(a.len().next_multiple_of(16), T::ONE);
+            let mut levels = 0;
+            let outside = [2f64.powi(21), 2f64.powi(-21), f64::INFINITY, f64::NAN];
+            for d in divisors().into_iter().chain(outside) {
+                let d = Divisor::new(T::from_f64(d));
+                levels = on_levels_with::<T, A2, A5>(&a, d, Op::RootDifference, |x| x / d.value());
+            }
+            levels
+        }
+        fn pairs<T: Real>(
+            bits: impl Fn(u64) -> T,
+            tiny_top: u64,
+            stride: usize,
+            specials: &[T],
+        ) -> Vec<(T, T)> {
+            let mut p = Vec::new();
+            // Tiny accumulators and their neighbours: the least differences.
+            for b in (0..tiny_top).step_by(stride) {
+                for (x, y) in [(b + 1, b), (b, b + 1), (b + 2, b), (b, 0), (b + 1, b + 3)] {
+                    p.push((bits(x), bits(y)));
+                }
+            }
+            let mut r = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..1 << 15 {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                let x = bits(r);
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                p.push((x, bits(r)));
+            }
+            // The specials among ordinary values, on either side.
+            for &s in specials {
+                for i in 0..16 {
+                    let o = T::from_f64(0.25 + i as f64);
+                    p.push(if i == 3 {
+                        (s, o)
+                    } else if i == 7 {
+                        (o, s)
+                    } else {
+                        (o, o + o)
+                    });
+                }
+            }
+            p
+        }
+        let stride = if cfg!(debug_assertions) {
+            40_009
+        } else {
+            4_099
+        };
+        let p32 = pairs(
+            |b| f32::from_bits(b as u32),
+            1 << 28,
+            stride,
+            &specials_f32(),
+        );
+        // Far below `div_by`'s range (the roots of neighbouring subnormals differ by
+        // about 2⁻⁸⁷, the least nonzero differences there are): the least one here.
+        let least = p32
+            .iter()
+            .map(|&(x, y)| (Lanes::sqrt_abs(x) - Lanes::sqrt_abs(y)).abs())
+            .filter(|&a| a > 0.0)
+            .fold(f32::INFINITY, f32::min);
+        assert!(least < 2f32.powi(-86), "least difference {least:e}");
+        let levels = check::<f32, avx2::F32x8, avx512::F32x16>(&p32, 2f32.powi(-80), 1000);
+        let p64 = pairs(f64::from_bits, 1 << 40, stride << 16, &specials_f64());
+        // (Inside `div_by`'s `f64` range, which starts at 2⁻⁸⁰⁰: the differences of the
+        // subnormals' roots, about 2⁻⁵⁵⁸ and up, are tested all the same.)
+        check::<f64, avx2::F64x4, avx512::F64x8>(&p64, 2f64.powi(-550), 1000);
+        if levels == 0 {
+            std::println!("no AVX2 on this CPU: root_difference_div_by not tested");
         }
     }
 
@@ -1092,7 +1217,18 @@ mod division_tests {
                 let root = |x: $t| fused(x.abs().sqrt());
                 assert!(a.iter().any(|&x| root(x) != x.sqrt() / d));
                 assert!(a.iter().all(|&x| root(x) > x.sqrt()));
-                on_levels_with::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), true, root);
+                on_levels_with::<$t, $a2, $a5>(&a, Divisor::with_reciprocal(d, z), Op::Root, root);
+                // And on a difference of roots (`root_difference_div_by`): the sequence
+                // on the magnitude, with the sign put back.
+                let signed: Vec<$t> = a.iter().map(|&x| if x > 1.5 { -x } else { x }).collect();
+                let difference = |x: $t| fused(x.abs()).copysign(x);
+                assert!(signed.iter().any(|&x| difference(x) != x / d));
+                on_levels_with::<$t, $a2, $a5>(
+                    &signed,
+                    Divisor::with_reciprocal(d, z),
+                    Op::RootDifference,
+                    difference,
+                );
             }};
         }
         case!(f32, avx2::F32x8, avx512::F32x16);
