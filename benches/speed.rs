@@ -46,6 +46,10 @@ use std::time::Instant;
 use gradstep::rules::{AnyRule, RuleId};
 use gradstep_optim::{GroupId, Optimizer};
 
+#[path = "common/page_aligned.rs"]
+mod page_aligned;
+use page_aligned::PageAligned;
+
 #[cfg(target_arch = "x86_64")]
 use gradstep::isa::{self, Level};
 
@@ -246,15 +250,14 @@ fn data(n: usize, seed: u32) -> impl Iterator<Item = f32> {
 /// 0.77 of the same step on 1M-sized ones (11 alternated rounds, IQR 0.54–0.82), which
 /// had made the kernel and roofline columns look slower than the C loop at 1M.
 ///
-/// Each buffer starts on a page boundary (so also on the 64-byte one torch's allocator
-/// gives tensors), as in `percall`: the columns then differ only by what they do. Placed
-/// by `malloc` alone, params, grads and state started at unrelated offsets within a
-/// cache line once `malloc` served these sizes from its heap, so every vector access of
-/// the streams not aligned with the params straddled two lines: on session 15's Zen 5
-/// (9 rounds) the kernel column stepped f32 Adam at 4K at 0.81 of the same step on
-/// page-aligned buffers, SGD-momentum at 0.59, and Adam's roofline measured 0.47 of
-/// itself, while the owning optimizer (which places its state at the params' offset)
-/// stepped 1.21 times faster than the kernel it calls.
+/// Each buffer starts on a page ([`PageAligned`]), as in `percall`. Placed by `malloc`
+/// alone, params, grads and state started at unrelated offsets within a cache line once
+/// `malloc` served these sizes from its heap, so every vector access of the streams not
+/// aligned with the params straddled two lines: on session 15's Zen 5 (9 rounds) the
+/// kernel column stepped f32 Adam at 4K at 0.81 of the same step on page-aligned
+/// buffers, SGD-momentum at 0.59, and Adam's roofline measured 0.47 of itself, while the
+/// owning optimizer (which places its state at the params' offset) stepped 1.21 times
+/// faster than the kernel it calls.
 struct Buffers {
     params: PageAligned,
     grads: PageAligned,
@@ -263,50 +266,17 @@ struct Buffers {
 
 impl Buffers {
     fn new(n: usize, slots: usize) -> Self {
-        let mut params = PageAligned::zeros(n);
-        let mut grads = PageAligned::zeros(n);
-        for (p, x) in params.get_mut().iter_mut().zip(data(n, 1)) {
-            *p = x;
-        }
-        for (g, x) in grads.get_mut().iter_mut().zip(data(n, 2)) {
-            *g = x;
-        }
         Buffers {
-            params,
-            grads,
+            params: PageAligned::filled(n, data(n, 1)),
+            grads: PageAligned::filled(n, data(n, 2)),
             state: PageAligned::zeros(n * slots),
         }
     }
 
     /// Fresh values for the `n` params and the first `slots · n` state elements.
     fn reset(&mut self, n: usize, slots: usize) {
-        for (p, x) in self.params.get_mut().iter_mut().zip(data(n, 1)) {
-            *p = x;
-        }
+        self.params.fill(data(n, 1));
         self.state.get_mut()[..n * slots].fill(0.0);
-    }
-}
-
-/// `n` zeros from a 4096-byte boundary.
-struct PageAligned {
-    v: Vec<f32>,
-    off: usize,
-    n: usize,
-}
-
-impl PageAligned {
-    fn zeros(n: usize) -> PageAligned {
-        let v = vec![0.0f32; n + 1024];
-        let off = v.as_ptr().align_offset(4096);
-        PageAligned { v, off, n }
-    }
-
-    fn get(&self) -> &[f32] {
-        &self.v[self.off..self.off + self.n]
-    }
-
-    fn get_mut(&mut self) -> &mut [f32] {
-        &mut self.v[self.off..self.off + self.n]
     }
 }
 

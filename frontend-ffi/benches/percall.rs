@@ -57,6 +57,10 @@ use gradstep_optim::{GroupId, Optimizer};
 use kernels::rules::{AnyRule, AnyScalars, RuleId};
 use kernels::{STEP_CACHE_WORDS, StepCount};
 
+#[path = "../../benches/common/page_aligned.rs"]
+mod page_aligned;
+use page_aligned::PageAligned;
+
 const COLUMNS: [&str; 6] = [
     "kernel",
     "kernel'",
@@ -197,50 +201,18 @@ fn measure(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
     }
 }
 
-/// A buffer whose first element sits on a page (4096-byte) boundary, so also on the
-/// 64-byte one torch's allocator gives tensors: the columns differ then only by what
-/// they do, not by where the allocator happened to put their buffers (a stream
-/// straddling cache lines costs a small step several per cent, and so can streams at
-/// different offsets within a page).
-struct Aligned {
-    v: Vec<f32>,
-    off: usize,
-    n: usize,
-}
-
-impl Aligned {
-    /// `n` elements from a 4096-byte boundary: every column's params and state (and
-    /// the shared grads) then start at the same offset within a page, so that no column
-    /// gains or loses by where its buffers fall against the others' (on session 13's
-    /// Zen 3, with 64-byte alignment, `kernel+words` measured 0.931 of the kernel at
-    /// 4K where the C step, which does that and more, measured 0.957; page-aligned,
-    /// 0.979 and 0.961).
-    fn new(n: usize, seed: Option<u32>) -> Aligned {
-        let mut v = vec![0.0f32; n + 1024];
-        let off = v.as_ptr().align_offset(4096);
-        if let Some(seed) = seed {
-            let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-            for e in &mut v[off..off + n] {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *e = (x as f32 / u32::MAX as f32) * 0.2 - 0.1;
-            }
-        }
-        Aligned { v, off, n }
-    }
-
-    fn get(&self) -> &[f32] {
-        &self.v[self.off..self.off + self.n]
-    }
-
-    fn get_mut(&mut self) -> &mut [f32] {
-        &mut self.v[self.off..self.off + self.n]
-    }
-}
-
-fn data(n: usize, seed: u32) -> Aligned {
-    Aligned::new(n, Some(seed))
+/// `n` page-aligned values of a xorshift sequence from `seed`, in [−0.1, 0.1).
+fn data(n: usize, seed: u32) -> PageAligned {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    PageAligned::filled(
+        n,
+        std::iter::repeat_with(move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as f32 / u32::MAX as f32) * 0.2 - 0.1
+        }),
+    )
 }
 
 fn quantile(v: &[f64], q: f64) -> f64 {
@@ -253,15 +225,15 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 struct Case {
     n: usize,
     rule: AnyRule,
-    grads: Aligned,
-    kernel: (Aligned, Aligned, kernels::rules::AnyScalars),
-    c_step: (Aligned, Aligned, gradstep_scalars, gradstep_rule),
-    optim: (Aligned, Optimizer<f32>),
+    grads: PageAligned,
+    kernel: (PageAligned, PageAligned, kernels::rules::AnyScalars),
+    c_step: (PageAligned, PageAligned, gradstep_scalars, gradstep_rule),
+    optim: (PageAligned, Optimizer<f32>),
     /// `kernel+words`: params, state, the step count and the cache words.
-    words: (Aligned, Aligned, u64, [u64; STEP_CACHE_WORDS]),
+    words: (PageAligned, PageAligned, u64, [u64; STEP_CACHE_WORDS]),
     handle: *mut gradstep_optimizer,
     /// The handle's params (the handle holds a pointer to them: never moved).
-    _handle_params: Aligned,
+    _handle_params: PageAligned,
 }
 
 impl Case {
@@ -304,19 +276,19 @@ impl Case {
             rule,
             kernel: (
                 data(n, 1),
-                Aligned::new(n * slots, None),
+                PageAligned::zeros(n * slots),
                 rule.fresh_scalars(),
             ),
             c_step: (
                 data(n, 1),
-                Aligned::new(n * slots, None),
+                PageAligned::zeros(n * slots),
                 gradstep_scalars::default(),
                 c_rule,
             ),
             optim: (data(n, 1), optim),
             words: (
                 data(n, 1),
-                Aligned::new(n * slots, None),
+                PageAligned::zeros(n * slots),
                 0,
                 [0; STEP_CACHE_WORDS],
             ),
@@ -366,7 +338,7 @@ impl Case {
                             black_box(grads.as_ptr()),
                             n,
                             s.get_mut().as_mut_ptr(),
-                            s.n,
+                            s.get().len(),
                         )
                     };
                     assert_eq!(r, GRADSTEP_OK);
