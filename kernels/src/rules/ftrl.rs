@@ -215,11 +215,12 @@ impl<T: Real> Coeffs<T> {
         let fresh = *n + g * g;
         let power = if PLAIN == 0 { self.power } else { Power::Sqrt };
         let powered = power.apply(fresh);
+        let rise = powered - power.apply(*n);
         let sigma = if power == Power::Sqrt {
             // A difference of two roots: the lanes that multiply need no range test.
-            (powered - power.apply(*n)).root_difference_div_by(self.lr)
+            rise.root_difference_div_by(self.lr)
         } else {
-            (powered - power.apply(*n)).div_by(self.lr)
+            rise.div_by(self.lr)
         };
         *z = *z + (g_shrunk - sigma * theta);
         let d = if PLAIN == 0 && self.sqrt_denominator {

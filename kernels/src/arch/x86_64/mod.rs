@@ -675,6 +675,7 @@ mod division_tests {
     use crate::isa::Level;
     use crate::lanes::{Divisor, Lanes, LoadStore};
     use crate::real::Real;
+    use crate::testing::Mix;
     use std::vec::Vec;
 
     /// Which of the lanes' divisions by a [`Divisor`] a test runs.
@@ -1073,16 +1074,10 @@ mod division_tests {
                     p.push((bits(x), bits(y)));
                 }
             }
-            let mut r = 0x2545_f491_4f6c_dd1du64;
+            let mut r = Mix(0x2545_f491_4f6c_dd1d);
             for _ in 0..1 << 15 {
-                r ^= r << 13;
-                r ^= r >> 7;
-                r ^= r << 17;
-                let x = bits(r);
-                r ^= r << 13;
-                r ^= r >> 7;
-                r ^= r << 17;
-                p.push((x, bits(r)));
+                let x = bits(r.next());
+                p.push((x, bits(r.next())));
             }
             // The specials among ordinary values, on either side.
             for &s in specials {
