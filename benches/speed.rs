@@ -31,7 +31,9 @@
 //! land on whichever column was running) or by wall time (`--clock wall`). Rounds are interleaved (every rule, size and column once per round), and the
 //! median over the rounds is printed, so a noisy, shared machine affects every column
 //! alike: the ratios within one run are the claims, not the absolute numbers. A summary
-//! of the ratios the speed issue targets follows the tables.
+//! of the ratios the speed issue targets follows the tables, and then the spread of
+//! three fixed loops (multiply-adds, the divider, a 256 KiB add pass) timed before
+//! every size of every round, which shows whether the core changed speed during the run.
 //!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
@@ -177,6 +179,14 @@ impl Clock {
         match self {
             Clock::Cpu => "cpu",
             Clock::Wall => "wall",
+        }
+    }
+
+    /// What the clock measures, for the report.
+    fn describe(self) -> &'static str {
+        match self {
+            Clock::Cpu => "thread CPU time",
+            Clock::Wall => "wall time",
         }
     }
 }
@@ -440,71 +450,188 @@ fn droof(p: &mut [f32], g: &[f32], s: &mut [&mut [f32]], divisions: usize) {
     }
 }
 
-/// Throughput of the divider on 512-bit vectors: ns per `vsqrtps zmm`, per `vdivps
-/// zmm` and per pair of one of each, from a loop of independent instructions (eight
-/// per iteration, no dependency between them), timed by the thread's CPU time.
+/// `iters` iterations of eight independent 512-bit divider instructions: `vsqrtps zmm`
+/// (`kind` 0), `vdivps zmm` (1) or four of each, alternating (2).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
-fn divider_throughput() -> Option<[f64; 3]> {
-    if !std::is_x86_feature_detected!("avx512f") {
-        return None;
-    }
-    #[target_feature(enable = "avx512f")]
-    fn run(kind: usize, iters: usize) {
-        use std::arch::asm;
-        for _ in 0..iters {
-            // SAFETY: AVX-512F instructions (checked by the caller) on registers only;
-            // the clobbered registers are declared.
-            unsafe {
-                match kind {
-                    0 => asm!(
-                        "vsqrtps zmm1, zmm0", "vsqrtps zmm2, zmm0", "vsqrtps zmm3, zmm0",
-                        "vsqrtps zmm4, zmm0", "vsqrtps zmm5, zmm0", "vsqrtps zmm6, zmm0",
-                        "vsqrtps zmm7, zmm0", "vsqrtps zmm8, zmm0",
-                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                        options(nomem, nostack, preserves_flags)
-                    ),
-                    1 => asm!(
-                        "vdivps zmm1, zmm0, zmm9", "vdivps zmm2, zmm0, zmm9",
-                        "vdivps zmm3, zmm0, zmm9", "vdivps zmm4, zmm0, zmm9",
-                        "vdivps zmm5, zmm0, zmm9", "vdivps zmm6, zmm0, zmm9",
-                        "vdivps zmm7, zmm0, zmm9", "vdivps zmm8, zmm0, zmm9",
-                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                        in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
-                        options(nomem, nostack, preserves_flags)
-                    ),
-                    _ => asm!(
-                        "vsqrtps zmm1, zmm0", "vdivps zmm2, zmm0, zmm9",
-                        "vsqrtps zmm3, zmm0", "vdivps zmm4, zmm0, zmm9",
-                        "vsqrtps zmm5, zmm0", "vdivps zmm6, zmm0, zmm9",
-                        "vsqrtps zmm7, zmm0", "vdivps zmm8, zmm0, zmm9",
-                        out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                        out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                        in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                        in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
-                        options(nomem, nostack, preserves_flags)
-                    ),
-                }
+#[target_feature(enable = "avx512f")]
+unsafe fn divider_loop(kind: usize, iters: usize) {
+    use std::arch::asm;
+    for _ in 0..iters {
+        // SAFETY: AVX-512F instructions (the caller's guarantee) on registers only; the
+        // clobbered registers are declared.
+        unsafe {
+            match kind {
+                0 => asm!(
+                    "vsqrtps zmm1, zmm0", "vsqrtps zmm2, zmm0", "vsqrtps zmm3, zmm0",
+                    "vsqrtps zmm4, zmm0", "vsqrtps zmm5, zmm0", "vsqrtps zmm6, zmm0",
+                    "vsqrtps zmm7, zmm0", "vsqrtps zmm8, zmm0",
+                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                    options(nomem, nostack, preserves_flags)
+                ),
+                1 => asm!(
+                    "vdivps zmm1, zmm0, zmm9", "vdivps zmm2, zmm0, zmm9",
+                    "vdivps zmm3, zmm0, zmm9", "vdivps zmm4, zmm0, zmm9",
+                    "vdivps zmm5, zmm0, zmm9", "vdivps zmm6, zmm0, zmm9",
+                    "vdivps zmm7, zmm0, zmm9", "vdivps zmm8, zmm0, zmm9",
+                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                    in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
+                    options(nomem, nostack, preserves_flags)
+                ),
+                _ => asm!(
+                    "vsqrtps zmm1, zmm0", "vdivps zmm2, zmm0, zmm9",
+                    "vsqrtps zmm3, zmm0", "vdivps zmm4, zmm0, zmm9",
+                    "vsqrtps zmm5, zmm0", "vdivps zmm6, zmm0, zmm9",
+                    "vsqrtps zmm7, zmm0", "vdivps zmm8, zmm0, zmm9",
+                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                    in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
+                    options(nomem, nostack, preserves_flags)
+                ),
             }
         }
     }
-    let mut out = [0.0; 3];
-    for (kind, o) in out.iter_mut().enumerate() {
-        let iters = 200_000;
-        let mut best = f64::INFINITY;
-        for _ in 0..5 {
-            let t = thread_cpu_seconds();
-            // SAFETY: the CPU has AVX-512F (checked above).
-            unsafe { run(kind, iters) };
-            best = best.min(thread_cpu_seconds() - t);
-        }
-        // ns per instruction (kinds 0, 1) or per sqrt+div pair (kind 2).
-        *o = best * 1e9 / (iters * if kind == 2 { 4 } else { 8 }) as f64;
+}
+
+/// The least time by `clock` of `tries` runs of `f`, in seconds.
+fn least_seconds(clock: Clock, tries: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..tries {
+        let (cpu, wall) = (matches!(clock, Clock::Cpu), Instant::now());
+        let t = if cpu { thread_cpu_seconds() } else { 0.0 };
+        f();
+        let secs = if cpu {
+            thread_cpu_seconds() - t
+        } else {
+            wall.elapsed().as_secs_f64()
+        };
+        best = best.min(secs);
     }
-    Some(out)
+    best
+}
+
+/// Throughput of the divider on 512-bit vectors: ns per `vsqrtps zmm`, per `vdivps
+/// zmm` and per pair of one of each, from a loop of independent instructions (eight
+/// per iteration, no dependency between them), timed by `clock`.
+#[cfg(target_arch = "x86_64")]
+fn divider_throughput(clock: Clock) -> Option<[f64; 3]> {
+    if !std::is_x86_feature_detected!("avx512f") {
+        return None;
+    }
+    let iters = 200_000;
+    Some([0, 1, 2].map(|kind| {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        let best = least_seconds(clock, 5, || unsafe { divider_loop(kind, iters) });
+        // ns per instruction (kinds 0, 1) or per sqrt+div pair (kind 2).
+        best * 1e9 / (iters * if kind == 2 { 4 } else { 8 }) as f64
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// The machine's state during the run.
+//
+// A core of a shared VM does not keep one speed: on session 15's Zen 5 the same Adam
+// step alternated between two speeds (0.70 of the fast one in the slow state, a loop of
+// multiply-adds 0.60) over seconds to minutes, and on session 16's Zen 4 two
+// `scripts/bench.sh 7` runs ten minutes apart measured Adam's roofline at 4K at 2.35 and
+// 5.41 Gparam/s. Ratios within one round are the claims, but a round lasts tens of
+// seconds: three fixed loops (the floating-point pipes, the divider, the level-2 cache),
+// timed before every size of every round, show whether the core changed speed during
+// the run.
+
+/// The probes' columns in [`Samples`] (rule "probe", size 0).
+const PROBES: [&str; 3] = ["probe/fp", "probe/divider", "probe/memory"];
+
+/// ns per iteration of a loop of independent multiplies and adds (64 accumulators, on
+/// the build's own lanes), the least of three runs: the floating-point pipes' speed.
+fn fp_probe(clock: Clock) -> f64 {
+    const ITERS: usize = 20_000;
+    let (c, d) = (black_box(0.999f32), black_box(0.001f32));
+    let best = least_seconds(clock, 3, || {
+        let mut acc = [1.0f32; 64];
+        for _ in 0..ITERS {
+            for a in &mut acc {
+                *a = *a * c + d;
+            }
+        }
+        black_box(acc);
+    });
+    best * 1e9 / ITERS as f64
+}
+
+/// ns per pair of one `vsqrtps zmm` and one `vdivps zmm` (independent), the least of
+/// three runs; `None` without AVX-512.
+fn divider_probe(clock: Clock) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        const ITERS: usize = 20_000;
+        // SAFETY: the CPU has AVX-512F (checked above).
+        let best = least_seconds(clock, 3, || unsafe { divider_loop(2, ITERS) });
+        return Some(best * 1e9 / (ITERS * 4) as f64);
+    }
+    None
+}
+
+/// The probes' buffers, allocated once for the run (fresh pages for every sample made
+/// the memory probe's samples spread over 0.74–1.07 of their median on session 16's Zen
+/// 4, in a run whose other probes stayed within 2–5 %).
+struct Probe {
+    a: PageAligned,
+    b: PageAligned,
+}
+
+impl Probe {
+    /// Elements in each of the memory probe's two buffers.
+    const N: usize = 32 * K;
+
+    fn new() -> Probe {
+        Probe {
+            a: PageAligned::filled(Probe::N, data(Probe::N, 3)),
+            b: PageAligned::filled(Probe::N, data(Probe::N, 4)),
+        }
+    }
+
+    /// ns per pass of `a[i] += b[i]` over the two page-aligned buffers of 32K `f32`
+    /// (256 KiB together: beyond every level-1 cache, within the level-2 caches of the
+    /// machines measured here), the least of three runs of 16 passes: the speed of the
+    /// caches that the 4K–64K columns stream from. `a` is reset first, so its values
+    /// stay where they started, whatever the number of samples.
+    fn memory(&mut self, clock: Clock) -> f64 {
+        const PASSES: usize = 16;
+        self.a.fill(data(Probe::N, 3));
+        let (a, b) = (self.a.get_mut(), self.b.get());
+        let best = least_seconds(clock, 3, || {
+            for _ in 0..PASSES {
+                for (x, y) in a.iter_mut().zip(black_box(b)) {
+                    *x += y;
+                }
+                black_box(&mut *a);
+            }
+        });
+        best * 1e9 / PASSES as f64
+    }
+
+    /// Times the probes once into `samples`.
+    fn sample(&mut self, samples: &mut Samples, clock: Clock) {
+        let mut push = |col: &'static str, v: f64| {
+            samples
+                .entry(("probe".to_string(), 0, col))
+                .or_default()
+                .push(v)
+        };
+        push(PROBES[0], fp_probe(clock));
+        if let Some(v) = divider_probe(clock) {
+            push(PROBES[1], v);
+        }
+        push(PROBES[2], self.memory(clock));
+    }
 }
 
 /// The state slices of `n` elements each, one after another in `state`.
@@ -603,6 +730,7 @@ fn round(
     max_slots: usize,
     round: usize,
     samples: &mut Samples,
+    mut probe: Option<&mut Probe>,
 ) {
     let mut cols = kernel_columns();
     if args.worker {
@@ -611,6 +739,9 @@ fn round(
     let len = cols.len();
     cols.rotate_left(round % len);
     for &n in &args.sizes {
+        if let Some(probe) = probe.as_mut() {
+            probe.sample(samples, args.clock);
+        }
         let b = &mut Buffers::new(n, max_slots);
         for (name, rule) in cases {
             let slots = rule.state_slots();
@@ -772,6 +903,54 @@ fn median(v: &[f64]) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
+/// The probes' spread over the run ([`Probe::sample`]), and a warning when any of them changed
+/// by more than 10 % between the fastest and the slowest sample.
+fn report_state(samples: &Samples) {
+    let mut lines = Vec::new();
+    let mut changed = false;
+    let names = [
+        "multiply-add loop",
+        "root-and-division pair",
+        "256 KiB add pass",
+    ];
+    for (col, what) in PROBES.iter().zip(names) {
+        let Some(v) = samples.get(&("probe".to_string(), 0, *col)) else {
+            continue;
+        };
+        let (Some(med), Some(lo), Some(hi)) = (
+            median(v),
+            v.iter().copied().reduce(f64::min),
+            v.iter().copied().reduce(f64::max),
+        ) else {
+            continue;
+        };
+        changed |= hi > lo * 1.10;
+        lines.push(format!(
+            "{what} {med:.2} ns (fastest {:.2}, slowest {:.2} of the median)",
+            lo / med,
+            hi / med
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!(
+        "- the core's speed during the run (fixed loops timed before every size of \
+         every round, {} samples), median and spread: {}",
+        samples
+            .get(&("probe".to_string(), 0, PROBES[0]))
+            .map_or(0, Vec::len),
+        lines.join("; ")
+    );
+    if changed {
+        println!(
+            "  - the slowest sample is more than 10 % slower than the fastest: the core \
+             changed speed during this run, and ratios between columns measured in \
+             different states are less reliable (rerun, or compare more rounds)"
+        );
+    }
+}
+
 fn main() {
     let args = parse_args();
     let cases = cases(&args.rules);
@@ -801,7 +980,7 @@ fn main() {
         return;
     }
     if args.worker {
-        round(&args, &cases, max_slots, 0, &mut samples);
+        round(&args, &cases, max_slots, 0, &mut samples, None);
         for ((name, n, _), v) in &samples {
             println!("{name} {n} {}", v[0]);
         }
@@ -818,9 +997,10 @@ fn main() {
     let sizes: Vec<String> = args.sizes.iter().map(|n| n.to_string()).collect();
     #[cfg(target_arch = "x86_64")]
     eprintln!("default level on this CPU: {}", isa::detected().name());
+    let mut probe = Probe::new();
     for r in 0..args.rounds {
         eprintln!("round {}/{}", r + 1, args.rounds);
-        round(&args, &cases, max_slots, r, &mut samples);
+        round(&args, &cases, max_slots, r, &mut samples, Some(&mut probe));
         multi_round(&mut multi, args.ms, r, &mut samples);
         if let Some(native) = &args.native {
             // The native build runs as a child process, and so does this program (its
@@ -1029,16 +1209,18 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         );
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some([sqrt, div, pair]) = divider_throughput() {
+    if let Some([sqrt, div, pair]) = divider_throughput(args.clock) {
         println!(
-            "- divider throughput (independent 512-bit instructions, thread CPU time): \
+            "- divider throughput (independent 512-bit instructions, {}): \
              vsqrtps zmm {sqrt:.2} ns, vdivps zmm {div:.2} ns, one of each {pair:.2} ns; \
              per f32 element: one root and one division {:.3} ns, one root and two \
              divisions {:.3} ns",
+            args.clock.describe(),
             pair / 16.0,
             (pair + div) / 16.0
         );
     }
+    report_state(samples);
     if args.multi {
         println!("\n### The multi-tensor step (Adam, wall time, Gparam/s of the whole list)\n");
         println!("| list | tensors | params | 1 thread | 2 threads | 2 / 1 |");
