@@ -37,7 +37,8 @@
 //!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
-//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c]`.
+//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c]`. (`--worker` and `--probe`
+//! are the child modes that this program's rounds and `scripts/bench_compare.py` use.)
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -73,6 +74,10 @@ struct Args {
     worker: bool,
     /// Also (or, as a worker, only) the multi-tensor step over the tensor lists.
     multi: bool,
+    /// Probe mode (`--probe`, for `scripts/bench_compare.py`): one sample of the
+    /// machine-state probes per line read from stdin, printed as `fp divider memory`
+    /// in ns (`-` for a probe the CPU cannot run), until stdin ends.
+    probe: bool,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -112,6 +117,7 @@ fn parse_args() -> Args {
         },
         worker: false,
         multi: false,
+        probe: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -134,6 +140,7 @@ fn parse_args() -> Args {
             }
             "--worker" => args.worker = true,
             "--multi" => args.multi = true,
+            "--probe" => args.probe = true,
             other => panic!("unknown argument {other:?} (see the doc comment of benches/speed.rs)"),
         }
     }
@@ -951,8 +958,36 @@ fn report_state(samples: &Samples) {
     }
 }
 
+/// [`Args::probe`]'s loop: the probes' buffers live as long as the process, as in a
+/// run of this program.
+fn probe_server(clock: Clock) {
+    use std::io::{BufRead, Write};
+    let mut probe = Probe::new();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            return;
+        }
+        let mut samples = Samples::new();
+        probe.sample(&mut samples, clock);
+        let v = |col: &str| {
+            samples
+                .get(&("probe".to_string(), 0, col))
+                .map_or("-".to_string(), |v| format!("{:.3}", v[0]))
+        };
+        let line = format!("{} {} {}", v(PROBES[0]), v(PROBES[1]), v(PROBES[2]));
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if args.probe {
+        probe_server(args.clock);
+        return;
+    }
     let cases = cases(&args.rules);
     let max_slots = cases
         .iter()

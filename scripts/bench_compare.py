@@ -28,6 +28,10 @@ With `--multi`, also Adam over the tensor lists of benches/speed.rs (a small
 transformer's parameters; 200 tensors of 4K): gradstep's owning optimizer on one and
 two threads against torch's fused and foreach Adam over the same list, in wall time.
 
+After the tables, the spread of the speed bench's machine-state probes (benches/speed.rs,
+`--probe`), timed at the start of every round and before every size of torch and
+DeepSpeed: a shared VM's core or caches can change speed during a run.
+
 Run: /work/venv/bin/python scripts/bench_compare.py [--rounds 7] [--ms 25] [--multi]
 """
 
@@ -162,6 +166,52 @@ def child(cmd):
     return result
 
 
+class Probe:
+    """The speed bench's machine-state probes (benches/speed.rs `--probe`: a multiply-add
+    loop, a root-and-division pair on AVX-512, a 256 KiB add pass), in one child process
+    that keeps its buffers for the whole run; each sample is one line of three numbers
+    (ns, `-` for a probe the CPU cannot run)."""
+
+    NAMES = ("multiply-add loop", "root-and-division pair", "256 KiB add pass")
+
+    def __init__(self, exe):
+        self.proc = subprocess.Popen([exe, "--probe", "--clock", "cpu"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.samples = [[] for _ in self.NAMES]
+
+    def sample(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        for values, v in zip(self.samples, self.proc.stdout.readline().split()):
+            if v != "-":
+                values.append(float(v))
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+    def report(self):
+        """The probes' median and spread, as benches/speed.rs prints them."""
+        lines, changed = [], False
+        for name, v in zip(self.NAMES, self.samples):
+            if not v:
+                continue
+            med = statistics.median(v)
+            changed |= max(v) > min(v) * 1.10
+            lines.append(f"{name} {med:.2f} ns (fastest {min(v) / med:.2f}, slowest "
+                         f"{max(v) / med:.2f} of the median)")
+        if not lines:
+            return
+        print(f"\nThe machine's speed during the run (fixed loops timed at the start of "
+              f"every round and before each size's torch and DeepSpeed steps, "
+              f"{len(self.samples[0])} samples), median and spread: " + "; ".join(lines))
+        if changed:
+            print("- the slowest sample is more than 10 % slower than the fastest: the "
+                  "machine changed speed during this run, and ratios between contenders "
+                  "measured in different states are less reliable (rerun, or compare more "
+                  "rounds)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -178,16 +228,19 @@ def main():
     def push(name, n, v):
         samples.setdefault(name, {}).setdefault(n, []).append(v)
 
+    probe = Probe(exe)
     with tempfile.TemporaryDirectory() as tmp:
         c_exe = c_loop_exe(tmp)
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+            probe.sample()
             for n, v in child([exe, "--worker", "--rules", "adam", "--sizes", sizes,
                                "--ms", str(args.ms), "--clock", "cpu"]).items():
                 push("gradstep (default build)", n, v)
             for n, v in child([c_exe, "cpu", str(args.ms)] + [str(n) for n in SIZES]).items():
                 push("plain C loop (gcc -O3 -march=native)", n, v)
             for n in SIZES:
+                probe.sample()
                 push("torch Adam(fused=True)", n, measure(torch_adam(n, fused=True), n, args.ms))
                 push("torch Adam(foreach=True)", n,
                      measure(torch_adam(n, foreach=True), n, args.ms))
@@ -207,6 +260,7 @@ def main():
                              measure_wall(step, total, args.ms))
                         del step
 
+    probe.close()
     med = {k: {n: statistics.median(v) for n, v in by.items()} for k, by in samples.items()}
     print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds "
           f"(torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
@@ -234,6 +288,7 @@ def main():
             if name.startswith("torch") and all(k in by for k in LISTS) and g1:
                 print(f"| gradstep 1 thread / {name} | "
                       + " | ".join(f"{g1[k] / by[k]:.2f}" for k in LISTS) + " |")
+    probe.report()
     if ds is None:
         print(f"\nDeepSpeedCPUAdam not measured: {ds_why}")
 
