@@ -76,7 +76,7 @@ struct Args {
     multi: bool,
     /// Probe mode (`--probe`, for `scripts/bench_compare.py`): one sample of the
     /// machine-state probes per line read from stdin, printed as `fp divider memory`
-    /// in ns (`-` for a probe the CPU cannot run), until stdin ends.
+    /// in ns (`-` for a probe the CPU cannot run), and their spread when stdin ends.
     probe: bool,
 }
 
@@ -189,6 +189,14 @@ impl Clock {
         }
     }
 
+    /// Seconds by this clock: the thread's CPU time, or the wall time since `origin`.
+    fn seconds(self, origin: Instant) -> f64 {
+        match self {
+            Clock::Cpu => thread_cpu_seconds(),
+            Clock::Wall => origin.elapsed().as_secs_f64(),
+        }
+    }
+
     /// What the clock measures, for the report.
     fn describe(self) -> &'static str {
         match self {
@@ -230,10 +238,7 @@ fn thread_cpu_seconds() -> f64 {
 fn measure(n: usize, ms: f64, clock: Clock, mut step: impl FnMut()) -> f64 {
     step();
     let wall = Instant::now();
-    let now = || match clock {
-        Clock::Cpu => thread_cpu_seconds(),
-        Clock::Wall => wall.elapsed().as_secs_f64(),
-    };
+    let now = || clock.seconds(wall);
     // The clock is read once per batch of steps of about 64K params: reading a
     // thread's CPU time is a system call (~0.3 µs here), a tenth of a 4K Adam step.
     let batch = (1usize << 16).div_ceil(n.max(1));
@@ -466,41 +471,53 @@ fn droof(p: &mut [f32], g: &[f32], s: &mut [&mut [f32]], divisions: usize) {
 #[target_feature(enable = "avx512f")]
 unsafe fn divider_loop(kind: usize, iters: usize) {
     use std::arch::asm;
+    // Eight instructions writing zmm1..zmm8 from zmm0 (and zmm9, the divisor).
+    macro_rules! eight {
+        ($($i:literal),+) => {
+            asm!(
+                $($i),+,
+                out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
+                in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
+                in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+    }
     for _ in 0..iters {
         // SAFETY: AVX-512F instructions (the caller's guarantee) on registers only; the
         // clobbered registers are declared.
         unsafe {
             match kind {
-                0 => asm!(
-                    "vsqrtps zmm1, zmm0", "vsqrtps zmm2, zmm0", "vsqrtps zmm3, zmm0",
-                    "vsqrtps zmm4, zmm0", "vsqrtps zmm5, zmm0", "vsqrtps zmm6, zmm0",
-                    "vsqrtps zmm7, zmm0", "vsqrtps zmm8, zmm0",
-                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                    options(nomem, nostack, preserves_flags)
+                0 => eight!(
+                    "vsqrtps zmm1, zmm0",
+                    "vsqrtps zmm2, zmm0",
+                    "vsqrtps zmm3, zmm0",
+                    "vsqrtps zmm4, zmm0",
+                    "vsqrtps zmm5, zmm0",
+                    "vsqrtps zmm6, zmm0",
+                    "vsqrtps zmm7, zmm0",
+                    "vsqrtps zmm8, zmm0"
                 ),
-                1 => asm!(
-                    "vdivps zmm1, zmm0, zmm9", "vdivps zmm2, zmm0, zmm9",
-                    "vdivps zmm3, zmm0, zmm9", "vdivps zmm4, zmm0, zmm9",
-                    "vdivps zmm5, zmm0, zmm9", "vdivps zmm6, zmm0, zmm9",
-                    "vdivps zmm7, zmm0, zmm9", "vdivps zmm8, zmm0, zmm9",
-                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                    in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
-                    options(nomem, nostack, preserves_flags)
+                1 => eight!(
+                    "vdivps zmm1, zmm0, zmm9",
+                    "vdivps zmm2, zmm0, zmm9",
+                    "vdivps zmm3, zmm0, zmm9",
+                    "vdivps zmm4, zmm0, zmm9",
+                    "vdivps zmm5, zmm0, zmm9",
+                    "vdivps zmm6, zmm0, zmm9",
+                    "vdivps zmm7, zmm0, zmm9",
+                    "vdivps zmm8, zmm0, zmm9"
                 ),
-                _ => asm!(
-                    "vsqrtps zmm1, zmm0", "vdivps zmm2, zmm0, zmm9",
-                    "vsqrtps zmm3, zmm0", "vdivps zmm4, zmm0, zmm9",
-                    "vsqrtps zmm5, zmm0", "vdivps zmm6, zmm0, zmm9",
-                    "vsqrtps zmm7, zmm0", "vdivps zmm8, zmm0, zmm9",
-                    out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _,
-                    in("zmm0") std::arch::x86_64::_mm512_set1_ps(2.0),
-                    in("zmm9") std::arch::x86_64::_mm512_set1_ps(3.0),
-                    options(nomem, nostack, preserves_flags)
+                _ => eight!(
+                    "vsqrtps zmm1, zmm0",
+                    "vdivps zmm2, zmm0, zmm9",
+                    "vsqrtps zmm3, zmm0",
+                    "vdivps zmm4, zmm0, zmm9",
+                    "vsqrtps zmm5, zmm0",
+                    "vdivps zmm6, zmm0, zmm9",
+                    "vsqrtps zmm7, zmm0",
+                    "vdivps zmm8, zmm0, zmm9"
                 ),
             }
         }
@@ -509,36 +526,36 @@ unsafe fn divider_loop(kind: usize, iters: usize) {
 
 /// The least time by `clock` of `tries` runs of `f`, in seconds.
 fn least_seconds(clock: Clock, tries: usize, mut f: impl FnMut()) -> f64 {
+    let origin = Instant::now();
     let mut best = f64::INFINITY;
     for _ in 0..tries {
-        let (cpu, wall) = (matches!(clock, Clock::Cpu), Instant::now());
-        let t = if cpu { thread_cpu_seconds() } else { 0.0 };
+        let t = clock.seconds(origin);
         f();
-        let secs = if cpu {
-            thread_cpu_seconds() - t
-        } else {
-            wall.elapsed().as_secs_f64()
-        };
-        best = best.min(secs);
+        best = best.min(clock.seconds(origin) - t);
     }
     best
+}
+
+/// ns per instruction of [`divider_loop`]'s `kind` (0, 1), or per pair of one root and
+/// one division (2): the least of `tries` runs of `iters` iterations, timed by `clock`;
+/// `None` without AVX-512.
+fn divider_ns(clock: Clock, kind: usize, iters: usize, tries: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        let best = least_seconds(clock, tries, || unsafe { divider_loop(kind, iters) });
+        return Some(best * 1e9 / (iters * if kind == 2 { 4 } else { 8 }) as f64);
+    }
+    let _ = (clock, kind, iters, tries);
+    None
 }
 
 /// Throughput of the divider on 512-bit vectors: ns per `vsqrtps zmm`, per `vdivps
 /// zmm` and per pair of one of each, from a loop of independent instructions (eight
 /// per iteration, no dependency between them), timed by `clock`.
-#[cfg(target_arch = "x86_64")]
 fn divider_throughput(clock: Clock) -> Option<[f64; 3]> {
-    if !std::is_x86_feature_detected!("avx512f") {
-        return None;
-    }
-    let iters = 200_000;
-    Some([0, 1, 2].map(|kind| {
-        // SAFETY: the CPU has AVX-512F (checked above).
-        let best = least_seconds(clock, 5, || unsafe { divider_loop(kind, iters) });
-        // ns per instruction (kinds 0, 1) or per sqrt+div pair (kind 2).
-        best * 1e9 / (iters * if kind == 2 { 4 } else { 8 }) as f64
-    }))
+    let [sqrt, div, pair] = [0, 1, 2].map(|kind| divider_ns(clock, kind, 200_000, 5));
+    Some([sqrt?, div?, pair?])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,19 +588,6 @@ fn fp_probe(clock: Clock) -> f64 {
         black_box(acc);
     });
     best * 1e9 / ITERS as f64
-}
-
-/// ns per pair of one `vsqrtps zmm` and one `vdivps zmm` (independent), the least of
-/// three runs; `None` without AVX-512.
-fn divider_probe(clock: Clock) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        const ITERS: usize = 20_000;
-        // SAFETY: the CPU has AVX-512F (checked above).
-        let best = least_seconds(clock, 3, || unsafe { divider_loop(2, ITERS) });
-        return Some(best * 1e9 / (ITERS * 4) as f64);
-    }
-    None
 }
 
 /// The probes' buffers, allocated once for the run (fresh pages for every sample made
@@ -625,19 +629,22 @@ impl Probe {
         best * 1e9 / PASSES as f64
     }
 
-    /// Times the probes once into `samples`.
+    /// Times the probes once into `samples` (columns [`PROBES`]; the divider's only
+    /// with AVX-512).
     fn sample(&mut self, samples: &mut Samples, clock: Clock) {
-        let mut push = |col: &'static str, v: f64| {
-            samples
-                .entry(("probe".to_string(), 0, col))
-                .or_default()
-                .push(v)
-        };
-        push(PROBES[0], fp_probe(clock));
-        if let Some(v) = divider_probe(clock) {
-            push(PROBES[1], v);
+        let values = [
+            Some(fp_probe(clock)),
+            divider_ns(clock, 2, 20_000, 3),
+            Some(self.memory(clock)),
+        ];
+        for (col, v) in PROBES.into_iter().zip(values) {
+            if let Some(v) = v {
+                samples
+                    .entry(("probe".to_string(), 0, col))
+                    .or_default()
+                    .push(v);
+            }
         }
-        push(PROBES[2], self.memory(clock));
     }
 }
 
@@ -910,28 +917,26 @@ fn median(v: &[f64]) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
-/// The probes' spread over the run ([`Probe::sample`]), and a warning when any of them changed
-/// by more than 10 % between the fastest and the slowest sample.
-fn report_state(samples: &Samples) {
+/// The probes' spread over the run ([`Probe::sample`], timed `when`), and a warning
+/// when any of them changed by more than 10 % between the fastest and the slowest
+/// sample.
+fn report_state(samples: &Samples, when: &str) {
     let mut lines = Vec::new();
-    let mut changed = false;
+    let (mut changed, mut count) = (false, 0);
     let names = [
         "multiply-add loop",
         "root-and-division pair",
         "256 KiB add pass",
     ];
-    for (col, what) in PROBES.iter().zip(names) {
-        let Some(v) = samples.get(&("probe".to_string(), 0, *col)) else {
+    for (col, what) in PROBES.into_iter().zip(names) {
+        let Some(v) = samples.get(&("probe".to_string(), 0, col)) else {
             continue;
         };
-        let (Some(med), Some(lo), Some(hi)) = (
-            median(v),
-            v.iter().copied().reduce(f64::min),
-            v.iter().copied().reduce(f64::max),
-        ) else {
-            continue;
-        };
+        let Some(med) = median(v) else { continue };
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         changed |= hi > lo * 1.10;
+        count = count.max(v.len());
         lines.push(format!(
             "{what} {med:.2} ns (fastest {:.2}, slowest {:.2} of the median)",
             lo / med,
@@ -942,16 +947,13 @@ fn report_state(samples: &Samples) {
         return;
     }
     println!(
-        "- the core's speed during the run (fixed loops timed before every size of \
-         every round, {} samples), median and spread: {}",
-        samples
-            .get(&("probe".to_string(), 0, PROBES[0]))
-            .map_or(0, Vec::len),
+        "- the machine's speed during the run (fixed loops timed {when}, {count} samples), \
+         median and spread: {}",
         lines.join("; ")
     );
     if changed {
         println!(
-            "  - the slowest sample is more than 10 % slower than the fastest: the core \
+            "  - the slowest sample is more than 10 % slower than the fastest: the machine \
              changed speed during this run, and ratios between columns measured in \
              different states are less reliable (rerun, or compare more rounds)"
         );
@@ -959,27 +961,33 @@ fn report_state(samples: &Samples) {
 }
 
 /// [`Args::probe`]'s loop: the probes' buffers live as long as the process, as in a
-/// run of this program.
+/// run of this program. Each line read takes one sample and prints its values; at the
+/// end of stdin the spread of all of them is printed as [`report_state`] prints it.
 fn probe_server(clock: Clock) {
     use std::io::{BufRead, Write};
     let mut probe = Probe::new();
+    let mut samples = Samples::new();
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         if line.is_err() {
-            return;
+            break;
         }
-        let mut samples = Samples::new();
         probe.sample(&mut samples, clock);
-        let v = |col: &str| {
+        let last = PROBES.map(|col| {
             samples
                 .get(&("probe".to_string(), 0, col))
-                .map_or("-".to_string(), |v| format!("{:.3}", v[0]))
-        };
-        let line = format!("{} {} {}", v(PROBES[0]), v(PROBES[1]), v(PROBES[2]));
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                .and_then(|v| v.last())
+                .map_or("-".to_string(), |v| format!("{v:.3}"))
+        });
+        if writeln!(out, "{}", last.join(" "))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             return;
         }
     }
+    drop(out);
+    report_state(&samples, "at the caller's sampling points");
 }
 
 fn main() {
@@ -1243,7 +1251,6 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
             per_size(&|n| d(n, "droof2"))
         );
     }
-    #[cfg(target_arch = "x86_64")]
     if let Some([sqrt, div, pair]) = divider_throughput(args.clock) {
         println!(
             "- divider throughput (independent 512-bit instructions, {}): \
@@ -1255,7 +1262,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
             (pair + div) / 16.0
         );
     }
-    report_state(samples);
+    report_state(samples, "before every size of every round");
     if args.multi {
         println!("\n### The multi-tensor step (Adam, wall time, Gparam/s of the whole list)\n");
         println!("| list | tensors | params | 1 thread | 2 threads | 2 / 1 |");

@@ -169,47 +169,21 @@ def child(cmd):
 class Probe:
     """The speed bench's machine-state probes (benches/speed.rs `--probe`: a multiply-add
     loop, a root-and-division pair on AVX-512, a 256 KiB add pass), in one child process
-    that keeps its buffers for the whole run; each sample is one line of three numbers
-    (ns, `-` for a probe the CPU cannot run)."""
-
-    NAMES = ("multiply-add loop", "root-and-division pair", "256 KiB add pass")
+    that keeps its buffers for the whole run. `sample` takes one sample; `close` returns
+    the child's report of their spread (benches/speed.rs `report_state`)."""
 
     def __init__(self, exe):
         self.proc = subprocess.Popen([exe, "--probe", "--clock", "cpu"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        self.samples = [[] for _ in self.NAMES]
 
     def sample(self):
         self.proc.stdin.write("\n")
         self.proc.stdin.flush()
-        for values, v in zip(self.samples, self.proc.stdout.readline().split()):
-            if v != "-":
-                values.append(float(v))
+        self.proc.stdout.readline()
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
-
-    def report(self):
-        """The probes' median and spread, as benches/speed.rs prints them."""
-        lines, changed = [], False
-        for name, v in zip(self.NAMES, self.samples):
-            if not v:
-                continue
-            med = statistics.median(v)
-            changed |= max(v) > min(v) * 1.10
-            lines.append(f"{name} {med:.2f} ns (fastest {min(v) / med:.2f}, slowest "
-                         f"{max(v) / med:.2f} of the median)")
-        if not lines:
-            return
-        print(f"\nThe machine's speed during the run (fixed loops timed at the start of "
-              f"every round and before each size's torch and DeepSpeed steps, "
-              f"{len(self.samples[0])} samples), median and spread: " + "; ".join(lines))
-        if changed:
-            print("- the slowest sample is more than 10 % slower than the fastest: the "
-                  "machine changed speed during this run, and ratios between contenders "
-                  "measured in different states are less reliable (rerun, or compare more "
-                  "rounds)")
+        report, _ = self.proc.communicate()
+        return report
 
 
 def main():
@@ -260,7 +234,7 @@ def main():
                              measure_wall(step, total, args.ms))
                         del step
 
-    probe.close()
+    probe_report = probe.close()
     med = {k: {n: statistics.median(v) for n, v in by.items()} for k, by in samples.items()}
     print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds "
           f"(torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
@@ -288,7 +262,9 @@ def main():
             if name.startswith("torch") and all(k in by for k in LISTS) and g1:
                 print(f"| gradstep 1 thread / {name} | "
                       + " | ".join(f"{g1[k] / by[k]:.2f}" for k in LISTS) + " |")
-    probe.report()
+    if probe_report:
+        print("\nAt the start of every round and before each size's torch and DeepSpeed "
+              "steps:\n" + probe_report, end="")
     if ds is None:
         print(f"\nDeepSpeedCPUAdam not measured: {ds_why}")
 
