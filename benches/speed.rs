@@ -1225,6 +1225,16 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         "- adam optimizer (1 thread) / kernel: {}",
         per_size(&|n| ratio(a(n, "optim/1"), a(n, "default")))
     );
+    // A layer-wise rule's optimizer keeps its update in scratch memory between the two
+    // passes (tensors of up to `SCRATCH_MAX_BYTES`); the kernel column steps without.
+    for (name, _) in cases.iter().filter(|(_, rule)| rule.whole_slice()) {
+        let l = |n: usize, col: &'static str| med(name, n, col);
+        println!(
+            "- {name} optimizer (1 thread; scratch memory up to {} KiB) / kernel: {}",
+            gradstep_optim::SCRATCH_MAX_BYTES / 1024,
+            per_size(&|n| ratio(l(n, "optim/1"), l(n, "default")))
+        );
+    }
     // Time per byte relative to SGD-momentum: (gps·bytes) of SGD-m / (gps·bytes) of rule.
     let sgdm = cases.iter().find(|(name, _)| name == "sgd_momentum");
     if let Some((_, sgdm_rule)) = sgdm {
@@ -1236,6 +1246,14 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
                 Some(s / r)
             };
             println!("  - {name}: {}", per_size(&tpb));
+        }
+        for (name, rule) in cases.iter().filter(|(_, rule)| rule.whole_slice()) {
+            let tpb = |n: usize| {
+                let s = med("sgd_momentum", n, "default")? * bytes_per_param(sgdm_rule) as f64;
+                let r = med(name, n, "optim/1")? * bytes_per_param(rule) as f64;
+                Some(s / r)
+            };
+            println!("  - {name}, optimizer with scratch: {}", per_size(&tpb));
         }
     }
     println!(

@@ -249,6 +249,25 @@ public:
                                                   params.size(), state.data(), state.size()));
         return detail::done();
     }
+    /** One step with scratch memory (as long as params): a layer-wise rule (LAMB) keeps
+     * its update there between its two passes; the same bits, half its square roots and
+     * divisions (gradstep_rule_step_scratch_f32). */
+    ret<void> step(gradstep_scalars &scalars, view<float> params, view<const float> grads,
+                   view<float> state, view<float> scratch) const {
+        if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
+        GRADSTEP_HPP_CHECK(gradstep_rule_step_scratch_f32(
+            &c, &scalars, params.data(), grads.data(), params.size(), state.data(), state.size(),
+            scratch.data(), scratch.size()));
+        return detail::done();
+    }
+    ret<void> step(gradstep_scalars &scalars, view<double> params, view<const double> grads,
+                   view<double> state, view<double> scratch) const {
+        if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
+        GRADSTEP_HPP_CHECK(gradstep_rule_step_scratch_f64(
+            &c, &scalars, params.data(), grads.data(), params.size(), state.data(), state.size(),
+            scratch.data(), scratch.size()));
+        return detail::done();
+    }
 
 private:
     rule() noexcept : c() {}

@@ -64,6 +64,8 @@ const STEPPING: &[&str] = &[
     "gradstep_rule_state_len",
     "gradstep_rule_step_f32",
     "gradstep_rule_step_f64",
+    "gradstep_rule_step_scratch_f32",
+    "gradstep_rule_step_scratch_f64",
 ];
 const BASICS: &[&str] = &["gradstep_element", "gradstep_element_type"];
 

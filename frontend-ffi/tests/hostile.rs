@@ -15,8 +15,9 @@ use gradstep::optimizer::{
     gradstep_optimizer_new,
 };
 use gradstep::rules::{
-    GRADSTEP_F32, GRADSTEP_F64, GRADSTEP_RULE_ADAM, GRADSTEP_RULE_SGD, gradstep_rule,
-    gradstep_rule_default, gradstep_rule_state_len, gradstep_rule_step_f32, gradstep_scalars,
+    GRADSTEP_F32, GRADSTEP_F64, GRADSTEP_RULE_ADAM, GRADSTEP_RULE_LAMB, GRADSTEP_RULE_SGD,
+    gradstep_rule, gradstep_rule_default, gradstep_rule_state_len, gradstep_rule_step_f32,
+    gradstep_rule_step_scratch_f32, gradstep_rule_step_scratch_f64, gradstep_scalars,
 };
 use gradstep::schedules::{
     GRADSTEP_SCHEDULE_CONSTANT, GRADSTEP_SCHEDULE_EXPONENTIAL, gradstep_schedule,
@@ -112,6 +113,152 @@ fn overlapping_step_buffers_are_refused_before_any_slice() {
     };
     assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
     assert_eq!((p, sc.step), ([1.0; 8], 0), "a refused step wrote");
+}
+
+/// The step with scratch memory: LAMB's bits are the step's without (f32 and f64,
+/// over a vector body and a tail), an elementwise rule's too with the scratch left as
+/// it was; a NULL, misaligned, overlapping or wrongly sized scratch is refused with
+/// nothing written.
+#[test]
+fn step_with_scratch_gives_the_same_bits_and_refuses_a_bad_scratch() {
+    fn same<T: Copy + PartialEq + core::fmt::Debug + From<f32>>(
+        kind: u32,
+        n: usize,
+        plain: unsafe extern "C" fn(
+            *const gradstep_rule,
+            *mut gradstep_scalars,
+            *mut T,
+            *const T,
+            usize,
+            *mut T,
+            usize,
+        ) -> gradstep_status,
+        kept: unsafe extern "C" fn(
+            *const gradstep_rule,
+            *mut gradstep_scalars,
+            *mut T,
+            *const T,
+            usize,
+            *mut T,
+            usize,
+            *mut T,
+            usize,
+        ) -> gradstep_status,
+    ) {
+        let r = rule(kind);
+        let value = |i: usize, k: usize| T::from(((i * k + 3) % 17) as f32 / 4.0 - 2.0);
+        let (mut a, mut b): (Vec<T>, Vec<T>) = (
+            (0..n).map(|i| value(i, 5)).collect(),
+            (0..n).map(|i| value(i, 5)).collect(),
+        );
+        let mut len = 0;
+        // SAFETY: valid pointers.
+        assert_eq!(
+            unsafe { gradstep_rule_state_len(&r, n, &mut len) },
+            GRADSTEP_OK
+        );
+        let (mut sa, mut sb) = (vec![T::from(0.0); len], vec![T::from(0.0); len]);
+        let (mut ca, mut cb) = (gradstep_scalars::default(), gradstep_scalars::default());
+        let mut scratch = vec![T::from(9.0); n];
+        for t in 0..3 {
+            let g: Vec<T> = (0..n).map(|i| value(i, 7 + t)).collect();
+            // SAFETY: every buffer valid for its length, none overlapping.
+            unsafe {
+                let s = plain(
+                    &r,
+                    &mut ca,
+                    a.as_mut_ptr(),
+                    g.as_ptr(),
+                    n,
+                    sa.as_mut_ptr(),
+                    len,
+                );
+                assert_eq!(s, GRADSTEP_OK);
+                let s = kept(
+                    &r,
+                    &mut cb,
+                    b.as_mut_ptr(),
+                    g.as_ptr(),
+                    n,
+                    sb.as_mut_ptr(),
+                    len,
+                    scratch.as_mut_ptr(),
+                    n,
+                );
+                assert_eq!(s, GRADSTEP_OK);
+            }
+            assert_eq!((&a, &sa, ca.step), (&b, &sb, cb.step), "kind {kind}, n {n}");
+        }
+        if kind != GRADSTEP_RULE_LAMB {
+            assert!(
+                scratch.iter().all(|&x| x == T::from(9.0)),
+                "scratch written"
+            );
+        }
+    }
+    // Under Miri a vector body and a tail; natively past a 256-element norm block too.
+    let sizes: &[usize] = if cfg!(miri) { &[1, 37] } else { &[1, 37, 300] };
+    for &n in sizes {
+        same::<f32>(
+            GRADSTEP_RULE_LAMB,
+            n,
+            gradstep_rule_step_f32,
+            gradstep_rule_step_scratch_f32,
+        );
+        same::<f64>(
+            GRADSTEP_RULE_LAMB,
+            n,
+            gradstep::rules::gradstep_rule_step_f64,
+            gradstep_rule_step_scratch_f64,
+        );
+        same::<f32>(
+            GRADSTEP_RULE_ADAM,
+            n,
+            gradstep_rule_step_f32,
+            gradstep_rule_step_scratch_f32,
+        );
+    }
+
+    let lamb = rule(GRADSTEP_RULE_LAMB);
+    let mut sc = gradstep_scalars::default();
+    let (mut p, g, mut s, mut u) = ([1.0f32; 8], [0.5f32; 8], [0.0f32; 16], [3.0f32; 9]);
+    let (pp, gp, sp, up) = (p.as_mut_ptr(), g.as_ptr(), s.as_mut_ptr(), u.as_mut_ptr());
+    let cases: [(*mut f32, usize, gradstep_status); 8] = [
+        (ptr::null_mut(), 8, GRADSTEP_NULL_POINTER),
+        (
+            up.cast::<u8>().wrapping_add(1).cast(),
+            8,
+            GRADSTEP_MISALIGNED_POINTER,
+        ),
+        (up, 7, GRADSTEP_LENGTH_MISMATCH),
+        (up, 9, GRADSTEP_LENGTH_MISMATCH),
+        (up, usize::MAX, GRADSTEP_LENGTH_TOO_LARGE),
+        (pp.wrapping_add(4), 8, GRADSTEP_OVERLAPPING_BUFFERS),
+        (sp.wrapping_add(12), 8, GRADSTEP_OVERLAPPING_BUFFERS),
+        (gp.cast_mut(), 8, GRADSTEP_OVERLAPPING_BUFFERS),
+    ];
+    for (scratch, len, want) in cases {
+        // SAFETY: each case is refused before any access: a NULL or misaligned pointer,
+        // a length refused, or a span that overlaps `p`, `s` or `g` (which the call
+        // compares as addresses only).
+        let status = unsafe {
+            gradstep_rule_step_scratch_f32(&lamb, &mut sc, pp, gp, 8, sp, 16, scratch, len)
+        };
+        assert_eq!(status, want, "scratch {scratch:?}, {len}");
+    }
+    // The scalars inside the scratch.
+    let mut two = [gradstep_scalars::default(); 2];
+    let scalars = two.as_mut_ptr();
+    // SAFETY: `two` holds 2 × 144 bytes, room for 8 floats of scratch at its start.
+    let status = unsafe {
+        gradstep_rule_step_scratch_f32(&lamb, scalars, pp, gp, 8, sp, 16, scalars.cast(), 8)
+    };
+    assert_eq!(status, GRADSTEP_OVERLAPPING_BUFFERS);
+    assert_eq!(
+        (p, s, u, sc.step),
+        ([1.0; 8], [0.0; 16], [3.0; 9], 0),
+        "a refused step wrote"
+    );
 }
 
 /// Finding 1: a count of 5 with an array of 2 configs. The count (2 to 4) is checked

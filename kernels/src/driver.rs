@@ -12,7 +12,7 @@
 //! implement them (the rules are the crate's own).
 
 use crate::arch::LaneFn;
-use crate::error::Error;
+use crate::error::{Buffer, Error};
 use crate::lanes::{Lanes, LoadStore};
 use crate::real::Real;
 use crate::reduce::{BLOCK, ExactSum, Total, VIRTUAL_LANES};
@@ -97,19 +97,24 @@ pub trait Drive<T: Real> {
     /// does, runs `first` over every element (it updates the state and must leave the
     /// params as they are) and, in the same sweep, sums the squares of the two
     /// [`Norms::terms`] of every element from the values `first` left ([`first_pass`]:
-    /// the same bits on every target and instruction set), and finally runs the kernel
-    /// `second` builds from the two sums.
-    fn run_two_pass<const K: usize, A, N, B>(
+    /// the same bits on every target and instruction set), and finally runs one of the
+    /// two kernels `second` builds from the two sums: the first (`B`) computes the
+    /// update again from the state; the second (`C`) takes it from scratch memory,
+    /// where a drive that has some ([`Scratch`]) stored each element's second norm
+    /// term during the first pass, in the lanes' `g` (its params are the params, and
+    /// it has no state). Both must give the same bits.
+    fn run_two_pass<const K: usize, A, N, B, C>(
         self,
         first: &A,
         init: Option<[T; K]>,
         norms: &N,
-        second: impl FnOnce([f64; 2]) -> B,
+        second: impl FnOnce([f64; 2]) -> (B, C),
     ) -> Self::Out
     where
         A: Kernel<T, K>,
         N: Norms<T, K>,
-        B: Kernel<T, K>;
+        B: Kernel<T, K>,
+        C: Kernel<T, 0>;
 }
 
 /// What one element contributes to the two sums of squares of a layer-wise rule
@@ -173,17 +178,18 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
         Ok(())
     }
 
-    fn run_two_pass<const K: usize, A, N, B>(
+    fn run_two_pass<const K: usize, A, N, B, C>(
         self,
         first: &A,
         init: Option<[T; K]>,
         norms: &N,
-        second: impl FnOnce([f64; 2]) -> B,
+        second: impl FnOnce([f64; 2]) -> (B, C),
     ) -> Result<(), Error>
     where
         A: Kernel<T, K>,
         N: Norms<T, K>,
         B: Kernel<T, K>,
+        C: Kernel<T, 0>,
     {
         let mut slots = checked_slots(self.params, self.grads, self.state, self.fresh, init)?;
         let sums = first_pass(
@@ -192,8 +198,68 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
             self.params,
             self.grads,
             slots.each_mut().map(|s| &mut **s),
+            None,
         );
-        run(&second(sums.values()), self.params, self.grads, slots);
+        run(&second(sums.values()).0, self.params, self.grads, slots);
+        Ok(())
+    }
+}
+
+/// The [`Drive`] of [`Rule::step_scratch`](crate::rules::Rule::step_scratch): the
+/// caller's buffers and a scratch slice as long as the params, in which a layer-wise
+/// rule's first pass stores each element's update (LAMB's `u`) so that its second pass
+/// reads it instead of computing it again from the state (the same bits, half the
+/// divider's work: LAMB's u takes a square root and a division per element). An
+/// elementwise rule leaves the scratch as it is.
+pub(crate) struct Scratch<'a, 'b, T> {
+    pub(crate) buffers: Buffers<'a, 'b, T>,
+    pub(crate) scratch: &'a mut [T],
+}
+
+/// `Err` unless `scratch` is as long as the params (`n`).
+pub(crate) fn check_scratch<T>(n: usize, scratch: &[T]) -> Result<(), Error> {
+    if scratch.len() != n {
+        return Err(Error::LengthMismatch {
+            buffer: Buffer::Scratch,
+            expected: n,
+            found: scratch.len(),
+        });
+    }
+    Ok(())
+}
+
+impl<T: Real> Drive<T> for Scratch<'_, '_, T> {
+    type Out = Result<(), Error>;
+
+    /// [`Buffers`]' `run`, after the scratch's length is checked.
+    fn run<const K: usize, F: Kernel<T, K>>(
+        self,
+        kernel: &F,
+        init: Option<[T; K]>,
+    ) -> Result<(), Error> {
+        check_scratch(self.buffers.params.len(), self.scratch)?;
+        self.buffers.run(kernel, init)
+    }
+
+    fn run_two_pass<const K: usize, A, N, B, C>(
+        self,
+        first: &A,
+        init: Option<[T; K]>,
+        norms: &N,
+        second: impl FnOnce([f64; 2]) -> (B, C),
+    ) -> Result<(), Error>
+    where
+        A: Kernel<T, K>,
+        N: Norms<T, K>,
+        B: Kernel<T, K>,
+        C: Kernel<T, 0>,
+    {
+        let (b, scratch) = (self.buffers, self.scratch);
+        // Before `checked_slots`, which fills fresh state.
+        check_scratch(b.params.len(), scratch)?;
+        let slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
+        let sums = first_pass(first, norms, b.params, b.grads, slots, Some(&mut *scratch));
+        run(&second(sums.values()).1, b.params, scratch, []);
         Ok(())
     }
 }
@@ -245,9 +311,11 @@ impl Default for NormSums {
 
 /// The [`Drive`] of the first part of a layer-wise rule's step over one part of a tensor:
 /// initializes fresh state, runs the first pass (the moments) and sums the part's norms;
-/// the params are left as they are.
+/// the params are left as they are. With a scratch slice, stores each element's update
+/// there for the second part (as [`Scratch`] does).
 pub(crate) struct NormsPart<'a, 'b, T> {
     pub(crate) buffers: Buffers<'a, 'b, T>,
+    pub(crate) scratch: Option<&'a mut [T]>,
     /// What a single-pass rule's `run` returns (the shell refuses those rules first).
     pub(crate) refuse: Error,
 }
@@ -264,29 +332,43 @@ impl<T: Real> Drive<T> for NormsPart<'_, '_, T> {
         Err(self.refuse)
     }
 
-    fn run_two_pass<const K: usize, A, N, B>(
+    fn run_two_pass<const K: usize, A, N, B, C>(
         self,
         first: &A,
         init: Option<[T; K]>,
         norms: &N,
-        _second: impl FnOnce([f64; 2]) -> B,
+        _second: impl FnOnce([f64; 2]) -> (B, C),
     ) -> Result<NormSums, Error>
     where
         A: Kernel<T, K>,
         N: Norms<T, K>,
         B: Kernel<T, K>,
+        C: Kernel<T, 0>,
     {
         let b = self.buffers;
+        // Before `checked_slots`, which fills fresh state.
+        if let Some(scratch) = &self.scratch {
+            check_scratch(b.params.len(), scratch)?;
+        }
         let slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
-        Ok(first_pass(first, norms, b.params, b.grads, slots))
+        Ok(first_pass(
+            first,
+            norms,
+            b.params,
+            b.grads,
+            slots,
+            self.scratch,
+        ))
     }
 }
 
 /// The [`Drive`] of the second part of a layer-wise rule's step over one part of a
 /// tensor: the update from the merged sums of every part (the state as the first part
-/// left it; nothing is initialized).
+/// left it; nothing is initialized), with a scratch slice from the updates the first
+/// part stored there.
 pub(crate) struct ApplyPart<'a, 'b, T> {
     pub(crate) buffers: Buffers<'a, 'b, T>,
+    pub(crate) scratch: Option<&'a mut [T]>,
     pub(crate) sums: [f64; 2],
     /// What a single-pass rule's `run` returns (the shell refuses those rules first).
     pub(crate) refuse: Error,
@@ -304,21 +386,29 @@ impl<T: Real> Drive<T> for ApplyPart<'_, '_, T> {
         Err(self.refuse)
     }
 
-    fn run_two_pass<const K: usize, A, N, B>(
+    fn run_two_pass<const K: usize, A, N, B, C>(
         self,
         _first: &A,
         init: Option<[T; K]>,
         _norms: &N,
-        second: impl FnOnce([f64; 2]) -> B,
+        second: impl FnOnce([f64; 2]) -> (B, C),
     ) -> Result<(), Error>
     where
         A: Kernel<T, K>,
         N: Norms<T, K>,
         B: Kernel<T, K>,
+        C: Kernel<T, 0>,
     {
         let b = self.buffers;
+        if let Some(scratch) = &self.scratch {
+            check_scratch(b.params.len(), scratch)?;
+        }
         let slots = checked_slots(b.params, b.grads, b.state, false, init)?;
-        run(&second(self.sums), b.params, b.grads, slots);
+        let (from_state, from_scratch) = second(self.sums);
+        match self.scratch {
+            Some(scratch) => run(&from_scratch, b.params, scratch, []),
+            None => run(&from_state, b.params, b.grads, slots),
+        }
         Ok(())
     }
 }
@@ -372,7 +462,10 @@ fn checked_slots<'s, T: Real, const K: usize>(
 /// every 256 elements (and after the last) the 16 lanes are added, in lane order, to an
 /// `f64` total with Neumaier's compensation, and every [`NORM_PART_ALIGN`] elements (and
 /// after the last) that total, its value and its compensation, goes exactly into the
-/// [`NormSums`], which the step rounds to `f64` once. The body runs on the lanes of the
+/// [`NormSums`], which the step rounds to `f64` once. With `store`, the second term of
+/// every element (LAMB's u) is stored there too, for a second pass from scratch memory
+/// ([`Scratch`]); its length is the caller's to check (a shorter one shortens the pass,
+/// which cannot then go out of bounds). The body runs on the lanes of the
 /// selected instruction set (`crate::arch::Dispatch::with_lanes`, as `crate::reduce`
 /// does), the ragged end of each block on scalars. (It ran on the build's compile-time
 /// lanes before: SSE2 in a default x86-64 build, where LAMB's norm pass was 56 % of its
@@ -384,29 +477,34 @@ pub(crate) fn first_pass<T, const K: usize, A, N>(
     params: &mut [T],
     grads: &[T],
     state: [&mut [T]; K],
+    store: Option<&mut [T]>,
 ) -> NormSums
 where
     T: Real,
     A: Kernel<T, K>,
     N: Norms<T, K>,
 {
-    struct Call<'a, A, N, T, const K: usize> {
+    struct Call<'a, A, N, T, const K: usize, const STORE: bool> {
         first: &'a A,
         norms: &'a N,
         p: *mut T,
         g: *const T,
         s: [*mut T; K],
+        u: *mut T,
         n: usize,
     }
-    impl<T: Real, const K: usize, A: Kernel<T, K>, N: Norms<T, K>> LaneFn<T> for Call<'_, A, N, T, K> {
+    impl<T: Real, const K: usize, const STORE: bool, A: Kernel<T, K>, N: Norms<T, K>> LaneFn<T>
+        for Call<'_, A, N, T, K, STORE>
+    {
         type Output = NormSums;
         #[inline(always)]
         fn call<V: Lanes<Scalar = T> + LoadStore<T>>(self) -> NormSums {
             // SAFETY: the pointers and `n` come from `raw_buffers`: valid for `n`
-            // elements, not overlapping.
+            // elements, not overlapping; with `STORE`, `u` too (`n` is at most the
+            // store's length).
             unsafe {
-                first_pass_lanes::<V, T, K, A, N>(
-                    self.first, self.norms, self.p, self.g, self.s, self.n,
+                first_pass_lanes::<V, T, K, STORE, A, N>(
+                    self.first, self.norms, self.p, self.g, self.s, self.u, self.n,
                 )
             }
         }
@@ -414,27 +512,42 @@ where
     // As in `run`: the kernel's flags stay loop-invariant values.
     let first = &core::hint::black_box(*first);
     let (p, g, s, n) = raw_buffers(params, grads, state);
-    T::with_lanes(Call {
-        first,
-        norms,
-        p,
-        g,
-        s,
-        n,
-    })
+    match store {
+        Some(u) => T::with_lanes(Call::<A, N, T, K, true> {
+            first,
+            norms,
+            p,
+            g,
+            s,
+            n: n.min(u.len()),
+            u: u.as_mut_ptr(),
+        }),
+        None => T::with_lanes(Call::<A, N, T, K, false> {
+            first,
+            norms,
+            p,
+            g,
+            s,
+            n,
+            u: core::ptr::null_mut(),
+        }),
+    }
 }
 
-/// [`first_pass`] on lanes `V`.
+/// [`first_pass`] on lanes `V`; with `STORE`, each element's second norm term is
+/// stored at `u`.
 ///
 /// # Safety
-/// `p`, `g` and every `s[k]` must be valid for `n` elements and must not overlap.
+/// `p`, `g`, every `s[k]` and, with `STORE`, `u` must be valid for `n` elements and
+/// must not overlap.
 #[inline(always)]
-unsafe fn first_pass_lanes<V, T, const K: usize, A, N>(
+unsafe fn first_pass_lanes<V, T, const K: usize, const STORE: bool, A, N>(
     first: &A,
     norms: &N,
     p: *mut T,
     g: *const T,
     s: [*mut T; K],
+    u: *mut T,
     n: usize,
 ) -> NormSums
 where
@@ -479,7 +592,11 @@ where
             let mut j = 0;
             while i < body && j < VIRTUAL_LANES {
                 // SAFETY: i + WIDTH <= body <= n (see `norms_step`).
-                unsafe { norms_step::<V, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
+                unsafe {
+                    norms_step::<V, T, K, STORE, A, N>(
+                        first, norms, p, g, s, u, start, i, &mut lanes,
+                    )
+                };
                 a.add(previous[0][j].to_f64());
                 b.add(previous[1][j].to_f64());
                 i += V::WIDTH;
@@ -492,12 +609,16 @@ where
         while i < body {
             // SAFETY: i + WIDTH <= body <= n, within every buffer (the caller's
             // guarantee).
-            unsafe { norms_step::<V, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
+            unsafe {
+                norms_step::<V, T, K, STORE, A, N>(first, norms, p, g, s, u, start, i, &mut lanes)
+            };
             i += V::WIDTH;
         }
         while i < end {
             // SAFETY: i < n.
-            unsafe { norms_step::<T, T, K, A, N>(first, norms, p, g, s, start, i, &mut lanes) };
+            unsafe {
+                norms_step::<T, T, K, STORE, A, N>(first, norms, p, g, s, u, start, i, &mut lanes)
+            };
             i += 1;
         }
         // Every NORM_PART_ALIGN elements from the slice's start, and after the last,
@@ -521,19 +642,21 @@ where
 
 /// One step of [`first_pass`] at element `i` of the block that starts at `start`, on lanes
 /// `W` (a vector, or one scalar for the block's ragged end): runs `first` and adds the
-/// squares of the norm terms to the virtual lanes `(i − start) mod 16`.
+/// squares of the norm terms to the virtual lanes `(i − start) mod 16`; with `STORE`,
+/// stores the second term at `u`.
 ///
 /// # Safety
-/// `i..i + W::WIDTH` must be in bounds of `p`, `g` and every `s[k]`, and `i − start` a
-/// multiple of `W::WIDTH`.
+/// `i..i + W::WIDTH` must be in bounds of `p`, `g`, every `s[k]` and, with `STORE`,
+/// `u`, and `i − start` a multiple of `W::WIDTH`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn norms_step<W, T, const K: usize, A, N>(
+unsafe fn norms_step<W, T, const K: usize, const STORE: bool, A, N>(
     first: &A,
     norms: &N,
     p: *mut T,
     g: *const T,
     s: [*mut T; K],
+    u: *mut T,
     start: usize,
     i: usize,
     lanes: &mut [[T; VIRTUAL_LANES]; 2],
@@ -552,6 +675,9 @@ unsafe fn norms_step<W, T, const K: usize, A, N>(
     unsafe {
         let (pv, gv, sv) = step_at::<W, T, T, T, K, A>(first, p, g, s, i);
         let terms = norms.terms(pv, gv, &sv);
+        if STORE {
+            <W as LoadStore<T>>::store(terms[1], u.add(i));
+        }
         for (x, acc) in terms.into_iter().zip(lanes.iter_mut()) {
             let at = acc.as_mut_ptr().add(lane);
             let sum = <W as LoadStore<T>>::load(at) + x * x;

@@ -14,6 +14,9 @@ pub enum Buffer {
     Grads,
     /// The state slice at this index (see the rule's `slot_names`).
     State(usize),
+    /// The scratch slice of a step with scratch memory
+    /// ([`crate::rules::AnyRule::step_scratch`]).
+    Scratch,
 }
 
 /// Why a step, or the construction of a rule, was refused.
@@ -105,6 +108,16 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "state slice {i} has length {found}, parameters have {expected}"
+                )
+            }
+            Error::LengthMismatch {
+                buffer: Buffer::Scratch,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "scratch slice has length {found}, parameters have {expected}"
                 )
             }
             Error::StateSlots { expected, found } => {

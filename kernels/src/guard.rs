@@ -28,7 +28,7 @@
 //! [`all_finite_slices`], step each tensor (or none), and record the decision with
 //! [`NonFiniteCounts::record`].
 
-use crate::driver::Drive;
+use crate::driver::{Drive, check_scratch};
 use crate::error::Error;
 use crate::real::Real;
 use crate::reduce::{self, NonFinite};
@@ -155,7 +155,7 @@ impl<R: Rule> ApplyIfFinite<R> {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<Outcome, Error> {
-        self.guarded(scalars, params, grads, state, false)
+        self.guarded(scalars, params, grads, state, Step::Kernel(None))
     }
 
     fn guarded<T: Real>(
@@ -164,23 +164,30 @@ impl<R: Rule> ApplyIfFinite<R> {
         params: &mut [T],
         grads: &[T],
         state: &mut [&mut [T]],
-        reference: bool,
+        how: Step<'_, T>,
     ) -> Result<Outcome, Error> {
-        let finite = if reference {
-            grads.iter().all(|g| Real::is_finite(*g))
-        } else {
-            all_finite(grads)
+        let finite = match how {
+            Step::Reference => grads.iter().all(|g| Real::is_finite(*g)),
+            Step::Kernel(_) => all_finite(grads),
         };
         if finite {
-            if reference {
-                self.rule
-                    .step_reference(&mut scalars.inner, params, grads, state)?;
-            } else {
-                self.rule.step(&mut scalars.inner, params, grads, state)?;
+            match how {
+                Step::Reference => {
+                    self.rule
+                        .step_reference(&mut scalars.inner, params, grads, state)?
+                }
+                Step::Kernel(None) => self.rule.step(&mut scalars.inner, params, grads, state)?,
+                Step::Kernel(Some(scratch)) => {
+                    self.rule
+                        .step_scratch(&mut scalars.inner, params, grads, state, scratch)?
+                }
             }
         } else {
             self.rule.validate()?;
             check_buffers(params, grads, state, self.rule.state_slots())?;
+            if let Step::Kernel(Some(scratch)) = how {
+                check_scratch(params.len(), scratch)?;
+            }
         }
         Ok(scalars.counts.record(finite))
     }
@@ -213,7 +220,21 @@ impl<R: Rule> Rule for ApplyIfFinite<R> {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.guarded(scalars, params, grads, state, false)
+        self.guarded(scalars, params, grads, state, Step::Kernel(None))
+            .map(|_| ())
+    }
+
+    /// [`Rule::step_scratch`] of the wrapped rule if every gradient is finite; see
+    /// [`ApplyIfFinite::apply`].
+    fn step_scratch<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+        scratch: &mut [T],
+    ) -> Result<(), Error> {
+        self.guarded(scalars, params, grads, state, Step::Kernel(Some(scratch)))
             .map(|_| ())
     }
 
@@ -224,7 +245,15 @@ impl<R: Rule> Rule for ApplyIfFinite<R> {
         grads: &[T],
         state: &mut [&mut [T]],
     ) -> Result<(), Error> {
-        self.guarded(scalars, params, grads, state, true)
+        self.guarded(scalars, params, grads, state, Step::Reference)
             .map(|_| ())
     }
+}
+
+/// Which step [`ApplyIfFinite`] takes when the gradients are finite.
+enum Step<'a, T> {
+    /// [`Rule::step`], or [`Rule::step_scratch`] with this scratch.
+    Kernel(Option<&'a mut [T]>),
+    /// [`Rule::step_reference`].
+    Reference,
 }

@@ -83,6 +83,11 @@ mod x86 {
                         let mut params = values::<T>(seed, n + o);
                         let mut state = values::<T>(seed ^ 0xABCD, slots * n + o);
                         let mut scalars = rule.fresh_scalars();
+                        // The same steps with scratch memory (layer-wise rules: the
+                        // update kept between the passes), from garbage scratch.
+                        let (mut params2, mut state2) = (params.clone(), state.clone());
+                        let mut scratch = values::<T>(seed ^ 0x5C5C, n + o);
+                        let mut scalars2 = rule.fresh_scalars();
                         for k in 0..STEPS {
                             let grads = values::<T>(seed ^ (k as u64 + 1) << 40, n + o);
                             let r = rule.step_flat(
@@ -91,6 +96,28 @@ mod x86 {
                                 &grads[o..],
                                 &mut state[o..],
                             );
+                            if rule.whole_slice() {
+                                let (mut rest, mut slots) = (&mut state2[o..], Vec::new());
+                                for _ in 0..rule.state_slots() {
+                                    let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+                                    slots.push(head);
+                                    rest = tail;
+                                }
+                                let r2 = rule.step_scratch(
+                                    &mut scalars2,
+                                    &mut params2[o..],
+                                    &grads[o..],
+                                    &mut slots,
+                                    &mut scratch[o..],
+                                );
+                                assert_eq!(r, r2, "{id} v{v} n {n} o {o}: with scratch");
+                                let same = params[o..]
+                                    .iter()
+                                    .chain(&state[o..])
+                                    .zip(params2[o..].iter().chain(&state2[o..]))
+                                    .all(|(&a, &b)| bits(a) == bits(b));
+                                assert!(same, "{id} v{v} n {n} o {o}: bits with scratch");
+                            }
                             out.push(r.map(|()| {
                                 params[o..]
                                     .iter()

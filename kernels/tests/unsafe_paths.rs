@@ -59,28 +59,50 @@ fn bits<T: Real>(xs: &[T]) -> Vec<u64> {
         .collect()
 }
 
-/// Steps `rule` twice with `step` and with `step_reference` and compares the bits.
+/// How [`against_reference`] steps.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Step,
+    /// `step_scratch`, the scratch at another misalignment than the other buffers.
+    Scratch,
+    Reference,
+}
+
+/// Steps `rule` twice with `step` and with `step_reference` and compares the bits; a
+/// layer-wise rule with `step_scratch` too.
 fn against_reference<R: Rule, T: Real>(rule: R, n: usize, offset: usize) {
     let slots = rule.state_slots();
-    let run = |reference: bool| {
+    let run = |mode: Mode| {
         let mut p = buffer::<T>(n, offset, 1);
         let g = buffer::<T>(n, offset, 2);
         let mut s: Vec<Vec<T>> = (0..slots).map(|k| buffer::<T>(n, offset, 3 + k)).collect();
+        let mut scratch = buffer::<T>(n, offset + 1, 9);
         let mut scalars = R::Scalars::default();
         for _ in 0..2 {
             let mut views: Vec<&mut [T]> = s.iter_mut().map(|s| &mut s[offset..]).collect();
             let (p, g) = (&mut p[offset..], &g[offset..]);
-            if reference {
-                rule.step_reference(&mut scalars, p, g, &mut views).unwrap();
-            } else {
-                rule.step(&mut scalars, p, g, &mut views).unwrap();
+            match mode {
+                Mode::Step => rule.step(&mut scalars, p, g, &mut views),
+                Mode::Scratch => {
+                    rule.step_scratch(&mut scalars, p, g, &mut views, &mut scratch[offset + 1..])
+                }
+                Mode::Reference => rule.step_reference(&mut scalars, p, g, &mut views),
             }
+            .unwrap();
         }
         let state: Vec<Vec<u64>> = s.iter().map(|s| bits(s)).collect();
         (bits(&p), state, scalars)
     };
-    let (fast, reference) = (run(false), run(true));
+    let (fast, reference) = (run(Mode::Step), run(Mode::Reference));
     assert!(fast == reference, "{} n={n} offset={offset}", R::NAME);
+    if R::WHOLE_SLICE {
+        let kept = run(Mode::Scratch);
+        assert!(
+            kept == reference,
+            "{} n={n} offset={offset}: scratch",
+            R::NAME
+        );
+    }
 }
 
 macro_rules! every_rule {
@@ -130,7 +152,8 @@ fn every_rule_every_length_and_alignment() {
 }
 
 /// LAMB's first pass, a lane loop of its own (the driver's `first_pass`: the moments and
-/// the norms' sums in one sweep, through raw pointers), under Miri
+/// the norms' sums in one sweep, through raw pointers, storing the update in scratch
+/// memory with `step_scratch`), under Miri
 /// too: the plain rule at two lengths with a vector body and a tail, at every offset
 /// (natively `every_rule` covers it at every length, with its flags too). And once
 /// across blocks of 256, where on vector lanes a block's fold runs inside the next

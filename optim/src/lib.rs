@@ -191,6 +191,7 @@ mod container;
 mod error;
 mod parallel;
 mod schedule;
+mod scratch;
 mod state;
 
 use gradstep::checkpoint::Element;
@@ -203,9 +204,11 @@ pub use schedule::{
     CHAINED_KIND, CustomSchedule, EpochSchedule, MAX_MEMBERS, Member, MemberState, PLATEAU_KIND,
     SEQUENTIAL_KIND, ScheduleState, schedule_kind,
 };
+pub use scratch::SCRATCH_MAX_BYTES;
 pub use state::{GroupState, Slot, StateDict, TensorState};
 
 use schedule::Schedule;
+use scratch::Scratch;
 use state::group_view;
 
 /// A param group of an [`Optimizer`]: its index, in creation order (0 is the group
@@ -269,7 +272,7 @@ struct Tensor<T> {
 }
 
 /// The bytes of a cache line, the unit [`State`] aligns to.
-const LINE: usize = 64;
+pub(crate) const LINE: usize = 64;
 
 /// A tensor's state slices in one allocation with a cache line to spare, so that they
 /// can start at the same offset within a cache line as the tensor's params
@@ -369,6 +372,9 @@ pub struct Optimizer<T> {
     tensors: Vec<Tensor<T>>,
     threads: usize,
     chunk_len: usize,
+    /// Where a layer-wise rule's step keeps its update between its passes
+    /// ([`SCRATCH_MAX_BYTES`]); empty for the other rules.
+    scratch: Scratch<T>,
 }
 
 /// The default [`Optimizer::chunk_len`]: 2¹⁶ elements, where a chunk's step (tens of
@@ -398,6 +404,7 @@ impl<T: Element> Optimizer<T> {
             tensors: Vec::new(),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             chunk_len: DEFAULT_CHUNK_LEN,
+            scratch: Scratch::default(),
         })
     }
 
@@ -500,13 +507,15 @@ impl<T: Element> Optimizer<T> {
     }
 
     /// Registers a tensor of `n` elements in `group` and allocates its state
-    /// (`state_slots · n` elements, fresh: the first step initializes them). Refused:
-    /// an unknown group, a size that overflows or cannot be allocated
-    /// ([`Error::OutOfMemory`], never an abort).
+    /// (`state_slots · n` elements, fresh: the first step initializes them; for a
+    /// layer-wise rule, scratch memory too, [`SCRATCH_MAX_BYTES`] at most for all its
+    /// tensors). Refused: an unknown group, a size that overflows or cannot be
+    /// allocated ([`Error::OutOfMemory`], never an abort).
     pub fn add_tensor(&mut self, group: GroupId, n: usize) -> Result<TensorId, Error> {
         let g = self.group(group)?;
         let slots = slots_of(&g.rule, self.lookahead);
         let scalars = g.rule.fresh_scalars();
+        let scratch = uses_scratch::<T>(&g.rule, self.lookahead, n);
         let len = slots.checked_mul(n).ok_or(Error::OutOfMemory {
             requested: usize::MAX,
         })?;
@@ -514,6 +523,9 @@ impl<T: Element> Optimizer<T> {
         self.tensors
             .try_reserve(1)
             .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+        if scratch {
+            self.scratch.reserve(n)?;
+        }
         self.tensors.push(Tensor {
             group: group.0,
             n,
@@ -781,10 +793,16 @@ impl<T: Element> Optimizer<T> {
                 tensors,
                 self.threads,
                 self.chunk_len,
+                &mut self.scratch,
             );
         }
         for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter_mut()) {
-            step_tensor(&self.groups[t.group].rule, self.lookahead, t, p, g)?;
+            let rule = &self.groups[t.group].rule;
+            let scratch = match uses_scratch::<T>(rule, self.lookahead, t.n) {
+                true => self.scratch.cutter().take(t.n, p.as_ptr()),
+                false => None,
+            };
+            step_tensor(rule, self.lookahead, t, p, g, scratch)?;
         }
         Ok(())
     }
@@ -803,7 +821,11 @@ impl<T: Element> Optimizer<T> {
         let lookahead = self.lookahead;
         let t = &mut self.tensors[id.0];
         t.state.align_to(params.as_ptr());
-        step_tensor(&rule, lookahead, t, params, grads)
+        let scratch = match uses_scratch::<T>(&rule, lookahead, t.n) {
+            true => self.scratch.cutter().take(t.n, params.as_ptr()),
+            false => None,
+        };
+        step_tensor(&rule, lookahead, t, params, grads, scratch)
     }
 
     fn check_tensor(&self, id: TensorId, t: &Tensor<T>, p: &[T], g: &[T]) -> Result<(), Error> {
@@ -855,15 +877,38 @@ pub(crate) fn step_slices<T: Element>(
     }
 }
 
-/// The unit of work: one tensor (a chunk of one, for the threaded step to come) with
-/// its group's rule.
+/// Whether a tensor of `n` elements of `rule` (wrapped in `lookahead` if set) steps
+/// with scratch memory: a layer-wise rule's tensor of up to [`SCRATCH_MAX_BYTES`],
+/// outside Lookahead (whose wrapped step has no scratch form).
+pub(crate) fn uses_scratch<T: Element>(
+    rule: &AnyRule,
+    lookahead: Option<Lookahead<()>>,
+    n: usize,
+) -> bool {
+    rule.whole_slice() && lookahead.is_none() && Scratch::<T>::wants(n)
+}
+
+/// The unit of work: one tensor with its group's rule, and scratch memory as long as
+/// the tensor if [`uses_scratch`] and the optimizer has some.
 fn step_tensor<T: Element>(
     rule: &AnyRule,
     lookahead: Option<Lookahead<()>>,
     t: &mut Tensor<T>,
     params: &mut [T],
     grads: &[T],
+    scratch: Option<&mut [T]>,
 ) -> Result<(), Error> {
+    if let Some(scratch) = scratch {
+        let mut slots: [&mut [T]; MAX_SLOTS] = Default::default();
+        let count = rule.state_slots().min(MAX_SLOTS);
+        let state = t.state.as_mut_slice().chunks_mut(t.n.max(1));
+        for (slot, s) in slots.iter_mut().zip(state).take(count) {
+            *slot = s;
+        }
+        let slots = &mut slots[..count];
+        rule.step_scratch(&mut t.scalars, params, grads, slots, scratch)?;
+        return Ok(());
+    }
     if lookahead.is_none() {
         // The state is the rule's slots back to back: the kernel's flat form, which
         // cuts it without the general path's per-slot checks.

@@ -16,7 +16,10 @@
 //! rules' chunks, and after the sums of each tensor's parts are merged (exact sums: the
 //! order does not matter), every part's update ([`AnyRule::step_apply_part`]) in the
 //! second. The bits are again the single-threaded step's. Under Lookahead, whose slow
-//! weights wrap the whole step, a layer-wise tensor stays one job.
+//! weights wrap the whole step, a layer-wise tensor stays one job. A layer-wise tensor
+//! that steps with scratch memory ([`crate::SCRATCH_MAX_BYTES`]) has its own slice of
+//! the optimizer's scratch buffer for the step, cut into the same parts as its params,
+//! while the buffer lasts (the tensors after it step without: the same bits).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -26,6 +29,7 @@ use gradstep::lookahead::{Lookahead, MAX_SLOTS};
 use gradstep::rules::{AnyRule, AnyScalars, NORM_PART_ALIGN, NormSums};
 
 use crate::error::Error;
+use crate::scratch::Scratch;
 use crate::{ParamGroup, Tensor};
 
 /// What a job does with its slices.
@@ -52,6 +56,8 @@ struct Job<'a, T> {
     grads: &'a [T],
     slots: [&'a mut [T]; MAX_SLOTS],
     count: usize,
+    /// The part's scratch memory, if its tensor steps with some.
+    scratch: Option<&'a mut [T]>,
     /// A [`Kind::Norms`] or [`Kind::Apply`] job's slot in the parts' sums (kept out of
     /// the job: the sums are a kilobyte, and most jobs are elementwise chunks).
     part: usize,
@@ -68,8 +74,13 @@ impl<T: Element> Job<'_, T> {
     ) -> Result<Option<AnyScalars>, gradstep::Error> {
         let state = &mut self.slots[..self.count];
         let mut scalars = self.scalars;
-        match self.kind {
-            Kind::Step => crate::step_slices(
+        let scratch = self.scratch.as_deref_mut();
+        match (self.kind, scratch) {
+            (Kind::Step, Some(scratch)) => {
+                self.rule
+                    .step_scratch(&mut scalars, self.params, self.grads, state, scratch)?
+            }
+            (Kind::Step, None) => crate::step_slices(
                 &self.rule,
                 self.lookahead,
                 &mut scalars,
@@ -77,19 +88,29 @@ impl<T: Element> Job<'_, T> {
                 self.grads,
                 state,
             )?,
-            Kind::Norms => {
-                let sums =
-                    self.rule
-                        .step_norms_part(&self.scalars, self.params, self.grads, state)?;
+            (Kind::Norms, scratch) => {
+                let sums = self.rule.step_norms_part(
+                    &self.scalars,
+                    self.params,
+                    self.grads,
+                    state,
+                    scratch,
+                )?;
                 if let Some(slot) = parts.get(self.part) {
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = sums;
                 }
                 return Ok(None);
             }
-            Kind::Apply => {
+            (Kind::Apply, scratch) => {
                 let sums = merged.get(self.tensor).unwrap_or(&NormSums::EMPTY);
-                self.rule
-                    .step_apply_part(&mut scalars, sums, self.params, self.grads, state)?
+                self.rule.step_apply_part(
+                    &mut scalars,
+                    sums,
+                    self.params,
+                    self.grads,
+                    state,
+                    scratch,
+                )?
             }
         }
         Ok(Some(scalars))
@@ -97,7 +118,7 @@ impl<T: Element> Job<'_, T> {
 }
 
 /// Steps every tensor (already validated) on up to `threads` threads, `chunk_len`
-/// elements per job.
+/// elements per job, layer-wise tensors with slices of `scratch` while it lasts.
 pub(crate) fn step<T: Element>(
     groups: &[ParamGroup],
     lookahead: Option<Lookahead<()>>,
@@ -105,8 +126,10 @@ pub(crate) fn step<T: Element>(
     caller: &mut [(&mut [T], &[T])],
     threads: usize,
     chunk_len: usize,
+    scratch: &mut Scratch<T>,
 ) -> Result<(), Error> {
     let tensor_count = tensors.len();
+    let mut cutter = scratch.cutter();
     let mut jobs = Vec::new();
     let mut part_sums = Vec::new();
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
@@ -120,6 +143,10 @@ pub(crate) fn step<T: Element>(
             *s = c;
         }
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
+        let mut scratch = match crate::uses_scratch::<T>(&rule, lookahead, t.n) {
+            true => cutter.take(t.n, p.as_ptr()),
+            false => None,
+        };
         // A layer-wise rule's parts are whole blocks of its norms' summation, and
         // under Lookahead its tensor is one job.
         let (len, kind) = match (rule.whole_slice(), lookahead) {
@@ -144,6 +171,11 @@ pub(crate) fn step<T: Element>(
                 let (head, tail) = core::mem::take(s).split_at_mut(len);
                 (*part, *s) = (head, tail);
             }
+            let scratch_part = scratch.take().map(|s| {
+                let (head, tail) = s.split_at_mut(len);
+                scratch = Some(tail);
+                head
+            });
             jobs.try_reserve(1)
                 .map_err(|_| Error::OutOfMemory { requested: 1 })?;
             let part = part_sums.len();
@@ -164,6 +196,7 @@ pub(crate) fn step<T: Element>(
                 grads: gh,
                 slots: parts,
                 count,
+                scratch: scratch_part,
                 part,
             });
             (p, g, first) = (pt, gt, false);

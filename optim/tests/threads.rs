@@ -104,3 +104,76 @@ fn settings() {
     opt.set_chunk_len(usize::MAX);
     assert!(opt.chunk_len() >= CHUNK_ALIGN);
 }
+
+/// LAMB's tensors up to `SCRATCH_MAX_BYTES` step with scratch memory, the larger ones
+/// without, and on several threads the scratch runs out after the first tensors (it
+/// holds about `SCRATCH_MAX_BYTES` for all of them): every tensor's bits are still the
+/// kernel's step without scratch, one tensor at a time, for any thread count.
+fn lamb_scratch_matches_the_kernel<T: Element>() {
+    let max = gradstep_optim::SCRATCH_MAX_BYTES / core::mem::size_of::<T>();
+    let lens = [max / 2 + 3, 5, max, max + 1, max / 4, 4096, 3 * max / 4];
+    let rule = gradstep::rules::AnyRule::parse("lamb:weight_decay=0.01").unwrap();
+    let want: Vec<Vec<u64>> = lens
+        .iter()
+        .map(|&n| {
+            let mut p = data::<T>(n as u64, n);
+            let mut state = vec![vec![T::ZERO; n]; 2];
+            let mut scalars = rule.fresh_scalars();
+            for t in 0..3 {
+                let g = data::<T>(t * 31 + n as u64, n);
+                let [m, v] = &mut state[..] else {
+                    unreachable!()
+                };
+                rule.step(&mut scalars, &mut p, &g, &mut [m, v]).unwrap();
+            }
+            bits(&p)
+        })
+        .collect();
+    for (threads, chunk) in [(1, DEFAULT_CHUNK_LEN), (2, DEFAULT_CHUNK_LEN), (2, 4096)] {
+        let mut opt = Optimizer::<T>::new(rule).unwrap();
+        for &n in &lens {
+            opt.add_tensor(GroupId(0), n).unwrap();
+        }
+        opt.set_threads(threads);
+        opt.set_chunk_len(chunk);
+        let mut params: Vec<Vec<T>> = lens.iter().map(|&n| data(n as u64, n)).collect();
+        for t in 0..3 {
+            let grads: Vec<Vec<T>> = lens.iter().map(|&n| data(t * 31 + n as u64, n)).collect();
+            let mut list: Vec<(&mut [T], &[T])> = params
+                .iter_mut()
+                .zip(&grads)
+                .map(|(p, g)| (&mut p[..], &g[..]))
+                .collect();
+            opt.step(&mut list).unwrap();
+        }
+        for (k, p) in params.iter().enumerate() {
+            assert!(
+                bits(p) == want[k],
+                "tensor {k} of {}: {threads} threads, chunks of {chunk}",
+                lens[k]
+            );
+        }
+        // One tensor alone, with scratch.
+        let n = lens[0];
+        let mut p = data::<T>(n as u64, n);
+        let mut single = Optimizer::<T>::new(rule).unwrap();
+        single.add_tensor(GroupId(0), n).unwrap();
+        for t in 0..3 {
+            let g = data::<T>(t * 31 + n as u64, n);
+            single
+                .step_tensor(gradstep_optim::TensorId(0), &mut p, &g)
+                .unwrap();
+        }
+        assert!(bits(&p) == want[0], "step_tensor");
+    }
+}
+
+#[test]
+fn lamb_scratch_matches_the_kernel_f32() {
+    lamb_scratch_matches_the_kernel::<f32>();
+}
+
+#[test]
+fn lamb_scratch_matches_the_kernel_f64() {
+    lamb_scratch_matches_the_kernel::<f64>();
+}

@@ -77,6 +77,23 @@ static void nulls_and_lengths(void) {
     float big[4 * N] = {0};
     EXPECT(gradstep_rule_step_f32(&adam, &sc, big, g, N, big + N / 2, 2 * N),
            GRADSTEP_OVERLAPPING_BUFFERS);
+    /* With scratch: NULL, too short, too long, over params, over grads, over state. */
+    gradstep_rule lamb = rule_of(GRADSTEP_RULE_LAMB);
+    float u[N + 1] = {0};
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, NULL, N),
+           GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, u, N - 1),
+           GRADSTEP_LENGTH_MISMATCH);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, u, N + 1),
+           GRADSTEP_LENGTH_MISMATCH);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, u, SIZE_MAX),
+           GRADSTEP_LENGTH_TOO_LARGE);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, p, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, g, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
+    EXPECT(gradstep_rule_step_scratch_f32(&lamb, &sc, p, g, N, st, 2 * N, st + N, N),
+           GRADSTEP_OVERLAPPING_BUFFERS);
     if (sc.step != 0 || p[0] != 1 || p[7] != 8) FAIL("a refused step wrote");
     /* Clipping: counts near SIZE_MAX and tables no machine has. */
     float w[2] = {3, 4};

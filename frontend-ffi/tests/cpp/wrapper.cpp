@@ -88,6 +88,21 @@ int main() {
     DONE(adam.step(scalars, params, grads, state));
     CHECK(std::fabs(params[0] - 0.9f) < 1e-6f && std::fabs(params[1] + 1.9f) < 1e-6f);
 
+    // LAMB with scratch memory: the bits of the step without.
+    gradstep::rule lamb = VALUE(gradstep::rule::parse("lamb:lr=0.01,weight_decay=0.1"));
+    std::vector<float> pa{1.0f, -2.0f, 0.5f}, pb = pa, lg{0.5f, -0.25f, 2.0f}, scratch(3);
+    std::vector<float> lsa(6), lsb(6);
+    gradstep_scalars lca{}, lcb{};
+    for (int t = 0; t < 3; ++t) {
+        DONE(lamb.step(lca, pa, lg, lsa));
+        DONE(lamb.step(lcb, pb, lg, lsb, scratch));
+    }
+    for (std::size_t i = 0; i < pa.size(); ++i) CHECK(same(pa[i], pb[i]));
+    CHECK(pa[0] != 1.0f);
+    std::vector<float> short_scratch(2);
+    REFUSED(lamb.step(lcb, pb, lg, lsb, short_scratch), GRADSTEP_LENGTH_MISMATCH,
+            "scratch slice has length 2, parameters have 3");
+
     // Refusals carry the C library's message (or the wrapper's own).
     REFUSED(gradstep::rule::parse("adam:lx=1"), GRADSTEP_BAD_RULE_TEXT, "lx");
     REFUSED(gradstep::rule::defaults(9999), GRADSTEP_UNKNOWN_KIND, "unknown");

@@ -58,7 +58,10 @@ use crate::reduce::{ExactSum, Total};
 /// rounded to `f64` once: the same bits on every target and instruction set, and for a
 /// tensor stepped in parts on several threads, `AnyRule::step_norms_part`), and
 /// the second pass computes u (and the decayed θ) again from the stored moments and
-/// applies it. The norms and r are computed in `f64` and r is rounded to the element
+/// applies it; with scratch memory ([`Rule::step_scratch`], which the owning optimizer
+/// uses for tensors of up to 1 MiB) the first pass stores u there and the second reads
+/// it back: the same bits, one square root and one division per element instead of
+/// two of each. The norms and r are computed in `f64` and r is rounded to the element
 /// type once.
 ///
 /// Follows `optax.lamb` 0.2.8 (`scale_by_adam`, `add_decayed_weights`,
@@ -252,6 +255,38 @@ impl<T: Real, const PLAIN: bool> Kernel<T, 2> for Apply<T, PLAIN> {
     const WRITES_STATE: bool = false;
 }
 
+/// The second pass from scratch memory (`Rule::step_scratch`), where the first stored
+/// u: the lanes' `g` is u, and θ ← θ + (u·r)·(−γ) as [`Apply`] computes it, to the bit.
+#[derive(Clone, Copy, Debug)]
+struct ApplyStored<T, const PLAIN: bool>(Apply<T, PLAIN>);
+
+impl<T: Real, const PLAIN: bool> Kernel<T, 0> for ApplyStored<T, PLAIN> {
+    #[inline(always)]
+    fn apply<V: Lanes<Scalar = T>>(&self, p: &mut V, u: V, _s: &mut [V; 0]) {
+        let Apply {
+            direction,
+            ratio,
+            neg_lr,
+        } = self.0;
+        let theta = direction.theta::<V, PLAIN>(*p);
+        *p = theta + u * V::splat(ratio) * V::splat(neg_lr);
+    }
+}
+
+/// The second pass's two kernels, from the state and from scratch memory.
+fn second_pass<T: Real, const PLAIN: bool>(
+    direction: Direction<T>,
+    ratio: T,
+    neg_lr: T,
+) -> (Apply<T, PLAIN>, ApplyStored<T, PLAIN>) {
+    let apply = Apply {
+        direction,
+        ratio,
+        neg_lr,
+    };
+    (apply, ApplyStored(apply))
+}
+
 impl Lamb {
     /// The bound on ‖θ‖ in the trust ratio with [`Lamb::clamp_norm`]
     /// (`pytorch_optimizer.Lamb.clamp`).
@@ -325,16 +360,12 @@ impl Rule for Lamb {
         let ratio = |sums| T::from_f64(self.trust_ratio(sums));
         if !self.maximize && direction.is_plain() {
             let (first, norms) = (Plain(moments), Plain(direction));
-            drive.run_two_pass::<2, _, _, _>(&first, init, &norms, |sums| Apply::<T, true> {
-                direction,
-                ratio: ratio(sums),
-                neg_lr,
+            drive.run_two_pass::<2, _, _, _, _>(&first, init, &norms, |sums| {
+                second_pass::<T, true>(direction, ratio(sums), neg_lr)
             })
         } else {
-            drive.run_two_pass::<2, _, _, _>(&moments, init, &direction, |sums| Apply::<T, false> {
-                direction,
-                ratio: ratio(sums),
-                neg_lr,
+            drive.run_two_pass::<2, _, _, _, _>(&moments, init, &direction, |sums| {
+                second_pass::<T, false>(direction, ratio(sums), neg_lr)
             })
         }
     }

@@ -41,7 +41,7 @@ pub use registry::{
     Value,
 };
 
-use crate::driver::{ApplyPart, Buffers, Drive, NormsPart};
+use crate::driver::{ApplyPart, Buffers, Drive, NormsPart, Scratch};
 pub use crate::driver::{NORM_PART_ALIGN, NormSums};
 use crate::error::{Buffer, Error};
 use crate::power::{Powers, pow, powi};
@@ -121,6 +121,33 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     ) -> Result<(), Error> {
         advance(self, scalars, |t| {
             Buffers::new(params, grads, state, t == 1)
+        })
+    }
+
+    /// [`Rule::step`] with scratch memory: `scratch`, as long as `params` (checked with
+    /// the other buffers, [`Buffer::Scratch`]; what it holds on entry does not matter
+    /// and what it holds after is unspecified), lets a layer-wise rule
+    /// ([`Rule::WHOLE_SLICE`]: LAMB) store each element's update in its first pass and
+    /// read it back in its second instead of computing it again from the state. The
+    /// result is [`Rule::step`]'s to the bit; LAMB does one square root and one
+    /// division per element instead of two of each. Elementwise rules leave `scratch`
+    /// as it is.
+    ///
+    /// It pays while the buffers stay in cache, where LAMB is bound by the divider;
+    /// from main memory the scratch's store and load cost more than the second pass's
+    /// loads of the moments it saves (the owning optimizer uses it for tensors of up
+    /// to `gradstep_optim::SCRATCH_MAX_LEN` elements).
+    fn step_scratch<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [&mut [T]],
+        scratch: &mut [T],
+    ) -> Result<(), Error> {
+        advance(self, scalars, |t| Scratch {
+            buffers: Buffers::new(params, grads, state, t == 1),
+            scratch,
         })
     }
 
@@ -296,6 +323,7 @@ pub(crate) fn norms_part<R: Rule, T: Real>(
     params: &mut [T],
     grads: &[T],
     state: &mut [&mut [T]],
+    scratch: Option<&mut [T]>,
 ) -> Result<NormSums, Error> {
     let refuse = Error::NotLayerWise { rule: id };
     if !R::WHOLE_SLICE {
@@ -305,11 +333,17 @@ pub(crate) fn norms_part<R: Rule, T: Real>(
     // The powers cache may advance; this part's copy of it is dropped.
     let mut scalars = *scalars;
     let buffers = Buffers::new(params, grads, state, t == 1);
-    rule.run(&mut scalars, t, NormsPart { buffers, refuse })
+    let drive = NormsPart {
+        buffers,
+        scratch,
+        refuse,
+    };
+    rule.run(&mut scalars, t, drive)
 }
 
 /// The second part of a layer-wise rule's step over one part of a tensor (see
 /// [`AnyRule::step_apply_part`]): advances `scalars` as [`Rule::step`] does.
+#[allow(clippy::too_many_arguments)] // `AnyRule::step_apply_part`'s, and the rule's.
 pub(crate) fn apply_part<R: Rule, T: Real>(
     rule: &R,
     id: RuleId,
@@ -318,6 +352,7 @@ pub(crate) fn apply_part<R: Rule, T: Real>(
     params: &mut [T],
     grads: &[T],
     state: &mut [&mut [T]],
+    scratch: Option<&mut [T]>,
 ) -> Result<(), Error> {
     let refuse = Error::NotLayerWise { rule: id };
     if !R::WHOLE_SLICE {
@@ -326,6 +361,7 @@ pub(crate) fn apply_part<R: Rule, T: Real>(
     advance(rule, scalars, |_| ApplyPart {
         buffers: Buffers::new(params, grads, state, false),
         sums: sums.values(),
+        scratch,
         refuse,
     })
 }

@@ -843,6 +843,26 @@ macro_rules! registry {
                 }
             }
 
+            /// [`Rule::step_scratch`] for the rule inside (see [`AnyRule::step`]): the
+            /// same bits as [`AnyRule::step`], with `scratch` (as long as `params`) for
+            /// a layer-wise rule's update between its two passes.
+            pub fn step_scratch<T: Real>(
+                &self,
+                scalars: &mut AnyScalars,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [&mut [T]],
+                scratch: &mut [T],
+            ) -> Result<(), Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
+                        r.step_scratch(s, params, grads, state, scratch)
+                    })*
+                }
+            }
+
             /// The first of the two calls that step one part of a tensor of a
             /// layer-wise rule ([`Rule::WHOLE_SLICE`]: LAMB), so that the parts can be
             /// stepped on several threads: initializes fresh state and updates the
@@ -859,6 +879,10 @@ macro_rules! registry {
             /// to keep a failed step from leaving some parts' moments advanced, check
             /// every part's lengths before the first call (the owning optimizer does).
             ///
+            /// With `scratch` (as long as the part's params), the part's update is
+            /// stored there for [`AnyRule::step_apply_part`], which must then be given
+            /// the same scratch, untouched in between (see [`Rule::step_scratch`]).
+            ///
             /// `Err(Error::NotLayerWise)` for an elementwise rule, which needs no such
             /// cut: its chunks step separately with [`AnyRule::step`].
             pub fn step_norms_part<T: Real>(
@@ -867,19 +891,22 @@ macro_rules! registry {
                 params: &mut [T],
                 grads: &[T],
                 state: &mut [&mut [T]],
+                scratch: Option<&mut [T]>,
             ) -> Result<NormSums, Error> {
                 let wrong = Error::WrongScalars { rule: self.id() };
                 match self {
                     $(AnyRule::$rule(r) => {
                         let s = $scalars::from_any(*scalars).ok_or(wrong)?;
-                        super::norms_part(r, self.id(), &s, params, grads, state)
+                        super::norms_part(r, self.id(), &s, params, grads, state, scratch)
                     })*
                 }
             }
 
             /// The second call of a step in parts (see [`AnyRule::step_norms_part`]):
             /// the part's update from `sums`, every part's sums merged, advancing
-            /// `scalars` as [`AnyRule::step`] does.
+            /// `scalars` as [`AnyRule::step`] does. `scratch`: the one the part's
+            /// first call stored its update in, or `None` if it had none (the update
+            /// is then computed again from the state).
             pub fn step_apply_part<T: Real>(
                 &self,
                 scalars: &mut AnyScalars,
@@ -887,12 +914,13 @@ macro_rules! registry {
                 params: &mut [T],
                 grads: &[T],
                 state: &mut [&mut [T]],
+                scratch: Option<&mut [T]>,
             ) -> Result<(), Error> {
                 let wrong = Error::WrongScalars { rule: self.id() };
                 match self {
                     $(AnyRule::$rule(r) => {
                         let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
-                        super::apply_part(r, self.id(), s, sums, params, grads, state)
+                        super::apply_part(r, self.id(), s, sums, params, grads, state, scratch)
                     })*
                 }
             }
