@@ -41,7 +41,7 @@ pub use registry::{
     Value,
 };
 
-use crate::driver::{ApplyPart, Buffers, Drive, NormsPart, Scratch};
+use crate::driver::{ApplyPart, Buffers, Drive, NormsPart, Scratch, check_scratch};
 pub use crate::driver::{NORM_PART_ALIGN, NormSums};
 use crate::error::{Buffer, Error};
 use crate::power::{Powers, pow, powi};
@@ -145,6 +145,13 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
         state: &mut [&mut [T]],
         scratch: &mut [T],
     ) -> Result<(), Error> {
+        if !Self::WHOLE_SLICE {
+            // No use for it: the rule's own step, after the scratch's length (a drive
+            // with scratch would compile every elementwise kernel a second time: the C
+            // library grew by 16 %).
+            check_scratch(params.len(), scratch)?;
+            return self.step(scalars, params, grads, state);
+        }
         advance(self, scalars, |t| Scratch {
             buffers: Buffers::new(params, grads, state, t == 1),
             scratch,
