@@ -15,7 +15,10 @@
 //!   it with: a child starts cold, so in-process `default` against a child's `native`
 //!   measured the process start (per-round ratios spread ±10–30 % there, against
 //!   ±1–5 % between two columns of one process);
-//! - `optim/1`: the owning optimizer (`gradstep-optim`) on one thread;
+//! - `scratch`: a layer-wise rule's kernel (LAMB) with scratch memory between its two
+//!   passes (`step_scratch`), on the default lanes;
+//! - `optim/1`: the owning optimizer (`gradstep-optim`) on one thread (with scratch
+//!   memory for a layer-wise rule's tensors of up to 1 MiB);
 //! - `roof`: the roofline, the same loads and stores as the rule (params and every state
 //!   slice read and written, grads read) with trivial math (additions), on the widest
 //!   lanes the CPU has;
@@ -284,6 +287,8 @@ struct Buffers {
     params: PageAligned,
     grads: PageAligned,
     state: PageAligned,
+    /// A layer-wise rule's scratch memory (the `scratch` column).
+    scratch: PageAligned,
 }
 
 impl Buffers {
@@ -292,6 +297,7 @@ impl Buffers {
             params: PageAligned::filled(n, data(n, 1)),
             grads: PageAligned::filled(n, data(n, 2)),
             state: PageAligned::zeros(n * slots),
+            scratch: PageAligned::zeros(n),
         }
     }
 
@@ -783,6 +789,16 @@ fn round(
             if args.worker {
                 continue;
             }
+            if rule.whole_slice() {
+                // The kernel with scratch memory between its passes (`step_scratch`).
+                let mut s = slices(state, n, slots);
+                let u = b.scratch.get_mut();
+                let v = measure(n, args.ms, clock, || {
+                    let r = rule.step_scratch(&mut scalars, params, black_box(grads), &mut s, u);
+                    r.expect("benchmark step");
+                });
+                push("scratch", v);
+            }
             let mut s = slices(state, n, slots);
             let v = measure(n, args.ms, clock, || roof(params, black_box(grads), &mut s));
             push("roof", v);
@@ -1090,7 +1106,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
 
     let mut cols: Vec<&'static str> = kernel_columns();
     for c in [
-        "default*", "native", "C", "optim/1", "roof", "droof1", "droof2",
+        "default*", "native", "C", "scratch", "optim/1", "roof", "droof1", "droof2",
     ] {
         if samples.keys().any(|k| k.2 == c) {
             cols.push(c);
@@ -1225,14 +1241,26 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         "- adam optimizer (1 thread) / kernel: {}",
         per_size(&|n| ratio(a(n, "optim/1"), a(n, "default")))
     );
-    // A layer-wise rule's optimizer keeps its update in scratch memory between the two
-    // passes (tensors of up to `SCRATCH_MAX_BYTES`); the kernel column steps without.
+    // A layer-wise rule's kernel with scratch memory between its two passes, and its
+    // optimizer, which uses it for tensors of up to `SCRATCH_MAX_BYTES`; the kernel
+    // column steps without. The median of the per-round ratios, with their IQR.
     for (name, _) in cases.iter().filter(|(_, rule)| rule.whole_slice()) {
-        let l = |n: usize, col: &'static str| med(name, n, col);
+        let iqr = |n: usize, col: &'static str| {
+            quartiles(name, n, col, "default").map(|[a, m, b]| format!("{m:.2} ({a:.2}–{b:.2})"))
+        };
+        let row = |col: &'static str| {
+            let cells: Vec<String> = args
+                .sizes
+                .iter()
+                .map(|&n| format!("{} {}", size_name(n), iqr(n, col).unwrap_or("–".into())))
+                .collect();
+            cells.join(", ")
+        };
+        println!("- {name} kernel with scratch / without: {}", row("scratch"));
         println!(
             "- {name} optimizer (1 thread; scratch memory up to {} KiB) / kernel: {}",
             gradstep_optim::SCRATCH_MAX_BYTES / 1024,
-            per_size(&|n| ratio(l(n, "optim/1"), l(n, "default")))
+            row("optim/1")
         );
     }
     // Time per byte relative to SGD-momentum: (gps·bytes) of SGD-m / (gps·bytes) of rule.

@@ -1008,7 +1008,7 @@ pub unsafe extern "C" fn gradstep_rule_step_f64(
 /// scratch memory, in which a layer-wise rule (LAMB) keeps each element's update
 /// between the two passes of its step instead of computing it twice: the same bits as
 /// `gradstep_rule_step_f32`, one square root and one division per element instead of
-/// two of each (f32 LAMB ×1.25–1.28 from 4K to 256K elements on a Zen 4; from main
+/// two of each (f32 LAMB ×1.17–1.30 from 1K to 256K elements on a Zen 4; from main
 /// memory, past a few MiB, the scratch's traffic costs more than it saves). What the
 /// scratch holds before and after does not matter; other rules leave it as it is.
 /// Refused as `gradstep_rule_step_f32` is, and for a NULL or misaligned `scratch`, a
