@@ -209,8 +209,9 @@ impl<T: Real> Drive<T> for Buffers<'_, '_, T> {
 /// caller's buffers and a scratch slice as long as the params, in which a layer-wise
 /// rule's first pass stores each element's update (LAMB's `u`) so that its second pass
 /// reads it instead of computing it again from the state (the same bits, half the
-/// divider's work: LAMB's u takes a square root and a division per element). An
-/// elementwise rule leaves the scratch as it is.
+/// divider's work: LAMB's u takes a square root and a division per element). Only the
+/// layer-wise rules step through it: `Rule::step_scratch` gives the elementwise ones
+/// their own step (through this drive each of their kernels was compiled again).
 pub(crate) struct Scratch<'a, 'b, T> {
     pub(crate) buffers: Buffers<'a, 'b, T>,
     pub(crate) scratch: &'a mut [T],
@@ -231,7 +232,8 @@ pub(crate) fn check_scratch<T>(n: usize, scratch: &[T]) -> Result<(), Error> {
 impl<T: Real> Drive<T> for Scratch<'_, '_, T> {
     type Out = Result<(), Error>;
 
-    /// [`Buffers`]' `run`, after the scratch's length is checked.
+    /// [`Buffers`]' `run`, after the scratch's length is checked (a layer-wise rule's
+    /// step does not call `run`: not reached).
     fn run<const K: usize, F: Kernel<T, K>>(
         self,
         kernel: &F,
