@@ -253,7 +253,7 @@ pub(crate) fn nearest_f64(mant: u128, exp: i64, inexact: bool) -> f64 {
 }
 
 /// The 256-bit product `a · b` as `(high, low)` halves: four 64 × 64-bit products where
-/// the target multiplies 64-bit words, [`mul_wide_limbs`] elsewhere.
+/// the target multiplies 64-bit words, `mul_wide_limbs` elsewhere.
 #[inline]
 fn mul_wide(a: u128, b: u128) -> (u128, u128) {
     #[cfg(target_pointer_width = "64")]
@@ -308,7 +308,7 @@ fn mul_wide_limbs(a: u128, b: u128) -> (u128, u128) {
 
 /// The 192-bit product `a · b` as its high 128 bits `⌊a·b / 2⁶⁴⌋` and its low 64 bits
 /// ([`Wide::mul_base`]'s, and the fast path's products by a 64-bit number): two
-/// 64 × 64 → 128-bit products, or [`mul_base_limbs`] on a core without a
+/// 64 × 64 → 128-bit products, or `mul_base_limbs` on a core without a
 /// 32 × 32 → 64-bit multiply.
 #[inline]
 fn mul_by_u64(a: u128, b: u64) -> (u128, u64) {
@@ -798,7 +798,7 @@ fn pow_accurate(x: f64, y: f64) -> f64 {
 }
 
 /// The high half `⌊a·b / 2¹²⁸⌋` of the 256-bit product `a · b` ([`mul_wide`]'s), or
-/// [`mul_high_columns`] on a core without a 32 × 32 → 64-bit multiply.
+/// `mul_high_columns` on a core without a 32 × 32 → 64-bit multiply.
 #[inline]
 fn mul_high(a: u128, b: u128) -> u128 {
     #[cfg(not(gradstep_no_long_multiply))]
@@ -926,7 +926,7 @@ fn mul_q127_q63s(a: i64, b: i64) -> i128 {
 }
 
 /// The exact 128-bit product `a · b`: LLVM's 64 × 64 → 128-bit product (one `MUL` and
-/// `UMULH` on 64-bit targets, `UMULL`/`UMLAL`s on the Cortex-M4F), or [`mul_u64_limbs`]
+/// `UMULH` on 64-bit targets, `UMULL`/`UMLAL`s on the Cortex-M4F), or `mul_u64_limbs`
 /// on a core without a 32 × 32 → 64-bit multiply, where LLVM calls `__aeabi_lmul`.
 #[inline]
 fn mul_u64_wide(a: u64, b: u64) -> u128 {
@@ -957,7 +957,7 @@ fn mul_u64_limbs(a: u64, b: u64) -> u128 {
 }
 
 /// The low 128 bits of `a · b`: LLVM's product by a 16-bit number, or
-/// [`mul_by_u16_limbs`] on a core without a 32 × 32 → 64-bit multiply.
+/// `mul_by_u16_limbs` on a core without a 32 × 32 → 64-bit multiply.
 #[inline]
 fn mul_by_u16(a: u128, b: u16) -> u128 {
     #[cfg(not(gradstep_no_long_multiply))]
@@ -995,7 +995,7 @@ fn mul_by_u16_limbs(a: u128, b: u16) -> u128 {
 }
 
 /// The low 64 bits of `a · b`: LLVM's product, or on a core without a 32 × 32 → 64-bit
-/// multiply, two products of `a`'s words by `b` ([`mul_u32`] and a 32-bit `MULS`), not
+/// multiply, two products of `a`'s words by `b` (`mul_u32` and a 32-bit `MULS`), not
 /// a call of `__aeabi_lmul`.
 #[inline]
 fn mul_u64_by_u16(a: u64, b: u16) -> u64 {
@@ -1040,7 +1040,7 @@ fn normalized64(mant: u64, exp: i32) -> Option<(u64, i32)> {
 
 /// `x.leading_zeros()`, on a core without `CLZ` (the same Thumb-1-only cores as have no
 /// 32 × 32 → 64-bit multiply, `gradstep_no_long_multiply`) from the word that holds
-/// the top set bit ([`leading_zeros_search`]) rather than from LLVM's two calls of
+/// the top set bit (`leading_zeros_search`) rather than from LLVM's two calls of
 /// `__clzsi2` (about 30 instructions each on the Cortex-M0).
 #[inline]
 fn leading_zeros64(x: u64) -> u32 {
