@@ -28,7 +28,7 @@
 use core::ffi::c_char;
 
 use gradstep::checkpoint::ElementType;
-use gradstep::rules::{AnyRule, AnyScalars, MAX_STATE_SLOTS, RuleId, SpecError};
+use gradstep::rules::{AnyRule, AnyScalars, RuleId, SpecError};
 use gradstep::{AsgdScalars, NAdamScalars, Real, StepCount};
 
 use crate::boundary::{Raw, Span, check, disjoint, guard, note, read};
@@ -899,10 +899,9 @@ unsafe fn step<T: Real>(
             Raw::new(grads, n)?,
             Raw::new_mut(state, state_len)?,
         );
-        let u = match scratch {
-            Some((ptr, len)) => Some(Raw::new_mut(ptr, len)?),
-            None => None,
-        };
+        let u = scratch
+            .map(|(ptr, len)| Raw::new_mut(ptr, len))
+            .transpose()?;
         match u {
             Some(u) => disjoint(
                 &[p.span(), s.span(), Span::one(scalars), u.span()],
@@ -920,7 +919,7 @@ unsafe fn step<T: Real>(
             let (p, g, s) = unsafe { (p.slice_mut(), g.slice(), s.slice_mut()) };
             let result = match u {
                 // SAFETY: as for the other buffers.
-                Some(u) => step_scratch(&rule, &mut any, p, g, s, unsafe { u.slice_mut() }),
+                Some(u) => rule.step_flat_scratch(&mut any, p, g, s, unsafe { u.slice_mut() }),
                 None => rule.step_flat(&mut any, p, g, s),
             };
             result.map_err(|e| match e {
@@ -938,28 +937,6 @@ unsafe fn step<T: Real>(
         scalars_to_c(&any, c);
         Ok(())
     })
-}
-
-/// [`AnyRule::step_scratch`] over a flat state buffer (`step_flat`'s layout).
-fn step_scratch<T: Real>(
-    rule: &AnyRule,
-    scalars: &mut AnyScalars,
-    params: &mut [T],
-    grads: &[T],
-    state: &mut [T],
-    scratch: &mut [T],
-) -> Result<(), gradstep::Error> {
-    let (n, slots, found) = (params.len(), rule.state_slots(), state.len());
-    let expected = slots.saturating_mul(n);
-    if found != expected {
-        return Err(gradstep::Error::FlatStateLength { expected, found });
-    }
-    let mut parts: [&mut [T]; MAX_STATE_SLOTS] = Default::default();
-    for (part, chunk) in parts.iter_mut().zip(state.chunks_mut(n.max(1))) {
-        *part = chunk;
-    }
-    let count = slots.min(MAX_STATE_SLOTS);
-    rule.step_scratch(scalars, params, grads, &mut parts[..count], scratch)
 }
 
 /// One step of `rule` over `n` `float` parameters: `params` (updated), `grads` (read),

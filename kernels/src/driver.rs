@@ -257,9 +257,7 @@ impl<T: Real> Drive<T> for Scratch<'_, '_, T> {
         C: Kernel<T, 0>,
     {
         let (b, scratch) = (self.buffers, self.scratch);
-        // Before `checked_slots`, which fills fresh state.
-        check_scratch(b.params.len(), scratch)?;
-        let slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
+        let slots = checked_with_scratch(b.params, b.grads, b.state, b.fresh, init, Some(scratch))?;
         let sums = first_pass(first, norms, b.params, b.grads, slots, Some(&mut *scratch));
         run(&second(sums.values()).1, b.params, scratch, []);
         Ok(())
@@ -348,11 +346,14 @@ impl<T: Real> Drive<T> for NormsPart<'_, '_, T> {
         C: Kernel<T, 0>,
     {
         let b = self.buffers;
-        // Before `checked_slots`, which fills fresh state.
-        if let Some(scratch) = &self.scratch {
-            check_scratch(b.params.len(), scratch)?;
-        }
-        let slots = checked_slots(b.params, b.grads, b.state, b.fresh, init)?;
+        let slots = checked_with_scratch(
+            b.params,
+            b.grads,
+            b.state,
+            b.fresh,
+            init,
+            self.scratch.as_deref(),
+        )?;
         Ok(first_pass(
             first,
             norms,
@@ -402,10 +403,14 @@ impl<T: Real> Drive<T> for ApplyPart<'_, '_, T> {
         C: Kernel<T, 0>,
     {
         let b = self.buffers;
-        if let Some(scratch) = &self.scratch {
-            check_scratch(b.params.len(), scratch)?;
-        }
-        let slots = checked_slots(b.params, b.grads, b.state, false, init)?;
+        let slots = checked_with_scratch(
+            b.params,
+            b.grads,
+            b.state,
+            b.fresh,
+            init,
+            self.scratch.as_deref(),
+        )?;
         let (from_state, from_scratch) = second(self.sums);
         match self.scratch {
             Some(scratch) => run(&from_scratch, b.params, scratch, []),
@@ -449,6 +454,23 @@ fn checked_slots<'s, T: Real, const K: usize>(
         }
     }
     Ok(slots)
+}
+
+/// [`checked_slots`], after `scratch`'s length if there is one: first, since
+/// `checked_slots` fills fresh state.
+#[inline(always)]
+fn checked_with_scratch<'s, T: Real, const K: usize>(
+    params: &[T],
+    grads: &[T],
+    state: &'s mut [&mut [T]],
+    fresh: bool,
+    init: Option<[T; K]>,
+    scratch: Option<&[T]>,
+) -> Result<[&'s mut [T]; K], Error> {
+    if let Some(scratch) = scratch {
+        check_scratch(params.len(), scratch)?;
+    }
+    checked_slots(params, grads, state, fresh, init)
 }
 
 /// A layer-wise rule's first pass: runs `first` over every element and, from the values
@@ -514,26 +536,17 @@ where
     // As in `run`: the kernel's flags stay loop-invariant values.
     let first = &core::hint::black_box(*first);
     let (p, g, s, n) = raw_buffers(params, grads, state);
-    match store {
-        Some(u) => T::with_lanes(Call::<A, N, T, K, true> {
-            first,
-            norms,
-            p,
-            g,
-            s,
-            n: n.min(u.len()),
-            u: u.as_mut_ptr(),
-        }),
-        None => T::with_lanes(Call::<A, N, T, K, false> {
-            first,
-            norms,
-            p,
-            g,
-            s,
-            n,
-            u: core::ptr::null_mut(),
-        }),
-    }
+    let stores = store.is_some();
+    let (u, n) = match store {
+        Some(u) => (u.as_mut_ptr(), n.min(u.len())),
+        None => (core::ptr::null_mut(), n),
+    };
+    #[rustfmt::skip]
+    let sums = match stores {
+        true => T::with_lanes(Call::<A, N, T, K, true> { first, norms, p, g, s, u, n }),
+        false => T::with_lanes(Call::<A, N, T, K, false> { first, norms, p, g, s, u, n }),
+    };
+    sums
 }
 
 /// [`first_pass`] on lanes `V`; with `STORE`, each element's second norm term is

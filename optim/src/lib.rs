@@ -798,10 +798,10 @@ impl<T: Element> Optimizer<T> {
         }
         for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter_mut()) {
             let rule = &self.groups[t.group].rule;
-            let scratch = match uses_scratch::<T>(rule, self.lookahead, t.n) {
-                true => self.scratch.cutter().take(t.n, p.as_ptr()),
-                false => None,
-            };
+            let scratch = self
+                .scratch
+                .cutter()
+                .take(rule, self.lookahead, t.n, p.as_ptr());
             step_tensor(rule, self.lookahead, t, p, g, scratch)?;
         }
         Ok(())
@@ -821,10 +821,10 @@ impl<T: Element> Optimizer<T> {
         let lookahead = self.lookahead;
         let t = &mut self.tensors[id.0];
         t.state.align_to(params.as_ptr());
-        let scratch = match uses_scratch::<T>(&rule, lookahead, t.n) {
-            true => self.scratch.cutter().take(t.n, params.as_ptr()),
-            false => None,
-        };
+        let scratch = self
+            .scratch
+            .cutter()
+            .take(&rule, lookahead, t.n, params.as_ptr());
         step_tensor(&rule, lookahead, t, params, grads, scratch)
     }
 
@@ -889,7 +889,7 @@ pub(crate) fn uses_scratch<T: Element>(
 }
 
 /// The unit of work: one tensor with its group's rule, and scratch memory as long as
-/// the tensor if [`uses_scratch`] and the optimizer has some.
+/// the tensor if it steps with some ([`scratch::Cutter::take`]).
 fn step_tensor<T: Element>(
     rule: &AnyRule,
     lookahead: Option<Lookahead<()>>,
@@ -899,14 +899,8 @@ fn step_tensor<T: Element>(
     scratch: Option<&mut [T]>,
 ) -> Result<(), Error> {
     if let Some(scratch) = scratch {
-        let mut slots: [&mut [T]; MAX_SLOTS] = Default::default();
-        let count = rule.state_slots().min(MAX_SLOTS);
-        let state = t.state.as_mut_slice().chunks_mut(t.n.max(1));
-        for (slot, s) in slots.iter_mut().zip(state).take(count) {
-            *slot = s;
-        }
-        let slots = &mut slots[..count];
-        rule.step_scratch(&mut t.scalars, params, grads, slots, scratch)?;
+        let state = t.state.as_mut_slice();
+        rule.step_flat_scratch(&mut t.scalars, params, grads, state, scratch)?;
         return Ok(());
     }
     if lookahead.is_none() {

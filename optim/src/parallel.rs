@@ -143,10 +143,7 @@ pub(crate) fn step<T: Element>(
             *s = c;
         }
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
-        let mut scratch = match crate::uses_scratch::<T>(&rule, lookahead, t.n) {
-            true => cutter.take(t.n, p.as_ptr()),
-            false => None,
-        };
+        let mut scratch = cutter.take(&rule, lookahead, t.n, p.as_ptr());
         // A layer-wise rule's parts are whole blocks of its norms' summation, and
         // under Lookahead its tensor is one job.
         let (len, kind) = match (rule.whole_slice(), lookahead) {

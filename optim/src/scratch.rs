@@ -14,9 +14,11 @@
 //! up to that many bytes; larger tensors step without.
 
 use gradstep::checkpoint::Element;
+use gradstep::lookahead::Lookahead;
+use gradstep::rules::AnyRule;
 
 use crate::error::Error;
-use crate::{LINE, zeros};
+use crate::{LINE, uses_scratch, zeros};
 
 /// The largest tensor, in bytes of its params, that an [`Optimizer`](crate::Optimizer) of
 /// a layer-wise rule (LAMB) steps with scratch memory, and the most scratch memory it
@@ -75,13 +77,23 @@ pub(crate) struct Cutter<'a, T> {
     rest: &'a mut [T],
 }
 
-impl<'a, T> Cutter<'a, T> {
-    /// A slice of `n` elements that starts at `params`' offset within a cache line
-    /// where the rest of the buffer allows (the kernels align their vector accesses to
-    /// the params: a scratch at another offset makes each of its accesses straddle two
-    /// lines), at the rest's start otherwise; `None` if fewer than `n` elements are
-    /// left.
-    pub(crate) fn take(&mut self, n: usize, params: *const T) -> Option<&'a mut [T]> {
+impl<'a, T: Element> Cutter<'a, T> {
+    /// Scratch memory for a tensor of `n` elements of `rule` (wrapped in `lookahead` if
+    /// set) whose params are at `params`, if it steps with some ([`uses_scratch`]) and
+    /// `n` elements are left: a slice that starts at the params' offset within a cache
+    /// line where the rest of the buffer allows (the kernels align their vector
+    /// accesses to the params: a scratch at another offset makes each of its accesses
+    /// straddle two lines), at the rest's start otherwise.
+    pub(crate) fn take(
+        &mut self,
+        rule: &AnyRule,
+        lookahead: Option<Lookahead<()>>,
+        n: usize,
+        params: *const T,
+    ) -> Option<&'a mut [T]> {
+        if !uses_scratch::<T>(rule, lookahead, n) {
+            return None;
+        }
         let size = core::mem::size_of::<T>().max(1);
         let rest = core::mem::take(&mut self.rest);
         let (want, base) = (params.addr() % LINE, rest.as_ptr().addr() % LINE);

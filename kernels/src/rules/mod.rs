@@ -133,10 +133,10 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     /// division per element instead of two of each. Elementwise rules leave `scratch`
     /// as it is.
     ///
-    /// It pays while the buffers stay in cache, where LAMB is bound by the divider;
-    /// from main memory the scratch's store and load cost more than the second pass's
-    /// loads of the moments it saves (the owning optimizer uses it for tensors of up
-    /// to `gradstep_optim::SCRATCH_MAX_LEN` elements).
+    /// It pays while the buffers stay in cache; from main memory the scratch's store
+    /// and load cost more than the second pass's loads of the moments it saves (the
+    /// owning optimizer uses it for tensors of up to `gradstep_optim::SCRATCH_MAX_BYTES`
+    /// bytes).
     fn step_scratch<T: Real>(
         &self,
         scalars: &mut Self::Scalars,
@@ -183,26 +183,8 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
         grads: &[T],
         state: &mut [T],
     ) -> Result<(), Error> {
-        let (n, slots, found) = (params.len(), self.state_slots(), state.len());
-        let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength {
-            expected: usize::MAX,
-            found,
-        })?;
-        if found != expected {
-            return Err(Error::FlatStateLength { expected, found });
-        }
-        let mut parts: [&mut [T]; MAX_STATE_SLOTS] = Default::default();
-        let mut rest = state;
-        for part in parts.iter_mut().take(slots) {
-            // The length is checked above, so this always splits; the checked form
-            // leaves no panic path in the kernel (the compiler could not prove the
-            // plain one's, and a Cortex-M image carried it per rule).
-            let Some((head, tail)) = rest.split_at_mut_checked(n) else {
-                return Err(Error::FlatStateLength { expected, found });
-            };
-            *part = head;
-            rest = tail;
-        }
+        let slots = self.state_slots();
+        let mut parts = flat_slots(state, params.len(), slots)?;
         self.step(
             scalars,
             params,
@@ -210,6 +192,54 @@ pub trait Rule: Copy + core::fmt::Debug + PartialEq {
             &mut parts[..slots.min(MAX_STATE_SLOTS)],
         )
     }
+
+    /// [`Rule::step_scratch`] with the state in one flat buffer, as [`Rule::step_flat`]
+    /// takes it.
+    fn step_flat_scratch<T: Real>(
+        &self,
+        scalars: &mut Self::Scalars,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<(), Error> {
+        let slots = self.state_slots();
+        let mut parts = flat_slots(state, params.len(), slots)?;
+        let parts = &mut parts[..slots.min(MAX_STATE_SLOTS)];
+        self.step_scratch(scalars, params, grads, parts, scratch)
+    }
+}
+
+/// The `slots` state slices of `n` elements each in a flat `state` buffer (slot `k` is
+/// `state[k·n .. (k+1)·n]`), or [`Error::FlatStateLength`] unless `state` holds exactly
+/// `slots · n` elements.
+#[inline(always)]
+fn flat_slots<T>(
+    state: &mut [T],
+    n: usize,
+    slots: usize,
+) -> Result<[&mut [T]; MAX_STATE_SLOTS], Error> {
+    let found = state.len();
+    let expected = slots.checked_mul(n).ok_or(Error::FlatStateLength {
+        expected: usize::MAX,
+        found,
+    })?;
+    if found != expected {
+        return Err(Error::FlatStateLength { expected, found });
+    }
+    let mut parts: [&mut [T]; MAX_STATE_SLOTS] = Default::default();
+    let mut rest = state;
+    for part in parts.iter_mut().take(slots) {
+        // The length is checked above, so this always splits; the checked form
+        // leaves no panic path in the kernel (the compiler could not prove the
+        // plain one's, and a Cortex-M image carried it per rule).
+        let Some((head, tail)) = rest.split_at_mut_checked(n) else {
+            return Err(Error::FlatStateLength { expected, found });
+        };
+        *part = head;
+        rest = tail;
+    }
+    Ok(parts)
 }
 
 /// The scalar state of rules whose only scalar state is the step counter.

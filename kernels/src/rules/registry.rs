@@ -863,6 +863,24 @@ macro_rules! registry {
                 }
             }
 
+            /// [`Rule::step_flat_scratch`] for the rule inside (see [`AnyRule::step`]).
+            pub fn step_flat_scratch<T: Real>(
+                &self,
+                scalars: &mut AnyScalars,
+                params: &mut [T],
+                grads: &[T],
+                state: &mut [T],
+                scratch: &mut [T],
+            ) -> Result<(), Error> {
+                let wrong = Error::WrongScalars { rule: self.id() };
+                match self {
+                    $(AnyRule::$rule(r) => {
+                        let s = $scalars::from_any_mut(scalars).ok_or(wrong)?;
+                        r.step_flat_scratch(s, params, grads, state, scratch)
+                    })*
+                }
+            }
+
             /// The first of the two calls that step one part of a tensor of a
             /// layer-wise rule ([`Rule::WHOLE_SLICE`]: LAMB), so that the parts can be
             /// stepped on several threads: initializes fresh state and updates the
