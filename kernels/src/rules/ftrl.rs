@@ -27,7 +27,11 @@ use crate::real::Real;
 ///
 /// q is 0 only where n' = 0 (every gradient so far exactly 0, from n₀ = 0) with
 /// λ₂ = β = 0 and p ≠ 0 or `sqrt_denominator`: pytorch_optimizer's defaults. There z
-/// is ±0 too, so |z| ≤ λ₁, and θ = 0 (pytorch_optimizer's mask), not 0/0.
+/// is ±0 too, so |z| ≤ λ₁, and θ = 0 (pytorch_optimizer's mask), not 0/0. The lanes
+/// divide by max(q, the least subnormal) to get that 0 without a branch, which is q
+/// itself wherever the state is one the steps produce (n ≥ n₀ ≥ 0). An accumulator
+/// set below 0 from outside (no step makes one) can make q negative with p = −1, and
+/// then θ is not the formula's.
 ///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
