@@ -38,9 +38,16 @@
 //! three fixed loops (multiply-adds, the divider, a 256 KiB add pass) timed before
 //! every size of every round, which shows whether the core changed speed during the run.
 //!
+//! Every column steps from fresh state (step 0) unless `--resume-at T` is given: then
+//! every column, the C loop's and the children's included, starts at step T (the
+//! scalar state a rule has after T steps, reached by stepping no elements T times; the
+//! slices as fresh): a long run's steady state. There every bias correction of the
+//! defaults has rounded to 1 (in f32, 1 − 0.999ᵗ from t = 17 321), and the x86 lanes
+//! skip their divisions by it; the C loop still divides.
+//!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
-//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c]`. (`--worker` and `--probe`
+//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T]`. (`--worker` and `--probe`
 //! are the child modes that this program's rounds and `scripts/bench_compare.py` use.)
 
 use std::collections::BTreeMap;
@@ -49,8 +56,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use gradstep::rules::{AnyRule, RuleId};
-use gradstep_optim::{GroupId, Optimizer};
+use gradstep::rules::{AnyRule, AnyScalars, RuleId};
+use gradstep_optim::{GroupId, Optimizer, Slot, StateDict, TensorState};
 
 #[path = "common/page_aligned.rs"]
 mod page_aligned;
@@ -81,6 +88,10 @@ struct Args {
     /// machine-state probes per line read from stdin, printed as `fp divider memory`
     /// in ns (`-` for a probe the CPU cannot run), and their spread when stdin ends.
     probe: bool,
+    /// `--resume-at T`: every column steps from the scalar state after T steps (the
+    /// step count, and what the rule keeps with it) instead of from fresh state: a long
+    /// run's steady state, where the bias corrections have rounded to 1.
+    resume_at: u64,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -121,6 +132,7 @@ fn parse_args() -> Args {
         worker: false,
         multi: false,
         probe: false,
+        resume_at: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -144,6 +156,7 @@ fn parse_args() -> Args {
             "--worker" => args.worker = true,
             "--multi" => args.multi = true,
             "--probe" => args.probe = true,
+            "--resume-at" => args.resume_at = value().parse().expect("--resume-at STEPS"),
             other => panic!("unknown argument {other:?} (see the doc comment of benches/speed.rs)"),
         }
     }
@@ -742,6 +755,52 @@ fn select(col: &str) {
     let _ = col;
 }
 
+/// The scalar state `rule` has after `steps` steps: a step over no elements, taken
+/// `steps` times (it advances the scalar state as any step does).
+fn resumed(rule: &AnyRule, steps: u64) -> AnyScalars {
+    let mut s = rule.fresh_scalars();
+    for _ in 0..steps {
+        let r = rule.step_flat::<f32>(&mut s, &mut [], &[], &mut []);
+        r.expect("a step over no elements");
+    }
+    assert_eq!(s.step(), steps, "a step over no elements counts");
+    s
+}
+
+/// Puts every tensor of `opt` at the scalar state of `steps` steps ([`resumed`]),
+/// through its state dict; the slices stay as they are.
+fn resume(opt: &mut Optimizer<f32>, steps: u64) {
+    if steps == 0 {
+        return;
+    }
+    let d = opt.state_dict();
+    let values: Vec<Vec<Vec<f32>>> = d
+        .state
+        .iter()
+        .map(|t| t.slots.iter().map(|s| s.values.to_vec()).collect())
+        .collect();
+    let state = d
+        .state
+        .iter()
+        .zip(&values)
+        .map(|(t, v)| TensorState {
+            group: t.group,
+            scalars: resumed(&d.param_groups[t.group.0].rule, steps),
+            slots: (t.slots.iter().zip(v))
+                .map(|(s, v)| Slot {
+                    name: s.name,
+                    values: v,
+                })
+                .collect(),
+        })
+        .collect();
+    let d = StateDict {
+        param_groups: d.param_groups.clone(),
+        state,
+    };
+    opt.load_state_dict(&d).expect("a reachable state");
+}
+
 /// One round over every rule and size: the kernel columns (in an order rotated by
 /// `round`), the roofline and the owning optimizer.
 fn round(
@@ -769,7 +828,7 @@ fn round(
                 samples.entry((name.clone(), n, col)).or_default().push(v)
             };
             b.reset(n, slots);
-            let mut scalars = rule.fresh_scalars();
+            let mut scalars = resumed(rule, args.resume_at);
             let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
             let clock = args.clock;
             for &col in &cols {
@@ -810,6 +869,7 @@ fn round(
             }
             let mut opt = Optimizer::<f32>::new(*rule).expect("valid rule");
             opt.add_tensor(GroupId(0), n).expect("tensor");
+            resume(&mut opt, args.resume_at);
             opt.set_threads(1);
             let mut step = |opt: &mut Optimizer<f32>, clock| {
                 measure(n, args.ms, clock, || {
@@ -869,11 +929,12 @@ struct MultiCase {
 }
 
 impl MultiCase {
-    fn new(name: &'static str, sizes: &[usize]) -> MultiCase {
+    fn new(name: &'static str, sizes: &[usize], resume_at: u64) -> MultiCase {
         let mut opt = Optimizer::<f32>::new(RuleId::Adam.default_rule()).expect("adam");
         for &n in sizes {
             opt.add_tensor(GroupId(0), n).expect("tensor");
         }
+        resume(&mut opt, resume_at);
         MultiCase {
             name,
             total: sizes.iter().sum(),
@@ -1023,7 +1084,7 @@ fn main() {
     let mut multi: Vec<MultiCase> = if args.multi {
         tensor_lists()
             .iter()
-            .map(|(name, sizes)| MultiCase::new(name, sizes))
+            .map(|(name, sizes)| MultiCase::new(name, sizes, args.resume_at))
             .collect()
     } else {
         Vec::new()
@@ -1071,6 +1132,7 @@ fn main() {
                 let Some(exe) = exe else { continue };
                 let mut cmd = Command::new(exe);
                 cmd.args(["--worker", "--ms", &args.ms.to_string()])
+                    .args(["--resume-at", &args.resume_at.to_string()])
                     .args(["--clock", args.clock.name()])
                     .args(["--sizes", &sizes.join(",")])
                     .args(["--rules", &names.join(",")]);
@@ -1082,6 +1144,7 @@ fn main() {
         if let Some(exe) = &c_loop {
             let mut cmd = Command::new(exe);
             cmd.args([args.clock.name(), &args.ms.to_string()])
+                .arg((args.resume_at + 1).to_string())
                 .args(&sizes);
             for (name, n, v) in child(&mut cmd) {
                 samples.entry((name, n, "C")).or_default().push(v);
@@ -1113,11 +1176,15 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         }
     }
     println!(
-        "\nf32, Gparam/s, medians of {} interleaved rounds; clock: {}",
+        "\nf32, Gparam/s, medians of {} interleaved rounds; clock: {}; {}",
         args.rounds,
         match args.clock {
             Clock::Cpu => "the thread's CPU time (two-thread rows: wall time)",
             Clock::Wall => "wall time",
+        },
+        match args.resume_at {
+            0 => "from fresh state".to_string(),
+            t => format!("resumed at step {t}"),
         }
     );
     for &n in &args.sizes {

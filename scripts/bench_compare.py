@@ -32,7 +32,15 @@ After the tables, the spread of the speed bench's machine-state probes (benches/
 `--probe`), timed at the start of every round and before every size of torch and
 DeepSpeed: a shared VM's core or caches can change speed during a run.
 
+With `--resume-at T`, every contender steps from step T instead of from fresh state: a
+long run's steady state (gradstep's speed bench and the C loop resume their step count;
+torch's and DeepSpeed's `state["step"]` is set to T after their first step). There every
+bias correction of the defaults has rounded to 1 in f32 (1 - 0.999^t from t = 17 321):
+gradstep's x86 lanes skip the divisions by them, the C loop and torch still divide, and
+DeepSpeed multiplies by their reciprocals as it always does.
+
 Run: /work/venv/bin/python scripts/bench_compare.py [--rounds 7] [--ms 25] [--multi]
+[--resume-at T]
 """
 
 import argparse
@@ -74,11 +82,25 @@ def measure(step, n, ms):
             return n * reps / secs / 1e9
 
 
-def torch_adam(n, **kwargs):
+def resumed(opt, params, resume_at, tensor):
+    """`opt.step`, after one step that creates the state of `params` and each one's
+    `state["step"]` set to `resume_at` (a tensor for torch, an int for DeepSpeed); fresh
+    when `resume_at` is 0."""
+    if resume_at:
+        opt.step()
+        for p in params:
+            if tensor:
+                opt.state[p]["step"].fill_(float(resume_at))
+            else:
+                opt.state[p]["step"] = resume_at
+    return opt.step
+
+
+def torch_adam(n, resume_at=0, **kwargs):
     p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
     p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
     opt = torch.optim.Adam([p], lr=1e-3, **kwargs)
-    return opt.step
+    return resumed(opt, [p], resume_at, tensor=True)
 
 
 # The multi-tensor lists of benches/speed.rs (`tensor_lists`): a small transformer's
@@ -90,14 +112,14 @@ LISTS = {
 }
 
 
-def torch_adam_list(sizes, **kwargs):
+def torch_adam_list(sizes, resume_at=0, **kwargs):
     params = []
     for n in sizes:
         p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
         p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
         params.append(p)
     opt = torch.optim.Adam(params, lr=1e-3, **kwargs)
-    return opt.step
+    return resumed(opt, params, resume_at, tensor=True)
 
 
 def measure_wall(step, n, ms):
@@ -120,11 +142,11 @@ def deepspeed_adam():
     except Exception as e:  # noqa: BLE001 - any import failure means "not measured"
         return None, f"{type(e).__name__}: {e}"
 
-    def make(n):
+    def make(n, resume_at=0):
         p = torch.nn.Parameter(torch.rand(n, dtype=torch.float32) * 0.2 - 0.1)
         p.grad = torch.rand(n, dtype=torch.float32) * 0.2 - 0.1
         opt = DeepSpeedCPUAdam([p], lr=1e-3, adamw_mode=False)
-        return opt.step
+        return resumed(opt, [p], resume_at, tensor=False)
 
     try:
         make(1024)()
@@ -192,6 +214,8 @@ def main():
     ap.add_argument("--ms", type=float, default=25.0)
     ap.add_argument("--multi", action="store_true",
                     help="also the multi-tensor step over benches/speed.rs's tensor lists")
+    ap.add_argument("--resume-at", type=int, default=0, metavar="T",
+                    help="step from step T (a long run's steady state) instead of fresh")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds, ds_why = deepspeed_adam()
@@ -209,35 +233,41 @@ def main():
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
             probe.sample()
             for n, v in child([exe, "--worker", "--rules", "adam", "--sizes", sizes,
-                               "--ms", str(args.ms), "--clock", "cpu"]).items():
+                               "--ms", str(args.ms), "--clock", "cpu",
+                               "--resume-at", str(args.resume_at)]).items():
                 push("gradstep (default build)", n, v)
-            for n, v in child([c_exe, "cpu", str(args.ms)] + [str(n) for n in SIZES]).items():
+            for n, v in child([c_exe, "cpu", str(args.ms), str(args.resume_at + 1)]
+                              + [str(n) for n in SIZES]).items():
                 push("plain C loop (gcc -O3 -march=native)", n, v)
             for n in SIZES:
                 probe.sample()
-                push("torch Adam(fused=True)", n, measure(torch_adam(n, fused=True), n, args.ms))
+                push("torch Adam(fused=True)", n,
+                     measure(torch_adam(n, args.resume_at, fused=True), n, args.ms))
                 push("torch Adam(foreach=True)", n,
-                     measure(torch_adam(n, foreach=True), n, args.ms))
+                     measure(torch_adam(n, args.resume_at, foreach=True), n, args.ms))
                 if ds is not None:
-                    push("DeepSpeedCPUAdam", n, measure(ds(n), n, args.ms))
+                    push("DeepSpeedCPUAdam", n, measure(ds(n, args.resume_at), n, args.ms))
             if args.multi:
                 for line in subprocess.run(
-                        [exe, "--worker", "--multi", "--ms", str(args.ms)],
+                        [exe, "--worker", "--multi", "--ms", str(args.ms),
+                         "--resume-at", str(args.resume_at)],
                         capture_output=True, text=True, check=True).stdout.splitlines():
                     name, threads, v = line.split()
                     push(f"gradstep, {threads} thread(s)", name, float(v))
                 for name, list_sizes in LISTS.items():
                     total = sum(list_sizes)
                     for kind in ("fused", "foreach"):
-                        step = torch_adam_list(list_sizes, **{kind: True})
+                        step = torch_adam_list(list_sizes, args.resume_at, **{kind: True})
                         push(f"torch Adam({kind}=True)", name,
                              measure_wall(step, total, args.ms))
                         del step
 
     probe_report = probe.close()
     med = {k: {n: statistics.median(v) for n, v in by.items()} for k, by in samples.items()}
-    print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds "
-          f"(torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
+    start = f"resumed at step {args.resume_at}" if args.resume_at else "from fresh state"
+    print(f"\nf32 Adam, one thread, Gparam/s, medians of {args.rounds} interleaved rounds, "
+          f"{start} (torch {torch.__version__}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
     print("| | " + " | ".join(size_name(n) for n in SIZES) + " |")
     print("|---|" + "---|" * len(SIZES))
     for name, by in med.items():

@@ -3,9 +3,11 @@
  * issue states the comparison: `cc -O3 -march=native -fno-math-errno` (the compiler may
  * vectorize and fuse multiply-adds as it likes).
  *
- * Usage: adam cpu|wall MS N... ; for each N: allocates, runs one warm-up step, then steps
- * for MS milliseconds (at least twice) of the thread's CPU time or of wall time, and
- * prints "N Gparam/s" (params updated per second / 1e9), one line per N.
+ * Usage: adam cpu|wall MS FIRST N... ; for each N: allocates, runs one warm-up step (step
+ * number FIRST: 1 from fresh state, T + 1 to resume after T steps, where the bias
+ * corrections of a long run have rounded to 1; the loop divides by them all the same),
+ * then steps for MS milliseconds (at least twice) of the thread's CPU time or of wall
+ * time, and prints "N Gparam/s" (params updated per second / 1e9), one line per N.
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,14 +52,18 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
+    if (argc < 4) {
         return 2;
     }
     if (strcmp(argv[1], "wall") == 0) {
         clock_id = CLOCK_MONOTONIC;
     }
     double budget = strtod(argv[2], NULL) * 1e-3;
-    for (int a = 3; a < argc; a++) {
+    long first = strtol(argv[3], NULL, 10);
+    if (first < 1) {
+        return 2;
+    }
+    for (int a = 4; a < argc; a++) {
         size_t n = (size_t)strtoull(argv[a], NULL, 10);
         if (n == 0) {
             return 2;
@@ -73,7 +79,7 @@ int main(int argc, char **argv) {
             g[i] = (float)((int)(i % 97) - 48) * 1e-3f;
             p[i] = (float)(i % 89) * 1e-2f;
         }
-        long t = 1;
+        long t = first;
         adam(p, g, m, v, n, t++);
         /* The clock is read once per batch of about 64K params (a system call for the
          * thread's CPU time, as long as a small step), as benches/speed.rs does. */
