@@ -39,9 +39,10 @@
 //! every size of every round, which shows whether the core changed speed during the run.
 //!
 //! Every column steps from fresh state (step 0) unless `--resume-at T` is given: then
-//! every column, the C loop's and the children's included, starts at step T (the
-//! scalar state a rule has after T steps, reached by stepping no elements T times; the
-//! slices as fresh): a long run's steady state. There every bias correction of the
+//! every column, the C loop's and the children's included, starts at step T (one step
+//! from fresh state first, for the slices a run's first step leaves; then the scalar
+//! state a rule has after T steps, reached by stepping no elements T times): a long
+//! run's steady state. There every bias correction of the
 //! defaults has rounded to 1 (in f32, 1 − 0.999ᵗ from t = 17 321), and the x86 lanes
 //! skip their divisions by it; the C loop still divides.
 //!
@@ -767,12 +768,14 @@ fn resumed(rule: &AnyRule, steps: u64) -> AnyScalars {
     s
 }
 
-/// Puts every tensor of `opt` at the scalar state of `steps` steps ([`resumed`]),
-/// through its state dict; the slices stay as they are.
-fn resume(opt: &mut Optimizer<f32>, steps: u64) {
+/// Takes one step of `opt` over `tensors` (the state a run's first step leaves), then
+/// puts every tensor at the scalar state of `steps` steps ([`resumed`]) through the
+/// state dict, the slices as that step left them. Nothing when `steps` is 0.
+fn resume(opt: &mut Optimizer<f32>, steps: u64, tensors: &mut [(&mut [f32], &[f32])]) {
     if steps == 0 {
         return;
     }
+    opt.step(tensors).expect("the first step");
     let d = opt.state_dict();
     let values: Vec<Vec<Vec<f32>>> = d
         .state
@@ -828,8 +831,16 @@ fn round(
                 samples.entry((name.clone(), n, col)).or_default().push(v)
             };
             b.reset(n, slots);
-            let mut scalars = resumed(rule, args.resume_at);
             let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
+            let mut scalars = rule.fresh_scalars();
+            if args.resume_at > 0 {
+                // The state a first step leaves (a rule may start its state from the
+                // first gradient, as Adan its previous gradient: zeros instead would
+                // make its moments decay into subnormals), then a long run's count.
+                let r = rule.step_flat(&mut scalars, params, grads, &mut state[..n * slots]);
+                r.expect("the first step");
+                scalars = resumed(rule, args.resume_at);
+            }
             let clock = args.clock;
             for &col in &cols {
                 select(col);
@@ -869,7 +880,7 @@ fn round(
             }
             let mut opt = Optimizer::<f32>::new(*rule).expect("valid rule");
             opt.add_tensor(GroupId(0), n).expect("tensor");
-            resume(&mut opt, args.resume_at);
+            resume(&mut opt, args.resume_at, &mut [(&mut *params, grads)]);
             opt.set_threads(1);
             let mut step = |opt: &mut Optimizer<f32>, clock| {
                 measure(n, args.ms, clock, || {
@@ -934,12 +945,17 @@ impl MultiCase {
         for &n in sizes {
             opt.add_tensor(GroupId(0), n).expect("tensor");
         }
-        resume(&mut opt, resume_at);
+        let mut params: Vec<Vec<f32>> = sizes.iter().map(|&n| data(n, 1).collect()).collect();
+        let grads: Vec<Vec<f32>> = sizes.iter().map(|&n| data(n, 2).collect()).collect();
+        let mut list: Vec<(&mut [f32], &[f32])> = (params.iter_mut().zip(&grads))
+            .map(|(p, g)| (&mut p[..], &g[..]))
+            .collect();
+        resume(&mut opt, resume_at, &mut list);
         MultiCase {
             name,
             total: sizes.iter().sum(),
-            params: sizes.iter().map(|&n| data(n, 1).collect()).collect(),
-            grads: sizes.iter().map(|&n| data(n, 2).collect()).collect(),
+            params,
+            grads,
             opt,
         }
     }
