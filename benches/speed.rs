@@ -17,6 +17,11 @@
 //!   ±1–5 % between two columns of one process);
 //! - `scratch`: a layer-wise rule's kernel (LAMB) with scratch memory between its two
 //!   passes (`step_scratch`), on the default lanes;
+//! - `subnormal` (with `--subnormal`): the default lanes with zero gradients and every
+//!   state element at the least subnormal, where the moments of a parameter whose
+//!   gradient stays 0 end up (the least subnormal times a factor above ½ rounds back to
+//!   itself); a multiply, root or division with a subnormal operand or result can take
+//!   a microcode assist (on a Zen 4, 50–57 ns per 512-bit operation instead of 3–4);
 //! - `optim/1`: the owning optimizer (`gradstep-optim`) on one thread (with scratch
 //!   memory for a layer-wise rule's tensors of up to 1 MiB);
 //! - `roof`: the roofline, the same loads and stores as the rule (params and every state
@@ -48,7 +53,7 @@
 //!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
-//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T]`. (`--worker` and `--probe`
+//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T] [--subnormal]`. (`--worker` and `--probe`
 //! are the child modes that this program's rounds and `scripts/bench_compare.py` use.)
 
 use std::collections::BTreeMap;
@@ -93,6 +98,8 @@ struct Args {
     /// step count, and what the rule keeps with it) instead of from fresh state: a long
     /// run's steady state, where the bias corrections have rounded to 1.
     resume_at: u64,
+    /// `--subnormal`: also the `subnormal` column.
+    subnormal: bool,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -134,6 +141,7 @@ fn parse_args() -> Args {
         multi: false,
         probe: false,
         resume_at: 0,
+        subnormal: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -158,6 +166,7 @@ fn parse_args() -> Args {
             "--multi" => args.multi = true,
             "--probe" => args.probe = true,
             "--resume-at" => args.resume_at = value().parse().expect("--resume-at STEPS"),
+            "--subnormal" => args.subnormal = true,
             other => panic!("unknown argument {other:?} (see the doc comment of benches/speed.rs)"),
         }
     }
@@ -869,6 +878,22 @@ fn round(
                 });
                 push("scratch", v);
             }
+            if args.subnormal {
+                let zeros = vec![0.0f32; n];
+                let mut tiny = vec![f32::from_bits(1); n * slots];
+                let mut p = params.to_vec();
+                let mut sc = scalars;
+                if sc.step() == 0 {
+                    // Past the first step, which would initialize the state.
+                    rule.step_flat::<f32>(&mut sc, &mut [], &[], &mut [])
+                        .expect("a step over no elements");
+                }
+                let v = measure(n, args.ms, clock, || {
+                    let r = rule.step_flat(&mut sc, &mut p, black_box(&zeros), &mut tiny);
+                    r.expect("benchmark step");
+                });
+                push("subnormal", v);
+            }
             let mut s = slices(state, n, slots);
             let v = measure(n, args.ms, clock, || roof(params, black_box(grads), &mut s));
             push("roof", v);
@@ -1185,7 +1210,15 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
 
     let mut cols: Vec<&'static str> = kernel_columns();
     for c in [
-        "default*", "native", "C", "scratch", "optim/1", "roof", "droof1", "droof2",
+        "default*",
+        "native",
+        "C",
+        "scratch",
+        "subnormal",
+        "optim/1",
+        "roof",
+        "droof1",
+        "droof2",
     ] {
         if samples.keys().any(|k| k.2 == c) {
             cols.push(c);
@@ -1345,6 +1378,22 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
             gradstep_optim::SCRATCH_MAX_BYTES / 1024,
             row("optim/1")
         );
+    }
+    if args.subnormal {
+        println!(
+            "- default / subnormal (zero gradients, the state at the least subnormal), \
+             median of the per-round ratios (IQR):"
+        );
+        for (name, _) in cases {
+            let cells: Vec<String> = (args.sizes.iter())
+                .map(|&n| {
+                    let q = quartiles(name, n, "default", "subnormal");
+                    let q = q.map(|[a, m, b]| format!("{m:.2} ({a:.2}–{b:.2})"));
+                    format!("{} {}", size_name(n), q.unwrap_or("–".into()))
+                })
+                .collect();
+            println!("  - {name}: {}", cells.join(", "));
+        }
     }
     // Time per byte relative to SGD-momentum: (gps·bytes) of SGD-m / (gps·bytes) of rule.
     let sgdm = cases.iter().find(|(name, _)| name == "sgd_momentum");
