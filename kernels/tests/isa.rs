@@ -31,10 +31,15 @@ mod x86 {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
+                let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0;
                 match i % 13 {
                     5 => T::ZERO,
                     9 => T::from_f64(-0.0),
-                    _ => T::from_f64((x >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0),
+                    // Subnormal (f32 below 2⁻¹²⁶, f64 below 2⁻¹⁰²²): the multiplying
+                    // divisions' range tests must send these to the divider.
+                    11 if size_of::<T>() == 4 => T::from_f64(unit * 5e-39),
+                    11 => T::from_f64(unit * 1e-308),
+                    _ => T::from_f64(unit),
                 }
             })
             .collect()

@@ -25,13 +25,11 @@ use crate::real::Real;
 /// n ← n'
 /// ```
 ///
-/// q is 0 only where n' = 0 (every gradient so far exactly 0, from n₀ = 0) with
-/// λ₂ = β = 0 and p ≠ 0 or `sqrt_denominator`: pytorch_optimizer's defaults. There z
-/// is ±0 too, so |z| ≤ λ₁, and θ = 0 (pytorch_optimizer's mask), not 0/0. The lanes
-/// divide by max(q, the least subnormal) to get that 0 without a branch, which is q
-/// itself wherever the state is one the steps produce (n ≥ n₀ ≥ 0). An accumulator
-/// set below 0 from outside (no step makes one) can make q negative with p = −1, and
-/// then θ is not the formula's.
+/// q is 0 only where n' = 0 (from n₀ = 0, every gradient so far 0 or so small that its
+/// square underflows: |g| < 2⁻⁷⁵ in f32, 2⁻⁵³⁸ in f64) with λ₂ = β = 0 and p ≠ 0 or
+/// `sqrt_denominator`: pytorch_optimizer's defaults. There θ = 0 where |z| ≤ λ₁
+/// (pytorch_optimizer's mask; the formula's 0/0), and ±∞ where |z| > λ₁ (after tiny
+/// gradients, z = Σg ≠ 0), as the formula gives.
 ///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
@@ -247,13 +245,14 @@ impl<T: Real> Coeffs<T> {
         };
         let l1 = V::splat(self.l1);
         let clipped = z.max(-l1).min(l1);
-        // q is 0 only where n' = 0 with n₀ = λ₂ = β = 0 (pytorch_optimizer's defaults),
-        // and there z = ±0 (shrinkage is refused then), so |z| ≤ λ₁ and the step is
-        // 0/0: lifting q to the smallest subnormal makes it +0/q = +0, pytorch_optimizer's
-        // θ = 0, and leaves every q > 0 as it is. A select on a per-step flag instead
-        // cost the Cortex-M4F 17 instructions per parameter (66 → 83); this, one max.
-        // Where q is NaN, z is NaN too, and θ is NaN either way.
-        *p = (clipped - *z) / q.max(V::splat(T::TINIEST));
+        // q is 0 only where n' = 0 with n₀ = λ₂ = β = 0 (pytorch_optimizer's defaults):
+        // every gradient so far 0, or so small that its square underflowed. Where
+        // |z| ≤ λ₁ the numerator is +0 (z − z) and the step would be 0/0: θ = 0,
+        // pytorch_optimizer's mask; elsewhere ±∞, as the formula gives. A NaN numerator
+        // stays NaN.
+        let num = clipped - *z;
+        let zero = V::splat(T::ZERO);
+        *p = V::select(num.eq(zero), zero, num / q);
         *n = fresh;
     }
 }
@@ -452,6 +451,62 @@ mod tests {
             );
             assert_eq!(p, p_before);
         }
+    }
+
+    /// A gradient so small that its square underflows (|g| < 2⁻⁷⁵ in f32, 2⁻⁵³⁸ in
+    /// f64) leaves n' = 0, so the denominator is 0 with z = g ≠ 0: θ = −z/0 = ∓∞ where
+    /// |z| > λ₁, as Keras's and pytorch_optimizer's formulas give, and 0 where |z| ≤ λ₁;
+    /// the lanes as the reference, bit for bit (lifting q to the least subnormal gave
+    /// a finite θ there).
+    fn underflowing_gradient<T: Real>(tiny: f64) {
+        for l1 in [0.0, tiny * 0.5, tiny * 2.0] {
+            let rule = Ftrl {
+                lr: 1e-4,
+                initial_accumulator_value: 0.0,
+                l1,
+                ..Ftrl::default()
+            };
+            rule.validate().unwrap();
+            // Every length through the lanes' loop and its ends, ± the tiny gradient.
+            let n = 37;
+            let g: Vec<T> = (0..n)
+                .map(|i| T::from_f64(if i % 2 == 0 { tiny } else { -tiny }))
+                .collect();
+            let zeros = || Vec::from_iter((0..n).map(|_| T::ZERO));
+            let (mut p, mut q) = (zeros(), zeros());
+            let (mut a0, mut a1, mut b0, mut b1) = (zeros(), zeros(), zeros(), zeros());
+            let (mut sa, mut sb) = (StepCount::default(), StepCount::default());
+            rule.step(&mut sa, &mut p, &g, &mut [&mut a0, &mut a1])
+                .unwrap();
+            rule.step_reference(&mut sb, &mut q, &g, &mut [&mut b0, &mut b1])
+                .unwrap();
+            for i in 0..n {
+                assert_eq!(a0[i].to_f64(), 0.0, "g² underflows");
+                let want = if l1 >= tiny {
+                    0.0
+                } else if i % 2 == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                };
+                assert_eq!(q[i].to_f64(), want, "reference, {i}, l1 {l1:e}");
+                assert_eq!(
+                    p[i].to_f64().to_bits(),
+                    want.to_bits(),
+                    "lanes, {i}, l1 {l1:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn underflowing_gradient_f32() {
+        underflowing_gradient::<f32>(1e-30);
+    }
+
+    #[test]
+    fn underflowing_gradient_f64() {
+        underflowing_gradient::<f64>(1e-200);
     }
 
     #[test]
