@@ -47,14 +47,15 @@
 //! every column, the C loop's and the children's included, starts at step T (one step
 //! from fresh state first, for the slices a run's first step leaves; then the scalar
 //! state a rule has after T steps, reached by stepping no elements T times): a long
-//! run's steady state. There every bias correction of the
-//! defaults has rounded to 1 (in f32, 1 − 0.999ᵗ from t = 17 321), and the x86 lanes
-//! skip their divisions by it; the C loop still divides.
+//! run's steady state. There every bias correction of the defaults has rounded to 1 (in
+//! f32, 1 − 0.999ᵗ from t = 17 321), and the x86 lanes skip their divisions by it; the C
+//! loop still divides.
 //!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
-//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T] [--subnormal]`. (`--worker` and `--probe`
-//! are the child modes that this program's rounds and `scripts/bench_compare.py` use.)
+//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T] [--subnormal]`.
+//! (`--worker` and `--probe` are the child modes that this program's rounds and
+//! `scripts/bench_compare.py` use.)
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -94,9 +95,9 @@ struct Args {
     /// machine-state probes per line read from stdin, printed as `fp divider memory`
     /// in ns (`-` for a probe the CPU cannot run), and their spread when stdin ends.
     probe: bool,
-    /// `--resume-at T`: every column steps from the scalar state after T steps (the
-    /// step count, and what the rule keeps with it) instead of from fresh state: a long
-    /// run's steady state, where the bias corrections have rounded to 1.
+    /// `--resume-at T`: every column takes one step from fresh state and then steps from
+    /// the scalar state after T steps (the step count, and what the rule keeps with it):
+    /// a long run's steady state, where the bias corrections have rounded to 1.
     resume_at: u64,
     /// `--subnormal`: also the `subnormal` column.
     subnormal: bool,
@@ -786,6 +787,10 @@ fn resume(opt: &mut Optimizer<f32>, steps: u64, tensors: &mut [(&mut [f32], &[f3
     }
     opt.step(tensors).expect("the first step");
     let d = opt.state_dict();
+    // One scalar state per group: every tensor of a group resumes the same way.
+    let scalars: Vec<AnyScalars> = (d.param_groups.iter())
+        .map(|g| resumed(&g.rule, steps))
+        .collect();
     let values: Vec<Vec<Vec<f32>>> = d
         .state
         .iter()
@@ -797,7 +802,7 @@ fn resume(opt: &mut Optimizer<f32>, steps: u64, tensors: &mut [(&mut [f32], &[f3
         .zip(&values)
         .map(|(t, v)| TensorState {
             group: t.group,
-            scalars: resumed(&d.param_groups[t.group.0].rule, steps),
+            scalars: scalars[t.group.0],
             slots: (t.slots.iter().zip(v))
                 .map(|(s, v)| Slot {
                     name: s.name,
@@ -882,12 +887,9 @@ fn round(
                 let zeros = vec![0.0f32; n];
                 let mut tiny = vec![f32::from_bits(1); n * slots];
                 let mut p = params.to_vec();
+                // Past the first step (the kernel columns took it), which would
+                // initialize the state.
                 let mut sc = scalars;
-                if sc.step() == 0 {
-                    // Past the first step, which would initialize the state.
-                    rule.step_flat::<f32>(&mut sc, &mut [], &[], &mut [])
-                        .expect("a step over no elements");
-                }
                 let v = measure(n, args.ms, clock, || {
                     let r = rule.step_flat(&mut sc, &mut p, black_box(&zeros), &mut tiny);
                     r.expect("benchmark step");
