@@ -33,9 +33,6 @@ pub trait Real:
     const ZERO: Self;
     /// One.
     const ONE: Self;
-    /// The smallest positive value (subnormal): `max(x, TINIEST)` is `x` for every
-    /// `x > 0` and lifts only zeros.
-    const TINIEST: Self;
     /// Rounds an `f64` to `Self` (round to nearest, ties to even).
     fn from_f64(x: f64) -> Self;
     /// Widens to `f64` (exact).
@@ -48,7 +45,6 @@ impl Real for f32 {
     type Vector = crate::lanes::F32Vector;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    const TINIEST: Self = f32::from_bits(1);
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
@@ -67,7 +63,6 @@ impl Real for f64 {
     type Vector = crate::lanes::F64Vector;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    const TINIEST: Self = f64::from_bits(1);
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x
