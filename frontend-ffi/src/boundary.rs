@@ -318,6 +318,11 @@ impl<T> Raw<T> {
         Ok(Raw { ptr, len })
     }
 
+    /// Its address (for placement decisions: nothing is read through it).
+    pub(crate) fn ptr(self) -> *const T {
+        self.ptr.cast_const()
+    }
+
     /// The bytes it covers.
     pub(crate) fn span(self) -> Span {
         Span::of(self.ptr, self.len)

@@ -185,7 +185,7 @@ fn add_tensor<T: Element>(
     t: Tensor<T>,
 ) -> Result<(), gradstep_status> {
     tensors.try_reserve(1).map_err(|_| GRADSTEP_OUT_OF_MEMORY)?;
-    opt.add_tensor(GroupId(group), n).map_err(status)?;
+    let id = opt.add_tensor(GroupId(group), n).map_err(status)?;
     // A tensor's params may overlap nothing registered (its own grads included); grads
     // are only read, so two tensors may share them.
     let (p, g) = (t.params.span(), t.grads.span());
@@ -197,6 +197,12 @@ fn add_tensor<T: Element>(
     if clash {
         opt.pop_tensor();
         return Err(GRADSTEP_OVERLAPPING_BUFFERS);
+    }
+    // The buffers stay where they are: place the state for them now, on this thread,
+    // rather than move it during the first step.
+    if let Err(e) = opt.place_state(id, t.params.ptr(), t.grads.ptr()) {
+        opt.pop_tensor();
+        return Err(status(e));
     }
     tensors.push(t);
     Ok(())

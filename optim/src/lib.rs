@@ -189,6 +189,7 @@
 
 mod container;
 mod error;
+mod layout;
 mod parallel;
 mod schedule;
 mod scratch;
@@ -210,6 +211,8 @@ pub use state::{GroupState, Slot, StateDict, TensorState};
 use schedule::Schedule;
 use scratch::Scratch;
 use state::group_view;
+
+pub(crate) use layout::{LINE, State};
 
 /// A param group of an [`Optimizer`]: its index, in creation order (0 is the group
 /// [`Optimizer::new`] creates).
@@ -266,83 +269,21 @@ struct Tensor<T> {
     group: usize,
     n: usize,
     scalars: AnyScalars,
-    /// The state slices one after the other (slot `k` is `state[k·n..(k+1)·n]`), so
-    /// that a slice of each slot can be cut for a chunk of the tensor.
+    /// The state slices, placed away from the params and grads (`layout`).
     state: State<T>,
 }
 
-/// The bytes of a cache line, the unit [`State`] aligns to.
-pub(crate) const LINE: usize = 64;
-
-/// A tensor's state slices in one allocation with a cache line to spare, so that they
-/// can start at the same offset within a cache line as the tensor's params
-/// ([`State::align_to`]). The kernels align their vector accesses to the params; a
-/// state slice at another offset makes each of its vector accesses straddle two lines
-/// (the owning optimizer stepped 64K Adam params 3–4 % slower than the kernel on
-/// 64-byte-aligned params with `malloc`-placed state: benches/percall.rs).
-#[derive(Clone, Debug)]
-struct State<T> {
-    buf: Vec<T>,
-    off: usize,
-    len: usize,
-}
-
-impl<T> State<T> {
-    fn as_slice(&self) -> &[T] {
-        &self.buf[self.off..self.off + self.len]
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        &mut self.buf[self.off..self.off + self.len]
-    }
-}
-
-impl<T: Element> State<T> {
-    /// `len` zeros (and a cache line more), or [`Error::OutOfMemory`].
-    fn zeros(len: usize) -> Result<Self, Error> {
-        let pad = LINE / core::mem::size_of::<T>().max(1);
-        let total = len.checked_add(pad).ok_or(Error::OutOfMemory {
-            requested: usize::MAX,
-        })?;
-        Ok(State {
-            buf: zeros(total)?,
-            off: 0,
-            len,
-        })
-    }
-
-    /// Moves the values (not their meaning) so that they start at `params`' offset
-    /// within a cache line, when they do not already and the allocation allows it.
-    fn align_to(&mut self, params: *const T) {
-        let size = core::mem::size_of::<T>().max(1);
-        let (want, base) = (params.addr() % LINE, self.buf.as_ptr().addr() % LINE);
-        let gap = (want + LINE - base) % LINE;
-        if !gap.is_multiple_of(size) {
-            return;
-        }
-        let off = gap / size;
-        if off != self.off && off + self.len <= self.buf.len() {
-            self.buf.copy_within(self.off..self.off + self.len, off);
-            self.off = off;
-        }
-    }
-}
-
-impl<T> Tensor<T> {
-    /// The `count` state slices (empty ones for an empty tensor).
+impl<T: Element> Tensor<T> {
+    /// The `count` state slices (empty ones past the tensor's own and for an empty
+    /// tensor).
     fn slots(&self, count: usize) -> impl Iterator<Item = &[T]> {
-        let n = self.n;
-        (0..count).map(move |k| {
-            self.state
-                .as_slice()
-                .get(k.saturating_mul(n)..k.saturating_add(1).saturating_mul(n))
-                .unwrap_or_default()
-        })
+        (0..count).map(move |k| self.state.slot(k))
     }
 
     /// The state slices, to write (none for an empty tensor: nothing to write).
     fn slots_mut(&mut self) -> impl Iterator<Item = &mut [T]> {
-        self.state.as_mut_slice().chunks_mut(self.n.max(1))
+        let count = if self.n > 0 { self.state.count() } else { 0 };
+        self.state.slots_mut().into_iter().take(count)
     }
 }
 
@@ -507,19 +448,18 @@ impl<T: Element> Optimizer<T> {
     }
 
     /// Registers a tensor of `n` elements in `group` and allocates its state
-    /// (`state_slots · n` elements, fresh: the first step initializes them; for a
-    /// layer-wise rule, scratch memory too, [`SCRATCH_MAX_BYTES`] at most for all its
-    /// tensors). Refused: an unknown group, a size that overflows or cannot be
+    /// (`state_slots · n` elements, fresh: the first step initializes them; a page more
+    /// per slot from 2 KiB per slot, so that each step can keep the slots away from
+    /// the params and grads modulo 4 KiB, where loads would wait on unrelated stores,
+    /// and a cache line more below; for a layer-wise rule, scratch memory too,
+    /// [`SCRATCH_MAX_BYTES`] at most for all its tensors). Refused: an unknown group, a size that overflows or cannot be
     /// allocated ([`Error::OutOfMemory`], never an abort).
     pub fn add_tensor(&mut self, group: GroupId, n: usize) -> Result<TensorId, Error> {
         let g = self.group(group)?;
         let slots = slots_of(&g.rule, self.lookahead);
         let scalars = g.rule.fresh_scalars();
         let scratch = uses_scratch::<T>(&g.rule, self.lookahead, n);
-        let len = slots.checked_mul(n).ok_or(Error::OutOfMemory {
-            requested: usize::MAX,
-        })?;
-        let state = State::zeros(len)?;
+        let state = State::zeros(n, slots)?;
         self.tensors
             .try_reserve(1)
             .map_err(|_| Error::OutOfMemory { requested: 1 })?;
@@ -533,6 +473,22 @@ impl<T: Element> Optimizer<T> {
             state,
         });
         Ok(TensorId(self.tensors.len() - 1))
+    }
+
+    /// Places a tensor's state for the params and grads it will step with: what every
+    /// step does first (see [`Optimizer::add_tensor`]), done ahead of time, so that a
+    /// frontend whose buffers are fixed at registration (the C handle) moves the state
+    /// there, on the registering thread, and not during a step. Only the addresses are
+    /// used; nothing is read through them.
+    pub fn place_state(
+        &mut self,
+        id: TensorId,
+        params: *const T,
+        grads: *const T,
+    ) -> Result<(), Error> {
+        self.tensor(id)?;
+        self.tensors[id.0].state.place(params, grads);
+        Ok(())
     }
 
     /// Unregisters the most recently registered tensor and frees its state, undoing
@@ -782,8 +738,8 @@ impl<T: Element> Optimizer<T> {
             self.check_tensor(TensorId(i), t, p, g)?;
             total = total.saturating_add(t.n);
         }
-        for (t, (p, _)) in self.tensors.iter_mut().zip(tensors.iter()) {
-            t.state.align_to(p.as_ptr());
+        for (t, (p, g)) in self.tensors.iter_mut().zip(tensors.iter()) {
+            t.state.place(p.as_ptr(), g.as_ptr());
         }
         if self.threads > 1 && total / 2 >= self.chunk_len {
             return parallel::step(
@@ -820,7 +776,7 @@ impl<T: Element> Optimizer<T> {
         self.check_tensor(id, t, params, grads)?;
         let lookahead = self.lookahead;
         let t = &mut self.tensors[id.0];
-        t.state.align_to(params.as_ptr());
+        t.state.place(params.as_ptr(), grads.as_ptr());
         let scratch = self
             .scratch
             .cutter()
@@ -898,33 +854,22 @@ fn step_tensor<T: Element>(
     grads: &[T],
     scratch: Option<&mut [T]>,
 ) -> Result<(), Error> {
-    if let Some(scratch) = scratch {
-        let state = t.state.as_mut_slice();
-        rule.step_flat_scratch(&mut t.scalars, params, grads, state, scratch)?;
-        return Ok(());
-    }
-    if lookahead.is_none() {
-        // The state is the rule's slots back to back: the kernel's flat form, which
-        // cuts it without the general path's per-slot checks.
-        rule.step_flat(&mut t.scalars, params, grads, t.state.as_mut_slice())?;
-        return Ok(());
-    }
-    let slots = slots_of(rule, lookahead);
-    let mut parts: [&mut [T]; MAX_SLOTS] = Default::default();
-    for (part, slot) in parts
-        .iter_mut()
-        .zip(t.state.as_mut_slice().chunks_mut(t.n.max(1)))
-        .take(slots)
+    if lookahead.is_none()
+        && scratch.is_none()
+        && let Some(state) = t.state.flat_mut()
     {
-        *part = slot;
+        // Back-to-back slots: the kernel's flat form, which cuts them without the
+        // general path's per-slot checks.
+        rule.step_flat(&mut t.scalars, params, grads, state)?;
+        return Ok(());
     }
-    step_slices(
-        rule,
-        lookahead,
-        &mut t.scalars,
-        params,
-        grads,
-        &mut parts[..slots.min(MAX_SLOTS)],
-    )?;
+    let slots = slots_of(rule, lookahead).min(MAX_SLOTS);
+    let mut parts = t.state.slots_mut();
+    let parts = &mut parts[..slots];
+    if let Some(scratch) = scratch {
+        rule.step_scratch(&mut t.scalars, params, grads, parts, scratch)?;
+        return Ok(());
+    }
+    step_slices(rule, lookahead, &mut t.scalars, params, grads, parts)?;
     Ok(())
 }

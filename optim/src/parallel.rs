@@ -135,13 +135,7 @@ pub(crate) fn step<T: Element>(
     for (i, (t, (p, g))) in tensors.iter_mut().zip(caller.iter_mut()).enumerate() {
         let rule = groups[t.group].rule;
         let count = crate::slots_of(&rule, lookahead).min(MAX_SLOTS);
-        let mut slots: [&mut [T]; MAX_SLOTS] = Default::default();
-        for (s, c) in slots
-            .iter_mut()
-            .zip(t.state.as_mut_slice().chunks_mut(t.n.max(1)))
-        {
-            *s = c;
-        }
+        let mut slots: [&mut [T]; MAX_SLOTS] = t.state.slots_mut();
         let (mut p, mut g): (&mut [T], &[T]) = (&mut **p, *g);
         let mut scratch = cutter.take(&rule, lookahead, t.n, p.as_ptr());
         // A layer-wise rule's parts are whole blocks of its norms' summation, and
