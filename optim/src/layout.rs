@@ -141,17 +141,20 @@ impl<T: Element> State<T> {
     }
 
     /// Every slot, to write: the first `count` entries (the rest empty).
+    #[inline]
     pub(crate) fn slots_mut(&mut self) -> [&mut [T]; MAX_SLOTS] {
         let mut out: [&mut [T]; MAX_SLOTS] = Default::default();
         let mut rest: &mut [T] = &mut self.buf;
         let mut pos = 0;
         for (out, &at) in out.iter_mut().zip(&self.at).take(self.count) {
-            let len = rest.len();
-            let skip = at.saturating_sub(pos).min(len);
-            let (slot, after) = rest[skip..].split_at_mut(self.n.min(len - skip));
-            *out = slot;
-            rest = after;
-            pos = at + self.n;
+            // Slots start in order, each past the one before (`at[k] ≥ at[k−1] + n`).
+            let Some((_, tail)) = rest.split_at_mut_checked(at.wrapping_sub(pos)) else {
+                break;
+            };
+            let Some((slot, tail)) = tail.split_at_mut_checked(self.n) else {
+                break;
+            };
+            (*out, rest, pos) = (slot, tail, at + self.n);
         }
         out
     }
@@ -176,10 +179,10 @@ impl<T: Element> State<T> {
     /// and `grads`, as the module describes.
     #[inline]
     pub(crate) fn place(&mut self, params: *const T, grads: *const T) {
-        let (p, g) = (params.addr() % PAGE, grads.addr() % PAGE);
         if !self.spread {
-            return self.align_within_line(p);
+            return self.align_within_line(params.addr());
         }
+        let (p, g) = (params.addr() % PAGE, grads.addr() % PAGE);
         let base = self.buf.as_ptr().addr();
         if self.placed != Some((p, g, base)) {
             self.placed = Some((p, g, base));
@@ -260,6 +263,7 @@ impl<T: Element> State<T> {
 
     /// Back-to-back slots: moves them to the params' offset within a cache line, when
     /// they are not there already and the allocation allows it.
+    #[inline]
     fn align_within_line(&mut self, p: usize) {
         let size = core::mem::size_of::<T>().max(1);
         let base = self.buf.as_ptr().addr() % LINE;
@@ -268,11 +272,19 @@ impl<T: Element> State<T> {
             return;
         }
         let off = gap / size;
+        if off != self.at[0] {
+            self.move_back_to_back(off);
+        }
+    }
+
+    /// Moves back-to-back slots to start at `off`, if the allocation allows it.
+    #[cold]
+    fn move_back_to_back(&mut self, off: usize) {
         let span = self.count * self.n;
-        if off != self.at[0] && off + span <= self.buf.len() {
+        if off + span <= self.buf.len() {
             self.buf.copy_within(self.at[0]..self.at[0] + span, off);
-            for k in 0..self.count {
-                self.at[k] = off + k * self.n;
+            for (k, at) in self.at.iter_mut().enumerate().take(self.count) {
+                *at = off + k * self.n;
             }
         }
     }

@@ -196,7 +196,7 @@ mod scratch;
 mod state;
 
 use gradstep::checkpoint::Element;
-use gradstep::lookahead::{Lookahead, MAX_SLOTS};
+use gradstep::lookahead::Lookahead;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 use gradstep::schedules::{Group, ReduceLrOnPlateau};
 
@@ -863,7 +863,7 @@ fn step_tensor<T: Element>(
         rule.step_flat(&mut t.scalars, params, grads, state)?;
         return Ok(());
     }
-    let slots = slots_of(rule, lookahead).min(MAX_SLOTS);
+    let slots = t.state.count();
     let mut parts = t.state.slots_mut();
     let parts = &mut parts[..slots];
     if let Some(scratch) = scratch {
