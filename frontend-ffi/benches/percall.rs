@@ -34,8 +34,14 @@
 //! `--raw` also prints every round's figures, one line each (`raw ROUND SIZE COLUMN
 //! GPARAM/S`), to compare two builds of the bench round by round.
 //!
+//! `--placement` measures instead what the state's offset within a page does to a step
+//! (4K aliasing; optim/src/layout.rs): the kernel with its state at every multiple of
+//! 64 bytes within a page from page-aligned params and grads, and the owning optimizer
+//! (which places its own state) with its params 1–3 KiB from the grads, for f32 Adam
+//! and SGD with momentum, printing each one's slowest offsets.
+//!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
-//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw]` (`--only`: that column
+//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement]` (`--only`: that column
 //! and `kernel`, for `perf record` on one path). `--calls N --only COLUMN` makes exactly
 //! N calls of that column alone at each size and prints nothing: for `perf stat -e
 //! instructions,cycles`, or `valgrind --tool=callgrind` where the machine has no
@@ -371,9 +377,82 @@ impl Drop for Case {
     }
 }
 
+/// `--placement`: what the state's offset within a page, relative to page-aligned
+/// params and grads, does to a step (4K aliasing, optim/src/layout.rs). For f32 Adam
+/// and SGD with momentum 0.9 at each size: the kernel with its state slices back to
+/// back starting at each multiple of 64 bytes within a page (the best of three
+/// passes over the offsets, `ms` each), and the owning optimizer with the params at each such
+/// offset from 1 KiB to 3 KiB (it places its own state; params closer to the grads
+/// would make the grads' loads wait on the params' stores, the caller's placement).
+/// Prints each one's slowest offsets as the median over offsets divided by that
+/// offset's speed.
+fn placement(sizes: &[usize], ms: f64) {
+    println!("\nstate placement within a page (params and grads page-aligned), f32, one thread");
+    println!("\n| rule | size | column | median Gparam/s | slowest offsets (bytes: median / it) |");
+    println!("|---|---|---|---|---|");
+    let report = |name: &str, n: usize, column: &str, speeds: &[(usize, f64)]| {
+        let median = quantile(&speeds.iter().map(|s| s.1).collect::<Vec<_>>(), 0.5);
+        let mut slow: Vec<(usize, f64)> = speeds.iter().map(|&(o, v)| (o, median / v)).collect();
+        slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let worst: Vec<String> = slow
+            .iter()
+            .take(4)
+            .map(|(o, r)| format!("{o}: {r:.2}"))
+            .collect();
+        println!(
+            "| {name} | {n} | {column} | {median:.3} | {} |",
+            worst.join(", ")
+        );
+    };
+    for spec in ["adam", "sgd:momentum=0.9"] {
+        let rule = AnyRule::parse(spec).expect("rule");
+        let slots = rule.state_slots();
+        for &n in sizes {
+            let grads = data(n, 2);
+            let mut params = data(n, 1);
+            let mut room = PageAligned::zeros(slots * n + 1024);
+            let mut speeds: Vec<(usize, f64)> = (0..4096).step_by(64).map(|o| (o, 0.0)).collect();
+            let mut scalars = rule.fresh_scalars();
+            // Three passes over the offsets, the best of each: a slow spell of the
+            // machine then marks no run of neighbouring offsets.
+            for _ in 0..3 {
+                for (off, v) in &mut speeds {
+                    let state = &mut room.get_mut()[*off / 4..*off / 4 + slots * n];
+                    let s = measure(n, ms, || {
+                        let p = params.get_mut();
+                        let r = rule.step_flat(&mut scalars, p, black_box(grads.get()), state);
+                        r.expect("kernel step");
+                    });
+                    *v = v.max(s);
+                }
+            }
+            report(spec, n, "kernel, state at", &speeds);
+            let mut moving = PageAligned::zeros(n + 1024);
+            let mut opt = Optimizer::new(rule).expect("rule");
+            opt.add_tensor(GroupId(0), n).expect("tensor");
+            opt.set_threads(1);
+            // At least 1 KiB from the grads either way: closer, the grads' loads wait
+            // on the params' stores whatever the optimizer does with its state.
+            let mut speeds: Vec<(usize, f64)> =
+                (1024..=3072).step_by(64).map(|o| (o, 0.0)).collect();
+            for _ in 0..3 {
+                for (off, v) in &mut speeds {
+                    let p = &mut moving.get_mut()[*off / 4..*off / 4 + n];
+                    let s = measure(n, ms, || {
+                        let r = opt.step(&mut [(&mut *p, black_box(grads.get()))]);
+                        r.expect("optimizer step");
+                    });
+                    *v = v.max(s);
+                }
+            }
+            report(spec, n, "optimizer, params at", &speeds);
+        }
+    }
+}
+
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
-    let (mut only, mut calls, mut raw) = (None, None, false);
+    let (mut only, mut calls, mut raw, mut place) = (None, None, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -383,6 +462,7 @@ fn main() {
             "--ms" => ms = value().parse().expect("--ms MILLISECONDS"),
             "--per-call" => PER_CALL.set(true),
             "--raw" => raw = true,
+            "--placement" => place = true,
             "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
@@ -403,6 +483,9 @@ fn main() {
             }
             other => panic!("unknown argument {other:?}"),
         }
+    }
+    if place {
+        return placement(&sizes, ms);
     }
     let mut cases: Vec<Case> = sizes.iter().map(|&n| Case::new(n)).collect();
     if let Some(calls) = calls {
