@@ -28,8 +28,8 @@
 //! before it, at the params' offset within a line. Smaller states keep their slots back
 //! to back with a cache line to spare and only match the params' offset within a line:
 //! a page per slot would be most of their memory. The caller's own buffers (the
-//! kernels' API, the C kernel function) are the caller's to place; torch's allocator
-//! puts large tensors at the same offset within a page, which is safe.
+//! kernels' API, the C kernel function) are the caller's to place; buffers at the same
+//! offset within a page (page-aligned ones, say) measured safe.
 
 use gradstep::checkpoint::Element;
 use gradstep::lookahead::MAX_SLOTS;
