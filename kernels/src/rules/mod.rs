@@ -61,6 +61,17 @@ pub const MAX_STATE_SLOTS: usize = 4;
 ///
 /// [`Rule::run`] names crate-private types, so only the crate's own rules (and wrappers
 /// such as [`ApplyIfFinite`](crate::ApplyIfFinite)) implement `Rule`.
+///
+/// Where the caller's buffers sit changes the speed, never the result. On x86 a load
+/// whose address matches a recent store's in its low 12 bits waits for it (4K
+/// aliasing), and the element loop stores the params and state at `i` and then loads
+/// every buffer at `i + W`: a buffer that starts up to about 1 KiB before or after
+/// another, counted modulo 4 KiB, can make a step several times slower (on a Zen 4 at
+/// 1K params: SGD with momentum 7.9× with its buffer 64 bytes past the params, Adam
+/// 3.7× with its moments 64 bytes before them). `Vec`s of a few KiB allocated one after
+/// another by glibc's `malloc` land within about a hundred bytes of each other modulo
+/// 4 KiB; page-aligned buffers, all at the same offset within a page, are safe. `gradstep_optim::Optimizer` places the state it
+/// owns.
 pub trait Rule: Copy + core::fmt::Debug + PartialEq {
     /// The rule's scalar state: the step counter, plus NAdam's μ-product or ASGD's η and
     /// μ. `Default` is the fresh state (step 0). Plain values, to read, save and restore.
