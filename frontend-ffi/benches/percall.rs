@@ -37,8 +37,9 @@
 //! `--placement` measures instead what the state's offset within a page does to a step
 //! (4K aliasing; optim/src/layout.rs): the kernel with its state at every multiple of
 //! 64 bytes within a page from page-aligned params and grads, and the owning optimizer
-//! (which places its own state) with its params 1–3 KiB from the grads, for f32 Adam
-//! and SGD with momentum, printing each one's slowest offsets.
+//! (which places its own state) with its params 1–3 KiB from the grads, for f32 Adam,
+//! SGD with momentum and LAMB (the optimizer's with its scratch memory), printing each
+//! one's slowest offsets.
 //!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
 //! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement]` (`--only`: that column
@@ -378,8 +379,8 @@ impl Drop for Case {
 }
 
 /// `--placement`: what the state's offset within a page, relative to page-aligned
-/// params and grads, does to a step (4K aliasing, optim/src/layout.rs). For f32 Adam
-/// and SGD with momentum 0.9 at each size: the kernel with its state slices back to
+/// params and grads, does to a step (4K aliasing, optim/src/layout.rs). For f32 Adam,
+/// SGD with momentum 0.9 and LAMB at each size: the kernel with its state slices back to
 /// back starting at each multiple of 64 bytes within a page (the best of three
 /// passes over the offsets, `ms` each), and the owning optimizer with the params at each such
 /// offset from 1 KiB to 3 KiB (it places its own state; params closer to the grads
@@ -404,7 +405,7 @@ fn placement(sizes: &[usize], ms: f64) {
             worst.join(", ")
         );
     };
-    for spec in ["adam", "sgd:momentum=0.9"] {
+    for spec in ["adam", "sgd:momentum=0.9", "lamb"] {
         let rule = AnyRule::parse(spec).expect("rule");
         let slots = rule.state_slots();
         for &n in sizes {
