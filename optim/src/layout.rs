@@ -25,7 +25,9 @@
 //! grads' page offset is new and a slot is within [`NEAR`] bytes of the params, the
 //! grads or another slot (modulo 4 KiB), it moves the slots apart: each in turn to the
 //! offset within a page farthest from the params, the grads and the slots placed
-//! before it, at the params' offset within a line. Smaller states keep their slots back
+//! before it, at the params' offset within a line (at most [`MAX_MOVES`] times: a caller
+//! alternating between buffers that want different places would otherwise have the state
+//! copied every step). Smaller states keep their slots back
 //! to back with a cache line to spare and only match the params' offset within a line:
 //! a page per slot would be most of their memory. The caller's own buffers (the
 //! kernels' API, the C kernel function) are the caller's to place; buffers at the same
@@ -69,7 +71,15 @@ pub(crate) struct State<T> {
     /// The params' and grads' page offsets and the buffer's address at the last
     /// [`State::place`] (`None` before the first; a clone has its own buffer).
     placed: Option<(usize, usize, usize)>,
+    /// Moves made by [`State::spread_out`]; it makes at most [`MAX_MOVES`].
+    moves: u8,
 }
+
+/// The most times a spread state moves: a caller alternating between buffers that want
+/// different places would otherwise have the state copied at every step, as costly as
+/// the stall it avoids. Enough for the first step and a few re-placements of params
+/// that moved for good.
+pub(crate) const MAX_MOVES: u8 = 4;
 
 /// The distance between two offsets within a page, either way round.
 fn circular(a: usize, b: usize) -> usize {
@@ -114,6 +124,7 @@ impl<T: Element> State<T> {
             room,
             spread,
             placed: None,
+            moves: 0,
         })
     }
 
@@ -193,6 +204,9 @@ impl<T: Element> State<T> {
     /// [`State::place`] for spread slots, the params or grads at new page offsets.
     #[cold]
     fn spread_out(&mut self, p: usize, g: usize) {
+        if self.moves >= MAX_MOVES {
+            return;
+        }
         let base = self.buf.as_ptr().addr();
         let size = core::mem::size_of::<T>().max(1);
         let lined = (0..self.count).all(|k| (base + self.at[k] * size) % LINE == p % LINE);
@@ -217,6 +231,7 @@ impl<T: Element> State<T> {
         if let Some((want, near)) = best
             && (!lined || near > now)
         {
+            self.moves += 1;
             // Each slot moves within its own room: no move overwrites another slot.
             for (at, &want) in self.at.iter_mut().zip(&want).take(self.count) {
                 if want != *at {
@@ -334,6 +349,7 @@ mod tests {
                 assert_eq!(s.spread, n * 8 >= SPREAD_MIN_BYTES);
                 fill(&mut s);
                 for (p, g) in [(0, 0), (8, 4096 - 64), (64, 2048), (4032, 72), (1000, 3000)] {
+                    s.moves = 0; // Every placement here, not only the first few.
                     s.place(at(p), at(g));
                     check(&s, n, count, &format!("n {n}, {count} slots, at {p}/{g}"));
                     if n > 0 && count > 0 {
@@ -343,6 +359,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Params alternating between two places that want the slots elsewhere: the state
+    /// moves `MAX_MOVES` times, then stays, its values intact.
+    #[test]
+    fn alternating_params_stop_moving_the_state() {
+        let anchor = vec![0.0f64; 1024];
+        let at = |bytes: usize| anchor.as_ptr().wrapping_byte_add(bytes);
+        let mut s = State::<f64>::zeros(1000, 2).unwrap();
+        fill(&mut s);
+        let mut starts = Vec::new();
+        for step in 0..12 {
+            // Each place puts the params where the other's slots went.
+            let start = s.slot(0).as_ptr().addr() % PAGE;
+            let p = (start + PAGE - at(0).addr() % PAGE) % PAGE;
+            s.place(at(p + 8 * (step % 2)), at(p + 8 * (step % 2)));
+            starts.push(s.slot(0).as_ptr().addr());
+            check(&s, 1000, 2, &format!("step {step}"));
+        }
+        let moved = starts.windows(2).filter(|w| w[0] != w[1]).count() + 1;
+        assert_eq!(moved, usize::from(MAX_MOVES), "{starts:?}");
+        assert_eq!(s.moves, MAX_MOVES);
     }
 
     /// With the params and grads at any two offsets, one or two slots end at least
@@ -357,6 +395,7 @@ mod tests {
             let mut s = State::<f32>::zeros(1024, count).unwrap();
             for p in (0..PAGE).step_by(4 * 37) {
                 for g in (0..PAGE).step_by(4 * 101) {
+                    s.moves = 0; // Every placement here, not only the first few.
                     s.place(at(p), at(g));
                     let near = s.distance(&s.at, at(p).addr() % PAGE, at(g).addr() % PAGE);
                     assert!(
