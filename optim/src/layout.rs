@@ -25,13 +25,13 @@
 //! grads' page offset is new and a slot is within [`NEAR`] bytes of the params, the
 //! grads or another slot (modulo 4 KiB), it moves the slots apart: each in turn to the
 //! offset within a page farthest from the params, the grads and the slots placed
-//! before it, at the params' offset within a line (at most [`MAX_MOVES`] times: a caller
-//! alternating between buffers that want different places would otherwise have the state
-//! copied every step). Smaller states keep their slots back
-//! to back with a cache line to spare and only match the params' offset within a line:
-//! a page per slot would be most of their memory. The caller's own buffers (the
-//! kernels' API, the C kernel function) are the caller's to place; buffers at the same
-//! offset within a page (page-aligned ones, say) measured safe.
+//! before it, at the params' offset within a line; at most [`MAX_MOVES`] times (a
+//! caller alternating between buffers that want different places would otherwise have
+//! the state copied every step). Smaller states keep their slots back to back with a
+//! cache line to spare and only match the params' offset within a line: a page per
+//! slot would be most of their memory. The caller's own buffers (the kernels' API, the
+//! C kernel function) are the caller's to place; buffers at the same offset within a
+//! page (page-aligned ones, say) measured safe.
 
 use gradstep::checkpoint::Element;
 use gradstep::lookahead::MAX_SLOTS;
@@ -254,16 +254,15 @@ impl<T: Element> State<T> {
         let mut taken = [0usize; MAX_SLOTS + 2];
         (taken[0], taken[1]) = (p, g);
         for k in 0..self.count {
-            let farthest = (0..PAGE / LINE)
-                .map(|j| j * LINE + p % LINE)
-                .max_by_key(|&c| {
-                    let near = taken[..2 + k].iter().map(|&t| circular(c, t)).min();
-                    (near.unwrap_or(PAGE), core::cmp::Reverse(c))
-                })
-                .unwrap_or(p);
             let offset = match (k, first) {
                 (0, Some(j)) => j * LINE + p % LINE,
-                _ => farthest,
+                _ => (0..PAGE / LINE)
+                    .map(|j| j * LINE + p % LINE)
+                    .max_by_key(|&c| {
+                        let near = taken[..2 + k].iter().map(|&t| circular(c, t)).min();
+                        (near.unwrap_or(PAGE), core::cmp::Reverse(c))
+                    })
+                    .unwrap_or(p),
             };
             taken[2 + k] = offset;
             let room = base + k * self.room * size;
