@@ -9,12 +9,14 @@
 //! - `sse2`, `avx2`, `avx512`: each x86-64 level this CPU has, forced with the hidden
 //!   `gradstep::isa::set_level`;
 //! - `native`: the same step in a `-C target-cpu=native` build of this program
-//!   (`--native PATH`, run as a child process once per round; `scripts/bench.sh` builds
-//!   it), and `default*`, this program's `default` column run the same way (a child
-//!   process right after the native one), which the `default*/native` ratio compares
-//!   it with: a child starts cold, so in-process `default` against a child's `native`
-//!   measured the process start (per-round ratios spread ±10–30 % there, against
-//!   ±1–5 % between two columns of one process);
+//!   (`--native PATH`; `scripts/bench.sh` builds it), and `default*`, this program's
+//!   `default` column run the same way: two child processes (`--serve`) started for each
+//!   round and asked in turn for each rule and size, so each pair is measured `--ms`
+//!   apart; `default*/native` is the median of the pairs' ratios. A child starts cold,
+//!   so in-process `default` against a child's `native` measured the process start;
+//!   and one child per column and round (before session 20) put seconds between the
+//!   two halves of a ratio, in which the machine's load changed (per-round ratios
+//!   spread ±10–30 % for a third of the cells);
 //! - `scratch`: a layer-wise rule's kernel (LAMB) with scratch memory between its two
 //!   passes (`step_scratch`), on the default lanes;
 //! - `subnormal` (with `--subnormal`): the default lanes with zero gradients and every
@@ -36,8 +38,11 @@
 //! Each measurement steps for `--ms` milliseconds (at least two steps) after a warm-up
 //! step, timed by the thread's CPU time (`--clock cpu`, the default on Linux: on a
 //! machine shared with other work, time the thread spent descheduled would otherwise
-//! land on whichever column was running) or by wall time (`--clock wall`). Rounds are interleaved (every rule, size and column once per round), and the
-//! median over the rounds is printed, so a noisy, shared machine affects every column
+//! land on whichever column was running) or by wall time (`--clock wall`); with
+//! `--clock calls` (x86-64), each call is timed alone by the time-stamp counter and a
+//! measurement is its median call (benches/common/clock.rs: what other work did to a
+//! few calls is left out; the C loop does the same). Rounds are interleaved (every
+//! rule, size and column once per round), and the median over the rounds is printed, so a noisy, shared machine affects every column
 //! alike: the ratios within one run are the claims, not the absolute numbers. A summary
 //! of the ratios the speed issue targets follows the tables, and then the spread of
 //! three fixed loops (multiply-adds, the divider, a 256 KiB add pass) timed before
@@ -53,19 +58,22 @@
 //!
 //! Run: `scripts/bench.sh [ROUNDS]` (also builds the native variant), or
 //! `cargo bench --bench speed -- [--rounds N] [--sizes 4K,64K] [--rules adam,sgd]
-//! [--ms 25] [--clock cpu|wall] [--native PATH] [--no-c] [--resume-at T] [--subnormal]`.
-//! (`--worker` and `--probe` are the child modes that this program's rounds and
-//! `scripts/bench_compare.py` use.)
+//! [--ms 25] [--clock cpu|wall|calls] [--native PATH] [--no-c] [--resume-at T] [--subnormal]`.
+//! (`--serve`, `--worker` and `--probe` are the child modes that this program's rounds
+//! and `scripts/bench_compare.py` use.)
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 use gradstep_optim::{GroupId, Optimizer, Slot, StateDict, TensorState};
 
+#[path = "common/clock.rs"]
+mod clock;
 #[path = "common/page_aligned.rs"]
 mod page_aligned;
 use page_aligned::PageAligned;
@@ -91,6 +99,9 @@ struct Args {
     worker: bool,
     /// Also (or, as a worker, only) the multi-tensor step over the tensor lists.
     multi: bool,
+    /// Server mode (`--serve`, the `native` and `default*` columns): per line `RULE SIZE`
+    /// read from stdin, one measurement of the `default` column, printed as Gparam/s.
+    serve: bool,
     /// Probe mode (`--probe`, for `scripts/bench_compare.py`): one sample of the
     /// machine-state probes per line read from stdin, printed as `fp divider memory`
     /// in ns (`-` for a probe the CPU cannot run), and their spread when stdin ends.
@@ -139,6 +150,7 @@ fn parse_args() -> Args {
             Clock::Wall
         },
         worker: false,
+        serve: false,
         multi: false,
         probe: false,
         resume_at: 0,
@@ -160,10 +172,12 @@ fn parse_args() -> Args {
                 args.clock = match value().as_str() {
                     "cpu" => Clock::Cpu,
                     "wall" => Clock::Wall,
-                    other => panic!("--clock cpu|wall, not {other:?}"),
+                    "calls" if cfg!(target_arch = "x86_64") => Clock::Calls,
+                    other => panic!("--clock cpu|wall|calls (calls: x86-64), not {other:?}"),
                 }
             }
             "--worker" => args.worker = true,
+            "--serve" => args.serve = true,
             "--multi" => args.multi = true,
             "--probe" => args.probe = true,
             "--resume-at" => args.resume_at = value().parse().expect("--resume-at STEPS"),
@@ -206,6 +220,11 @@ enum Clock {
     Cpu,
     /// Wall time: for the two-thread columns and their one-thread baselines.
     Wall,
+    /// Each call timed alone by the time-stamp counter, the median call taken (x86-64;
+    /// `clock::median_call`): what other work on a shared machine did to a few calls
+    /// is left out. Calls are made for `--ms` of the thread's CPU time, which also
+    /// times the probes.
+    Calls,
 }
 
 impl Clock {
@@ -213,13 +232,14 @@ impl Clock {
         match self {
             Clock::Cpu => "cpu",
             Clock::Wall => "wall",
+            Clock::Calls => "calls",
         }
     }
 
     /// Seconds by this clock: the thread's CPU time, or the wall time since `origin`.
     fn seconds(self, origin: Instant) -> f64 {
         match self {
-            Clock::Cpu => thread_cpu_seconds(),
+            Clock::Cpu | Clock::Calls => clock::thread_cpu_seconds(),
             Clock::Wall => origin.elapsed().as_secs_f64(),
         }
     }
@@ -227,43 +247,19 @@ impl Clock {
     /// What the clock measures, for the report.
     fn describe(self) -> &'static str {
         match self {
-            Clock::Cpu => "thread CPU time",
+            Clock::Cpu | Clock::Calls => "thread CPU time",
             Clock::Wall => "wall time",
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn thread_cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec (64-bit `time_t` and `long` on the
-    // 64-bit Linux targets this runs on); the clock id is Linux's.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_seconds() -> f64 {
-    panic!("--clock cpu needs Linux; use --clock wall")
 }
 
 /// Runs `step` until `ms` milliseconds of `clock` passed (at least twice) after one
 /// warm-up step; Gparam/s for `n` parameters per step.
 fn measure(n: usize, ms: f64, clock: Clock, mut step: impl FnMut()) -> f64 {
     step();
+    if clock == Clock::Calls {
+        return clock::median_call(n, ms, step);
+    }
     let wall = Instant::now();
     let now = || clock.seconds(wall);
     // The clock is read once per batch of steps of about 64K params: reading a
@@ -713,6 +709,90 @@ fn child(cmd: &mut Command) -> Vec<(String, usize, f64)> {
         .collect()
 }
 
+/// `--serve`: for each line `RULE SIZE` on stdin, the `default` column of that rule at
+/// that size from [`prepare`]d state, one measurement, printed as Gparam/s on a line of
+/// its own (`-` for a rule this build does not have). The buffers of the last size are
+/// kept for the next request of that size.
+fn serve(args: &Args, cases: &[(String, AnyRule)], max_slots: usize) {
+    let mut buffers: Option<(usize, Buffers)> = None;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(n)) = (words.next(), words.next()) else {
+            break;
+        };
+        let n = parse_size(n);
+        let reply = match cases.iter().find(|(c, _)| c == name) {
+            Some((_, rule)) => {
+                if buffers.as_ref().is_none_or(|b| b.0 != n) {
+                    // The old size's memory goes before the new size's is taken.
+                    drop(buffers.take());
+                    buffers = Some((n, Buffers::new(n, max_slots)));
+                }
+                let Some((_, b)) = buffers.as_mut() else {
+                    break;
+                };
+                let mut scalars = prepare(args, rule, b, n);
+                measure_kernel(args, rule, &mut scalars, b, n).to_string()
+            }
+            None => "-".to_string(),
+        };
+        if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A `--serve` child process: the native build, or this program for `default*`.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts `exe --serve` with this run's step settings; `None` (said on stderr) if it
+    /// cannot start.
+    fn spawn(exe: &Path, args: &Args, names: &[&str]) -> Option<Server> {
+        let mut child = Command::new(exe)
+            .args(["--serve", "--ms", &args.ms.to_string()])
+            .args(["--resume-at", &args.resume_at.to_string()])
+            .args(["--clock", args.clock.name()])
+            .args(["--rules", &names.join(",")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| eprintln!("{}: {e}", exe.display()))
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let stdout = BufReader::new(child.stdout.take()?);
+        Some(Server {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// One measurement of `rule` at `n` params, or `None` if the child did not give one.
+    fn measure(&mut self, rule: &str, n: usize) -> Option<f64> {
+        writeln!(self.stdin, "{rule} {n}").ok()?;
+        self.stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+
+    /// Closes the child's stdin (it then exits) and waits for it.
+    fn finish(self) {
+        let Server {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let _ = child.wait();
+    }
+}
+
 /// Compiles benches/c/adam.c; `None` (said on stderr) without a C compiler.
 fn build_c_loop() -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c/adam.c");
@@ -764,6 +844,40 @@ fn select(col: &str) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = col;
+}
+
+/// Fresh buffers for `rule` at `n` params and its scalar state to step from: fresh, or
+/// with `--resume-at T` the slices of a first step and the scalar state after T steps.
+fn prepare(args: &Args, rule: &AnyRule, b: &mut Buffers, n: usize) -> AnyScalars {
+    let slots = rule.state_slots();
+    b.reset(n, slots);
+    let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
+    let mut scalars = rule.fresh_scalars();
+    if args.resume_at > 0 {
+        // The state a first step leaves (a rule may start its state from the first
+        // gradient, as Adan its previous gradient: zeros instead would make its moments
+        // decay into subnormals), then a long run's count.
+        let r = rule.step_flat(&mut scalars, params, grads, &mut state[..n * slots]);
+        r.expect("the first step");
+        scalars = resumed(rule, args.resume_at);
+    }
+    scalars
+}
+
+/// One measurement of `rule`'s kernel on the selected lanes at `n` params of `b`.
+fn measure_kernel(
+    args: &Args,
+    rule: &AnyRule,
+    scalars: &mut AnyScalars,
+    b: &mut Buffers,
+    n: usize,
+) -> f64 {
+    let slots = rule.state_slots();
+    let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
+    measure(n, args.ms, args.clock, || {
+        let r = rule.step_flat(scalars, params, black_box(grads), &mut state[..n * slots]);
+        r.expect("benchmark step");
+    })
 }
 
 /// The scalar state `rule` has after `steps` steps: a step over no elements, taken
@@ -818,6 +932,43 @@ fn resume(opt: &mut Optimizer<f32>, steps: u64, tensors: &mut [(&mut [f32], &[f3
     opt.load_state_dict(&d).expect("a reachable state");
 }
 
+/// The `native` and `default*` columns of one round: the native build and this program
+/// (its `default` column again) as two `--serve` child processes started for the round,
+/// asked in turn for each rule and size, the first of each pair alternating. A child
+/// starts cold (page faults, caches, the clock's first reads), so the two builds are
+/// compared child against child; and a pair is measured `--ms` apart, not a whole
+/// round: on a shared 2-core VM whose sibling thread's load came and went, a fast
+/// rule at 4K ran at 12 or 19 Gparam/s from one second to the next, in one process and
+/// with the same code, which one child process per column and round put into the
+/// per-round ratios (session 19: their IQR spanned ±10–30 % in 37 of 105 cells).
+fn native_pairs(args: &Args, native: &Path, names: &[&str], round: usize, samples: &mut Samples) {
+    let this = std::env::current_exe().ok();
+    let servers = [(Some(native), "native"), (this.as_deref(), "default*")];
+    let mut servers: Vec<(Server, &'static str)> = servers
+        .into_iter()
+        .filter_map(|(exe, col)| Some((Server::spawn(exe?, args, names)?, col)))
+        .collect();
+    let mut pair = round;
+    for &n in &args.sizes {
+        for &name in names {
+            let len = servers.len();
+            for i in (0..len).map(|i| (i + pair) % len) {
+                let (server, col) = &mut servers[i];
+                if let Some(v) = server.measure(name, n) {
+                    samples
+                        .entry((name.to_string(), n, *col))
+                        .or_default()
+                        .push(v);
+                }
+            }
+            pair += 1;
+        }
+    }
+    for (server, _) in servers {
+        server.finish();
+    }
+}
+
 /// One round over every rule and size: the kernel columns (in an order rotated by
 /// `round`), the roofline and the owning optimizer.
 fn round(
@@ -844,31 +995,13 @@ fn round(
             let mut push = |col: &'static str, v: f64| {
                 samples.entry((name.clone(), n, col)).or_default().push(v)
             };
-            b.reset(n, slots);
-            let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
-            let mut scalars = rule.fresh_scalars();
-            if args.resume_at > 0 {
-                // The state a first step leaves (a rule may start its state from the
-                // first gradient, as Adan its previous gradient: zeros instead would
-                // make its moments decay into subnormals), then a long run's count.
-                let r = rule.step_flat(&mut scalars, params, grads, &mut state[..n * slots]);
-                r.expect("the first step");
-                scalars = resumed(rule, args.resume_at);
-            }
-            let clock = args.clock;
+            let mut scalars = prepare(args, rule, b, n);
             for &col in &cols {
                 select(col);
-                let v = measure(n, args.ms, clock, || {
-                    let r = rule.step_flat(
-                        &mut scalars,
-                        params,
-                        black_box(grads),
-                        &mut state[..n * slots],
-                    );
-                    r.expect("benchmark step");
-                });
-                push(col, v);
+                push(col, measure_kernel(args, rule, &mut scalars, b, n));
             }
+            let (params, grads, state) = (b.params.get_mut(), b.grads.get(), b.state.get_mut());
+            let clock = args.clock;
             select("default");
             if args.worker {
                 continue;
@@ -1142,6 +1275,10 @@ fn main() {
         }
         return;
     }
+    if args.serve {
+        serve(&args, &cases, max_slots);
+        return;
+    }
     if args.worker {
         round(&args, &cases, max_slots, 0, &mut samples, None);
         for ((name, n, _), v) in &samples {
@@ -1166,23 +1303,7 @@ fn main() {
         round(&args, &cases, max_slots, r, &mut samples, Some(&mut probe));
         multi_round(&mut multi, args.ms, r, &mut samples);
         if let Some(native) = &args.native {
-            // The native build runs as a child process, and so does this program (its
-            // `default` column again, as `default*`), one after the other: a child
-            // starts cold (page faults, caches, the clock's first reads), so the two
-            // builds are compared child against child, under the same conditions.
-            let this = std::env::current_exe().ok();
-            for (exe, col) in [(Some(native.clone()), "native"), (this, "default*")] {
-                let Some(exe) = exe else { continue };
-                let mut cmd = Command::new(exe);
-                cmd.args(["--worker", "--ms", &args.ms.to_string()])
-                    .args(["--resume-at", &args.resume_at.to_string()])
-                    .args(["--clock", args.clock.name()])
-                    .args(["--sizes", &sizes.join(",")])
-                    .args(["--rules", &names.join(",")]);
-                for (name, n, v) in child(&mut cmd) {
-                    samples.entry((name, n, col)).or_default().push(v);
-                }
-            }
+            native_pairs(&args, native, &names, r, &mut samples);
         }
         if let Some(exe) = &c_loop {
             let mut cmd = Command::new(exe);
@@ -1209,6 +1330,21 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let fmt =
         |x: Option<f64>, digits: usize| x.map_or("–".to_string(), |x| format!("{x:.digits$}"));
     let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    // Quartiles of the per-round ratios of two columns. The builds are compared so:
+    // each round's `default*` and `native` are a pair measured `--ms` apart
+    // ([`native_pairs`]), so the median of the pairs' ratios is the claim (not the
+    // ratio of the two columns' medians, which takes each from another round). The
+    // forced level that the default build picks runs the same code as `default` in the
+    // same process: its per-round ratio is the in-process noise band.
+    let quartiles = |name: &str, n: usize, a: &'static str, b: &'static str| {
+        let x = samples.get(&(name.to_string(), n, a))?;
+        let y = samples.get(&(name.to_string(), n, b))?;
+        let mut r: Vec<f64> = x.iter().zip(y).map(|(x, y)| x / y).collect();
+        r.sort_by(f64::total_cmp);
+        let q = |f: usize| r.get(r.len() * f / 4).copied();
+        Some([q(1)?, q(2)?, q(3)?])
+    };
+    let pairs = |name: &str, n: usize| Some(quartiles(name, n, "default*", "native")?[1]);
 
     let mut cols: Vec<&'static str> = kernel_columns();
     for c in [
@@ -1232,6 +1368,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
         match args.clock {
             Clock::Cpu => "the thread's CPU time (two-thread rows: wall time)",
             Clock::Wall => "wall time",
+            Clock::Calls => "each call alone, the median call (two-thread rows: wall time)",
         },
         match args.resume_at {
             0 => "from fresh state".to_string(),
@@ -1259,7 +1396,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
             println!(
                 " {} | {} |",
                 fmt(ratio(d, med(name, n, "roof")), 2),
-                fmt(ratio(med(name, n, "default*"), med(name, n, "native")), 2)
+                fmt(pairs(name, n), 2)
             );
         }
     }
@@ -1276,7 +1413,7 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     let mut worst: Option<(f64, String, usize)> = None;
     for (name, _) in cases {
         for &n in &args.sizes {
-            if let Some(r) = ratio(med(name, n, "default*"), med(name, n, "native"))
+            if let Some(r) = pairs(name, n)
                 && worst
                     .as_ref()
                     .is_none_or(|w| (r - 1.0).abs() > (w.0 - 1.0).abs())
@@ -1287,23 +1424,11 @@ fn report(args: &Args, cases: &[(String, AnyRule)], samples: &Samples) {
     }
     match worst {
         Some((r, name, n)) => println!(
-            "- default* / native: farthest from 1 is {r:.3} ({name}, {}); per rule and size in the tables",
+            "- default* / native (median of the pairs' ratios): farthest from 1 is {r:.3} ({name}, {}); per rule and size in the tables",
             size_name(n)
         ),
         None => println!("- default / native: not measured (no --native)"),
     }
-    // The same comparison round by round: both builds run as child processes one after
-    // the other, so each round's ratio pairs measurements taken under the same load.
-    // The forced level that the default build picks runs the same code as `default`
-    // in the same process: its per-round ratio is the in-process noise band.
-    let quartiles = |name: &str, n: usize, a: &'static str, b: &'static str| {
-        let x = samples.get(&(name.to_string(), n, a))?;
-        let y = samples.get(&(name.to_string(), n, b))?;
-        let mut r: Vec<f64> = x.iter().zip(y).map(|(x, y)| x / y).collect();
-        r.sort_by(f64::total_cmp);
-        let q = |f: usize| r.get(r.len() * f / 4).copied();
-        Some([q(1)?, q(2)?, q(3)?])
-    };
     #[cfg(target_arch = "x86_64")]
     let same_code = isa::detected().name();
     #[cfg(not(target_arch = "x86_64"))]

@@ -3,17 +3,23 @@
  * issue states the comparison: `cc -O3 -march=native -fno-math-errno` (the compiler may
  * vectorize and fuse multiply-adds as it likes).
  *
- * Usage: adam cpu|wall MS FIRST N... ; for each N: allocates, runs one warm-up step (step
- * number FIRST: 1 from fresh state, T + 1 to resume after T steps, where the bias
+ * Usage: adam cpu|wall|calls MS FIRST N... ; for each N: allocates, runs one warm-up step
+ * (step number FIRST: 1 from fresh state, T + 1 to resume after T steps, where the bias
  * corrections of a long run have rounded to 1; the loop divides by them all the same),
  * then steps for MS milliseconds (at least twice) of the thread's CPU time or of wall
  * time, and prints "N Gparam/s" (params updated per second / 1e9), one line per N.
+ * `calls` (x86-64) times each step alone between fenced readings of the time-stamp
+ * counter, for MS milliseconds of CPU time, and reports the median step, as
+ * benches/common/clock.rs does for the Rust columns.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 /* Not inlined: a step is a call, as a library's would be (inlined into the batch loop of
  * main, gcc vectorized it worse and 4K ran 3.5x slower). */
@@ -51,12 +57,68 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#if defined(__x86_64__)
+/* The time-stamp counter, fenced: the step between two readings neither starts before
+ * the first nor ends after the second. */
+static unsigned long long ticks(void) {
+    _mm_lfence();
+    unsigned long long t = __rdtsc();
+    _mm_lfence();
+    return t;
+}
+
+static int by_value(const void *a, const void *b) {
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Ticks per second (measured against the monotonic clock for 50 ms) and the median ticks
+ * between two readings with nothing between them, as clock.rs measures them. */
+static double tick_rate;
+static unsigned long long timer_ticks;
+
+static int calibrate(void) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    unsigned long long t0 = ticks();
+    double secs;
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        secs = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    } while (secs < 0.05);
+    tick_rate = (double)(ticks() - t0) / secs;
+    enum { PAIRS = 100001 };
+    unsigned long long *d = malloc(PAIRS * sizeof *d);
+    if (!d) {
+        return 0;
+    }
+    for (int i = 0; i < PAIRS; i++) {
+        unsigned long long t = ticks();
+        d[i] = ticks() - t;
+    }
+    qsort(d, PAIRS, sizeof *d, by_value);
+    timer_ticks = d[PAIRS / 2];
+    free(d);
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         return 2;
     }
+    int per_call = 0;
     if (strcmp(argv[1], "wall") == 0) {
         clock_id = CLOCK_MONOTONIC;
+    } else if (strcmp(argv[1], "calls") == 0) {
+#if defined(__x86_64__)
+        per_call = 1;
+        if (!calibrate()) {
+            return 1;
+        }
+#else
+        return 2;
+#endif
     }
     double budget = strtod(argv[2], NULL) * 1e-3;
     long first = strtol(argv[3], NULL, 10);
@@ -81,6 +143,47 @@ int main(int argc, char **argv) {
         }
         long t = first;
         adam(p, g, m, v, n, t++);
+#if defined(__x86_64__)
+        if (per_call) {
+            size_t cap = 1 << 16, len = 0;
+            unsigned long long *times = malloc(cap * sizeof *times);
+            if (!times) {
+                return 1;
+            }
+            long calls = (long)((65536 + n - 1) / n);
+            if (calls > 256) {
+                calls = 256;
+            }
+            double start = now();
+            do {
+                for (long b = 0; b < calls; b++) {
+                    if (len == cap) {
+                        unsigned long long *more = realloc(times, 2 * cap * sizeof *times);
+                        if (!more) {
+                            return 1;
+                        }
+                        times = more;
+                        cap *= 2;
+                    }
+                    unsigned long long t0 = ticks();
+                    adam(p, g, m, v, n, t++);
+                    times[len++] = ticks() - t0;
+                }
+            } while (len < 3 || now() - start < budget);
+            qsort(times, len, sizeof *times, by_value);
+            unsigned long long median = times[len / 2];
+            median = median > timer_ticks ? median - timer_ticks : 1;
+            volatile float sink = p[n / 2];
+            (void)sink;
+            printf("%zu %.6f\n", n, (double)n / ((double)median / tick_rate) / 1e9);
+            free(times);
+            free(p);
+            free(g);
+            free(m);
+            free(v);
+            continue;
+        }
+#endif
         /* The clock is read once per batch of about 64K params (a system call for the
          * thread's CPU time, as long as a small step), as benches/speed.rs does. */
         long batch = (long)((65536 + n - 1) / n);

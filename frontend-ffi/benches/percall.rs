@@ -64,6 +64,8 @@ use gradstep_optim::{GroupId, Optimizer};
 use kernels::rules::{AnyRule, AnyScalars, RuleId};
 use kernels::{STEP_CACHE_WORDS, StepCount};
 
+#[path = "../../benches/common/clock.rs"]
+mod clock;
 #[path = "../../benches/common/page_aligned.rs"]
 mod page_aligned;
 use page_aligned::PageAligned;
@@ -77,106 +79,11 @@ const COLUMNS: [&str; 6] = [
     "kernel+words",
 ];
 
-#[cfg(target_os = "linux")]
-fn cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid, writable timespec (64-bit fields on 64-bit Linux); Linux's id.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn cpu_seconds() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64()
-}
-
 thread_local! {
     /// Set by `--calls`: [`measure`] makes exactly this many calls instead of timing.
     static CALLS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-    /// Set by `--per-call`: [`measure`] times each call ([`per_call`]).
+    /// Set by `--per-call`: [`measure`] times each call ([`clock::median_call`]).
     static PER_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The time-stamp counter, fenced so that the call between two readings is neither
-/// started before the first nor finished after the second.
-#[cfg(target_arch = "x86_64")]
-fn ticks() -> u64 {
-    use std::arch::x86_64::{_mm_lfence, _rdtsc};
-    // SAFETY: `lfence` (SSE2) and `rdtsc` are part of every x86-64 processor.
-    #[allow(unused_unsafe)]
-    unsafe {
-        _mm_lfence();
-        let t = _rdtsc();
-        _mm_lfence();
-        t
-    }
-}
-
-/// Time-stamp counter ticks per nanosecond, measured once against the wall clock.
-#[cfg(target_arch = "x86_64")]
-fn ticks_per_ns() -> f64 {
-    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *RATE.get_or_init(|| {
-        let (t0, w0) = (ticks(), std::time::Instant::now());
-        while w0.elapsed().as_millis() < 50 {}
-        (ticks() - t0) as f64 / w0.elapsed().as_nanos() as f64
-    })
-}
-
-/// The median ticks between two readings with nothing between them: subtracted from
-/// each timed call (about 40 ns here, most of a 16-param step).
-#[cfg(target_arch = "x86_64")]
-fn timer_ticks() -> u64 {
-    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let mut d: Vec<u64> = (0..100_001)
-            .map(|_| {
-                let t0 = ticks();
-                ticks() - t0
-            })
-            .collect();
-        d.sort_unstable();
-        d[d.len() / 2]
-    })
-}
-
-/// Gparam/s of `step`'s median call over `ms` ms of CPU time, each call timed alone.
-#[cfg(target_arch = "x86_64")]
-fn per_call(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
-    let (rate, timer) = (ticks_per_ns(), timer_ticks());
-    let mut times = Vec::with_capacity(1 << 16);
-    let start = cpu_seconds();
-    loop {
-        for _ in 0..(1usize << 16).div_ceil(n.max(1)).min(256) {
-            let t0 = ticks();
-            step();
-            times.push(ticks() - t0);
-        }
-        if times.len() >= 3 && (cpu_seconds() - start) * 1e3 >= ms {
-            break;
-        }
-    }
-    times.sort_unstable();
-    n as f64 / (times[times.len() / 2].saturating_sub(timer) as f64 / rate)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn per_call(_: usize, _: f64, _: impl FnMut()) -> f64 {
-    panic!("--per-call reads the x86-64 time-stamp counter");
 }
 
 /// Gparam/s of `step` (`n` params per call) over `ms` ms of CPU time. The clock is
@@ -191,17 +98,17 @@ fn measure(n: usize, ms: f64, mut step: impl FnMut()) -> f64 {
     }
     step();
     if PER_CALL.get() {
-        return per_call(n, ms, step);
+        return clock::median_call(n, ms, step);
     }
     let batch = (1usize << 16).div_ceil(n.max(1));
-    let start = cpu_seconds();
+    let start = clock::thread_cpu_seconds();
     let mut reps = 0usize;
     loop {
         for _ in 0..batch {
             step();
         }
         reps += batch;
-        let secs = cpu_seconds() - start;
+        let secs = clock::thread_cpu_seconds() - start;
         if reps >= 2 && secs * 1e3 >= ms {
             return (n * reps) as f64 / secs / 1e9;
         }
