@@ -41,8 +41,15 @@
 //! SGD with momentum and LAMB (the optimizer's with its scratch memory), printing each
 //! one's slowest offsets.
 //!
+//! `--spread` measures whether buffers all at one offset within a page (page-aligned)
+//! are as fast as buffers spread over the page: the kernel of f32 Adam and SGD with
+//! momentum with params, grads and each state slot in its own allocation, shifted to the
+//! page offsets of a few layouts (the same allocations for every layout: at 16M which
+//! physical pages an allocation got swung a ratio by ±25 %), interleaved over `--rounds`, each layout's median
+//! Gparam/s and the median and IQR of its per-round ratio to the page-aligned one.
+//!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
-//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement]` (`--only`: that column
+//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement] [--spread]` (`--only`: that column
 //! and `kernel`, for `perf record` on one path). `--calls N --only COLUMN` makes exactly
 //! N calls of that column alone at each size and prints nothing: for `perf stat -e
 //! instructions,cycles`, or `valgrind --tool=callgrind` where the machine has no
@@ -358,9 +365,77 @@ fn placement(sizes: &[usize], ms: f64) {
     }
 }
 
+/// `--spread`: page-aligned buffers against spread ones (see the module docs). The
+/// layouts give the page offsets in bytes of the params, the grads and the state slots.
+fn spread(sizes: &[usize], ms: f64, rounds: usize) {
+    const LAYOUTS: [[usize; 4]; 4] = [
+        [0, 0, 0, 0],
+        [0, 1024, 2048, 3072],
+        [0, 2048, 1024, 3072],
+        [0, 2048, 0, 2048],
+    ];
+    println!(
+        "
+spread buffers against page-aligned ones, f32, one thread, {rounds} rounds"
+    );
+    println!(
+        "
+| rule | size | offsets (p, g, slots) | median Gparam/s | / page-aligned (median, IQR) |"
+    );
+    println!("|---|---|---|---|---|");
+    for spec in ["adam", "sgd:momentum=0.9"] {
+        let rule = AnyRule::parse(spec).expect("rule");
+        let slots = rule.state_slots();
+        for &n in sizes {
+            // One allocation per buffer with a page of room, shared by every layout: with
+            // an allocation per layout, which physical pages each got (their DRAM banks
+            // at 16M) differed with the layout and swung its ratio either way.
+            let mut bufs = vec![data(n + 1024, 1), data(n + 1024, 2)];
+            bufs.extend((0..slots).map(|_| PageAligned::zeros(n + 1024)));
+            let mut speeds = vec![Vec::new(); LAYOUTS.len()];
+            for r in 0..rounds {
+                for j in 0..LAYOUTS.len() {
+                    let i = (j + r) % LAYOUTS.len();
+                    let o = LAYOUTS[i];
+                    let [p, g, rest @ ..] = bufs.as_mut_slice() else {
+                        unreachable!("params, grads and the slots")
+                    };
+                    let params = &mut p.get_mut()[o[0] / 4..o[0] / 4 + n];
+                    let grads = &g.get()[o[1] / 4..o[1] / 4 + n];
+                    let mut state: Vec<&mut [f32]> = rest
+                        .iter_mut()
+                        .zip(&o[2..])
+                        .map(|(b, &off)| &mut b.get_mut()[off / 4..off / 4 + n])
+                        .collect();
+                    let mut scalars = rule.fresh_scalars();
+                    let v = measure(n, ms, || {
+                        let r = rule.step(&mut scalars, params, black_box(grads), &mut state);
+                        r.expect("kernel step");
+                    });
+                    speeds[i].push(v);
+                }
+            }
+            for (o, v) in LAYOUTS.iter().zip(&speeds) {
+                let ratios: Vec<f64> = v.iter().zip(&speeds[0]).map(|(a, b)| a / b).collect();
+                let offsets: Vec<String> =
+                    o[..2 + slots.min(2)].iter().map(usize::to_string).collect();
+                println!(
+                    "| {spec} | {n} | {} | {:.3} | {:.3} ({:.2}–{:.2}) |",
+                    offsets.join(", "),
+                    quantile(v, 0.5),
+                    quantile(&ratios, 0.5),
+                    quantile(&ratios, 0.25),
+                    quantile(&ratios, 0.75),
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
     let (mut only, mut calls, mut raw, mut place) = (None, None, false, false);
+    let mut spread_out = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -371,6 +446,7 @@ fn main() {
             "--per-call" => PER_CALL.set(true),
             "--raw" => raw = true,
             "--placement" => place = true,
+            "--spread" => spread_out = true,
             "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
@@ -382,9 +458,12 @@ fn main() {
                     .split(',')
                     .map(|s| {
                         let s = s.trim();
-                        match s.strip_suffix(['K', 'k']) {
-                            Some(k) => k.parse::<usize>().expect("size") << 10,
-                            None => s.parse().expect("size"),
+                        if let Some(k) = s.strip_suffix(['K', 'k']) {
+                            k.parse::<usize>().expect("size") << 10
+                        } else if let Some(m) = s.strip_suffix(['M', 'm']) {
+                            m.parse::<usize>().expect("size") << 20
+                        } else {
+                            s.parse().expect("size")
                         }
                     })
                     .collect()
@@ -394,6 +473,9 @@ fn main() {
     }
     if place {
         return placement(&sizes, ms);
+    }
+    if spread_out {
+        return spread(&sizes, ms, rounds);
     }
     let mut cases: Vec<Case> = sizes.iter().map(|&n| Case::new(n)).collect();
     if let Some(calls) = calls {

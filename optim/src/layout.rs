@@ -31,7 +31,8 @@
 //! cache line to spare and only match the params' offset within a line: a page per
 //! slot would be most of their memory. The caller's own buffers (the kernels' API, the
 //! C kernel function) are the caller's to place; buffers at the same offset within a
-//! page (page-aligned ones, say) measured safe.
+//! page (page-aligned ones, say) measured safe, and as fast as spread ones from 1K to
+//! 16M params (`percall --spread`).
 
 use gradstep::checkpoint::Element;
 use gradstep::lookahead::MAX_SLOTS;
