@@ -48,8 +48,16 @@
 //! physical pages an allocation got swung a ratio by ±25 %), interleaved over `--rounds`, each layout's median
 //! Gparam/s and the median and IQR of its per-round ratio to the page-aligned one.
 //!
+//! `--huge` (Linux) measures what transparent huge pages do to the kernel of f32 Adam and
+//! SGD with momentum: the state slots (and then every buffer) in 2 MiB-aligned
+//! anonymous mappings advised with `MADV_HUGEPAGE`, against the same in mappings
+//! without the advice (4 KiB pages where the system's setting is `madvise`),
+//! interleaved over `--rounds`, each one's median Gparam/s and the median and IQR of the
+//! per-round ratio (the owning optimizer advises its state so: optim/src/lib.rs).
+//!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
-//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement] [--spread]` (`--only`: that column
+//! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement] [--spread]
+//! [--huge]` (`--only`: that column
 //! and `kernel`, for `perf record` on one path). `--calls N --only COLUMN` makes exactly
 //! N calls of that column alone at each size and prints nothing: for `perf stat -e
 //! instructions,cycles`, or `valgrind --tool=callgrind` where the machine has no
@@ -432,10 +440,144 @@ spread buffers against page-aligned ones, f32, one thread, {rounds} rounds"
     }
 }
 
+/// `n` `f32`s in an anonymous mapping of their own from a 2 MiB boundary, advised for
+/// transparent huge pages or not, written once (so backed) before use.
+#[cfg(target_os = "linux")]
+struct Mapped {
+    base: *mut libc::c_void,
+    len: usize,
+    at: *mut f32,
+    n: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Mapped {
+    fn new(n: usize, huge: bool, value: f32) -> Mapped {
+        const HUGE: usize = 2 << 20;
+        let len = (n * 4).next_multiple_of(HUGE) + HUGE;
+        // SAFETY: a fresh private anonymous mapping; checked below.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(base != libc::MAP_FAILED, "mmap of {len} bytes");
+        let at = (base as usize).next_multiple_of(HUGE);
+        if huge {
+            // SAFETY: whole pages of the mapping just made; advice only.
+            let r =
+                unsafe { libc::madvise(at as *mut libc::c_void, len - HUGE, libc::MADV_HUGEPAGE) };
+            assert_eq!(r, 0, "madvise(MADV_HUGEPAGE)");
+        }
+        let mut m = Mapped {
+            base,
+            len,
+            at: at as *mut f32,
+            n,
+        };
+        m.get_mut().fill(value);
+        m
+    }
+
+    fn get_mut(&mut self) -> &mut [f32] {
+        // SAFETY: `n` f32s from a 2 MiB boundary inside the mapping, which this value
+        // owns and unmaps only when dropped.
+        unsafe { core::slice::from_raw_parts_mut(self.at, self.n) }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// `--huge`: the kernel's state (then every buffer) on huge pages against the same on
+/// 4 KiB pages (see the module docs).
+#[cfg(target_os = "linux")]
+fn huge(sizes: &[usize], ms: f64, rounds: usize) {
+    let setting =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    println!(
+        "
+transparent huge pages ({}), f32, one thread, {rounds} rounds",
+        setting.trim()
+    );
+    println!(
+        "
+| rule | size | on huge pages | median Gparam/s (4 KiB / huge) | huge / 4 KiB (median, IQR) |"
+    );
+    println!("|---|---|---|---|---|");
+    for spec in ["adam", "sgd:momentum=0.9"] {
+        let rule = AnyRule::parse(spec).expect("rule");
+        let slots = rule.state_slots();
+        for &n in sizes {
+            for all in [false, true] {
+                // [4 KiB pages, huge pages]: params, grads, then the slots.
+                let mut sets: Vec<Vec<Mapped>> = [false, true]
+                    .into_iter()
+                    .map(|h| {
+                        let mut b = vec![
+                            Mapped::new(n, h && all, 0.5),
+                            Mapped::new(n, h && all, 0.01),
+                        ];
+                        b.extend((0..slots).map(|_| Mapped::new(n, h, 0.0)));
+                        b
+                    })
+                    .collect();
+                let mut speeds = [Vec::new(), Vec::new()];
+                for r in 0..rounds {
+                    for j in 0..2 {
+                        let i = (j + r) % 2;
+                        let [p, g, rest @ ..] = sets[i].as_mut_slice() else {
+                            unreachable!("params, grads and the slots")
+                        };
+                        let (params, grads) = (p.get_mut(), &*g.get_mut());
+                        let mut state: Vec<&mut [f32]> =
+                            rest.iter_mut().map(Mapped::get_mut).collect();
+                        let mut scalars = rule.fresh_scalars();
+                        let v = measure(n, ms, || {
+                            let r = rule.step(&mut scalars, params, black_box(grads), &mut state);
+                            r.expect("kernel step");
+                        });
+                        speeds[i].push(v);
+                    }
+                }
+                let ratios: Vec<f64> = speeds[1]
+                    .iter()
+                    .zip(&speeds[0])
+                    .map(|(h, s)| h / s)
+                    .collect();
+                println!(
+                    "| {spec} | {n} | {} | {:.3} / {:.3} | {:.3} ({:.2}–{:.2}) |",
+                    if all { "every buffer" } else { "the state" },
+                    quantile(&speeds[0], 0.5),
+                    quantile(&speeds[1], 0.5),
+                    quantile(&ratios, 0.5),
+                    quantile(&ratios, 0.25),
+                    quantile(&ratios, 0.75),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn huge(_: &[usize], _: f64, _: usize) {
+    println!("--huge: transparent huge pages are Linux's");
+}
+
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
     let (mut only, mut calls, mut raw, mut place) = (None, None, false, false);
-    let mut spread_out = false;
+    let (mut spread_out, mut huge_pages) = (false, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -447,6 +589,7 @@ fn main() {
             "--raw" => raw = true,
             "--placement" => place = true,
             "--spread" => spread_out = true,
+            "--huge" => huge_pages = true,
             "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
@@ -476,6 +619,9 @@ fn main() {
     }
     if spread_out {
         return spread(&sizes, ms, rounds);
+    }
+    if huge_pages {
+        return huge(&sizes, ms, rounds);
     }
     let mut cases: Vec<Case> = sizes.iter().map(|&n| Case::new(n)).collect();
     if let Some(calls) = calls {

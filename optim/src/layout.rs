@@ -309,6 +309,39 @@ impl<T: Element> State<T> {
 mod tests {
     use super::*;
 
+    /// A large state is advised for transparent huge pages (Linux): the mapping that
+    /// holds its first whole 2 MiB extent is eligible (`THPeligible: 1` in
+    /// /proc/self/smaps), which under the `madvise` setting takes the advice. Says so
+    /// and checks nothing where the kernel has huge pages off.
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn large_state_is_eligible_for_huge_pages() {
+        let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .unwrap_or_default();
+        if !setting.contains("[madvise]") && !setting.contains("[always]") {
+            eprintln!("transparent huge pages are off here ({setting:?}): not checked");
+            return;
+        }
+        let s = State::<f32>::zeros(4 << 20, 2).unwrap();
+        let start = s.buf.as_ptr() as usize;
+        let extent = start.next_multiple_of(crate::HUGE_PAGE);
+        assert!(extent + crate::HUGE_PAGE <= start + s.buf.len() * 4);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        let mut eligible = None;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = a <= extent && extent < b;
+            } else if inside && let Some(v) = line.strip_prefix("THPeligible:") {
+                eligible = Some(v.trim() == "1");
+            }
+        }
+        assert_eq!(eligible, Some(true), "the state's mapping is not eligible");
+    }
+
     /// Fills every slot with values naming their slot and index.
     fn fill(s: &mut State<f64>) {
         for (k, slot) in s.slots_mut().into_iter().enumerate() {
