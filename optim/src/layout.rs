@@ -312,7 +312,7 @@ mod tests {
     /// A large state is advised for transparent huge pages (Linux): the mapping that
     /// holds its first whole 2 MiB extent is eligible (`THPeligible: 1` in
     /// /proc/self/smaps), which under the `madvise` setting takes the advice. Says so
-    /// and checks nothing where the kernel has huge pages off.
+    /// and checks nothing where the kernel has huge pages off or does not report it.
     #[test]
     #[cfg(all(target_os = "linux", not(miri)))]
     fn large_state_is_eligible_for_huge_pages() {
@@ -326,7 +326,11 @@ mod tests {
         let start = s.buf.as_ptr() as usize;
         let extent = start.next_multiple_of(crate::HUGE_PAGE);
         assert!(extent + crate::HUGE_PAGE <= start + s.buf.len() * 4);
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+        if !smaps.contains("THPeligible:") {
+            eprintln!("this kernel's /proc/self/smaps has no THPeligible: not checked");
+            return;
+        }
         let mut inside = false;
         let mut eligible = None;
         for line in smaps.lines() {
