@@ -103,6 +103,66 @@ static int calibrate(void) {
 }
 #endif
 
+/* Gparam/s of steps t, t + 1, ... over `budget` seconds of the clock (at least two steps).
+ * The clock is read once per batch of about 64K params (a system call for the thread's
+ * CPU time, as long as a small step), as benches/speed.rs does. */
+static double batched_gps(float *p, const float *g, float *m, float *v, size_t n, long t,
+                          double budget) {
+    long batch = (long)((65536 + n - 1) / n);
+    long reps = 0;
+    double start = now(), secs;
+    do {
+        for (long b = 0; b < batch; b++) {
+            adam(p, g, m, v, n, t++);
+        }
+        reps += batch;
+        secs = now() - start;
+    } while (reps < 2 || secs < budget);
+    return (double)n * (double)reps / secs / 1e9;
+}
+
+/* Gparam/s of the median step, each timed alone by the time-stamp counter, steps made for
+ * `budget` seconds of CPU time (at least three); -1 if out of memory or not x86-64. */
+static double per_call_gps(float *p, const float *g, float *m, float *v, size_t n, long t,
+                           double budget) {
+#if defined(__x86_64__)
+    size_t cap = 1 << 16, len = 0;
+    unsigned long long *times = malloc(cap * sizeof *times);
+    if (!times) {
+        return -1;
+    }
+    long calls = (long)((65536 + n - 1) / n);
+    if (calls > 256) {
+        calls = 256;
+    }
+    double start = now();
+    do {
+        for (long b = 0; b < calls; b++) {
+            if (len == cap) {
+                unsigned long long *more = realloc(times, 2 * cap * sizeof *times);
+                if (!more) {
+                    free(times);
+                    return -1;
+                }
+                times = more;
+                cap *= 2;
+            }
+            unsigned long long t0 = ticks();
+            adam(p, g, m, v, n, t++);
+            times[len++] = ticks() - t0;
+        }
+    } while (len < 3 || now() - start < budget);
+    qsort(times, len, sizeof *times, by_value);
+    unsigned long long median = times[len / 2];
+    median = median > timer_ticks ? median - timer_ticks : 1;
+    free(times);
+    return (double)n / ((double)median / tick_rate) / 1e9;
+#else
+    (void)p, (void)g, (void)m, (void)v, (void)n, (void)t, (void)budget;
+    return -1;
+#endif
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         return 2;
@@ -143,67 +203,19 @@ int main(int argc, char **argv) {
         }
         long t = first;
         adam(p, g, m, v, n, t++);
-#if defined(__x86_64__)
-        if (per_call) {
-            size_t cap = 1 << 16, len = 0;
-            unsigned long long *times = malloc(cap * sizeof *times);
-            if (!times) {
-                return 1;
-            }
-            long calls = (long)((65536 + n - 1) / n);
-            if (calls > 256) {
-                calls = 256;
-            }
-            double start = now();
-            do {
-                for (long b = 0; b < calls; b++) {
-                    if (len == cap) {
-                        unsigned long long *more = realloc(times, 2 * cap * sizeof *times);
-                        if (!more) {
-                            return 1;
-                        }
-                        times = more;
-                        cap *= 2;
-                    }
-                    unsigned long long t0 = ticks();
-                    adam(p, g, m, v, n, t++);
-                    times[len++] = ticks() - t0;
-                }
-            } while (len < 3 || now() - start < budget);
-            qsort(times, len, sizeof *times, by_value);
-            unsigned long long median = times[len / 2];
-            median = median > timer_ticks ? median - timer_ticks : 1;
-            volatile float sink = p[n / 2];
-            (void)sink;
-            printf("%zu %.6f\n", n, (double)n / ((double)median / tick_rate) / 1e9);
-            free(times);
-            free(p);
-            free(g);
-            free(m);
-            free(v);
-            continue;
-        }
-#endif
-        /* The clock is read once per batch of about 64K params (a system call for the
-         * thread's CPU time, as long as a small step), as benches/speed.rs does. */
-        long batch = (long)((65536 + n - 1) / n);
-        long reps = 0;
-        double start = now(), secs;
-        do {
-            for (long b = 0; b < batch; b++) {
-                adam(p, g, m, v, n, t++);
-            }
-            reps += batch;
-            secs = now() - start;
-        } while (reps < 2 || secs < budget);
+        double gps = per_call ? per_call_gps(p, g, m, v, n, t, budget)
+                              : batched_gps(p, g, m, v, n, t, budget);
         /* Keep the result observable. */
         volatile float sink = p[n / 2];
         (void)sink;
-        printf("%zu %.6f\n", n, (double)n * (double)reps / secs / 1e9);
         free(p);
         free(g);
         free(m);
         free(v);
+        if (gps < 0) {
+            return 1;
+        }
+        printf("%zu %.6f\n", n, gps);
     }
     return 0;
 }

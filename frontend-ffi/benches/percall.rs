@@ -373,6 +373,49 @@ fn placement(sizes: &[usize], ms: f64) {
     }
 }
 
+/// One measurement of `rule`'s kernel from fresh scalars over the given buffers.
+fn kernel_speed(
+    rule: &AnyRule,
+    ms: f64,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [&mut [f32]],
+) -> f64 {
+    let mut scalars = rule.fresh_scalars();
+    measure(params.len(), ms, || {
+        let r = rule.step(&mut scalars, params, black_box(grads), state);
+        r.expect("kernel step");
+    })
+}
+
+/// `rounds` interleaved rounds of `count` variants (the first variant rotated each
+/// round): `measure(i)` is one measurement of variant `i`; each variant's values.
+fn interleaved(
+    rounds: usize,
+    count: usize,
+    mut measure: impl FnMut(usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut speeds = vec![Vec::new(); count];
+    for r in 0..rounds {
+        for j in 0..count {
+            let i = (j + r) % count;
+            speeds[i].push(measure(i));
+        }
+    }
+    speeds
+}
+
+/// The median and IQR of the per-round ratios `a / b`, as `median (q1–q3)`.
+fn ratio_quartiles(a: &[f64], b: &[f64]) -> String {
+    let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    format!(
+        "{:.3} ({:.2}–{:.2})",
+        quantile(&r, 0.5),
+        quantile(&r, 0.25),
+        quantile(&r, 0.75)
+    )
+}
+
 /// `--spread`: page-aligned buffers against spread ones (see the module docs). The
 /// layouts give the page offsets in bytes of the params, the grads and the state slots.
 fn spread(sizes: &[usize], ms: f64, rounds: usize) {
@@ -400,40 +443,32 @@ spread buffers against page-aligned ones, f32, one thread, {rounds} rounds"
             // at 16M) differed with the layout and swung its ratio either way.
             let mut bufs = vec![data(n + 1024, 1), data(n + 1024, 2)];
             bufs.extend((0..slots).map(|_| PageAligned::zeros(n + 1024)));
-            let mut speeds = vec![Vec::new(); LAYOUTS.len()];
-            for r in 0..rounds {
-                for j in 0..LAYOUTS.len() {
-                    let i = (j + r) % LAYOUTS.len();
-                    let o = LAYOUTS[i];
-                    let [p, g, rest @ ..] = bufs.as_mut_slice() else {
-                        unreachable!("params, grads and the slots")
-                    };
-                    let params = &mut p.get_mut()[o[0] / 4..o[0] / 4 + n];
-                    let grads = &g.get()[o[1] / 4..o[1] / 4 + n];
-                    let mut state: Vec<&mut [f32]> = rest
-                        .iter_mut()
-                        .zip(&o[2..])
-                        .map(|(b, &off)| &mut b.get_mut()[off / 4..off / 4 + n])
-                        .collect();
-                    let mut scalars = rule.fresh_scalars();
-                    let v = measure(n, ms, || {
-                        let r = rule.step(&mut scalars, params, black_box(grads), &mut state);
-                        r.expect("kernel step");
-                    });
-                    speeds[i].push(v);
-                }
-            }
+            let speeds = interleaved(rounds, LAYOUTS.len(), |i| {
+                let o = LAYOUTS[i];
+                let [p, g, rest @ ..] = bufs.as_mut_slice() else {
+                    unreachable!("params, grads and the slots")
+                };
+                let mut state: Vec<&mut [f32]> = rest
+                    .iter_mut()
+                    .zip(&o[2..])
+                    .map(|(b, &off)| &mut b.get_mut()[off / 4..off / 4 + n])
+                    .collect();
+                kernel_speed(
+                    &rule,
+                    ms,
+                    &mut p.get_mut()[o[0] / 4..o[0] / 4 + n],
+                    &g.get()[o[1] / 4..o[1] / 4 + n],
+                    &mut state,
+                )
+            });
             for (o, v) in LAYOUTS.iter().zip(&speeds) {
-                let ratios: Vec<f64> = v.iter().zip(&speeds[0]).map(|(a, b)| a / b).collect();
                 let offsets: Vec<String> =
                     o[..2 + slots.min(2)].iter().map(usize::to_string).collect();
                 println!(
-                    "| {spec} | {n} | {} | {:.3} | {:.3} ({:.2}–{:.2}) |",
+                    "| {spec} | {n} | {} | {:.3} | {} |",
                     offsets.join(", "),
                     quantile(v, 0.5),
-                    quantile(&ratios, 0.5),
-                    quantile(&ratios, 0.25),
-                    quantile(&ratios, 0.75),
+                    ratio_quartiles(v, &speeds[0]),
                 );
             }
         }
@@ -468,6 +503,12 @@ impl Mapped {
         };
         assert!(base != libc::MAP_FAILED, "mmap of {len} bytes");
         let at = (base as usize).next_multiple_of(HUGE);
+        // The slice `get_mut` makes lies inside the mapping (which `mmap` kept within
+        // isize::MAX bytes) and in no other buffer: the mapping is this value's own.
+        assert!(
+            at - base as usize + n * 4 <= len,
+            "the slice fits the mapping"
+        );
         if huge {
             // SAFETY: whole pages of the mapping just made; advice only.
             let r =
@@ -532,37 +573,19 @@ transparent huge pages ({}), f32, one thread, {rounds} rounds",
                         b
                     })
                     .collect();
-                let mut speeds = [Vec::new(), Vec::new()];
-                for r in 0..rounds {
-                    for j in 0..2 {
-                        let i = (j + r) % 2;
-                        let [p, g, rest @ ..] = sets[i].as_mut_slice() else {
-                            unreachable!("params, grads and the slots")
-                        };
-                        let (params, grads) = (p.get_mut(), &*g.get_mut());
-                        let mut state: Vec<&mut [f32]> =
-                            rest.iter_mut().map(Mapped::get_mut).collect();
-                        let mut scalars = rule.fresh_scalars();
-                        let v = measure(n, ms, || {
-                            let r = rule.step(&mut scalars, params, black_box(grads), &mut state);
-                            r.expect("kernel step");
-                        });
-                        speeds[i].push(v);
-                    }
-                }
-                let ratios: Vec<f64> = speeds[1]
-                    .iter()
-                    .zip(&speeds[0])
-                    .map(|(h, s)| h / s)
-                    .collect();
+                let speeds = interleaved(rounds, 2, |i| {
+                    let [p, g, rest @ ..] = sets[i].as_mut_slice() else {
+                        unreachable!("params, grads and the slots")
+                    };
+                    let mut state: Vec<&mut [f32]> = rest.iter_mut().map(Mapped::get_mut).collect();
+                    kernel_speed(&rule, ms, p.get_mut(), g.get_mut(), &mut state)
+                });
                 println!(
-                    "| {spec} | {n} | {} | {:.3} / {:.3} | {:.3} ({:.2}–{:.2}) |",
+                    "| {spec} | {n} | {} | {:.3} / {:.3} | {} |",
                     if all { "every buffer" } else { "the state" },
                     quantile(&speeds[0], 0.5),
                     quantile(&speeds[1], 0.5),
-                    quantile(&ratios, 0.5),
-                    quantile(&ratios, 0.25),
-                    quantile(&ratios, 0.75),
+                    ratio_quartiles(&speeds[1], &speeds[0]),
                 );
             }
         }
