@@ -8,7 +8,8 @@
  *   opt.step();
  *
  * - gradstep::optimizer<T> and gradstep::schedule own their C handles (RAII, movable,
- *   not copyable); gradstep::rule is a value.
+ *   not copyable); gradstep::rule is a value; gradstep::buffer<T> owns memory placed
+ *   for a step's speed (gradstep_buffer_new_f32/_f64), for params, grads and state.
  * - Buffers are gradstep::view<T>: std::span<T> when the library is compiled as C++20
  *   or later, else a pointer + size view with the same constructors from containers
  *   (anything with data() and size()) and arrays.
@@ -203,6 +204,66 @@ struct element<double> {
 /** A call's result: T with exceptions, result<T> without. */
 template <class T>
 using ret = detail::ret<T>;
+
+/** n zeroed elements from gradstep_buffer_new_f32/_f64 (owned, RAII, movable, not
+ * copyable): memory placed for a step's speed (page-aligned; 2 MiB-aligned and on
+ * transparent huge pages from 2 MiB on Linux) for params, grads or state. A container
+ * with data() and size(), so it converts to view<T>. */
+template <class T>
+class buffer {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "gradstep::buffer<float> or gradstep::buffer<double>");
+
+public:
+    /** n zeroed elements. */
+    static ret<buffer> create(std::size_t n) {
+        T *p = nullptr;
+        if constexpr (std::is_same_v<T, float>) {
+            GRADSTEP_HPP_CHECK(gradstep_buffer_new_f32(n, &p));
+        } else {
+            GRADSTEP_HPP_CHECK(gradstep_buffer_new_f64(n, &p));
+        }
+        return buffer(p, n);
+    }
+#if GRADSTEP_EXCEPTIONS
+    explicit buffer(std::size_t n) : buffer(create(n)) {}
+#endif
+    buffer(buffer &&o) noexcept
+        : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    buffer &operator=(buffer &&o) noexcept {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+            n_ = std::exchange(o.n_, 0);
+        }
+        return *this;
+    }
+    buffer(const buffer &) = delete;
+    buffer &operator=(const buffer &) = delete;
+    ~buffer() { reset(); }
+
+    T *data() noexcept { return p_; }
+    const T *data() const noexcept { return p_; }
+    std::size_t size() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    T *begin() noexcept { return p_; }
+    T *end() noexcept { return p_ + n_; }
+    const T *begin() const noexcept { return p_; }
+    const T *end() const noexcept { return p_ + n_; }
+    T &operator[](std::size_t i) noexcept { return p_[i]; }
+    const T &operator[](std::size_t i) const noexcept { return p_[i]; }
+
+private:
+    buffer(T *p, std::size_t n) noexcept : p_(p), n_(n) {}
+    void reset() noexcept {
+        if (p_) (void)gradstep_buffer_free(std::exchange(p_, nullptr));
+        n_ = 0;
+    }
+    friend class result<buffer>;
+    buffer() noexcept = default;
+    T *p_ = nullptr;
+    std::size_t n_ = 0;
+};
 
 /** A rule and its hyperparameters (a gradstep_rule; the C struct is public). */
 class rule {

@@ -55,9 +55,15 @@
 //! interleaved over `--rounds`, each one's median Gparam/s and the median and IQR of the
 //! per-round ratio (the owning optimizer advises its state so: optim/src/lib.rs).
 //!
+//! `--buffers` measures the kernel of f32 Adam and SGD with momentum over memory from
+//! `gradstep_buffer_new_f32` (page-aligned; 2 MiB-aligned and advised for huge pages
+//! from 2 MiB) against the same over `malloc`'s (`Vec`s), every buffer allocated afresh
+//! for each variant in every round, each one's median Gparam/s and the median and IQR
+//! of the per-round ratio.
+//!
 //! Run: `cargo bench -p gradstep-ffi --bench percall -- [--rounds 31] [--ms 10]
 //! [--sizes 1K,4K,64K] [--only "C step"] [--per-call] [--raw] [--placement] [--spread]
-//! [--huge]` (`--only`: that column
+//! [--huge] [--buffers]` (`--only`: that column
 //! and `kernel`, for `perf record` on one path). `--calls N --only COLUMN` makes exactly
 //! N calls of that column alone at each size and prints nothing: for `perf stat -e
 //! instructions,cycles`, or `valgrind --tool=callgrind` where the machine has no
@@ -66,6 +72,7 @@
 
 use std::hint::black_box;
 
+use gradstep::buffers::{gradstep_buffer_free, gradstep_buffer_new_f32};
 use gradstep::optimizer::{
     gradstep_optimizer, gradstep_optimizer_add_params_f32, gradstep_optimizer_free,
     gradstep_optimizer_new, gradstep_optimizer_set_threads, gradstep_optimizer_step,
@@ -475,6 +482,74 @@ spread buffers against page-aligned ones, f32, one thread, {rounds} rounds"
     }
 }
 
+/// `--buffers`: the kernel over `gradstep_buffer_new_f32`'s memory against the same
+/// over `malloc`'s (`Vec`s), a fresh allocation of every buffer for each variant in every
+/// round (so that neither keeps a lucky or unlucky set of physical pages), for f32 Adam
+/// and SGD with momentum: each one's median Gparam/s and the median and IQR of the
+/// per-round ratio.
+fn buffers(sizes: &[usize], ms: f64, rounds: usize) {
+    println!("\ngradstep_buffer_new_f32 against malloc (Vec), f32, one thread, {rounds} rounds");
+    println!(
+        "\n| rule | size | median Gparam/s (malloc / gradstep) | gradstep / malloc (median, IQR) |"
+    );
+    println!("|---|---|---|---|");
+    for spec in ["adam", "sgd:momentum=0.9"] {
+        let rule = AnyRule::parse(spec).expect("rule");
+        let count = 2 + rule.state_slots();
+        for &n in sizes {
+            let fill = |k: usize, b: &mut [f32]| match k {
+                0 => b.copy_from_slice(data(n, 1).get()),
+                1 => b.copy_from_slice(data(n, 2).get()),
+                _ => b.fill(0.0),
+            };
+            let speeds = interleaved(rounds, 2, |i| {
+                if i == 0 {
+                    let mut bufs: Vec<Vec<f32>> = (0..count).map(|_| vec![0.0; n]).collect();
+                    bufs.iter_mut().enumerate().for_each(|(k, b)| fill(k, b));
+                    let [p, g, rest @ ..] = bufs.as_mut_slice() else {
+                        unreachable!("params, grads and the slots")
+                    };
+                    let mut state: Vec<&mut [f32]> = rest.iter_mut().map(|v| &mut v[..]).collect();
+                    kernel_speed(&rule, ms, p, g, &mut state)
+                } else {
+                    let ptrs: Vec<*mut f32> = (0..count)
+                        .map(|_| {
+                            let mut ptr = std::ptr::null_mut();
+                            // SAFETY: a valid out pointer.
+                            let s = unsafe { gradstep_buffer_new_f32(n, &mut ptr) };
+                            assert_eq!(s, GRADSTEP_OK);
+                            ptr
+                        })
+                        .collect();
+                    // SAFETY: live, distinct buffers of `n` floats each, used by nothing
+                    // else until freed below, after the slices' last use.
+                    let mut bufs: Vec<&mut [f32]> = ptrs
+                        .iter()
+                        .map(|&p| unsafe { std::slice::from_raw_parts_mut(p, n) })
+                        .collect();
+                    bufs.iter_mut().enumerate().for_each(|(k, b)| fill(k, b));
+                    let [p, g, state @ ..] = bufs.as_mut_slice() else {
+                        unreachable!("params, grads and the slots")
+                    };
+                    let speed = kernel_speed(&rule, ms, p, g, state);
+                    for p in ptrs {
+                        // SAFETY: from gradstep_buffer_new_f32 above; no slice of it is used
+                        // any more.
+                        assert_eq!(unsafe { gradstep_buffer_free(p.cast()) }, GRADSTEP_OK);
+                    }
+                    speed
+                }
+            });
+            println!(
+                "| {spec} | {n} | {:.3} / {:.3} | {} |",
+                quantile(&speeds[0], 0.5),
+                quantile(&speeds[1], 0.5),
+                ratio_quartiles(&speeds[1], &speeds[0]),
+            );
+        }
+    }
+}
+
 /// `n` `f32`s in an anonymous mapping of their own from a 2 MiB boundary, advised for
 /// transparent huge pages or not, written once (so backed) before use.
 #[cfg(target_os = "linux")]
@@ -600,7 +675,7 @@ fn huge(_: &[usize], _: f64, _: usize) {
 fn main() {
     let (mut rounds, mut ms, mut sizes) = (31usize, 10.0f64, vec![1usize << 10, 4 << 10]);
     let (mut only, mut calls, mut raw, mut place) = (None, None, false, false);
-    let (mut spread_out, mut huge_pages) = (false, false);
+    let (mut spread_out, mut huge_pages, mut gradstep_buffers) = (false, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -613,6 +688,7 @@ fn main() {
             "--placement" => place = true,
             "--spread" => spread_out = true,
             "--huge" => huge_pages = true,
+            "--buffers" => gradstep_buffers = true,
             "--calls" => calls = Some(value().parse::<usize>().expect("--calls N")),
             "--only" => {
                 let c = value();
@@ -645,6 +721,9 @@ fn main() {
     }
     if huge_pages {
         return huge(&sizes, ms, rounds);
+    }
+    if gradstep_buffers {
+        return buffers(&sizes, ms, rounds);
     }
     let mut cases: Vec<Case> = sizes.iter().map(|&n| Case::new(n)).collect();
     if let Some(calls) = calls {

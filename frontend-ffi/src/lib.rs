@@ -13,6 +13,7 @@
 extern crate kernels as gradstep;
 
 mod boundary;
+pub mod buffers;
 pub mod checkpoint;
 pub mod optimizer;
 mod registry;

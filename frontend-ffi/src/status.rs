@@ -33,14 +33,17 @@ pub enum gradstep_status {
     GRADSTEP_SCHEDULE_FINISHED = 8,
     /// The rule, schedule or other enumerated value is not one gradstep knows.
     GRADSTEP_UNKNOWN_KIND = 9,
-    /// A handle is NULL-free but not a live gradstep handle (freed, or foreign).
+    /// A handle is NULL-free but not a live gradstep handle (freed, or foreign); or a
+    /// pointer given to `gradstep_buffer_free` is not a live buffer from
+    /// `gradstep_buffer_new_f32`/`_f64`.
     GRADSTEP_INVALID_HANDLE = 10,
     /// The output buffer is too small.
     GRADSTEP_BUFFER_TOO_SMALL = 11,
     /// A checkpoint could not be read: truncated, corrupted, wrong version, wrong rule
     /// or wrong element type.
     GRADSTEP_BAD_CHECKPOINT = 12,
-    /// Memory could not be allocated (handle API only).
+    /// Memory could not be allocated (handles and buffers only: the kernel functions
+    /// never allocate).
     GRADSTEP_OUT_OF_MEMORY = 13,
     /// gradstep hit an internal error (a caught panic, printed nowhere); please report
     /// it. A handle whose call it was is refused with this status from then on (its

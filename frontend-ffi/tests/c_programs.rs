@@ -311,6 +311,13 @@ fn c_program_keeps_the_powers_cache_invisible() {
     self_check("--cache", "cache: ok\n");
 }
 
+/// `gradstep_buffer_new_*` and `gradstep_buffer_free` from C: placement, zeros, the same
+/// bits as over `malloc`'s memory, refusals (tests/c/rules.c, `buffers`).
+#[test]
+fn c_program_steps_over_gradstep_buffers() {
+    self_check("--buffers", "buffers: ok\n");
+}
+
 /// `gradstep_last_error` from C: the messages, the `snprintf` contract, emptied by a
 /// success.
 #[test]

@@ -32,7 +32,8 @@ const SECTIONS: &[(&str, &str)] = &[
         "Stepping over caller-owned buffers",
         "One step of a rule over params, grads and a flat state buffer the caller owns:\n \
          * the rule's state slices (see each rule's struct for their order), each n\n \
-         * elements long, one after another.",
+         * elements long, one after another. Any memory works; gradstep_buffer_new_f32()\n \
+         * gives memory placed for speed (page-aligned, huge pages from 2 MiB).",
     ),
     (
         "Checkpoints of caller-owned state",
@@ -77,6 +78,7 @@ fn section(name: &str, module: &str) -> usize {
     match module {
         "lib" | "status" => 0,
         "rules" if STEPPING.contains(&name) => 2,
+        "buffers" => 2,
         "rules" => 1,
         "checkpoint" => 3,
         "optimizer" => 4,

@@ -306,7 +306,7 @@ impl<T: Element> State<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A large state is advised for transparent huge pages (Linux): the mapping that
@@ -316,16 +316,24 @@ mod tests {
     #[test]
     #[cfg(all(target_os = "linux", not(miri)))]
     fn large_state_is_eligible_for_huge_pages() {
+        let s = State::<f32>::zeros(4 << 20, 2).unwrap();
+        let start = s.buf.as_ptr() as usize;
+        let extent = start.next_multiple_of(crate::HUGE_PAGE);
+        assert!(extent + crate::HUGE_PAGE <= start + s.buf.len() * 4);
+        assert_huge_page_eligible(extent);
+    }
+
+    /// Asserts that the mapping holding `addr` is eligible for transparent huge pages
+    /// (`THPeligible: 1` in /proc/self/smaps). Says so and checks nothing where the
+    /// kernel has huge pages off or does not report it.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    pub(crate) fn assert_huge_page_eligible(addr: usize) {
         let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
             .unwrap_or_default();
         if !setting.contains("[madvise]") && !setting.contains("[always]") {
             eprintln!("transparent huge pages are off here ({setting:?}): not checked");
             return;
         }
-        let s = State::<f32>::zeros(4 << 20, 2).unwrap();
-        let start = s.buf.as_ptr() as usize;
-        let extent = start.next_multiple_of(crate::HUGE_PAGE);
-        assert!(extent + crate::HUGE_PAGE <= start + s.buf.len() * 4);
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
         if !smaps.contains("THPeligible:") {
             eprintln!("this kernel's /proc/self/smaps has no THPeligible: not checked");
@@ -338,12 +346,16 @@ mod tests {
             if let Some((a, b)) = range.split_once('-')
                 && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
             {
-                inside = a <= extent && extent < b;
+                inside = a <= addr && addr < b;
             } else if inside && let Some(v) = line.strip_prefix("THPeligible:") {
                 eligible = Some(v.trim() == "1");
             }
         }
-        assert_eq!(eligible, Some(true), "the state's mapping is not eligible");
+        assert_eq!(
+            eligible,
+            Some(true),
+            "the mapping of {addr:#x} is not eligible"
+        );
     }
 
     /// Fills every slot with values naming their slot and index.

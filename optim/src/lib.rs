@@ -185,10 +185,11 @@
 //! 4. With [`Optimizer::load_checkpoint_with_params`], the caller's params' lengths.
 
 #![deny(missing_docs)]
-// Safe Rust throughout but for one call: the huge-page advice (`advise_huge_pages`),
-// allowed there alone.
+// Safe Rust throughout but for the huge-page advice (`advise_huge_pages`, one call) and
+// `PageBuffer`'s aligned allocation (module `buffer`), allowed there alone.
 #![deny(unsafe_code)]
 
+mod buffer;
 mod container;
 mod error;
 mod layout;
@@ -202,6 +203,7 @@ use gradstep::lookahead::Lookahead;
 use gradstep::rules::{AnyRule, AnyScalars, RuleId};
 use gradstep::schedules::{Group, ReduceLrOnPlateau};
 
+pub use buffer::{PAGE, PageBuffer};
 pub use error::{Buffer, Error};
 pub use schedule::{
     CHAINED_KIND, CustomSchedule, EpochSchedule, MAX_MEMBERS, Member, MemberState, PLATEAU_KIND,
@@ -317,7 +319,7 @@ pub(crate) fn zeros<T: Element>(len: usize) -> Result<Vec<T>, Error> {
 /// session 20: `percall --huge`).
 #[cfg(all(target_os = "linux", not(miri)))]
 #[allow(unsafe_code)]
-fn advise_huge_pages(start: *const u8, bytes: usize) {
+pub(crate) fn advise_huge_pages(start: *const u8, bytes: usize) {
     let (from, to) = (
         (start as usize).next_multiple_of(HUGE_PAGE),
         (start as usize).saturating_add(bytes) / HUGE_PAGE * HUGE_PAGE,
@@ -332,7 +334,7 @@ fn advise_huge_pages(start: *const u8, bytes: usize) {
 
 /// Elsewhere (and under Miri) no advice is given.
 #[cfg(not(all(target_os = "linux", not(miri))))]
-fn advise_huge_pages(_: *const u8, _: usize) {}
+pub(crate) fn advise_huge_pages(_: *const u8, _: usize) {}
 
 /// The name of the helper threads of a multi-threaded [`Optimizer::step`] (one pool
 /// per process; the calling thread works too). The C ABI's panic hook stays silent for

@@ -3,7 +3,7 @@
  *
  *   rules SPEC DTYPE < input     run a trajectory of the rule SPEC ("adam:lr=1e-3,...")
  *   rules --kinds                run every rule the library has, by iterating the kinds
- *   rules --errors | --cache | --checkpoints | --training | --handles
+ *   rules --errors | --cache | --checkpoints | --training | --handles | --buffers
  *   rules --schedule NAME STEPS
  *
  * Trajectory input (whitespace-separated decimal numbers): n, steps, the n initial
@@ -797,6 +797,70 @@ static int last_error(void) {
     return 0;
 }
 
+/* Memory from gradstep_buffer_new_*: zeroed, page-aligned (2 MiB-aligned from 2 MiB),
+ * the same steps as over malloc'd memory to the bit, also through a handle, and freed
+ * once: a second free, a pointer inside one, malloc's memory and a stack address are
+ * refused (AddressSanitizer would report a wrong free). */
+static int buffers(void) {
+    enum { N = 1000, BIG = 1 << 20, STEPS = 5 };
+    gradstep_rule adam;
+    EXPECT(gradstep_rule_parse("adam:lr=0.01,weight_decay=0.1", &adam), GRADSTEP_OK);
+    float *p, *g, *st, *big;
+    double *d;
+    EXPECT(gradstep_buffer_new_f32(N, &p), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_new_f32(N, &g), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_new_f32(2 * N, &st), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_new_f32(BIG, &big), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_new_f64(3, &d), GRADSTEP_OK);
+    if ((uintptr_t)p % 4096 || (uintptr_t)g % 4096 || (uintptr_t)st % 4096 ||
+        (uintptr_t)d % 4096 || (uintptr_t)big % (2u << 20))
+        FAIL("buffers: misplaced");
+    for (int i = 0; i < 2 * N; i++)
+        if (st[i] != 0.0f) FAIL("buffers: state not zeroed");
+    for (int i = 0; i < BIG; i += 1021)
+        if (big[i] != 0.0f) FAIL("buffers: big buffer not zeroed");
+    if (d[0] != 0.0 || d[2] != 0.0) FAIL("buffers: doubles not zeroed");
+    float *mp = malloc(N * sizeof *mp), *mg = malloc(N * sizeof *mg);
+    float *ms = calloc(2 * N, sizeof *ms);
+    if (!mp || !mg || !ms) FAIL("buffers: malloc");
+    for (int i = 0; i < N; i++) p[i] = mp[i] = (float)i * 0.01f - 3.0f;
+    gradstep_scalars a = {0}, b = {0};
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < N; i++) g[i] = mg[i] = (float)((i * 7 + t * 3) % 11) - 5.0f;
+        EXPECT(gradstep_rule_step_f32(&adam, &a, p, g, N, st, 2 * N), GRADSTEP_OK);
+        EXPECT(gradstep_rule_step_f32(&adam, &b, mp, mg, N, ms, 2 * N), GRADSTEP_OK);
+    }
+    if (memcmp(p, mp, N * sizeof *p) || memcmp(st, ms, 2 * N * sizeof *st))
+        FAIL("buffers: steps differ from malloc'd memory");
+    if (p[0] == -3.0f) FAIL("buffers: nothing stepped");
+    /* A handle over buffer params and grads. */
+    gradstep_optimizer *opt;
+    EXPECT(gradstep_optimizer_new(&adam, GRADSTEP_F32, &opt), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_add_params_f32(opt, 0, p, g, N), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_step(opt), GRADSTEP_OK);
+    EXPECT(gradstep_optimizer_free(opt), GRADSTEP_OK);
+    /* Refusals: *out untouched. */
+    float *keep = p;
+    EXPECT(gradstep_buffer_new_f32(1, NULL), GRADSTEP_NULL_POINTER);
+    EXPECT(gradstep_buffer_new_f32(SIZE_MAX, &keep), GRADSTEP_LENGTH_TOO_LARGE);
+    EXPECT(gradstep_buffer_new_f64((size_t)PTRDIFF_MAX / 8, &d), GRADSTEP_OUT_OF_MEMORY);
+    if (keep != p) FAIL("buffers: a refusal wrote *out");
+    float local = 1.0f;
+    EXPECT(gradstep_buffer_free(NULL), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_free(mp), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_buffer_free(&local), GRADSTEP_INVALID_HANDLE);
+    EXPECT(gradstep_buffer_free(p + 1), GRADSTEP_INVALID_HANDLE);
+    float *all[] = {p, g, st, big};
+    for (int k = 0; k < 4; k++) EXPECT(gradstep_buffer_free(all[k]), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_free(d), GRADSTEP_OK);
+    EXPECT(gradstep_buffer_free(g), GRADSTEP_INVALID_HANDLE);
+    free(mp);
+    free(mg);
+    free(ms);
+    printf("buffers: ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--kinds")) return kinds();
     if (argc == 2 && !strcmp(argv[1], "--handles")) return handles();
@@ -805,6 +869,7 @@ int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--checkpoints")) return checkpoints();
     if (argc == 2 && !strcmp(argv[1], "--errors")) return errors();
     if (argc == 2 && !strcmp(argv[1], "--cache")) return cache_is_invisible();
+    if (argc == 2 && !strcmp(argv[1], "--buffers")) return buffers();
     if (argc == 2 && !strcmp(argv[1], "--last-error")) return last_error();
     if (argc != 3) FAIL("usage: rules SPEC f32|f64 < input | rules --kinds | rules --errors");
     return trajectory(argv[1], argv[2]);

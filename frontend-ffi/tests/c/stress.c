@@ -5,7 +5,10 @@
  *      and the params equal, bit for bit, a sequential run with as many steps as OKs;
  *   2. two threads step two handles: both all OK, each equal to its sequential run;
  *   3. a free racing steps: the free succeeds, the steps are OK or BUSY until it and
- *      INVALID_HANDLE after it, never a crash.
+ *      INVALID_HANDLE after it, never a crash;
+ *   4. two threads allocate, fill, check and free gradstep buffers, each also trying
+ *      to free the other's freed and inner pointers: every buffer zeroed and its own,
+ *      every foreign free refused.
  * Prints "stress ok" and nothing else.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
@@ -74,6 +77,28 @@ static void *stepper(void *arg) {
     return NULL;
 }
 
+typedef struct {
+    int id;
+    size_t bad;
+    pthread_barrier_t *start;
+} churner;
+
+static void *churn(void *arg) {
+    churner *c = arg;
+    pthread_barrier_wait(c->start);
+    for (int i = 0; i < CALLS; i++) {
+        size_t n = 1 + (size_t)((i * 37 + c->id * 11) % 3000);
+        float *b = NULL;
+        if (gradstep_buffer_new_f32(n, &b) != GRADSTEP_OK) { c->bad++; continue; }
+        for (size_t k = 0; k < n; k++) c->bad += b[k] != 0.0f;
+        for (size_t k = 0; k < n; k++) b[k] = (float)c->id;
+        if (gradstep_buffer_free(b + n / 2 + 1) != GRADSTEP_INVALID_HANDLE) c->bad++;
+        for (size_t k = 0; k < n; k++) c->bad += b[k] != (float)c->id;
+        if (gradstep_buffer_free(b) != GRADSTEP_OK) c->bad++;
+    }
+    return NULL;
+}
+
 static void same(const float *a, const float *b, const char *what) {
     if (memcmp(a, b, N * sizeof *a)) {
         size_t wrong = 0;
@@ -129,6 +154,12 @@ int main(void) {
         if (gradstep_optimizer_free(h) != GRADSTEP_INVALID_HANDLE) FAIL("double free accepted");
         if (gradstep_optimizer_step(h) != GRADSTEP_INVALID_HANDLE) FAIL("freed handle stepped");
     }
+
+    /* 4. Buffers from two threads. */
+    churner c[2] = {{1, 0, &start}, {2, 0, &start}};
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, &c[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    if (c[0].bad + c[1].bad) FAIL("buffers: %zu and %zu wrong", c[0].bad, c[1].bad);
     pthread_barrier_destroy(&start);
     free(p);
     free(g);

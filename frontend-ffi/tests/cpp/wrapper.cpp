@@ -4,6 +4,7 @@
 // every handle the RAII objects own is freed) and expects "wrapper: ok".
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +88,37 @@ int main() {
     gradstep_scalars scalars{};
     DONE(adam.step(scalars, params, grads, state));
     CHECK(std::fabs(params[0] - 0.9f) < 1e-6f && std::fabs(params[1] + 1.9f) < 1e-6f);
+
+    // gradstep::buffer: zeroed, page-aligned memory that steps to the same bits as a
+    // vector's, moves (the moved-from one empty) and frees itself.
+    {
+        gradstep::buffer<float> bp = VALUE(gradstep::buffer<float>::create(2));
+        gradstep::buffer<float> bs = VALUE(gradstep::buffer<float>::create(4));
+        gradstep::buffer<double> bd = VALUE(gradstep::buffer<double>::create(3));
+        CHECK(bp.size() == 2 && bs.size() == 4 && bd.size() == 3 && !bp.empty());
+        CHECK(reinterpret_cast<std::uintptr_t>(bp.data()) % 4096 == 0);
+        CHECK(reinterpret_cast<std::uintptr_t>(bd.data()) % 4096 == 0);
+        for (float x : bs) CHECK(x == 0.0f);
+        CHECK(bd[0] == 0.0 && bd[2] == 0.0);
+        std::vector<float> vp{1.0f, -2.0f}, vs(4);
+        bp[0] = 1.0f;
+        bp[1] = -2.0f;
+        gradstep_scalars sa{}, sb{};
+        for (int t = 0; t < 3; ++t) {
+            DONE(adam.step(sa, bp, grads, bs));
+            DONE(adam.step(sb, vp, grads, vs));
+        }
+        for (std::size_t i = 0; i < 2; ++i) CHECK(same(bp[i], vp[i]));
+        CHECK(bp[0] != 1.0f);
+        float *at = bp.data();
+        gradstep::buffer<float> moved = std::move(bp);
+        CHECK(moved.data() == at && moved.size() == 2);
+        CHECK(bp.data() == nullptr && bp.size() == 0);
+        bs = std::move(moved);
+        CHECK(bs.data() == at && moved.data() == nullptr);
+        REFUSED(gradstep::buffer<float>::create(SIZE_MAX), GRADSTEP_LENGTH_TOO_LARGE,
+                "more than PTRDIFF_MAX bytes");
+    }
 
     // LAMB with scratch memory: the bits of the step without.
     gradstep::rule lamb = VALUE(gradstep::rule::parse("lamb:lr=0.01,weight_decay=0.1"));
