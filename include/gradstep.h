@@ -1563,6 +1563,8 @@ gradstep_status gradstep_rule_state_len(const struct gradstep_rule *rule,
  * momentum 7.9× with its buffer 64 bytes past the params, Adam 3.7× with its state
  * 64 bytes before them, on a Zen 4). Buffers at the same offset within a page, as
  * page-aligned allocations are, are safe; the optimizer handle places its own state.
+ * `gradstep_buffer_new_f32` allocates buffers so (and on huge pages from 2 MiB): f32
+ * Adam over them ran 1.06–1.57× as fast as over `malloc`'s memory from 1K to 16M.
  *
  * @par Safety
  * Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:
@@ -1866,7 +1868,9 @@ gradstep_status gradstep_optimizer_add_group(struct gradstep_optimizer *opt,
 
 /**
  * Registers a tensor of `n` floats in `group`: `params` (updated by each step) and
- * `grads` (read by each step). The optimizer allocates its state. Refused: a handle of
+ * `grads` (read by each step). The optimizer allocates and places its state; the
+ * params and grads are the caller's, and are stepped fastest from
+ * `gradstep_buffer_new_f32`'s memory (page-aligned, huge pages from 2 MiB). Refused: a handle of
  * doubles (`GRADSTEP_WRONG_ELEMENT_TYPE`), an unknown group
  * (`GRADSTEP_LENGTH_MISMATCH`), state that cannot be allocated
  * (`GRADSTEP_OUT_OF_MEMORY`), buffers overlapping each other or any registered buffer

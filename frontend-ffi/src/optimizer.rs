@@ -209,7 +209,9 @@ fn add_tensor<T: Element>(
 }
 
 /// Registers a tensor of `n` floats in `group`: `params` (updated by each step) and
-/// `grads` (read by each step). The optimizer allocates its state. Refused: a handle of
+/// `grads` (read by each step). The optimizer allocates and places its state; the
+/// params and grads are the caller's, and are stepped fastest from
+/// `gradstep_buffer_new_f32`'s memory (page-aligned, huge pages from 2 MiB). Refused: a handle of
 /// doubles (`GRADSTEP_WRONG_ELEMENT_TYPE`), an unknown group
 /// (`GRADSTEP_LENGTH_MISMATCH`), state that cannot be allocated
 /// (`GRADSTEP_OUT_OF_MEMORY`), buffers overlapping each other or any registered buffer
