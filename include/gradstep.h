@@ -120,8 +120,8 @@ enum gradstep_status
    */
   GRADSTEP_BAD_CHECKPOINT = 12,
   /**
-   * Memory could not be allocated (handles and buffers only: the kernel functions
-   * never allocate).
+   * Memory could not be allocated: by a handle, a buffer or a checkpoint function
+   * (the step functions never allocate).
    */
   GRADSTEP_OUT_OF_MEMORY = 13,
   /**
@@ -1500,13 +1500,16 @@ typedef struct gradstep_scalars {
  *
  * - page-aligned (4 KiB): a buffer that starts up to about 1 KiB before another,
  *   counted modulo 4 KiB, can make a step several times slower (4K aliasing; see
- *   `gradstep_rule_step_f32`), and `malloc`'s small and medium blocks sit 16–96 bytes
- *   apart (f32 Adam at 1 000 params: 1.3–1.5× the time per element of page-aligned
- *   buffers, on a Zen 4);
- * - from 2 MiB, 2 MiB-aligned and advised for transparent huge pages before first
- *   written (Linux; where the system's setting is `madvise`, Debian's default, nothing
- *   gets huge pages unasked): the kernel ran 1.05–1.33× as fast with every buffer on
- *   huge pages at 4M and 16M params.
+ *   `gradstep_rule_step_f32`), and vector loads from `malloc`'s 16-byte-aligned blocks
+ *   straddle cache lines;
+ * - from 2 MiB (Linux), a fresh mapping of its own from a 2 MiB boundary whose whole
+ *   2 MiB extents are advised for transparent huge pages before anything touches them
+ *   (where the system's setting is `madvise`, Debian's default, nothing gets huge
+ *   pages unasked).
+ *
+ * f32 Adam over them ran 1.05–1.48× as fast as over `malloc`'s memory from 1K to 16M
+ * params, SGD with momentum 1.00–2.22× (medians of two runs of 21 rounds, a Zen 4; README,
+ * *Speed*, session 21).
  *
  * The size is rounded up to whole pages (at least one, also for `n` 0), so no other
  * allocation shares a buffer's pages and no two live buffers share an address.
@@ -1564,7 +1567,7 @@ gradstep_status gradstep_rule_state_len(const struct gradstep_rule *rule,
  * 64 bytes before them, on a Zen 4). Buffers at the same offset within a page, as
  * page-aligned allocations are, are safe; the optimizer handle places its own state.
  * `gradstep_buffer_new_f32` allocates buffers so (and on huge pages from 2 MiB): f32
- * Adam over them ran 1.06–1.57× as fast as over `malloc`'s memory from 1K to 16M.
+ * Adam over them ran 1.05–1.48× as fast as over `malloc`'s memory from 1K to 16M.
  *
  * @par Safety
  * Each pointer must be NULL or valid for its length (`params`, `grads`: `n`; `state`:

@@ -116,9 +116,9 @@ thread_local! {
 /// finally returns (an error handled on the way) is not used.
 pub(crate) fn note(status: gradstep_status, detail: impl Display) -> gradstep_status {
     // The message is formatted only when a call is refused; a failed allocation leaves
-    // it shorter, never panics.
+    // it shorter (`Fallible`), never aborts.
     let mut message = String::new();
-    let _ = write!(message, "{detail}");
+    let _ = write!(Fallible(&mut message), "{detail}");
     // During thread teardown the slot may be gone: then there is no one to tell.
     let _ = THREAD.try_with(|t| {
         t.pending.set(status);
@@ -134,11 +134,26 @@ fn record(t: &Thread, status: gradstep_status, noted: gradstep_status) {
     last.clear();
     match noted {
         _ if status == GRADSTEP_OK => {}
-        noted if noted == status => last.push_str(&t.detail.take()),
+        noted if noted == status => {
+            let _ = Fallible(&mut last).write_str(&t.detail.take());
+        }
         _ => {
             let message = status.message().to_str().unwrap_or("internal error");
-            last.push_str(message);
+            let _ = Fallible(&mut last).write_str(message);
         }
+    }
+}
+
+/// A `String` written only as far as memory allows: a piece that cannot be reserved
+/// is an error (which ends a `write!`) instead of `String`'s abort on a failed
+/// allocation, which no `catch_unwind` stops (frontend-ffi/tests/alloc_failure.rs).
+struct Fallible<'a>(&'a mut String);
+
+impl Write for Fallible<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.try_reserve(s.len()).map_err(|_| std::fmt::Error)?;
+        self.0.push_str(s);
+        Ok(())
     }
 }
 

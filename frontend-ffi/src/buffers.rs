@@ -99,20 +99,27 @@ unsafe fn new<T: Element>(
                 format_args!("{n} elements are more than PTRDIFF_MAX bytes"),
             ));
         }
-        let mut buffer = PageBuffer::<T>::zeros(n).map_err(|e| note(GRADSTEP_OUT_OF_MEMORY, e))?;
+        let refused = || {
+            note(
+                GRADSTEP_OUT_OF_MEMORY,
+                format_args!("cannot allocate a buffer of {n} elements"),
+            )
+        };
+        let mut buffer = PageBuffer::<T>::zeros(n).map_err(|_| refused())?;
         let ptr = buffer.as_mut_ptr();
-        live(|live| {
-            live.try_reserve(1).map_err(|_| ())?;
+        let recorded = live(|live| {
+            if live.try_reserve(1).is_err() {
+                // Given back, to be freed after the lock is released.
+                return Err(buffer);
+            }
             // Live allocations never share an address: the search misses.
             let at = live.partition_point(|b| b.addr() < ptr.addr());
             live.insert(at, wrap(buffer));
             Ok(())
-        })
-        .map_err(|()| {
-            note(
-                GRADSTEP_OUT_OF_MEMORY,
-                "no memory to record one more buffer",
-            )
+        });
+        recorded.map_err(|unrecorded| {
+            drop(unrecorded);
+            refused()
         })?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(ptr) };
@@ -127,13 +134,16 @@ unsafe fn new<T: Element>(
 ///
 /// - page-aligned (4 KiB): a buffer that starts up to about 1 KiB before another,
 ///   counted modulo 4 KiB, can make a step several times slower (4K aliasing; see
-///   `gradstep_rule_step_f32`), and `malloc`'s small and medium blocks sit 16–96 bytes
-///   apart (f32 Adam at 1 000 params: 1.3–1.5× the time per element of page-aligned
-///   buffers, on a Zen 4);
-/// - from 2 MiB, 2 MiB-aligned and advised for transparent huge pages before first
-///   written (Linux; where the system's setting is `madvise`, Debian's default, nothing
-///   gets huge pages unasked): the kernel ran 1.05–1.33× as fast with every buffer on
-///   huge pages at 4M and 16M params.
+///   `gradstep_rule_step_f32`), and vector loads from `malloc`'s 16-byte-aligned blocks
+///   straddle cache lines;
+/// - from 2 MiB (Linux), a fresh mapping of its own from a 2 MiB boundary whose whole
+///   2 MiB extents are advised for transparent huge pages before anything touches them
+///   (where the system's setting is `madvise`, Debian's default, nothing gets huge
+///   pages unasked).
+///
+/// f32 Adam over them ran 1.05–1.48× as fast as over `malloc`'s memory from 1K to 16M
+/// params, SGD with momentum 1.00–2.22× (medians of two runs of 21 rounds, a Zen 4; README,
+/// *Speed*, session 21).
 ///
 /// The size is rounded up to whole pages (at least one, also for `n` 0), so no other
 /// allocation shares a buffer's pages and no two live buffers share an address.
@@ -267,6 +277,10 @@ mod tests {
                 gradstep_buffer_new_f32(most, &mut out),
                 GRADSTEP_OUT_OF_MEMORY
             );
+            let mut message = [0u8; 128];
+            let len = crate::boundary::last_error(message.as_mut_ptr(), message.len());
+            let want = format!("cannot allocate a buffer of {most} elements");
+            assert_eq!(&message[..len.min(127)], want.as_bytes());
             assert_eq!(
                 out,
                 core::ptr::dangling_mut::<f32>(),

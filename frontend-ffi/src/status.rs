@@ -42,8 +42,8 @@ pub enum gradstep_status {
     /// A checkpoint could not be read: truncated, corrupted, wrong version, wrong rule
     /// or wrong element type.
     GRADSTEP_BAD_CHECKPOINT = 12,
-    /// Memory could not be allocated (handles and buffers only: the kernel functions
-    /// never allocate).
+    /// Memory could not be allocated: by a handle, a buffer or a checkpoint function
+    /// (the step functions never allocate).
     GRADSTEP_OUT_OF_MEMORY = 13,
     /// gradstep hit an internal error (a caught panic, printed nowhere); please report
     /// it. A handle whose call it was is refused with this status from then on (its

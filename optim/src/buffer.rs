@@ -26,16 +26,22 @@ pub const PAGE: usize = 4 << 10;
 ///   waits for an unrelated store to the same low address bits; f32 SGD with momentum
 ///   7.9× at 1K params, Adam 3.7×, on a Zen 4). Page-aligned buffers are all at one
 ///   offset within a page, which measured as fast as any spread (README, *Speed*,
-///   sessions 19 and 20). `Vec`s from glibc's `malloc` sit 16–96 bytes apart:
-///   1.3–1.5× the page-aligned time per element for f32 Adam at 1 000 elements.
-/// - **On huge pages, from 2 MiB.** A buffer of 2 MiB or more is 2 MiB-aligned and, on
-///   Linux, advised for transparent huge pages (`madvise(MADV_HUGEPAGE)`) before it is
-///   first written, as the owning optimizer's own state is
-///   ([`Optimizer::add_tensor`](crate::Optimizer::add_tensor)): one TLB entry per 2 MiB
-///   instead of per 4 KiB. With every buffer of a step on huge pages the kernel ran
-///   1.05–1.33× as fast as on 4 KiB pages at 4M and 16M elements (Zen 4, `percall
-///   --huge`). Where the system's setting is `madvise` (Debian's default) nothing gets
-///   huge pages unasked; under `never` the advice is refused and the buffer is the same.
+///   sessions 19 and 20), and their vector loads never straddle two cache lines, as
+///   those of glibc's 16-byte-aligned blocks do.
+/// - **On huge pages, from 2 MiB.** On Linux a buffer of 2 MiB or more is a fresh
+///   anonymous mapping of its own from a 2 MiB boundary, whose whole 2 MiB extents are
+///   advised for transparent huge pages (`madvise(MADV_HUGEPAGE)`) before anything
+///   touches them (a 3 MiB buffer's last MiB stays on 4 KiB pages), as the owning
+///   optimizer's own state is ([`Optimizer::add_tensor`](crate::Optimizer::add_tensor)):
+///   one TLB entry per 2 MiB instead of per 4 KiB. Its pages are backed at their first
+///   write. Where the system's setting is `madvise` (Debian's default) nothing gets huge
+///   pages unasked; under `never` the advice is refused and the buffer is the same.
+///   Elsewhere it is 2 MiB-aligned memory from the global allocator.
+///
+/// Measured (README, *Speed*, session 21: `percall --buffers`, a Zen 4): the f32 Adam
+/// kernel over these buffers ran 1.05–1.48× as fast as over `Vec`s from glibc's
+/// `malloc` from 1K to 16M elements (medians of two runs of 21 rounds), SGD with momentum
+/// 1.00–2.22×.
 ///
 /// The results of a step are the same bits wherever its buffers are: only the speed
 /// differs. Allocation rounds up to whole pages (at least one, also for `len` 0), so no
@@ -61,7 +67,17 @@ pub const PAGE: usize = 4 << 10;
 pub struct PageBuffer<T> {
     ptr: NonNull<T>,
     len: usize,
-    layout: Layout,
+    from: Source,
+}
+
+/// Where a [`PageBuffer`]'s memory came from, to give it back there.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The global allocator, with this layout.
+    Heap(Layout),
+    /// An anonymous mapping of its own (Linux, from 2 MiB): its start and length.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    Mapped { base: *mut libc::c_void, len: usize },
 }
 
 // SAFETY: a `PageBuffer` owns its allocation as a `Vec` owns its own; it is sent and
@@ -72,22 +88,27 @@ unsafe impl<T: Sync> Sync for PageBuffer<T> {}
 
 impl<T: Element> PageBuffer<T> {
     /// `len` zeros. Refused with [`Error::OutOfMemory`] (nothing allocated) when
-    /// `len` elements are more than one allocation can hold or the allocator has no
-    /// memory for them; never aborts.
+    /// `len` elements are more than one allocation can hold or there is no memory for
+    /// them; never aborts.
     pub fn zeros(len: usize) -> Result<Self, Error> {
         let refused = || Error::OutOfMemory { requested: len };
         let bytes = len.checked_mul(size_of::<T>()).ok_or_else(refused)?;
-        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { PAGE };
         let size = bytes
             .max(1)
             .checked_next_multiple_of(PAGE)
             .ok_or_else(refused)?;
+        #[cfg(all(target_os = "linux", not(miri)))]
+        if bytes >= HUGE_PAGE {
+            return Self::mapped(len, size).ok_or_else(refused);
+        }
+        let align = if bytes >= HUGE_PAGE { HUGE_PAGE } else { PAGE };
         // Refuses a size that, rounded up to `align`, exceeds `isize::MAX`.
         let layout = Layout::from_size_align(size, align).map_err(|_| refused())?;
         // SAFETY: `layout` has a non-zero size.
         let raw = unsafe { alloc(layout) };
         let ptr = NonNull::new(raw).ok_or_else(refused)?;
-        // Before the first write, which is when the kernel picks the pages' size.
+        // Before the first write, which is when the kernel picks the pages' size (for
+        // memory the allocator maps afresh; pages it reuses keep theirs).
         advise_huge_pages(raw, size);
         // SAFETY: `size` bytes from `raw` are this allocation, writable; all-zero bytes
         // are `T`'s zero (an IEEE float).
@@ -95,8 +116,61 @@ impl<T: Element> PageBuffer<T> {
         Ok(PageBuffer {
             ptr: ptr.cast(),
             len,
-            layout,
+            from: Source::Heap(layout),
         })
+    }
+
+    /// `len` zeros (`size` bytes, whole pages, at least 2 MiB) in an anonymous mapping
+    /// of their own from a 2 MiB boundary, advised for huge pages before anything
+    /// touches it: fresh pages, which read as zeros and are backed at their first write
+    /// (the allocator's memory of that size may be reused, already on 4 KiB pages:
+    /// glibc maps blocks afresh only above a threshold that its frees raise to 32 MiB).
+    /// `None` if the mapping is refused or its length overflows.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn mapped(len: usize, size: usize) -> Option<Self> {
+        let map_len = size.checked_add(HUGE_PAGE)?;
+        if map_len > isize::MAX as usize {
+            return None;
+        }
+        // SAFETY: a new private anonymous mapping, placed by the kernel; checked below.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        // The mapping holds `size` bytes from its first 2 MiB boundary: it starts on a
+        // page, so that boundary is at most 2 MiB − 4 KiB in.
+        let at = base
+            .cast::<u8>()
+            .wrapping_add(base.addr().next_multiple_of(HUGE_PAGE) - base.addr());
+        advise_huge_pages(at, size);
+        Some(PageBuffer {
+            ptr: NonNull::new(at.cast())?,
+            len,
+            from: Source::Mapped { base, len: map_len },
+        })
+    }
+}
+
+impl<T> PageBuffer<T> {
+    /// The first element's address, without making a slice of the buffer (as the
+    /// slice's own `as_ptr` would): for a buffer whose elements others may be writing
+    /// through a pointer handed out earlier.
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
+    }
+
+    /// As [`PageBuffer::as_ptr`], for writing.
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.ptr.as_ptr()
     }
 }
 
@@ -120,9 +194,17 @@ impl<T> DerefMut for PageBuffer<T> {
 
 impl<T> Drop for PageBuffer<T> {
     fn drop(&mut self) {
-        // SAFETY: allocated in `zeros` with this layout, freed once, here. The elements
-        // are floats: nothing to drop.
-        unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) }
+        match self.from {
+            // SAFETY: allocated in `zeros` with this layout, freed once, here. The
+            // elements are floats: nothing to drop.
+            Source::Heap(layout) => unsafe { dealloc(self.ptr.as_ptr().cast(), layout) },
+            #[cfg(all(target_os = "linux", not(miri)))]
+            Source::Mapped { base, len } => {
+                // SAFETY: the whole mapping `mapped` made, unmapped once, here; a
+                // refusal (which only a wrong range gives) leaves it mapped.
+                let _ = unsafe { libc::munmap(base, len) };
+            }
+        }
     }
 }
 

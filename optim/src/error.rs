@@ -66,7 +66,8 @@ pub enum Error {
         /// The buffer's length.
         found: usize,
     },
-    /// Allocating a tensor's state (or a checkpoint's) failed or its size overflows.
+    /// Allocating a tensor's state, a checkpoint or a [`PageBuffer`](crate::PageBuffer)
+    /// failed or its size overflows.
     OutOfMemory {
         /// Elements (or bytes, for a checkpoint) asked for.
         requested: usize,
@@ -134,7 +135,7 @@ impl fmt::Display for Error {
                 tensor.0
             ),
             Error::OutOfMemory { requested } => {
-                write!(f, "cannot allocate {requested} elements of optimizer state")
+                write!(f, "cannot allocate {requested} elements")
             }
             Error::NoMomentum { group } => write!(
                 f,

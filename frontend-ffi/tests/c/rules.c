@@ -843,8 +843,9 @@ static int buffers(void) {
     float *keep = p;
     EXPECT(gradstep_buffer_new_f32(1, NULL), GRADSTEP_NULL_POINTER);
     EXPECT(gradstep_buffer_new_f32(SIZE_MAX, &keep), GRADSTEP_LENGTH_TOO_LARGE);
+    double *keep_d = d;
     EXPECT(gradstep_buffer_new_f64((size_t)PTRDIFF_MAX / 8, &d), GRADSTEP_OUT_OF_MEMORY);
-    if (keep != p) FAIL("buffers: a refusal wrote *out");
+    if (keep != p || d != keep_d) FAIL("buffers: a refusal wrote *out");
     float local = 1.0f;
     EXPECT(gradstep_buffer_free(NULL), GRADSTEP_OK);
     EXPECT(gradstep_buffer_free(mp), GRADSTEP_INVALID_HANDLE);

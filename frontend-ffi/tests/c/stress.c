@@ -7,8 +7,8 @@
  *   3. a free racing steps: the free succeeds, the steps are OK or BUSY until it and
  *      INVALID_HANDLE after it, never a crash;
  *   4. two threads allocate, fill, check and free gradstep buffers, each also trying
- *      to free the other's freed and inner pointers: every buffer zeroed and its own,
- *      every foreign free refused.
+ *      to free a pointer inside its live buffer: every buffer zeroed and its own,
+ *      every inner free refused.
  * Prints "stress ok" and nothing else.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */

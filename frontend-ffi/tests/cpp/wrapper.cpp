@@ -89,6 +89,7 @@ int main() {
     DONE(adam.step(scalars, params, grads, state));
     CHECK(std::fabs(params[0] - 0.9f) < 1e-6f && std::fabs(params[1] + 1.9f) < 1e-6f);
 
+    void *freed[2] = {nullptr, nullptr};
     // gradstep::buffer: zeroed, page-aligned memory that steps to the same bits as a
     // vector's, moves (the moved-from one empty) and frees itself.
     {
@@ -114,11 +115,20 @@ int main() {
         gradstep::buffer<float> moved = std::move(bp);
         CHECK(moved.data() == at && moved.size() == 2);
         CHECK(bp.data() == nullptr && bp.size() == 0);
+        float *old = bs.data();
         bs = std::move(moved);
         CHECK(bs.data() == at && moved.data() == nullptr);
+        // The buffer a move-assignment replaced was freed (a live one would be freed
+        // here, with GRADSTEP_OK; a freed one is refused).
+        CHECK(gradstep_buffer_free(old) == GRADSTEP_INVALID_HANDLE);
         REFUSED(gradstep::buffer<float>::create(SIZE_MAX), GRADSTEP_LENGTH_TOO_LARGE,
                 "more than PTRDIFF_MAX bytes");
+        freed[0] = bs.data();
+        freed[1] = bd.data();
     }
+    // Each buffer was freed when its owner went out of scope.
+    CHECK(gradstep_buffer_free(freed[0]) == GRADSTEP_INVALID_HANDLE);
+    CHECK(gradstep_buffer_free(freed[1]) == GRADSTEP_INVALID_HANDLE);
 
     // LAMB with scratch memory: the bits of the step without.
     gradstep::rule lamb = VALUE(gradstep::rule::parse("lamb:lr=0.01,weight_decay=0.1"));
