@@ -55,9 +55,10 @@
 //! interleaved over `--rounds`, each one's median Gparam/s and the median and IQR of the
 //! per-round ratio (the owning optimizer advises its state so: optim/src/lib.rs).
 //!
-//! `--buffers` measures the kernel of f32 Adam and SGD with momentum over memory from
-//! `gradstep_buffer_new_f32` (page-aligned; 2 MiB-aligned and advised for huge pages
-//! from 2 MiB) against the same over `malloc`'s (`Vec`s), every buffer allocated afresh
+//! `--buffers` measures the kernel of f32 Adam and SGD with momentum over
+//! `gradstep_optim::PageBuffer`s, the memory `gradstep_buffer_new_f32` returns
+//! (page-aligned; from 2 MiB a mapping of its own advised for huge pages), against the
+//! same over `malloc`'s (`Vec`s), every buffer allocated afresh
 //! for each variant in every round, each one's median Gparam/s and the median and IQR
 //! of the per-round ratio.
 //!
@@ -72,7 +73,6 @@
 
 use std::hint::black_box;
 
-use gradstep::buffers::{gradstep_buffer_free, gradstep_buffer_new_f32};
 use gradstep::optimizer::{
     gradstep_optimizer, gradstep_optimizer_add_params_f32, gradstep_optimizer_free,
     gradstep_optimizer_new, gradstep_optimizer_set_threads, gradstep_optimizer_step,
@@ -82,7 +82,7 @@ use gradstep::rules::{
     gradstep_scalars,
 };
 use gradstep::status::GRADSTEP_OK;
-use gradstep_optim::{GroupId, Optimizer};
+use gradstep_optim::{GroupId, Optimizer, PageBuffer};
 use kernels::rules::{AnyRule, AnyScalars, RuleId};
 use kernels::{STEP_CACHE_WORDS, StepCount};
 
@@ -482,11 +482,11 @@ spread buffers against page-aligned ones, f32, one thread, {rounds} rounds"
     }
 }
 
-/// `--buffers`: the kernel over `gradstep_buffer_new_f32`'s memory against the same
-/// over `malloc`'s (`Vec`s), a fresh allocation of every buffer for each variant in every
-/// round (so that neither keeps a lucky or unlucky set of physical pages), for f32 Adam
-/// and SGD with momentum: each one's median Gparam/s and the median and IQR of the
-/// per-round ratio.
+/// `--buffers`: the kernel over `PageBuffer`s (the memory `gradstep_buffer_new_f32`
+/// returns) against the same over `malloc`'s (`Vec`s), a fresh allocation of every
+/// buffer for each variant in every round (so that neither keeps a lucky or unlucky set
+/// of physical pages), for f32 Adam and SGD with momentum: each one's median Gparam/s
+/// and the median and IQR of the per-round ratio.
 fn buffers(sizes: &[usize], ms: f64, rounds: usize) {
     println!("\ngradstep_buffer_new_f32 against malloc (Vec), f32, one thread, {rounds} rounds");
     println!(
@@ -497,47 +497,24 @@ fn buffers(sizes: &[usize], ms: f64, rounds: usize) {
         let rule = AnyRule::parse(spec).expect("rule");
         let count = 2 + rule.state_slots();
         for &n in sizes {
-            let fill = |k: usize, b: &mut [f32]| match k {
-                0 => b.copy_from_slice(data(n, 1).get()),
-                1 => b.copy_from_slice(data(n, 2).get()),
-                _ => b.fill(0.0),
+            // Params, grads and the slots, filled; the kernel's speed over them.
+            let over = |mut bufs: Vec<&mut [f32]>| {
+                let [p, g, state @ ..] = bufs.as_mut_slice() else {
+                    unreachable!("params, grads and the slots")
+                };
+                p.copy_from_slice(data(n, 1).get());
+                g.copy_from_slice(data(n, 2).get());
+                kernel_speed(&rule, ms, p, g, state)
             };
             let speeds = interleaved(rounds, 2, |i| {
                 if i == 0 {
                     let mut bufs: Vec<Vec<f32>> = (0..count).map(|_| vec![0.0; n]).collect();
-                    bufs.iter_mut().enumerate().for_each(|(k, b)| fill(k, b));
-                    let [p, g, rest @ ..] = bufs.as_mut_slice() else {
-                        unreachable!("params, grads and the slots")
-                    };
-                    let mut state: Vec<&mut [f32]> = rest.iter_mut().map(|v| &mut v[..]).collect();
-                    kernel_speed(&rule, ms, p, g, &mut state)
+                    over(bufs.iter_mut().map(|b| &mut b[..]).collect())
                 } else {
-                    let ptrs: Vec<*mut f32> = (0..count)
-                        .map(|_| {
-                            let mut ptr = std::ptr::null_mut();
-                            // SAFETY: a valid out pointer.
-                            let s = unsafe { gradstep_buffer_new_f32(n, &mut ptr) };
-                            assert_eq!(s, GRADSTEP_OK);
-                            ptr
-                        })
+                    let mut bufs: Vec<PageBuffer<f32>> = (0..count)
+                        .map(|_| PageBuffer::zeros(n).expect("a page buffer"))
                         .collect();
-                    // SAFETY: live, distinct buffers of `n` floats each, used by nothing
-                    // else until freed below, after the slices' last use.
-                    let mut bufs: Vec<&mut [f32]> = ptrs
-                        .iter()
-                        .map(|&p| unsafe { std::slice::from_raw_parts_mut(p, n) })
-                        .collect();
-                    bufs.iter_mut().enumerate().for_each(|(k, b)| fill(k, b));
-                    let [p, g, state @ ..] = bufs.as_mut_slice() else {
-                        unreachable!("params, grads and the slots")
-                    };
-                    let speed = kernel_speed(&rule, ms, p, g, state);
-                    for p in ptrs {
-                        // SAFETY: from gradstep_buffer_new_f32 above; no slice of it is used
-                        // any more.
-                        assert_eq!(unsafe { gradstep_buffer_free(p.cast()) }, GRADSTEP_OK);
-                    }
-                    speed
+                    over(bufs.iter_mut().map(|b| &mut b[..]).collect())
                 }
             });
             println!(

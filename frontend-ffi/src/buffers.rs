@@ -117,10 +117,8 @@ unsafe fn new<T: Element>(
             live.insert(at, wrap(buffer));
             Ok(())
         });
-        recorded.map_err(|unrecorded| {
-            drop(unrecorded);
-            refused()
-        })?;
+        // An unrecorded buffer is dropped (freed) here, after the lock.
+        recorded.map_err(|_| refused())?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(ptr) };
         Ok(())
@@ -188,17 +186,13 @@ pub unsafe extern "C" fn gradstep_buffer_free(buffer: *mut c_void) -> gradstep_s
                 .ok()?;
             Some(live.remove(at))
         });
-        // Dropped (freed) after the lock is released.
-        match found {
-            Some(b) => {
-                drop(b);
-                Ok(())
-            }
-            None => Err(note(
+        // The buffer is dropped (freed) here, after the lock.
+        found.map(drop).ok_or_else(|| {
+            note(
                 GRADSTEP_INVALID_HANDLE,
                 format_args!("{buffer:p} is not a live buffer from gradstep_buffer_new"),
-            )),
-        }
+            )
+        })
     })
 }
 
