@@ -131,7 +131,11 @@ enum gradstep_status
    */
   GRADSTEP_INTERNAL_ERROR = 14,
   /**
-   * Two buffers that must be distinct overlap (e.g. params and grads).
+   * Two buffers that must be distinct overlap: two that a call writes (params and
+   * state), or one it writes and one it reads (params and grads). Every output,
+   * a struct or a single value included (`*total_norm`, an accumulator, a handle's
+   * `*out`), must overlap nothing the call reads (buffers, arrays of pointers or
+   * lengths, the rule, a config, a spec's text) and no other output.
    */
   GRADSTEP_OVERLAPPING_BUFFERS = 15,
   /**

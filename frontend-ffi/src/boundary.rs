@@ -411,8 +411,9 @@ unsafe fn raws<T>(
 /// `count` caller slices given as parallel arrays of pointers and lengths, each checked
 /// like [`Raw::new_mut`], and refused with `GRADSTEP_OVERLAPPING_BUFFERS` if any two
 /// overlap, or overlap the two arrays (two `&mut` to the same memory would be
-/// undefined behaviour). `also_read` are other buffers of the call that are only read:
-/// none may overlap these either.
+/// undefined behaviour). `reads` are the call's other inputs (buffers, structs), `outs`
+/// its other outputs (structs it writes): no slice may overlap either, no output an
+/// input (the arrays included) or another output.
 ///
 /// # Safety
 /// `ptrs` and `lens` must be NULL or valid for `count` elements, and every slice that
@@ -421,7 +422,8 @@ pub(crate) unsafe fn slices_mut<'a, T>(
     ptrs: *const *mut T,
     lens: *const usize,
     count: usize,
-    also_read: &[Span],
+    reads: &[Span],
+    outs: &[Span],
 ) -> Result<Vec<&'a mut [T]>, gradstep_status> {
     // SAFETY: the caller's contract for the two arrays.
     let (raws, arrays) = unsafe { raws(ptrs, lens, count)? };
@@ -433,8 +435,11 @@ pub(crate) unsafe fn slices_mut<'a, T>(
     }
     for s in &spans {
         disjoint(&[*s], &arrays)?;
-        disjoint(&[*s], also_read)?;
+        disjoint(&[*s], reads)?;
+        disjoint(&[*s], outs)?;
     }
+    disjoint(outs, &arrays)?;
+    disjoint(outs, reads)?;
     let mut out = vec_with_capacity(count)?;
     for r in raws {
         // SAFETY: checked non-NULL, aligned, bounded, and disjoint from every other
@@ -445,7 +450,8 @@ pub(crate) unsafe fn slices_mut<'a, T>(
 }
 
 /// Like [`slices_mut`], for slices that are only read (overlap among them is then
-/// harmless). Returns their spans too, for the caller's own overlap checks.
+/// harmless). Returns their spans and the two arrays' too, for the caller's own
+/// overlap checks: none may be under anything the call writes.
 ///
 /// # Safety
 /// As for [`slices_mut`], for reads.

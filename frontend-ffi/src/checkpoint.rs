@@ -56,6 +56,7 @@ pub unsafe extern "C" fn gradstep_checkpoint_peek(
         // contract, and only read.
         let b = unsafe { Raw::new(bytes, len)?.slice() };
         check(out.cast_const())?;
+        disjoint(&[Span::one(out)], &[Span::of(bytes, len)])?;
         let h = checkpoint::peek(b)?;
         let info = gradstep_checkpoint_info {
             version: u32::from(h.version),
@@ -87,8 +88,10 @@ pub unsafe extern "C" fn gradstep_checkpoint_len(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule = to_any(&unsafe { read(rule)? })?;
+        let any = to_any(&unsafe { read(rule)? })?;
         check(out_len.cast_const())?;
+        disjoint(&[Span::one(out_len)], &[Span::one(rule)])?;
+        let rule = any;
         let element = element_type(element)?;
         rule.validate()?;
         let len = rule.encoded_len(element, n, with_params != 0)?;
@@ -137,6 +140,7 @@ unsafe fn save<T: Element>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let rule_ptr = rule;
         let rule = to_any(&unsafe { read(rule)? })?;
         // SAFETY: as above.
         let sc = scalars_from_c(&rule, &unsafe { read(scalars)? });
@@ -147,7 +151,12 @@ unsafe fn save<T: Element>(
             .transpose()?;
         let o = Raw::new_mut(out, capacity)?;
         check(written.cast_const())?;
-        let read_spans = [st.span(), p.map_or(Span::EMPTY, Raw::span)];
+        let read_spans = [
+            st.span(),
+            p.map_or(Span::EMPTY, Raw::span),
+            Span::one(rule_ptr),
+            Span::one(scalars),
+        ];
         disjoint(&[o.span(), Span::one(written)], &read_spans)?;
         rule.validate()?;
         // SAFETY: checked non-NULL, aligned and bounded; `out` is disjoint from the

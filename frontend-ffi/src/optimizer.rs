@@ -17,7 +17,9 @@ use gradstep_optim::{Error, GroupId, Optimizer};
 
 use crate::boundary::{Raw, Span, check, disjoint, guard, note, read, vec_with_capacity};
 use crate::registry::{self, Kind};
-use crate::rules::{GRADSTEP_F32, from_any, gradstep_element, gradstep_rule, spec_text, to_any};
+use crate::rules::{
+    GRADSTEP_F32, from_any, gradstep_element, gradstep_rule, spec_text, text_span, to_any,
+};
 use crate::schedules::{
     Attach, attach_config, attach_handle, gradstep_schedule, gradstep_schedule_config,
 };
@@ -135,8 +137,10 @@ pub unsafe extern "C" fn gradstep_optimizer_new(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule = to_any(&unsafe { read(rule)? })?;
+        let any = to_any(&unsafe { read(rule)? })?;
         check(out.cast_const())?;
+        disjoint(&[Span::one(out)], &[Span::one(rule)])?;
+        let rule = any;
         crate::rules::element_type(element)?;
         let typed = match element {
             GRADSTEP_F32 => Typed::F32(Optimizer::new(rule).map_err(status)?, Vec::new()),
@@ -163,9 +167,11 @@ pub unsafe extern "C" fn gradstep_optimizer_add_group(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule = to_any(&unsafe { read(rule)? })?;
+        let any = to_any(&unsafe { read(rule)? })?;
+        check(group_out.cast_const())?;
+        disjoint(&[Span::one(group_out)], &[Span::one(rule)])?;
+        let rule = any;
         registry::with(opt, Kind::Optimizer, |o| {
-            check(group_out.cast_const())?;
             let GroupId(g) = typed!(o, |opt, _t| opt.add_group(rule)).map_err(status)?;
             // SAFETY: checked; writable.
             unsafe { group_out.write(g) };
@@ -884,6 +890,7 @@ pub unsafe extern "C" fn gradstep_lookahead_parse(
         check(out.cast_const())?;
         // SAFETY: NULL, or readable up to its NUL or the bound (caller's contract).
         let spec = unsafe { spec_text(text) }?;
+        disjoint(&[Span::one(out)], &[text_span(spec)])?;
         let la = Lookahead::parse(spec).map_err(|e| {
             let status = match e {
                 LookaheadSpecError::Inner(gradstep::rules::SpecError::UnknownRule { .. }) => {
@@ -925,10 +932,12 @@ pub unsafe extern "C" fn gradstep_optimizer_new_lookahead(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
+        let la_span = Span::one(la);
         let la = unsafe { read(la)? };
         let rule = to_any(&la.rule)?;
         let options = lookahead_options(&la)?;
         check(out.cast_const())?;
+        disjoint(&[Span::one(out)], &[la_span])?;
         crate::rules::element_type(element)?;
         let typed = match element {
             GRADSTEP_F32 => Typed::F32(

@@ -789,6 +789,12 @@ pub(crate) unsafe fn spec_text<'a>(text: *const c_char) -> Result<&'a str, grads
     core::str::from_utf8(bytes).map_err(|_| GRADSTEP_BAD_RULE_TEXT)
 }
 
+/// The bytes of a text [`spec_text`] read, its NUL included: nothing the call writes
+/// may overlap them.
+pub(crate) fn text_span(spec: &str) -> Span {
+    Span::of(spec.as_ptr(), spec.len() + 1)
+}
+
 /// The length of the NUL-terminated `text`, reading at most `max + 1` bytes.
 ///
 /// # Safety
@@ -833,6 +839,7 @@ pub unsafe extern "C" fn gradstep_rule_parse(
         check(out.cast_const())?;
         // SAFETY: NULL, or readable up to its NUL or the bound (caller's contract).
         let spec = unsafe { spec_text(text) }?;
+        disjoint(&[Span::one(out)], &[text_span(spec)])?;
         let rule = from_any(&AnyRule::parse(spec).map_err(spec_status)?)?;
         // SAFETY: non-NULL and aligned (checked); writable. `spec` is no longer used.
         unsafe { out.write(rule) };
@@ -854,8 +861,10 @@ pub unsafe extern "C" fn gradstep_rule_state_len(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule = to_any(&unsafe { read(rule)? })?;
+        let any = to_any(&unsafe { read(rule)? })?;
         check(out_len.cast_const())?;
+        disjoint(&[Span::one(out_len)], &[Span::one(rule)])?;
+        let rule = any;
         rule.validate()?;
         let len = rule
             .state_slots()
@@ -887,9 +896,11 @@ unsafe fn step<T: Real>(
         // Read in place rather than copied (the rule's union and the scalars' 144
         // bytes, in and out, cost a small step a measurable part of its time:
         // frontend-ffi/benches/percall.rs). The rule is converted before any slice
-        // exists (it may overlap a buffer: it is only read); the scalars are reached
-        // only after they are known disjoint from the buffers.
+        // exists; the scalars are reached only after they are known disjoint from the
+        // buffers. Nothing written may overlap the rule (the caller's struct would
+        // change under it).
         check(rule)?;
+        let rule_span = Span::one(rule);
         // SAFETY: non-NULL and aligned (checked), readable per the caller's contract;
         // the reference ends with `to_any`, before any slice of a buffer exists.
         let rule = to_any(unsafe { &*rule })?;
@@ -902,12 +913,10 @@ unsafe fn step<T: Real>(
         let u = scratch
             .map(|(ptr, len)| Raw::new_mut(ptr, len))
             .transpose()?;
+        let read = [g.span(), rule_span];
         match u {
-            Some(u) => disjoint(
-                &[p.span(), s.span(), Span::one(scalars), u.span()],
-                &[g.span()],
-            )?,
-            None => disjoint(&[p.span(), s.span(), Span::one(scalars)], &[g.span()])?,
+            Some(u) => disjoint(&[p.span(), s.span(), Span::one(scalars), u.span()], &read)?,
+            None => disjoint(&[p.span(), s.span(), Span::one(scalars)], &read)?,
         }
         // SAFETY: non-NULL and aligned (checked), valid per the caller's contract, and
         // disjoint from every buffer (checked): no slice below aliases it.

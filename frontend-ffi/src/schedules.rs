@@ -15,7 +15,7 @@ use gradstep::schedules::{
     Scheduler, SequentialLr, StepLr, ThresholdMode, WarmupDecay,
 };
 
-use crate::boundary::{Raw, check, guard, read};
+use crate::boundary::{Raw, Span, check, disjoint, guard, read};
 use crate::registry::{self, Kind};
 use crate::status::{GRADSTEP_INVALID_HYPERPARAMETER, GRADSTEP_UNKNOWN_KIND, gradstep_status};
 
@@ -848,8 +848,10 @@ fn new_handle(
     mut running: Running,
     lr: f64,
     out: *mut *mut gradstep_schedule,
+    inputs: &[Span],
 ) -> Result<(), gradstep_status> {
     check(out.cast_const())?;
+    disjoint(&[Span::one(out)], inputs)?;
     let mut group = Group::new(lr);
     running.start(&mut group)?;
     let handle = registry::register(gradstep_schedule { running, group }, Kind::Schedule);
@@ -876,7 +878,7 @@ pub unsafe extern "C" fn gradstep_schedule_new(
             Built::Scheduler(s) => Running::One(s),
             Built::Plateau(p) => Running::Plateau(p),
         };
-        new_handle(running, lr, out)
+        new_handle(running, lr, out, &[Span::one(config)])
     })
 }
 
@@ -900,7 +902,11 @@ pub unsafe extern "C" fn gradstep_schedule_new_sequential(
         // SAFETY: `count` is 2 to 4 (checked by `read_members`); checked non-NULL and
         // aligned; readable and only read.
         let ms = unsafe { Raw::new(milestones, count - 1)?.slice() };
-        new_handle(composite(m, Some(ms))?, lr, out)
+        let inputs = [
+            Span::of(m.as_ptr(), m.len()),
+            Span::of(ms.as_ptr(), ms.len()),
+        ];
+        new_handle(composite(m, Some(ms))?, lr, out, &inputs)
     })
 }
 
@@ -918,7 +924,12 @@ pub unsafe extern "C" fn gradstep_schedule_new_chained(
     guard(|| {
         // SAFETY: the caller's contract.
         let m = unsafe { read_members(members, count)? };
-        new_handle(composite(m, None)?, lr, out)
+        new_handle(
+            composite(m, None)?,
+            lr,
+            out,
+            &[Span::of(m.as_ptr(), m.len())],
+        )
     })
 }
 
@@ -996,6 +1007,16 @@ pub unsafe extern "C" fn gradstep_schedule_lr(
         if !has_momentum.is_null() {
             check(has_momentum.cast_const())?;
         }
+        // NULL ones are written nowhere: empty spans.
+        let span = |p: *const u8, len: usize| Span::of(p, if p.is_null() { 0 } else { len });
+        disjoint(
+            &[
+                Span::one(lr),
+                span(momentum.cast_const().cast(), 8),
+                span(has_momentum.cast_const(), 1),
+            ],
+            &[],
+        )?;
         // SAFETY: checked non-NULL (where written) and aligned.
         unsafe {
             lr.write(value);

@@ -49,7 +49,11 @@ pub enum gradstep_status {
     /// it. A handle whose call it was is refused with this status from then on (its
     /// state may be half-updated); it can still be freed.
     GRADSTEP_INTERNAL_ERROR = 14,
-    /// Two buffers that must be distinct overlap (e.g. params and grads).
+    /// Two buffers that must be distinct overlap: two that a call writes (params and
+    /// state), or one it writes and one it reads (params and grads). Every output,
+    /// a struct or a single value included (`*total_norm`, an accumulator, a handle's
+    /// `*out`), must overlap nothing the call reads (buffers, arrays of pointers or
+    /// lengths, the rule, a config, a spec's text) and no other output.
     GRADSTEP_OVERLAPPING_BUFFERS = 15,
     /// A checkpoint was written by a format version this library does not read.
     GRADSTEP_CHECKPOINT_VERSION = 16,

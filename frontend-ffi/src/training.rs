@@ -6,7 +6,7 @@ use gradstep::{
     Accumulator, ClipNorm, ClipScope, GradScaler, NormType, Real, Reduction, ScalerState,
 };
 
-use crate::boundary::{Span, check, guard, read, slices, slices_mut};
+use crate::boundary::{Span, check, disjoint, guard, read, slices, slices_mut};
 use crate::status::{GRADSTEP_UNKNOWN_KIND, gradstep_status};
 
 unsafe fn clip_norm<T: Real>(
@@ -20,7 +20,7 @@ unsafe fn clip_norm<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count, &[Span::one(total_norm)])? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[], &[Span::one(total_norm)])? };
         check(total_norm.cast_const())?;
         let norm = NormType::from_p(norm_type)?;
         let total = gradstep::clip_grad_norm(&mut g, max_norm, norm, error_if_nonfinite != 0)?;
@@ -102,7 +102,7 @@ unsafe fn per_slice<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count, &[])? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[], &[])? };
         let clip = ClipNorm {
             max_norm,
             norm_type: NormType::from_p(norm_type)?,
@@ -184,8 +184,9 @@ unsafe fn norm_of<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (g, _) = unsafe { slices(grads, lens, count)? };
+        let (g, spans) = unsafe { slices(grads, lens, count)? };
         check(out.cast_const())?;
+        disjoint(&[Span::one(out)], &spans)?;
         let total = gradstep::total_norm(&g, NormType::from_p(norm_type)?)?;
         // SAFETY: checked; writable.
         unsafe { out.write(total.to_f64()) };
@@ -234,7 +235,7 @@ unsafe fn clip_value<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let mut g = unsafe { slices_mut(grads, lens, count, &[])? };
+        let mut g = unsafe { slices_mut(grads, lens, count, &[], &[])? };
         gradstep::clip_grad_value(&mut g, clip_value)?;
         Ok(())
     })
@@ -278,8 +279,9 @@ unsafe fn finite<T: Real>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract.
-        let (g, _) = unsafe { slices(grads, lens, count)? };
+        let (g, spans) = unsafe { slices(grads, lens, count)? };
         check(all_finite.cast_const())?;
+        disjoint(&[Span::one(all_finite)], &spans)?;
         let ok = gradstep::all_finite_slices(&g);
         // SAFETY: checked; writable.
         unsafe { all_finite.write(u8::from(ok)) };
@@ -396,6 +398,7 @@ pub unsafe extern "C" fn gradstep_grad_scaler_init(
         // SAFETY: the caller's contract; checked before use.
         let c = GradScaler::from(unsafe { read(config)? });
         check(state.cast_const())?;
+        disjoint(&[Span::one(state)], &[Span::one(config)])?;
         let s = c.init()?;
         // SAFETY: checked; writable.
         unsafe { state.write(s.into()) };
@@ -418,6 +421,7 @@ pub unsafe extern "C" fn gradstep_grad_scaler_update(
         // SAFETY: the caller's contract; checked before use.
         let c = GradScaler::from(unsafe { read(config)? });
         let mut s = ScalerState::from(unsafe { read(state.cast_const())? });
+        disjoint(&[Span::one(state)], &[Span::one(config)])?;
         c.update(&mut s, found_inf != 0)?;
         // SAFETY: checked by `read`; writable.
         unsafe { state.write(s.into()) };
@@ -435,7 +439,15 @@ unsafe fn unscale<T: Real>(
     guard(|| {
         // SAFETY: the caller's contract; checked before use.
         let s = ScalerState::from(unsafe { read(state)? });
-        let mut g = unsafe { slices_mut(grads, lens, count, &[Span::one(found_inf)])? };
+        let mut g = unsafe {
+            slices_mut(
+                grads,
+                lens,
+                count,
+                &[Span::one(state)],
+                &[Span::one(found_inf)],
+            )?
+        };
         check(found_inf.cast_const())?;
         let inf = s.unscale(&mut g)?;
         // SAFETY: checked; writable.
@@ -501,9 +513,8 @@ unsafe fn accumulate<T: Real>(
         };
         // The gradients are only read; the buffers, written, must overlap none of them
         // (checked by `slices_mut` before any `&mut` exists).
-        let (g, mut reads) = unsafe { slices(grads, lens, count)? };
-        reads.push(Span::one(acc));
-        let mut b = unsafe { slices_mut(buffers, lens, count, &reads)? };
+        let (g, reads) = unsafe { slices(grads, lens, count)? };
+        let mut b = unsafe { slices_mut(buffers, lens, count, &reads, &[Span::one(acc)])? };
         a.add(&mut b, &g)?;
         // SAFETY: checked by `read`; writable.
         unsafe { acc.write(gradstep_accumulator { count: a.count }) };
@@ -557,7 +568,7 @@ unsafe fn finish<T: Real>(
         let mut a = Accumulator {
             count: unsafe { read(acc.cast_const())? }.count,
         };
-        let mut b = unsafe { slices_mut(buffers, lens, count, &[])? };
+        let mut b = unsafe { slices_mut(buffers, lens, count, &[], &[Span::one(acc)])? };
         let reduction = match mean {
             0 => Reduction::Sum,
             1 => Reduction::Mean,
