@@ -380,13 +380,9 @@ impl Member {
 
     /// This member at position `state`, checked as its own steps would leave it: the
     /// same kind, an epoch of at least `min_epoch` (-1 for a `SequentialLR` member not
-    /// yet reached, else 0), `base_lr` the group's `initial_lr`, finite positions.
-    fn at(
-        &self,
-        state: &MemberState,
-        initial_lr: Option<f64>,
-        min_epoch: i64,
-    ) -> Result<Self, Error> {
+    /// yet reached, else 0), `base_lr` the one its start recorded (`base_lr`, from
+    /// [`expected_base_lrs`]), finite positions.
+    fn at(&self, state: &MemberState, base_lr: f64, min_epoch: i64) -> Result<Self, Error> {
         let MemberState {
             kind,
             progress,
@@ -403,7 +399,7 @@ impl Member {
             });
         }
         if !(progress.base_lr.is_finite() && progress.base_lr >= 0.0)
-            || initial_lr.map(f64::to_bits) != Some(progress.base_lr.to_bits())
+            || progress.base_lr.to_bits() != base_lr.to_bits()
         {
             return Err(Error::Invalid {
                 field: "schedule base_lr",
@@ -470,10 +466,46 @@ fn restore_members(
             what: "the composite schedule attached to a group has another number of members",
         });
     }
-    for (m, s) in members.iter_mut().zip(saved.iter().flatten()) {
-        *m = m.at(s, initial_lr, min_epoch)?;
+    let first = saved[0].map_or(f64::NAN, |s| s.progress.base_lr);
+    let expected = expected_base_lrs(members, first, initial_lr)?;
+    for ((m, s), base_lr) in members.iter_mut().zip(saved.iter().flatten()).zip(expected) {
+        *m = m.at(s, base_lr, min_epoch)?;
     }
     Ok(())
+}
+
+/// The `base_lr` each of `members` recorded when the schedule was attached, given the
+/// first member's: torch's constructors start the members in order, each recording the
+/// group's `initial_lr` then, which OneCycleLR first sets to its own `max_lr /
+/// div_factor` (so members after it record that, and members before it the value
+/// they found). Replayed: each member's set-up half ([`Scheduler::attach`], which
+/// computes, calls no callback and touches only the group it is given) on a copy, over
+/// a scratch group whose `initial_lr` starts as `first`. The group's `initial_lr` after
+/// the last must be the saved one, `initial_lr`; otherwise, or if a member refuses the
+/// replay, the saved positions are not ones a schedule's steps can produce.
+fn expected_base_lrs(
+    members: &[Member],
+    first: f64,
+    initial_lr: Option<f64>,
+) -> Result<[f64; MAX_MEMBERS], Error> {
+    let invalid = || Error::Invalid {
+        field: "schedule base_lr",
+    };
+    let mut scratch = Group {
+        lr: first,
+        initial_lr: Some(first),
+        momentum: None,
+    };
+    let mut expected = [f64::NAN; MAX_MEMBERS];
+    for (m, e) in members.iter().zip(&mut expected) {
+        let mut copy = m.clone();
+        copy.attach(&mut scratch).map_err(|_| invalid())?;
+        *e = copy.state().progress.base_lr;
+    }
+    match (scratch.initial_lr, initial_lr) {
+        (Some(a), Some(b)) if a.to_bits() == b.to_bits() => Ok(expected),
+        _ => Err(invalid()),
+    }
 }
 
 impl EpochSchedule {
@@ -532,7 +564,12 @@ impl EpochSchedule {
                     progress,
                     restarts,
                 };
-                *m = m.at(&saved, initial_lr, 0)?;
+                let [base_lr, ..] = expected_base_lrs(
+                    core::slice::from_ref(m),
+                    saved.progress.base_lr,
+                    initial_lr,
+                )?;
+                *m = m.at(&saved, base_lr, 0)?;
             }
             (
                 EpochSchedule::Sequential2(_)
@@ -616,9 +653,10 @@ impl Schedule {
     /// This schedule (its configuration) at position `state`, checked as the
     /// schedule's own steps would leave it: the same kind (and number of members), a
     /// started schedule (`last_epoch` ≥ 0; -1 for a `SequentialLR` member not yet
-    /// reached) whose `base_lr` is the group's `initial_lr`, finite positions, and
+    /// reached) whose `base_lr`s are those its start recorded (the group's `initial_lr`,
+    /// as each member found it: [`expected_base_lrs`]), finite positions, and
     /// `ReduceLROnPlateau`'s counters within its patience and cooldown. Restored
-    /// directly: nothing is replayed.
+    /// directly: no step is replayed.
     pub(crate) fn at(&self, state: &ScheduleState, initial_lr: Option<f64>) -> Result<Self, Error> {
         match (self, *state) {
             (Schedule::Epochs(s), state) if !matches!(state, ScheduleState::Plateau { .. }) => {

@@ -5,7 +5,7 @@
 
 use gradstep::rules::AnyRule;
 use gradstep::schedules::{
-    ChainedScheduler, ConstantLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr,
+    ChainedScheduler, ConstantLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr, OneCycleLr,
     SequentialLr, StepLr,
 };
 use gradstep_optim::{
@@ -258,4 +258,90 @@ fn forged_members_are_refused_with_nothing_changed() {
         two.load_checkpoint(&good),
         Err(Error::Mismatch { .. })
     ));
+}
+
+/// A composite with OneCycleLR after its first member: torch's OneCycleLR constructor
+/// sets the group's `initial_lr` to `max_lr/div_factor`, so the members before it keep
+/// the `base_lr` they found and those after it take OneCycleLR's. An optimizer could
+/// not load the checkpoint it had just saved (every member's `base_lr` was required to
+/// be the group's final `initial_lr`: "invalid schedule base_lr"; a hostile C caller's
+/// report, session 22). Each shape, saved at several epochs, continues as never
+/// stopping.
+/// Shape `i` of [`composites_with_one_cycle_after_the_first_member_round_trip`] (five):
+/// its name and a fresh optimizer under it.
+fn one_cycle_shape(i: usize) -> (&'static str, Optimizer<f64>) {
+    let one_cycle = || Member::from(OneCycleLr::new(0.1, 40));
+    let exponential = || Member::from(ExponentialLr::new(0.9));
+    let step = || Member::from(StepLr::new(3, 0.5));
+    let mut opt = Optimizer::new(AnyRule::parse("sgd:lr=0.01,momentum=0.9").unwrap()).unwrap();
+    opt.add_tensor(GroupId(0), 3).unwrap();
+    let chained = |members| ChainedScheduler::new(members).unwrap();
+    let name = match i {
+        0 => {
+            opt.attach_schedule(GroupId(0), chained([exponential(), one_cycle()]))
+                .unwrap();
+            "chained [exponential, one cycle]"
+        }
+        1 => {
+            let c = ChainedScheduler::new([exponential(), one_cycle(), step()]).unwrap();
+            opt.attach_schedule(GroupId(0), c).unwrap();
+            "chained [exponential, one cycle, step]"
+        }
+        2 => {
+            opt.attach_schedule(GroupId(0), chained([one_cycle(), exponential()]))
+                .unwrap();
+            "chained [one cycle, exponential]"
+        }
+        3 => {
+            let s = SequentialLr::new([exponential(), one_cycle()], &[5]).unwrap();
+            opt.attach_schedule(GroupId(0), s).unwrap();
+            "sequential [exponential, one cycle] at 5"
+        }
+        _ => {
+            let s = SequentialLr::new([step(), one_cycle(), exponential()], &[4, 9]).unwrap();
+            opt.attach_schedule(GroupId(0), s).unwrap();
+            "sequential [step, one cycle, exponential] at 4, 9"
+        }
+    };
+    (name, opt)
+}
+
+/// A composite with OneCycleLR after its first member: torch's OneCycleLR constructor
+/// sets the group's `initial_lr` to `max_lr/div_factor`, so the members before it keep
+/// the `base_lr` they found and those after it take OneCycleLR's. An optimizer could
+/// not load the checkpoint it had just saved (every member's `base_lr` was required to
+/// be the group's final `initial_lr`: "invalid schedule base_lr"; a hostile C caller's
+/// report, session 22). Each shape, saved at several epochs, continues as never
+/// stopping.
+#[test]
+fn composites_with_one_cycle_after_the_first_member_round_trip() {
+    let run = |opt: &mut Optimizer<f64>, p: &mut Vec<f64>, epochs: std::ops::Range<usize>| {
+        let mut lrs = Vec::new();
+        for t in epochs {
+            let g: Vec<f64> = (0..3).map(|i| ((i + t) as f64 * 0.3).sin()).collect();
+            opt.step(&mut [(&mut p[..], &g[..])]).unwrap();
+            opt.schedule_step().unwrap();
+            lrs.push(opt.lr(GroupId(0)).unwrap().to_bits());
+        }
+        lrs
+    };
+    for shape in 0..5 {
+        let (name, mut opt) = one_cycle_shape(shape);
+        let mut p = vec![1.0; 3];
+        let straight = run(&mut opt, &mut p, 0..14);
+        for stop in [0, 3, 7, 12] {
+            let mut q = vec![1.0; 3];
+            let mut first = one_cycle_shape(shape).1;
+            let mut lrs = run(&mut first, &mut q, 0..stop);
+            let bytes = first.checkpoint_with_params(&[&q[..]]).unwrap();
+            let mut second = one_cycle_shape(shape).1;
+            let mut r = vec![0.0; 3];
+            second
+                .load_checkpoint_with_params(&bytes, &mut [&mut r[..]])
+                .unwrap_or_else(|e| panic!("{name}, saved after {stop}: {e}"));
+            lrs.extend(run(&mut second, &mut r, stop..14));
+            assert_eq!(lrs, straight, "{name}, saved after {stop}");
+            assert_eq!(r, p, "{name}, saved after {stop}");
+        }
+    }
 }
