@@ -178,7 +178,14 @@ enum gradstep_status
    * The handle is in use by another call (on another thread, or a callback calling
    * back into the handle it was called from); nothing was done. Retry later.
    */
-  GRADSTEP_BUSY = 24
+  GRADSTEP_BUSY = 24,
+  /**
+   * Scalar state that no run of steps produces, after step 0 (NAdam's `mu_product`
+   * outside [0, 1], ASGD's `eta` not finite and ≥ 0 or `mu` outside (0, 1]): stepped,
+   * every later step would be silently wrong. Keep the struct a step or a
+   * checkpoint wrote; at step 0 these fields are ignored.
+   */
+  GRADSTEP_INVALID_SCALAR_STATE = 25
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

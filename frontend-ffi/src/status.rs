@@ -78,6 +78,11 @@ pub enum gradstep_status {
     /// The handle is in use by another call (on another thread, or a callback calling
     /// back into the handle it was called from); nothing was done. Retry later.
     GRADSTEP_BUSY = 24,
+    /// Scalar state that no run of steps produces, after step 0 (NAdam's `mu_product`
+    /// outside [0, 1], ASGD's `eta` not finite and ≥ 0 or `mu` outside (0, 1]): stepped,
+    /// every later step would be silently wrong. Keep the struct a step or a
+    /// checkpoint wrote; at step 0 these fields are ignored.
+    GRADSTEP_INVALID_SCALAR_STATE = 25,
 }
 
 pub use gradstep_status::*;
@@ -98,6 +103,7 @@ fn status_of(e: Error) -> gradstep_status {
         Error::StateSlots { .. } | Error::FlatStateLength { .. } => GRADSTEP_STATE_LAYOUT,
         Error::InvalidHyperparameter { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
         Error::StepOverflow => GRADSTEP_STEP_OVERFLOW,
+        Error::InvalidScalarState { .. } => GRADSTEP_INVALID_SCALAR_STATE,
         Error::NonFiniteNorm { .. } => GRADSTEP_NON_FINITE_NORM,
         Error::ScheduleFinished { .. } => GRADSTEP_SCHEDULE_FINISHED,
         Error::Checkpoint(c) => match c {
@@ -168,6 +174,7 @@ table! {
     GRADSTEP_LENGTH_TOO_LARGE => c"length too large",
     GRADSTEP_BAD_RULE_TEXT => c"bad rule text",
     GRADSTEP_BUSY => c"handle busy in another call",
+    GRADSTEP_INVALID_SCALAR_STATE => c"scalar state that no step produces",
 }
 
 /// A short English description of `status`, as a static NUL-terminated string; never

@@ -631,3 +631,149 @@ fn handle_checkpoints_do_not_overlap_the_registered_params() {
         assert_eq!(gradstep_optimizer_free(opt), GRADSTEP_OK);
     }
 }
+
+/// Scalar state no run of steps can produce (NAdam's μ-product outside [0, 1], ASGD's η
+/// not finite and ≥ 0 or μ outside (0, 1], after step 0) was stepped (params became
+/// NaN or infinite) and saved into a checkpoint that the loader then refused (a hostile
+/// C caller's report, session 22). Now the step and the save refuse it, writing nothing;
+/// at step 0 these fields are ignored (fresh state: all zeros), so a fresh state saves
+/// and loads.
+#[test]
+fn scalar_state_no_step_produces_is_refused_by_step_and_save() {
+    use gradstep::checkpoint::gradstep_checkpoint_load_f64;
+    use gradstep::checkpoint::gradstep_checkpoint_save_f64;
+    use gradstep::rules::{GRADSTEP_RULE_ASGD, GRADSTEP_RULE_NADAM, gradstep_rule_step_f64};
+    let n = 4;
+    let nadam = |mu_product| gradstep_scalars {
+        step: 3,
+        mu_product,
+        ..gradstep_scalars::default()
+    };
+    let asgd = |eta, mu| gradstep_scalars {
+        step: 3,
+        eta,
+        mu,
+        ..gradstep_scalars::default()
+    };
+    let cases = [
+        (GRADSTEP_RULE_NADAM, nadam(f64::NAN)),
+        (GRADSTEP_RULE_NADAM, nadam(1.5)),
+        (GRADSTEP_RULE_NADAM, nadam(-0.25)),
+        (GRADSTEP_RULE_ASGD, asgd(f64::NAN, 1.0)),
+        (GRADSTEP_RULE_ASGD, asgd(f64::NEG_INFINITY, 1.0)),
+        (GRADSTEP_RULE_ASGD, asgd(-0.5, 1.0)),
+        (GRADSTEP_RULE_ASGD, asgd(0.01, -5.0)),
+        (GRADSTEP_RULE_ASGD, asgd(0.01, 0.0)),
+        (GRADSTEP_RULE_ASGD, asgd(0.01, 1.5)),
+    ];
+    for (kind, bad) in cases {
+        let r = rule(kind);
+        let slots = if kind == GRADSTEP_RULE_NADAM { 2 } else { 1 };
+        let (mut p, g, mut s, mut sc) = (
+            vec![0.5f64; n],
+            vec![0.1f64; n],
+            vec![0.25f64; slots * n],
+            bad,
+        );
+        // SAFETY: valid, disjoint buffers of the lengths passed.
+        let status = unsafe {
+            gradstep_rule_step_f64(
+                &r,
+                &mut sc,
+                p.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                s.as_mut_ptr(),
+                s.len(),
+            )
+        };
+        assert_eq!(status, GRADSTEP_INVALID_SCALAR_STATE, "step {kind} {bad:?}");
+        // (Debug: exact for every f64, NaN included.)
+        let (after, before) = (format!("{sc:?}"), format!("{bad:?}"));
+        assert_eq!(
+            (p[0], s[0], after),
+            (0.5, 0.25, before),
+            "a refused step wrote"
+        );
+        let mut out = vec![7u8; 4096];
+        let mut written = 99;
+        // SAFETY: as above; `out` holds 4096 bytes.
+        let status = unsafe {
+            gradstep_checkpoint_save_f64(
+                &r,
+                &sc,
+                s.as_ptr(),
+                s.len(),
+                p.as_ptr(),
+                n,
+                out.as_mut_ptr(),
+                out.len(),
+                &mut written,
+            )
+        };
+        assert_eq!(status, GRADSTEP_INVALID_SCALAR_STATE, "save {kind} {bad:?}");
+        assert!(
+            out.iter().all(|&b| b == 7) && written == 99,
+            "a refused save wrote"
+        );
+    }
+    // Fresh (all-zero) scalar state: stepped, and saved and loaded, as it always was.
+    for kind in [GRADSTEP_RULE_NADAM, GRADSTEP_RULE_ASGD] {
+        let r = rule(kind);
+        let slots = if kind == GRADSTEP_RULE_NADAM { 2 } else { 1 };
+        let (p, s, sc) = (
+            vec![0.5f64; n],
+            vec![0.0f64; slots * n],
+            gradstep_scalars::default(),
+        );
+        let mut out = vec![0u8; 4096];
+        let mut written = 0;
+        // SAFETY: as above.
+        let status = unsafe {
+            gradstep_checkpoint_save_f64(
+                &r,
+                &sc,
+                s.as_ptr(),
+                s.len(),
+                p.as_ptr(),
+                n,
+                out.as_mut_ptr(),
+                out.len(),
+                &mut written,
+            )
+        };
+        assert_eq!(status, GRADSTEP_OK, "save fresh {kind}");
+        let (mut r2, mut sc2) = (rule(GRADSTEP_RULE_SGD), gradstep_scalars::default());
+        let (mut s2, mut p2) = (vec![0.0f64; slots * n], vec![0.0f64; n]);
+        // SAFETY: as above; `out[..written]` is the checkpoint.
+        let status = unsafe {
+            gradstep_checkpoint_load_f64(
+                out.as_ptr(),
+                written,
+                0,
+                &mut r2,
+                &mut sc2,
+                s2.as_mut_ptr(),
+                s2.len(),
+                p2.as_mut_ptr(),
+                n,
+            )
+        };
+        assert_eq!(status, GRADSTEP_OK, "load fresh {kind}");
+        assert_eq!((r2.kind, sc2.step, p2), (kind, 0, p.clone()));
+        let (mut p, g, mut s, mut sc) = (p.clone(), vec![0.1f64; n], s, sc);
+        // SAFETY: as above.
+        let status = unsafe {
+            gradstep_rule_step_f64(
+                &r,
+                &mut sc,
+                p.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                s.as_mut_ptr(),
+                s.len(),
+            )
+        };
+        assert_eq!((status, sc.step), (GRADSTEP_OK, 1), "step fresh {kind}");
+    }
+}

@@ -105,8 +105,9 @@
 //!    ([`CheckpointError::WrongElementType`]).
 //! 5. The rule section: no unknown option bits ([`CheckpointError::InvalidField`]),
 //!    every choice a known index (`InvalidField { field: "choices" }`), a
-//!    scalar state that steps can produce (NAdam's μ-product in [0, 1]; ASGD's η finite
-//!    and ≥ 0, μ in (0, 1]: else `InvalidField { field: "scalar state" }`), the
+//!    scalar state that steps can produce (after step 0, NAdam's μ-product in [0, 1];
+//!    ASGD's η finite and ≥ 0, μ in (0, 1]: else `InvalidField { field: "scalar
+//!    state" }`; the encoder refuses such state too), the
 //!    hyperparameters pass the rule's `validate()` ([`Error::InvalidHyperparameter`]),
 //!    and `k` is the number of slices the rule's options need.
 //! 6. The destinations: `k` state slices ([`CheckpointError::SlotCount`]) of `n`
@@ -145,7 +146,7 @@ use core::fmt;
 
 use crate::error::{Buffer, Error};
 use crate::real::Real;
-use crate::rules::{MAX_STATE_SLOTS, ScalarKind};
+use crate::rules::{MAX_STATE_SLOTS, ScalarKind, ScalarState};
 use crate::{AsgdScalars, NAdamScalars, Rule, StepCount};
 
 pub use crate::rules::{AnyRule, AnyScalars, RuleId};
@@ -597,11 +598,15 @@ impl AnyScalars {
     /// (γ / (1 + κγt)^α with γ, κ, α ≥ 0) and μ in (0, 1] (1 / max(1, t − t₀)). The
     /// decoder refuses any other (`InvalidField { field: "scalar state" }`): restored, it
     /// would make every later step silently wrong.
+    ///
+    /// At step 0 the other fields are ignored by the next step, so every value is
+    /// reachable there (a C caller's fresh, all-zero `gradstep_scalars` is), as
+    /// [`crate::rules::ScalarState::check`] says.
     pub fn is_reachable(&self) -> bool {
         match self {
-            AnyScalars::Step(_) => true,
-            AnyScalars::NAdam(s) => (0.0..=1.0).contains(&s.mu_product),
-            AnyScalars::Asgd(s) => s.eta.is_finite() && s.eta >= 0.0 && s.mu > 0.0 && s.mu <= 1.0,
+            AnyScalars::Step(s) => s.check().is_ok(),
+            AnyScalars::NAdam(s) => s.check().is_ok(),
+            AnyScalars::Asgd(s) => s.check().is_ok(),
         }
     }
 }
@@ -834,8 +839,9 @@ pub fn encoded_len<R: Checkpointable>(
 /// the params to the front of `out`, and returns its length ([`encoded_len`]).
 ///
 /// `n` is the length of `params` if given, else of the state slices, else 0. Refused,
-/// with `out` untouched: invalid hyperparameters ([`Error::InvalidHyperparameter`]), a
-/// number of slices other than [`Rule::state_slots`] ([`Error::StateSlots`]), slices of
+/// with `out` untouched: invalid hyperparameters ([`Error::InvalidHyperparameter`]),
+/// scalar state no steps produce ([`Error::InvalidScalarState`]: the decoder would
+/// refuse it), a number of slices other than [`Rule::state_slots`] ([`Error::StateSlots`]), slices of
 /// unequal lengths ([`Error::LengthMismatch`]), and an `out` too short
 /// ([`CheckpointError::BufferTooSmall`]).
 pub fn encode<R: Checkpointable, T: Element>(
@@ -846,6 +852,7 @@ pub fn encode<R: Checkpointable, T: Element>(
     out: &mut [u8],
 ) -> Result<usize, Error> {
     rule.validate()?;
+    scalars.check()?;
     let slots = rule.state_slots();
     if state.len() != slots {
         return Err(Error::StateSlots {

@@ -85,6 +85,19 @@ pub enum Error {
         /// The rule asked.
         rule: crate::rules::RuleId,
     },
+    /// Scalar state that no run of steps produces, after step 0 (NAdam's μ-product
+    /// outside [0, 1]; ASGD's η not finite and ≥ 0, or μ outside (0, 1]): stepped, every
+    /// later step would be silently wrong. Nothing was written. At step 0 (fresh state)
+    /// these fields are ignored.
+    InvalidScalarState {
+        /// The field's name, as in the scalar state's struct (`"mu_product"`, `"eta"`,
+        /// `"mu"`).
+        name: &'static str,
+        /// The offending value.
+        value: f64,
+        /// The range steps keep it in, in words.
+        requirement: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -149,6 +162,13 @@ impl fmt::Display for Error {
             Error::Checkpoint(e) => fmt::Display::fmt(&e, f),
             Error::NotLayerWise { rule } => {
                 write!(f, "rule {rule} has no norm pass to step in two parts")
+            }
+            Error::InvalidScalarState {
+                name,
+                value,
+                requirement,
+            } => {
+                write!(f, "invalid scalar state {name} = {value}: {requirement}")
             }
         }
     }

@@ -118,6 +118,9 @@ impl<S: crate::rules::ScalarState> crate::rules::ScalarState for IfFiniteScalars
     fn set_step(&mut self, step: u64) {
         self.inner.set_step(step);
     }
+    fn check(&self) -> Result<(), crate::Error> {
+        self.inner.check()
+    }
 }
 
 /// Any [`Rule`], stepped only when every gradient is finite (optax `apply_if_finite`).

@@ -614,7 +614,8 @@ fn any_rule() -> impl Strategy<Value = AnyRule> {
     gradstep::for_each_rule!(any_of)
 }
 
-/// A valid checkpoint of a random rule, scalar state and arrays.
+/// A valid checkpoint of a random rule, scalar state (one steps can produce: the
+/// encoder refuses any other) and arrays.
 fn any_checkpoint() -> impl Strategy<Value = Vec<u8>> {
     (
         any_rule(),
@@ -622,8 +623,8 @@ fn any_checkpoint() -> impl Strategy<Value = Vec<u8>> {
         any::<bool>(),
         any::<bool>(),
         any::<u64>(),
-        any::<f64>(),
-        any::<f64>(),
+        0.0f64..=1.0,
+        f64::MIN_POSITIVE..=1.0,
         values(),
     )
         .prop_map(|(rule, n, f64s, with_params, step, x, y, v)| {

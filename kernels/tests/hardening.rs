@@ -7,6 +7,7 @@
 //! after many equal gradients) may be clamped; a non-finite one gives NaN, as torch's
 //! `sqrt` does.
 
+use gradstep::rules::{AnyRule, AnyScalars};
 use gradstep::*;
 
 /// Elements per tensor: more than one vector of lanes plus a tail, so that both the
@@ -148,4 +149,75 @@ fn centered_rmsprop_clamps_finite_negative_variance_f32() {
 #[test]
 fn centered_rmsprop_clamps_finite_negative_variance_f64() {
     finite_negative_variance_is_clamped::<f64>();
+}
+
+/// Session 22 (a hostile C caller's report): scalar state that no run of steps produces
+/// was stepped (NAdam's μ-product NaN made every param NaN; ASGD's η = −∞ made them
+/// infinite). Now refused as [`Error::InvalidScalarState`] with nothing written, through
+/// the typed rule, [`AnyRule`] and the checkpoint encoder alike; step 0 ignores these
+/// fields.
+#[test]
+fn unreachable_scalar_state_is_refused_and_step_zero_ignores_it() {
+    let g = [0.1f32; N];
+    let nadam = NAdam::default();
+    for mu_product in [f64::NAN, 1.5, -0.25, f64::INFINITY] {
+        let (mut p, mut m, mut v) = ([0.5f32; N], [0.0f32; N], [0.0f32; N]);
+        let mut sc = NAdamScalars::new(3, mu_product);
+        let r = nadam.step(&mut sc, &mut p, &g, &mut [&mut m, &mut v]);
+        assert!(
+            matches!(
+                r,
+                Err(Error::InvalidScalarState {
+                    name: "mu_product",
+                    ..
+                })
+            ),
+            "{mu_product}: {r:?}"
+        );
+        assert_eq!((p, sc.step), ([0.5; N], 3), "a refused step wrote");
+        let mut out = [0u8; 1024];
+        let r = checkpoint::encode(&nadam, &sc, &[&m[..], &v[..]], Some(&p[..]), &mut out);
+        assert!(matches!(r, Err(Error::InvalidScalarState { .. })), "{r:?}");
+        assert!(out.iter().all(|&b| b == 0), "a refused encode wrote");
+        // Fresh state ignores the field: stepped, and μ-product becomes the first μ.
+        let mut sc = NAdamScalars::new(0, mu_product);
+        nadam
+            .step(&mut sc, &mut p, &g, &mut [&mut m, &mut v])
+            .unwrap();
+        assert!(
+            sc.step == 1 && (0.0..1.0).contains(&sc.mu_product),
+            "{sc:?}"
+        );
+    }
+    let asgd = AnyRule::parse("asgd").unwrap();
+    for (eta, mu, field) in [
+        (f64::NEG_INFINITY, 1.0, "eta"),
+        (f64::NAN, 1.0, "eta"),
+        (-1e-3, 0.5, "eta"),
+        (0.01, 0.0, "mu"),
+        (0.01, -5.0, "mu"),
+        (0.01, 1.0 + 1e-12, "mu"),
+    ] {
+        let (mut p, mut ax) = ([0.5f32; N], [0.0f32; N]);
+        let mut sc = AnyScalars::from(AsgdScalars { step: 7, eta, mu });
+        let r = asgd.step(&mut sc, &mut p, &g, &mut [&mut ax]);
+        match r {
+            Err(Error::InvalidScalarState { name, .. }) => assert_eq!(name, field),
+            r => panic!("eta {eta}, mu {mu}: {r:?}"),
+        }
+        assert_eq!((p, sc.step()), ([0.5; N], 7), "a refused step wrote");
+    }
+    // The largest and smallest values steps do keep are accepted.
+    let mut sc = AnyScalars::from(AsgdScalars {
+        step: 7,
+        eta: 0.0,
+        mu: 1.0,
+    });
+    let (mut p, mut ax) = ([0.5f32; N], [0.0f32; N]);
+    asgd.step(&mut sc, &mut p, &g, &mut [&mut ax]).unwrap();
+    let mut sc = NAdamScalars::new(2, 0.0);
+    let (mut m, mut v) = ([0.0f32; N], [0.0f32; N]);
+    nadam
+        .step(&mut sc, &mut p, &g, &mut [&mut m, &mut v])
+        .unwrap();
 }

@@ -84,6 +84,31 @@ impl Default for AsgdScalars {
     }
 }
 
+impl AsgdScalars {
+    /// [`crate::rules::ScalarState::check`]: after step 0, η finite and ≥ 0 (γ / (1 +
+    /// κγt)^α with γ, κ, α ≥ 0) and μ in (0, 1] (1 / max(1, t − t₀)).
+    pub(crate) fn check_reachable(&self) -> Result<(), Error> {
+        if self.step == 0 {
+            return Ok(());
+        }
+        if !(self.eta.is_finite() && self.eta >= 0.0) {
+            return Err(Error::InvalidScalarState {
+                name: "eta",
+                value: self.eta,
+                requirement: "steps keep it finite and >= 0",
+            });
+        }
+        if !(self.mu > 0.0 && self.mu <= 1.0) {
+            return Err(Error::InvalidScalarState {
+                name: "mu",
+                value: self.mu,
+                requirement: "steps keep it in (0, 1]",
+            });
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Coeffs<T> {
     prelude: Prelude<T>,

@@ -277,6 +277,12 @@ pub struct StepCount {
 pub const STEP_CACHE_WORDS: usize = crate::power::CACHE_WORDS;
 
 impl StepCount {
+    /// [`ScalarState::check`]: every step count is one steps produce.
+    #[inline(always)]
+    pub(crate) fn check_reachable(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The state after `step` steps (0: fresh).
     pub const fn new(step: u64) -> StepCount {
         StepCount {
@@ -365,6 +371,7 @@ pub(crate) fn check_buffers<T>(
 /// buffers are checked by the drive, before it writes anything.
 pub(crate) fn next_step<R: Rule>(rule: &R, scalars: &R::Scalars) -> Result<u64, Error> {
     rule.validate()?;
+    scalars.check()?;
     scalars.step().checked_add(1).ok_or(Error::StepOverflow)
 }
 

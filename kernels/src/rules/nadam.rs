@@ -112,6 +112,21 @@ impl Default for NAdamScalars {
     }
 }
 
+impl NAdamScalars {
+    /// [`crate::rules::ScalarState::check`]: after step 0, μ-product in [0, 1] (a
+    /// product of momentum coefficients in [0, 1), from 1).
+    pub(crate) fn check_reachable(&self) -> Result<(), Error> {
+        if self.step == 0 || (0.0..=1.0).contains(&self.mu_product) {
+            return Ok(());
+        }
+        Err(Error::InvalidScalarState {
+            name: "mu_product",
+            value: self.mu_product,
+            requirement: "steps keep it in [0, 1]",
+        })
+    }
+}
+
 impl PartialEq for NAdamScalars {
     fn eq(&self, other: &Self) -> bool {
         (self.step, self.mu_product) == (other.step, other.mu_product)

@@ -222,6 +222,13 @@ pub trait ScalarState: Copy + Default + PartialEq + fmt::Debug {
     /// step number with it after a successful step.
     fn set_step(&mut self, step: u64);
 
+    /// [`Error::InvalidScalarState`] unless a run of steps can produce this state
+    /// (every state at step 0, whose other fields the next step ignores). Checked
+    /// before every step and every checkpoint is written.
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Whether [`Rule::run`] may change anything of this state that a refused step must
     /// put back, so that the step shell copies the state first. `false` for
     /// [`StepCount`], whose step counter only the shell sets, after success, and whose
@@ -512,6 +519,9 @@ macro_rules! scalar_state {
             }
             fn set_step(&mut self, step: u64) {
                 self.step = step;
+            }
+            fn check(&self) -> Result<(), Error> {
+                self.check_reachable()
             }
             const RUN_CHANGES: bool = $changes;
         }
