@@ -666,27 +666,45 @@ fn scalar_state_no_step_produces_is_refused_by_step_and_save() {
         (GRADSTEP_RULE_ASGD, asgd(0.01, 0.0)),
         (GRADSTEP_RULE_ASGD, asgd(0.01, 1.5)),
     ];
-    for (kind, bad) in cases {
-        let r = rule(kind);
-        let slots = if kind == GRADSTEP_RULE_NADAM { 2 } else { 1 };
-        let (mut p, g, mut s, mut sc) = (
-            vec![0.5f64; n],
-            vec![0.1f64; n],
-            vec![0.25f64; slots * n],
-            bad,
-        );
+    // One step, and a save into 4096 bytes of `fill`: the statuses, the bytes, `written`.
+    let step = |r: &gradstep_rule, sc: &mut gradstep_scalars, p: &mut [f64], s: &mut [f64]| {
+        let g = vec![0.1f64; p.len()];
         // SAFETY: valid, disjoint buffers of the lengths passed.
-        let status = unsafe {
+        unsafe {
             gradstep_rule_step_f64(
-                &r,
-                &mut sc,
+                r,
+                sc,
                 p.as_mut_ptr(),
                 g.as_ptr(),
-                n,
+                p.len(),
                 s.as_mut_ptr(),
                 s.len(),
             )
+        }
+    };
+    let save = |r: &gradstep_rule, sc: &gradstep_scalars, p: &[f64], s: &[f64], fill: u8| {
+        let (mut out, mut written) = (vec![fill; 4096], 99);
+        // SAFETY: as above; `out` holds 4096 bytes.
+        let status = unsafe {
+            gradstep_checkpoint_save_f64(
+                r,
+                sc,
+                s.as_ptr(),
+                s.len(),
+                p.as_ptr(),
+                p.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                &mut written,
+            )
         };
+        (status, out, written)
+    };
+    for (kind, bad) in cases {
+        let r = rule(kind);
+        let slots = if kind == GRADSTEP_RULE_NADAM { 2 } else { 1 };
+        let (mut p, mut s, mut sc) = (vec![0.5f64; n], vec![0.25f64; slots * n], bad);
+        let status = step(&r, &mut sc, &mut p, &mut s);
         assert_eq!(status, GRADSTEP_INVALID_SCALAR_STATE, "step {kind} {bad:?}");
         // (Debug: exact for every f64, NaN included.)
         let (after, before) = (format!("{sc:?}"), format!("{bad:?}"));
@@ -695,22 +713,7 @@ fn scalar_state_no_step_produces_is_refused_by_step_and_save() {
             (0.5, 0.25, before),
             "a refused step wrote"
         );
-        let mut out = vec![7u8; 4096];
-        let mut written = 99;
-        // SAFETY: as above; `out` holds 4096 bytes.
-        let status = unsafe {
-            gradstep_checkpoint_save_f64(
-                &r,
-                &sc,
-                s.as_ptr(),
-                s.len(),
-                p.as_ptr(),
-                n,
-                out.as_mut_ptr(),
-                out.len(),
-                &mut written,
-            )
-        };
+        let (status, out, written) = save(&r, &sc, &p, &s, 7);
         assert_eq!(status, GRADSTEP_INVALID_SCALAR_STATE, "save {kind} {bad:?}");
         assert!(
             out.iter().all(|&b| b == 7) && written == 99,
@@ -726,22 +729,7 @@ fn scalar_state_no_step_produces_is_refused_by_step_and_save() {
             vec![0.0f64; slots * n],
             gradstep_scalars::default(),
         );
-        let mut out = vec![0u8; 4096];
-        let mut written = 0;
-        // SAFETY: as above.
-        let status = unsafe {
-            gradstep_checkpoint_save_f64(
-                &r,
-                &sc,
-                s.as_ptr(),
-                s.len(),
-                p.as_ptr(),
-                n,
-                out.as_mut_ptr(),
-                out.len(),
-                &mut written,
-            )
-        };
+        let (status, out, written) = save(&r, &sc, &p, &s, 0);
         assert_eq!(status, GRADSTEP_OK, "save fresh {kind}");
         let (mut r2, mut sc2) = (rule(GRADSTEP_RULE_SGD), gradstep_scalars::default());
         let (mut s2, mut p2) = (vec![0.0f64; slots * n], vec![0.0f64; n]);
@@ -761,19 +749,8 @@ fn scalar_state_no_step_produces_is_refused_by_step_and_save() {
         };
         assert_eq!(status, GRADSTEP_OK, "load fresh {kind}");
         assert_eq!((r2.kind, sc2.step, p2), (kind, 0, p.clone()));
-        let (mut p, g, mut s, mut sc) = (p.clone(), vec![0.1f64; n], s, sc);
-        // SAFETY: as above.
-        let status = unsafe {
-            gradstep_rule_step_f64(
-                &r,
-                &mut sc,
-                p.as_mut_ptr(),
-                g.as_ptr(),
-                n,
-                s.as_mut_ptr(),
-                s.len(),
-            )
-        };
+        let (mut p, mut s, mut sc) = (p.clone(), s, sc);
+        let status = step(&r, &mut sc, &mut p, &mut s);
         assert_eq!((status, sc.step), (GRADSTEP_OK, 1), "step fresh {kind}");
     }
 }
