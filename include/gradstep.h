@@ -1705,7 +1705,8 @@ gradstep_status gradstep_checkpoint_peek(const uint8_t *bytes,
 
 /**
  * The length of a checkpoint of `rule` over `n` parameters of type `element`, with
- * the params if `with_params` is non-zero.
+ * the params if `with_params` is non-zero. A length beyond `PTRDIFF_MAX` bytes (or
+ * beyond `SIZE_MAX`) is `GRADSTEP_LENGTH_TOO_LARGE`, with nothing written.
  *
  * @par Safety
  * `rule` and `out_len` must each be NULL or valid for one element.

@@ -10,14 +10,14 @@
 
 use gradstep::checkpoint::{self, Element};
 
-use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_with_capacity};
+use crate::boundary::{Raw, Span, check, disjoint, guard, note, read, vec_with_capacity};
 use crate::rules::{
     element_type, from_any, gradstep_element, gradstep_rule, gradstep_rule_kind, gradstep_scalars,
     scalars_from_c, scalars_to_c, to_any,
 };
 use crate::status::{
-    GRADSTEP_CHECKPOINT_WRONG_RULE, GRADSTEP_LENGTH_MISMATCH, GRADSTEP_STATE_LAYOUT,
-    gradstep_status,
+    GRADSTEP_CHECKPOINT_WRONG_RULE, GRADSTEP_LENGTH_MISMATCH, GRADSTEP_LENGTH_TOO_LARGE,
+    GRADSTEP_STATE_LAYOUT, gradstep_status,
 };
 
 /// What [`gradstep_checkpoint_peek`] reads from a checkpoint's header.
@@ -74,7 +74,8 @@ pub unsafe extern "C" fn gradstep_checkpoint_peek(
 }
 
 /// The length of a checkpoint of `rule` over `n` parameters of type `element`, with
-/// the params if `with_params` is non-zero.
+/// the params if `with_params` is non-zero. A length beyond `PTRDIFF_MAX` bytes (or
+/// beyond `SIZE_MAX`) is `GRADSTEP_LENGTH_TOO_LARGE`, with nothing written.
 ///
 /// # Safety
 /// `rule` and `out_len` must each be NULL or valid for one element.
@@ -95,6 +96,13 @@ pub unsafe extern "C" fn gradstep_checkpoint_len(
         let element = element_type(element)?;
         rule.validate()?;
         let len = rule.encoded_len(element, n, with_params != 0)?;
+        // No object holds more than PTRDIFF_MAX bytes: a save into it could not exist.
+        if len > isize::MAX as usize {
+            return Err(note(
+                GRADSTEP_LENGTH_TOO_LARGE,
+                format_args!("checkpoint of {len} bytes: more than PTRDIFF_MAX"),
+            ));
+        }
         // SAFETY: non-NULL and aligned (checked); writable.
         unsafe { out_len.write(len) };
         Ok(())

@@ -107,9 +107,9 @@ fn status_of(e: Error) -> gradstep_status {
         Error::NonFiniteNorm { .. } => GRADSTEP_NON_FINITE_NORM,
         Error::ScheduleFinished { .. } => GRADSTEP_SCHEDULE_FINISHED,
         Error::Checkpoint(c) => match c {
-            CheckpointError::BufferTooSmall { .. } | CheckpointError::TooLarge => {
-                GRADSTEP_BUFFER_TOO_SMALL
-            }
+            CheckpointError::BufferTooSmall { .. } => GRADSTEP_BUFFER_TOO_SMALL,
+            // A length computed from lengths overflows: no buffer is at fault.
+            CheckpointError::TooLarge => GRADSTEP_LENGTH_TOO_LARGE,
             CheckpointError::UnsupportedVersion { .. } => GRADSTEP_CHECKPOINT_VERSION,
             CheckpointError::WrongRule { .. } => GRADSTEP_CHECKPOINT_WRONG_RULE,
             CheckpointError::WrongElementType { .. } => GRADSTEP_CHECKPOINT_WRONG_TYPE,

@@ -581,8 +581,36 @@ fn state_lengths_that_overflow_are_too_large() {
     // SAFETY: valid pointers.
     let status =
         unsafe { gradstep_checkpoint_len(&adam, GRADSTEP_F64, usize::MAX / 2, 1, &mut len) };
-    assert_ne!(status, GRADSTEP_OK);
+    // (Was GRADSTEP_BUFFER_TOO_SMALL, with no buffer given; session 22.)
+    assert_eq!(status, GRADSTEP_LENGTH_TOO_LARGE);
     assert_eq!(len, 0);
+    // A length that fits a `size_t` but no object (more than PTRDIFF_MAX bytes) is too
+    // large as well (was OK, with a length every save then refused); one byte less
+    // room is not.
+    let fixed = {
+        let mut one = 0;
+        // SAFETY: valid pointers.
+        let s = unsafe { gradstep_checkpoint_len(&adam, GRADSTEP_F32, 0, 0, &mut one) };
+        assert_eq!(s, GRADSTEP_OK);
+        one
+    };
+    // Adam's two f32 slots: 8 bytes per element.
+    let largest = (isize::MAX as usize - fixed) / 8;
+    for (n, want) in [
+        (1usize << 60, GRADSTEP_LENGTH_TOO_LARGE),
+        (largest + 1, GRADSTEP_LENGTH_TOO_LARGE),
+        (largest, GRADSTEP_OK),
+    ] {
+        let mut len = 0;
+        // SAFETY: valid pointers.
+        let status = unsafe { gradstep_checkpoint_len(&adam, GRADSTEP_F32, n, 0, &mut len) };
+        assert_eq!(status, want, "n = {n}");
+        if want == GRADSTEP_OK {
+            assert_eq!(len, fixed + 8 * largest);
+        } else {
+            assert_eq!(len, 0, "a refusal wrote");
+        }
+    }
 }
 
 /// The handle's checkpoint is written from its registered params and restored into
