@@ -1928,7 +1928,9 @@ gradstep_status gradstep_optimizer_step(struct gradstep_optimizer *opt);
  * Sets the most threads `gradstep_optimizer_step` uses (default: the number of
  * logical cores the system reports; 0 counts as 1, which keeps every step on the
  * calling thread). Results are the same bits for any number: tensors are cut into
- * chunks that are stepped independently, whichever thread takes them.
+ * chunks that are stepped independently, whichever thread takes them. In a process
+ * running ThreadSanitizer every handle steps on the calling thread: its helper threads
+ * synchronize in code TSan cannot see, which it would report as races on your params.
  *
  * @par Safety
  * `opt` may be any value (handles are checked).

@@ -47,6 +47,45 @@ pub struct gradstep_optimizer {
     typed: Typed,
 }
 
+impl gradstep_optimizer {
+    /// A handle over `typed`, which steps on the calling thread alone under
+    /// ThreadSanitizer ([`threads_for_host`]).
+    fn new(typed: Typed) -> Self {
+        let mut typed = typed;
+        if threads_for_host(usize::MAX) == 1 {
+            match &mut typed {
+                Typed::F32(opt, _) => opt.set_threads(1),
+                Typed::F64(opt, _) => opt.set_threads(1),
+            }
+        }
+        gradstep_optimizer { typed }
+    }
+}
+
+/// The helper threads a handle may use when asked for `threads`: `threads`, or 1 when
+/// ThreadSanitizer's runtime is in the process (its `__tsan_init` found, on Unix). The
+/// helper threads hand work and results over in code TSan cannot see (rayon's, in
+/// this uninstrumented library), so a C host running TSan saw a threaded step as data
+/// races on its own params (a hostile C caller's report, session 22:
+/// `tests/c/stress.c` part 5). The results are the same bits for any number of
+/// threads; only the speed differs, and under TSan that is not what is measured.
+fn threads_for_host(threads: usize) -> usize {
+    static UNDER_TSAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let under = *UNDER_TSAN.get_or_init(|| {
+        #[cfg(unix)]
+        {
+            // SAFETY: a NUL-terminated name looked up in the process's global scope;
+            // the result is only compared with NULL.
+            !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__tsan_init".as_ptr()) }.is_null()
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    });
+    if under { 1 } else { threads }
+}
+
 /// Runs the same generic code on either element type.
 macro_rules! typed {
     ($o:expr, |$opt:ident, $tensors:ident| $body:expr) => {
@@ -146,7 +185,7 @@ pub unsafe extern "C" fn gradstep_optimizer_new(
             GRADSTEP_F32 => Typed::F32(Optimizer::new(rule).map_err(status)?, Vec::new()),
             _ => Typed::F64(Optimizer::new(rule).map_err(status)?, Vec::new()),
         };
-        let handle = registry::register(gradstep_optimizer { typed }, Kind::Optimizer);
+        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer);
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(handle) };
         Ok(())
@@ -315,7 +354,9 @@ pub unsafe extern "C" fn gradstep_optimizer_step(opt: *mut gradstep_optimizer) -
 /// Sets the most threads `gradstep_optimizer_step` uses (default: the number of
 /// logical cores the system reports; 0 counts as 1, which keeps every step on the
 /// calling thread). Results are the same bits for any number: tensors are cut into
-/// chunks that are stepped independently, whichever thread takes them.
+/// chunks that are stepped independently, whichever thread takes them. In a process
+/// running ThreadSanitizer every handle steps on the calling thread: its helper threads
+/// synchronize in code TSan cannot see, which it would report as races on your params.
 ///
 /// # Safety
 /// `opt` may be any value (handles are checked).
@@ -326,7 +367,7 @@ pub unsafe extern "C" fn gradstep_optimizer_set_threads(
 ) -> gradstep_status {
     guard(|| {
         registry::with(opt, Kind::Optimizer, |o| {
-            typed!(o, |opt, _t| opt.set_threads(threads));
+            typed!(o, |opt, _t| opt.set_threads(threads_for_host(threads)));
             Ok(())
         })
     })
@@ -949,7 +990,7 @@ pub unsafe extern "C" fn gradstep_optimizer_new_lookahead(
                 Vec::new(),
             ),
         };
-        let handle = registry::register(gradstep_optimizer { typed }, Kind::Optimizer);
+        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer);
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(handle) };
         Ok(())
