@@ -72,13 +72,14 @@ impl gradstep_optimizer {
 fn threads_for_host(threads: usize) -> usize {
     static UNDER_TSAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let under = *UNDER_TSAN.get_or_init(|| {
-        #[cfg(unix)]
+        // (Miri cannot call `dlsym`, and is not TSan.)
+        #[cfg(all(unix, not(miri)))]
         {
             // SAFETY: a NUL-terminated name looked up in the process's global scope;
             // the result is only compared with NULL.
             !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__tsan_init".as_ptr()) }.is_null()
         }
-        #[cfg(not(unix))]
+        #[cfg(any(not(unix), miri))]
         {
             false
         }

@@ -34,30 +34,34 @@ use gradstep::status::*;
 use gradstep::training::*;
 
 /// Caller memory in which any struct can be placed over any other at a given byte
-/// offset (aligned for every type used here).
+/// offset (aligned for every type used here). Reached only through one raw pointer,
+/// as C memory is: every pointer handed out stays valid (Miri runs these tests).
+struct Arena(*mut [u64; 512]);
+
+/// 64-byte alignment for the arena's words.
 #[repr(C, align(64))]
-struct Arena([u64; 512]);
+struct Words([u64; 512]);
 
 impl Arena {
-    fn new() -> Box<Arena> {
-        let mut a = Box::new(Arena([0; 512]));
+    fn new() -> Arena {
         // Something other than zeros, so that any write shows.
-        for (i, w) in a.0.iter_mut().enumerate() {
+        let mut words = Box::new(Words([0; 512]));
+        for (i, w) in words.0.iter_mut().enumerate() {
             *w = 0x3FF0_0000_0000_0000 | i as u64;
         }
-        a
+        Arena(Box::into_raw(words).cast())
     }
 
     /// A pointer to a `T` at byte offset `off` (aligned for `T`).
-    fn at<T>(&mut self, off: usize) -> *mut T {
+    fn at<T>(&self, off: usize) -> *mut T {
         assert_eq!(off % align_of::<T>(), 0);
-        assert!(off + size_of::<T>() <= size_of::<Arena>());
+        assert!(off + size_of::<T>() <= size_of::<Words>());
         // SAFETY: in bounds (checked).
-        unsafe { self.0.as_mut_ptr().cast::<u8>().add(off).cast() }
+        unsafe { self.0.cast::<u8>().add(off).cast() }
     }
 
     /// Places `value` at byte offset `off`, returning its pointer.
-    fn put<T>(&mut self, off: usize, value: T) -> *mut T {
+    fn put<T>(&self, off: usize, value: T) -> *mut T {
         let p = self.at::<T>(off);
         // SAFETY: in bounds and aligned (`at`).
         unsafe { p.write(value) };
@@ -65,7 +69,16 @@ impl Arena {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        self.0.iter().flat_map(|w| w.to_ne_bytes()).collect()
+        // SAFETY: the arena's words, read through its pointer.
+        let words = unsafe { self.0.read() };
+        words.iter().flat_map(|w| w.to_ne_bytes()).collect()
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::into_raw` in `new`, dropped once.
+        drop(unsafe { Box::from_raw(self.0.cast::<Words>()) });
     }
 }
 
@@ -99,7 +112,7 @@ fn accumulators_overlap_nothing_they_read_or_write() {
         for acc_at in [24usize, 512, 520] {
             // The accumulator first: where it lies under an array, its count is the
             // array's element.
-            let mut a = Arena::new();
+            let a = Arena::new();
             let acc = a.put(acc_at, gradstep_accumulator { count: 2 });
             let buf = a.at::<f64>(0);
             let ptrs = a.put::<[*mut f64; 1]>(520, [buf]);
@@ -111,7 +124,7 @@ fn accumulators_overlap_nothing_they_read_or_write() {
         // Accumulating, with the accumulator over the lengths, either pointer array,
         // or a gradient (read).
         for acc_at in [512usize, 528, 536, 256] {
-            let mut a = Arena::new();
+            let a = Arena::new();
             let acc = a.put(acc_at, gradstep_accumulator { count: 0 });
             let (buf, grad) = (a.at::<f32>(0), a.at::<f32>(256));
             let lens = a.put::<[usize; 1]>(512, [4]);
@@ -130,21 +143,21 @@ fn norms_and_flags_are_not_written_over_what_they_read() {
     unsafe {
         // Outputs over a gradient, the lengths array, or the pointer array; each case
         // in fresh memory.
-        let grads = |a: &mut Arena| {
+        let grads = |a: &Arena| {
             let g = a.at::<f64>(0);
             let ptrs = a.put::<[*const f64; 1]>(520, [g.cast_const()]);
             let lens = a.put::<[usize; 1]>(512, [4]);
             (ptrs.cast::<*const f64>(), lens.cast::<usize>())
         };
         for out_at in [0usize, 512, 520] {
-            let mut a = Arena::new();
-            let (ptrs, lens) = grads(&mut a);
+            let a = Arena::new();
+            let (ptrs, lens) = grads(&a);
             let out = a.at::<f64>(out_at);
             refused(&format!("total norm at {out_at}"), &a, || {
                 gradstep_total_norm_f64(ptrs, lens, 1, 2.0, out)
             });
-            let mut a = Arena::new();
-            let (ptrs, lens) = grads(&mut a);
+            let a = Arena::new();
+            let (ptrs, lens) = grads(&a);
             let flag = a.at::<u8>(out_at + 1);
             refused(&format!("all finite at {}", out_at + 1), &a, || {
                 gradstep_all_finite_f64(ptrs, lens, 1, flag)
@@ -152,21 +165,21 @@ fn norms_and_flags_are_not_written_over_what_they_read() {
         }
         // Clipping and unscaling: the total or the flag over the lengths or the
         // pointer array (over the gradients they were refused already).
-        let grads = |a: &mut Arena| {
+        let grads = |a: &Arena| {
             let g = a.at::<f32>(0);
             let ptrs = a.put::<[*mut f32; 1]>(520, [g]);
             let lens = a.put::<[usize; 1]>(512, [4]);
             (ptrs.cast::<*mut f32>(), lens.cast::<usize>())
         };
         for out_at in [512usize, 520] {
-            let mut a = Arena::new();
-            let (ptrs, lens) = grads(&mut a);
+            let a = Arena::new();
+            let (ptrs, lens) = grads(&a);
             let out = a.at::<f64>(out_at);
             refused(&format!("clip total at {out_at}"), &a, || {
                 gradstep_clip_grad_norm_f32(ptrs, lens, 1, 0.1, 2.0, 0, out)
             });
-            let mut a = Arena::new();
-            let (ptrs, lens) = grads(&mut a);
+            let a = Arena::new();
+            let (ptrs, lens) = grads(&a);
             let flag = a.at::<u8>(out_at + 1);
             let state = a.put(
                 600,
@@ -180,7 +193,7 @@ fn norms_and_flags_are_not_written_over_what_they_read() {
             });
         }
         // Unscaling gradients that hold the scaler's state (read).
-        let mut a = Arena::new();
+        let a = Arena::new();
         let g = a.at::<f32>(0);
         let ptrs = a.put::<[*mut f32; 1]>(520, [g]);
         let lens = a.put::<[usize; 1]>(512, [4]);
@@ -196,7 +209,7 @@ fn norms_and_flags_are_not_written_over_what_they_read() {
             gradstep_grad_scaler_unscale_f32(state, ptrs.cast(), lens.cast(), 1, flag)
         });
         // The scaler's state written over its config.
-        let mut a = Arena::new();
+        let a = Arena::new();
         let config = a.put(0, gradstep_grad_scaler_default());
         let state = a.at::<gradstep_scaler_state>(8);
         refused("scaler init", &a, || {
@@ -204,7 +217,7 @@ fn norms_and_flags_are_not_written_over_what_they_read() {
         });
         // The state over the config's last field (its interval then reads as 1.0's
         // bits, a valid one).
-        let mut a = Arena::new();
+        let a = Arena::new();
         let config = a.put(0, gradstep_grad_scaler_default());
         let state = a.put(
             24,
@@ -229,7 +242,7 @@ fn rule_steps_write_nothing_over_the_rule() {
         // the scalars.
         for (rule_at, scalars_at) in [(0usize, 1024usize), (128, 1024), (2048, 1024), (1024, 1024)]
         {
-            let mut a = Arena::new();
+            let a = Arena::new();
             let (p, g, s, u) = (
                 a.at::<f32>(0),
                 a.at::<f32>(512),
@@ -252,7 +265,7 @@ fn rule_steps_write_nothing_over_the_rule() {
             }
         }
         // The state length over the rule.
-        let mut a = Arena::new();
+        let a = Arena::new();
         let r = a.put(0, rule);
         let out = a.at::<usize>(8);
         refused("state length", &a, || gradstep_rule_state_len(r, n, out));
@@ -264,13 +277,13 @@ fn specs_are_not_parsed_into_their_own_text() {
     let text = b"adam:lr=0.01\0";
     // SAFETY (whole test): the text is NUL-terminated inside the arena.
     unsafe {
-        let mut a = Arena::new();
+        let a = Arena::new();
         let t = a.at::<u8>(8);
         ptr::copy_nonoverlapping(text.as_ptr(), t, text.len());
         let out = a.at::<gradstep_rule>(0);
         refused("rule parse", &a, || gradstep_rule_parse(t.cast(), out));
         let la_text = b"lookahead(adam):k=5\0";
-        let mut a = Arena::new();
+        let a = Arena::new();
         let t = a.at::<u8>(64);
         ptr::copy_nonoverlapping(la_text.as_ptr(), t, la_text.len());
         let out = a.at::<gradstep_lookahead>(0);
@@ -286,7 +299,7 @@ fn checkpoints_are_not_written_over_their_inputs() {
     let n = 4;
     // SAFETY (whole test): as above.
     unsafe {
-        let mut a = Arena::new();
+        let a = Arena::new();
         let r = a.put(0, rule);
         let out = a.at::<usize>(16);
         refused("checkpoint length over the rule", &a, || {
@@ -306,7 +319,7 @@ fn checkpoints_are_not_written_over_their_inputs() {
             (3072, 1024, 3800),
             (3072, 3400, 3080),
         ] {
-            let mut a = Arena::new();
+            let a = Arena::new();
             let (state, params) = (a.at::<f32>(0), a.at::<f32>(512));
             let out = a.at::<u8>(1024);
             let r = a.put(rule_at, rule);
@@ -320,7 +333,7 @@ fn checkpoints_are_not_written_over_their_inputs() {
         }
 
         // Peek's answer over the bytes it reads.
-        let mut a = Arena::new();
+        let a = Arena::new();
         let (state, params) = (a.at::<f32>(0), a.at::<f32>(512));
         let bytes = a.at::<u8>(1024);
         let mut written = 0;
@@ -351,7 +364,7 @@ fn handles_are_not_written_over_their_configs() {
     let rule = adam();
     // SAFETY (whole test): as above; every handle made is freed.
     unsafe {
-        let mut a = Arena::new();
+        let a = Arena::new();
         let r = a.put(0, rule);
         let out = a.at::<*mut gradstep_optimizer>(8);
         refused("optimizer over its rule", &a, || {
@@ -363,7 +376,7 @@ fn handles_are_not_written_over_their_configs() {
             gradstep_lookahead_parse(c"lookahead(adam)".as_ptr(), la.as_mut_ptr()),
             GRADSTEP_OK
         );
-        let mut a = Arena::new();
+        let a = Arena::new();
         let l = a.put(0, la.assume_init());
         let out = a.at::<*mut gradstep_optimizer>(8);
         refused("lookahead optimizer over its options", &a, || {
@@ -375,7 +388,7 @@ fn handles_are_not_written_over_their_configs() {
             gradstep_optimizer_new(&rule, GRADSTEP_F32, &mut opt),
             GRADSTEP_OK
         );
-        let mut a = Arena::new();
+        let a = Arena::new();
         let r = a.put(0, rule);
         let group = a.at::<usize>(8);
         refused("group index over its rule", &a, || {
@@ -385,7 +398,7 @@ fn handles_are_not_written_over_their_configs() {
 
         let config: gradstep_schedule_config =
             gradstep_schedule_default(GRADSTEP_SCHEDULE_EXPONENTIAL);
-        let mut a = Arena::new();
+        let a = Arena::new();
         let c = a.put(0, config);
         let out = a.at::<*mut gradstep_schedule>(8);
         refused("schedule over its config", &a, || {
@@ -393,7 +406,7 @@ fn handles_are_not_written_over_their_configs() {
         });
         // Composites: the handle over a member or a milestone.
         for out_at in [8usize, 2 * size_of::<gradstep_schedule_config>()] {
-            let mut a = Arena::new();
+            let a = Arena::new();
             let members = a.put(0, [config, config]);
             let milestones = a.put(2 * size_of::<gradstep_schedule_config>(), [3u64]);
             let out = a.at::<*mut gradstep_schedule>(out_at);
@@ -401,7 +414,7 @@ fn handles_are_not_written_over_their_configs() {
                 gradstep_schedule_new_sequential(members.cast(), 2, milestones.cast(), 0.1, out)
             });
         }
-        let mut a = Arena::new();
+        let a = Arena::new();
         let members = a.put(0, [config, config]);
         let out = a.at::<*mut gradstep_schedule>(8);
         refused("chained", &a, || {
@@ -411,12 +424,12 @@ fn handles_are_not_written_over_their_configs() {
         // A schedule's three answers written over each other.
         let mut s = ptr::null_mut();
         assert_eq!(gradstep_schedule_new(&config, 0.1, &mut s), GRADSTEP_OK);
-        let mut a = Arena::new();
+        let a = Arena::new();
         let (lr, has) = (a.at::<f64>(0), a.at::<u8>(16));
         refused("lr and momentum at one place", &a, || {
             gradstep_schedule_lr(s, lr, lr, has)
         });
-        let mut a = Arena::new();
+        let a = Arena::new();
         let (lr, momentum, has) = (a.at::<f64>(0), a.at::<f64>(8), a.at::<u8>(16));
         refused("the flag inside the lr", &a, || {
             gradstep_schedule_lr(s, lr, momentum, lr.cast())
