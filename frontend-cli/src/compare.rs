@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::Failure;
 use crate::functions::{self, Function, num};
-use crate::output::write_files;
+use crate::output::{check_writable, write_files};
 use crate::plot::{self, Series, Surface};
 use crate::rng::{Rng, Stream};
 use crate::rules::{self, Spec};
@@ -17,6 +17,13 @@ pub const DEFAULT_RULES: [&str; 3] = ["sgd:lr=0.001", "sgd:lr=0.001,momentum=0.9
 
 /// Most steps a run may take (the paths are kept in memory for the pictures).
 pub const MAX_STEPS: u64 = 1_000_000;
+
+/// Most rules compared: as many as the pictures tell apart by colour and dash.
+pub const MAX_RULES: usize = 27;
+
+/// Most steps kept in memory over all the rules (rules × steps): each keeps its path,
+/// loss and learning rate, 48 bytes a step, so at most about 240 MB.
+pub const MAX_KEPT: u64 = 5_000_000;
 
 /// Everything `compare` needs, after flags, config file and defaults are merged.
 pub struct Settings {
@@ -41,6 +48,14 @@ pub struct Settings {
     /// Output directory.
     pub out: PathBuf,
 }
+
+/// The files `compare` writes into its output directory (the animation with
+/// `--animate`).
+const TRAJECTORIES: &str = "compare-trajectories.svg";
+/// The loss (and learning-rate) picture.
+const LOSS: &str = "compare-loss.svg";
+/// The animation.
+const ANIMATION: &str = "compare-animation.html";
 
 struct Outcome {
     label: String,
@@ -83,6 +98,24 @@ pub fn check_function(name: &str, steps: u64, tol: f64) -> Result<&'static Funct
         )));
     }
     Ok(function)
+}
+
+/// Checks that `function` and its gradient are finite at `start`: a run from there
+/// would diverge at step 0 whatever the rule.
+pub fn check_start(function: &Function, start: [f64; 2]) -> Result<(), Failure> {
+    let value = (function.f)(start);
+    let [g1, g2] = (function.grad)(start);
+    if value.is_finite() && g1.is_finite() && g2.is_finite() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "function: not finite at the start (x1, x2) = ({}, {}): f = {}, ∇f = ({}, {})",
+        num(start[0]),
+        num(start[1]),
+        num(value),
+        num(g1),
+        num(g2)
+    )))
 }
 
 /// What a run on a test function achieved.
@@ -129,6 +162,21 @@ pub fn measure(function: &Function, path: &[[f64; 2]], steps: u64, tol: f64) -> 
 pub fn run(settings: &Settings) -> Result<(), Failure> {
     let function = check_function(&settings.function, settings.steps, settings.tol)?;
     // Everything is checked before anything runs.
+    let n_rules = settings.rules.len();
+    if n_rules > MAX_RULES {
+        return Err(Failure::usage(format!(
+            "{n_rules} rules: compare draws at most {MAX_RULES} (as many as its pictures \
+             tell apart)"
+        )));
+    }
+    let kept = n_rules as u64 * settings.steps;
+    if kept > MAX_KEPT {
+        return Err(Failure::usage(format!(
+            "{n_rules} rules × {} steps = {kept} steps to keep: compare keeps at most \
+             {MAX_KEPT} (fewer rules or --steps)",
+            settings.steps
+        )));
+    }
     let rules = settings
         .rules
         .iter()
@@ -158,12 +206,19 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
             start[0], start[1]
         )));
     }
+    check_start(function, start)?;
     if !(settings.noise.is_finite() && settings.noise >= 0.0) {
         return Err(Failure::usage(format!(
             "noise = {}: must be a finite number ≥ 0",
             settings.noise
         )));
     }
+
+    let mut names = vec![TRAJECTORIES, LOSS];
+    if settings.animate {
+        names.push(ANIMATION);
+    }
+    check_writable(&settings.out, &names)?;
 
     let mut outcomes = Vec::with_capacity(rules.len());
     for (spec, (rule, lookahead)) in settings.rules.iter().zip(&rules) {
@@ -258,12 +313,9 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     } else {
         None
     };
-    let mut files = vec![
-        ("compare-trajectories.svg", trajectories.as_str()),
-        ("compare-loss.svg", loss.as_str()),
-    ];
+    let mut files = vec![(TRAJECTORIES, trajectories.as_str()), (LOSS, loss.as_str())];
     if let Some(html) = &animation {
-        files.push(("compare-animation.html", html));
+        files.push((ANIMATION, html));
     }
     let written = write_files(&settings.out, &files)?;
 

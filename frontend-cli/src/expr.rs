@@ -8,27 +8,46 @@
 
 use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
 
-/// A parsed expression, as a small tree of our own.
+/// The longest expression accepted, in characters. Generous for a function typed by
+/// hand (Beale's function written out is 80), and short enough that evalexpr's
+/// recursive parser and tree stay far from the end of the stack (a chain of 1000 unary
+/// minus signs is a tree 1000 deep) and that every evaluation is quick.
+pub const MAX_CHARS: usize = 1000;
+
+/// The deepest nesting of parentheses accepted (a function call's included).
+pub const MAX_NESTING: usize = 50;
+
+/// A parsed expression: its operations in postfix order, evaluated on a stack, so that
+/// neither evaluating nor dropping it recurses however deep the expression is.
 #[derive(Clone, Debug)]
-pub enum Expr {
-    /// A number.
+pub struct Expr {
+    /// The operations; each pops its operands and pushes its result.
+    ops: Vec<Op>,
+    /// The most values on the stack at once.
+    depth: usize,
+}
+
+/// One operation of an [`Expr`].
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// Pushes a number.
     Const(f64),
-    /// `x1` (0) or `x2` (1).
+    /// Pushes `x1` (0) or `x2` (1).
     Var(usize),
     /// `a + b`.
-    Add(Box<Expr>, Box<Expr>),
+    Add,
     /// `a − b`.
-    Sub(Box<Expr>, Box<Expr>),
+    Sub,
     /// `a · b`.
-    Mul(Box<Expr>, Box<Expr>),
+    Mul,
     /// `a / b`.
-    Div(Box<Expr>, Box<Expr>),
+    Div,
     /// `a ^ b`.
-    Pow(Box<Expr>, Box<Expr>),
+    Pow,
     /// `−a`.
-    Neg(Box<Expr>),
+    Neg,
     /// A function of one argument.
-    Call(Func, Box<Expr>),
+    Call(Func),
 }
 
 /// The functions an expression may call.
@@ -76,159 +95,273 @@ impl Dual {
 }
 
 impl Expr {
-    /// Parses `text`; the message says what is wrong.
+    /// Parses `text`; the message says what is wrong. Text longer than [`MAX_CHARS`]
+    /// or nested deeper than [`MAX_NESTING`] is refused before it reaches the parser.
     pub fn parse(text: &str) -> Result<Expr, String> {
+        let chars = text.chars().count();
+        if chars > MAX_CHARS {
+            return Err(format!(
+                "the expression is {chars} characters long (at most {MAX_CHARS})"
+            ));
+        }
+        let nesting = nesting(text);
+        if nesting > MAX_NESTING {
+            return Err(format!(
+                "the expression nests parentheses {nesting} deep (at most {MAX_NESTING})"
+            ));
+        }
         let tree = evalexpr::build_operator_tree::<DefaultNumericTypes>(text)
             .map_err(|e| format!("cannot parse \"{text}\": {e}"))?;
-        convert(&tree).map_err(|e| format!("\"{text}\": {e}"))
+        compile(&tree).map_err(|e| format!("\"{text}\": {e}"))
+    }
+
+    /// The number of operations (numbers, variables, operators and calls).
+    pub fn operations(&self) -> usize {
+        self.ops.len()
     }
 
     /// f at `x`.
     pub fn value(&self, x: [f64; 2]) -> f64 {
-        self.dual(x).v
+        let mut stack: Vec<f64> = Vec::with_capacity(self.depth);
+        for op in &self.ops {
+            let v = match *op {
+                Op::Const(c) => c,
+                Op::Var(k) => x[k],
+                Op::Neg => -pop(&mut stack),
+                Op::Call(f) => f.apply(pop(&mut stack)),
+                binary => {
+                    let b = pop(&mut stack);
+                    let a = pop(&mut stack);
+                    match binary {
+                        Op::Add => a + b,
+                        Op::Sub => a - b,
+                        Op::Mul => a * b,
+                        Op::Div => a / b,
+                        _ => a.powf(b),
+                    }
+                }
+            };
+            stack.push(v);
+        }
+        pop(&mut stack)
     }
 
     /// ∇f at `x`.
     pub fn gradient(&self, x: [f64; 2]) -> [f64; 2] {
-        self.dual(x).d
+        let mut stack: Vec<Dual> = Vec::with_capacity(self.depth);
+        for op in &self.ops {
+            let v = match *op {
+                Op::Const(c) => Dual::constant(c),
+                Op::Var(k) => {
+                    let mut d = [0.0; 2];
+                    d[k] = 1.0;
+                    Dual { v: x[k], d }
+                }
+                Op::Neg => {
+                    let a = pop(&mut stack);
+                    Dual {
+                        v: -a.v,
+                        d: [-a.d[0], -a.d[1]],
+                    }
+                }
+                Op::Call(f) => {
+                    let a = pop(&mut stack);
+                    a.chain(f.apply(a.v), f.slope(a.v))
+                }
+                binary => {
+                    let b = pop(&mut stack);
+                    let a = pop(&mut stack);
+                    binary_dual(binary, a, b)
+                }
+            };
+            stack.push(v);
+        }
+        pop(&mut stack).d
     }
+}
 
-    fn dual(&self, x: [f64; 2]) -> Dual {
-        match self {
-            Expr::Const(c) => Dual::constant(*c),
-            Expr::Var(k) => {
-                let mut d = [0.0; 2];
-                d[*k] = 1.0;
-                Dual { v: x[*k], d }
+/// The top of an evaluation stack; [`compile`] leaves every operation its operands, so
+/// an empty stack (NaN) cannot happen.
+fn pop<T: Default>(stack: &mut Vec<T>) -> T {
+    stack.pop().unwrap_or_default()
+}
+
+impl Default for Dual {
+    fn default() -> Dual {
+        Dual::constant(f64::NAN)
+    }
+}
+
+/// `a op b` on dual numbers, for the binary operations.
+fn binary_dual(op: Op, a: Dual, b: Dual) -> Dual {
+    match op {
+        Op::Add => Dual {
+            v: a.v + b.v,
+            d: [a.d[0] + b.d[0], a.d[1] + b.d[1]],
+        },
+        Op::Sub => Dual {
+            v: a.v - b.v,
+            d: [a.d[0] - b.d[0], a.d[1] - b.d[1]],
+        },
+        Op::Mul => Dual {
+            v: a.v * b.v,
+            d: [a.d[0] * b.v + a.v * b.d[0], a.d[1] * b.v + a.v * b.d[1]],
+        },
+        Op::Div => {
+            let v = a.v / b.v;
+            Dual {
+                v,
+                d: [(a.d[0] - v * b.d[0]) / b.v, (a.d[1] - v * b.d[1]) / b.v],
             }
-            Expr::Add(a, b) => {
-                let (a, b) = (a.dual(x), b.dual(x));
-                Dual {
-                    v: a.v + b.v,
-                    d: [a.d[0] + b.d[0], a.d[1] + b.d[1]],
-                }
-            }
-            Expr::Sub(a, b) => {
-                let (a, b) = (a.dual(x), b.dual(x));
-                Dual {
-                    v: a.v - b.v,
-                    d: [a.d[0] - b.d[0], a.d[1] - b.d[1]],
-                }
-            }
-            Expr::Mul(a, b) => {
-                let (a, b) = (a.dual(x), b.dual(x));
-                Dual {
-                    v: a.v * b.v,
-                    d: [a.d[0] * b.v + a.v * b.d[0], a.d[1] * b.v + a.v * b.d[1]],
-                }
-            }
-            Expr::Div(a, b) => {
-                let (a, b) = (a.dual(x), b.dual(x));
-                let v = a.v / b.v;
-                Dual {
-                    v,
-                    d: [(a.d[0] - v * b.d[0]) / b.v, (a.d[1] - v * b.d[1]) / b.v],
-                }
-            }
-            Expr::Pow(a, b) => {
-                let (a, b) = (a.dual(x), b.dual(x));
-                let v = a.v.powf(b.v);
-                // d(a^b) = b·a^(b−1)·da + a^b·ln(a)·db; the second term only where b
-                // varies (so that x1^2 works for negative x1).
-                let da = if b.v == 0.0 {
-                    0.0
-                } else {
-                    b.v * a.v.powf(b.v - 1.0)
-                };
-                let db = if b.d == [0.0; 2] { 0.0 } else { v * a.v.ln() };
-                Dual {
-                    v,
-                    d: [da * a.d[0] + db * b.d[0], da * a.d[1] + db * b.d[1]],
-                }
-            }
-            Expr::Neg(a) => {
-                let a = a.dual(x);
-                Dual {
-                    v: -a.v,
-                    d: [-a.d[0], -a.d[1]],
-                }
-            }
-            Expr::Call(f, a) => {
-                let a = a.dual(x);
-                let v = a.v;
-                match f {
-                    Func::Sin => a.chain(v.sin(), v.cos()),
-                    Func::Cos => a.chain(v.cos(), -v.sin()),
-                    Func::Tan => a.chain(v.tan(), 1.0 / (v.cos() * v.cos())),
-                    Func::Exp => a.chain(v.exp(), v.exp()),
-                    Func::Ln => a.chain(v.ln(), 1.0 / v),
-                    Func::Sqrt => a.chain(v.sqrt(), 0.5 / v.sqrt()),
-                    Func::Abs => a.chain(v.abs(), if v < 0.0 { -1.0 } else { 1.0 }),
-                    Func::Tanh => a.chain(v.tanh(), 1.0 - v.tanh() * v.tanh()),
-                }
+        }
+        _ => {
+            let v = a.v.powf(b.v);
+            // d(a^b) = b·a^(b−1)·da + a^b·ln(a)·db; the second term only where b
+            // varies (so that x1^2 works for negative x1).
+            let da = if b.v == 0.0 {
+                0.0
+            } else {
+                b.v * a.v.powf(b.v - 1.0)
+            };
+            let db = if b.d == [0.0; 2] { 0.0 } else { v * a.v.ln() };
+            Dual {
+                v,
+                d: [da * a.d[0] + db * b.d[0], da * a.d[1] + db * b.d[1]],
             }
         }
     }
 }
 
-/// evalexpr's tree as an [`Expr`], refusing what a 2-D function cannot hold.
-fn convert(node: &Node<DefaultNumericTypes>) -> Result<Expr, String> {
-    let children = node.children();
-    let arg = |k: usize| -> Result<Box<Expr>, String> {
-        children
-            .get(k)
-            .map(convert)
-            .transpose()?
-            .map(Box::new)
-            .ok_or_else(|| "an operator is missing an operand".to_string())
-    };
-    let expr = match node.operator() {
-        Operator::RootNode => match children {
-            [only] => convert(only)?,
-            [] => return Err("the expression is empty".into()),
-            _ => return Err("one expression only (no ';' or ',')".into()),
-        },
-        Operator::Add => Expr::Add(arg(0)?, arg(1)?),
-        Operator::Sub => Expr::Sub(arg(0)?, arg(1)?),
-        Operator::Mul => Expr::Mul(arg(0)?, arg(1)?),
-        Operator::Div => Expr::Div(arg(0)?, arg(1)?),
-        Operator::Exp => Expr::Pow(arg(0)?, arg(1)?),
-        Operator::Neg => Expr::Neg(arg(0)?),
-        Operator::Const { value } => match value {
-            Value::Float(f) => Expr::Const(*f),
-            Value::Int(i) => Expr::Const(*i as f64),
-            other => return Err(format!("{other} is not a number")),
-        },
-        Operator::VariableIdentifierRead { identifier } => match identifier.as_str() {
-            "x1" | "x" => Expr::Var(0),
-            "x2" | "y" => Expr::Var(1),
-            "pi" | "math::PI" => Expr::Const(std::f64::consts::PI),
-            "e" | "math::E" => Expr::Const(std::f64::consts::E),
-            other => {
-                return Err(format!(
-                    "unknown variable '{other}' (variables: x1 and x2, or x and y; constants: \
-                     pi, e)"
-                ));
-            }
-        },
-        Operator::FunctionIdentifier { identifier } => {
-            let name = identifier.strip_prefix("math::").unwrap_or(identifier);
-            let f = match name {
-                "sin" => Func::Sin,
-                "cos" => Func::Cos,
-                "tan" => Func::Tan,
-                "exp" => Func::Exp,
-                "ln" => Func::Ln,
-                "sqrt" => Func::Sqrt,
-                "abs" => Func::Abs,
-                "tanh" => Func::Tanh,
-                other => return Err(format!("unknown function '{other}' (functions: {FUNCS})")),
-            };
-            Expr::Call(f, arg(0)?)
+impl Func {
+    /// The function at `v`.
+    fn apply(self, v: f64) -> f64 {
+        match self {
+            Func::Sin => v.sin(),
+            Func::Cos => v.cos(),
+            Func::Tan => v.tan(),
+            Func::Exp => v.exp(),
+            Func::Ln => v.ln(),
+            Func::Sqrt => v.sqrt(),
+            Func::Abs => v.abs(),
+            Func::Tanh => v.tanh(),
         }
-        other => return Err(format!("'{other}' has no place in a 2-D function")),
-    };
-    Ok(expr)
+    }
+
+    /// Its derivative at `v`.
+    fn slope(self, v: f64) -> f64 {
+        match self {
+            Func::Sin => v.cos(),
+            Func::Cos => -v.sin(),
+            Func::Tan => 1.0 / (v.cos() * v.cos()),
+            Func::Exp => v.exp(),
+            Func::Ln => 1.0 / v,
+            Func::Sqrt => 0.5 / v.sqrt(),
+            Func::Abs => {
+                if v < 0.0 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            }
+            Func::Tanh => 1.0 - v.tanh() * v.tanh(),
+        }
+    }
+}
+
+/// The deepest nesting of parentheses in `text` (unbalanced ones are the parser's to
+/// report).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// evalexpr's tree as an [`Expr`], refusing what a 2-D function cannot hold. The walk
+/// keeps its own stack instead of recursing.
+fn compile(root: &Node<DefaultNumericTypes>) -> Result<Expr, String> {
+    // Nodes to visit: before their children (false) or after them (true).
+    let mut pending: Vec<(&Node<DefaultNumericTypes>, bool)> = vec![(root, false)];
+    let mut ops = Vec::new();
+    let (mut height, mut depth) = (0usize, 0usize);
+    while let Some((node, visited)) = pending.pop() {
+        let children = node.children();
+        let (arity, op) = match node.operator() {
+            Operator::RootNode => match children {
+                [_] => (1, None),
+                [] => return Err("the expression is empty".into()),
+                _ => return Err("one expression only (no ';' or ',')".into()),
+            },
+            Operator::Add => (2, Some(Op::Add)),
+            Operator::Sub => (2, Some(Op::Sub)),
+            Operator::Mul => (2, Some(Op::Mul)),
+            Operator::Div => (2, Some(Op::Div)),
+            Operator::Exp => (2, Some(Op::Pow)),
+            Operator::Neg => (1, Some(Op::Neg)),
+            Operator::Const { value } => match value {
+                Value::Float(f) => (0, Some(Op::Const(*f))),
+                Value::Int(i) => (0, Some(Op::Const(*i as f64))),
+                other => return Err(format!("{other} is not a number")),
+            },
+            Operator::VariableIdentifierRead { identifier } => {
+                let op = match identifier.as_str() {
+                    "x1" | "x" => Op::Var(0),
+                    "x2" | "y" => Op::Var(1),
+                    "pi" | "math::PI" => Op::Const(std::f64::consts::PI),
+                    "e" | "math::E" => Op::Const(std::f64::consts::E),
+                    other => {
+                        return Err(format!(
+                            "unknown variable '{other}' (variables: x1 and x2, or x and y; \
+                             constants: pi, e)"
+                        ));
+                    }
+                };
+                (0, Some(op))
+            }
+            Operator::FunctionIdentifier { identifier } => {
+                let name = identifier.strip_prefix("math::").unwrap_or(identifier);
+                let f = match name {
+                    "sin" => Func::Sin,
+                    "cos" => Func::Cos,
+                    "tan" => Func::Tan,
+                    "exp" => Func::Exp,
+                    "ln" => Func::Ln,
+                    "sqrt" => Func::Sqrt,
+                    "abs" => Func::Abs,
+                    "tanh" => Func::Tanh,
+                    other => {
+                        return Err(format!("unknown function '{other}' (functions: {FUNCS})"));
+                    }
+                };
+                (1, Some(Op::Call(f)))
+            }
+            other => return Err(format!("'{other}' has no place in a 2-D function")),
+        };
+        if children.len() < arity {
+            return Err("an operator is missing an operand".into());
+        }
+        if visited {
+            if let Some(op) = op {
+                // Operands pop off, the result goes on.
+                height = height + 1 - arity;
+                depth = depth.max(height);
+                ops.push(op);
+            }
+        } else {
+            pending.push((node, true));
+            // The first operand is evaluated first: pushed last.
+            pending.extend(children[..arity].iter().rev().map(|c| (c, false)));
+        }
+    }
+    Ok(Expr { ops, depth })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::Path;
 use gradstep::rules::AnyRule;
 
 use crate::Failure;
+use crate::functions::num;
 use crate::output::write_files;
 use crate::plot::{self, Series, short};
 use crate::rules::Spec;
@@ -44,6 +45,10 @@ struct Trace {
     /// `[epoch, lr]` for epochs 0..=epochs.
     points: Vec<[f64; 2]>,
 }
+
+/// The largest base rate of the gallery: its schedules scale the base rate by factors
+/// of up to a few, and a rate near f64::MAX would overflow to inf.
+pub const MAX_LR: f64 = 1e300;
 
 /// The learning rate of every schedule at epochs 0..=epochs, from base rate `lr`.
 fn traces(epochs: u64, lr: f64) -> Result<Vec<Trace>, Failure> {
@@ -88,7 +93,17 @@ pub fn run(epochs: u64, lr: f64, out: &Path) -> Result<(), Failure> {
         )));
     }
     if !(lr.is_finite() && lr > 0.0) {
-        return Err(Failure::usage(format!("--lr {lr}: must be finite and > 0")));
+        return Err(Failure::usage(format!(
+            "--lr {}: must be finite and > 0",
+            num(lr)
+        )));
+    }
+    if lr > MAX_LR {
+        return Err(Failure::usage(format!(
+            "--lr {}: must be at most {} (the schedules' rates would overflow)",
+            num(lr),
+            num(MAX_LR)
+        )));
     }
     let traces = traces(epochs, lr)?;
     let svg = svg_of(&traces, epochs, lr)?;
@@ -103,8 +118,9 @@ pub fn run(epochs: u64, lr: f64, out: &Path) -> Result<(), Failure> {
 /// 20th of the run.
 fn table(traces: &[Trace], epochs: u64, lr: f64) -> String {
     let mut text = format!(
-        "learning rate at the start of each epoch, base lr {lr}, {epochs} epochs \
-         (columns: the --schedule names of compare, train and sweep):\n"
+        "learning rate at the start of each epoch, base lr {}, {epochs} epochs \
+         (columns: the --schedule names of compare, train and sweep):\n",
+        num(lr)
     );
     for t in traces {
         let _ = writeln!(text, "  {:<22} {}: --schedule {}", t.name, t.torch, t.spec);
@@ -142,7 +158,10 @@ fn svg_of(traces: &[Trace], epochs: u64, lr: f64) -> Result<String, Failure> {
         })
         .collect();
     plot::lines_svg(
-        &format!("learning-rate schedules as torch steps them, base lr {lr}, {epochs} epochs"),
+        &format!(
+            "learning-rate schedules as torch steps them, base lr {}, {epochs} epochs",
+            num(lr)
+        ),
         "epoch",
         "learning rate",
         &series,

@@ -115,7 +115,7 @@ struct SchedulesArgs {
         allow_negative_numbers = true
     )]
     epochs: u64,
-    /// The base (or peak) learning rate.
+    /// The base (or peak) learning rate, > 0 and at most 1e300.
     #[arg(
         long,
         value_name = "LR",
@@ -133,18 +133,27 @@ struct CompareArgs {
     /// A rule and its hyperparameters, NAME[:FIELD=VALUE,...], e.g.
     /// `--rule sgd:lr=0.01,momentum=0.9`; repeat for several. Fields are the kernel
     /// structs' (torch's names; Adam's betas are beta1, beta2); a bare FIELD means
-    /// FIELD=true; the rest keep torch's defaults (listed below with --help).
+    /// FIELD=true; the rest keep torch's defaults (listed below with --help). At most
+    /// 27 rules.
     ///
     /// [default: sgd:lr=0.001 sgd:lr=0.001,momentum=0.9 adam:lr=0.1]
     #[arg(long = "rule", value_name = "SPEC")]
     rules: Vec<String>,
     /// Test function: quadratic, rosenbrock, beale, saddle, rastrigin, or your own
     /// expression in x1 and x2, e.g. "x1^2 + 10*x2^2" or "sin(x1) + (x2 - 1)^2"
-    /// (+ - * / ^, sin cos tan exp ln sqrt abs tanh, pi, e; the gradient is exact, by
-    /// forward-mode dual numbers; shown on [−3, 3]², from (1, 1) unless --start).
-    #[arg(long, value_name = "NAME", default_value = "rosenbrock")]
+    /// (+ - * / ^, sin cos tan exp ln sqrt abs tanh, pi, e; at most 1000 characters and
+    /// parentheses 50 deep; it may start with a minus: `--function "-x1^2 - x2^2"`; the
+    /// gradient is exact, by forward-mode dual numbers; shown on [−3, 3]², from (1, 1)
+    /// unless --start, where f and its gradient must be finite).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rosenbrock",
+        allow_hyphen_values = true
+    )]
     function: String,
-    /// Steps per rule (at most 1000000).
+    /// Steps per rule (at most 1000000, and rules × steps at most 5000000: every step
+    /// of every rule is kept for the pictures).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     steps: u64,
     /// Tolerance: the table counts the steps until f − f* ≤ TOL (for the saddle, which
@@ -348,18 +357,39 @@ pub fn print(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// `text` with its control characters (ESC, carriage return, ...) escaped as Rust
+/// writes them (`\u{1b}`, `\r`); everything else as it is.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
     let (matches, cli) = match parsed {
         Ok(parsed) => parsed,
-        // --help, --version, and no subcommand at all: clap prints the help or version.
+        // --help, --version, and no subcommand at all: clap prints the help or version;
+        // a help that cannot be written (a full disk) is a failure, a closed pipe not.
         Err(e)
             if !e.use_stderr()
                 || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
         {
-            e.exit()
+            return match e.print() {
+                Err(io) if io.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write to standard output: {io}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
+            };
         }
         Err(e) => {
             // One line: clap's message ("error: ..."), then its tips ("a similar
@@ -371,11 +401,12 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter_map(|l| l.strip_prefix("tip: "))
                 .collect();
-            if tips.is_empty() {
-                eprintln!("{first} (see --help)");
+            let line = if tips.is_empty() {
+                format!("{first} (see --help)")
             } else {
-                eprintln!("{first} ({}; see --help)", tips.join("; "));
-            }
+                format!("{first} ({}; see --help)", tips.join("; "))
+            };
+            eprintln!("{}", escape_controls(&line));
             return ExitCode::from(2);
         }
     };
@@ -410,8 +441,9 @@ fn main() -> ExitCode {
                 Failure::Usage(m) => (m, 2),
                 Failure::Io(m) => (m, 1),
             };
-            // One line: the message itself must not span several.
-            let message = message.replace('\n', " ");
+            // One line: the message itself must not span several, and a user's text
+            // in it must not move the cursor or colour the terminal.
+            let message = escape_controls(&message.replace('\n', " "));
             eprintln!("error: {message}");
             ExitCode::from(code)
         }

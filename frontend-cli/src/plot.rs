@@ -260,8 +260,11 @@ pub fn trajectories_svg(
     series: &[Series<'_>],
     markers: bool,
 ) -> Result<String, Failure> {
+    // f once per grid node for every level and both drawing passes: a typed f can be
+    // a thousand operations.
+    let grid = Grid::new(surface.f, surface.view);
     render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_trajectories(area, title, surface, series, markers, None)
+        draw_trajectories(area, title, surface, &grid, series, markers, None)
     })
 }
 
@@ -280,8 +283,9 @@ pub fn animation_html(
     series: &[Series<'_>],
 ) -> Result<String, Failure> {
     let pixels = std::cell::RefCell::new(Vec::new());
+    let grid = Grid::new(surface.f, surface.view);
     let svg = render_panels(SIZE.0, &[SIZE.1], &|_, area| {
-        draw_trajectories(area, title, surface, series, false, Some(&pixels))
+        draw_trajectories(area, title, surface, &grid, series, false, Some(&pixels))
     })?;
     let pixels = pixels.into_inner();
     let steps = pixels
@@ -383,6 +387,7 @@ fn draw_trajectories(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
     surface: &Surface<'_>,
+    grid: &Grid,
     series: &[Series<'_>],
     markers: bool,
     pixels: Option<&PixelPaths>,
@@ -429,7 +434,7 @@ fn draw_trajectories(
 
     let mut lines = Vec::new();
     for &level in surface.levels {
-        lines.extend(contour(surface.f, view, level));
+        lines.extend(contour(grid, level));
     }
     chart.draw_series(
         lines
@@ -983,25 +988,83 @@ fn draw_linear(
 }
 
 /// About six ticks at round numbers (1, 2 or 5 times a power of ten apart) in `lo..=hi`.
+/// Total for any finite `lo ≤ hi`: a range with no round numbers to show (a height
+/// below the smallest normal number, or none at all) gets ticks at its two ends.
 fn linear_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
-    let raw = (hi - lo) / 6.0;
+    round_ticks(lo, hi).unwrap_or_else(|| {
+        let mut ticks = vec![(lo, end_label(lo))];
+        if hi > lo {
+            ticks.push((hi, end_label(hi)));
+        }
+        ticks
+    })
+}
+
+/// The round ticks of [`linear_ticks`], if `lo..hi` has a normal, finite height.
+fn round_ticks(lo: f64, hi: f64) -> Option<Vec<(f64, String)>> {
+    let height = hi - lo;
+    // hi − lo overflows for ends near ±f64::MAX; the halves' difference cannot.
+    let raw = if height.is_finite() {
+        height / 6.0
+    } else {
+        (hi / 2.0 - lo / 2.0) / 3.0
+    };
+    if !(raw.is_finite() && raw >= f64::MIN_POSITIVE) {
+        return None;
+    }
     let power = 10f64.powf(raw.log10().floor());
     let stride = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * power)
         .find(|&s| s >= raw)
         .unwrap_or(10.0 * power);
-    let decimals = (-stride.log10().floor()).max(0.0) as usize;
-    let first = (lo / stride).ceil() as i64;
-    let last = (hi / stride).floor() as i64;
-    (first..=last)
-        .map(|k| {
-            let v = k as f64 * stride;
-            // −0.0 would print as "-0".
-            let v = if v == 0.0 { 0.0 } else { v };
-            (v, format!("{v:.decimals$}"))
-        })
-        .collect()
+    let (first, last) = ((lo / stride).ceil(), (hi / stride).floor());
+    // At most about seven; k·stride is exact for |k| < 2^53.
+    if !(stride.is_finite()
+        && first <= last
+        && last - first <= 12.0
+        && first.abs().max(last.abs()) < 2f64.powi(53))
+    {
+        return None;
+    }
+    let (first, last) = (first as i64, last as i64);
+    let stride_exponent = stride.log10().floor();
+    let top_exponent = (first.unsigned_abs().max(last.unsigned_abs()) as f64 * stride)
+        .log10()
+        .floor();
+    // Plain decimals where they stay short; beyond, as many significant digits in
+    // scientific notation as the stride needs.
+    let plain = stride >= 1e-4 && top_exponent < 6.0;
+    let decimals = (-stride_exponent).max(0.0) as usize;
+    let digits = (top_exponent - stride_exponent).clamp(0.0, 17.0) as usize;
+    Some(
+        (first..=last)
+            .map(|k| {
+                let v = k as f64 * stride;
+                // −0.0 would print as "-0".
+                let v = if v == 0.0 { 0.0 } else { v };
+                let label = if plain {
+                    format!("{v:.decimals$}")
+                } else if v == 0.0 {
+                    "0".to_string()
+                } else {
+                    format!("{v:.digits$e}")
+                };
+                (v, label)
+            })
+            .collect(),
+    )
+}
+
+/// The label of an axis end: the shortest text that reads back as the value.
+fn end_label(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// A table of values drawn as coloured cells: `values[row][column]`, rows from the
@@ -1297,7 +1360,14 @@ impl Ranged for TickAxis {
 
     fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
         let (lo, hi) = self.range;
-        let t = ((v - lo) / (hi - lo)).clamp(-1.0, 2.0);
+        let height = hi - lo;
+        // Halved where the height overflows (an axis from −f64::MAX to f64::MAX).
+        let t = if height.is_finite() {
+            (v - lo) / height
+        } else {
+            (v / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0)
+        };
+        let t = t.clamp(-1.0, 2.0);
         limit.0 + (f64::from(limit.1 - limit.0) * t + 1e-3).floor() as i32
     }
 
@@ -1505,17 +1575,37 @@ struct Edge {
     horizontal: bool,
 }
 
-/// The contour lines `f = level` inside `view`, as polylines (marching squares on a
-/// [`GRID`]² grid, segments joined through the grid edges they share).
-fn contour(f: &dyn Fn([f64; 2]) -> f64, view: View, level: f64) -> Vec<Vec<(f64, f64)>> {
+/// f on a [`GRID`]² grid over a view, for the contour lines (of `surface.f` over
+/// `surface.view` in [`draw_trajectories`]).
+struct Grid {
+    /// The nodes' x1.
+    xs: Vec<f64>,
+    /// The nodes' x2.
+    ys: Vec<f64>,
+    /// f at node (i, j) is `v[j · GRID + i]`.
+    v: Vec<f64>,
+}
+
+impl Grid {
+    /// Evaluates `f` at every node of the grid over `view`.
+    fn new(f: &dyn Fn([f64; 2]) -> f64, view: View) -> Grid {
+        let n = GRID;
+        let xs: Vec<f64> = (0..n)
+            .map(|i| view.x.0 + (view.x.1 - view.x.0) * i as f64 / (n - 1) as f64)
+            .collect();
+        let ys: Vec<f64> = (0..n)
+            .map(|j| view.y.0 + (view.y.1 - view.y.0) * j as f64 / (n - 1) as f64)
+            .collect();
+        let v = (0..n * n).map(|k| f([xs[k % n], ys[k / n]])).collect();
+        Grid { xs, ys, v }
+    }
+}
+
+/// The contour lines `f = level` on `grid`, as polylines (marching squares, segments
+/// joined through the grid edges they share).
+fn contour(grid: &Grid, level: f64) -> Vec<Vec<(f64, f64)>> {
     let n = GRID;
-    let xs: Vec<f64> = (0..n)
-        .map(|i| view.x.0 + (view.x.1 - view.x.0) * i as f64 / (n - 1) as f64)
-        .collect();
-    let ys: Vec<f64> = (0..n)
-        .map(|j| view.y.0 + (view.y.1 - view.y.0) * j as f64 / (n - 1) as f64)
-        .collect();
-    let v: Vec<f64> = (0..n * n).map(|k| f([xs[k % n], ys[k / n]])).collect();
+    let (xs, ys, v) = (&grid.xs, &grid.ys, &grid.v);
     let at = |i: usize, j: usize| v[j * n + i];
     let point = |e: Edge| {
         let (i2, j2) = if e.horizontal {
@@ -1636,21 +1726,28 @@ fn contour(f: &dyn Fn([f64; 2]) -> f64, view: View, level: f64) -> Vec<Vec<(f64,
 }
 
 /// The y range of `curves`, widened by `pad` of its height on each side; a flat range
-/// becomes `value ± flat`, and no points at all give `empty`.
+/// at v becomes v ± max(`flat`, `pad`·|v|) (a fixed ±`flat` would vanish in the rounding
+/// of a large v), and no points at all give `empty`. Total for finite values: the ends
+/// stay within ±f64::MAX, and a non-empty range comes out with lo < hi when `flat` and
+/// `pad` are positive.
 fn padded_range(curves: &[Vec<(f64, f64)>], pad: f64, flat: f64, empty: (f64, f64)) -> (f64, f64) {
     let all = || curves.iter().flatten().map(|p| p.1);
     let (lo, hi) = (
         all().fold(f64::INFINITY, f64::min),
         all().fold(f64::NEG_INFINITY, f64::max),
     );
-    if lo < hi {
-        let pad = (hi - lo) * pad;
-        (lo - pad, hi + pad)
-    } else if lo == hi {
-        (lo - flat, hi + flat)
-    } else {
-        empty
+    if lo > hi {
+        return empty;
     }
+    // The halves' difference cannot overflow where hi − lo would.
+    let half_height = hi / 2.0 - lo / 2.0;
+    let widen = if half_height > 0.0 {
+        half_height * (2.0 * pad)
+    } else {
+        flat.max(lo.abs().max(hi.abs()) * pad)
+    };
+    // A height that the pad cannot widen (a subnormal one) stays lo < hi as it was.
+    ((lo - widen).max(-f64::MAX), (hi + widen).min(f64::MAX))
 }
 
 #[cfg(test)]
@@ -1676,7 +1773,7 @@ mod tests {
 
     #[test]
     fn a_circle_is_one_closed_line() {
-        let lines = contour(&|p| p[0] * p[0] + p[1] * p[1], VIEW, 0.25);
+        let lines = contour(&Grid::new(&|p| p[0] * p[0] + p[1] * p[1], VIEW), 0.25);
         assert_eq!(lines.len(), 1);
         let line = &lines[0];
         assert_eq!(line.first(), line.last(), "closed");
@@ -1714,5 +1811,129 @@ mod tests {
             clip_segment([0.0, 0.5], [1e300, 0.5 + 1e300], VIEW),
             Some(([0.0, 0.5], [0.5, 1.0]))
         );
+    }
+
+    /// Finite values that stress an axis: zero, the ends of the subnormals and of the
+    /// normals, values whose ±0.5 vanishes in rounding, and random bit patterns.
+    fn awkward_values() -> Vec<f64> {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            5e-324,
+            1e-323,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE * 3.0,
+            1e-300,
+            1e-5,
+            0.1,
+            1.0,
+            1e6,
+            5e15,
+            1e16,
+            1e200,
+            1.7e308,
+            f64::MAX,
+        ];
+        for v in values.clone() {
+            values.push(-v);
+            values.push(f64::from_bits(v.to_bits() + 1));
+        }
+        values.retain(|v| v.is_finite());
+        let mut rng = crate::rng::Rng::new(7, crate::rng::Stream::Noise);
+        while values.len() < 400 {
+            let v = f64::from_bits(rng.next_u64());
+            if v.is_finite() {
+                values.push(v);
+            }
+        }
+        values
+    }
+
+    /// padded_range, linear_ticks and the axis mapping are total over every pair of
+    /// finite values: a range with lo < hi containing both, at most 13 ticks inside it
+    /// in increasing order, with distinct labels that read back as their values.
+    #[test]
+    fn linear_axes_are_total_over_finite_values() {
+        let values = awkward_values();
+        for (i, &a) in values.iter().enumerate() {
+            // Every value flat, against its neighbour, and against a random other.
+            for b in [
+                a,
+                values[(i + 1) % values.len()],
+                values[(i * 37 + 11) % values.len()],
+            ] {
+                for (pad, flat) in [(0.05, 0.5), (0.04, 1.0)] {
+                    let curve = vec![vec![(0.0, a), (1.0, b)]];
+                    let (lo, hi) = padded_range(&curve, pad, flat, (0.0, 1.0));
+                    let case = format!("{a:e}, {b:e} -> {lo:e}..{hi:e}");
+                    assert!(lo.is_finite() && hi.is_finite() && lo < hi, "{case}");
+                    assert!(lo <= a.min(b) && hi >= a.max(b), "{case}");
+                    let ticks = linear_ticks(lo, hi);
+                    assert!((1..=13).contains(&ticks.len()), "{case}: {ticks:?}");
+                    for (k, (v, label)) in ticks.iter().enumerate() {
+                        assert!((lo..=hi).contains(v), "{case}: {ticks:?}");
+                        let read: f64 = label.parse().unwrap_or_else(|_| panic!("{case}: {label}"));
+                        let spacing = ticks
+                            .get(k + 1)
+                            .or(ticks.get(k.wrapping_sub(1)))
+                            .map_or(0.0, |w| (w.0 - v).abs());
+                        assert!((read - v).abs() <= spacing * 1e-6, "{case}: {ticks:?}");
+                        assert!(label.len() <= 24, "{case}: {label}");
+                    }
+                    for w in ticks.windows(2) {
+                        assert!(w[0].0 < w[1].0 && w[0].1 != w[1].1, "{case}: {ticks:?}");
+                    }
+                    let axis = TickAxis {
+                        range: (lo, hi),
+                        ticks,
+                    };
+                    assert_eq!(axis.map(&lo, (0, 500)), 0, "{case}");
+                    assert!((499..=500).contains(&axis.map(&hi, (0, 500))), "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_flat_values_get_round_ticks() {
+        // A learning rate of 1e16 throughout: ±0.5 would vanish in its rounding.
+        let (lo, hi) = padded_range(&[vec![(0.0, 1e16), (1.0, 1e16)]], 0.05, 0.5, (0.0, 1.0));
+        assert_eq!((lo, hi), (9.5e15, 1.05e16));
+        let labels: Vec<String> = linear_ticks(lo, hi).into_iter().map(|t| t.1).collect();
+        assert_eq!(
+            labels,
+            ["9.60e15", "9.80e15", "1.00e16", "1.02e16", "1.04e16"]
+        );
+        // The usual case keeps its plain labels.
+        let labels: Vec<String> = linear_ticks(-0.5, 1.0).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["-0.5", "0.0", "0.5", "1.0"]);
+        // Subnormal: no round numbers, the ends.
+        assert_eq!(
+            linear_ticks(5e-324, 1e-323),
+            [
+                (5e-324, "5e-324".to_string()),
+                (1e-323, "1e-323".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn contour_lines_evaluate_f_once_per_grid_node() {
+        // A typed f can cost a thousand operations: not once per level.
+        let calls = std::cell::Cell::new(0usize);
+        let f = |p: [f64; 2]| {
+            calls.set(calls.get() + 1);
+            p[0] * p[0] + p[1] * p[1]
+        };
+        let surface = Surface {
+            f: &f,
+            levels: &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+            levels_label: "f",
+            view: VIEW,
+            start: [0.5, 0.5],
+            minimum: None,
+        };
+        trajectories_svg("t", &surface, &[], false).unwrap();
+        assert_eq!(calls.get(), GRID * GRID);
     }
 }

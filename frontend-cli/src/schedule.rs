@@ -284,7 +284,18 @@ pub fn from_spec(spec: &Spec, steps: u64) -> Result<Schedule, String> {
         allowed: allowed(&spec.name),
     };
     f.check_known()?;
-    let kernel = |e: gradstep::Error| format!("schedule '{}': {e}", spec.name);
+    // The kernel reports a value as an f64; the user's own text says what was typed
+    // (18446744073709551615, not 18446744073709552000).
+    let kernel = |e: gradstep::Error| match e {
+        gradstep::Error::InvalidHyperparameter {
+            name, requirement, ..
+        } if f.text(name).is_some() => format!(
+            "schedule '{}': invalid hyperparameter {name} = {}: {requirement}",
+            spec.name,
+            f.text(name).unwrap_or_default()
+        ),
+        e => format!("schedule '{}': {e}", spec.name),
+    };
     let mut fill = Fill::default();
     let warmup_default = (steps / 10).max(1);
     let schedule: AnyScheduler = match spec.name.as_str() {
@@ -384,7 +395,11 @@ pub fn from_spec(spec: &Spec, steps: u64) -> Result<Schedule, String> {
                     transition_steps: f.required("transition_steps")?,
                     rate: f.required("rate")?,
                     staircase: f.or("staircase", false)?,
-                    end_factor: f.get("end_factor")?,
+                    // `none` (the default): no bound on the decay.
+                    end_factor: match f.text("end_factor") {
+                        Some("none") => None,
+                        _ => f.get("end_factor")?,
+                    },
                 },
             };
             WarmupDecay {
@@ -436,6 +451,19 @@ pub fn from_spec(spec: &Spec, steps: u64) -> Result<Schedule, String> {
     // The configuration is checked once, on a rate of 1.
     let mut probe = Group::new(1.0);
     schedule.filled(1.0).start(&mut probe).map_err(kernel)?;
+    // A run of `steps` steps steps its schedule between them, `steps − 1` times;
+    // OneCycleLR refuses to be stepped past its total, which must cover them.
+    if let Kind::Torch(AnyScheduler::OneCycle(c), _) = &schedule.kind
+        && c.total_steps.saturating_add(1) < steps
+    {
+        return Err(format!(
+            "schedule '{}': total_steps = {} ends before the run's {steps} steps (or \
+             epochs): it must be at least {}, or left out to follow the run",
+            spec.name,
+            c.total_steps,
+            steps - 1
+        ));
+    }
     Ok(schedule)
 }
 

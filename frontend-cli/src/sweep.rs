@@ -28,6 +28,9 @@ pub const DEFAULT_RULES: &str = "sgd,adam,rmsprop,adagrad";
 pub const DEFAULT_LRS: &str = "1e-4..1:9";
 /// Most runs a sweep may make.
 pub const MAX_RUNS: usize = 10_000;
+/// Most steps a sweep on a test function may take in all (runs × steps, a step on
+/// your own expression counting as one per 10 of its operations): about 5 minutes.
+pub const MAX_TOTAL_STEPS: f64 = 5e8;
 
 /// `gradstep sweep`'s flags.
 #[derive(Args)]
@@ -43,7 +46,8 @@ pub struct SweepArgs {
     #[arg(long = "rule", value_name = "SPEC")]
     rule_specs: Vec<String>,
     /// Learning rates: a comma-separated list (`1e-3,1e-2,0.1`) or N values evenly
-    /// spaced on a log scale from FROM to TO (`FROM..TO:N`).
+    /// spaced on a log scale from FROM to TO (`FROM..TO:N`). A sweep makes at most
+    /// 10000 runs (rules × grid values × learning rates).
     #[arg(
         long,
         value_name = "LRS",
@@ -55,19 +59,23 @@ pub struct SweepArgs {
     /// `weight_decay=0,1e-4`); every rule must have the field.
     #[arg(long, value_name = "FIELD=VALUES")]
     grid: Option<String>,
-    /// Sweep on this test function (as in `compare`) ...
+    /// Sweep on this test function (as in `compare`, also your own expression in x1
+    /// and x2 of at most 1000 characters) ...
     #[arg(
         long,
         value_name = "NAME",
         default_value = "rosenbrock",
-        conflicts_with = "task"
+        conflicts_with = "task",
+        allow_hyphen_values = true
     )]
     function: String,
     /// ... or on this training task (digits or diabetes, as in `train`); the table
     /// then holds the final validation loss.
     #[arg(long, value_name = "NAME")]
     task: Option<String>,
-    /// Steps per run on a test function (at most 1000000).
+    /// Steps per run on a test function (at most 1000000; runs × steps at most 5e8,
+    /// about 5 minutes, a step on your own expression counting as one per 10 of its
+    /// operations).
     #[arg(long, value_name = "N", default_value_t = 500)]
     steps: u64,
     /// Tolerance on a test function: the table counts the steps until f − f* ≤ TOL.
@@ -450,17 +458,27 @@ impl Ready<'_> {
 /// Checks every grid point, runs them with a progress bar, writes the table and the
 /// heatmap, and prints the best settings.
 pub fn run(settings: &Settings) -> Result<(), Failure> {
-    // Every grid point is checked before anything runs.
-    let rows = rows(settings)?;
-    let runs = rows.len() * settings.lrs.len();
-    if runs > MAX_RUNS {
+    // Every grid point is checked before anything runs; their number first, by
+    // arithmetic, before any is built.
+    let (n_rules, n_values, n_lrs) = (
+        settings.rules.len(),
+        settings.grid.as_ref().map_or(1, |g| g.1.len()),
+        settings.lrs.len(),
+    );
+    let runs = n_rules as u128 * n_values as u128 * n_lrs as u128;
+    if runs > MAX_RUNS as u128 {
         return Err(Failure::usage(format!(
-            "{runs} runs: a sweep may make at most {MAX_RUNS}"
+            "{runs} runs ({n_rules} rules × {n_values} grid values × {n_lrs} learning rates): \
+             a sweep may make at most {MAX_RUNS}"
         )));
     }
+    let runs = runs as usize;
+    let rows = rows(settings)?;
     let ready = match &settings.target {
         Target::Function { name, steps, tol } => {
             let function = compare::check_function(name, *steps, *tol)?;
+            check_steps(runs, *steps, function)?;
+            compare::check_start(function, function.start)?;
             let schedule = settings
                 .schedule
                 .as_ref()
@@ -483,6 +501,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
                 .transpose()
                 .map_err(Failure::usage)?;
             let data = t.load()?;
+            train::check_work(runs, &model, &data, t.batch_size, t.epochs)?;
             Ready::Task {
                 settings: t,
                 model,
@@ -533,6 +552,28 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
         let _ = writeln!(text, "wrote {}", path.display());
     }
     crate::print(&text)
+}
+
+/// Checks that `runs` runs of `steps` steps on `function` stay within
+/// [`MAX_TOTAL_STEPS`].
+fn check_steps(runs: usize, steps: u64, function: &Function) -> Result<(), Failure> {
+    let weight = function.step_weight();
+    let total = runs as f64 * steps as f64 * weight as f64;
+    if total <= MAX_TOTAL_STEPS {
+        return Ok(());
+    }
+    let weight_text = if function.name == crate::functions::TYPED_NAME {
+        format!(
+            " × {weight} (your function's {} operations / 10)",
+            function.operations()
+        )
+    } else {
+        String::new()
+    };
+    Err(Failure::usage(format!(
+        "{runs} runs × {steps} steps{weight_text} = {total:.1e} steps: a sweep on a function \
+         takes at most {MAX_TOTAL_STEPS:e} (about 5 minutes; fewer runs or --steps)"
+    )))
 }
 
 /// What the sweep is on, and what its loss column means.

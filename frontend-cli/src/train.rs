@@ -26,6 +26,40 @@ pub const MAX_EPOCHS: u64 = 100_000;
 /// Most hidden units.
 pub const MAX_HIDDEN: usize = 4096;
 
+/// Most work a `train` run, or all the runs of a `sweep --task`, may take: epochs ×
+/// parameters × (rows + batches per epoch), each row passing forward and back (and
+/// evaluated) and each batch stepping every parameter once an epoch. About 1.5 ns per
+/// unit on a laptop core: 2e11 is about 5 minutes.
+pub const MAX_WORK: f64 = 2e11;
+
+/// Checks that `runs` runs of `epochs` epochs of `model` on `data` in batches of
+/// `batch_size` stay within [`MAX_WORK`].
+pub fn check_work(
+    runs: usize,
+    model: &Model,
+    data: &Split,
+    batch_size: usize,
+    epochs: u64,
+) -> Result<(), Failure> {
+    let params: usize = model.sizes().iter().sum();
+    let rows = data.train.len() + data.val.len();
+    let batches = data.train.len().div_ceil(batch_size.max(1));
+    let work = runs as f64 * epochs as f64 * params as f64 * (rows + batches) as f64;
+    if work <= MAX_WORK {
+        return Ok(());
+    }
+    let (runs_text, fewer_runs) = if runs == 1 {
+        (String::new(), "")
+    } else {
+        (format!("{runs} runs × "), "fewer runs, ")
+    };
+    Err(Failure::usage(format!(
+        "{runs_text}{epochs} epochs × {params} parameters × ({rows} rows + {batches} batches) \
+         = {work:.1e} units of work: at most {MAX_WORK:e} (about 5 minutes; {fewer_runs}fewer \
+         epochs, a smaller model or larger batches)"
+    )))
+}
+
 /// The settings of a training run that `train` and `sweep --task` share.
 #[derive(Args, Debug)]
 pub struct TaskArgs {
@@ -58,7 +92,9 @@ pub struct TaskArgs {
     /// Rows per mini-batch (the last batch of an epoch may be smaller).
     #[arg(long, value_name = "N", default_value_t = 32)]
     batch_size: usize,
-    /// Passes over the training rows.
+    /// Passes over the training rows (at most 100000; and at most 2e11 units of work,
+    /// about 5 minutes: epochs × parameters × (rows plus batches per epoch), summed
+    /// over the runs of a sweep).
     #[arg(long, value_name = "N", default_value_t = 20)]
     epochs: u64,
     /// Seed of the split, the weight initialization and the batch order; the same
@@ -479,6 +515,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
     let (rule, lookahead, schedule) =
         rule_and_schedule(&settings.rule, settings.schedule.as_ref(), t.epochs)?;
     let data = t.load()?;
+    check_work(1, &model, &data, t.batch_size, t.epochs)?;
     check_writable(&settings.out, &FILES)?;
 
     let run = Run {
