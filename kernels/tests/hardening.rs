@@ -207,17 +207,18 @@ fn unreachable_scalar_state_is_refused_and_step_zero_ignores_it() {
         }
         assert_eq!((p, sc.step()), ([0.5; N], 7), "a refused step wrote");
     }
-    // The largest and smallest values steps do keep are accepted.
-    let mut sc = AnyScalars::from(AsgdScalars {
-        step: 7,
-        eta: 0.0,
-        mu: 1.0,
-    });
+    // The ends of the ranges are accepted (the tests are on the bits, for the cores
+    // without a double-precision unit: −0, the largest finite, the smallest subnormal).
     let (mut p, mut ax) = ([0.5f32; N], [0.0f32; N]);
-    asgd.step(&mut sc, &mut p, &g, &mut [&mut ax]).unwrap();
-    let mut sc = NAdamScalars::new(2, 0.0);
+    for (eta, mu) in [(0.0, 1.0), (-0.0, 5e-324), (f64::MAX, 1.0)] {
+        let mut sc = AnyScalars::from(AsgdScalars { step: 7, eta, mu });
+        let r = asgd.step(&mut sc, &mut p, &g, &mut [&mut ax]);
+        assert!(r.is_ok(), "eta {eta}, mu {mu}: {r:?}");
+    }
     let (mut m, mut v) = ([0.0f32; N], [0.0f32; N]);
-    nadam
-        .step(&mut sc, &mut p, &g, &mut [&mut m, &mut v])
-        .unwrap();
+    for mu_product in [0.0, -0.0, 5e-324, 1.0] {
+        let mut sc = NAdamScalars::new(2, mu_product);
+        let r = nadam.step(&mut sc, &mut p, &g, &mut [&mut m, &mut v]);
+        assert!(r.is_ok(), "{mu_product}: {r:?}");
+    }
 }

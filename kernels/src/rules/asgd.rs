@@ -91,14 +91,18 @@ impl AsgdScalars {
         if self.step == 0 {
             return Ok(());
         }
-        if !(self.eta.is_finite() && self.eta >= 0.0) {
+        // On the bits, as `error::check` tests ranges (a float comparison is a library
+        // call on the Cortex-M4F and M0): finite and ≥ 0 is the bits below +∞'s, and −0;
+        // (0, 1] the bits 1 ..= 1.0's.
+        let eta = self.eta.to_bits();
+        if !(eta < f64::INFINITY.to_bits() || eta == 1 << 63) {
             return Err(Error::InvalidScalarState {
                 name: "eta",
                 value: self.eta,
                 requirement: "steps keep it finite and >= 0",
             });
         }
-        if !(self.mu > 0.0 && self.mu <= 1.0) {
+        if self.mu.to_bits().wrapping_sub(1) >= 1f64.to_bits() {
             return Err(Error::InvalidScalarState {
                 name: "mu",
                 value: self.mu,
