@@ -286,15 +286,20 @@ pub fn from_spec(spec: &Spec, steps: u64) -> Result<Schedule, String> {
     f.check_known()?;
     // The kernel reports a value as an f64; the user's own text says what was typed
     // (18446744073709551615, not 18446744073709552000).
-    let kernel = |e: gradstep::Error| match e {
-        gradstep::Error::InvalidHyperparameter {
-            name, requirement, ..
-        } if f.text(name).is_some() => format!(
-            "schedule '{}': invalid hyperparameter {name} = {}: {requirement}",
-            spec.name,
-            f.text(name).unwrap_or_default()
-        ),
-        e => format!("schedule '{}': {e}", spec.name),
+    let kernel = |e: gradstep::Error| {
+        let typed = match e {
+            gradstep::Error::InvalidHyperparameter {
+                name, requirement, ..
+            } => f.text(name).map(|text| (name, text, requirement)),
+            _ => None,
+        };
+        match typed {
+            Some((name, text, requirement)) => format!(
+                "schedule '{}': invalid hyperparameter {name} = {text}: {requirement}",
+                spec.name
+            ),
+            None => format!("schedule '{}': {e}", spec.name),
+        }
     };
     let mut fill = Fill::default();
     let warmup_default = (steps / 10).max(1);

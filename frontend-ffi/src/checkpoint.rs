@@ -89,10 +89,10 @@ pub unsafe extern "C" fn gradstep_checkpoint_len(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let any = to_any(&unsafe { read(rule)? })?;
+        let rule_span = Span::one(rule);
+        let rule = to_any(&unsafe { read(rule)? })?;
         check(out_len.cast_const())?;
-        disjoint(&[Span::one(out_len)], &[Span::one(rule)])?;
-        let rule = any;
+        disjoint(&[Span::one(out_len)], &[rule_span])?;
         let element = element_type(element)?;
         rule.validate()?;
         let len = rule.encoded_len(element, n, with_params != 0)?;
@@ -148,7 +148,7 @@ unsafe fn save<T: Element>(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let rule_ptr = rule;
+        let rule_span = Span::one(rule);
         let rule = to_any(&unsafe { read(rule)? })?;
         // SAFETY: as above.
         let sc = scalars_from_c(&rule, &unsafe { read(scalars)? });
@@ -162,7 +162,7 @@ unsafe fn save<T: Element>(
         let read_spans = [
             st.span(),
             p.map_or(Span::EMPTY, Raw::span),
-            Span::one(rule_ptr),
+            rule_span,
             Span::one(scalars),
         ];
         disjoint(&[o.span(), Span::one(written)], &read_spans)?;

@@ -50,9 +50,8 @@ pub struct gradstep_optimizer {
 impl gradstep_optimizer {
     /// A handle over `typed`, which steps on the calling thread alone under
     /// ThreadSanitizer ([`threads_for_host`]).
-    fn new(typed: Typed) -> Self {
-        let mut typed = typed;
-        if threads_for_host(usize::MAX) == 1 {
+    fn new(mut typed: Typed) -> Self {
+        if under_thread_sanitizer() {
             match &mut typed {
                 Typed::F32(opt, _) => opt.set_threads(1),
                 Typed::F64(opt, _) => opt.set_threads(1),
@@ -62,16 +61,22 @@ impl gradstep_optimizer {
     }
 }
 
-/// The helper threads a handle may use when asked for `threads`: `threads`, or 1 when
-/// ThreadSanitizer's runtime is in the process (its `__tsan_init` found, on Unix). The
-/// helper threads hand work and results over in code TSan cannot see (rayon's, in
-/// this uninstrumented library), so a C host running TSan saw a threaded step as data
-/// races on its own params (a hostile C caller's report, session 22:
-/// `tests/c/stress.c` part 5). The results are the same bits for any number of
-/// threads; only the speed differs, and under TSan that is not what is measured.
+/// The helper threads a handle may use when asked for `threads`: `threads`, or 1 under
+/// ThreadSanitizer ([`under_thread_sanitizer`]). The helper threads hand work and
+/// results over in code TSan cannot see (rayon's, in this uninstrumented library), so
+/// a C host running TSan saw a threaded step as data races on its own params (a
+/// hostile C caller's report, session 22: `tests/c/stress.c` part 5). The results are
+/// the same bits for any number of threads; only the speed differs, and under TSan
+/// that is not what is measured.
 fn threads_for_host(threads: usize) -> usize {
-    static UNDER_TSAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let under = *UNDER_TSAN.get_or_init(|| {
+    if under_thread_sanitizer() { 1 } else { threads }
+}
+
+/// Whether ThreadSanitizer's runtime is in the process (its `__tsan_init` found, on
+/// Unix), looked up once.
+fn under_thread_sanitizer() -> bool {
+    static UNDER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNDER.get_or_init(|| {
         // (Miri cannot call `dlsym`, and is not TSan.)
         #[cfg(all(unix, not(miri)))]
         {
@@ -83,8 +88,7 @@ fn threads_for_host(threads: usize) -> usize {
         {
             false
         }
-    });
-    if under { 1 } else { threads }
+    })
 }
 
 /// Runs the same generic code on either element type.
@@ -177,10 +181,10 @@ pub unsafe extern "C" fn gradstep_optimizer_new(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let any = to_any(&unsafe { read(rule)? })?;
+        let rule_span = Span::one(rule);
+        let rule = to_any(&unsafe { read(rule)? })?;
         check(out.cast_const())?;
-        disjoint(&[Span::one(out)], &[Span::one(rule)])?;
-        let rule = any;
+        disjoint(&[Span::one(out)], &[rule_span])?;
         crate::rules::element_type(element)?;
         let typed = match element {
             GRADSTEP_F32 => Typed::F32(Optimizer::new(rule).map_err(status)?, Vec::new()),
@@ -207,10 +211,10 @@ pub unsafe extern "C" fn gradstep_optimizer_add_group(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let any = to_any(&unsafe { read(rule)? })?;
+        let rule_span = Span::one(rule);
+        let rule = to_any(&unsafe { read(rule)? })?;
         check(group_out.cast_const())?;
-        disjoint(&[Span::one(group_out)], &[Span::one(rule)])?;
-        let rule = any;
+        disjoint(&[Span::one(group_out)], &[rule_span])?;
         registry::with(opt, Kind::Optimizer, |o| {
             let GroupId(g) = typed!(o, |opt, _t| opt.add_group(rule)).map_err(status)?;
             // SAFETY: checked; writable.

@@ -861,10 +861,10 @@ pub unsafe extern "C" fn gradstep_rule_state_len(
 ) -> gradstep_status {
     guard(|| {
         // SAFETY: the caller's contract; `read` rejects NULL and misalignment.
-        let any = to_any(&unsafe { read(rule)? })?;
+        let rule_span = Span::one(rule);
+        let rule = to_any(&unsafe { read(rule)? })?;
         check(out_len.cast_const())?;
-        disjoint(&[Span::one(out_len)], &[Span::one(rule)])?;
-        let rule = any;
+        disjoint(&[Span::one(out_len)], &[rule_span])?;
         rule.validate()?;
         let len = rule
             .state_slots()

@@ -210,15 +210,28 @@ pub(crate) mod check {
     /// The bits of `-0.0`: the one value with the sign set that every range here holds.
     const NEG_ZERO: u64 = 1 << 63;
 
+    /// Whether `v` is finite and `>= 0`, on the bits.
+    #[inline(always)]
+    pub(crate) fn is_non_negative(v: f64) -> bool {
+        let b = v.to_bits();
+        b < f64::INFINITY.to_bits() || b == NEG_ZERO
+    }
+    /// Whether `v` is in `[0, 1]`, on the bits.
+    #[inline(always)]
+    pub(crate) fn is_unit_closed(v: f64) -> bool {
+        let b = v.to_bits();
+        b <= 1f64.to_bits() || b == NEG_ZERO
+    }
+    /// Whether `v` is in `(0, 1]`, on the bits: the positive doubles up to 1 are the
+    /// bits 1 ..= 1.0's.
+    #[inline(always)]
+    pub(crate) fn is_unit_positive(v: f64) -> bool {
+        v.to_bits().wrapping_sub(1) < 1f64.to_bits()
+    }
+
     /// Finite and `>= 0`: learning rates, weight decays, momenta.
     pub fn non_negative(name: &'static str, v: f64) -> Result<(), Error> {
-        let b = v.to_bits();
-        require(
-            b < f64::INFINITY.to_bits() || b == NEG_ZERO,
-            name,
-            v,
-            "must be finite and >= 0",
-        )
+        require(is_non_negative(v), name, v, "must be finite and >= 0")
     }
     /// Finite and `> 0`: epsilons.
     pub fn positive(name: &'static str, v: f64) -> Result<(), Error> {
@@ -242,23 +255,11 @@ pub(crate) mod check {
     }
     /// In `[0, 1]`: decay rates that may freeze the average.
     pub fn unit_closed(name: &'static str, v: f64) -> Result<(), Error> {
-        let b = v.to_bits();
-        require(
-            b <= 1f64.to_bits() || b == NEG_ZERO,
-            name,
-            v,
-            "must be in [0, 1]",
-        )
+        require(is_unit_closed(v), name, v, "must be in [0, 1]")
     }
     /// In `(0, 1]`: rates that must move (Proximal's and Mukkamala & Hein's γ).
     pub fn unit_positive(name: &'static str, v: f64) -> Result<(), Error> {
-        // The positive doubles up to 1 are the bits 1 ..= 1.0's.
-        require(
-            v.to_bits().wrapping_sub(1) < 1f64.to_bits(),
-            name,
-            v,
-            "must be in (0, 1]",
-        )
+        require(is_unit_positive(v), name, v, "must be in (0, 1]")
     }
     /// Any finite value.
     pub fn finite(name: &'static str, v: f64) -> Result<(), Error> {

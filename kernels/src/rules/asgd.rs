@@ -91,18 +91,16 @@ impl AsgdScalars {
         if self.step == 0 {
             return Ok(());
         }
-        // On the bits, as `error::check` tests ranges (a float comparison is a library
-        // call on the Cortex-M4F and M0): finite and ≥ 0 is the bits below +∞'s, and −0;
-        // (0, 1] the bits 1 ..= 1.0's.
-        let eta = self.eta.to_bits();
-        if !(eta < f64::INFINITY.to_bits() || eta == 1 << 63) {
+        // On the bits (`check::is_*`): a float comparison is a library call on the
+        // Cortex-M4F and M0.
+        if !check::is_non_negative(self.eta) {
             return Err(Error::InvalidScalarState {
                 name: "eta",
                 value: self.eta,
                 requirement: "steps keep it finite and >= 0",
             });
         }
-        if self.mu.to_bits().wrapping_sub(1) >= 1f64.to_bits() {
+        if !check::is_unit_positive(self.mu) {
             return Err(Error::InvalidScalarState {
                 name: "mu",
                 value: self.mu,

@@ -116,10 +116,9 @@ impl NAdamScalars {
     /// [`crate::rules::ScalarState::check`]: after step 0, μ-product in [0, 1] (a
     /// product of momentum coefficients in [0, 1), from 1).
     pub(crate) fn check_reachable(&self) -> Result<(), Error> {
-        // On the bits, as `error::check` tests ranges (a float comparison is a library
-        // call on the Cortex-M4F and M0): [0, 1] is the bits up to 1.0's, and −0.
-        let b = self.mu_product.to_bits();
-        if self.step == 0 || b <= 1f64.to_bits() || b == 1 << 63 {
+        // On the bits (`check::is_unit_closed`): a float comparison is a library call
+        // on the Cortex-M4F and M0.
+        if self.step == 0 || check::is_unit_closed(self.mu_product) {
             return Ok(());
         }
         Err(Error::InvalidScalarState {
