@@ -232,6 +232,59 @@ fn divides_by_zero() {
     );
 }
 
+/// Factors torch accepts whose reciprocal (or quotient) overflows a later step into a
+/// NaN learning rate: refused when the schedule starts. Before session 23 gradstep
+/// accepted them too and refused every step from that one on.
+#[test]
+fn overflowing_factors() {
+    assert_eq!(torch_accepts("overflowing_factors", false).len(), 3);
+    schedule_refuses(
+        ConstantLr {
+            factor: 5e-324,
+            total_iters: 3,
+            ..ConstantLr::default()
+        },
+        "factor",
+    );
+    schedule_refuses(
+        LinearLr {
+            start_factor: 5e-324,
+            total_iters: 3,
+            ..LinearLr::default()
+        },
+        "start_factor",
+    );
+    schedule_refuses(
+        OneCycleLr {
+            final_div_factor: 5e-324,
+            cycle_momentum: false,
+            ..OneCycleLr::new(0.1, 5)
+        },
+        "final_div_factor",
+    );
+    // The smallest normal factor is accepted, and its ramp stays finite.
+    for mut s in [
+        AnyScheduler::from(ConstantLr {
+            factor: f64::MIN_POSITIVE,
+            total_iters: 3,
+            ..ConstantLr::default()
+        }),
+        LinearLr {
+            start_factor: f64::MIN_POSITIVE,
+            total_iters: 3,
+            ..LinearLr::default()
+        }
+        .into(),
+    ] {
+        let mut g = Group::new(0.1);
+        s.start(&mut g).unwrap();
+        for _ in 0..4 {
+            s.step(&mut g).unwrap();
+        }
+        assert!((g.lr - 0.1).abs() < 1e-12, "{s:?}: {}", g.lr);
+    }
+}
+
 #[test]
 fn cyclic_exp_range_gamma() {
     assert_eq!(torch_accepts("cyclic_exp_range_gamma", false).len(), 2);

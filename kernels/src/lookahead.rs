@@ -113,6 +113,12 @@ pub trait Wrappable: Copy + fmt::Debug + PartialEq {
     fn fresh_scalars(&self) -> Self::Scalars;
     /// Steps taken so far in `scalars`.
     fn steps_taken(scalars: &Self::Scalars) -> u64;
+    /// Refuses scalar state of another rule ([`Error::WrongScalars`]), which the wrapped
+    /// rule's step would refuse only after Lookahead's first step filled its slices.
+    /// A [`Rule`]'s scalars are of its own type: nothing to check.
+    fn check_scalars(&self, _scalars: &Self::Scalars) -> Result<(), Error> {
+        Ok(())
+    }
     /// [`Rule::step`].
     fn step<T: Real>(
         &self,
@@ -203,6 +209,13 @@ impl Wrappable for AnyRule {
     }
     fn steps_taken(scalars: &AnyScalars) -> u64 {
         scalars.step()
+    }
+    fn check_scalars(&self, scalars: &AnyScalars) -> Result<(), Error> {
+        if core::mem::discriminant(scalars) == core::mem::discriminant(&self.fresh_scalars()) {
+            Ok(())
+        } else {
+            Err(Error::WrongScalars { rule: self.id() })
+        }
     }
     fn step<T: Real>(
         &self,
@@ -372,6 +385,7 @@ impl<R: Wrappable> Lookahead<R> {
         state: &[&mut [T]],
     ) -> Result<u64, Error> {
         self.validate()?;
+        self.rule.check_scalars(scalars)?;
         let t = R::steps_taken(scalars)
             .checked_add(1)
             .ok_or(Error::StepOverflow)?;

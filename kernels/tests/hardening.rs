@@ -222,3 +222,43 @@ fn unreachable_scalar_state_is_refused_and_step_zero_ignores_it() {
         assert!(r.is_ok(), "{mu_product}: {r:?}");
     }
 }
+
+/// Lookahead over a rule chosen by name, given another rule's scalar state at step 0:
+/// refused with `WrongScalars`, and nothing written. Before session 23 the slow weights
+/// were filled from the params (and, with pullback, the slow momentum zeroed) before
+/// the wrapped rule's step refused the scalars.
+#[test]
+fn lookahead_refuses_another_rules_scalars_before_writing() {
+    use gradstep::lookahead::Lookahead;
+    for (text, wrong) in [
+        (
+            "lookahead(adam):k=2",
+            AnyScalars::NAdam(NAdamScalars::default()),
+        ),
+        (
+            "lookahead(sgd:momentum=0.9):k=2,momentum=pullback",
+            AnyScalars::Asgd(AsgdScalars::default()),
+        ),
+    ] {
+        let la = Lookahead::parse(text).unwrap();
+        let slots = la.state_slots();
+        let mut params = [1.0f32, 2.0, 3.0];
+        let grads = [0.1f32; 3];
+        let mut state = vec![[7.0f32; 3]; slots];
+        let mut scalars = wrong;
+        let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| &mut s[..]).collect();
+        let r = la.step(&mut scalars, &mut params, &grads, &mut views);
+        assert!(
+            matches!(r, Err(Error::WrongScalars { .. })),
+            "{text}: {r:?}"
+        );
+        assert_eq!(params, [1.0, 2.0, 3.0], "{text}");
+        assert!(state.iter().all(|s| *s == [7.0; 3]), "{text}: {state:?}");
+        assert_eq!(scalars, wrong, "{text}");
+        // The same call with the rule's own scalars steps.
+        let mut own = la.fresh_scalars();
+        let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| &mut s[..]).collect();
+        la.step(&mut own, &mut params, &grads, &mut views).unwrap();
+        assert_ne!(params, [1.0, 2.0, 3.0], "{text}");
+    }
+}

@@ -593,3 +593,107 @@ fn seed_cyclic_schedule_is_cyclic_lr_triangular() {
         }
     }
 }
+
+/// CosineAnnealingLR with a half period past ~2·10⁸ epochs: near the minimum torch's
+/// ratio `(1 + cos(π·t/T))/(1 + cos(π·(t−1)/T))` has a denominator that rounds to 0
+/// (torch raises ZeroDivisionError there). Every such step is the closed form instead;
+/// before session 23 it was NaN, refused, and the schedule could not step again.
+#[test]
+fn cosine_with_a_huge_half_period_steps_through_its_minimum() {
+    for t_max in [300_000_000u64, 400_000_000, 1 << 30, 1 << 40, 1 << 61] {
+        for eta_min in [0.0, 1e-3] {
+            let mut s = CosineAnnealingLr::new(t_max, eta_min);
+            let mut g = Group::new(0.1);
+            s.start(&mut g).unwrap();
+            // Where stepping would be three epochs before T, at the closed form's rate.
+            let from = t_max - 3;
+            s.progress.last_epoch = from as i64;
+            s.progress.step_count = from + 1;
+            g.lr = s.lr_at(0.1, from);
+            for k in 1..=8 {
+                s.step(&mut g)
+                    .unwrap_or_else(|e| panic!("T {t_max}, η_min {eta_min}, T−3+{k}: {e:?}"));
+                assert!(
+                    g.lr.is_finite() && g.lr >= eta_min && g.lr <= 0.1,
+                    "T {t_max}, η_min {eta_min}, T−3+{k}: {}",
+                    g.lr
+                );
+            }
+        }
+    }
+}
+
+fn nan_lambda(_: u64) -> f64 {
+    f64::NAN
+}
+
+fn nan_scale(_: f64) -> f64 {
+    f64::NAN
+}
+
+/// `start` refused by its initial step leaves the group and the schedule as they were,
+/// as every other refused call does: for each kind of schedule (torch's base-class
+/// ones, a closed form, warm restarts, the composites, `AnyScheduler`). Before session
+/// 23 the attach half's writes stayed (`initial_lr`, CyclicLR's rate and momentum, the
+/// schedule's progress).
+#[test]
+fn a_refused_start_changes_nothing() {
+    fn check<S: Scheduler + std::fmt::Debug>(name: &str, mut s: S, lr: f64) {
+        let mut g = Group::new(lr);
+        let before = (format!("{s:?}"), g);
+        assert!(s.start(&mut g).is_err(), "{name} started");
+        assert_eq!((format!("{s:?}"), g), before, "{name}");
+    }
+    let lambda = LambdaLr::new(nan_lambda as fn(u64) -> f64);
+    check("LambdaLR", lambda, 0.1);
+    check("LambdaLR, any", AnyScheduler::from(lambda), 0.1);
+    let mut cyclic = CyclicLr::new(0.5, 1.0);
+    cyclic.mode = CyclicMode::Custom {
+        scale_fn: nan_scale,
+        scale_mode: gradstep::schedules::ScaleMode::Cycle,
+    };
+    check("CyclicLR", cyclic, 0.1);
+    let warmup = WarmupDecay {
+        warmup_steps: 10,
+        start_factor: 1e308,
+        decay: Decay::Linear {
+            decay_steps: 5,
+            end_factor: 0.0,
+        },
+    };
+    check("WarmupDecay", Closed::new(warmup), 10.0);
+    check("WarmupDecay, any", AnyScheduler::from(warmup), 10.0);
+    let restarts = CosineAnnealingWarmRestarts::new(10, 1, 0.0);
+    check("warm restarts at lr ∞", restarts, f64::INFINITY);
+    let members = [AnyScheduler::from(StepLr::new(2, 0.5)), lambda.into()];
+    check(
+        "ChainedScheduler",
+        ChainedScheduler::new(members).unwrap(),
+        0.1,
+    );
+    let members = [AnyScheduler::from(lambda), StepLr::new(2, 0.5).into()];
+    check(
+        "SequentialLR",
+        SequentialLr::new(members, &[3]).unwrap(),
+        0.1,
+    );
+}
+
+/// PiecewiseConstant's scales whose running product overflows (every step from the
+/// second boundary on would be an infinite rate) are refused when built; before
+/// session 23 they were accepted and each such step refused.
+#[test]
+fn piecewise_scales_whose_product_overflows_are_refused() {
+    match PiecewiseConstant::<16>::new(&[2, 4], &[1e300, 1e300]) {
+        Err(Error::InvalidHyperparameter { name, .. }) => assert_eq!(name, "scales"),
+        other => panic!("{other:?}"),
+    }
+    let s = PiecewiseConstant::<16>::new(&[2, 4], &[1e300, 1e-300]).unwrap();
+    let mut s = Closed::new(s);
+    let mut g = Group::new(0.1);
+    s.start(&mut g).unwrap();
+    for _ in 0..5 {
+        s.step(&mut g).unwrap();
+    }
+    assert!((g.lr - 0.1).abs() < 1e-15, "{}", g.lr);
+}

@@ -69,6 +69,9 @@ macro_rules! delegate {
 }
 
 impl Scheduler for AnyScheduler {
+    fn start(&mut self, group: &mut Group) -> Result<(), Error> {
+        delegate!(self, s => s.start(group))
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         delegate!(self, s => s.step(group))
     }

@@ -1,7 +1,7 @@
 //! `SequentialLR` and `ChainedScheduler`: schedules built from schedules.
 
 use super::step::{bounded, sorted};
-use super::{Group, Scheduler, next_epoch};
+use super::{Group, Scheduler, next_epoch, start_on_copy};
 use crate::error::{Error, require};
 
 /// torch's `SequentialLR`: run `schedulers[0]` until `milestones[0]`, then
@@ -108,6 +108,9 @@ impl<S: Scheduler + Clone, const N: usize> SequentialLr<S, N> {
 }
 
 impl<S: Scheduler + Clone, const N: usize> Scheduler for SequentialLr<S, N> {
+    fn start(&mut self, group: &mut Group) -> Result<(), Error> {
+        self.atomically(group, start_on_copy)
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         self.atomically(group, |me, g| {
             me.last_epoch = next_epoch(me.last_epoch)?;
@@ -199,6 +202,10 @@ impl<S: Scheduler + Clone, const N: usize> ChainedScheduler<S, N> {
 }
 
 impl<S: Scheduler + Clone, const N: usize> Scheduler for ChainedScheduler<S, N> {
+    fn start(&mut self, group: &mut Group) -> Result<(), Error> {
+        let saved = self.schedulers.clone();
+        start_on_copy(self, group).inspect_err(|_| self.schedulers = saved)
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         self.each(group, |s, g| s.step(g))
     }

@@ -4,7 +4,7 @@ use core::f64::consts::PI;
 
 use super::{
     ClosedForm, Group, Lrs, Progress, Scheduler, TorchLr, at_least_one, attach_group, commit, ep,
-    next_epoch, torch_scheduler,
+    next_epoch, start_on_copy, torch_scheduler,
 };
 use crate::error::{Error, check, require};
 
@@ -17,7 +17,9 @@ use crate::error::{Error, check, require};
 /// operation:
 /// - `lr_t = η_min + (1 + cos(π·t/T))/(1 + cos(π·(t−1)/T))·(lr_{t−1} − η_min)`,
 /// - except when `(t − 1 − T) mod 2T = 0` (where that ratio is 0/0):
-///   `lr_t = lr_{t−1} + (base − η_min)·(1 − cos(π/T))/2`.
+///   `lr_t = lr_{t−1} + (base − η_min)·(1 − cos(π/T))/2`;
+/// - and, where torch raises ZeroDivisionError (T past ~2·10⁸, the epochs next to
+///   those, where `1 + cos(π·(t−1)/T)` rounds to 0), the closed form.
 ///
 /// Alone, both forms trace the same curve (and both keep oscillating with period `2T`
 /// after `T`), differing only by rounding. In a [`ChainedScheduler`], the recursion
@@ -70,9 +72,14 @@ impl TorchLr for CosineAnnealingLr {
         {
             group.lr + (base - eta_min) * (1.0 - libm::cos(PI / t_max)) / 2.0
         } else {
-            (1.0 + libm::cos(PI * ep(p) / t_max)) / (1.0 + libm::cos(PI * (ep(p) - 1.0) / t_max))
-                * (group.lr - eta_min)
-                + eta_min
+            let below = 1.0 + libm::cos(PI * (ep(p) - 1.0) / t_max);
+            if below == 0.0 {
+                // Past T ≈ 2·10⁸ the denominator rounds to 0 next to (t − 1 − T) mod 2T
+                // = 0, where torch raises ZeroDivisionError: the closed form instead.
+                self.lr_at(base, e as u64)
+            } else {
+                (1.0 + libm::cos(PI * ep(p) / t_max)) / below * (group.lr - eta_min) + eta_min
+            }
         };
         Ok(Lrs::lr(lr))
     }
@@ -180,6 +187,10 @@ impl CosineAnnealingWarmRestarts {
 }
 
 impl Scheduler for CosineAnnealingWarmRestarts {
+    fn start(&mut self, group: &mut Group) -> Result<(), Error> {
+        let saved = (self.progress, self.t_i, self.t_cur);
+        start_on_copy(self, group).inspect_err(|_| (self.progress, self.t_i, self.t_cur) = saved)
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         if self.progress.last_epoch < 0 {
             return self.step_to(group, 0.0);

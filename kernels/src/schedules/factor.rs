@@ -12,7 +12,7 @@ use crate::rules::powf;
 ///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
-/// | factor | `factor` | 1/3 | (0, 1] |
+/// | factor | `factor` | 1/3 | (0, 1], ≥ 2⁻¹⁰²² |
 /// | T | `total_iters` | 5 | ≥ 1 |
 ///
 /// torch accepts `factor = 0` (and then divides by zero at `total_iters`) and
@@ -59,10 +59,10 @@ impl TorchLr for ConstantLr {
 impl ClosedForm for ConstantLr {
     fn validate(&self) -> Result<(), Error> {
         require(
-            self.factor > 0.0 && self.factor <= 1.0,
+            self.factor >= f64::MIN_POSITIVE && self.factor <= 1.0,
             "factor",
             self.factor,
-            "must be in (0, 1]",
+            "must be in (0, 1] and at least 2^-1022 (a subnormal factor's reciprocal overflows)",
         )?;
         at_least_one("total_iters", self.total_iters)
     }
@@ -81,7 +81,7 @@ impl ClosedForm for ConstantLr {
 ///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
-/// | s | `start_factor` | 1/3 | (0, 1] |
+/// | s | `start_factor` | 1/3 | (0, 1], ≥ 2⁻¹⁰²² |
 /// | e | `end_factor` | 1.0 | [0, 1] |
 /// | T | `total_iters` | 5 | ≥ 1 |
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -131,10 +131,10 @@ impl TorchLr for LinearLr {
 impl ClosedForm for LinearLr {
     fn validate(&self) -> Result<(), Error> {
         require(
-            self.start_factor > 0.0 && self.start_factor <= 1.0,
+            self.start_factor >= f64::MIN_POSITIVE && self.start_factor <= 1.0,
             "start_factor",
             self.start_factor,
-            "must be in (0, 1]",
+            "must be in (0, 1] and at least 2^-1022 (the first step divides by a multiple of it)",
         )?;
         check::unit_closed("end_factor", self.end_factor)?;
         at_least_one("total_iters", self.total_iters)

@@ -152,10 +152,16 @@ impl Default for Progress {
 pub trait Scheduler {
     /// torch's constructor: validates the configuration and the group's learning rate,
     /// applies the schedule's set-up (e.g. [`CyclicLr`] sets `lr = base_lr`), records
-    /// `initial_lr`, and writes epoch 0's values into `group`.
+    /// `initial_lr`, and writes epoch 0's values into `group`: [`attach`] then
+    /// [`initial_step`], on a copy of the group. Every schedule of gradstep's restores
+    /// its own state too if either half refuses; this default, for a schedule of the
+    /// caller's, cannot (it knows no state to restore): override it where `attach`
+    /// writes any.
+    ///
+    /// [`attach`]: Scheduler::attach
+    /// [`initial_step`]: Scheduler::initial_step
     fn start(&mut self, group: &mut Group) -> Result<(), Error> {
-        self.attach(group)?;
-        self.initial_step(group)
+        start_on_copy(self, group)
     }
 
     /// torch's `scheduler.step()`: advances one epoch and writes its learning rate (and
@@ -222,6 +228,10 @@ impl<S: ClosedForm> Closed<S> {
 }
 
 impl<S: ClosedForm> Scheduler for Closed<S> {
+    fn start(&mut self, group: &mut Group) -> Result<(), Error> {
+        let saved = self.progress;
+        start_on_copy(self, group).inspect_err(|_| self.progress = saved)
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         let epoch = next_epoch(self.progress.last_epoch)?;
         self.write(group, epoch, self.progress.step_count.saturating_add(1))
@@ -283,6 +293,18 @@ pub(crate) trait TorchLr: HasProgress {
 pub(crate) trait HasProgress {
     /// The bookkeeping.
     fn progress(&mut self) -> &mut Progress;
+}
+
+/// [`Scheduler::start`]'s two halves on a copy of the group, written back if both succeed.
+pub(crate) fn start_on_copy<S: Scheduler + ?Sized>(
+    s: &mut S,
+    group: &mut Group,
+) -> Result<(), Error> {
+    let mut g = *group;
+    s.attach(&mut g)?;
+    s.initial_step(&mut g)?;
+    *group = g;
+    Ok(())
 }
 
 /// Records `initial_lr` (torch's `setdefault`) after checking the group's lr; returns it.
@@ -376,6 +398,10 @@ macro_rules! torch_scheduler {
         }
 
         impl<$($g)*> $crate::schedules::Scheduler for $t {
+            fn start(&mut self, group: &mut $crate::schedules::Group) -> Result<(), $crate::Error> {
+                let saved = self.progress;
+                $crate::schedules::start_on_copy(self, group).inspect_err(|_| self.progress = saved)
+            }
             fn step(&mut self, group: &mut $crate::schedules::Group) -> Result<(), $crate::Error> {
                 $crate::schedules::torch_advance(self, group, false)
             }

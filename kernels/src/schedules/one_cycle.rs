@@ -54,7 +54,7 @@ impl Anneal {
 /// | `base_momentum` | 0.85 | finite, ≥ 0 |
 /// | `max_momentum` | 0.95 | finite, ≥ 0 |
 /// | `div_factor` | 25.0 | finite, > 0 |
-/// | `final_div_factor` | 1e4 | finite, > 0 |
+/// | `final_div_factor` | 1e4 | finite, > 0, lr₀/final_div_factor finite |
 /// | `three_phase` | `false` | |
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OneCycleLr {
@@ -167,7 +167,14 @@ impl TorchLr for OneCycleLr {
         check::non_negative("max_momentum", self.max_momentum)?;
         check::positive("div_factor", self.div_factor)?;
         check::positive("final_div_factor", self.final_div_factor)?;
-        check::finite("initial_lr", self.initial_lr())
+        check::finite("initial_lr", self.initial_lr())?;
+        let min_lr = self.initial_lr() / self.final_div_factor;
+        require(
+            crate::rules::finite(min_lr),
+            "final_div_factor",
+            self.final_div_factor,
+            "initial_lr / final_div_factor (the final rate) must be finite",
+        )
     }
     fn setup(&mut self, group: &mut Group) -> Result<f64, Error> {
         group.initial_lr = Some(self.initial_lr());

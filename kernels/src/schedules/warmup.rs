@@ -219,7 +219,7 @@ impl ClosedForm for Noam {
 /// | field | valid |
 /// |---|---|
 /// | `boundaries` | strictly increasing, at most `N` |
-/// | `scales` | as many as `boundaries`, finite, ≥ 0 |
+/// | `scales` | as many as `boundaries`, finite, ≥ 0, each running product finite |
 #[derive(Clone, Debug, PartialEq)]
 pub struct PiecewiseConstant<const N: usize = 16> {
     boundaries: heapless::Vec<u64, N>,
@@ -257,8 +257,16 @@ impl<const N: usize> PiecewiseConstant<N> {
 impl<const N: usize> ClosedForm for PiecewiseConstant<N> {
     fn validate(&self) -> Result<(), Error> {
         sorted(&self.boundaries, "boundaries", true)?;
+        let mut product = 1.0;
         for &s in self.scales.iter() {
             check::non_negative("scales", s)?;
+            product *= s;
+            require(
+                crate::rules::finite(product),
+                "scales",
+                product,
+                "their running product must be finite",
+            )?;
         }
         Ok(())
     }
