@@ -60,9 +60,9 @@ struct gradstep_schedule_config;
  * never reused: a code that is retired stays reserved.
  */
 enum gradstep_status
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
   : uint32_t
-#endif /* defined(__cplusplus) || __STDC_VERSION__ >= 202311L */
+#endif /* defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L) */
  {
   /**
    * Success.
@@ -185,23 +185,28 @@ enum gradstep_status
    * every later step would be silently wrong. Keep the struct a step or a
    * checkpoint wrote; at step 0 these fields are ignored.
    */
-  GRADSTEP_INVALID_SCALAR_STATE = 25
+  GRADSTEP_INVALID_SCALAR_STATE = 25,
+  /**
+   * The optimizer handle has no param group of that index (before session 23:
+   * `GRADSTEP_LENGTH_MISMATCH`).
+   */
+  GRADSTEP_NO_SUCH_GROUP = 26
 };
 #ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
+#if (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
 typedef enum gradstep_status gradstep_status;
 #else
 typedef uint32_t gradstep_status;
-#endif /* __STDC_VERSION__ >= 202311L */
+#endif /* (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L) */
 #endif /* __cplusplus */
 
 /**
  * The element types of buffers, for `gradstep_element` arguments.
  */
 enum gradstep_element_type
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
   : uint32_t
-#endif /* defined(__cplusplus) || __STDC_VERSION__ >= 202311L */
+#endif /* defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L) */
  {
   /**
    * `float`.
@@ -213,11 +218,11 @@ enum gradstep_element_type
   GRADSTEP_F64 = 2
 };
 #ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
+#if (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L)
 typedef enum gradstep_element_type gradstep_element_type;
 #else
 typedef uint32_t gradstep_element_type;
-#endif /* __STDC_VERSION__ >= 202311L */
+#endif /* (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L) */
 #endif /* __cplusplus */
 
 /**
@@ -1874,8 +1879,8 @@ gradstep_status gradstep_optimizer_new(const struct gradstep_rule *rule,
  * `GRADSTEP_WRONG_RULE` otherwise) and writes its index to `*group_out`.
  *
  * @par Safety
- * `opt` a live handle or NULL; `rule` NULL or valid for a read; `group_out` NULL or
- * valid for a write.
+ * `opt` any value (handles are checked); `rule` NULL or valid for a read; `group_out`
+ * NULL or valid for a write.
  */
 gradstep_status gradstep_optimizer_add_group(struct gradstep_optimizer *opt,
                                              const struct gradstep_rule *rule,
@@ -1887,13 +1892,13 @@ gradstep_status gradstep_optimizer_add_group(struct gradstep_optimizer *opt,
  * params and grads are the caller's, and are stepped fastest from
  * `gradstep_buffer_new_f32`'s memory (page-aligned, huge pages from 2 MiB). Refused: a handle of
  * doubles (`GRADSTEP_WRONG_ELEMENT_TYPE`), an unknown group
- * (`GRADSTEP_LENGTH_MISMATCH`), state that cannot be allocated
+ * (`GRADSTEP_NO_SUCH_GROUP`), state that cannot be allocated
  * (`GRADSTEP_OUT_OF_MEMORY`), buffers overlapping each other or any registered buffer
  * (`GRADSTEP_OVERLAPPING_BUFFERS`).
  *
  * @par Safety
- * `opt` a live handle or NULL; `params`/`grads` NULL or valid for `n` elements until
- * the optimizer is freed, and not used by anyone else during its calls.
+ * `opt` any value (handles are checked); `params`/`grads` NULL or valid for `n`
+ * elements until the optimizer is freed, and not used by anyone else during its calls.
  */
 gradstep_status gradstep_optimizer_add_params_f32(struct gradstep_optimizer *opt,
                                                   size_t group,
@@ -1920,7 +1925,7 @@ gradstep_status gradstep_optimizer_add_params_f64(struct gradstep_optimizer *opt
  * refusal no tensor has been stepped.
  *
  * @par Safety
- * `opt` a live handle or NULL; the registered buffers still valid.
+ * `opt` any value (handles are checked); the registered buffers still valid.
  */
 gradstep_status gradstep_optimizer_step(struct gradstep_optimizer *opt);
 
@@ -1941,7 +1946,7 @@ gradstep_status gradstep_optimizer_set_threads(struct gradstep_optimizer *opt, s
  * Sets a group's learning rate (a value the rule accepts: finite, ≥ 0).
  *
  * @par Safety
- * `opt` a live handle or NULL.
+ * `opt` any value (handles are checked).
  */
 gradstep_status gradstep_optimizer_set_lr(struct gradstep_optimizer *opt, size_t group, double lr);
 
@@ -1949,7 +1954,7 @@ gradstep_status gradstep_optimizer_set_lr(struct gradstep_optimizer *opt, size_t
  * Writes a group's current learning rate.
  *
  * @par Safety
- * `opt` a live handle or NULL; `lr` NULL or valid for a write.
+ * `opt` any value (handles are checked); `lr` NULL or valid for a write.
  */
 gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t group, double *lr);
 
@@ -1965,7 +1970,7 @@ gradstep_status gradstep_optimizer_lr(struct gradstep_optimizer *opt, size_t gro
  * `gradstep_optimizer_schedule_step` (and this function), never during a load.
  *
  * @par Safety
- * `opt` a live handle or NULL; `config` NULL or valid for a read.
+ * `opt` any value (handles are checked); `config` NULL or valid for a read.
  */
 gradstep_status gradstep_optimizer_attach_schedule(struct gradstep_optimizer *opt,
                                                    size_t group,
@@ -1979,7 +1984,7 @@ gradstep_status gradstep_optimizer_attach_schedule(struct gradstep_optimizer *op
  * copy is. The schedule handle stays the caller's (free it as usual).
  *
  * @par Safety
- * `opt` a live optimizer handle or NULL; `schedule` a live schedule handle or NULL.
+ * `opt` and `schedule` any values (handles are checked).
  */
 gradstep_status gradstep_optimizer_attach_schedule_handle(struct gradstep_optimizer *opt,
                                                           size_t group,
@@ -1994,7 +1999,7 @@ gradstep_status gradstep_optimizer_attach_schedule_handle(struct gradstep_optimi
  * `GRADSTEP_STATE_LAYOUT`).
  *
  * @par Safety
- * `opt` a live handle or NULL.
+ * `opt` any value (handles are checked).
  */
 gradstep_status gradstep_optimizer_schedule_step(struct gradstep_optimizer *opt);
 
@@ -2003,7 +2008,7 @@ gradstep_status gradstep_optimizer_schedule_step(struct gradstep_optimizer *opt)
  * left as they are. All or nothing.
  *
  * @par Safety
- * `opt` a live handle or NULL.
+ * `opt` any value (handles are checked).
  */
 gradstep_status gradstep_optimizer_schedule_step_metric(struct gradstep_optimizer *opt,
                                                         double metric);
@@ -2024,7 +2029,7 @@ gradstep_status gradstep_optimizer_free(struct gradstep_optimizer *opt);
  * included.
  *
  * @par Safety
- * `opt` a live handle or NULL; `out_len` NULL or valid for a write.
+ * `opt` any value (handles are checked); `out_len` NULL or valid for a write.
  */
 gradstep_status gradstep_optimizer_checkpoint_len(struct gradstep_optimizer *opt, size_t *out_len);
 
@@ -2039,8 +2044,8 @@ gradstep_status gradstep_optimizer_checkpoint_len(struct gradstep_optimizer *opt
  * params buffer.
  *
  * @par Safety
- * `opt` a live handle or NULL; `out` NULL or valid for `capacity` bytes; `written`
- * NULL or valid for a write.
+ * `opt` any value (handles are checked); `out` NULL or valid for `capacity` bytes;
+ * `written` NULL or valid for a write.
  */
 gradstep_status gradstep_optimizer_checkpoint_save(struct gradstep_optimizer *opt,
                                                    uint8_t *out,
@@ -2060,7 +2065,7 @@ gradstep_status gradstep_optimizer_checkpoint_save(struct gradstep_optimizer *op
  * handle and the params are as they were.
  *
  * @par Safety
- * `opt` a live handle or NULL; `bytes` NULL or valid for `len` bytes.
+ * `opt` any value (handles are checked); `bytes` NULL or valid for `len` bytes.
  */
 gradstep_status gradstep_optimizer_checkpoint_load(struct gradstep_optimizer *opt,
                                                    const uint8_t *bytes,

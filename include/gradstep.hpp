@@ -21,10 +21,20 @@
  *   return a result: use the static create() functions, which exist in both modes.
  *
  * Thread safety is the C library's: a handle may move between threads, one call at a
- * time (a concurrent call gets GRADSTEP_BUSY).
+ * time (a concurrent call gets GRADSTEP_BUSY). The const members (lr(), save(), ...)
+ * are calls on the handle too: two threads calling them on one object at once may get
+ * GRADSTEP_BUSY, unlike const members of the standard containers.
+ *
+ * Translation units built with exceptions and without may be linked together: each
+ * mode's definitions live in an inline namespace of their own (gradstep::exceptions,
+ * gradstep::results), so the linker never mixes them.
  */
 #ifndef GRADSTEP_HPP
 #define GRADSTEP_HPP
+
+#if !defined(__cplusplus) || (__cplusplus < 201703L && !(defined(_MSVC_LANG) && _MSVC_LANG >= 201703L))
+#error "gradstep.hpp needs C++17 or later (gradstep.h alone works in C89 and C++11)"
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -53,8 +63,15 @@
 #endif
 
 namespace gradstep {
+#if GRADSTEP_EXCEPTIONS
+inline namespace exceptions {
+#else
+inline namespace results {
+#endif
 
-/** The message of this thread's last refused call (gradstep_last_error). */
+/** The message of this thread's last refused C call (gradstep_last_error). A refusal
+ * the wrapper makes itself, before any C call (lengths that differ, a NUL inside a
+ * std::string), is only in the error's what() or the result's message(). */
 inline std::string last_error() {
     std::size_t n = gradstep_last_error(nullptr, 0);
     std::string s(n + 1, '\0');
@@ -131,6 +148,7 @@ public:
     explicit operator bool() const noexcept { return ok(); }
     /** The value (a default one after a refusal). */
     T &value() & noexcept { return value_; }
+    const T &value() const & noexcept { return value_; }
     T &&value() && noexcept { return std::move(value_); }
     gradstep_status status() const noexcept { return failure_.status(); }
     const std::string &message() const noexcept { return failure_.message(); }
@@ -180,6 +198,21 @@ using ret = result<T>;
     } while (0)
 #define GRADSTEP_HPP_REFUSE(status, message) return ::gradstep::failure(status, message)
 inline result<void> done() { return result<void>(); }
+#endif
+
+/** The message of a text refused for the NUL inside it (the C call reads up to a NUL). */
+inline std::string nul_inside() { return "the text has a NUL character inside"; }
+
+/** Whether C is a view (std::span or gradstep's own), which a temporary may be: the
+ * memory it points to is the caller's, not the temporary's. */
+template <class C>
+struct is_view : std::false_type {};
+#if GRADSTEP_HAS_SPAN
+template <class T, std::size_t N>
+struct is_view<std::span<T, N>> : std::true_type {};
+#else
+template <class T>
+struct is_view<view<T>> : std::true_type {};
 #endif
 
 /** The message of a refusal the wrapper makes itself (the C call takes one length). */
@@ -284,7 +317,13 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_rule_parse(text, &r.c));
         return r;
     }
-    static ret<rule> parse(const std::string &text) { return parse(text.c_str()); }
+    /** As parse(const char *); a text with a NUL inside is refused (GRADSTEP_BAD_RULE_TEXT),
+     * not cut short there. */
+    static ret<rule> parse(const std::string &text) {
+        if (text.find('\0') != std::string::npos)
+            GRADSTEP_HPP_REFUSE(GRADSTEP_BAD_RULE_TEXT, detail::nul_inside());
+        return parse(text.c_str());
+    }
 
     gradstep_rule_kind kind() const noexcept { return c.kind; }
     /** "adam", "sgd", ... */
@@ -353,7 +392,12 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_lookahead_parse(text, &la.c));
         return la;
     }
-    static ret<lookahead> parse(const std::string &text) { return parse(text.c_str()); }
+    /** As parse(const char *); a text with a NUL inside is refused (GRADSTEP_BAD_RULE_TEXT). */
+    static ret<lookahead> parse(const std::string &text) {
+        if (text.find('\0') != std::string::npos)
+            GRADSTEP_HPP_REFUSE(GRADSTEP_BAD_RULE_TEXT, detail::nul_inside());
+        return parse(text.c_str());
+    }
 
     /** The wrapped rule. */
     rule inner() const noexcept { return rule(c.rule); }
@@ -468,7 +512,10 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_optimizer_set_lookahead(h_, k, alpha, momentum));
         return detail::done();
     }
-    /** Registers a tensor in `group`: params (updated) and grads (read), equal sizes. */
+    /** Registers a tensor in `group`: params (updated) and grads (read), equal sizes.
+     * The optimizer keeps both pointers: a temporary container for either does not
+     * compile (a std::span<const T> would take one in C++20; the overload below refuses
+     * it), a view of the caller's memory does. */
     ret<void> add_params(std::size_t group, view<T> params, view<const T> grads) {
         if (params.size() != grads.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
         if constexpr (std::is_same_v<T, float>) {
@@ -480,6 +527,9 @@ public:
         }
         return detail::done();
     }
+    template <class C, class = std::enable_if_t<!std::is_lvalue_reference_v<C> &&
+                                                !detail::is_view<std::remove_cv_t<C>>::value>>
+    ret<void> add_params(std::size_t group, view<T> params, C &&grads) = delete;
     /** One step of every registered tensor. */
     ret<void> step() {
         GRADSTEP_HPP_CHECK(gradstep_optimizer_step(h_));
@@ -508,9 +558,15 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_optimizer_attach_schedule_handle(h_, group, s.handle()));
         return detail::done();
     }
-    /** Steps the attached schedules (one epoch). */
+    /** Steps the attached epoch-driven schedules (one epoch); groups with
+     * ReduceLROnPlateau are stepped by schedule_step(metric). */
     ret<void> schedule_step() {
         GRADSTEP_HPP_CHECK(gradstep_optimizer_schedule_step(h_));
+        return detail::done();
+    }
+    /** Steps every group's ReduceLROnPlateau with the epoch's metric. */
+    ret<void> schedule_step(double metric) {
+        GRADSTEP_HPP_CHECK(gradstep_optimizer_schedule_step_metric(h_, metric));
         return detail::done();
     }
     /** A checkpoint of the whole optimizer, params included. */
@@ -528,6 +584,10 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_optimizer_checkpoint_load(h_, bytes.data(), bytes.size()));
         return detail::done();
     }
+    /** The same from save()'s vector, a temporary one too: load(other.save()). */
+    ret<void> load(const std::vector<std::uint8_t> &bytes) {
+        return load(view<const std::uint8_t>(bytes.data(), bytes.size()));
+    }
     /** The C handle (still owned by this object). */
     gradstep_optimizer *handle() const noexcept { return h_; }
 
@@ -541,6 +601,7 @@ private:
     gradstep_optimizer *h_ = nullptr;
 };
 
+}  // inline namespace exceptions / results
 }  // namespace gradstep
 
 #undef GRADSTEP_HPP_CHECK

@@ -380,6 +380,12 @@ impl<T> Raw<T> {
     }
 }
 
+/// `value` in a box of its own, or `GRADSTEP_OUT_OF_MEMORY` where `Box::new` would abort
+/// the process.
+pub(crate) fn try_box<V>(value: V) -> Result<Box<V>, gradstep_status> {
+    gradstep_optim::try_box(value).map_err(|_| GRADSTEP_OUT_OF_MEMORY)
+}
+
 /// An empty vector with room for `n` elements, or `GRADSTEP_OUT_OF_MEMORY`.
 pub(crate) fn vec_with_capacity<T>(n: usize) -> Result<Vec<T>, gradstep_status> {
     let mut v = Vec::new();

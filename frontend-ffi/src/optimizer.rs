@@ -117,10 +117,10 @@ fn status_kind(e: Error) -> gradstep_status {
     match e {
         Error::Kernel(k) => k.into(),
         Error::WrongRule { .. } => GRADSTEP_WRONG_RULE,
-        Error::NoSuchGroup(_)
-        | Error::NoSuchTensor(_)
-        | Error::TensorCount { .. }
-        | Error::LengthMismatch { .. } => GRADSTEP_LENGTH_MISMATCH,
+        Error::NoSuchGroup(_) => GRADSTEP_NO_SUCH_GROUP,
+        Error::NoSuchTensor(_) | Error::TensorCount { .. } | Error::LengthMismatch { .. } => {
+            GRADSTEP_LENGTH_MISMATCH
+        }
         Error::OutOfMemory { .. } => GRADSTEP_OUT_OF_MEMORY,
         Error::NoMomentum { .. } => GRADSTEP_INVALID_HYPERPARAMETER,
         Error::StateSlots { .. } => GRADSTEP_STATE_LAYOUT,
@@ -190,7 +190,7 @@ pub unsafe extern "C" fn gradstep_optimizer_new(
             GRADSTEP_F32 => Typed::F32(Optimizer::new(rule).map_err(status)?, Vec::new()),
             _ => Typed::F64(Optimizer::new(rule).map_err(status)?, Vec::new()),
         };
-        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer);
+        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer)?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(handle) };
         Ok(())
@@ -201,8 +201,8 @@ pub unsafe extern "C" fn gradstep_optimizer_new(
 /// `GRADSTEP_WRONG_RULE` otherwise) and writes its index to `*group_out`.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `rule` NULL or valid for a read; `group_out` NULL or
-/// valid for a write.
+/// `opt` any value (handles are checked); `rule` NULL or valid for a read; `group_out`
+/// NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_add_group(
     opt: *mut gradstep_optimizer,
@@ -263,13 +263,13 @@ fn add_tensor<T: Element>(
 /// params and grads are the caller's, and are stepped fastest from
 /// `gradstep_buffer_new_f32`'s memory (page-aligned, huge pages from 2 MiB). Refused: a handle of
 /// doubles (`GRADSTEP_WRONG_ELEMENT_TYPE`), an unknown group
-/// (`GRADSTEP_LENGTH_MISMATCH`), state that cannot be allocated
+/// (`GRADSTEP_NO_SUCH_GROUP`), state that cannot be allocated
 /// (`GRADSTEP_OUT_OF_MEMORY`), buffers overlapping each other or any registered buffer
 /// (`GRADSTEP_OVERLAPPING_BUFFERS`).
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `params`/`grads` NULL or valid for `n` elements until
-/// the optimizer is freed, and not used by anyone else during its calls.
+/// `opt` any value (handles are checked); `params`/`grads` NULL or valid for `n`
+/// elements until the optimizer is freed, and not used by anyone else during its calls.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_add_params_f32(
     opt: *mut gradstep_optimizer,
@@ -346,7 +346,7 @@ fn step<T: Element>(opt: &mut Optimizer<T>, tensors: &[Tensor<T>]) -> Result<(),
 /// refusal no tensor has been stepped.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; the registered buffers still valid.
+/// `opt` any value (handles are checked); the registered buffers still valid.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_step(opt: *mut gradstep_optimizer) -> gradstep_status {
     guard(|| {
@@ -381,7 +381,7 @@ pub unsafe extern "C" fn gradstep_optimizer_set_threads(
 /// Sets a group's learning rate (a value the rule accepts: finite, ≥ 0).
 ///
 /// # Safety
-/// `opt` a live handle or NULL.
+/// `opt` any value (handles are checked).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_set_lr(
     opt: *mut gradstep_optimizer,
@@ -398,7 +398,7 @@ pub unsafe extern "C" fn gradstep_optimizer_set_lr(
 /// Writes a group's current learning rate.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `lr` NULL or valid for a write.
+/// `opt` any value (handles are checked); `lr` NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_lr(
     opt: *mut gradstep_optimizer,
@@ -443,7 +443,7 @@ fn attach(
 /// [`gradstep_optimizer_schedule_step`] (and this function), never during a load.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `config` NULL or valid for a read.
+/// `opt` any value (handles are checked); `config` NULL or valid for a read.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_attach_schedule(
     opt: *mut gradstep_optimizer,
@@ -464,7 +464,7 @@ pub unsafe extern "C" fn gradstep_optimizer_attach_schedule(
 /// copy is. The schedule handle stays the caller's (free it as usual).
 ///
 /// # Safety
-/// `opt` a live optimizer handle or NULL; `schedule` a live schedule handle or NULL.
+/// `opt` and `schedule` any values (handles are checked).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_attach_schedule_handle(
     opt: *mut gradstep_optimizer,
@@ -482,7 +482,7 @@ pub unsafe extern "C" fn gradstep_optimizer_attach_schedule_handle(
 /// `GRADSTEP_STATE_LAYOUT`).
 ///
 /// # Safety
-/// `opt` a live handle or NULL.
+/// `opt` any value (handles are checked).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_schedule_step(
     opt: *mut gradstep_optimizer,
@@ -498,7 +498,7 @@ pub unsafe extern "C" fn gradstep_optimizer_schedule_step(
 /// left as they are. All or nothing.
 ///
 /// # Safety
-/// `opt` a live handle or NULL.
+/// `opt` any value (handles are checked).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_schedule_step_metric(
     opt: *mut gradstep_optimizer,
@@ -527,7 +527,7 @@ pub unsafe extern "C" fn gradstep_optimizer_free(opt: *mut gradstep_optimizer) -
 /// included.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `out_len` NULL or valid for a write.
+/// `opt` any value (handles are checked); `out_len` NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_checkpoint_len(
     opt: *mut gradstep_optimizer,
@@ -572,8 +572,8 @@ fn save<T: Element>(
 /// params buffer.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `out` NULL or valid for `capacity` bytes; `written`
-/// NULL or valid for a write.
+/// `opt` any value (handles are checked); `out` NULL or valid for `capacity` bytes;
+/// `written` NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_checkpoint_save(
     opt: *mut gradstep_optimizer,
@@ -623,7 +623,7 @@ fn load<T: Element>(
 /// handle and the params are as they were.
 ///
 /// # Safety
-/// `opt` a live handle or NULL; `bytes` NULL or valid for `len` bytes.
+/// `opt` any value (handles are checked); `bytes` NULL or valid for `len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gradstep_optimizer_checkpoint_load(
     opt: *mut gradstep_optimizer,
@@ -815,7 +815,7 @@ mod tests {
             ),
             (
                 Error::NoSuchGroup(GroupId(3)),
-                GRADSTEP_LENGTH_MISMATCH,
+                GRADSTEP_NO_SUCH_GROUP,
                 GRADSTEP_CHECKPOINT_MISMATCH,
             ),
             (
@@ -995,7 +995,7 @@ pub unsafe extern "C" fn gradstep_optimizer_new_lookahead(
                 Vec::new(),
             ),
         };
-        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer);
+        let handle = registry::register(gradstep_optimizer::new(typed), Kind::Optimizer)?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(handle) };
         Ok(())

@@ -31,9 +31,10 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::boundary::{try_box, vec_with_capacity};
 use crate::status::{
     GRADSTEP_BUSY, GRADSTEP_INTERNAL_ERROR, GRADSTEP_INVALID_HANDLE, GRADSTEP_NULL_POINTER,
-    gradstep_status,
+    GRADSTEP_OUT_OF_MEMORY, gradstep_status,
 };
 
 /// The kinds of handle.
@@ -147,28 +148,33 @@ fn idle(id: usize, kind: Kind) -> u64 {
 /// Records `value` as a live handle of `kind` and returns the handle: an opaque,
 /// never-reused, non-NULL value that is never dereferenced.
 ///
-/// Slots run out only with 2^30 handles alive at once on 64-bit targets (2^14 on 32-bit
-/// ones): then this panics, which the boundary turns into `GRADSTEP_INTERNAL_ERROR`,
-/// rather than reuse an id.
-pub(crate) fn register<T: 'static>(value: T, kind: Kind) -> *mut T {
-    let value = Box::new(value);
+/// Every allocation is fallible (`GRADSTEP_OUT_OF_MEMORY`, with nothing changed): the
+/// value's box, the free list's room, a new page of slots. Slots run out only with 2^30
+/// handles alive at once on 64-bit targets (2^14 on 32-bit ones): then this panics,
+/// which the boundary turns into `GRADSTEP_INTERNAL_ERROR`, rather than reuse an id.
+pub(crate) fn register<T: 'static>(value: T, kind: Kind) -> Result<*mut T, gradstep_status> {
+    let value = try_box(value)?;
     let mut free = free_list();
     let index = match free.indices.pop() {
         Some(index) => index,
         None => {
             let index = free.next;
-            // Allocations first, so that a panic leaves everything as it was.
+            // Allocations first, so that a refusal or a panic leaves everything as it was.
             assert!(index < 1 << INDEX_BITS, "gradstep handle slots exhausted");
-            free.indices.reserve(index + 1);
+            let room = index + 1 - free.indices.len();
+            free.indices
+                .try_reserve(room)
+                .map_err(|_| GRADSTEP_OUT_OF_MEMORY)?;
             let (page, offset) = place(index);
             if offset == 0 {
-                let slots: Box<[Slot]> = (0..FIRST_PAGE << page)
-                    .map(|_| Slot {
-                        state: AtomicU64::new(0),
-                        occupant: UnsafeCell::new(None),
-                        generation: UnsafeCell::new(1),
-                    })
-                    .collect();
+                let mut slots = vec_with_capacity(FIRST_PAGE << page)?;
+                slots.extend((0..FIRST_PAGE << page).map(|_| Slot {
+                    state: AtomicU64::new(0),
+                    occupant: UnsafeCell::new(None),
+                    generation: UnsafeCell::new(1),
+                }));
+                // Exactly as long as its capacity: no reallocation.
+                let slots: Box<[Slot]> = slots.into_boxed_slice();
                 TABLE[page].store(Box::into_raw(slots).cast(), Ordering::Release);
             }
             free.next = index + 1;
@@ -190,7 +196,7 @@ pub(crate) fn register<T: 'static>(value: T, kind: Kind) -> *mut T {
     };
     slot.state.store(idle(id, kind), Ordering::Release);
     drop(free);
-    std::ptr::without_provenance_mut(spread(id))
+    Ok(std::ptr::without_provenance_mut(spread(id)))
 }
 
 /// The multiplier of [`spread`].
@@ -375,9 +381,9 @@ mod tests {
 
     #[test]
     fn handles_are_never_reused_and_never_addresses() {
-        let a = register(1u32, Kind::Schedule);
+        let a = register(1u32, Kind::Schedule).unwrap();
         assert_eq!(free(a, Kind::Schedule), Ok(()));
-        let b = register(2u32, Kind::Schedule);
+        let b = register(2u32, Kind::Schedule).unwrap();
         assert_ne!(a, b);
         assert!(b.addr().is_multiple_of(16) && b.addr().abs_diff(a.addr()) > 1 << 20);
         // `spread` is arithmetic on integers, with no memory access and no unsafe code:
@@ -415,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_nested_call_is_busy_and_a_panicked_handle_is_refused() {
-        let a = register(5i32, Kind::Optimizer);
+        let a = register(5i32, Kind::Optimizer).unwrap();
         let inner = with(a, Kind::Optimizer, |v| {
             *v += 1;
             Ok(with(a, Kind::Optimizer, |w| Ok(*w)))
@@ -446,7 +452,7 @@ mod tests {
     #[test]
     fn a_free_inside_a_call_drops_the_value_when_the_call_ends() {
         let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let a = register(Counted(drops.clone()), Kind::Optimizer);
+        let a = register(Counted(drops.clone()), Kind::Optimizer).unwrap();
         let inside = with(a, Kind::Optimizer, |v| {
             assert_eq!(free(a, Kind::Optimizer), Ok(()));
             // Freed, but still this call's: not dropped, refused to anyone else.
@@ -461,7 +467,7 @@ mod tests {
             Err(GRADSTEP_INVALID_HANDLE)
         );
         // Freed when idle: dropped at once.
-        let b = register(Counted(drops.clone()), Kind::Schedule);
+        let b = register(Counted(drops.clone()), Kind::Schedule).unwrap();
         assert_eq!(free(b, Kind::Schedule), Ok(()));
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
@@ -477,7 +483,7 @@ mod tests {
         let mut live = Vec::new();
         let mut dead = Vec::new();
         for i in 0..first {
-            let h = register(i, Kind::Schedule);
+            let h = register(i, Kind::Schedule).unwrap();
             if i % 3 == 0 {
                 assert_eq!(free(h, Kind::Schedule), Ok(()));
                 dead.push(h);
@@ -486,7 +492,7 @@ mod tests {
             }
         }
         for _ in 0..again {
-            let h = register(7u32, Kind::Schedule);
+            let h = register(7u32, Kind::Schedule).unwrap();
             assert_eq!(free(h, Kind::Schedule), Ok(()));
             dead.push(h);
         }
@@ -539,7 +545,9 @@ mod tests {
     fn a_free_racing_calls_on_another_thread_drops_the_value_once() {
         for _ in 0..4 {
             let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let h = register(Counted(drops.clone()), Kind::Optimizer).addr();
+            let h = register(Counted(drops.clone()), Kind::Optimizer)
+                .unwrap()
+                .addr();
             let freed = std::sync::atomic::AtomicBool::new(false);
             std::thread::scope(|scope| {
                 scope.spawn(|| {

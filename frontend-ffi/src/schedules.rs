@@ -15,7 +15,7 @@ use gradstep::schedules::{
     Scheduler, SequentialLr, StepLr, ThresholdMode, WarmupDecay,
 };
 
-use crate::boundary::{Raw, Span, check, disjoint, guard, read};
+use crate::boundary::{Raw, Span, check, disjoint, guard, read, vec_with_capacity};
 use crate::registry::{self, Kind};
 use crate::status::{GRADSTEP_INVALID_HYPERPARAMETER, GRADSTEP_UNKNOWN_KIND, gradstep_status};
 
@@ -794,7 +794,7 @@ fn composite(
     members: &[gradstep_schedule_config],
     milestones: Option<&[u64]>,
 ) -> Result<Running, gradstep_status> {
-    let mut built = Vec::with_capacity(members.len());
+    let mut built = vec_with_capacity(members.len())?;
     for m in members {
         match build(m)? {
             Built::Scheduler(s) => built.push(s),
@@ -854,7 +854,7 @@ fn new_handle(
     disjoint(&[Span::one(out)], inputs)?;
     let mut group = Group::new(lr);
     running.start(&mut group)?;
-    let handle = registry::register(gradstep_schedule { running, group }, Kind::Schedule);
+    let handle = registry::register(gradstep_schedule { running, group }, Kind::Schedule)?;
     // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
     unsafe { out.write(handle) };
     Ok(())

@@ -83,6 +83,9 @@ pub enum gradstep_status {
     /// every later step would be silently wrong. Keep the struct a step or a
     /// checkpoint wrote; at step 0 these fields are ignored.
     GRADSTEP_INVALID_SCALAR_STATE = 25,
+    /// The optimizer handle has no param group of that index (before session 23:
+    /// `GRADSTEP_LENGTH_MISMATCH`).
+    GRADSTEP_NO_SUCH_GROUP = 26,
 }
 
 pub use gradstep_status::*;
@@ -175,6 +178,7 @@ table! {
     GRADSTEP_BAD_RULE_TEXT => c"bad rule text",
     GRADSTEP_BUSY => c"handle busy in another call",
     GRADSTEP_INVALID_SCALAR_STATE => c"scalar state that no step produces",
+    GRADSTEP_NO_SUCH_GROUP => c"no such param group",
 }
 
 /// A short English description of `status`, as a static NUL-terminated string; never

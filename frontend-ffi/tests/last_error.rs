@@ -146,7 +146,7 @@ fn handle_refusals_give_the_optimizer_message() {
     );
     // SAFETY: a live handle.
     let status = unsafe { gradstep_optimizer_set_lr(opt, 5, 0.1) };
-    assert_eq!(status, GRADSTEP_LENGTH_MISMATCH);
+    assert_eq!(status, GRADSTEP_NO_SUCH_GROUP);
     assert_eq!(last_error(), "no param group 5");
     // SAFETY: a live handle.
     let status = unsafe { gradstep_optimizer_set_lr(opt, 0, f64::NAN) };

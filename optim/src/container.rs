@@ -529,7 +529,11 @@ impl<T: Element> Optimizer<T> {
                     field: "a tensor's rule (not its group's)",
                 });
             }
-            groups[t.group].params.push(TensorId(i));
+            let members = &mut groups[t.group].params;
+            members
+                .try_reserve(1)
+                .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+            members.push(TensorId(i));
             staged.push(Staged {
                 group,
                 scalars,
@@ -540,26 +544,29 @@ impl<T: Element> Optimizer<T> {
         if r.at != body.len() {
             return Err(corrupt("records do not fill the stated length"));
         }
+        let mut state = Vec::new();
+        state
+            .try_reserve_exact(staged.len())
+            .map_err(|_| Error::OutOfMemory {
+                requested: staged.len(),
+            })?;
+        for s in &staged {
+            let rule = &self.groups[s.group].rule;
+            let count = crate::slots_of(rule, self.lookahead);
+            let names = crate::slot_names(rule, self.lookahead);
+            let slots = crate::try_collect(names.enumerate().map(|(k, name)| Slot {
+                name,
+                values: slot_of(&s.state, count, k),
+            }))?;
+            state.push(TensorState {
+                group: GroupId(s.group),
+                scalars: s.scalars,
+                slots,
+            });
+        }
         let d = StateDict {
             param_groups: groups,
-            state: staged
-                .iter()
-                .map(|s| {
-                    let names = crate::slot_names(&self.groups[s.group].rule, self.lookahead);
-                    TensorState {
-                        group: GroupId(s.group),
-                        scalars: s.scalars,
-                        slots: names
-                            .iter()
-                            .enumerate()
-                            .map(|(k, &name)| Slot {
-                                name,
-                                values: slot_of(&s.state, names.len(), k),
-                            })
-                            .collect(),
-                    }
-                })
-                .collect(),
+            state,
         };
         self.load_state_dict(&d)?;
         if let Some(params) = params {

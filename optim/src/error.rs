@@ -67,7 +67,9 @@ pub enum Error {
         found: usize,
     },
     /// Allocating a tensor's state, a checkpoint or a [`PageBuffer`](crate::PageBuffer)
-    /// failed or its size overflows.
+    /// failed or its size overflows, or so did a small allocation of the optimizer's
+    /// own bookkeeping (a group, an attached schedule or the copy a schedule step takes,
+    /// a load's staging): the call changed nothing.
     OutOfMemory {
         /// Elements (or bytes, for a checkpoint) asked for.
         requested: usize,

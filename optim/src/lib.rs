@@ -68,7 +68,12 @@
 //!   optimizer), refusing another kind.
 //! - **State per tensor.** [`Optimizer::add_tensor`] registers a tensor of `n` elements
 //!   in a group and allocates its state fallibly (an [`Error::OutOfMemory`] instead of
-//!   an abort). Each tensor has its own scalar state and step count.
+//!   an abort). Each tensor has its own scalar state and step count. The small
+//!   allocations are fallible too (a group, a schedule's box and the copy a schedule
+//!   step takes, a load's staging), except the ones std and rayon make inside: the
+//!   core count, read once per process; the helper threads' pool, started once, and
+//!   its queues, which a multi-threaded step hands work through; and a
+//!   [`CustomSchedule`]'s `clone_box`, which is the implementer's.
 //! - **Stepping validates first.** [`Optimizer::step`] checks every group's
 //!   hyperparameters, every length and every step counter before it writes any tensor:
 //!   an `Err` leaves the params, the state and the optimizer untouched, as the kernels
@@ -244,6 +249,18 @@ struct ParamGroup {
 }
 
 impl ParamGroup {
+    /// A copy, or [`Error::OutOfMemory`] (its schedule's box).
+    fn try_clone(&self) -> Result<Self, Error> {
+        Ok(ParamGroup {
+            schedule: self
+                .schedule
+                .as_ref()
+                .map(Schedule::try_clone)
+                .transpose()?,
+            ..*self
+        })
+    }
+
     fn view(&self) -> Group {
         group_view(&self.rule, self.initial_lr, self.momentum_cycled)
     }
@@ -289,6 +306,37 @@ impl<T: Element> Tensor<T> {
         let count = if self.n > 0 { self.state.count() } else { 0 };
         self.state.slots_mut().into_iter().take(count)
     }
+}
+
+/// `value` in a box of its own, or [`Error::OutOfMemory`] where `Box::new` would abort
+/// the process: the optimizer's boxes (a schedule, the copy a schedule step takes) and
+/// the C ABI's handles are made with it.
+#[allow(unsafe_code)]
+pub fn try_box<V>(value: V) -> Result<Box<V>, Error> {
+    let layout = core::alloc::Layout::new::<V>();
+    if layout.size() == 0 {
+        return Ok(Box::new(value));
+    }
+    // SAFETY: a layout of non-zero size.
+    let p = unsafe { std::alloc::alloc(layout) }.cast::<V>();
+    if p.is_null() {
+        return Err(Error::OutOfMemory { requested: 1 });
+    }
+    // SAFETY: `p` is fresh memory from the global allocator with `V`'s layout, which is
+    // what `Box<V>` frees it with; it is written before the box owns it.
+    unsafe {
+        p.write(value);
+        Ok(Box::from_raw(p))
+    }
+}
+
+/// The parallelism the system reports (`std::thread::available_parallelism`, at least
+/// 1), read once per process: std's reading allocates (on Linux it parses the cgroup
+/// quota files), infallibly, so only the first optimizer made in a process can abort
+/// on an allocation that fails.
+pub(crate) fn system_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// A transparent huge page on x86-64 and aarch64 Linux: 2 MiB.
@@ -373,17 +421,22 @@ impl<T: Element> Optimizer<T> {
     /// refuses.
     pub fn new(rule: AnyRule) -> Result<Self, Error> {
         rule.validate()?;
+        let mut groups = Vec::new();
+        groups
+            .try_reserve_exact(1)
+            .map_err(|_| Error::OutOfMemory { requested: 1 })?;
+        groups.push(ParamGroup {
+            rule,
+            initial_lr: None,
+            momentum_cycled: false,
+            schedule: None,
+        });
         Ok(Optimizer {
             kind: rule.id(),
             lookahead: None,
-            groups: vec![ParamGroup {
-                rule,
-                initial_lr: None,
-                momentum_cycled: false,
-                schedule: None,
-            }],
+            groups,
             tensors: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            threads: system_threads(),
             chunk_len: DEFAULT_CHUNK_LEN,
             scratch: Scratch::default(),
         })
@@ -586,11 +639,10 @@ impl<T: Element> Optimizer<T> {
     /// has one.
     pub fn tensor_slot(&self, id: TensorId, name: &str) -> Result<Option<&[T]>, Error> {
         let t = self.tensor(id)?;
-        let names = slot_names(&self.groups[t.group].rule, self.lookahead);
-        Ok(names
-            .iter()
-            .zip(t.slots(names.len()))
-            .find(|(n, _)| **n == name)
+        let rule = &self.groups[t.group].rule;
+        Ok(slot_names(rule, self.lookahead)
+            .zip(t.slots(slots_of(rule, self.lookahead)))
+            .find(|&(n, _)| n == name)
             .map(|(_, s)| s))
     }
 
@@ -686,7 +738,7 @@ impl<T: Element> Optimizer<T> {
         group: GroupId,
         schedule: impl Into<EpochSchedule>,
     ) -> Result<(), Error> {
-        self.attach(group, Schedule::Epochs(Box::new(schedule.into())))
+        self.attach(group, Schedule::Epochs(try_box(schedule.into())?))
     }
 
     /// Attaches torch's `ReduceLROnPlateau` to a group (replacing any schedule),
@@ -742,7 +794,7 @@ impl<T: Element> Optimizer<T> {
                 requested: self.groups.len(),
             })?;
         for (i, g) in self.groups.iter().enumerate() {
-            let mut schedule = g.schedule.clone();
+            let mut schedule = g.schedule.as_ref().map(Schedule::try_clone).transpose()?;
             let mut view = g.view();
             match (&mut schedule, metric) {
                 (Some(Schedule::Epochs(s)), None) => {
@@ -752,7 +804,7 @@ impl<T: Element> Optimizer<T> {
                     p.step(&mut view, m)?;
                 }
                 _ => {
-                    next.push(g.clone());
+                    next.push(g.try_clone()?);
                     continue;
                 }
             }
@@ -855,12 +907,28 @@ pub(crate) fn slots_of(rule: &AnyRule, lookahead: Option<Lookahead<()>>) -> usiz
     }
 }
 
-/// The names of a tensor's state slices, in order (see [`slots_of`]).
-pub(crate) fn slot_names(rule: &AnyRule, lookahead: Option<Lookahead<()>>) -> Vec<&'static str> {
-    match lookahead {
-        Some(la) => la.over(*rule).slot_names().collect(),
-        None => rule.slot_names().to_vec(),
+/// The names of a tensor's state slices, in order (see [`slots_of`]): the rule's, then
+/// Lookahead's own.
+pub(crate) fn slot_names(
+    rule: &AnyRule,
+    lookahead: Option<Lookahead<()>>,
+) -> impl Iterator<Item = &'static str> {
+    let inner = rule.slot_names();
+    let own = lookahead.map(|la| la.over(*rule).slot_names().skip(inner.len()));
+    inner.iter().copied().chain(own.into_iter().flatten())
+}
+
+/// `items` collected, or [`Error::OutOfMemory`] where `collect` would abort the process.
+pub(crate) fn try_collect<X>(items: impl IntoIterator<Item = X>) -> Result<Vec<X>, Error> {
+    let items = items.into_iter();
+    let mut v = Vec::new();
+    let oom = |_| Error::OutOfMemory { requested: 1 };
+    v.try_reserve_exact(items.size_hint().0).map_err(oom)?;
+    for x in items {
+        v.try_reserve(1).map_err(oom)?;
+        v.push(x);
     }
+    Ok(v)
 }
 
 /// One step of `rule` (wrapped in `lookahead` if set) over caller-cut slices.

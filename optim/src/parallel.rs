@@ -330,7 +330,7 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
     let (pid, pool) = POOL
         .get_or_init(|| {
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(std::thread::available_parallelism().map_or(1, usize::from))
+                .num_threads(crate::system_threads())
                 .thread_name(|_| crate::WORKER_THREAD_NAME.into())
                 .build()
                 .ok()?;

@@ -64,6 +64,9 @@ macro_rules! member {
 }
 
 impl Scheduler for Member {
+    fn start(&mut self, group: &mut Group) -> Result<(), gradstep::Error> {
+        member!(self, s => s.start(group))
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), gradstep::Error> {
         member!(self, s => s.step(group))
     }
@@ -147,6 +150,9 @@ macro_rules! epochs {
 }
 
 impl Scheduler for EpochSchedule {
+    fn start(&mut self, group: &mut Group) -> Result<(), gradstep::Error> {
+        epochs!(self, s => s.start(group))
+    }
     fn step(&mut self, group: &mut Group) -> Result<(), gradstep::Error> {
         epochs!(self, s => s.step(group))
     }
@@ -637,6 +643,15 @@ impl EpochSchedule {
 }
 
 impl Schedule {
+    /// A copy, or [`Error::OutOfMemory`] (an epoch-driven schedule's box; a
+    /// [`CustomSchedule`]'s copy is its own `clone_box`).
+    pub(crate) fn try_clone(&self) -> Result<Self, Error> {
+        Ok(match self {
+            Schedule::Epochs(s) => Schedule::Epochs(crate::try_box((**s).clone())?),
+            Schedule::Plateau(p) => Schedule::Plateau(*p),
+        })
+    }
+
     /// Its position.
     pub(crate) fn state(&self) -> ScheduleState {
         match self {
@@ -660,7 +675,7 @@ impl Schedule {
     pub(crate) fn at(&self, state: &ScheduleState, initial_lr: Option<f64>) -> Result<Self, Error> {
         match (self, *state) {
             (Schedule::Epochs(s), state) if !matches!(state, ScheduleState::Plateau { .. }) => {
-                Ok(Schedule::Epochs(Box::new(s.at(&state, initial_lr)?)))
+                Ok(Schedule::Epochs(crate::try_box(s.at(&state, initial_lr)?)?))
             }
             (
                 Schedule::Plateau(p),

@@ -118,14 +118,13 @@ impl<T: Element> Optimizer<T> {
             .tensors
             .iter()
             .map(|t| {
-                let names = crate::slot_names(&self.groups[t.group].rule, self.lookahead);
+                let rule = &self.groups[t.group].rule;
                 TensorState {
                     group: GroupId(t.group),
                     scalars: t.scalars,
-                    slots: names
-                        .iter()
-                        .zip(t.slots(names.len()))
-                        .map(|(&name, values)| Slot { name, values })
+                    slots: crate::slot_names(rule, self.lookahead)
+                        .zip(t.slots(crate::slots_of(rule, self.lookahead)))
+                        .map(|(name, values)| Slot { name, values })
                         .collect(),
                 }
             })
@@ -252,9 +251,13 @@ impl<T: Element> Optimizer<T> {
                 });
             }
             check_scalars(&saved.scalars)?;
-            let names = crate::slot_names(rule, self.lookahead);
-            if saved.slots.len() != names.len()
-                || saved.slots.iter().zip(&names).any(|(s, n)| s.name != *n)
+            let count = crate::slots_of(rule, self.lookahead);
+            if saved.slots.len() != count
+                || (saved
+                    .slots
+                    .iter()
+                    .zip(crate::slot_names(rule, self.lookahead)))
+                .any(|(s, n)| s.name != n)
             {
                 return Err(Error::Mismatch {
                     what: "a tensor's state slots (names or number)",
@@ -262,7 +265,7 @@ impl<T: Element> Optimizer<T> {
             }
             // The slot count may differ from the current rule's (amsgrad turned on):
             // the buffer is re-sized on commit only if it is already that size.
-            if names.len() != crate::slots_of(&self.groups[t.group].rule, self.lookahead) {
+            if count != crate::slots_of(&self.groups[t.group].rule, self.lookahead) {
                 return Err(Error::Mismatch {
                     what: "a tensor's number of state slots (change amsgrad, centered, momentum with set_rule)",
                 });

@@ -148,6 +148,11 @@ int main() {
     // Refusals carry the C library's message (or the wrapper's own).
     REFUSED(gradstep::rule::parse("adam:lx=1"), GRADSTEP_BAD_RULE_TEXT, "lx");
     REFUSED(gradstep::rule::defaults(9999), GRADSTEP_UNKNOWN_KIND, "unknown");
+    // A std::string with a NUL inside is refused, not read up to the NUL.
+    REFUSED(gradstep::rule::parse(std::string("adam\0:lr=5", 10)), GRADSTEP_BAD_RULE_TEXT,
+            "NUL");
+    REFUSED(gradstep::lookahead::parse(std::string("lookahead(sgd)\0:k=0", 20)),
+            GRADSTEP_BAD_RULE_TEXT, "NUL");
     std::vector<float> short_state(3);
     REFUSED(adam.step(scalars, params, grads, short_state), GRADSTEP_STATE_LAYOUT,
             "state length 3, expected 4 (2 slots \xc3\x97 2)");
@@ -174,7 +179,7 @@ int main() {
     CHECK(VALUE(opt.lr(0)) == 0.1);
     DONE(opt.set_lr(0, 0.05));
     CHECK(VALUE(opt.lr(0)) == 0.05);
-    REFUSED(opt.set_lr(5, 0.1), GRADSTEP_LENGTH_MISMATCH, "no param group 5");
+    REFUSED(opt.set_lr(5, 0.1), GRADSTEP_NO_SUCH_GROUP, "no param group 5");
     REFUSED(opt.add_params(0, p2, one_grad), GRADSTEP_LENGTH_MISMATCH, "gradient buffer");
     DONE(opt.set_threads(2));
 
@@ -217,6 +222,21 @@ int main() {
     DONE(od.attach_schedule(g, s));
     DONE(od.schedule_step());
     CHECK(VALUE(od.lr(g)) == 0.25);
+    // ReduceLROnPlateau on a group steps with the metric (patience 0, factor 0.5: a
+    // metric that does not improve halves the rate); schedule_step() leaves it alone.
+    gradstep::optimizer<double> op = VALUE(gradstep::optimizer<double>::create(sgd));
+    std::vector<double> pp{1.0}, gp{0.5};
+    DONE(op.add_params(0, pp, gp));
+    gradstep_schedule_config plateau = gradstep_schedule_default(GRADSTEP_SCHEDULE_PLATEAU);
+    plateau.params.plateau.patience = 0;
+    plateau.params.plateau.factor = 0.5;
+    DONE(op.attach_schedule(0, plateau));
+    DONE(op.schedule_step(1.0));
+    CHECK(VALUE(op.lr(0)) == 0.5);
+    DONE(op.schedule_step(2.0));
+    CHECK(VALUE(op.lr(0)) == 0.25);
+    DONE(op.schedule_step());
+    CHECK(VALUE(op.lr(0)) == 0.25);
     gradstep_schedule_config none = gradstep_schedule_default(0);
     REFUSED(gradstep::schedule::create(none, 1.0), GRADSTEP_UNKNOWN_KIND, "unknown");
 
