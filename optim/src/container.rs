@@ -231,7 +231,8 @@ impl<T: Element> Optimizer<T> {
     }
 
     /// The length of [`Optimizer::checkpoint`] (or, `with_params`,
-    /// [`Optimizer::checkpoint_with_params`]) for the optimizer as it is.
+    /// [`Optimizer::checkpoint_with_params`]) for the optimizer as it is;
+    /// [`Error::OutOfMemory`] for a length no allocation holds (over `isize::MAX`).
     pub fn checkpoint_len(&self, with_params: bool) -> Result<usize, Error> {
         let mut len = HEADER_LEN + CHECKSUM_LEN;
         if self.lookahead.is_some() {
@@ -262,6 +263,11 @@ impl<T: Element> Optimizer<T> {
                 .and_then(|l| l.checked_add(own))
                 .ok_or_else(too_large)?;
             len = len.checked_add(record).ok_or_else(too_large)?;
+        }
+        // No allocation holds more than isize::MAX bytes (a stateless tensor can be
+        // registered at any length: its params are the caller's).
+        if len > isize::MAX as usize {
+            return Err(too_large());
         }
         Ok(len)
     }

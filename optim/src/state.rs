@@ -146,7 +146,9 @@ impl<T: Element> Optimizer<T> {
     /// must be ones the constructors accept (the rule's `validate`, a finite
     /// non-negative `initial_lr`, finite scalar state, a schedule position its own steps
     /// could reach). Everything is checked before anything is copied: on `Err` the
-    /// optimizer is unchanged.
+    /// optimizer is unchanged. A [`StateDict`] borrows the optimizer it came from, so
+    /// to load an edited one into the same optimizer take it from a clone
+    /// (`let src = opt.clone(); let mut d = src.state_dict(); …; opt.load_state_dict(&d)`).
     pub fn load_state_dict(&mut self, d: &StateDict<'_, T>) -> Result<(), Error> {
         let next = self.check_state_dict(d)?;
         for (group, next) in self.groups.iter_mut().zip(next) {

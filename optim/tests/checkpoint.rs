@@ -623,3 +623,30 @@ fn pop_tensor_undoes_the_last_registration() {
     assert_eq!(opt.add_tensor(g, 7).unwrap(), TensorId(1));
     assert_eq!(opt.tensor_len(TensorId(1)).unwrap(), 7);
 }
+
+/// A tensor of a rule without state slices allocates nothing, so it may be registered
+/// at any length that fits a usize; a checkpoint holding its params would not fit any
+/// allocation (> isize::MAX bytes), and its length is refused rather than reported.
+/// Before session 23, `checkpoint_len(true)` returned ~9.2·10¹⁸.
+#[test]
+fn a_checkpoint_length_no_allocation_holds_is_refused() {
+    let mut opt = Optimizer::<f32>::new(AnyRule::parse("sgd:lr=0.1").unwrap()).unwrap();
+    let n = (1usize << 61) + 3;
+    opt.add_tensor(opt.default_group(), n).unwrap();
+    let without = opt.checkpoint_len(false).unwrap();
+    assert!(without < 4096, "{without}");
+    assert!(
+        matches!(opt.checkpoint_len(true), Err(Error::OutOfMemory { .. })),
+        "{:?}",
+        opt.checkpoint_len(true)
+    );
+    // The largest whose length fits is reported.
+    let mut opt = Optimizer::<f32>::new(AnyRule::parse("sgd:lr=0.1").unwrap()).unwrap();
+    opt.add_tensor(opt.default_group(), (isize::MAX as usize) / 8)
+        .unwrap();
+    let len = opt.checkpoint_len(true).unwrap();
+    assert!(
+        len <= isize::MAX as usize && len > isize::MAX as usize / 2,
+        "{len}"
+    );
+}
