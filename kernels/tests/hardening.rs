@@ -262,3 +262,87 @@ fn lookahead_refuses_another_rules_scalars_before_writing() {
         assert_ne!(params, [1.0, 2.0, 3.0], "{text}");
     }
 }
+
+/// Rprop as torch 2.15 steps it where `torch.sign` meets a zero or a NaN: `sign(±0)`
+/// and `sign(NaN)` are +0 (checked against torch 2.15.0's `Rprop(foreach=False)`,
+/// f32 and f64, 1 and 20 elements). So a −0 param with a −0 gradient stays −0, and a
+/// NaN gradient leaves the param and its step size as they were (the NaN is kept as
+/// the previous gradient, whose products then count as 0). Before session 23 gradstep
+/// took `sign(x) = x` there: −0 became +0 and a NaN gradient made the param NaN.
+#[test]
+fn rprop_signs_of_zero_and_nan_are_torchs() {
+    fn run<T: Real + core::fmt::Debug>(bits: fn(T) -> u64) {
+        let rule = Rprop {
+            lr: 0.01,
+            ..Rprop::default()
+        };
+        let n = 20;
+        let mut p: Vec<T> = (0..n)
+            .map(|i| T::from_f64(if i % 2 == 0 { 1.0 } else { -0.0 }))
+            .collect();
+        let mut state = vec![T::ZERO; 2 * n];
+        let mut scalars = StepCount::default();
+        let step = |p: &mut Vec<T>, state: &mut Vec<T>, s: &mut StepCount, g: [f64; 2]| {
+            let g: Vec<T> = (0..n).map(|i| T::from_f64(g[i % 2])).collect();
+            let (a, b) = state.split_at_mut(n);
+            rule.step(s, p, &g, &mut [a, b]).unwrap();
+        };
+        let one = T::from_f64(1.0);
+        let moved = T::from_f64(1.0) - T::from_f64(0.01);
+        for (g, want) in [
+            ([f64::NAN, -0.0], one),
+            ([0.5, -0.0], moved),
+            ([f64::NAN, 0.0], moved),
+        ] {
+            step(&mut p, &mut state, &mut scalars, g);
+            for i in 0..n {
+                let expect = if i % 2 == 0 { want } else { T::from_f64(-0.0) };
+                assert_eq!(bits(p[i]), bits(expect), "g {g:?}, param {i}: {:?}", p[i]);
+                assert_eq!(bits(state[n + i]), bits(T::from_f64(0.01)), "step size {i}");
+            }
+        }
+    }
+    run::<f32>(|x| u64::from(x.to_bits()));
+    run::<f64>(f64::to_bits);
+}
+
+/// ASGD whose η = lr/(1 + λ·lr·t)^α overflows the power (torch: `OverflowError` in
+/// `step()`, after the param was updated): gradstep takes the limit, η = 0, and goes on
+/// (README, deliberate differences).
+#[test]
+fn asgd_with_an_overflowing_power_takes_eta_zero() {
+    let rule = Asgd {
+        lr: 0.01,
+        alpha: 1e300,
+        ..Asgd::default()
+    };
+    let (mut p, g) = (vec![1.0f64; 5], vec![0.5f64; 5]);
+    let mut ax = vec![0.0f64; 5];
+    let mut s = AsgdScalars::default();
+    for _ in 0..3 {
+        rule.step(&mut s, &mut p, &g, &mut [&mut ax]).unwrap();
+    }
+    assert_eq!(s.eta.to_bits(), 0.0f64.to_bits(), "{s:?}");
+    // The first step used η = lr (t = 0 in the power); the later ones moved nothing.
+    let first = 1.0 * (1.0 - 1e-4 * 0.01) - 0.01 * 0.5;
+    assert!(p.iter().all(|&x| x == first), "{p:?}");
+}
+
+/// A lerp weight of exactly 1 (Adam with β₁ = 0) and a −0 gradient: `exp_avg` is +0 on
+/// every element, torch's scalar formula (its vector body gives −0; README, deliberate
+/// differences).
+#[test]
+fn lerp_weight_one_gives_positive_zero() {
+    let rule = Adam {
+        beta1: 0.0,
+        ..Adam::default()
+    };
+    let mut p = vec![1.0f32; 37];
+    let g = vec![-0.0f32; 37];
+    let (mut m, mut v) = (vec![7.0f32; 37], vec![7.0f32; 37]);
+    let mut s = StepCount::default();
+    rule.step(&mut s, &mut p, &g, &mut [&mut m, &mut v])
+        .unwrap();
+    assert!(m.iter().all(|x| x.to_bits() == 0), "{m:?}");
+    assert!(p.iter().all(|&x| x == 1.0), "{p:?}");
+}

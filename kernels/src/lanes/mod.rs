@@ -334,17 +334,20 @@ pub(crate) struct Lerp<T> {
 }
 
 impl<T: Real> Lerp<T> {
-    /// The weight is given in `f64` (a Python float in torch) and rounded to `T` first.
+    /// The weight is given in `f64` (a Python float in torch) and rounded to `T` first;
+    /// the formula is chosen on the rounded weight, as torch's kernel compares the
+    /// weight in the tensor's dtype (`1 − 0.50000001` is below 0.5 as a double and 0.5
+    /// as a float).
     pub(crate) fn new(weight: f64) -> Self {
         let w = T::from_f64(weight);
         let one_minus_w = T::ONE - w;
         Lerp {
             w,
             one_minus_w,
-            // |weight| < 0.5 on the bits less the sign, which order like the
-            // magnitudes (NaN above all): a float comparison is a library call on a
-            // core without a double-precision unit, every step.
-            small: weight.to_bits() << 1 < 0.5f64.to_bits() << 1,
+            // |w| < 0.5 on the bits less the sign (of `w` widened exactly), which order
+            // like the magnitudes (NaN above all): a float comparison is a library call
+            // on a core without a double-precision unit, every step.
+            small: w.to_f64().to_bits() << 1 < 0.5f64.to_bits() << 1,
         }
     }
 
@@ -368,8 +371,12 @@ impl<T: Real> Lerp<T> {
 mod tests {
     use super::*;
 
-    /// The lerp's form is chosen on the bits exactly as `|weight| < 0.5` chooses it:
-    /// ±0.5 and their neighbours, ±0, the infinities, NaNs and random doubles.
+    /// The lerp's form is chosen on the bits exactly as `|w| < 0.5` chooses it, `w` the
+    /// weight rounded to the lanes' type (torch's comparison, in the tensor's dtype):
+    /// ±0.5 and their neighbours, ±0, the infinities, NaNs and random doubles, for f32
+    /// and f64. A double just below 0.5 that rounds to 0.5 as a float is not small in
+    /// f32 (before session 23 it was, and β₁ in (0.5, 0.5 + 1.5e-8] stepped with the
+    /// other formula).
     #[test]
     fn small_weights_are_the_float_comparison() {
         let half = 0.5f64.to_bits();
@@ -382,8 +389,16 @@ mod tests {
             ws.push(rng.unit() * 2.0 - 1.0);
         }
         for w in ws {
-            assert_eq!(Lerp::<f32>::new(w).is_small(), w.abs() < 0.5, "{w:e}");
+            assert_eq!(
+                Lerp::<f32>::new(w).is_small(),
+                (w as f32).abs() < 0.5,
+                "{w:e}"
+            );
+            assert_eq!(Lerp::<f64>::new(w).is_small(), w.abs() < 0.5, "{w:e}");
         }
+        let below = f64::from_bits(half - 1);
+        assert!(!Lerp::<f32>::new(below).is_small() && Lerp::<f64>::new(below).is_small());
+        assert!(!Lerp::<f32>::new(1.0 - 0.50000001).is_small());
     }
 
     #[test]

@@ -473,10 +473,11 @@ pub(crate) fn begin_step<R: Rule, T>(
 }
 
 /// `torch.lerp(a, b, weight)` on scalars, for the reference implementations:
-/// `a + w·(b − a)` when `|w| < 0.5`, else `b − (b − a)·(1 − w)`, with `w` rounded to `T`.
+/// `a + w·(b − a)` when `|w| < 0.5`, else `b − (b − a)·(1 − w)`, with `w` rounded to `T`
+/// (and compared so, as torch does).
 pub(crate) fn lerp<T: Real>(a: T, b: T, weight: f64) -> T {
     let w = T::from_f64(weight);
-    if weight.abs() < 0.5 {
+    if w.to_f64().abs() < 0.5 {
         a + w * (b - a)
     } else {
         b - (b - a) * (T::ONE - w)

@@ -19,6 +19,9 @@ use crate::real::Real;
 /// g_prev ← g
 /// ```
 ///
+/// `sign` is torch's on the CPU: +0 for ±0 and for NaN (so a NaN gradient leaves θ and
+/// Δ as they were, and is kept as `g_prev`; a −0 param with a zero gradient stays −0).
+///
 /// | symbol | field | default | valid |
 /// |---|---|---|---|
 /// | Δ₀ | `lr` (initial step size) | 1e-2 | finite, ≥ 0 |
@@ -84,12 +87,13 @@ impl Rprop {
     }
 }
 
-/// `torch.sign`: ±1, and `x` itself for ±0 (and NaN).
+/// `torch.sign` as torch 2.15 computes it on the CPU, `(0 < x) − (x < 0)`: ±1, and +0
+/// for ±0 and NaN.
 #[inline(always)]
 fn sign<V: Lanes>(x: V) -> V {
     let zero = V::splat(V::Scalar::ZERO);
     let one = V::splat(V::Scalar::ONE);
-    V::select(x.gt(zero), one, V::select(x.lt(zero), -one, x))
+    V::select(x.gt(zero), one, V::select(x.lt(zero), -one, zero))
 }
 
 impl<T: Real> Kernel<T, 2> for Coeffs<T> {
@@ -99,14 +103,12 @@ impl<T: Real> Kernel<T, 2> for Coeffs<T> {
         let zero = V::splat(T::ZERO);
         let etaminus = V::splat(self.etaminus);
         let product = g * *prev;
+        // torch: s = sign(g·prev) (+0 for ±0 and NaN), then η₊ where s > 0, η₋ where
+        // s < 0, 1 where s = 0.
         let factor = V::select(
             product.gt(zero),
             V::splat(self.etaplus),
-            V::select(
-                product.lt(zero),
-                etaminus,
-                V::select(product.eq(zero), V::splat(T::ONE), product),
-            ),
+            V::select(product.lt(zero), etaminus, V::splat(T::ONE)),
         );
         *step_size = (*step_size * factor)
             .max(V::splat(self.min))
@@ -178,10 +180,8 @@ impl Rule for Rprop {
                 etaplus
             } else if product < T::ZERO {
                 etaminus
-            } else if product == T::ZERO {
-                T::ONE
             } else {
-                product
+                T::ONE
             };
             let mut step = state[1][i] * factor;
             step = if step > min { step } else { min };
@@ -193,7 +193,7 @@ impl Rule for Rprop {
             } else if g < T::ZERO {
                 -T::ONE
             } else {
-                g
+                T::ZERO
             };
             params[i] = params[i] - sign * step;
             state[0][i] = g;
