@@ -3,8 +3,11 @@
 # builds (run `cargo build --release --bins --target <target>` in firmware/ first).
 #
 # The bench image calls every rule through its own non-inlined `bench::step::<Rule>`;
-# a rule's code is that function plus `<Rule as Rule>::step::<f32>` where LLVM kept it
-# out of line (Adam's is shared by AdamW). Lookahead's rows are the bench's
+# a rule's code is that function plus what LLVM kept out of line of it: the rule's
+# `<Rule as Rule>::step::<f32>`, its element loop `<Rule as Rule>::run::<f32, …>`, its
+# `validate` and its own helpers (`NAdam::coeffs`) (Adam's are shared by AdamW; before
+# session 23 only `step` was counted, and the loop of Adam, 8 KB on the Cortex-M4F, was
+# in no row). Lookahead's rows are the bench's
 # `step_lookahead::<Rule>` (the inner rule's step inlined into it) and the slow-weights
 # sync loop that every wrapped rule shares. What every rule shares (the f64 per-step
 # math: soft-float double arithmetic, `pow`, `sqrt`, the integer powers) is listed apart.
@@ -31,7 +34,8 @@ for target in "${targets[@]}"; do
     "$nm_tool" -C -S -t d --size-sort "$dir/bench" | awk '
         function rule(s) { sub(/.*rules::[a-z_]+::/, "", s); sub(/[> ].*/, "", s); return s }
         / bench::step::</ { r = rule($0); size[r] += ($2 + 0) }
-        / as gradstep::rules::Rule>::step::</ { r = rule($0); size[r] += ($2 + 0) }
+        / as gradstep::rules::Rule>::(step|run|validate)(::<|$| )/ { r = rule($0); size[r] += ($2 + 0) }
+        /<gradstep::rules::[a-z_]+::[A-Za-z]+>::/ { r = rule($0); size[r] += ($2 + 0) }
         / bench::step_lookahead::</ { r = "Lookahead<" rule($0) ">"; size[r] += ($2 + 0) }
         /gradstep::lookahead::Sync</ { size["Lookahead-sync"] += ($2 + 0) }
         /gradstep::power::|__aeabi_d|__adddf3|__subdf3|__muldf3|__divdf3|libm::math::(pow|sqrt)::|__aeabi_[fd]2|__aeabi_[ui]2d|__aeabi_dcmp|__(eq|ne|lt|le|gt|ge|unord)df2|__extendsfdf2|__truncdfsf2|__fix.*df|__float.*df/ {
