@@ -14,7 +14,7 @@ int main() {
         std::fprintf(stderr, "set_lr on a missing group was not refused\n");
         return 1;
     } catch (const gradstep::error &e) {
-        if (e.code() != GRADSTEP_LENGTH_MISMATCH || params[0] > 0.91f || params[0] < 0.89f) {
+        if (e.code() != GRADSTEP_NO_SUCH_GROUP || params[0] > 0.91f || params[0] < 0.89f) {
             std::fprintf(stderr, "%s, params %g\n", e.what(), params[0]);
             return 1;
         }
