@@ -200,6 +200,16 @@ using ret = result<T>;
 inline result<void> done() { return result<void>(); }
 #endif
 
+/** `p`, or for an empty container whose data() is NULL (an empty std::vector's may be)
+ * a pointer to a placeholder: the C functions refuse NULL, and read or write nothing
+ * through a buffer of length 0, so an empty tensor steps (a step of nothing) as it
+ * does from Rust. */
+template <class T>
+T *nonnull(T *p) noexcept {
+    static std::remove_const_t<T> none{};
+    return p ? p : &none;
+}
+
 /** The message of a text refused for the NUL inside it (the C call reads up to a NUL). */
 inline std::string nul_inside() { return "the text has a NUL character inside"; }
 
@@ -338,15 +348,15 @@ public:
     ret<void> step(gradstep_scalars &scalars, view<float> params, view<const float> grads,
                    view<float> state) const {
         if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
-        GRADSTEP_HPP_CHECK(gradstep_rule_step_f32(&c, &scalars, params.data(), grads.data(),
-                                                  params.size(), state.data(), state.size()));
+        GRADSTEP_HPP_CHECK(gradstep_rule_step_f32(&c, &scalars, detail::nonnull(params.data()), detail::nonnull(grads.data()),
+                                                  params.size(), detail::nonnull(state.data()), state.size()));
         return detail::done();
     }
     ret<void> step(gradstep_scalars &scalars, view<double> params, view<const double> grads,
                    view<double> state) const {
         if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
-        GRADSTEP_HPP_CHECK(gradstep_rule_step_f64(&c, &scalars, params.data(), grads.data(),
-                                                  params.size(), state.data(), state.size()));
+        GRADSTEP_HPP_CHECK(gradstep_rule_step_f64(&c, &scalars, detail::nonnull(params.data()), detail::nonnull(grads.data()),
+                                                  params.size(), detail::nonnull(state.data()), state.size()));
         return detail::done();
     }
     /** One step with scratch memory (as long as params): a layer-wise rule (LAMB) keeps
@@ -356,16 +366,16 @@ public:
                    view<float> state, view<float> scratch) const {
         if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
         GRADSTEP_HPP_CHECK(gradstep_rule_step_scratch_f32(
-            &c, &scalars, params.data(), grads.data(), params.size(), state.data(), state.size(),
-            scratch.data(), scratch.size()));
+            &c, &scalars, detail::nonnull(params.data()), detail::nonnull(grads.data()), params.size(), detail::nonnull(state.data()), state.size(),
+            detail::nonnull(scratch.data()), scratch.size()));
         return detail::done();
     }
     ret<void> step(gradstep_scalars &scalars, view<double> params, view<const double> grads,
                    view<double> state, view<double> scratch) const {
         if (grads.size() != params.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
         GRADSTEP_HPP_CHECK(gradstep_rule_step_scratch_f64(
-            &c, &scalars, params.data(), grads.data(), params.size(), state.data(), state.size(),
-            scratch.data(), scratch.size()));
+            &c, &scalars, detail::nonnull(params.data()), detail::nonnull(grads.data()), params.size(), detail::nonnull(state.data()), state.size(),
+            detail::nonnull(scratch.data()), scratch.size()));
         return detail::done();
     }
 
@@ -519,11 +529,11 @@ public:
     ret<void> add_params(std::size_t group, view<T> params, view<const T> grads) {
         if (params.size() != grads.size()) GRADSTEP_HPP_REFUSE(GRADSTEP_LENGTH_MISMATCH, detail::mismatch(params.size(), grads.size()));
         if constexpr (std::is_same_v<T, float>) {
-            GRADSTEP_HPP_CHECK(gradstep_optimizer_add_params_f32(h_, group, params.data(),
-                                                                 grads.data(), params.size()));
+            GRADSTEP_HPP_CHECK(gradstep_optimizer_add_params_f32(h_, group, detail::nonnull(params.data()),
+                                                                 detail::nonnull(grads.data()), params.size()));
         } else {
-            GRADSTEP_HPP_CHECK(gradstep_optimizer_add_params_f64(h_, group, params.data(),
-                                                                 grads.data(), params.size()));
+            GRADSTEP_HPP_CHECK(gradstep_optimizer_add_params_f64(h_, group, detail::nonnull(params.data()),
+                                                                 detail::nonnull(grads.data()), params.size()));
         }
         return detail::done();
     }
@@ -575,13 +585,13 @@ public:
         GRADSTEP_HPP_CHECK(gradstep_optimizer_checkpoint_len(h_, &len));
         std::vector<std::uint8_t> bytes(len);
         GRADSTEP_HPP_CHECK(
-            gradstep_optimizer_checkpoint_save(h_, bytes.data(), bytes.size(), &written));
+            gradstep_optimizer_checkpoint_save(h_, detail::nonnull(bytes.data()), bytes.size(), &written));
         bytes.resize(written);
         return bytes;
     }
     /** Restores a checkpoint of an optimizer of the same shape. */
     ret<void> load(view<const std::uint8_t> bytes) {
-        GRADSTEP_HPP_CHECK(gradstep_optimizer_checkpoint_load(h_, bytes.data(), bytes.size()));
+        GRADSTEP_HPP_CHECK(gradstep_optimizer_checkpoint_load(h_, detail::nonnull(bytes.data()), bytes.size()));
         return detail::done();
     }
     /** The same from save()'s vector, a temporary one too: load(other.save()). */

@@ -148,6 +148,16 @@ int main() {
     // Refusals carry the C library's message (or the wrapper's own).
     REFUSED(gradstep::rule::parse("adam:lx=1"), GRADSTEP_BAD_RULE_TEXT, "lx");
     REFUSED(gradstep::rule::defaults(9999), GRADSTEP_UNKNOWN_KIND, "unknown");
+    // Empty containers (whose data() may be NULL, which the C functions refuse): an
+    // empty tensor steps, as from Rust (its step count advances); an empty checkpoint
+    // is a bad checkpoint, not a null pointer.
+    {
+        std::vector<float> e;
+        gradstep_scalars es{};
+        DONE(adam.step(es, e, e, e));
+        DONE(adam.step(es, e, e, e));
+        CHECK(es.step == 2);
+    }
     // A std::string with a NUL inside is refused, not read up to the NUL.
     REFUSED(gradstep::rule::parse(std::string("adam\0:lr=5", 10)), GRADSTEP_BAD_RULE_TEXT,
             "NUL");
@@ -191,6 +201,7 @@ int main() {
     CHECK(!same(p1[0], saved[0]));
     DONE(opt.load(bytes));
     for (std::size_t i = 0; i < p1.size(); ++i) CHECK(same(p1[i], saved[i]));
+    REFUSED(opt.load(std::vector<std::uint8_t>{}), GRADSTEP_BAD_CHECKPOINT, "");
     std::vector<std::uint8_t> garbage(bytes.size(), 0x5a);
     REFUSED(opt.load(garbage), GRADSTEP_BAD_CHECKPOINT, "checkpoint");
 
