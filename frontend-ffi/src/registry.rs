@@ -161,9 +161,9 @@ pub(crate) fn register<T: 'static>(value: T, kind: Kind) -> Result<*mut T, grads
             let index = free.next;
             // Allocations first, so that a refusal or a panic leaves everything as it was.
             assert!(index < 1 << INDEX_BITS, "gradstep handle slots exhausted");
-            let room = index + 1 - free.indices.len();
+            // The list is empty (nothing was popped): room for every index in use.
             free.indices
-                .try_reserve(room)
+                .try_reserve(index + 1)
                 .map_err(|_| GRADSTEP_OUT_OF_MEMORY)?;
             let (page, offset) = place(index);
             if offset == 0 {

@@ -211,7 +211,7 @@ impl Wrappable for AnyRule {
         scalars.step()
     }
     fn check_scalars(&self, scalars: &AnyScalars) -> Result<(), Error> {
-        if core::mem::discriminant(scalars) == core::mem::discriminant(&self.fresh_scalars()) {
+        if self.scalars_fit(scalars) {
             Ok(())
         } else {
             Err(Error::WrongScalars { rule: self.id() })

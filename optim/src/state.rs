@@ -245,9 +245,7 @@ impl<T: Element> Optimizer<T> {
                 });
             }
             let rule = &next[t.group].rule;
-            if core::mem::discriminant(&saved.scalars)
-                != core::mem::discriminant(&rule.fresh_scalars())
-            {
+            if !rule.scalars_fit(&saved.scalars) {
                 return Err(Error::Mismatch {
                     what: "a tensor's scalar state is of another rule's kind",
                 });

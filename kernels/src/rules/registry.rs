@@ -976,6 +976,12 @@ macro_rules! registry {
 for_each_rule!(registry);
 
 impl AnyRule {
+    /// Whether `scalars` are this rule's kind of scalar state (what its step takes;
+    /// another kind is [`Error::WrongScalars`]).
+    pub fn scalars_fit(&self, scalars: &AnyScalars) -> bool {
+        core::mem::discriminant(scalars) == core::mem::discriminant(&self.fresh_scalars())
+    }
+
     /// The rule called `name` ([`RuleId::from_name`]) with torch's defaults.
     pub fn named(name: &str) -> Result<AnyRule, SpecError<'_>> {
         let name = name.trim();

@@ -109,7 +109,11 @@ impl<S: Scheduler + Clone, const N: usize> SequentialLr<S, N> {
 
 impl<S: Scheduler + Clone, const N: usize> Scheduler for SequentialLr<S, N> {
     fn start(&mut self, group: &mut Group) -> Result<(), Error> {
-        self.atomically(group, start_on_copy)
+        // `atomically` works on copies already: the two halves on them.
+        self.atomically(group, |me, g| {
+            me.attach(g)?;
+            me.initial_step(g)
+        })
     }
     fn step(&mut self, group: &mut Group) -> Result<(), Error> {
         self.atomically(group, |me, g| {
